@@ -1,0 +1,1 @@
+//! Criterion benchmarks that span crates live in `benches/benches/`.

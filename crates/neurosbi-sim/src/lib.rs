@@ -1,0 +1,1 @@
+//! Batch simulator for neuron models.
