@@ -14,7 +14,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [sim|all]>");
+            eprintln!("usage: cargo xtask <test|bench [sim|features|flows|all]>");
             bail!("unknown or missing task")
         }
     }
@@ -30,6 +30,13 @@ fn run(mut cmd: Command) -> Result<()> {
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
+    for (name, krate) in [("features", "neurosbi-features"), ("flows", "neurosbi-flows")] {
+        if which == name || which == "all" {
+            let mut cmd = cargo();
+            cmd.args(["bench", "-p", krate, "--bench", name]);
+            run(cmd)?;
+        }
+    }
     Ok(())
 }
 
@@ -44,7 +51,7 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn bench(args: &[String]) -> Result<()> {
     let which = args.first().map(String::as_str).unwrap_or("all");
-    let known = ["sim", "all"];
+    let known = ["sim", "features", "flows", "all"];
     if !known.contains(&which) {
         bail!("unknown bench `{which}`; known: {}", known.join(", "));
     }
@@ -62,6 +69,13 @@ fn bench(args: &[String]) -> Result<()> {
             "sim_throughput",
         ]);
         run(ratio)?;
+    }
+    for (name, krate) in [("features", "neurosbi-features"), ("flows", "neurosbi-flows")] {
+        if which == name || which == "all" {
+            let mut cmd = cargo();
+            cmd.args(["bench", "-p", krate, "--bench", name]);
+            run(cmd)?;
+        }
     }
     Ok(())
 }
