@@ -30,13 +30,6 @@ fn run(mut cmd: Command) -> Result<()> {
     if !status.success() {
         bail!("{cmd:?} failed with {status}");
     }
-    for (name, krate) in [("features", "neurosbi-features"), ("flows", "neurosbi-flows")] {
-        if which == name || which == "all" {
-            let mut cmd = cargo();
-            cmd.args(["bench", "-p", krate, "--bench", name]);
-            run(cmd)?;
-        }
-    }
     Ok(())
 }
 
