@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import sys
 import tomllib
@@ -113,7 +114,8 @@ def build(model: dict, dt, inputs: dict[str, np.ndarray]):
 
 
 def state_variables(group) -> list[str]:
-    return list(group.equations.diff_eq_names)
+    # diff_eq_names is a set; keep the equations' order so the JSON is reproducible
+    return [eq.varname for eq in group.equations.ordered if eq.varname in group.equations.diff_eq_names]
 
 
 def quantize(values: np.ndarray, exponent: int) -> list[float]:
@@ -281,4 +283,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # Brian2 iterates over sets when it generates code; a fixed hash seed makes the
+    # generated listings (and so every output file) identical from run to run.
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     main()
