@@ -1,0 +1,343 @@
+//! A resumable simulation store on disk.
+//!
+//! Layout of a store directory: `store.meta` (dimensions and the plan of each round) and one file
+//! per finished chunk, `r{round}_c{chunk}.chunk`. Both are postcard, start with the format
+//! version, and are written to a temporary file then renamed, so a crash leaves either the old
+//! file or the new one. An interrupted round resumes by simulating only the missing chunks; since
+//! every draw is seeded by (seed, index), the result is bit-identical to an uninterrupted run.
+//! Per simulation the store keeps only the raw f64 payload (plus a few bytes per chunk).
+
+use crate::error::{InferError, Result, invalid_arg, io_err};
+use crate::simulator::{
+    Chunk, Progress, RunObserver, SimulationSet, Simulator, ThetaSource, check_dims, simulate_chunk,
+};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+/// Format version of store files; bump on any change of their layout.
+pub const STORE_FORMAT_VERSION: u32 = 1;
+
+const META_FILE: &str = "store.meta";
+
+/// The plan of one round of simulations.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundPlan {
+    /// Simulations planned.
+    pub n: u64,
+    /// Seed of the round.
+    pub seed: u64,
+    /// Simulations per chunk.
+    pub chunk_size: u64,
+}
+
+impl RoundPlan {
+    fn num_chunks(&self) -> u64 {
+        self.n.div_ceil(self.chunk_size)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Meta {
+    version: u32,
+    dim_theta: u64,
+    dim_x: u64,
+    rounds: Vec<RoundPlan>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ChunkFile {
+    version: u32,
+    round: u32,
+    chunk: Chunk,
+}
+
+/// Outcome of running (or resuming) a round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundReport {
+    /// Chunks simulated by this call.
+    pub chunks_run: u64,
+    /// Chunks already on disk before this call.
+    pub chunks_resumed: u64,
+    /// Whether every chunk of the round is now on disk.
+    pub complete: bool,
+}
+
+/// A directory of simulation chunks, organised in rounds.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    meta: Meta,
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, then rename).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(bytes).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err(path))
+}
+
+/// Reads a postcard file whose first field is a u32 format version, checking the version.
+pub(crate) fn read_versioned<T: for<'de> Deserialize<'de>>(path: &Path, expected: u32) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let (found, _) = postcard::take_from_bytes::<u32>(&bytes)
+        .map_err(|e| InferError::Corrupt { path: path.into(), reason: e.to_string() })?;
+    if found != expected {
+        return Err(InferError::FormatVersion { path: path.into(), found, expected });
+    }
+    postcard::from_bytes(&bytes).map_err(|e| InferError::Corrupt { path: path.into(), reason: e.to_string() })
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    postcard::to_stdvec(v).map_err(|e| invalid_arg("store encoding", e.to_string()))
+}
+
+impl Store {
+    /// Creates a new empty store in `dir` (created if missing; must not already hold a store).
+    pub fn create(dir: impl AsRef<Path>, dim_theta: usize, dim_x: usize) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        if dim_theta == 0 || dim_x == 0 {
+            return Err(invalid_arg("store dimensions", "dim_theta and dim_x must be > 0"));
+        }
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let meta_path = dir.join(META_FILE);
+        if meta_path.exists() {
+            return Err(invalid_arg(
+                "store directory",
+                format!("{} already holds a store; use Store::open", dir.display()),
+            ));
+        }
+        let s = Self {
+            dir,
+            meta: Meta {
+                version: STORE_FORMAT_VERSION,
+                dim_theta: dim_theta as u64,
+                dim_x: dim_x as u64,
+                rounds: Vec::new(),
+            },
+        };
+        s.write_meta()?;
+        Ok(s)
+    }
+
+    /// Opens an existing store, checking its format version.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref().to_path_buf();
+        let meta: Meta = read_versioned(&dir.join(META_FILE), STORE_FORMAT_VERSION)?;
+        Ok(Self { dir, meta })
+    }
+
+    fn write_meta(&self) -> Result<()> {
+        write_atomic(&self.dir.join(META_FILE), &encode(&self.meta)?)
+    }
+
+    fn chunk_path(&self, round: usize, chunk: u64) -> PathBuf {
+        self.dir.join(format!("r{round:04}_c{chunk:08}.chunk"))
+    }
+
+    /// The store directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    /// Parameter dimension.
+    pub fn dim_theta(&self) -> usize {
+        self.meta.dim_theta as usize
+    }
+    /// Output dimension.
+    pub fn dim_x(&self) -> usize {
+        self.meta.dim_x as usize
+    }
+    /// Plans of all rounds.
+    pub fn rounds(&self) -> &[RoundPlan] {
+        &self.meta.rounds
+    }
+
+    /// Adds a round of `n` simulations (run it with [`Store::run_round`]); returns its number.
+    pub fn add_round(&mut self, n: u64, seed: u64, chunk_size: u64) -> Result<usize> {
+        if n == 0 || chunk_size == 0 {
+            return Err(invalid_arg("round", "n and chunk_size must be > 0"));
+        }
+        self.meta.rounds.push(RoundPlan { n, seed, chunk_size });
+        self.write_meta()?;
+        Ok(self.meta.rounds.len() - 1)
+    }
+
+    fn plan(&self, round: usize) -> Result<&RoundPlan> {
+        self.meta.rounds.get(round).ok_or_else(|| {
+            invalid_arg("round", format!("round {round} does not exist (store has {})", self.meta.rounds.len()))
+        })
+    }
+
+    /// Whether every chunk of `round` is on disk.
+    pub fn is_round_complete(&self, round: usize) -> Result<bool> {
+        let p = self.plan(round)?;
+        Ok((0..p.num_chunks()).all(|c| self.chunk_path(round, c).exists()))
+    }
+
+    /// Runs the missing chunks of `round` in order, writing each as it finishes. The observer
+    /// may stop the run after any chunk; calling again resumes. `source` must be the same as in
+    /// the interrupted call (e.g. the same prior) for the result to match an uninterrupted run.
+    pub fn run_round(
+        &self,
+        round: usize,
+        sim: &dyn Simulator,
+        source: &dyn ThetaSource,
+        batch_size: usize,
+        observer: &mut dyn RunObserver,
+    ) -> Result<RoundReport> {
+        check_dims(sim, source)?;
+        for (what, expected, got) in
+            [("dim_theta", self.dim_theta(), sim.dim_theta()), ("dim_x", self.dim_x(), sim.dim_x())]
+        {
+            if expected != got {
+                return Err(InferError::DimMismatch {
+                    what: format!("simulator {what} vs store {}", self.dir.display()),
+                    expected,
+                    got,
+                });
+            }
+        }
+        let plan = self.plan(round)?.clone();
+        let mut report = RoundReport { chunks_run: 0, chunks_resumed: 0, complete: false };
+        let mut done = 0u64;
+        let mut invalid = 0u64;
+        for c in 0..plan.num_chunks() {
+            let start = c * plan.chunk_size;
+            let len = plan.chunk_size.min(plan.n - start);
+            let path = self.chunk_path(round, c);
+            if path.exists() {
+                report.chunks_resumed += 1;
+                done += len;
+                continue;
+            }
+            let chunk = simulate_chunk(sim, source, plan.seed, start, len as usize, batch_size)?;
+            invalid += chunk.invalid.len() as u64;
+            let file = ChunkFile { version: STORE_FORMAT_VERSION, round: round as u32, chunk };
+            write_atomic(&path, &encode(&file)?)?;
+            report.chunks_run += 1;
+            done += len;
+            if observer.on_chunk(Progress { done, total: plan.n, invalid }).is_break() {
+                break;
+            }
+        }
+        report.complete = self.is_round_complete(round)?;
+        Ok(report)
+    }
+
+    fn read_chunk(&self, round: usize, c: u64) -> Result<Option<Chunk>> {
+        let path = self.chunk_path(round, c);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let f: ChunkFile = read_versioned(&path, STORE_FORMAT_VERSION)?;
+        let (dt, dx) = (self.dim_theta(), self.dim_x());
+        let valid = f.chunk.n as usize - f.chunk.invalid.len();
+        if f.round as usize != round || f.chunk.theta.len() != valid * dt || f.chunk.x.len() != valid * dx {
+            return Err(InferError::Corrupt { path, reason: "chunk header and payload disagree".into() });
+        }
+        Ok(Some(f.chunk))
+    }
+
+    /// Loads the valid simulations of one round (chunks present on disk, in index order).
+    pub fn load_round(&self, round: usize) -> Result<SimulationSet> {
+        let plan = self.plan(round)?;
+        let mut set = SimulationSet { dim_theta: self.dim_theta(), dim_x: self.dim_x(), ..Default::default() };
+        for c in 0..plan.num_chunks() {
+            if let Some(chunk) = self.read_chunk(round, c)? {
+                set.push_chunk(&chunk);
+            }
+        }
+        Ok(set)
+    }
+
+    /// Loads the valid simulations of all rounds.
+    pub fn load(&self) -> Result<SimulationSet> {
+        let mut set = SimulationSet { dim_theta: self.dim_theta(), dim_x: self.dim_x(), ..Default::default() };
+        for r in 0..self.meta.rounds.len() {
+            let s = self.load_round(r)?;
+            set.theta.extend(s.theta);
+            set.x.extend(s.x);
+            set.n_attempted += s.n_attempted;
+            set.n_invalid += s.n_invalid;
+            if set.first_error.is_none() {
+                set.first_error = s.first_error;
+            }
+        }
+        Ok(set)
+    }
+
+    /// Appends every round of `other` (same dimensions) to this store as new rounds.
+    pub fn merge_from(&mut self, other: &Store) -> Result<()> {
+        for (what, expected, got) in
+            [("dim_theta", self.dim_theta(), other.dim_theta()), ("dim_x", self.dim_x(), other.dim_x())]
+        {
+            if expected != got {
+                return Err(InferError::DimMismatch {
+                    what: format!("merge {} into {}: {what}", other.dir.display(), self.dir.display()),
+                    expected,
+                    got,
+                });
+            }
+        }
+        for (r, plan) in other.meta.rounds.iter().enumerate() {
+            let new_round = self.meta.rounds.len();
+            for c in 0..plan.num_chunks() {
+                if let Some(chunk) = other.read_chunk(r, c)? {
+                    let file = ChunkFile { version: STORE_FORMAT_VERSION, round: new_round as u32, chunk };
+                    write_atomic(&self.chunk_path(new_round, c), &encode(&file)?)?;
+                }
+            }
+            self.meta.rounds.push(plan.clone());
+            self.write_meta()?;
+        }
+        Ok(())
+    }
+
+    /// Writes all valid theta and x as two `.npy` files (float64, C order).
+    pub fn export_npy(&self, theta_path: &Path, x_path: &Path) -> Result<()> {
+        let s = self.load()?;
+        write_npy(theta_path, &s.theta, s.len(), s.dim_theta)?;
+        write_npy(x_path, &s.x, s.len(), s.dim_x)
+    }
+}
+
+/// Writes a row-major `rows x cols` f64 matrix as a NumPy `.npy` file (format 1.0).
+///
+/// Written by hand: the header is one short ASCII dict, and the crates that do this pull in
+/// ndarray, which nothing else here needs.
+pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: usize) -> Result<()> {
+    if data.len() != rows * cols {
+        return Err(InferError::RaggedBuffer { what: format!("npy data for {}", path.display()), len: data.len(), width: cols });
+    }
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    // Magic (6) + version (2) + header length (2) + dict + padding + '\n' is a multiple of 64.
+    let unpadded = 10 + dict.len() + 1;
+    let pad = unpadded.next_multiple_of(64) - unpadded;
+    let mut bytes = Vec::with_capacity(unpadded + pad + data.len() * 8);
+    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
+    bytes.extend_from_slice(&((dict.len() + pad + 1) as u16).to_le_bytes());
+    bytes.extend_from_slice(dict.as_bytes());
+    bytes.extend(std::iter::repeat_n(b' ', pad));
+    bytes.push(b'\n');
+    for v in data {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    write_atomic(path, &bytes)
+}
+
+/// Stops a run once `limit` chunks have finished (useful to bound a run's length, and to test
+/// resumption).
+pub struct StopAfterChunks {
+    /// Chunks left before stopping.
+    pub remaining: usize,
+}
+
+impl RunObserver for StopAfterChunks {
+    fn on_chunk(&mut self, _: Progress) -> ControlFlow<()> {
+        self.remaining = self.remaining.saturating_sub(1);
+        if self.remaining == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+    }
+}
