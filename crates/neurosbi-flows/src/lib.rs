@@ -1,2 +1,51 @@
-//! Conditional neural density estimators on candle: `q(theta | x)`, `q(x | theta)`, ratio
-//! classifiers and embedding networks, with their training loop and persistence.
+//! Conditional neural density estimators on candle: `q(theta | x)` (NPE) and `q(x | theta)`
+//! (NLE) as mixture density networks, masked autoregressive flows and neural spline flows,
+//! ratio classifiers for NRE, and embedding networks, with their training loop and
+//! one-file persistence. Defaults follow the Python `sbi` toolkit 0.27.
+//!
+//! All data crossing the API is `f64`, row-major, with explicit dimensions; inside candle
+//! the networks compute in `f32`. Training is deterministic for a seed on the CPU.
+//!
+//! ```
+//! use neurosbi_flows::{ConditionalEstimator, EstimatorConfig, NoObserver, TrainConfig};
+//! // theta | x ~ N(x, 0.5^2), 1-D, 400 pairs.
+//! let x: Vec<f64> = (0..400).map(|i| (i as f64 / 40.0).sin()).collect();
+//! let theta: Vec<f64> = x.iter().enumerate().map(|(i, v)| v + 0.5 * ((i * 7919 % 101) as f64 / 50.0 - 1.0)).collect();
+//! let mut cfg = EstimatorConfig::maf();
+//! cfg.num_transforms = 2;
+//! let mut q = ConditionalEstimator::new(&cfg, &theta, &x, 1, 1, 0)?;
+//! let train = TrainConfig { max_epochs: Some(3), ..TrainConfig::default() };
+//! let report = q.train(&theta, &x, &train, &mut NoObserver)?;
+//! assert_eq!(report.epochs, 3);
+//! let draws = q.sample(100, &[0.3], 1)?;
+//! assert_eq!(draws.len(), 100);
+//! let lp = q.log_prob(&draws, &[0.3])?;
+//! assert!(lp.iter().all(|v| v.is_finite()));
+//! # Ok::<(), neurosbi_flows::FlowError>(())
+//! ```
+
+mod classifier;
+mod config;
+mod embedding;
+mod error;
+mod estimator;
+pub mod losses;
+mod maf;
+mod mdn;
+mod nn;
+mod nsf;
+mod persist;
+mod spline;
+mod train;
+mod zscore;
+
+pub use candle_core;
+pub use classifier::{ClassifierConfig, ClassifierKind, RatioClassifier};
+pub use config::{EmbeddingConfig, EstimatorConfig, EstimatorKind, TrainConfig};
+pub use error::FlowError;
+pub use estimator::ConditionalEstimator;
+pub use persist::FORMAT_VERSION;
+pub use train::{NoObserver, TrainObserver, TrainReport};
+
+#[cfg(test)]
+mod tests;

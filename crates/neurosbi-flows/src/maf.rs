@@ -1,0 +1,177 @@
+//! Masked autoregressive flow (Papamakarios et al. 2017) as built by sbi 0.27 `build_maf`:
+//! each transform is nflows' `MaskedAffineAutoregressiveTransform` (MADE without residual
+//! blocks: masked input layer plus an unmasked context layer, two masked tanh layers, masked
+//! output layer; scale = softplus(u) + 1e-3) followed by a random permutation.
+
+use candle_core::{D, Device, Result, Tensor};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use crate::nn::{Linear, Params, softplus};
+
+/// MADE (Germain et al. 2015) with sequential degrees, as nflows' `MADE`.
+#[derive(Clone)]
+pub(crate) struct Made {
+    d: usize,
+    initial: Linear,
+    initial_mask: Tensor,
+    context: Option<Linear>,
+    hidden: Vec<(Linear, Tensor)>,
+    last: Linear,
+    last_mask: Tensor,
+}
+
+/// Mask in (in, out) layout: entry (i, o) is 1 when output `o` may see input `i`.
+fn mask(in_deg: &[usize], out_deg: &[usize], strict: bool, dev: &Device) -> Result<Tensor> {
+    let mut m = Vec::with_capacity(in_deg.len() * out_deg.len());
+    for &di in in_deg {
+        for &dout in out_deg {
+            let ok = if strict { dout > di } else { dout >= di };
+            m.push(if ok { 1f32 } else { 0f32 });
+        }
+    }
+    Tensor::from_vec(m, (in_deg.len(), out_deg.len()), dev)
+}
+
+impl Made {
+    /// Degrees as nflows with `random_mask=False`: inputs 1..=d, hidden units
+    /// `k % max(1, d-1) + min(1, d-1)`, outputs (scale block, then shift block) the degree
+    /// of the feature they transform.
+    pub(crate) fn new(
+        p: &mut Params,
+        name: &str,
+        d: usize,
+        d_ctx: usize,
+        hidden: usize,
+        num_blocks: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let dev = p.device.clone();
+        let in_deg: Vec<usize> = (1..=d).collect();
+        let hid_deg: Vec<usize> =
+            (0..hidden).map(|k| k % (d.saturating_sub(1)).max(1) + (d - 1).min(1)).collect();
+        let out_deg: Vec<usize> = (0..2 * d).map(|j| j % d + 1).collect();
+        let initial = p.linear(&format!("{name}.initial"), d, hidden, rng)?;
+        let initial_mask = mask(&in_deg, &hid_deg, false, &dev)?;
+        let context = if d_ctx > 0 {
+            Some(p.linear(&format!("{name}.context"), d_ctx, hidden, rng)?)
+        } else {
+            None
+        };
+        let mut hid = Vec::new();
+        for i in 0..num_blocks {
+            let l = p.linear(&format!("{name}.block{i}"), hidden, hidden, rng)?;
+            hid.push((l, mask(&hid_deg, &hid_deg, false, &dev)?));
+        }
+        let last = p.linear(&format!("{name}.final"), hidden, 2 * d, rng)?;
+        let last_mask = mask(&hid_deg, &out_deg, true, &dev)?;
+        Ok(Self { d, initial, initial_mask, context, hidden: hid, last, last_mask })
+    }
+
+    /// Returns (unconstrained scale, shift), each (B, d).
+    pub(crate) fn forward(&self, x: &Tensor, ctx: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let mut h = self.initial.forward_masked(x, &self.initial_mask)?;
+        if let (Some(c), Some(cx)) = (&self.context, ctx) {
+            h = (h + c.forward(cx)?)?;
+        }
+        for (l, m) in &self.hidden {
+            h = l.forward_masked(&h, m)?.tanh()?;
+        }
+        let out = self.last.forward_masked(&h, &self.last_mask)?;
+        Ok((out.narrow(1, 0, self.d)?, out.narrow(1, self.d, self.d)?))
+    }
+}
+
+/// Stack of MADE affine transforms and permutations.
+#[derive(Clone)]
+pub(crate) struct Maf {
+    d: usize,
+    layers: Vec<(Made, Vec<u32>)>,
+}
+
+fn perm_tensor(p: &[u32], dev: &Device) -> Result<Tensor> {
+    Tensor::from_vec(p.to_vec(), p.len(), dev)
+}
+
+fn inverse_perm(p: &[u32]) -> Vec<u32> {
+    let mut inv = vec![0u32; p.len()];
+    for (i, &j) in p.iter().enumerate() {
+        inv[j as usize] = i as u32;
+    }
+    inv
+}
+
+impl Maf {
+    pub(crate) fn new(
+        p: &mut Params,
+        d: usize,
+        d_ctx: usize,
+        hidden: usize,
+        num_transforms: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let mut layers = Vec::new();
+        for t in 0..num_transforms {
+            let made = Made::new(p, &format!("maf.{t}"), d, d_ctx, hidden, 2, rng)?;
+            let mut perm: Vec<u32> = (0..d as u32).collect();
+            perm.shuffle(rng);
+            layers.push((made, perm));
+        }
+        Ok(Self { d, layers })
+    }
+
+    pub(crate) fn permutations(&self) -> Vec<Vec<u32>> {
+        self.layers.iter().map(|(_, p)| p.clone()).collect()
+    }
+
+    pub(crate) fn set_permutations(&mut self, perms: &[Vec<u32>]) -> std::result::Result<(), String> {
+        if perms.len() != self.layers.len() {
+            return Err(format!("{} permutations for {} transforms", perms.len(), self.layers.len()));
+        }
+        for (l, p) in self.layers.iter_mut().zip(perms) {
+            let mut s = p.clone();
+            s.sort_unstable();
+            if s != (0..self.d as u32).collect::<Vec<_>>() {
+                return Err(format!("{p:?} is not a permutation of 0..{}", self.d));
+            }
+            l.1 = p.clone();
+        }
+        Ok(())
+    }
+
+    /// Maps data to the base space; returns (z, log|det J|) with shapes (B, d), (B,).
+    pub(crate) fn forward(&self, x: &Tensor, ctx: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let mut z = x.clone();
+        let mut logdet = Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?;
+        for (made, perm) in &self.layers {
+            let (u, shift) = made.forward(&z, ctx)?;
+            let scale = (softplus(&u)? + 1e-3)?;
+            logdet = (logdet + scale.log()?.sum(D::Minus1)?)?;
+            z = ((z * scale)? + shift)?;
+            z = z.index_select(&perm_tensor(perm, x.device())?, 1)?;
+        }
+        Ok((z, logdet))
+    }
+
+    /// Maps base draws back to data space (d MADE passes per transform).
+    pub(crate) fn inverse(&self, z: &Tensor, ctx: Option<&Tensor>) -> Result<Tensor> {
+        let mut y = z.clone();
+        for (made, perm) in self.layers.iter().rev() {
+            let target = y.index_select(&perm_tensor(&inverse_perm(perm), z.device())?, 1)?;
+            let mut x = target.zeros_like()?;
+            // After pass i, feature i is exact because it only depends on features < i.
+            for _ in 0..self.d {
+                let (u, shift) = made.forward(&x, ctx)?;
+                let scale = (softplus(&u)? + 1e-3)?;
+                x = ((&target - shift)? / scale)?;
+            }
+            y = x;
+        }
+        Ok(y)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn made(&self, i: usize) -> &Made {
+        &self.layers[i].0
+    }
+}

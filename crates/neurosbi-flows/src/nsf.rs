@@ -1,0 +1,265 @@
+//! Neural spline flow as built by sbi 0.27 `build_nsf`: rational-quadratic spline coupling
+//! transforms (alternating masks, nflows' `ResidualNet` conditioner with 2 blocks and ReLU)
+//! each followed by an LU-parametrised linear map initialised at the identity. For 1-D
+//! inputs there is nothing to couple on, so the spline parameters come from the context
+//! alone (sbi's `ContextSplineMap`: linear, ReLU, linear, ReLU, linear) and there is no LU
+//! layer.
+
+use candle_core::{D, Device, Result, Tensor};
+use rand_chacha::ChaCha8Rng;
+
+use crate::nn::{Mlp, Params, ResidualNet, inv_softplus, softplus};
+use crate::spline::rq_spline;
+
+const LU_EPS: f64 = 1e-3;
+
+#[derive(Clone)]
+enum Conditioner {
+    Residual(ResidualNet),
+    ContextOnly(Mlp),
+}
+
+#[derive(Clone)]
+struct Coupling {
+    identity: Vec<u32>,
+    transform: Vec<u32>,
+    /// Column order that puts `[identity, transform]` back in place.
+    unshuffle: Vec<u32>,
+    net: Conditioner,
+}
+
+/// `y = L U x + b`, L unit lower triangular, U upper triangular with diagonal
+/// softplus(.) + 1e-3 (nflows' `LULinear`).
+#[derive(Clone)]
+struct LuLinear {
+    d: usize,
+    lower: candle_core::Var,
+    upper: candle_core::Var,
+    diag: candle_core::Var,
+    bias: candle_core::Var,
+    lower_place: Tensor,
+    upper_place: Tensor,
+    diag_place: Tensor,
+}
+
+fn placement(d: usize, cells: &[(usize, usize)], dev: &Device) -> Result<Tensor> {
+    let mut m = vec![0f32; cells.len() * d * d];
+    for (r, &(i, j)) in cells.iter().enumerate() {
+        m[r * d * d + i * d + j] = 1.0;
+    }
+    Tensor::from_vec(m, (cells.len(), d * d), dev)
+}
+
+impl LuLinear {
+    fn new(p: &mut Params, name: &str, d: usize) -> Result<Self> {
+        let m = d * (d - 1) / 2;
+        let dev = p.device.clone();
+        let lower = p.from_vec(format!("{name}.lower"), &[1, m], vec![0.0; m])?;
+        let upper = p.from_vec(format!("{name}.upper"), &[1, m], vec![0.0; m])?;
+        let diag = p.from_vec(
+            format!("{name}.diag"),
+            &[1, d],
+            vec![inv_softplus(1.0 - LU_EPS) as f32; d],
+        )?;
+        let bias = p.from_vec(format!("{name}.bias"), &[d], vec![0.0; d])?;
+        let lower_cells: Vec<_> = (0..d).flat_map(|i| (0..i).map(move |j| (i, j))).collect();
+        let upper_cells: Vec<_> = (0..d).flat_map(|i| (i + 1..d).map(move |j| (i, j))).collect();
+        let diag_cells: Vec<_> = (0..d).map(|i| (i, i)).collect();
+        Ok(Self {
+            d,
+            lower,
+            upper,
+            diag,
+            bias,
+            lower_place: placement(d, &lower_cells, &dev)?,
+            upper_place: placement(d, &upper_cells, &dev)?,
+            diag_place: placement(d, &diag_cells, &dev)?,
+        })
+    }
+
+    /// Weight matrix W = L U (d, d) and log|det W|.
+    fn weight(&self) -> Result<(Tensor, Tensor)> {
+        let d = self.d;
+        let dev = self.bias.device();
+        let diag = (softplus(self.diag.as_tensor())? + LU_EPS)?;
+        let eye = Tensor::eye(d, candle_core::DType::F32, dev)?;
+        let l = (self.lower.as_tensor().matmul(&self.lower_place)?.reshape((d, d))? + eye)?;
+        let u = (self.upper.as_tensor().matmul(&self.upper_place)?
+            + diag.matmul(&self.diag_place)?)?
+        .reshape((d, d))?;
+        Ok((l.matmul(&u)?, diag.log()?.sum_all()?))
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (w, ld) = self.weight()?;
+        let y = x.matmul(&w.t()?)?.broadcast_add(self.bias.as_tensor())?;
+        Ok((y, ld.broadcast_as(x.dim(0)?)?.contiguous()?))
+    }
+
+    /// Inverse for sampling: W is inverted on the host in f64 (d is small).
+    fn inverse(&self, y: &Tensor) -> Result<Tensor> {
+        let (w, _) = self.weight()?;
+        let d = self.d;
+        let w: Vec<f64> = w.flatten_all()?.to_vec1::<f32>()?.iter().map(|&v| v as f64).collect();
+        let inv = invert(&w, d).ok_or_else(|| candle_core::Error::Msg("singular LU layer".into()))?;
+        let inv = Tensor::from_vec(inv.iter().map(|&v| v as f32).collect::<Vec<_>>(), (d, d), y.device())?;
+        y.broadcast_sub(self.bias.as_tensor())?.matmul(&inv.t()?)
+    }
+}
+
+/// Gauss-Jordan inverse with partial pivoting of a row-major d x d matrix.
+pub(crate) fn invert(a: &[f64], d: usize) -> Option<Vec<f64>> {
+    let mut m = a.to_vec();
+    let mut inv = vec![0.0; d * d];
+    for i in 0..d {
+        inv[i * d + i] = 1.0;
+    }
+    for c in 0..d {
+        let p = (c..d).max_by(|&i, &j| m[i * d + c].abs().total_cmp(&m[j * d + c].abs()))?;
+        if m[p * d + c].abs() < 1e-300 {
+            return None;
+        }
+        for j in 0..d {
+            m.swap(c * d + j, p * d + j);
+            inv.swap(c * d + j, p * d + j);
+        }
+        let piv = m[c * d + c];
+        for j in 0..d {
+            m[c * d + j] /= piv;
+            inv[c * d + j] /= piv;
+        }
+        for i in 0..d {
+            if i != c {
+                let f = m[i * d + c];
+                for j in 0..d {
+                    m[i * d + j] -= f * m[c * d + j];
+                    inv[i * d + j] -= f * inv[c * d + j];
+                }
+            }
+        }
+    }
+    Some(inv)
+}
+
+/// Stack of spline couplings and LU layers.
+#[derive(Clone)]
+pub(crate) struct Nsf {
+    layers: Vec<(Coupling, Option<LuLinear>)>,
+    num_bins: usize,
+    bound: f64,
+    /// nflows divides the width and height logits by sqrt(hidden features).
+    logit_scale: f64,
+}
+
+impl Nsf {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        p: &mut Params,
+        d: usize,
+        d_ctx: usize,
+        hidden: usize,
+        num_transforms: usize,
+        num_bins: usize,
+        bound: f64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self> {
+        let per_dim = 3 * num_bins - 1;
+        let mut layers = Vec::new();
+        for t in 0..num_transforms {
+            let name = format!("nsf.{t}");
+            let (identity, transform): (Vec<u32>, Vec<u32>) = if d == 1 {
+                (vec![], vec![0])
+            } else {
+                // sbi's create_alternating_binary_mask(even = t % 2 == 0): features
+                // t%2, t%2 + 2, ... are transformed.
+                let all: Vec<u32> = (0..d as u32).collect();
+                let (tr, id): (Vec<u32>, Vec<u32>) =
+                    all.iter().partition(|&&i| (i as usize) % 2 == t % 2);
+                (id, tr)
+            };
+            let net = if d == 1 {
+                Conditioner::ContextOnly(Mlp::new(p, &name, d_ctx, hidden, 2, per_dim, rng)?)
+            } else {
+                Conditioner::Residual(ResidualNet::new(
+                    p,
+                    &name,
+                    identity.len(),
+                    d_ctx,
+                    hidden,
+                    2,
+                    transform.len() * per_dim,
+                    rng,
+                )?)
+            };
+            let order: Vec<u32> = identity.iter().chain(transform.iter()).copied().collect();
+            let mut unshuffle = vec![0u32; d];
+            for (pos, &f) in order.iter().enumerate() {
+                unshuffle[f as usize] = pos as u32;
+            }
+            let lu = if d > 1 { Some(LuLinear::new(p, &format!("{name}.lu"), d)?) } else { None };
+            layers.push((Coupling { identity, transform, unshuffle, net }, lu));
+        }
+        Ok(Self { layers, num_bins, bound, logit_scale: 1.0 / (hidden as f64).sqrt() })
+    }
+
+    fn coupling(&self, c: &Coupling, x: &Tensor, ctx: Option<&Tensor>, inverse: bool) -> Result<(Tensor, Tensor)> {
+        let dev = x.device();
+        let n = x.dim(0)?;
+        let k = self.num_bins;
+        let idx = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), dev);
+        let xt = x.index_select(&idx(&c.transform)?, 1)?;
+        let nt = c.transform.len();
+        let params = match &c.net {
+            Conditioner::ContextOnly(mlp) => match ctx {
+                Some(cx) => mlp.forward(cx)?,
+                None => mlp.forward(&Tensor::zeros((n, 0), x.dtype(), dev)?)?,
+            },
+            Conditioner::Residual(net) => {
+                net.forward(&x.index_select(&idx(&c.identity)?, 1)?, ctx)?
+            }
+        };
+        let params = params.reshape((n * nt, 3 * k - 1))?;
+        let uw = (params.narrow(1, 0, k)? * self.logit_scale)?;
+        let uh = (params.narrow(1, k, k)? * self.logit_scale)?;
+        let ud = params.narrow(1, 2 * k, k - 1)?;
+        let (yt, ld) = rq_spline(&xt.flatten_all()?, &uw, &uh, &ud, self.bound, inverse)?;
+        let yt = yt.reshape((n, nt))?;
+        let ld = ld.reshape((n, nt))?.sum(D::Minus1)?;
+        let y = if c.identity.is_empty() {
+            yt
+        } else {
+            let xi = x.index_select(&idx(&c.identity)?, 1)?;
+            Tensor::cat(&[&xi, &yt], 1)?.index_select(&idx(&c.unshuffle)?, 1)?
+        };
+        Ok((y, ld))
+    }
+
+    /// Data to base space: (z, log|det J|).
+    pub(crate) fn forward(&self, x: &Tensor, ctx: Option<&Tensor>) -> Result<(Tensor, Tensor)> {
+        let mut z = x.clone();
+        let mut logdet = Tensor::zeros(x.dim(0)?, x.dtype(), x.device())?;
+        for (c, lu) in &self.layers {
+            let (y, ld) = self.coupling(c, &z, ctx, false)?;
+            logdet = (logdet + ld)?;
+            z = y;
+            if let Some(lu) = lu {
+                let (y, ld) = lu.forward(&z)?;
+                logdet = (logdet + ld)?;
+                z = y;
+            }
+        }
+        Ok((z, logdet))
+    }
+
+    /// Base space to data space.
+    pub(crate) fn inverse(&self, z: &Tensor, ctx: Option<&Tensor>) -> Result<Tensor> {
+        let mut x = z.clone();
+        for (c, lu) in self.layers.iter().rev() {
+            if let Some(lu) = lu {
+                x = lu.inverse(&x)?;
+            }
+            x = self.coupling(c, &x, ctx, true)?.0;
+        }
+        Ok(x)
+    }
+}

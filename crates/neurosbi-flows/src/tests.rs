@@ -1,0 +1,147 @@
+//! Unit tests of the internals: MADE masks, the spline, gradients, the training loop.
+
+use candle_core::{Device, Tensor, Var};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::maf::Maf;
+use crate::nn::Params;
+use crate::spline::rq_spline;
+
+fn rows(data: Vec<f32>, d: usize) -> Tensor {
+    let n = data.len() / d;
+    Tensor::from_vec(data, (n, d), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn made_jacobian_is_strictly_triangular() {
+    for d in [1usize, 2, 3, 5] {
+        let mut rng = ChaCha8Rng::seed_from_u64(d as u64);
+        let mut p = Params::new(&Device::Cpu);
+        let maf = Maf::new(&mut p, d, 2, 16, 1, &mut rng).unwrap();
+        let made = maf.made(0);
+        let x0: Vec<f32> = (0..d).map(|i| 0.3 * i as f32 - 0.4).collect();
+        let ctx = rows(vec![0.2, -0.7], 2);
+        let out = |x: &[f32]| {
+            let (s, t) = made.forward(&rows(x.to_vec(), d), Some(&ctx)).unwrap();
+            (s.flatten_all().unwrap().to_vec1::<f32>().unwrap(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        };
+        let (s0, t0) = out(&x0);
+        for j in 0..d {
+            let mut x = x0.clone();
+            x[j] += 0.5;
+            let (s1, t1) = out(&x);
+            for i in 0..d {
+                let changed = s1[i] != s0[i] || t1[i] != t0[i];
+                if j >= i {
+                    assert!(!changed, "d={d}: output {i} depends on input {j}");
+                } else {
+                    assert!(changed, "d={d}: output {i} ignores earlier input {j}");
+                }
+            }
+        }
+        // Output 0 depends on the context only.
+        let (s, _) = made.forward(&rows(x0.clone(), d), Some(&rows(vec![1.0, 1.0], 2))).unwrap();
+        assert_ne!(s.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], s0[0]);
+    }
+}
+
+fn spline_params(raw: &[f64], k: usize) -> (Tensor, Tensor, Tensor) {
+    let t = |v: &[f64]| Tensor::from_vec(v.to_vec(), (1, v.len()), &Device::Cpu).unwrap();
+    (t(&raw[..k]), t(&raw[k..2 * k]), t(&raw[2 * k..3 * k - 1]))
+}
+
+fn spline1(x: f64, raw: &[f64], k: usize, inverse: bool) -> (f64, f64) {
+    let (w, h, d) = spline_params(raw, k);
+    let xt = Tensor::from_vec(vec![x], 1, &Device::Cpu).unwrap();
+    let (y, ld) = rq_spline(&xt, &w, &h, &d, 3.0, inverse).unwrap();
+    (y.to_vec1::<f64>().unwrap()[0], ld.to_vec1::<f64>().unwrap()[0])
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #[test]
+    fn spline_inverse_and_log_det(x in -4.0f64..4.0, raw in proptest::collection::vec(-3.0f64..3.0, 29)) {
+        let k = 10;
+        let (y, ld) = spline1(x, &raw, k, false);
+        let (xb, ld_inv) = spline1(y, &raw, k, true);
+        prop_assert!((xb - x).abs() < 1e-9, "x {x} -> y {y} -> {xb}");
+        prop_assert!((ld + ld_inv).abs() < 1e-8);
+        let h = 1e-6;
+        let fd = (spline1(x + h, &raw, k, false).0 - spline1(x - h, &raw, k, false).0) / (2.0 * h);
+        prop_assert!((fd.ln() - ld).abs() < 1e-4, "fd {fd} vs exp(ld) {}", ld.exp());
+        if x.abs() > 3.0 {
+            prop_assert_eq!(y, x);
+            prop_assert_eq!(ld, 0.0);
+        } else {
+            prop_assert!(y.abs() <= 3.0 + 1e-12);
+        }
+    }
+}
+
+#[test]
+fn spline_is_monotone_and_continuous_at_knots() {
+    let raw: Vec<f64> = (0..29).map(|i| ((i * 37 % 11) as f64 - 5.0) / 2.0).collect();
+    let mut prev = f64::NEG_INFINITY;
+    for i in 0..=2000 {
+        let x = -3.5 + 7.0 * i as f64 / 2000.0;
+        let (y, _) = spline1(x, &raw, 10, false);
+        assert!(y > prev, "not increasing at {x}");
+        if i > 0 {
+            assert!(y - prev < 0.1, "jump at {x}");
+        }
+        prev = y;
+    }
+}
+
+/// Central finite differences of `f` at `p` against candle's gradient `g`.
+fn check_grad(p: &[f64], g: &[f64], f: &dyn Fn(&[f64]) -> f64, h: f64, tol: f64) {
+    for i in 0..p.len() {
+        let mut a = p.to_vec();
+        let mut b = p.to_vec();
+        a[i] += h;
+        b[i] -= h;
+        let fd = (f(&a) - f(&b)) / (2.0 * h);
+        assert!((fd - g[i]).abs() <= tol * (1.0 + fd.abs()), "component {i}: autograd {} vs fd {fd}", g[i]);
+    }
+}
+
+#[test]
+fn spline_gradient_matches_finite_differences() {
+    let k = 5;
+    let xs = vec![-2.5, -0.3, 0.0, 1.7, 2.9, 3.5];
+    let n = xs.len();
+    let raw: Vec<f64> = (0..n * (3 * k - 1)).map(|i| ((i * 31 % 17) as f64 - 8.0) / 5.0).collect();
+    let loss = |raw: &Tensor| -> Tensor {
+        let x = Tensor::from_vec(xs.clone(), n, &Device::Cpu).unwrap();
+        let r = raw.reshape((n, 3 * k - 1)).unwrap();
+        let (y, ld) = rq_spline(
+            &x,
+            &r.narrow(1, 0, k).unwrap(),
+            &r.narrow(1, k, k).unwrap(),
+            &r.narrow(1, 2 * k, k - 1).unwrap(),
+            3.0,
+            false,
+        )
+        .unwrap();
+        (y.sqr().unwrap().sum_all().unwrap() + ld.sum_all().unwrap()).unwrap()
+    };
+    let v = Var::from_vec(raw.clone(), raw.len(), &Device::Cpu).unwrap();
+    let g = loss(v.as_tensor()).backward().unwrap();
+    let grad = g.get(v.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+    let f = |p: &[f64]| {
+        loss(&Tensor::from_vec(p.to_vec(), p.len(), &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap()
+    };
+    check_grad(&raw, &grad, &f, 1e-6, 1e-5);
+}
+
+#[test]
+fn softplus_gradient_matches_finite_differences() {
+    let p = vec![-30.0, -2.0, -1e-3, 0.0, 0.5, 4.0, 40.0];
+    let v = Var::from_vec(p.clone(), p.len(), &Device::Cpu).unwrap();
+    let g = crate::nn::softplus(v.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    let grad = g.get(v.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+    let f = |q: &[f64]| q.iter().map(|&x| (1.0 + x.exp()).ln()).sum::<f64>();
+    check_grad(&p, &grad, &f, 1e-6, 1e-6);
+}

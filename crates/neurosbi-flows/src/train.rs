@@ -1,0 +1,163 @@
+//! The training loop shared by estimators and classifiers: train/validation split, shuffled
+//! mini-batches, Adam with gradient clipping, early stopping with the best weights restored.
+
+use candle_core::{Device, Tensor};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::FlowError;
+use crate::config::TrainConfig;
+use crate::nn::{Adam, Params};
+
+/// Receives one call per finished epoch (e.g. to draw a progress bar).
+pub trait TrainObserver {
+    /// `epoch` is 1-based and counts across resumed calls; losses are per-pair means.
+    fn on_epoch(&mut self, epoch: usize, train_loss: f64, val_loss: f64);
+}
+
+/// An observer that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl TrainObserver for NoObserver {
+    fn on_epoch(&mut self, _epoch: usize, _train_loss: f64, _val_loss: f64) {}
+}
+
+/// What a call to `train` did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainReport {
+    /// Epochs run so far (across resumed calls).
+    pub epochs: usize,
+    /// Best validation loss; the model holds the weights that achieved it.
+    pub best_val_loss: f64,
+    /// Mean training loss per epoch (across resumed calls).
+    pub train_losses: Vec<f64>,
+    /// Validation loss per epoch (across resumed calls).
+    pub val_losses: Vec<f64>,
+}
+
+pub(crate) struct TrainState {
+    adam: Adam,
+    epoch: usize,
+    best_val: f64,
+    best: Option<Vec<Tensor>>,
+    train_losses: Vec<f64>,
+    val_losses: Vec<f64>,
+}
+
+/// Splits `0..n` into (train, validation) indices, deterministically for `seed`.
+pub(crate) fn split(n: usize, cfg: &TrainConfig) -> Result<(Vec<u32>, Vec<u32>), FlowError> {
+    let n_val = (cfg.validation_fraction * n as f64) as usize;
+    if n_val == 0 || n_val >= n {
+        return Err(FlowError::Invalid {
+            what: "training data",
+            why: format!(
+                "{n} pairs with validation fraction {} leave an empty training or validation set",
+                cfg.validation_fraction
+            ),
+        });
+    }
+    let mut idx: Vec<u32> = (0..n as u32).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    idx.shuffle(&mut rng);
+    let val = idx[..n_val].to_vec();
+    Ok((idx[n_val..].to_vec(), val))
+}
+
+fn scalar(t: &Tensor) -> Result<f64, FlowError> {
+    Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
+}
+
+/// Runs epochs until early stopping or `max_epochs`. `batch_loss` maps row indices (a u32
+/// tensor) to a scalar loss to minimise.
+pub(crate) fn fit(
+    params: &Params,
+    state: &mut Option<TrainState>,
+    n: usize,
+    cfg: &TrainConfig,
+    obs: &mut dyn TrainObserver,
+    batch_loss: &dyn Fn(&Tensor) -> candle_core::Result<Tensor>,
+) -> Result<TrainReport, FlowError> {
+    cfg.validate()?;
+    let (train_idx, val_idx) = split(n, cfg)?;
+    if !(cfg.resume && state.is_some()) {
+        *state = Some(TrainState {
+            adam: Adam::new(params, cfg.learning_rate),
+            epoch: 0,
+            best_val: f64::INFINITY,
+            best: None,
+            train_losses: Vec::new(),
+            val_losses: Vec::new(),
+        });
+    }
+    let st = state.as_mut().expect("state was just set");
+    st.adam.set_lr(cfg.learning_rate);
+    let dev: Device = params.device.clone();
+    let to_tensor = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), &dev);
+    let val_batches: Vec<Tensor> =
+        val_idx.chunks(cfg.batch_size).map(to_tensor).collect::<candle_core::Result<_>>()?;
+    let mut since_best = 0usize;
+    let mut order = train_idx;
+    let result = loop {
+        if cfg.max_epochs.is_some_and(|m| st.epoch >= m) {
+            break Ok(());
+        }
+        st.epoch += 1;
+        let epoch = st.epoch;
+        // One stream per epoch: the batch order depends only on (seed, epoch).
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(epoch as u64);
+        order.sort_unstable();
+        order.shuffle(&mut rng);
+        let mut sum = 0.0;
+        let mut bad = None;
+        for chunk in order.chunks(cfg.batch_size) {
+            let loss = batch_loss(&to_tensor(chunk)?)?;
+            let l = scalar(&loss)?;
+            if !l.is_finite() {
+                bad = Some(FlowError::NonFiniteLoss { epoch, phase: "training", loss: l });
+                break;
+            }
+            sum += l * chunk.len() as f64;
+            let grads = loss.backward()?;
+            st.adam.step(params, &grads, cfg.clip_max_norm)?;
+        }
+        if let Some(e) = bad {
+            break Err(e);
+        }
+        let train_loss = sum / order.len() as f64;
+        let mut vsum = 0.0;
+        for b in &val_batches {
+            vsum += scalar(&batch_loss(b)?.detach())? * b.dim(0)? as f64;
+        }
+        let val_loss = vsum / val_idx.len() as f64;
+        if !val_loss.is_finite() {
+            break Err(FlowError::NonFiniteLoss { epoch, phase: "validation", loss: val_loss });
+        }
+        st.train_losses.push(train_loss);
+        st.val_losses.push(val_loss);
+        obs.on_epoch(epoch, train_loss, val_loss);
+        if val_loss < st.best_val {
+            st.best_val = val_loss;
+            st.best = Some(params.snapshot()?);
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if since_best >= cfg.stop_after_epochs {
+                break Ok(());
+            }
+        }
+    };
+    if let Some(best) = &st.best {
+        params.restore(best)?;
+    }
+    result?;
+    Ok(TrainReport {
+        epochs: st.epoch,
+        best_val_loss: st.best_val,
+        train_losses: st.train_losses.clone(),
+        val_losses: st.val_losses.clone(),
+    })
+}
