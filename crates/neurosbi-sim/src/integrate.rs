@@ -1,0 +1,201 @@
+//! The integration methods, written once over an abstract "step algebra".
+//!
+//! For equation strings the algebra builds the compiled program symbolically (each
+//! operation adds a node to the shared DAG); for native models it computes on lanes
+//! right away. Both therefore use exactly the same formulas.
+
+use crate::model::Method;
+
+/// The operations an integrator needs: arithmetic on values of type `V` (a DAG node or a
+/// register of lanes) and the model's right-hand sides.
+pub trait StepAlgebra {
+    /// A value: a symbolic node or a register.
+    type V: Copy;
+    /// Number of state variables.
+    fn n_states(&self) -> usize;
+    /// Number of noise sources.
+    fn n_noise(&self) -> usize;
+    /// The time step in seconds.
+    fn dt(&self) -> f64;
+    /// The current value of state `j`.
+    fn state(&mut self, j: usize) -> Self::V;
+    /// A constant.
+    fn num(&mut self, v: f64) -> Self::V;
+    /// `a + b`
+    fn add(&mut self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a - b`
+    fn sub(&mut self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b`
+    fn mul(&mut self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a / b`
+    fn div(&mut self, a: Self::V, b: Self::V) -> Self::V;
+    /// `exp(a)`
+    fn exp(&mut self, a: Self::V) -> Self::V;
+    /// `if a == 0 { x } else { y }`
+    fn if_zero(&mut self, a: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// 1 where the neuron is not refractory, 0 where it is.
+    fn not_refractory(&mut self) -> Self::V;
+    /// Whether state `j` is frozen while refractory.
+    fn frozen_when_refractory(&self, j: usize) -> bool;
+    /// Drift `f(x, t + stage*dt)` of every state.
+    fn drift(&mut self, x: &[Self::V], stage: f64) -> Vec<Self::V>;
+    /// Noise coefficients `g[j][k](x, t + stage*dt)`.
+    fn diffusion(&mut self, x: &[Self::V], stage: f64) -> Vec<Vec<Self::V>>;
+    /// `(A_j, B_j)` with `dx_j/dt = A_j x_j + B_j` at the current state and time.
+    fn linear(&mut self) -> Vec<(Self::V, Self::V)>;
+    /// The Wiener increment of noise `k` over this step (`sqrt(dt) * N(0, 1)`).
+    fn dw(&mut self, k: usize) -> Self::V;
+}
+
+fn axpy<A: StepAlgebra>(a: &mut A, x: &[A::V], h: f64, k: &[A::V]) -> Vec<A::V> {
+    let hv = a.num(h);
+    x.iter()
+        .zip(k)
+        .map(|(&xi, &ki)| {
+            let t = a.mul(hv, ki);
+            a.add(xi, t)
+        })
+        .collect()
+}
+
+fn add_noise<A: StepAlgebra>(a: &mut A, x: Vec<A::V>, g: &[Vec<A::V>], scale: f64) -> Vec<A::V> {
+    let n_noise = a.n_noise();
+    let dws: Vec<A::V> = (0..n_noise).map(|k| a.dw(k)).collect();
+    let s = a.num(scale);
+    x.into_iter()
+        .enumerate()
+        .map(|(j, mut v)| {
+            for k in 0..n_noise {
+                let gdw = a.mul(g[j][k], dws[k]);
+                let gdw = if scale == 1.0 { gdw } else { a.mul(s, gdw) };
+                v = a.add(v, gdw);
+            }
+            v
+        })
+        .collect()
+}
+
+/// One step of `method`: the new value of every state variable (refractory freezing
+/// applied).
+pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
+    let n = a.n_states();
+    let dt = a.dt();
+    let x: Vec<A::V> = (0..n).map(|j| a.state(j)).collect();
+    let new = match method {
+        Method::Euler => {
+            let f = a.drift(&x, 0.0);
+            axpy(a, &x, dt, &f)
+        }
+        Method::Rk2 => {
+            let k1 = a.drift(&x, 0.0);
+            let xm = axpy(a, &x, dt / 2.0, &k1);
+            let k2 = a.drift(&xm, 0.5);
+            axpy(a, &x, dt, &k2)
+        }
+        Method::Rk4 => {
+            let k1 = a.drift(&x, 0.0);
+            let x2 = axpy(a, &x, dt / 2.0, &k1);
+            let k2 = a.drift(&x2, 0.5);
+            let x3 = axpy(a, &x, dt / 2.0, &k2);
+            let k3 = a.drift(&x3, 0.5);
+            let x4 = axpy(a, &x, dt, &k3);
+            let k4 = a.drift(&x4, 1.0);
+            let two = a.num(2.0);
+            let sum: Vec<A::V> = (0..n)
+                .map(|j| {
+                    let s23 = a.add(k2[j], k3[j]);
+                    let s23 = a.mul(two, s23);
+                    let s = a.add(k1[j], s23);
+                    a.add(s, k4[j])
+                })
+                .collect();
+            axpy(a, &x, dt / 6.0, &sum)
+        }
+        Method::Heun => {
+            // Stochastic Heun (Stratonovich); without noise the classical Heun method.
+            let f1 = a.drift(&x, 0.0);
+            let g1 = a.diffusion(&x, 0.0);
+            let pred = axpy(a, &x, dt, &f1);
+            let pred = add_noise(a, pred, &g1, 1.0);
+            let f2 = a.drift(&pred, 1.0);
+            let g2 = a.diffusion(&pred, 1.0);
+            let fsum: Vec<A::V> = (0..n).map(|j| a.add(f1[j], f2[j])).collect();
+            let gsum: Vec<Vec<A::V>> = (0..n)
+                .map(|j| (0..a.n_noise()).map(|k| a.add(g1[j][k], g2[j][k])).collect())
+                .collect();
+            let out = axpy(a, &x, dt / 2.0, &fsum);
+            add_noise(a, out, &gsum, 0.5)
+        }
+        Method::ExponentialEuler => {
+            // x <- x e^(A dt) + B (e^(A dt) - 1)/A, the exact solution over the step for
+            // frozen A and B (Brian writes it -B/A + (x + B/A) e^(A dt)); A = 0 gives Euler.
+            let ab = a.linear();
+            let dtv = a.num(dt);
+            let one = a.num(1.0);
+            (0..n)
+                .map(|j| {
+                    let (ca, cb) = ab[j];
+                    let adt = a.mul(ca, dtv);
+                    let e = a.exp(adt);
+                    let em1 = a.sub(e, one);
+                    let q = a.div(em1, ca);
+                    let inc = a.mul(cb, q);
+                    let xe = a.mul(x[j], e);
+                    let exact = a.add(xe, inc);
+                    let bdt = a.mul(cb, dtv);
+                    let euler = a.add(x[j], bdt);
+                    a.if_zero(ca, euler, exact)
+                })
+                .collect()
+        }
+        Method::EulerMaruyama => {
+            let f = a.drift(&x, 0.0);
+            let g = a.diffusion(&x, 0.0);
+            let out = axpy(a, &x, dt, &f);
+            add_noise(a, out, &g, 1.0)
+        }
+        Method::Milstein => {
+            // Derivative-free Milstein (Kloeden & Platen 1992, eq. 11.1.5), as Brian's:
+            // x_s = x + f dt + g sqrt(dt); x' = x + f dt + g dW + (g(x_s) - g(x)) (dW^2 - dt) / (2 sqrt(dt)).
+            // Cross terms between noise sources are not included.
+            let f = a.drift(&x, 0.0);
+            let g = a.diffusion(&x, 0.0);
+            let base = axpy(a, &x, dt, &f);
+            let mut out = add_noise(a, base.clone(), &g, 1.0);
+            let sq = a.num(dt.sqrt());
+            let dtv = a.num(dt);
+            let half = a.num(0.5 / dt.sqrt());
+            for k in 0..a.n_noise() {
+                let support: Vec<A::V> = (0..n)
+                    .map(|j| {
+                        let t = a.mul(g[j][k], sq);
+                        a.add(base[j], t)
+                    })
+                    .collect();
+                let gs = a.diffusion(&support, 0.0);
+                let dw = a.dw(k);
+                let dw2 = a.mul(dw, dw);
+                let corr = a.sub(dw2, dtv);
+                for j in 0..n {
+                    let dg = a.sub(gs[j][k], g[j][k]);
+                    let t = a.mul(dg, corr);
+                    let t = a.mul(t, half);
+                    out[j] = a.add(out[j], t);
+                }
+            }
+            out
+        }
+    };
+    let mut frozen_flag = None;
+    (0..n)
+        .map(|j| {
+            if a.frozen_when_refractory(j) {
+                let nr = *frozen_flag.get_or_insert_with(|| a.not_refractory());
+                // if not_refractory == 0 { x } else { new }
+                a.if_zero(nr, x[j], new[j])
+            } else {
+                new[j]
+            }
+        })
+        .collect()
+}

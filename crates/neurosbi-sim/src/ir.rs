@@ -1,0 +1,427 @@
+//! The checked, unit-free intermediate form of expressions.
+//!
+//! Names are resolved, constants and units folded to SI numbers and subexpressions
+//! inlined, so an [`Ex`] refers only to per-neuron slots (state, parameters, inputs, noise)
+//! and the clock. Its smart constructors fold constants and drop neutral elements, which
+//! keeps the symbolic linearity analysis of exponential Euler readable.
+
+/// One-argument functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Func {
+    /// `exp`
+    Exp,
+    /// `log` (natural)
+    Log,
+    /// `log10`
+    Log10,
+    /// `sqrt`
+    Sqrt,
+    /// `abs`
+    Abs,
+    /// `sin`
+    Sin,
+    /// `cos`
+    Cos,
+    /// `tan`
+    Tan,
+    /// `tanh`
+    Tanh,
+    /// `sinh`
+    Sinh,
+    /// `cosh`
+    Cosh,
+    /// `sign` (-1, 0, 1)
+    Sign,
+    /// `floor`
+    Floor,
+    /// `ceil`
+    Ceil,
+    /// `int`: truncation toward zero, as Brian's `int`.
+    Int,
+    /// `exprel(x) = (exp(x) - 1)/x`, 1 at 0.
+    Exprel,
+}
+
+impl Func {
+    /// The function of a name.
+    pub fn from_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "exp" => Func::Exp,
+            "log" => Func::Log,
+            "log10" => Func::Log10,
+            "sqrt" => Func::Sqrt,
+            "abs" => Func::Abs,
+            "sin" => Func::Sin,
+            "cos" => Func::Cos,
+            "tan" => Func::Tan,
+            "tanh" => Func::Tanh,
+            "sinh" => Func::Sinh,
+            "cosh" => Func::Cosh,
+            "sign" => Func::Sign,
+            "floor" => Func::Floor,
+            "ceil" => Func::Ceil,
+            "int" => Func::Int,
+            "exprel" => Func::Exprel,
+            _ => return None,
+        })
+    }
+
+    /// Whether the argument must be dimensionless (and the result is).
+    pub fn needs_dimensionless(self) -> bool {
+        !matches!(
+            self,
+            Func::Abs | Func::Sign | Func::Floor | Func::Ceil | Func::Int | Func::Sqrt
+        )
+    }
+
+    /// Scalar evaluation (for constant folding and reference semantics).
+    pub fn eval(self, x: f64) -> f64 {
+        match self {
+            Func::Exp => x.exp(),
+            Func::Log => x.ln(),
+            Func::Log10 => x.log10(),
+            Func::Sqrt => x.sqrt(),
+            Func::Abs => x.abs(),
+            Func::Sin => x.sin(),
+            Func::Cos => x.cos(),
+            Func::Tan => x.tan(),
+            Func::Tanh => x.tanh(),
+            Func::Sinh => x.sinh(),
+            Func::Cosh => x.cosh(),
+            Func::Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    x * 0.0 // keeps NaN as NaN, 0 as 0
+                }
+            }
+            Func::Floor => x.floor(),
+            Func::Ceil => x.ceil(),
+            Func::Int => x.trunc(),
+            Func::Exprel => crate::fastmath::exprel_scalar(x),
+        }
+    }
+
+    /// Every function name, for documentation and suggestions.
+    pub const NAMES: [&'static str; 17] = [
+        "exp", "log", "log10", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sign",
+        "floor", "ceil", "int", "exprel", "clip",
+    ];
+}
+
+/// Comparison operators; results are 1.0 (true) or 0.0 (false).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Cmp {
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `==`
+    Eq,
+    /// `!=`
+    Ne,
+}
+
+impl Cmp {
+    /// Scalar evaluation.
+    #[inline(always)]
+    pub fn eval(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+        }
+    }
+}
+
+/// A per-neuron value slot that expressions read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// State variable by index.
+    State(usize),
+    /// Parameter by index.
+    Param(usize),
+    /// Input variable by index (stimulus value at the current time).
+    Input(usize),
+    /// White-noise source by index (`xi`, `xi_name`).
+    Noise(usize),
+    /// Simulation time `t` (seconds).
+    Time,
+    /// The time step `dt` (seconds), fixed per run.
+    Dt,
+    /// Neuron index `i`.
+    Index,
+}
+
+/// A checked expression in SI units.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ex {
+    /// A number.
+    Num(f64),
+    /// A per-neuron slot.
+    Slot(Slot),
+    /// Sum.
+    Add(Box<Ex>, Box<Ex>),
+    /// Difference.
+    Sub(Box<Ex>, Box<Ex>),
+    /// Product.
+    Mul(Box<Ex>, Box<Ex>),
+    /// Quotient.
+    Div(Box<Ex>, Box<Ex>),
+    /// Negation.
+    Neg(Box<Ex>),
+    /// Power.
+    Pow(Box<Ex>, Box<Ex>),
+    /// A function of one argument.
+    Call(Func, Box<Ex>),
+    /// `clip(x, low, high)`.
+    Clip(Box<Ex>, Box<Ex>, Box<Ex>),
+    /// Comparison (1.0 or 0.0).
+    Cmp(Cmp, Box<Ex>, Box<Ex>),
+    /// Logical and of two truth values.
+    And(Box<Ex>, Box<Ex>),
+    /// Logical or.
+    Or(Box<Ex>, Box<Ex>),
+    /// Logical not.
+    Not(Box<Ex>),
+}
+
+/// `a + b`, folded.
+pub fn add(a: Ex, b: Ex) -> Ex {
+    match (&a, &b) {
+        (Ex::Num(x), Ex::Num(y)) => Ex::Num(x + y),
+        (Ex::Num(x), _) if *x == 0.0 => b,
+        (_, Ex::Num(y)) if *y == 0.0 => a,
+        _ => Ex::Add(Box::new(a), Box::new(b)),
+    }
+}
+
+/// `a - b`, folded.
+pub fn sub(a: Ex, b: Ex) -> Ex {
+    match (&a, &b) {
+        (Ex::Num(x), Ex::Num(y)) => Ex::Num(x - y),
+        (_, Ex::Num(y)) if *y == 0.0 => a,
+        (Ex::Num(x), _) if *x == 0.0 => neg(b),
+        _ => Ex::Sub(Box::new(a), Box::new(b)),
+    }
+}
+
+/// `a * b`, folded. Multiplying by an exact zero gives zero (as in symbolic algebra).
+pub fn mul(a: Ex, b: Ex) -> Ex {
+    match (&a, &b) {
+        (Ex::Num(x), Ex::Num(y)) => Ex::Num(x * y),
+        (Ex::Num(x), _) | (_, Ex::Num(x)) if *x == 0.0 => Ex::Num(0.0),
+        (Ex::Num(x), _) if *x == 1.0 => b,
+        (_, Ex::Num(y)) if *y == 1.0 => a,
+        _ => Ex::Mul(Box::new(a), Box::new(b)),
+    }
+}
+
+/// `a / b`, folded.
+pub fn div(a: Ex, b: Ex) -> Ex {
+    match (&a, &b) {
+        (Ex::Num(x), Ex::Num(y)) => Ex::Num(x / y),
+        (Ex::Num(x), _) if *x == 0.0 => Ex::Num(0.0),
+        (_, Ex::Num(y)) if *y == 1.0 => a,
+        _ => Ex::Div(Box::new(a), Box::new(b)),
+    }
+}
+
+/// `-a`, folded.
+pub fn neg(a: Ex) -> Ex {
+    match a {
+        Ex::Num(x) => Ex::Num(-x),
+        Ex::Neg(inner) => *inner,
+        _ => Ex::Neg(Box::new(a)),
+    }
+}
+
+impl Ex {
+    /// Whether the expression reads `slot`.
+    pub fn depends_on(&self, slot: Slot) -> bool {
+        let mut found = false;
+        self.visit(&mut |e| {
+            if let Ex::Slot(s) = e
+                && *s == slot
+            {
+                found = true;
+            }
+        });
+        found
+    }
+
+    /// Calls `f` on every node.
+    pub fn visit(&self, f: &mut impl FnMut(&Ex)) {
+        f(self);
+        match self {
+            Ex::Num(_) | Ex::Slot(_) => {}
+            Ex::Neg(a) | Ex::Call(_, a) | Ex::Not(a) => a.visit(f),
+            Ex::Add(a, b)
+            | Ex::Sub(a, b)
+            | Ex::Mul(a, b)
+            | Ex::Div(a, b)
+            | Ex::Pow(a, b)
+            | Ex::Cmp(_, a, b)
+            | Ex::And(a, b)
+            | Ex::Or(a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Ex::Clip(a, b, c) => {
+                a.visit(f);
+                b.visit(f);
+                c.visit(f);
+            }
+        }
+    }
+
+    /// Replaces slots by expressions (simultaneously).
+    pub fn subst(&self, f: &impl Fn(Slot) -> Option<Ex>) -> Ex {
+        let s = |e: &Ex| Box::new(e.subst(f));
+        match self {
+            Ex::Num(v) => Ex::Num(*v),
+            Ex::Slot(slot) => f(*slot).unwrap_or(Ex::Slot(*slot)),
+            Ex::Add(a, b) => Ex::Add(s(a), s(b)),
+            Ex::Sub(a, b) => Ex::Sub(s(a), s(b)),
+            Ex::Mul(a, b) => Ex::Mul(s(a), s(b)),
+            Ex::Div(a, b) => Ex::Div(s(a), s(b)),
+            Ex::Neg(a) => Ex::Neg(s(a)),
+            Ex::Pow(a, b) => Ex::Pow(s(a), s(b)),
+            Ex::Call(func, a) => Ex::Call(*func, s(a)),
+            Ex::Clip(a, b, c) => Ex::Clip(s(a), s(b), s(c)),
+            Ex::Cmp(c, a, b) => Ex::Cmp(*c, s(a), s(b)),
+            Ex::And(a, b) => Ex::And(s(a), s(b)),
+            Ex::Or(a, b) => Ex::Or(s(a), s(b)),
+            Ex::Not(a) => Ex::Not(s(a)),
+        }
+    }
+
+    /// Splits `self = A*x + B` for the slot `x`, with A and B free of `x`.
+    ///
+    /// This is the conditional linearity Brian's exponential Euler requires, decided
+    /// structurally: `x` may occur only in sums, differences, negations, in products with
+    /// factors free of `x`, and in numerators over denominators free of `x`. The error says
+    /// what occurrence breaks it.
+    pub fn linear_in(&self, x: Slot) -> Result<(Ex, Ex), String> {
+        if !self.depends_on(x) {
+            return Ok((Ex::Num(0.0), self.clone()));
+        }
+        match self {
+            Ex::Slot(s) if *s == x => Ok((Ex::Num(1.0), Ex::Num(0.0))),
+            Ex::Add(a, b) => {
+                let (aa, ab) = a.linear_in(x)?;
+                let (ba, bb) = b.linear_in(x)?;
+                Ok((add(aa, ba), add(ab, bb)))
+            }
+            Ex::Sub(a, b) => {
+                let (aa, ab) = a.linear_in(x)?;
+                let (ba, bb) = b.linear_in(x)?;
+                Ok((sub(aa, ba), sub(ab, bb)))
+            }
+            Ex::Neg(a) => {
+                let (aa, ab) = a.linear_in(x)?;
+                Ok((neg(aa), neg(ab)))
+            }
+            Ex::Mul(a, b) => match (a.depends_on(x), b.depends_on(x)) {
+                (true, false) => {
+                    let (aa, ab) = a.linear_in(x)?;
+                    Ok((mul(aa, (**b).clone()), mul(ab, (**b).clone())))
+                }
+                (false, true) => {
+                    let (ba, bb) = b.linear_in(x)?;
+                    Ok((mul((**a).clone(), ba), mul((**a).clone(), bb)))
+                }
+                _ => Err("it multiplies two terms that both depend on it".into()),
+            },
+            Ex::Div(a, b) => {
+                if b.depends_on(x) {
+                    return Err("it appears in a denominator".into());
+                }
+                let (aa, ab) = a.linear_in(x)?;
+                Ok((div(aa, (**b).clone()), div(ab, (**b).clone())))
+            }
+            Ex::Pow(..) => Err("it appears in a power".into()),
+            Ex::Call(f, _) => Err(format!("it appears inside a function ({f:?})")),
+            _ => Err("it appears in a comparison, logical operation or clip".into()),
+        }
+    }
+
+    /// Evaluates with slot values from `f` (reference semantics, used by tests and folding).
+    pub fn eval(&self, f: &impl Fn(Slot) -> f64) -> f64 {
+        let b = |c: bool| if c { 1.0 } else { 0.0 };
+        match self {
+            Ex::Num(v) => *v,
+            Ex::Slot(s) => f(*s),
+            Ex::Add(a, c) => a.eval(f) + c.eval(f),
+            Ex::Sub(a, c) => a.eval(f) - c.eval(f),
+            Ex::Mul(a, c) => a.eval(f) * c.eval(f),
+            Ex::Div(a, c) => a.eval(f) / c.eval(f),
+            Ex::Neg(a) => -a.eval(f),
+            Ex::Pow(a, c) => a.eval(f).powf(c.eval(f)),
+            Ex::Call(func, a) => func.eval(a.eval(f)),
+            Ex::Clip(a, lo, hi) => clip(a.eval(f), lo.eval(f), hi.eval(f)),
+            Ex::Cmp(c, a, d) => b(c.eval(a.eval(f), d.eval(f))),
+            Ex::And(a, c) => b(a.eval(f) != 0.0 && c.eval(f) != 0.0),
+            Ex::Or(a, c) => b(a.eval(f) != 0.0 || c.eval(f) != 0.0),
+            Ex::Not(a) => b(a.eval(f) == 0.0),
+        }
+    }
+}
+
+/// `clip` with NaN passed through (a blow-up must stay visible).
+#[inline(always)]
+pub fn clip(x: f64, lo: f64, hi: f64) -> f64 {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v() -> Ex {
+        Ex::Slot(Slot::State(0))
+    }
+    fn p(k: usize) -> Ex {
+        Ex::Slot(Slot::Param(k))
+    }
+
+    #[test]
+    fn linear_split_of_a_membrane_equation() {
+        // (p0*(p1 - v) + p2)/p3
+        let e = div(add(mul(p(0), sub(p(1), v())), p(2)), p(3));
+        let (a, b) = e.linear_in(Slot::State(0)).unwrap();
+        assert!(!a.depends_on(Slot::State(0)) && !b.depends_on(Slot::State(0)));
+        let vals = [2.0, -3.0, 0.5, 4.0];
+        let env = |x: f64| move |s: Slot| if let Slot::Param(k) = s { vals[k] } else { x };
+        for x in [-2.0, 0.0, 1.5] {
+            let lhs = e.eval(&env(x));
+            let rhs = a.eval(&env(x)) * x + b.eval(&env(x));
+            assert!((lhs - rhs).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn non_linear_terms_are_reported() {
+        let e = mul(v(), v());
+        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("multiplies"));
+        let e = Ex::Call(Func::Exp, Box::new(v()));
+        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("function"));
+        let e = div(p(0), v());
+        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("denominator"));
+    }
+}

@@ -1,0 +1,390 @@
+//! Block kernels: what the batch runner calls to advance 64 neurons by one step.
+//!
+//! A kernel works on a register file ("frame") whose first registers have fixed roles,
+//! described by [`Layout`]; the runner fills parameters, inputs, time, index, the
+//! refractory flag and noise increments, and reads states back.
+
+use crate::error::{Result, SimError};
+use crate::integrate::{self, StepAlgebra};
+use crate::ir::{Ex, Slot};
+use crate::model::{Model, Refractory};
+use crate::vm::{Builder, Compiled, Lanes, NodeId};
+
+/// Roles of the first registers of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// State variables.
+    pub n_states: usize,
+    /// Parameters.
+    pub n_params: usize,
+    /// Input variables.
+    pub n_inputs: usize,
+    /// Noise sources.
+    pub n_noise: usize,
+}
+
+impl Layout {
+    /// Register of state `j`.
+    pub fn state(&self, j: usize) -> usize {
+        j
+    }
+    /// Register of parameter `k`.
+    pub fn param(&self, k: usize) -> usize {
+        self.n_states + k
+    }
+    /// Register of input `k` at the step's start (`next`: at its end).
+    pub fn input(&self, k: usize, next: bool) -> usize {
+        self.n_states + self.n_params + k + if next { self.n_inputs } else { 0 }
+    }
+    /// Register holding `t`.
+    pub fn time(&self) -> usize {
+        self.n_states + self.n_params + 2 * self.n_inputs
+    }
+    /// Register holding the neuron index `i`.
+    pub fn index(&self) -> usize {
+        self.time() + 1
+    }
+    /// Register holding 1 where not refractory.
+    pub fn not_refractory(&self) -> usize {
+        self.time() + 2
+    }
+    /// Register holding the Wiener increment of noise `k`.
+    pub fn noise(&self, k: usize) -> usize {
+        self.time() + 3 + k
+    }
+    /// Number of fixed registers.
+    pub fn n_fixed(&self) -> usize {
+        self.noise(self.n_noise)
+    }
+    /// Which fixed registers hold run-constant values (parameters and index).
+    pub fn invariant(&self) -> Vec<bool> {
+        (0..self.n_fixed())
+            .map(|r| (self.param(0)..self.param(self.n_params)).contains(&r) || r == self.index())
+            .collect()
+    }
+}
+
+/// How refractoriness is decided for a kernel.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RefractoryKind {
+    /// Never refractory.
+    None,
+    /// For this many steps after a spike (Brian's `timestep(refractory, dt)`).
+    Steps(u64),
+    /// While the kernel's refractory condition holds.
+    Condition,
+}
+
+/// What the runner needs from a model to advance a block of [`crate::vm::LANES`] neurons.
+pub trait Kernel: Sync {
+    /// Register roles.
+    fn layout(&self) -> Layout;
+    /// Registers a frame needs.
+    fn n_regs(&self) -> usize;
+    /// Names of the state variables.
+    fn state_names(&self) -> Vec<String>;
+    /// Computes initial states (parameters and index are filled).
+    fn init(&self, frame: &mut [Lanes]);
+    /// Advances the states by one step.
+    fn step(&self, frame: &mut [Lanes]);
+    /// Writes the spike condition (1/0) and returns true, or returns false if there is none.
+    fn threshold(&self, frame: &mut [Lanes], out: &mut Lanes) -> bool;
+    /// Applies the reset to the lanes where `mask` is 1.
+    fn reset(&self, frame: &mut [Lanes], mask: &Lanes);
+    /// Refractoriness.
+    fn refractory(&self) -> RefractoryKind;
+    /// Writes the refractory condition (1 = refractory).
+    fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
+    /// Writes recorded quantity `k` (as listed by the run's record names) into `out`.
+    fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes);
+}
+
+/// Symbolic step algebra: builds DAG nodes for a model's formulas.
+struct Symbolic<'a> {
+    b: &'a mut Builder,
+    model: &'a Model,
+    layout: Layout,
+    dt: f64,
+}
+
+impl Symbolic<'_> {
+    fn lower(&mut self, e: &Ex, x: &[NodeId], stage: f64) -> NodeId {
+        let layout = self.layout;
+        let dt = self.dt;
+        let slot = |b: &mut Builder, s: Slot| -> NodeId {
+            match s {
+                Slot::State(j) => x[j],
+                Slot::Param(k) => b.fixed(layout.param(k) as u32),
+                Slot::Input(k) => b.fixed(layout.input(k, stage >= 1.0) as u32),
+                Slot::Noise(_) => b.num(0.0),
+                Slot::Time => {
+                    let t = b.fixed(layout.time() as u32);
+                    let off = b.num(stage * dt);
+                    b.add(t, off)
+                }
+                Slot::Dt => b.num(dt),
+                Slot::Index => b.fixed(layout.index() as u32),
+            }
+        };
+        self.b.lower(e, &slot)
+    }
+
+    fn current(&mut self) -> Vec<NodeId> {
+        (0..self.layout.n_states).map(|j| self.b.fixed(j as u32)).collect()
+    }
+}
+
+impl StepAlgebra for Symbolic<'_> {
+    type V = NodeId;
+    fn n_states(&self) -> usize {
+        self.layout.n_states
+    }
+    fn n_noise(&self) -> usize {
+        self.layout.n_noise
+    }
+    fn dt(&self) -> f64 {
+        self.dt
+    }
+    fn state(&mut self, j: usize) -> NodeId {
+        self.b.fixed(j as u32)
+    }
+    fn num(&mut self, v: f64) -> NodeId {
+        self.b.num(v)
+    }
+    fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.b.add(a, b)
+    }
+    fn sub(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.b.sub(a, b)
+    }
+    fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.b.mul(a, b)
+    }
+    fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        self.b.div(a, b)
+    }
+    fn exp(&mut self, a: NodeId) -> NodeId {
+        self.b.fun(crate::ir::Func::Exp, a)
+    }
+    fn if_zero(&mut self, a: NodeId, x: NodeId, y: NodeId) -> NodeId {
+        let zero = self.b.num(0.0);
+        let c = self.b.cmp(crate::ir::Cmp::Eq, a, zero);
+        self.b.select(c, x, y)
+    }
+    fn not_refractory(&mut self) -> NodeId {
+        self.b.fixed(self.layout.not_refractory() as u32)
+    }
+    fn frozen_when_refractory(&self, j: usize) -> bool {
+        self.model.states[j].unless_refractory && self.model.refractory != Refractory::None
+    }
+    fn drift(&mut self, x: &[NodeId], stage: f64) -> Vec<NodeId> {
+        let model = self.model;
+        model.drift.iter().map(|f| self.lower(f, x, stage)).collect()
+    }
+    fn diffusion(&mut self, x: &[NodeId], stage: f64) -> Vec<Vec<NodeId>> {
+        let model = self.model;
+        model
+            .diffusion
+            .iter()
+            .map(|g| g.iter().map(|e| self.lower(e, x, stage)).collect())
+            .collect()
+    }
+    fn linear(&mut self) -> Vec<(NodeId, NodeId)> {
+        let model = self.model;
+        let x = self.current();
+        let lin = model
+            .linear
+            .as_ref()
+            .expect("exponential Euler is only selected for linear models");
+        lin.iter()
+            .map(|(a, b)| (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0)))
+            .collect()
+    }
+    fn dw(&mut self, k: usize) -> NodeId {
+        self.b.fixed(self.layout.noise(k) as u32)
+    }
+}
+
+/// An equation-string model compiled for one time step and one set of recorded names.
+#[derive(Clone, Debug)]
+pub struct CompiledKernel {
+    layout: Layout,
+    code: Compiled,
+    state_names: Vec<String>,
+    has_threshold: bool,
+    reset_targets: Vec<usize>,
+    refractory: RefractoryKind,
+    /// For each recorded name: a state register, or an output of the record program.
+    record: Vec<Recorded>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Recorded {
+    State(usize),
+    Program(usize),
+}
+
+const INIT: usize = 0;
+const STEP: usize = 1;
+const THRESHOLD: usize = 2;
+const RESET: usize = 3;
+const REFRACTORY: usize = 4;
+const RECORD: usize = 5;
+
+/// Brian's `timestep(x, dt)`: the number of whole steps in `x`, robust to rounding.
+pub fn timestep(x: f64, dt: f64) -> u64 {
+    ((x + 1e-3 * dt) / dt).floor().max(0.0) as u64
+}
+
+impl CompiledKernel {
+    /// Compiles `model` for time step `dt`, recording the names in `record`.
+    pub fn new(model: &Model, dt: f64, record: &[String]) -> Result<Self> {
+        if !(dt > 0.0 && dt.is_finite()) {
+            return Err(SimError::Config(format!("dt must be a positive duration, got {dt} s")));
+        }
+        let layout = Layout {
+            n_states: model.states.len(),
+            n_params: model.params.len(),
+            n_inputs: model.inputs.len(),
+            n_noise: model.noise.len(),
+        };
+        let mut b = Builder::new(layout.invariant());
+        let mut alg = Symbolic {
+            b: &mut b,
+            model,
+            layout,
+            dt,
+        };
+        let x = alg.current();
+        let init: Vec<NodeId> = model.initial.iter().map(|e| alg.lower(e, &x, 0.0)).collect();
+        let step = integrate::step(&mut alg, model.method);
+        let threshold: Vec<NodeId> = model.threshold.iter().map(|e| alg.lower(e, &x, 0.0)).collect();
+        let reset: Vec<NodeId> = model.reset.iter().map(|(_, e)| alg.lower(e, &x, 0.0)).collect();
+        let refr: Vec<NodeId> = match &model.refractory {
+            Refractory::Condition(e) => vec![alg.lower(e, &x, 0.0)],
+            _ => vec![],
+        };
+        let mut rec = Vec::new();
+        let mut rec_nodes = Vec::new();
+        for name in record {
+            if let Some(j) = model.states.iter().position(|s| &s.name == name) {
+                rec.push(Recorded::State(j));
+            } else if let Some((_, e, _)) = model.subexprs.iter().find(|s| &s.0 == name) {
+                rec.push(Recorded::Program(rec_nodes.len()));
+                rec_nodes.push(alg.lower(e, &x, 0.0));
+            } else {
+                return Err(SimError::Config(format!(
+                    "cannot record `{name}`: not a state variable or subexpression (recordable: {})",
+                    model.recordable().join(", ")
+                )));
+            }
+        }
+        let code = b.compile(&[init, step, threshold, reset, refr, rec_nodes]);
+        Ok(CompiledKernel {
+            layout,
+            code,
+            state_names: model.states.iter().map(|s| s.name.clone()).collect(),
+            has_threshold: model.threshold.is_some(),
+            reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
+            refractory: match model.refractory {
+                Refractory::None => RefractoryKind::None,
+                Refractory::Duration(d) => RefractoryKind::Steps(timestep(d, dt)),
+                Refractory::Condition(_) => RefractoryKind::Condition,
+            },
+            record: rec,
+        })
+    }
+
+    /// Instructions per step (for diagnostics and tests of the compiler).
+    pub fn step_len(&self) -> usize {
+        self.code.programs[STEP].len()
+    }
+
+    fn run_into_states(&self, prog: usize, frame: &mut [Lanes]) {
+        let p = &self.code.programs[prog];
+        p.exec(frame, self.code.n_regs);
+        // Outputs are all computed before any state is overwritten. An output that is
+        // another state's register (a permutation) needs a copy through a buffer.
+        let crossed = p
+            .outputs
+            .iter()
+            .enumerate()
+            .any(|(j, &r)| (r as usize) < p.outputs.len() && r as usize != j);
+        if crossed {
+            let vals: Vec<Lanes> = p.outputs.iter().map(|&r| frame[r as usize]).collect();
+            frame[..vals.len()].copy_from_slice(&vals);
+        } else {
+            for (j, &r) in p.outputs.iter().enumerate() {
+                if r as usize != j {
+                    frame[j] = frame[r as usize];
+                }
+            }
+        }
+    }
+}
+
+impl Kernel for CompiledKernel {
+    fn layout(&self) -> Layout {
+        self.layout
+    }
+    fn n_regs(&self) -> usize {
+        self.code.n_regs
+    }
+    fn state_names(&self) -> Vec<String> {
+        self.state_names.clone()
+    }
+    fn init(&self, frame: &mut [Lanes]) {
+        self.code.prologue.exec(frame, self.code.n_regs);
+        self.run_into_states(INIT, frame);
+    }
+    #[inline(always)]
+    fn step(&self, frame: &mut [Lanes]) {
+        self.run_into_states(STEP, frame);
+    }
+    fn threshold(&self, frame: &mut [Lanes], out: &mut Lanes) -> bool {
+        if !self.has_threshold {
+            return false;
+        }
+        let p = &self.code.programs[THRESHOLD];
+        p.exec(frame, self.code.n_regs);
+        *out = frame[p.outputs[0] as usize];
+        true
+    }
+    fn reset(&self, frame: &mut [Lanes], mask: &Lanes) {
+        let p = &self.code.programs[RESET];
+        if p.outputs.is_empty() {
+            return;
+        }
+        p.exec(frame, self.code.n_regs);
+        let new: Vec<Lanes> = p.outputs.iter().map(|&r| frame[r as usize]).collect();
+        for (&j, v) in self.reset_targets.iter().zip(new) {
+            for l in 0..crate::vm::LANES {
+                if mask[l] != 0.0 {
+                    frame[j][l] = v[l];
+                }
+            }
+        }
+    }
+    fn refractory(&self) -> RefractoryKind {
+        self.refractory
+    }
+    fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes) {
+        let p = &self.code.programs[REFRACTORY];
+        p.exec(frame, self.code.n_regs);
+        *out = frame[p.outputs[0] as usize];
+    }
+    fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes) {
+        match self.record[k] {
+            Recorded::State(j) => *out = frame[j],
+            Recorded::Program(o) => {
+                let p = &self.code.programs[RECORD];
+                // The record program computes every subexpression at once; the runner asks
+                // for recorded names in order, so run it for the first and read the rest.
+                if o == 0 {
+                    p.exec(frame, self.code.n_regs);
+                }
+                *out = frame[p.outputs[o] as usize];
+            }
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! The batch runner: many neurons, blocks of [`LANES`] in parallel, Brian's step order.
+//!
+//! Per time step `k` (t = k*dt), as Brian2 schedules a `NeuronGroup` with monitors:
+//! record the state (so sample 0 is the initial state); decide refractoriness from the
+//! state at the step's start; integrate; test the threshold on the new state (only where
+//! not refractory); record spikes at time `t` (the step's start); run the reset.
+
+use crate::error::{Result, SimError};
+use crate::kernel::{Kernel, RefractoryKind};
+use crate::vm::{LANES, Lanes};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+/// The values of one input variable for every trace: `n_traces x n_steps`, row-major, SI.
+/// Sample `k` holds for `k*dt <= t < (k+1)*dt`; past the end the last sample holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stimulus {
+    /// Input variable name.
+    pub name: String,
+    /// Number of traces (rows).
+    pub n_traces: usize,
+    /// Values, row-major.
+    pub values: Vec<f64>,
+}
+
+impl Stimulus {
+    /// A stimulus from rows of equal length.
+    pub fn from_rows(name: impl Into<String>, rows: &[Vec<f64>]) -> Result<Self> {
+        let name = name.into();
+        let len = rows.first().map_or(0, Vec::len);
+        if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != len) {
+            return Err(SimError::Stimulus {
+                input: name,
+                message: format!("trace {k} has {} samples but trace 0 has {len}", r.len()),
+            });
+        }
+        Ok(Stimulus {
+            name,
+            n_traces: rows.len(),
+            values: rows.concat(),
+        })
+    }
+
+    /// Samples per trace.
+    pub fn n_steps(&self) -> usize {
+        self.values.len().checked_div(self.n_traces).unwrap_or(0)
+    }
+}
+
+/// How to run a batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// Time step (s).
+    pub dt: f64,
+    /// Number of steps.
+    pub n_steps: usize,
+    /// Names of the quantities to record (state variables or subexpressions).
+    pub record: Vec<String>,
+    /// Record every this many steps (1 = every step).
+    pub record_every: usize,
+    /// Seed of the noise; neuron `i` uses stream `i`, so results do not depend on threads
+    /// or block size.
+    pub seed: u64,
+}
+
+impl RunConfig {
+    /// A configuration recording nothing but spikes.
+    pub fn new(dt: f64, n_steps: usize) -> Self {
+        RunConfig {
+            dt,
+            n_steps,
+            record: Vec::new(),
+            record_every: 1,
+            seed: 0,
+        }
+    }
+    /// Records these names.
+    pub fn record(mut self, names: &[&str]) -> Self {
+        self.record = names.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Records every `k` steps.
+    pub fn record_every(mut self, k: usize) -> Self {
+        self.record_every = k;
+        self
+    }
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Number of recorded samples per neuron.
+    pub fn n_samples(&self) -> usize {
+        self.n_steps.div_ceil(self.record_every.max(1))
+    }
+}
+
+/// A neuron whose state stopped being finite.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Failure {
+    /// Neuron index.
+    pub neuron: usize,
+    /// The first step at whose end a non-finite state was seen (checked every 32 steps
+    /// and at the end, so the blow-up happened at or before it).
+    pub step: usize,
+    /// The state variable that was not finite.
+    pub variable: String,
+}
+
+/// Results of a batch run.
+#[derive(Clone, Debug, Default)]
+pub struct SimResult {
+    /// Number of neurons simulated.
+    pub n_neurons: usize,
+    /// Samples per neuron in each recording.
+    pub n_samples: usize,
+    /// Recorded quantities: name and values, neuron-major (`n_neurons x n_samples`).
+    pub recordings: Vec<(String, Vec<f64>)>,
+    /// Spike times (s) per neuron.
+    pub spikes: Vec<Vec<f64>>,
+    /// Neurons that blew up (NaN or infinite state); the others are valid.
+    pub failed: Vec<Failure>,
+}
+
+impl SimResult {
+    /// The recorded trace of `name` for `neuron`.
+    pub fn trace(&self, name: &str, neuron: usize) -> Option<&[f64]> {
+        let (_, v) = self.recordings.iter().find(|(n, _)| n == name)?;
+        v.get(neuron * self.n_samples..(neuron + 1) * self.n_samples)
+    }
+    /// Whether a neuron failed.
+    pub fn is_failed(&self, neuron: usize) -> bool {
+        self.failed.iter().any(|f| f.neuron == neuron)
+    }
+}
+
+/// Steps between checks for non-finite states (a blown-up neuron stays non-finite).
+const CHECK_EVERY: usize = 32;
+
+/// Simulates `n_sets x n_traces` neurons: parameter set `s` (row `s` of `params`,
+/// `n_sets x n_params`, SI) with trace `k` of every stimulus is neuron `s*n_traces + k`
+/// (brian2modelfitting's sample-major order).
+pub fn simulate<K: Kernel>(
+    kernel: &K,
+    params: &[f64],
+    n_traces: usize,
+    stimuli: &[Stimulus],
+    input_names: &[String],
+    cfg: &RunConfig,
+) -> Result<SimResult> {
+    let layout = kernel.layout();
+    let np = layout.n_params;
+    if cfg.record_every == 0 {
+        return Err(SimError::Config("record_every must be at least 1".into()));
+    }
+    if !(cfg.dt > 0.0 && cfg.dt.is_finite()) {
+        return Err(SimError::Config(format!("dt must be positive, got {}", cfg.dt)));
+    }
+    if n_traces == 0 {
+        return Err(SimError::Config("n_traces must be at least 1".into()));
+    }
+    if np == 0 && !params.is_empty() || np > 0 && params.len() % np != 0 {
+        return Err(SimError::Config(format!(
+            "parameters: {} values is not a whole number of sets of {np}",
+            params.len()
+        )));
+    }
+    if let Some(k) = params.iter().position(|v| !v.is_finite()) {
+        return Err(SimError::Config(format!(
+            "parameter set {} has a non-finite value in parameter {}",
+            k / np.max(1),
+            k % np.max(1)
+        )));
+    }
+    let n_sets = if np == 0 { 1 } else { params.len() / np };
+    // Order stimuli as the model's inputs.
+    let mut ordered: Vec<&Stimulus> = Vec::new();
+    for name in input_names {
+        let s = stimuli.iter().find(|s| &s.name == name).ok_or_else(|| SimError::Stimulus {
+            input: name.clone(),
+            message: "no stimulus given for this input".into(),
+        })?;
+        if s.n_traces != n_traces {
+            return Err(SimError::Stimulus {
+                input: name.clone(),
+                message: format!("has {} traces, expected {n_traces}", s.n_traces),
+            });
+        }
+        if s.values.len() != n_traces * cfg.n_steps {
+            return Err(SimError::Stimulus {
+                input: name.clone(),
+                message: format!(
+                    "has {} samples per trace, expected {} (one per step)",
+                    s.values.len() as f64 / n_traces as f64,
+                    cfg.n_steps
+                ),
+            });
+        }
+        if let Some(k) = s.values.iter().position(|v| !v.is_finite()) {
+            return Err(SimError::Stimulus {
+                input: name.clone(),
+                message: format!("trace {} sample {} is not finite", k / cfg.n_steps, k % cfg.n_steps),
+            });
+        }
+        ordered.push(s);
+    }
+    if let Some(s) = stimuli.iter().find(|s| !input_names.contains(&s.name)) {
+        return Err(SimError::Stimulus {
+            input: s.name.clone(),
+            message: format!("the model has no such input (inputs: {})", input_names.join(", ")),
+        });
+    }
+    let n = n_sets * n_traces;
+    let n_samples = cfg.n_samples();
+    let n_rec = cfg.record.len();
+    let mut buffers: Vec<Vec<f64>> = (0..n_rec).map(|_| vec![0.0; n * n_samples]).collect();
+    let n_blocks = n.div_ceil(LANES);
+    // Each block gets its own slice of every recording buffer.
+    let mut per_block: Vec<Vec<&mut [f64]>> = (0..n_blocks).map(|_| Vec::with_capacity(n_rec)).collect();
+    for buf in buffers.iter_mut() {
+        for (b, chunk) in buf.chunks_mut((LANES * n_samples).max(1)).enumerate() {
+            if b < n_blocks {
+                per_block[b].push(chunk);
+            }
+        }
+    }
+    let ctx = BlockCtx {
+        kernel,
+        params,
+        np,
+        n,
+        n_traces,
+        stimuli: &ordered,
+        cfg,
+    };
+    let outs: Vec<(Vec<Vec<f64>>, Vec<Failure>)> = per_block
+        .into_par_iter()
+        .enumerate()
+        .map(|(b, mut rec)| ctx.run_block(b, &mut rec))
+        .collect();
+    let mut spikes = Vec::with_capacity(n);
+    let mut failed = Vec::new();
+    for (s, f) in outs {
+        spikes.extend(s);
+        failed.extend(f);
+    }
+    Ok(SimResult {
+        n_neurons: n,
+        n_samples,
+        recordings: cfg.record.iter().cloned().zip(buffers).collect(),
+        spikes,
+        failed,
+    })
+}
+
+struct BlockCtx<'a, K: Kernel> {
+    kernel: &'a K,
+    params: &'a [f64],
+    np: usize,
+    n: usize,
+    n_traces: usize,
+    stimuli: &'a [&'a Stimulus],
+    cfg: &'a RunConfig,
+}
+
+impl<K: Kernel> BlockCtx<'_, K> {
+    fn run_block(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked just above).
+                return unsafe { self.run_block_avx512(b, rec) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above).
+                return unsafe { self.run_block_avx2(b, rec) };
+            }
+        }
+        self.run_block_generic(b, rec)
+    }
+
+    // The whole time loop is compiled once per instruction set so that every inlined lane
+    // loop uses the widest vectors; FMA is not enabled, which keeps results bit-identical
+    // across the three versions.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn run_block_avx512(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+        self.run_block_generic(b, rec)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn run_block_avx2(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+        self.run_block_generic(b, rec)
+    }
+
+    #[inline(always)]
+    fn run_block_generic(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+        let k = self.kernel;
+        let layout = k.layout();
+        let cfg = self.cfg;
+        let dt = cfg.dt;
+        let first = b * LANES;
+        let valid = (self.n - first).min(LANES);
+        // Unused lanes of the last block repeat its last neuron, so they stay finite.
+        let neuron = |l: usize| first + l.min(valid - 1);
+        let mut frame: Vec<Lanes> = vec![[0.0; LANES]; k.n_regs()];
+        for p in 0..self.np {
+            for l in 0..LANES {
+                frame[layout.param(p)][l] = self.params[(neuron(l) / self.n_traces) * self.np + p];
+            }
+        }
+        for l in 0..LANES {
+            frame[layout.index()][l] = neuron(l) as f64;
+        }
+        k.init(&mut frame);
+        let trace: Vec<usize> = (0..LANES).map(|l| neuron(l) % self.n_traces).collect();
+        let mut rngs: Vec<ChaCha8Rng> = if layout.n_noise > 0 {
+            (0..LANES)
+                .map(|l| {
+                    let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
+                    r.set_stream(neuron(l) as u64);
+                    r
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let sqrt_dt = dt.sqrt();
+        let refractory = k.refractory();
+        let mut last_spike = [i64::MIN / 2; LANES];
+        let mut not_ref: Lanes = [1.0; LANES];
+        let mut spikes: Vec<Vec<f64>> = vec![Vec::new(); valid];
+        let mut failed: Vec<Failure> = Vec::new();
+        let mut is_failed = [false; LANES];
+        let mut mask: Lanes = [0.0; LANES];
+        let mut tmp: Lanes = [0.0; LANES];
+        let n_samples = cfg.n_samples();
+        let n_steps = cfg.n_steps;
+        let has_inputs = !self.stimuli.is_empty();
+        for step in 0..n_steps {
+            let t = step as f64 * dt;
+            frame[layout.time()] = [t; LANES];
+            if has_inputs {
+                let nxt = (step + 1).min(n_steps - 1);
+                for (i, s) in self.stimuli.iter().enumerate() {
+                    let (now_r, next_r) = (layout.input(i, false), layout.input(i, true));
+                    for l in 0..LANES {
+                        let row = trace[l] * n_steps;
+                        frame[now_r][l] = s.values[row + step];
+                        frame[next_r][l] = s.values[row + nxt];
+                    }
+                }
+            }
+            if step % cfg.record_every == 0 {
+                let sample = step / cfg.record_every;
+                for (r, buf) in rec.iter_mut().enumerate() {
+                    k.record(&mut frame, r, &mut tmp);
+                    for l in 0..valid {
+                        buf[l * n_samples + sample] = tmp[l];
+                    }
+                }
+            }
+            match refractory {
+                RefractoryKind::None => {}
+                RefractoryKind::Steps(r) => {
+                    for l in 0..LANES {
+                        not_ref[l] = if step as i64 - last_spike[l] >= r as i64 { 1.0 } else { 0.0 };
+                    }
+                }
+                RefractoryKind::Condition => {
+                    // Brian: not_refractory = not_refractory or not (condition), on the
+                    // state at the start of the step; a spike clears it.
+                    k.refractory_condition(&mut frame, &mut tmp);
+                    for l in 0..LANES {
+                        if tmp[l] == 0.0 {
+                            not_ref[l] = 1.0;
+                        }
+                    }
+                }
+            }
+            frame[layout.not_refractory()] = not_ref;
+            for kk in 0..layout.n_noise {
+                let r = layout.noise(kk);
+                for (l, rng) in rngs.iter_mut().enumerate() {
+                    let z: f64 = StandardNormal.sample(rng);
+                    frame[r][l] = sqrt_dt * z;
+                }
+            }
+            k.step(&mut frame);
+            if k.threshold(&mut frame, &mut mask) {
+                let mut any = false;
+                for l in 0..LANES {
+                    let spike = mask[l] != 0.0 && not_ref[l] != 0.0;
+                    mask[l] = if spike { 1.0 } else { 0.0 };
+                    any |= spike;
+                }
+                if any {
+                    for l in 0..LANES {
+                        if mask[l] != 0.0 {
+                            if l < valid {
+                                spikes[l].push(t);
+                            }
+                            last_spike[l] = step as i64;
+                            if refractory != RefractoryKind::None {
+                                not_ref[l] = 0.0;
+                            }
+                        }
+                    }
+                    k.reset(&mut frame, &mask);
+                }
+            }
+            if (step + 1) % CHECK_EVERY == 0 || step + 1 == n_steps {
+                for j in 0..layout.n_states {
+                    for l in 0..valid {
+                        if !is_failed[l] && !frame[j][l].is_finite() {
+                            is_failed[l] = true;
+                            failed.push(Failure {
+                                neuron: first + l,
+                                step,
+                                variable: k.state_names()[j].clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        failed.sort_by_key(|f| f.neuron);
+        (spikes, failed)
+    }
+}

@@ -1,0 +1,857 @@
+//! A register machine over lanes: the compiled form of a model.
+//!
+//! Expressions are lowered into a hash-consed DAG (common subexpressions shared across
+//! integrator stages and across the step, threshold, reset and record programs), values
+//! that depend only on parameters and constants are hoisted into a prologue run once per
+//! block, cheap chains are fused (`a*b + c`, `a*k1 + k2`, operations with a constant
+//! operand), and registers are reused by liveness. Every instruction then runs a plain
+//! loop over [`LANES`] neurons, which LLVM vectorises; interpretation costs one dispatch
+//! per instruction per 64 neurons.
+
+use crate::fastmath;
+use crate::ir::{Cmp, Ex, Func, Slot, clip};
+use std::collections::HashMap;
+
+/// Neurons per block: one register holds one value for each of them (64 was fastest in
+/// the measurements of shared/design/PERFORMANCE.md).
+pub const LANES: usize = 64;
+/// One register: a value per lane.
+pub type Lanes = [f64; LANES];
+
+/// Index of a DAG node.
+pub type NodeId = u32;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Un {
+    Neg,
+    Not,
+    Fun(Func),
+    PowI(i32),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Bin {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Pow,
+    Cmp(Cmp),
+    And,
+    Or,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Node {
+    /// A register with a fixed meaning (state, parameter, input, time, index, noise).
+    Fixed(u32),
+    /// A constant, by its bits.
+    Const(u64),
+    Un(Un, NodeId),
+    Bin(Bin, NodeId, NodeId),
+    Clip(NodeId, NodeId, NodeId),
+    /// `if c != 0 { a } else { b }`
+    Select(NodeId, NodeId, NodeId),
+}
+
+/// Builds the shared DAG of a model's programs.
+#[derive(Default)]
+pub struct Builder {
+    nodes: Vec<Node>,
+    invariant: Vec<bool>,
+    memo: HashMap<Node, NodeId>,
+    /// Fixed registers whose values do not change during a run (parameters, index).
+    invariant_fixed: Vec<bool>,
+}
+
+impl Builder {
+    /// A builder for a frame with `n_fixed` fixed registers; `invariant_fixed[r]` says
+    /// whether fixed register `r` is constant over a run.
+    pub fn new(invariant_fixed: Vec<bool>) -> Self {
+        Builder {
+            invariant_fixed,
+            ..Default::default()
+        }
+    }
+
+    /// Number of fixed registers.
+    pub fn n_fixed(&self) -> usize {
+        self.invariant_fixed.len()
+    }
+
+    fn push(&mut self, n: Node) -> NodeId {
+        if let Some(&id) = self.memo.get(&n) {
+            return id;
+        }
+        let inv = match n {
+            Node::Fixed(r) => self.invariant_fixed[r as usize],
+            Node::Const(_) => true,
+            Node::Un(_, a) => self.invariant[a as usize],
+            Node::Bin(_, a, b) => self.invariant[a as usize] && self.invariant[b as usize],
+            Node::Clip(a, b, c) | Node::Select(a, b, c) => {
+                self.invariant[a as usize] && self.invariant[b as usize] && self.invariant[c as usize]
+            }
+        };
+        let id = self.nodes.len() as NodeId;
+        self.nodes.push(n);
+        self.invariant.push(inv);
+        self.memo.insert(n, id);
+        id
+    }
+
+    fn konst(&self, id: NodeId) -> Option<f64> {
+        match self.nodes[id as usize] {
+            Node::Const(b) => Some(f64::from_bits(b)),
+            _ => None,
+        }
+    }
+
+    /// A fixed register.
+    pub fn fixed(&mut self, r: u32) -> NodeId {
+        self.push(Node::Fixed(r))
+    }
+
+    /// A constant.
+    pub fn num(&mut self, v: f64) -> NodeId {
+        // Canonical zero, so 0.0 and -0.0 products fold alike.
+        let v = if v == 0.0 { 0.0 } else { v };
+        self.push(Node::Const(v.to_bits()))
+    }
+
+    fn fold2(&mut self, op: Bin, a: NodeId, b: NodeId) -> NodeId {
+        if let (Some(x), Some(y)) = (self.konst(a), self.konst(b)) {
+            let v = bin_scalar(op, x, y);
+            return self.num(v);
+        }
+        self.push(Node::Bin(op, a, b))
+    }
+
+    /// `a + b`
+    pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        if self.konst(a) == Some(0.0) {
+            return b;
+        }
+        if self.konst(b) == Some(0.0) {
+            return a;
+        }
+        self.fold2(Bin::Add, a, b)
+    }
+    /// `a - b`
+    pub fn sub(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        if self.konst(b) == Some(0.0) {
+            return a;
+        }
+        self.fold2(Bin::Sub, a, b)
+    }
+    /// `a * b`
+    pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        if self.konst(a) == Some(1.0) {
+            return b;
+        }
+        if self.konst(b) == Some(1.0) {
+            return a;
+        }
+        self.fold2(Bin::Mul, a, b)
+    }
+    /// `a / b`
+    pub fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
+        if self.konst(b) == Some(1.0) {
+            return a;
+        }
+        self.fold2(Bin::Div, a, b)
+    }
+    /// A one-argument operation.
+    pub(crate) fn un(&mut self, op: Un, a: NodeId) -> NodeId {
+        if let Some(x) = self.konst(a) {
+            let v = un_scalar(op, x);
+            return self.num(v);
+        }
+        self.push(Node::Un(op, a))
+    }
+    /// `-a`
+    pub fn neg(&mut self, a: NodeId) -> NodeId {
+        self.un(Un::Neg, a)
+    }
+    /// `f(a)`
+    pub fn fun(&mut self, f: Func, a: NodeId) -> NodeId {
+        self.un(Un::Fun(f), a)
+    }
+    /// `if c != 0 { a } else { b }`
+    pub fn select(&mut self, c: NodeId, a: NodeId, b: NodeId) -> NodeId {
+        if let Some(x) = self.konst(c) {
+            return if x != 0.0 { a } else { b };
+        }
+        if a == b {
+            return a;
+        }
+        self.push(Node::Select(c, a, b))
+    }
+    /// Comparison giving 1.0 or 0.0.
+    pub fn cmp(&mut self, c: Cmp, a: NodeId, b: NodeId) -> NodeId {
+        self.fold2(Bin::Cmp(c), a, b)
+    }
+
+    /// Lowers an expression, mapping each slot to a node.
+    pub fn lower(&mut self, e: &Ex, slot: &impl Fn(&mut Builder, Slot) -> NodeId) -> NodeId {
+        match e {
+            Ex::Num(v) => self.num(*v),
+            Ex::Slot(s) => slot(self, *s),
+            Ex::Add(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.add(a, b)
+            }
+            Ex::Sub(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.sub(a, b)
+            }
+            Ex::Mul(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.mul(a, b)
+            }
+            Ex::Div(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.div(a, b)
+            }
+            Ex::Neg(a) => {
+                let a = self.lower(a, slot);
+                self.neg(a)
+            }
+            Ex::Pow(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                match self.konst(b) {
+                    Some(k) if k == k.round() && k.abs() <= 8.0 => self.un(Un::PowI(k as i32), a),
+                    Some(k) if k == 0.5 => self.fun(Func::Sqrt, a),
+                    _ => self.fold2(Bin::Pow, a, b),
+                }
+            }
+            Ex::Call(f, a) => {
+                let a = self.lower(a, slot);
+                self.fun(*f, a)
+            }
+            Ex::Clip(a, lo, hi) => {
+                let (a, lo, hi) = (self.lower(a, slot), self.lower(lo, slot), self.lower(hi, slot));
+                if let (Some(x), Some(l), Some(h)) = (self.konst(a), self.konst(lo), self.konst(hi)) {
+                    return self.num(clip(x, l, h));
+                }
+                self.push(Node::Clip(a, lo, hi))
+            }
+            Ex::Cmp(c, a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.cmp(*c, a, b)
+            }
+            Ex::And(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.fold2(Bin::And, a, b)
+            }
+            Ex::Or(a, b) => {
+                let (a, b) = (self.lower(a, slot), self.lower(b, slot));
+                self.fold2(Bin::Or, a, b)
+            }
+            Ex::Not(a) => {
+                let a = self.lower(a, slot);
+                self.un(Un::Not, a)
+            }
+        }
+    }
+}
+
+fn b2f(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+fn bin_scalar(op: Bin, x: f64, y: f64) -> f64 {
+    match op {
+        Bin::Add => x + y,
+        Bin::Sub => x - y,
+        Bin::Mul => x * y,
+        Bin::Div => x / y,
+        Bin::Pow => x.powf(y),
+        Bin::Cmp(c) => b2f(c.eval(x, y)),
+        Bin::And => b2f(x != 0.0 && y != 0.0),
+        Bin::Or => b2f(x != 0.0 || y != 0.0),
+    }
+}
+
+fn un_scalar(op: Un, x: f64) -> f64 {
+    match op {
+        Un::Neg => -x,
+        Un::Not => b2f(x == 0.0),
+        Un::Fun(f) => f.eval(x),
+        Un::PowI(n) => powi(x, n),
+    }
+}
+
+#[inline(always)]
+fn powi(x: f64, n: i32) -> f64 {
+    // Repeated multiplication (what `x**3` means in generated C); vectorises, unlike powi.
+    let m = n.unsigned_abs();
+    let mut r = 1.0;
+    let mut k = 0;
+    while k < m {
+        r *= x;
+        k += 1;
+    }
+    if n < 0 { 1.0 / r } else { r }
+}
+
+/// Register index.
+type R = u32;
+
+#[derive(Clone, Copy, Debug)]
+enum Ins {
+    Bin(Bin, R, R, R),
+    /// `d = a op k`
+    BinK(Bin, R, R, f64),
+    /// `d = k op a`
+    KBin(Bin, R, f64, R),
+    /// `d = a*b + c`
+    MulAdd(R, R, R, R),
+    /// `d = a*k1 + k2`
+    MulAddK(R, R, f64, f64),
+    Un(Un, R, R),
+    Clip(R, R, R, R),
+    Select(R, R, R, R),
+    Splat(R, f64),
+}
+
+/// A compiled straight-line program over lanes.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    ins: Vec<Ins>,
+    /// Registers holding the program's results, in the order requested.
+    pub outputs: Vec<u32>,
+}
+
+/// The compiled set of programs of a model, sharing one register layout.
+#[derive(Clone, Debug)]
+pub struct Compiled {
+    /// Run once per block after fixed registers are filled: parameter-only values.
+    pub prologue: Program,
+    /// The requested programs, in the order given.
+    pub programs: Vec<Program>,
+    /// Registers needed in a frame.
+    pub n_regs: usize,
+}
+
+impl Builder {
+    /// Compiles the programs whose outputs are given (one list of nodes per program).
+    pub fn compile(&self, outputs: &[Vec<NodeId>]) -> Compiled {
+        let n = self.nodes.len();
+        let n_fixed = self.n_fixed() as u32;
+        // Liveness over the whole DAG: which nodes any program needs.
+        let mut live = vec![false; n];
+        let mut stack: Vec<NodeId> = outputs.iter().flatten().copied().collect();
+        while let Some(id) = stack.pop() {
+            if std::mem::replace(&mut live[id as usize], true) {
+                continue;
+            }
+            operands(self.nodes[id as usize], |o| stack.push(o));
+        }
+        // Use counts decide fusion: a single-use product folds into its consumer.
+        let mut uses = vec![0u32; n];
+        for (id, node) in self.nodes.iter().enumerate() {
+            if live[id] {
+                operands(*node, |o| uses[o as usize] += 1);
+            }
+        }
+        for &o in outputs.iter().flatten() {
+            uses[o as usize] += 1;
+        }
+        // Prologue: invariant, non-constant, non-fixed live nodes get pinned registers.
+        let mut reg: Vec<Option<R>> = vec![None; n];
+        let mut next = n_fixed;
+        let mut prologue = Vec::new();
+        for id in 0..n {
+            if let Node::Fixed(r) = self.nodes[id] {
+                reg[id] = Some(r);
+            }
+        }
+        let fused = self.fusion_plan(&live, &uses);
+        for id in 0..n {
+            let node = self.nodes[id];
+            if !live[id] || !self.invariant[id] || matches!(node, Node::Fixed(_)) || fused[id] {
+                continue;
+            }
+            if matches!(node, Node::Const(_)) && !outputs.iter().flatten().any(|&o| o as usize == id) {
+                // Constants are folded into instructions; materialised lazily below if an
+                // instruction needs one in a register.
+                continue;
+            }
+            let d = next;
+            next += 1;
+            reg[id] = Some(d);
+            self.emit(id as NodeId, d, &reg, &mut prologue, &mut next, &mut None);
+        }
+        let pinned = next;
+        let mut n_regs = pinned as usize;
+        let mut programs = Vec::new();
+        for outs in outputs {
+            // Nodes of this program's body, in topological (creation) order.
+            let mut need = vec![false; n];
+            let mut stack: Vec<NodeId> = outs.clone();
+            while let Some(id) = stack.pop() {
+                let idu = id as usize;
+                if need[idu] || reg[idu].is_some() && self.invariant[idu] {
+                    continue;
+                }
+                need[idu] = true;
+                operands(self.nodes[idu], |o| stack.push(o));
+            }
+            // Last use of each node within this body (outputs live to the end).
+            let mut last = vec![0usize; n];
+            for id in 0..n {
+                if need[id] && !fused[id] {
+                    operands_fused(self, &fused, id as NodeId, &mut |o| last[o as usize] = last[o as usize].max(id));
+                }
+            }
+            for &o in outs {
+                last[o as usize] = usize::MAX;
+            }
+            let mut body_reg = reg.clone();
+            let mut free: Vec<R> = Vec::new();
+            let mut top = pinned;
+            let mut ins = Vec::new();
+            let mut extra = Some((&mut free, &mut top));
+            for id in 0..n {
+                let node = self.nodes[id];
+                if !need[id] || fused[id] || matches!(node, Node::Fixed(_)) {
+                    continue;
+                }
+                if matches!(node, Node::Const(_)) && last[id] != usize::MAX {
+                    continue; // folded into its users
+                }
+                // Allocate the destination before freeing operands: an instruction's
+                // destination never aliases its operands (the kernels rely on it).
+                let d = {
+                    let (free, top) = extra.as_mut().unwrap();
+                    free.pop().unwrap_or_else(|| {
+                        let r = **top;
+                        **top += 1;
+                        r
+                    })
+                };
+                body_reg[id] = Some(d);
+                let mut tmp_next = 0u32;
+                self.emit(id as NodeId, d, &body_reg, &mut ins, &mut tmp_next, &mut extra);
+                let (free, _) = extra.as_mut().unwrap();
+                operands_fused(self, &fused, id as NodeId, &mut |o| {
+                    let ou = o as usize;
+                    if last[ou] == id
+                        && !self.invariant[ou]
+                        && !matches!(self.nodes[ou], Node::Fixed(_) | Node::Const(_))
+                        && let Some(r) = body_reg[ou]
+                        && !free.contains(&r)
+                    {
+                        free.push(r);
+                    }
+                });
+            }
+            let out_regs = outs
+                .iter()
+                .map(|&o| {
+                    body_reg[o as usize].unwrap_or_else(|| {
+                        // An output that is a folded constant not yet in a register.
+                        let (_, top) = extra.as_mut().unwrap();
+                        let r = **top;
+                        **top += 1;
+                        ins.push(Ins::Splat(r, self.konst(o).unwrap_or(f64::NAN)));
+                        r
+                    })
+                })
+                .collect();
+            n_regs = n_regs.max(top as usize);
+            programs.push(Program { ins, outputs: out_regs });
+        }
+        Compiled {
+            prologue: Program {
+                ins: prologue,
+                outputs: vec![],
+            },
+            programs,
+            n_regs: n_regs.max(next as usize),
+        }
+    }
+
+    /// Which nodes are folded into their single consumer.
+    fn fusion_plan(&self, live: &[bool], uses: &[u32]) -> Vec<bool> {
+        let mut fused = vec![false; self.nodes.len()];
+        for (id, node) in self.nodes.iter().enumerate() {
+            if !live[id] {
+                continue;
+            }
+            if let Node::Bin(Bin::Add, a, b) = *node {
+                for (m, _other) in [(a, b), (b, a)] {
+                    let mu = m as usize;
+                    if uses[mu] == 1
+                        && matches!(self.nodes[mu], Node::Bin(Bin::Mul, ..))
+                        && self.invariant[mu] == self.invariant[id]
+                    {
+                        fused[mu] = true;
+                        break;
+                    }
+                }
+            }
+        }
+        fused
+    }
+
+    /// Register of an operand, materialising a constant into a fresh register if needed.
+    fn operand_reg(
+        &self,
+        o: NodeId,
+        reg: &[Option<R>],
+        out: &mut Vec<Ins>,
+        next: &mut R,
+        extra: &mut Option<(&mut Vec<R>, &mut R)>,
+    ) -> R {
+        if let Some(r) = reg[o as usize] {
+            return r;
+        }
+        let k = self.konst(o).unwrap_or(f64::NAN);
+        let r = match extra {
+            Some((_, top)) => {
+                // Body: a scratch register above everything in use; never freed, but
+                // this only happens for constants inside clip/select.
+                let r = **top;
+                **top += 1;
+                r
+            }
+            None => {
+                let r = *next;
+                *next += 1;
+                r
+            }
+        };
+        out.push(Ins::Splat(r, k));
+        r
+    }
+
+    fn emit(
+        &self,
+        id: NodeId,
+        d: R,
+        reg: &[Option<R>],
+        out: &mut Vec<Ins>,
+        next: &mut R,
+        extra: &mut Option<(&mut Vec<R>, &mut R)>,
+    ) {
+        let node = self.nodes[id as usize];
+        match node {
+            Node::Fixed(_) => {}
+            Node::Const(b) => out.push(Ins::Splat(d, f64::from_bits(b))),
+            Node::Un(op, a) => {
+                let ra = self.operand_reg(a, reg, out, next, extra);
+                out.push(Ins::Un(op, d, ra));
+            }
+            Node::Bin(Bin::Add, a, b) if self.is_fused_mul(a, reg) || self.is_fused_mul(b, reg) => {
+                let (m, c) = if self.is_fused_mul(a, reg) { (a, b) } else { (b, a) };
+                let Node::Bin(Bin::Mul, x, y) = self.nodes[m as usize] else {
+                    unreachable!("fused node is a product")
+                };
+                match (self.konst(x).or(self.konst(y)), self.konst(c)) {
+                    (Some(k1), Some(k2)) => {
+                        let v = if self.konst(x).is_some() { y } else { x };
+                        let rv = self.operand_reg(v, reg, out, next, extra);
+                        out.push(Ins::MulAddK(d, rv, k1, k2));
+                    }
+                    _ => {
+                        let rx = self.operand_reg(x, reg, out, next, extra);
+                        let ry = self.operand_reg(y, reg, out, next, extra);
+                        let rc = self.operand_reg(c, reg, out, next, extra);
+                        out.push(Ins::MulAdd(d, rx, ry, rc));
+                    }
+                }
+            }
+            Node::Bin(op, a, b) => match (self.konst(a), self.konst(b)) {
+                (_, Some(k)) => {
+                    let ra = self.operand_reg(a, reg, out, next, extra);
+                    match op {
+                        Bin::Sub => out.push(Ins::BinK(Bin::Add, d, ra, -k)),
+                        Bin::Div => out.push(Ins::BinK(Bin::Mul, d, ra, 1.0 / k)),
+                        _ => out.push(Ins::BinK(op, d, ra, k)),
+                    }
+                }
+                (Some(k), None) => {
+                    let rb = self.operand_reg(b, reg, out, next, extra);
+                    match op {
+                        Bin::Add | Bin::Mul => out.push(Ins::BinK(op, d, rb, k)),
+                        _ => out.push(Ins::KBin(op, d, k, rb)),
+                    }
+                }
+                (None, None) => {
+                    let ra = self.operand_reg(a, reg, out, next, extra);
+                    let rb = self.operand_reg(b, reg, out, next, extra);
+                    out.push(Ins::Bin(op, d, ra, rb));
+                }
+            },
+            Node::Clip(a, lo, hi) => {
+                let ra = self.operand_reg(a, reg, out, next, extra);
+                let rl = self.operand_reg(lo, reg, out, next, extra);
+                let rh = self.operand_reg(hi, reg, out, next, extra);
+                out.push(Ins::Clip(d, ra, rl, rh));
+            }
+            Node::Select(c, a, b) => {
+                let rc = self.operand_reg(c, reg, out, next, extra);
+                let ra = self.operand_reg(a, reg, out, next, extra);
+                let rb = self.operand_reg(b, reg, out, next, extra);
+                out.push(Ins::Select(d, rc, ra, rb));
+            }
+        }
+    }
+
+    fn is_fused_mul(&self, m: NodeId, reg: &[Option<R>]) -> bool {
+        // A product is fused exactly when it has no register of its own and is a product.
+        reg[m as usize].is_none() && matches!(self.nodes[m as usize], Node::Bin(Bin::Mul, ..)) && {
+            // Only products marked by the fusion plan lack a register at this point; other
+            // unregistered nodes are constants.
+            self.konst(m).is_none()
+        }
+    }
+}
+
+fn operands(n: Node, mut f: impl FnMut(NodeId)) {
+    match n {
+        Node::Fixed(_) | Node::Const(_) => {}
+        Node::Un(_, a) => f(a),
+        Node::Bin(_, a, b) => {
+            f(a);
+            f(b);
+        }
+        Node::Clip(a, b, c) | Node::Select(a, b, c) => {
+            f(a);
+            f(b);
+            f(c);
+        }
+    }
+}
+
+/// Operands as the emitted instruction reads them: a fused product contributes its own
+/// operands instead of itself.
+fn operands_fused(b: &Builder, fused: &[bool], id: NodeId, f: &mut impl FnMut(NodeId)) {
+    operands(b.nodes[id as usize], |o| {
+        if fused[o as usize] {
+            operands(b.nodes[o as usize], &mut *f);
+        } else {
+            f(o);
+        }
+    });
+}
+
+/// Disjoint access to a destination register and up to three operand registers.
+///
+/// # Safety
+/// `d` must differ from every operand and all indices must be in bounds; `Builder::compile`
+/// guarantees both (destinations are allocated before operands are freed) and
+/// [`Program::exec`] checks bounds once per program.
+#[inline(always)]
+unsafe fn regs<'a>(base: *mut Lanes, d: R, ops: [R; 3]) -> (&'a mut Lanes, [&'a Lanes; 3]) {
+    // SAFETY: per the function's contract, `d` is distinct from the operands, so the
+    // mutable reference does not alias the shared ones; operands may alias each other.
+    unsafe {
+        (
+            &mut *base.add(d as usize),
+            [
+                &*base.add(ops[0] as usize),
+                &*base.add(ops[1] as usize),
+                &*base.add(ops[2] as usize),
+            ],
+        )
+    }
+}
+
+macro_rules! lanes {
+    ($d:ident, $l:ident, $e:expr) => {
+        for $l in 0..LANES {
+            $d[$l] = $e;
+        }
+    };
+}
+
+#[inline(always)]
+fn bool_lanes(d: &mut Lanes, a: &Lanes, b: &Lanes, f: impl Fn(f64, f64) -> bool) {
+    lanes!(d, l, if f(a[l], b[l]) { 1.0 } else { 0.0 });
+}
+
+#[inline(always)]
+fn bin_lanes(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
+    match op {
+        Bin::Add => lanes!(d, l, a[l] + b[l]),
+        Bin::Sub => lanes!(d, l, a[l] - b[l]),
+        Bin::Mul => lanes!(d, l, a[l] * b[l]),
+        Bin::Div => lanes!(d, l, a[l] / b[l]),
+        Bin::Pow => lanes!(d, l, a[l].powf(b[l])),
+        Bin::Cmp(c) => bool_lanes(d, a, b, |x, y| c.eval(x, y)),
+        Bin::And => bool_lanes(d, a, b, |x, y| x != 0.0 && y != 0.0),
+        Bin::Or => bool_lanes(d, a, b, |x, y| x != 0.0 || y != 0.0),
+    }
+}
+
+#[inline(always)]
+fn bin_k_lanes(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool) {
+    match (op, k_first) {
+        (Bin::Add, _) => lanes!(d, l, a[l] + k),
+        (Bin::Mul, _) => lanes!(d, l, a[l] * k),
+        (Bin::Sub, false) => lanes!(d, l, a[l] - k),
+        (Bin::Sub, true) => lanes!(d, l, k - a[l]),
+        (Bin::Div, false) => lanes!(d, l, a[l] / k),
+        (Bin::Div, true) => lanes!(d, l, k / a[l]),
+        (Bin::Pow, false) => lanes!(d, l, a[l].powf(k)),
+        (Bin::Pow, true) => lanes!(d, l, k.powf(a[l])),
+        _ => {
+            let kb = [k; LANES];
+            if k_first { bin_lanes(op, d, &kb, a) } else { bin_lanes(op, d, a, &kb) }
+        }
+    }
+}
+
+#[inline(always)]
+fn un_lanes(op: Un, d: &mut Lanes, a: &Lanes) {
+    match op {
+        Un::Neg => lanes!(d, l, -a[l]),
+        Un::Not => lanes!(d, l, if a[l] == 0.0 { 1.0 } else { 0.0 }),
+        Un::PowI(2) => lanes!(d, l, a[l] * a[l]),
+        Un::PowI(3) => lanes!(d, l, a[l] * a[l] * a[l]),
+        Un::PowI(4) => lanes!(d, l, {
+            let s = a[l] * a[l];
+            s * s
+        }),
+        Un::PowI(n) => lanes!(d, l, powi(a[l], n)),
+        Un::Fun(f) => match f {
+            Func::Exp => lanes!(d, l, fastmath::exp(a[l])),
+            Func::Exprel => lanes!(d, l, fastmath::exprel(a[l])),
+            Func::Abs => lanes!(d, l, a[l].abs()),
+            Func::Sqrt => lanes!(d, l, a[l].sqrt()),
+            Func::Floor => lanes!(d, l, a[l].floor()),
+            Func::Ceil => lanes!(d, l, a[l].ceil()),
+            Func::Int => lanes!(d, l, a[l].trunc()),
+            other => lanes!(d, l, other.eval(a[l])),
+        },
+    }
+}
+
+impl Program {
+    /// Runs the program on a register file.
+    #[inline(always)]
+    pub fn exec(&self, file: &mut [Lanes], n_regs: usize) {
+        assert!(file.len() >= n_regs, "register file smaller than the program needs");
+        let base = file.as_mut_ptr();
+        for ins in &self.ins {
+            // SAFETY: every register index is below `n_regs` (compile-time invariant of
+            // `Builder::compile`, with `file.len() >= n_regs` checked above) and each
+            // destination differs from its operands.
+            unsafe {
+                match *ins {
+                    Ins::Bin(op, d, a, b) => {
+                        let (d, [a, b, _]) = regs(base, d, [a, b, b]);
+                        bin_lanes(op, d, a, b);
+                    }
+                    Ins::BinK(op, d, a, k) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        bin_k_lanes(op, d, a, k, false);
+                    }
+                    Ins::KBin(op, d, k, a) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        bin_k_lanes(op, d, a, k, true);
+                    }
+                    Ins::MulAdd(d, a, b, c) => {
+                        let (d, [a, b, c]) = regs(base, d, [a, b, c]);
+                        lanes!(d, l, a[l] * b[l] + c[l]);
+                    }
+                    Ins::MulAddK(d, a, k1, k2) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        lanes!(d, l, a[l] * k1 + k2);
+                    }
+                    Ins::Un(op, d, a) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        un_lanes(op, d, a);
+                    }
+                    Ins::Clip(d, a, lo, hi) => {
+                        let (d, [a, lo, hi]) = regs(base, d, [a, lo, hi]);
+                        lanes!(d, l, clip(a[l], lo[l], hi[l]));
+                    }
+                    Ins::Select(d, c, a, b) => {
+                        let (d, [c, a, b]) = regs(base, d, [c, a, b]);
+                        lanes!(d, l, if c[l] != 0.0 { a[l] } else { b[l] });
+                    }
+                    Ins::Splat(d, k) => {
+                        let d = &mut *base.add(d as usize);
+                        lanes!(d, l, k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Number of instructions (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.ins.len()
+    }
+
+    /// Whether the program is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ins.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{add, div, mul, sub};
+
+    fn run(b: &Builder, c: &Compiled, fixed: &[f64]) -> Vec<f64> {
+        let mut file = vec![[0.0; LANES]; c.n_regs];
+        for (r, v) in fixed.iter().enumerate() {
+            file[r] = [*v; LANES];
+        }
+        let _ = b;
+        c.prologue.exec(&mut file, c.n_regs);
+        let p = &c.programs[0];
+        p.exec(&mut file, c.n_regs);
+        p.outputs.iter().map(|&r| file[r as usize][0]).collect()
+    }
+
+    #[test]
+    fn compiled_programs_agree_with_reference_evaluation() {
+        // x = state 0 (fixed 0), p = param (fixed 1, invariant)
+        let x = || Ex::Slot(Slot::State(0));
+        let p = || Ex::Slot(Slot::Param(0));
+        let exprs = vec![
+            add(mul(x(), p()), Ex::Num(2.0)),
+            div(sub(Ex::Num(1.0), x()), add(p(), Ex::Num(3.0))),
+            Ex::Call(Func::Exprel, Box::new(mul(x(), Ex::Num(0.25)))),
+            Ex::Pow(Box::new(x()), Box::new(Ex::Num(3.0))),
+            Ex::Cmp(Cmp::Gt, Box::new(x()), Box::new(p())),
+            mul(mul(p(), p()), add(x(), Ex::Num(1.0))),
+            Ex::Clip(Box::new(x()), Box::new(Ex::Num(-1.0)), Box::new(p())),
+        ];
+        let mut b = Builder::new(vec![false, true]);
+        let slot = |b: &mut Builder, s: Slot| match s {
+            Slot::State(0) => b.fixed(0),
+            _ => b.fixed(1),
+        };
+        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
+        let c = b.compile(&[outs]);
+        for (xv, pv) in [(0.3, 1.7), (-2.0, 0.5), (5.0, -1.0)] {
+            let got = run(&b, &c, &[xv, pv]);
+            for (e, g) in exprs.iter().zip(got) {
+                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
+                assert!((g - want).abs() <= 1e-14 * want.abs().max(1.0), "{e:?}: {g} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn parameter_only_values_are_hoisted() {
+        let mut b = Builder::new(vec![false, true]);
+        let slot = |b: &mut Builder, s: Slot| match s {
+            Slot::State(0) => b.fixed(0),
+            _ => b.fixed(1),
+        };
+        // exp(p) * x: exp(p) goes to the prologue, the body is one multiply.
+        let e = mul(Ex::Call(Func::Exp, Box::new(Ex::Slot(Slot::Param(0)))), Ex::Slot(Slot::State(0)));
+        let o = b.lower(&e, &slot);
+        let c = b.compile(&[vec![o]]);
+        assert_eq!(c.prologue.len(), 1);
+        assert_eq!(c.programs[0].len(), 1);
+    }
+}
