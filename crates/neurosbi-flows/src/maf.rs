@@ -34,9 +34,12 @@ fn mask(in_deg: &[usize], out_deg: &[usize], strict: bool, dev: &Device) -> Resu
 }
 
 impl Made {
-    /// Degrees as nflows with `random_mask=False`: inputs 1..=d, hidden units
-    /// `k % max(1, d-1) + min(1, d-1)`, outputs (scale block, then shift block) the degree
-    /// of the feature they transform.
+    /// Sequential degrees: inputs 1..=d, hidden unit k has degree `k % d`, outputs (scale
+    /// block, then shift block) the degree of the feature they transform. Unlike nflows
+    /// (hidden degrees from 1), hidden units of degree 0 see only the context, so the first
+    /// feature's scale and shift depend on the context too; in nflows they are constants,
+    /// which makes that feature's marginal unconditional whenever the permutations keep it
+    /// first.
     pub(crate) fn new(
         p: &mut Params,
         name: &str,
@@ -48,8 +51,7 @@ impl Made {
     ) -> Result<Self> {
         let dev = p.device.clone();
         let in_deg: Vec<usize> = (1..=d).collect();
-        let hid_deg: Vec<usize> =
-            (0..hidden).map(|k| k % (d.saturating_sub(1)).max(1) + (d - 1).min(1)).collect();
+        let hid_deg: Vec<usize> = (0..hidden).map(|k| k % d).collect();
         let out_deg: Vec<usize> = (0..2 * d).map(|j| j % d + 1).collect();
         let initial = p.linear(&format!("{name}.initial"), d, hidden, rng)?;
         let initial_mask = mask(&in_deg, &hid_deg, false, &dev)?;
