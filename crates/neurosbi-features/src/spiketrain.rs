@@ -111,9 +111,12 @@ pub fn train_stat(stat: TrainStat, spikes: &[f64], (a, b): (f64, f64)) -> Outcom
         }
         TrainStat::Latency => unreachable!("latency is computed from the stimulus onset"),
         TrainStat::Fano { bin } => {
-            let n_bins = ((b - a) / bin).floor() as usize;
+            let n_bins = ((b - a) / bin).floor().max(0.0) as usize;
             if n_bins < 2 {
                 return undefined("window holds fewer than two bins");
+            }
+            if n_bins > 10_000_000 {
+                return undefined("window holds more than 10 million bins");
             }
             let mut counts = vec![0.0f64; n_bins];
             for &t in s {

@@ -11,6 +11,9 @@ use crate::recording::Recording;
 /// Result of one eFEL quantity: its values, or why eFEL fails to compute it.
 pub type EfelResult<T> = Result<T, &'static str>;
 
+/// Longest interpolated trace analysed (samples).
+const MAX_INTERPOLATED: f64 = 5e7;
+
 /// An interpolated trace and its lazily computed spike analysis.
 pub struct EfelTrace {
     /// Interpolated times (ms).
@@ -119,8 +122,12 @@ impl EfelTrace {
     /// Interpolates `rec` as eFEL does (times `i * dt`).
     pub fn new(rec: &Recording<'_>, settings: &EfelSettings) -> Self {
         let n = rec.values.len();
+        // Interpolation to a fixed step can blow a coarse, long trace up without bound.
+        let interpolated = rec.duration() / settings.interp_step;
         let (t, v, valid) = if n < 3 {
             (Vec::new(), Vec::new(), Err("eFEL needs at least three samples"))
+        } else if !(interpolated <= MAX_INTERPOLATED) {
+            (Vec::new(), Vec::new(), Err("interpolated trace would exceed 50 million samples"))
         } else {
             let t: Vec<f64> = (0..n).map(|i| rec.time(i)).collect();
             let (t, v) = interpolate(settings.interp_step, &t, rec.values);
