@@ -174,6 +174,11 @@ impl ConditionalEstimator {
         &self.device
     }
 
+    #[cfg(test)]
+    pub(crate) fn params(&self) -> &Params {
+        &self.params
+    }
+
     /// Standardised, embedded context.
     fn embed(&self, context: &Tensor) -> candle_core::Result<Tensor> {
         let c = context.to_dtype(DType::F32)?.broadcast_sub(&self.ctx_mean)?.broadcast_div(&self.ctx_std)?;

@@ -149,3 +149,94 @@ fn softplus_gradient_matches_finite_differences() {
     let f = |q: &[f64]| q.iter().map(|&x| (1.0 + x.exp()).ln()).sum::<f64>();
     check_grad(&p, &grad, &f, 1e-6, 1e-6);
 }
+
+fn toy(n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut theta = Vec::new();
+    let mut x = Vec::new();
+    for i in 0..n {
+        let c = ((i * 7919) % 1000) as f64 / 500.0 - 1.0;
+        let e = ((i * 104_729) % 997) as f64 / 498.5 - 1.0;
+        theta.push(c * c + 0.3 * e);
+        if d == 2 {
+            theta.push(c - e * 0.5);
+        }
+        x.push(c);
+        x.push(e * c);
+    }
+    (theta, x)
+}
+
+/// Candle's gradient of the training loss through each whole network (residual blocks with
+/// sigmoid gates, masked layers, splines, LU layers, mixture heads, embeddings) against
+/// central finite differences in the parameters.
+#[test]
+fn network_gradients_match_finite_differences() {
+    use crate::{ConditionalEstimator, EmbeddingConfig, EstimatorConfig};
+    let (theta, x) = toy(64, 2);
+    let fc = Some(EmbeddingConfig::FullyConnected { hidden_features: 6, num_layers: 1, output_dim: 3 });
+    let sets = Some(EmbeddingConfig::DeepSets { trial_dim: 1, hidden_features: 6, trial_embedding_dim: 3, output_dim: 2 });
+    let small = |mut c: EstimatorConfig, emb: Option<EmbeddingConfig>| {
+        c.hidden_features = 8;
+        c.num_transforms = 2;
+        c.num_bins = 4;
+        c.num_components = 3;
+        c.embedding = emb;
+        c
+    };
+    for cfg in [
+        small(EstimatorConfig::maf(), None),
+        small(EstimatorConfig::nsf(), fc.clone()),
+        small(EstimatorConfig::mdn(), sets),
+    ] {
+        for d in [1usize, 2] {
+            let th: Vec<f64> = if d == 2 { theta.clone() } else { theta.iter().step_by(2).copied().collect() };
+            let q = ConditionalEstimator::new(&cfg, &th, &x, d, 2, 3).unwrap();
+            let ti = Tensor::from_vec(th.iter().map(|&v| v as f32).collect::<Vec<_>>(), (64, d), &Device::Cpu).unwrap();
+            let tc = Tensor::from_vec(x.iter().map(|&v| v as f32).collect::<Vec<_>>(), (64, 2), &Device::Cpu).unwrap();
+            let loss = || q.log_prob_tensor(&ti, &tc).unwrap().mean_all().unwrap().neg().unwrap();
+            let grads = loss().backward().unwrap();
+            for (name, var) in &q.params().vars {
+                let g = match grads.get(var.as_tensor()) {
+                    Some(g) => g.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                    None => panic!("{:?}: no gradient for {name}", cfg.kind),
+                };
+                let w0 = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                // A few entries per tensor, in f32 with a step that balances rounding and curvature.
+                for i in [0, w0.len() / 2, w0.len() - 1] {
+                    let h = 1e-3f32;
+                    let eval = |delta: f32| {
+                        let mut w = w0.clone();
+                        w[i] += delta;
+                        var.set(&Tensor::from_vec(w, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                        loss().to_scalar::<f32>().unwrap() as f64
+                    };
+                    let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
+                    var.set(&Tensor::from_vec(w0.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+                    let gi = g[i] as f64;
+                    assert!(
+                        (fd - gi).abs() <= 2e-3 + 2e-2 * gi.abs().max(fd.abs()),
+                        "{:?} d={d} {name}[{i}]: autograd {gi} vs fd {fd}",
+                        cfg.kind
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn early_stopping_restores_the_best_weights() {
+    use crate::{ConditionalEstimator, EstimatorConfig, NoObserver, TrainConfig};
+    let (theta, x) = toy(600, 2);
+    let mut q = ConditionalEstimator::new(&EstimatorConfig::maf(), &theta, &x, 2, 2, 0).unwrap();
+    let cfg = TrainConfig { learning_rate: 2e-2, stop_after_epochs: 2, max_epochs: Some(60), ..TrainConfig::default() };
+    let rep = q.train(&theta, &x, &cfg, &mut NoObserver).unwrap();
+    let last = *rep.val_losses.last().unwrap();
+    assert!(last > rep.best_val_loss, "the last epoch was the best; nothing to restore");
+    let (_, val) = crate::train::split(600, &cfg).unwrap();
+    let vt: Vec<f64> = val.iter().flat_map(|&i| theta[2 * i as usize..2 * i as usize + 2].to_vec()).collect();
+    let vx: Vec<f64> = val.iter().flat_map(|&i| x[2 * i as usize..2 * i as usize + 2].to_vec()).collect();
+    let lp = q.log_prob(&vt, &vx).unwrap();
+    let loss = -lp.iter().sum::<f64>() / lp.len() as f64;
+    assert!((loss - rep.best_val_loss).abs() < 1e-5 * (1.0 + loss.abs()), "restored loss {loss}, best {}", rep.best_val_loss);
+}
