@@ -88,6 +88,17 @@ pub enum InferError {
         #[source]
         source: std::io::Error,
     },
+    /// Rejection sampling inside the prior support accepted too few draws.
+    #[error("posterior sampling: only {accepted} of {drawn} draws fell inside the prior support; use MCMC or more simulations")]
+    LowAcceptance {
+        /// Draws accepted.
+        accepted: usize,
+        /// Draws made.
+        drawn: u64,
+    },
+    /// An error from the neural estimators (training, sampling, loading).
+    #[error("estimator: {0}")]
+    Flow(#[from] neurosbi_flows::FlowError),
     /// A setting or argument is out of its valid range.
     #[error("invalid argument `{what}`: {reason}")]
     InvalidArgument {

@@ -33,6 +33,8 @@
 pub mod diagnostics;
 pub mod error;
 pub mod mcmc;
+pub mod methods;
+pub mod posterior;
 pub mod prior;
 pub mod rng;
 pub mod simulator;
@@ -41,6 +43,8 @@ pub mod tasks;
 
 pub use error::{InferError, Result};
 pub use prior::{IndependentPrior, Marginal, MultivariateNormalPrior, Prior, PriorSpec, sample_prior};
+pub use methods::{InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre};
+pub use posterior::{Draws, Estimator, POSTERIOR_FORMAT_VERSION, Posterior, PosteriorSettings};
 pub use rng::{SimRng, stream_rng};
 pub use simulator::{
     Chunk, FromPrior, FromRows, Progress, Quiet, RunConfig, RunObserver, SimulationError, SimulationSet,

@@ -76,7 +76,7 @@ impl LogDensity for Unconstrained<'_> {
 }
 
 /// Settings of the slice sampler (defaults follow sbi: 20 chains, 200 warm-up steps).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SliceConfig {
     /// Number of chains run together.
     pub num_chains: usize,
