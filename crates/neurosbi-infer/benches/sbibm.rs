@@ -1,0 +1,119 @@
+//! sbibm table runner: for each task and simulation budget, run a method, sample 10 000
+//! posterior draws for each of the 10 sbibm observations and print the C2ST mean and spread
+//! against the reference posterior, next to the published sbibm numbers (Lueckmann et al.
+//! 2021).
+//!
+//! `cargo bench -p neurosbi-infer --bench sbibm`. Environment (all optional):
+//! - SBIBM_TASKS: comma list (default: gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm)
+//! - SBIBM_BUDGETS: comma list (default: 1000,10000)
+//! - SBIBM_OBS: observations per task, 1..=10 (default 10)
+//! - SBIBM_METHOD: npe | nle | nre (default npe; NPE is amortised: one training per budget)
+//! - SBIBM_ESTIMATOR: maf | nsf | mdn (default nsf)
+//! - SBIBM_SAMPLES: posterior and reference draws per observation (default 10000, as sbibm)
+
+use neurosbi_flows::{ClassifierConfig, EstimatorConfig, NoObserver, TrainConfig};
+use neurosbi_infer::diagnostics::{C2stConfig, c2st};
+use neurosbi_infer::tasks::task_by_name;
+use neurosbi_infer::{FromPrior, InferenceConfig, Method, Posterior, Prior, Quiet, RunConfig, infer, simulate, train_npe};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Published C2ST means (sbibm paper, Fig. 3 data): (task, NPE@1e3, NPE@1e4, best@1e4).
+const PUBLISHED: [(&str, f64, f64, f64); 5] = [
+    ("gaussian_linear", 0.694, 0.552, 0.536),
+    ("two_moons", 0.725, 0.606, 0.554),
+    ("slcp", 0.975, 0.901, 0.713),
+    ("gaussian_mixture", 0.716, 0.615, 0.551),
+    ("bernoulli_glm", 0.863, 0.678, 0.553),
+];
+
+fn env_list(name: &str, default: &str) -> Vec<String> {
+    std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+fn main() {
+    let tasks = env_list("SBIBM_TASKS", "gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm");
+    let budgets: Vec<usize> = env_list("SBIBM_BUDGETS", "1000,10000").iter().filter_map(|s| s.parse().ok()).collect();
+    let n_obs: usize = std::env::var("SBIBM_OBS").ok().and_then(|s| s.parse().ok()).unwrap_or(10).clamp(1, 10);
+    let n_samples: usize = std::env::var("SBIBM_SAMPLES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let method = std::env::var("SBIBM_METHOD").unwrap_or_else(|_| "npe".into());
+    let est_name = std::env::var("SBIBM_ESTIMATOR").unwrap_or_else(|_| "nsf".into());
+    let est = match est_name.as_str() {
+        "maf" => EstimatorConfig::maf(),
+        "mdn" => EstimatorConfig::mdn(),
+        _ => EstimatorConfig::nsf(),
+    };
+    println!("method {method} ({est_name}), {n_obs} observations, {n_samples} samples");
+    println!("{:<18} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}", "task", "budget", "c2st", "spread", "sbibm NPE", "best@1e4", "train s", "total s");
+    for name in &tasks {
+        let task = match task_by_name(name) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("{e}");
+                continue;
+            }
+        };
+        let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().expect("built-in prior").build().expect("valid"));
+        let dim = task.dim_theta();
+        for &budget in &budgets {
+            let t0 = Instant::now();
+            let train = TrainConfig { seed: 1, ..Default::default() };
+            let mut train_s = 0.0;
+            // NPE is amortised: train once per budget; NLE / NRE train per observation.
+            let amortised: Option<Posterior> = (method == "npe").then(|| {
+                let sims = simulate(task.as_ref(), &FromPrior(prior.as_ref()), budget, &RunConfig { seed: budget as u64, ..Default::default() }, &mut Quiet)
+                    .expect("simulation");
+                let t = Instant::now();
+                let (p, _) = train_npe(prior.clone(), &sims.theta, &sims.x, task.dim_x(), &est, &train, &mut NoObserver).expect("training");
+                train_s += t.elapsed().as_secs_f64();
+                p
+            });
+            let mut scores = Vec::new();
+            for obs in 1..=n_obs {
+                let x_o = task.observation(obs).expect("observation");
+                let owned;
+                let post = match &amortised {
+                    Some(p) => p,
+                    None => {
+                        let m = if method == "nle" { Method::Nle } else { Method::NreB { num_atoms: 10 } };
+                        let cfg = InferenceConfig {
+                            method: m,
+                            rounds: vec![budget],
+                            estimator: est.clone(),
+                            classifier: ClassifierConfig::residual(),
+                            train: train.clone(),
+                            run: RunConfig::default(),
+                            seed: obs as u64,
+                        };
+                        let t = Instant::now();
+                        owned = infer(task.as_ref(), prior.clone(), Some(&x_o), &cfg, None, &mut Quiet, &mut NoObserver).expect("inference").0;
+                        train_s += t.elapsed().as_secs_f64();
+                        &owned
+                    }
+                };
+                let draws = post.sample(n_samples, &x_o, obs as u64).expect("sampling");
+                let reference = task.reference_posterior(&x_o, n_samples, 1000 + obs as u64).expect("reference");
+                scores.push(c2st(&reference, &draws.theta, dim, &C2stConfig::default()).expect("c2st"));
+            }
+            let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+            let spread = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (scores.len().max(2) - 1) as f64).sqrt();
+            let (npe, best) = PUBLISHED
+                .iter()
+                .find(|p| p.0 == name.as_str())
+                .map(|p| (if budget <= 1000 { p.1 } else { p.2 }, if budget >= 10_000 { format!("{:.3}", p.3) } else { "-".into() }))
+                .map(|(a, b)| (format!("{a:.3}"), b))
+                .unwrap_or_else(|| ("-".into(), "-".into()));
+            println!(
+                "{:<18} {:>7} {:>8.3} {:>7.3} {:>9} {:>9} {:>9.1} {:>8.1}",
+                name,
+                budget,
+                mean,
+                spread,
+                npe,
+                best,
+                train_s,
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
