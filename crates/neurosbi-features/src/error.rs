@@ -55,7 +55,14 @@ fn suggest(matches: &[String]) -> String {
     if matches.is_empty() {
         String::new()
     } else {
-        format!(" (did you mean {}?)", matches.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "))
+        format!(
+            " (did you mean {}?)",
+            matches
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -111,14 +118,18 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Names among `candidates` close to `name`, best first (at most five).
-pub(crate) fn close_matches<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn close_matches<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
     let limit = (name.chars().count() / 3).max(2);
     let lower = name.to_lowercase();
     let mut scored: Vec<(usize, String)> = candidates
         .filter_map(|c| {
             let d = edit_distance(name, c);
             let contains = c.to_lowercase().contains(&lower) && lower.len() >= 3;
-            (d <= limit || contains).then(|| (if contains { d.min(limit) } else { d }, c.to_string()))
+            (d <= limit || contains)
+                .then(|| (if contains { d.min(limit) } else { d }, c.to_string()))
         })
         .collect();
     scored.sort();
@@ -138,7 +149,10 @@ mod tests {
 
     #[test]
     fn close_matches_orders_by_distance() {
-        let c = close_matches("spike_cont", ["spike_count", "spike_time", "mean"].into_iter());
+        let c = close_matches(
+            "spike_cont",
+            ["spike_count", "spike_time", "mean"].into_iter(),
+        );
         assert_eq!(c[0], "spike_count");
         assert!(!c.contains(&"mean".to_string()));
     }

@@ -46,7 +46,11 @@ pub trait Feature: Send + Sync {
     /// Names of the outputs (one per value); defaults to the feature name.
     fn output_names(&self) -> Vec<String> {
         let n = self.n_outputs();
-        if n == 1 { vec![self.name()] } else { (0..n).map(|i| format!("{}[{i}]", self.name())).collect() }
+        if n == 1 {
+            vec![self.name()]
+        } else {
+            (0..n).map(|i| format!("{}[{i}]", self.name())).collect()
+        }
     }
 
     /// Computes the values into `out` (length [`Feature::n_outputs`]).
@@ -63,7 +67,11 @@ pub struct Input<'a> {
 impl<'a> Input<'a> {
     /// Wraps a recording; it should have passed [`Recording::validate`].
     pub fn new(recording: Recording<'a>) -> Self {
-        Self { recording, efel: RefCell::new(Vec::new()), spikes: RefCell::new(Vec::new()) }
+        Self {
+            recording,
+            efel: RefCell::new(Vec::new()),
+            spikes: RefCell::new(Vec::new()),
+        }
     }
 
     /// The recording.
@@ -79,7 +87,9 @@ impl<'a> Input<'a> {
             return t.clone();
         }
         let trace = Rc::new(EfelTrace::new(&self.recording, settings));
-        self.efel.borrow_mut().push((settings.clone(), trace.clone()));
+        self.efel
+            .borrow_mut()
+            .push((settings.clone(), trace.clone()));
         trace
     }
 
@@ -99,7 +109,10 @@ impl<'a> Input<'a> {
         if let Some((_, t)) = self.spikes.borrow().iter().find(|(k, _)| *k == key) {
             return t.clone();
         }
-        let t = Rc::new(crate::spiketrain::threshold_crossings(&self.recording, threshold));
+        let t = Rc::new(crate::spiketrain::threshold_crossings(
+            &self.recording,
+            threshold,
+        ));
         self.spikes.borrow_mut().push((key, t.clone()));
         t
     }

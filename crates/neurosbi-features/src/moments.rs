@@ -76,7 +76,11 @@ pub fn percentile(x: &[f64], q: f64) -> f64 {
     let t = h - lo as f64;
     let (a, b) = (v[lo], v[hi]);
     // numpy's _lerp: symmetric form keeps monotonicity near t = 1.
-    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
+    if t >= 0.5 {
+        b - (b - a) * (1.0 - t)
+    } else {
+        a + (b - a) * t
+    }
 }
 
 impl WindowStat {
@@ -165,7 +169,10 @@ pub struct SbiHhTutorial {
 
 impl Default for SbiHhTutorial {
     fn default() -> Self {
-        Self { threshold: -10.0, min_isi: 0.5 }
+        Self {
+            threshold: -10.0,
+            min_isi: 0.5,
+        }
     }
 }
 
@@ -219,7 +226,11 @@ impl SbiHhTutorial {
         let n = rec.values.len();
         out[0] = Ok(self.spike_count(rec) as f64);
         let before = rec.window_range(Window::Before);
-        out[1] = if before.is_empty() { undefined("no samples before stimulus onset") } else { Ok(mean(&rec.values[before])) };
+        out[1] = if before.is_empty() {
+            undefined("no samples before stimulus onset")
+        } else {
+            Ok(mean(&rec.values[before]))
+        };
         // Python's int() truncates toward zero; slices clamp to the trace.
         let a = ((0.9 * rec.stim_start / rec.dt) as usize).min(n);
         let b = ((rec.stim_start / rec.dt) as usize).min(n).max(a);
@@ -254,7 +265,10 @@ impl Feature for SbiHhTutorial {
         if *self == Self::default() {
             "sbi_hh_tutorial".into()
         } else {
-            format!("sbi_hh_tutorial(threshold={}, min_isi={})", self.threshold, self.min_isi)
+            format!(
+                "sbi_hh_tutorial(threshold={}, min_isi={})",
+                self.threshold, self.min_isi
+            )
         }
     }
 
@@ -263,10 +277,18 @@ impl Feature for SbiHhTutorial {
     }
 
     fn output_names(&self) -> Vec<String> {
-        ["spike_count", "rest_mean", "rest_std", "stim_mean", "stim_var", "stim_skew", "stim_kurtosis"]
-            .iter()
-            .map(|s| format!("{}.{s}", self.name()))
-            .collect()
+        [
+            "spike_count",
+            "rest_mean",
+            "rest_std",
+            "stim_mean",
+            "stim_var",
+            "stim_skew",
+            "stim_kurtosis",
+        ]
+        .iter()
+        .map(|s| format!("{}.{s}", self.name()))
+        .collect()
     }
 
     fn compute(&self, input: &Input<'_>, out: &mut [Outcome]) {
@@ -278,7 +300,9 @@ fn stat_builder(stat: Stat) -> impl Fn(&mut Params) -> Result<Box<dyn Feature>, 
     move |p: &mut Params| {
         let window = p.window(Window::Whole)?;
         let stat = match stat {
-            Stat::Kurtosis { .. } => Stat::Kurtosis { fisher: p.bool("fisher", true)? },
+            Stat::Kurtosis { .. } => Stat::Kurtosis {
+                fisher: p.bool("fisher", true)?,
+            },
             Stat::Percentile(_) => {
                 let q = p.f64("q", 50.0)?;
                 if !(0.0..=100.0).contains(&q) {
@@ -313,10 +337,34 @@ pub(crate) fn entries() -> Vec<CatalogueEntry> {
     const W: &str = "window=whole|before|stim|after, start=, stop= (ms)";
     let _ = W;
     vec![
-        stat_entry!("mean", Stat::Mean, "unit of the trace", "arithmetic mean in the window", "window=whole, start, stop"),
-        stat_entry!("std", Stat::Std, "unit of the trace", "standard deviation (ddof 0)", "window=whole, start, stop"),
-        stat_entry!("var", Stat::Var, "unit of the trace squared", "variance (ddof 0)", "window=whole, start, stop"),
-        stat_entry!("skew", Stat::Skew, "1", "skewness m3/m2^1.5 (scipy.stats.skew)", "window=whole, start, stop"),
+        stat_entry!(
+            "mean",
+            Stat::Mean,
+            "unit of the trace",
+            "arithmetic mean in the window",
+            "window=whole, start, stop"
+        ),
+        stat_entry!(
+            "std",
+            Stat::Std,
+            "unit of the trace",
+            "standard deviation (ddof 0)",
+            "window=whole, start, stop"
+        ),
+        stat_entry!(
+            "var",
+            Stat::Var,
+            "unit of the trace squared",
+            "variance (ddof 0)",
+            "window=whole, start, stop"
+        ),
+        stat_entry!(
+            "skew",
+            Stat::Skew,
+            "1",
+            "skewness m3/m2^1.5 (scipy.stats.skew)",
+            "window=whole, start, stop"
+        ),
         stat_entry!(
             "kurtosis",
             Stat::Kurtosis { fisher: true },
@@ -324,8 +372,20 @@ pub(crate) fn entries() -> Vec<CatalogueEntry> {
             "kurtosis m4/m2^2 - 3 (scipy.stats.kurtosis; fisher=false drops the -3)",
             "window=whole, start, stop, fisher=true"
         ),
-        stat_entry!("min", Stat::Min, "unit of the trace", "minimum", "window=whole, start, stop"),
-        stat_entry!("max", Stat::Max, "unit of the trace", "maximum", "window=whole, start, stop"),
+        stat_entry!(
+            "min",
+            Stat::Min,
+            "unit of the trace",
+            "minimum",
+            "window=whole, start, stop"
+        ),
+        stat_entry!(
+            "max",
+            Stat::Max,
+            "unit of the trace",
+            "maximum",
+            "window=whole, start, stop"
+        ),
         stat_entry!(
             "percentile",
             Stat::Percentile(50.0),
@@ -340,7 +400,10 @@ pub(crate) fn entries() -> Vec<CatalogueEntry> {
             summary: "the seven statistics of the sbi Hodgkin-Huxley tutorial",
             params: "threshold=-10, min_isi=0.5",
             build: |p| {
-                let f = SbiHhTutorial { threshold: p.f64("threshold", -10.0)?, min_isi: p.f64("min_isi", 0.5)? };
+                let f = SbiHhTutorial {
+                    threshold: p.f64("threshold", -10.0)?,
+                    min_isi: p.f64("min_isi", 0.5)?,
+                };
                 Ok(Box::new(f))
             },
         },
@@ -352,7 +415,11 @@ mod tests {
     use super::*;
 
     fn stat(stat: Stat, x: &[f64]) -> Outcome {
-        WindowStat { stat, window: Window::Whole }.eval(&Recording::new(x, 1.0))
+        WindowStat {
+            stat,
+            window: Window::Whole,
+        }
+        .eval(&Recording::new(x, 1.0))
     }
 
     #[test]
@@ -363,7 +430,10 @@ mod tests {
         assert_eq!(stat(Stat::Var, &x), Ok(4.0));
         // m3 = 5.25, m4 = 44.5 (hand computed).
         assert!((stat(Stat::Skew, &x).unwrap() - 5.25 / 8.0).abs() < 1e-12);
-        assert!((stat(Stat::Kurtosis { fisher: true }, &x).unwrap() - (44.5 / 16.0 - 3.0)).abs() < 1e-12);
+        assert!(
+            (stat(Stat::Kurtosis { fisher: true }, &x).unwrap() - (44.5 / 16.0 - 3.0)).abs()
+                < 1e-12
+        );
         assert!((stat(Stat::Kurtosis { fisher: false }, &x).unwrap() - 44.5 / 16.0).abs() < 1e-12);
         assert_eq!(stat(Stat::Min, &x), Ok(2.0));
         assert_eq!(stat(Stat::Max, &x), Ok(9.0));
@@ -377,7 +447,13 @@ mod tests {
         assert!(stat(Stat::Skew, &[3.0; 10]).is_err());
         assert!(stat(Stat::Kurtosis { fisher: true }, &[3.0; 10]).is_err());
         let r = Recording::new(&[1.0, 2.0], 1.0);
-        let w = WindowStat { stat: Stat::Mean, window: Window::Times { start: 5.0, stop: 6.0 } };
+        let w = WindowStat {
+            stat: Stat::Mean,
+            window: Window::Times {
+                start: 5.0,
+                stop: 6.0,
+            },
+        };
         assert!(w.eval(&r).is_err());
     }
 

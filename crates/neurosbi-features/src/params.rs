@@ -35,7 +35,11 @@ pub struct Params {
 impl Params {
     /// Parameters of `feature` (used directly by tests and custom catalogues).
     pub fn new(feature: &str, given: Vec<(String, ParamValue)>) -> Self {
-        Self { feature: feature.to_string(), given, accepted: Vec::new() }
+        Self {
+            feature: feature.to_string(),
+            given,
+            accepted: Vec::new(),
+        }
     }
 
     /// Feature name these parameters belong to.
@@ -45,11 +49,18 @@ impl Params {
 
     fn lookup(&mut self, name: &'static str) -> Option<ParamValue> {
         self.accepted.push(name);
-        self.given.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        self.given
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
     }
 
     fn bad(&self, param: &str, reason: impl Into<String>) -> FeatureError {
-        FeatureError::BadParameter { feature: self.feature.clone(), param: param.to_string(), reason: reason.into() }
+        FeatureError::BadParameter {
+            feature: self.feature.clone(),
+            param: param.to_string(),
+            reason: reason.into(),
+        }
     }
 
     /// A real number, `default` if absent.
@@ -64,7 +75,11 @@ impl Params {
     /// A real number that must be strictly positive.
     pub fn positive(&mut self, name: &'static str, default: f64) -> Result<f64, FeatureError> {
         let x = self.f64(name, default)?;
-        if x > 0.0 { Ok(x) } else { Err(self.bad(name, format!("must be > 0, got {x}"))) }
+        if x > 0.0 {
+            Ok(x)
+        } else {
+            Err(self.bad(name, format!("must be > 0, got {x}")))
+        }
     }
 
     /// An optional real number.
@@ -77,22 +92,45 @@ impl Params {
     }
 
     /// An integer in `[min, max]`.
-    pub fn int(&mut self, name: &'static str, default: usize, min: usize, max: usize) -> Result<usize, FeatureError> {
+    pub fn int(
+        &mut self,
+        name: &'static str,
+        default: usize,
+        min: usize,
+        max: usize,
+    ) -> Result<usize, FeatureError> {
         match self.lookup(name) {
             None => Ok(default),
-            Some(ParamValue::Num(x)) if x.fract() == 0.0 && x >= min as f64 && x <= max as f64 => Ok(x as usize),
-            Some(v) => Err(self.bad(name, format!("expected an integer in [{min}, {max}], got `{v}`"))),
+            Some(ParamValue::Num(x)) if x.fract() == 0.0 && x >= min as f64 && x <= max as f64 => {
+                Ok(x as usize)
+            }
+            Some(v) => Err(self.bad(
+                name,
+                format!("expected an integer in [{min}, {max}], got `{v}`"),
+            )),
         }
     }
 
     /// A word from `choices` (the first is the default).
-    pub fn choice(&mut self, name: &'static str, choices: &[&'static str]) -> Result<&'static str, FeatureError> {
+    pub fn choice(
+        &mut self,
+        name: &'static str,
+        choices: &[&'static str],
+    ) -> Result<&'static str, FeatureError> {
         match self.lookup(name) {
             None => Ok(choices[0]),
-            Some(ParamValue::Word(w)) => choices.iter().find(|c| **c == w).copied().ok_or_else(|| {
-                self.bad(name, format!("expected one of {}, got `{w}`", choices.join(", ")))
-            }),
-            Some(v) => Err(self.bad(name, format!("expected one of {}, got `{v}`", choices.join(", ")))),
+            Some(ParamValue::Word(w)) => {
+                choices.iter().find(|c| **c == w).copied().ok_or_else(|| {
+                    self.bad(
+                        name,
+                        format!("expected one of {}, got `{w}`", choices.join(", ")),
+                    )
+                })
+            }
+            Some(v) => Err(self.bad(
+                name,
+                format!("expected one of {}, got `{v}`", choices.join(", ")),
+            )),
         }
     }
 
@@ -114,15 +152,29 @@ impl Params {
         let stop = self.opt_f64("stop")?;
         let named = match self.lookup("window") {
             None => default,
-            Some(ParamValue::Word(w)) => Window::from_name(&w)
-                .ok_or_else(|| self.bad("window", format!("expected whole, before, stim, after, got `{w}`")))?,
-            Some(v) => return Err(self.bad("window", format!("expected whole, before, stim, after, got `{v}`"))),
+            Some(ParamValue::Word(w)) => Window::from_name(&w).ok_or_else(|| {
+                self.bad(
+                    "window",
+                    format!("expected whole, before, stim, after, got `{w}`"),
+                )
+            })?,
+            Some(v) => {
+                return Err(self.bad(
+                    "window",
+                    format!("expected whole, before, stim, after, got `{v}`"),
+                ));
+            }
         };
         match (start, stop) {
             (None, None) => Ok(named),
             (Some(a), Some(b)) if a < b => Ok(Window::Times { start: a, stop: b }),
-            (Some(a), Some(b)) => Err(self.bad("start", format!("start ({a}) must be before stop ({b})"))),
-            _ => Err(self.bad(if start.is_none() { "start" } else { "stop" }, "give both start and stop")),
+            (Some(a), Some(b)) => {
+                Err(self.bad("start", format!("start ({a}) must be before stop ({b})")))
+            }
+            _ => Err(self.bad(
+                if start.is_none() { "start" } else { "stop" },
+                "give both start and stop",
+            )),
         }
     }
 
@@ -130,13 +182,18 @@ impl Params {
     pub fn finish(&self) -> Result<(), FeatureError> {
         for (k, _) in &self.given {
             if !self.accepted.iter().any(|a| a == k) {
-                let mut accepted: Vec<String> = self.accepted.iter().map(|s| s.to_string()).collect();
+                let mut accepted: Vec<String> =
+                    self.accepted.iter().map(|s| s.to_string()).collect();
                 accepted.dedup();
                 return Err(FeatureError::UnknownParameter {
                     feature: self.feature.clone(),
                     param: k.clone(),
                     close_matches: close_matches(k, self.accepted.iter().copied()),
-                    accepted: if accepted.is_empty() { vec!["(none)".into()] } else { accepted },
+                    accepted: if accepted.is_empty() {
+                        vec!["(none)".into()]
+                    } else {
+                        accepted
+                    },
                 });
             }
         }
@@ -189,7 +246,9 @@ pub fn parse_spec(spec: &str) -> Result<(String, Vec<(String, ParamValue)>), Fea
         }
         let value = match v.parse::<f64>() {
             Ok(x) => ParamValue::Num(x),
-            Err(_) if v.chars().all(|c| is_ident(c) || c == '.' || c == '-') => ParamValue::Word(v.to_string()),
+            Err(_) if v.chars().all(|c| is_ident(c) || c == '.' || c == '-') => {
+                ParamValue::Word(v.to_string())
+            }
             Err(_) => return Err(err(pos, "expected a number or a word")),
         };
         if params.iter().any(|(p, _): &(String, ParamValue)| p == k) {
@@ -216,8 +275,17 @@ mod tests {
 
     #[test]
     fn syntax_errors_say_where() {
-        for bad in ["mean(window=", "mean(window)", "(x=1)", "mean(a=1, a=2)", "mean x"] {
-            assert!(matches!(parse_spec(bad), Err(FeatureError::Syntax { .. })), "{bad}");
+        for bad in [
+            "mean(window=",
+            "mean(window)",
+            "(x=1)",
+            "mean(a=1, a=2)",
+            "mean x",
+        ] {
+            assert!(
+                matches!(parse_spec(bad), Err(FeatureError::Syntax { .. })),
+                "{bad}"
+            );
         }
     }
 
@@ -227,7 +295,9 @@ mod tests {
         let mut p = Params::new("mean", given);
         let _ = p.window(Window::Whole).unwrap();
         match p.finish() {
-            Err(FeatureError::UnknownParameter { close_matches, .. }) => assert_eq!(close_matches[0], "window"),
+            Err(FeatureError::UnknownParameter { close_matches, .. }) => {
+                assert_eq!(close_matches[0], "window")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -235,8 +305,14 @@ mod tests {
     #[test]
     fn typed_getters_reject_bad_values() {
         let mut p = Params::new("x", vec![("order".into(), ParamValue::Num(2.5))]);
-        assert!(matches!(p.int("order", 3, 2, 10), Err(FeatureError::BadParameter { .. })));
-        let mut p = Params::new("x", vec![("window".into(), ParamValue::Word("middle".into()))]);
+        assert!(matches!(
+            p.int("order", 3, 2, 10),
+            Err(FeatureError::BadParameter { .. })
+        ));
+        let mut p = Params::new(
+            "x",
+            vec![("window".into(), ParamValue::Word("middle".into()))],
+        );
         assert!(p.window(Window::Whole).is_err());
         let mut p = Params::new("x", vec![("start".into(), ParamValue::Num(5.0))]);
         assert!(p.window(Window::Whole).is_err());

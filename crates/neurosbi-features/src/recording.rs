@@ -85,11 +85,20 @@ impl<'a> Recording<'a> {
         if self.values.is_empty() {
             return Err(RecordingError::Empty);
         }
-        if !(self.stim_start.is_finite() && self.stim_end.is_finite() && self.stim_start <= self.stim_end) {
-            return Err(RecordingError::BadStimulus { on: self.stim_start, off: self.stim_end });
+        if !(self.stim_start.is_finite()
+            && self.stim_end.is_finite()
+            && self.stim_start <= self.stim_end)
+        {
+            return Err(RecordingError::BadStimulus {
+                on: self.stim_start,
+                off: self.stim_end,
+            });
         }
         if let Some(index) = self.values.iter().position(|v| !v.is_finite()) {
-            return Err(RecordingError::NonFinite { index, value: self.values[index] });
+            return Err(RecordingError::NonFinite {
+                index,
+                value: self.values[index],
+            });
         }
         for train in [self.spikes, self.reference_spikes].into_iter().flatten() {
             if let Some(index) = train.iter().position(|t| !t.is_finite()) {
@@ -197,9 +206,19 @@ mod tests {
         let during = r.window_range(Window::During);
         // numpy: t = arange(12001)*0.01; ((t > 10) & (t < 110)).nonzero()
         let first = (0..12001).find(|&i| i as f64 * 0.01 > 10.0).unwrap();
-        let last = (0..12001).rev().find(|&i| (i as f64 * 0.01) < 110.0).unwrap();
+        let last = (0..12001)
+            .rev()
+            .find(|&i| (i as f64 * 0.01) < 110.0)
+            .unwrap();
         assert_eq!(during, first..last + 1);
-        assert_eq!(r.window_range(Window::Times { start: 200.0, stop: 300.0 }).len(), 0);
+        assert_eq!(
+            r.window_range(Window::Times {
+                start: 200.0,
+                stop: 300.0
+            })
+            .len(),
+            0
+        );
     }
 
     #[test]
@@ -207,7 +226,13 @@ mod tests {
         let v = [1.0, f64::NAN, f64::INFINITY];
         let err = Recording::new(&v, 0.1).validate().unwrap_err();
         assert!(matches!(err, RecordingError::NonFinite { index: 1, .. }));
-        assert_eq!(Recording::new(&[], 0.1).validate(), Err(RecordingError::Empty));
-        assert_eq!(Recording::new(&[1.0], -1.0).validate(), Err(RecordingError::BadDt(-1.0)));
+        assert_eq!(
+            Recording::new(&[], 0.1).validate(),
+            Err(RecordingError::Empty)
+        );
+        assert_eq!(
+            Recording::new(&[1.0], -1.0).validate(),
+            Err(RecordingError::BadDt(-1.0))
+        );
     }
 }

@@ -30,7 +30,10 @@ pub struct CatalogueEntry {
 
 impl std::fmt::Debug for CatalogueEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CatalogueEntry").field("name", &self.name).field("group", &self.group).finish()
+        f.debug_struct("CatalogueEntry")
+            .field("name", &self.name)
+            .field("group", &self.group)
+            .finish()
     }
 }
 
@@ -76,10 +79,12 @@ impl Catalogue {
     /// Builds one feature from a specification such as `mean(window=stim)`.
     pub fn build(&self, spec: &str) -> Result<Box<dyn Feature>, FeatureError> {
         let (name, given) = parse_spec(spec)?;
-        let entry = self.get(&name).ok_or_else(|| FeatureError::UnknownFeature {
-            close_matches: close_matches(&name, self.entries.iter().map(|e| e.name)),
-            name: name.clone(),
-        })?;
+        let entry = self
+            .get(&name)
+            .ok_or_else(|| FeatureError::UnknownFeature {
+                close_matches: close_matches(&name, self.entries.iter().map(|e| e.name)),
+                name: name.clone(),
+            })?;
         let mut params = Params::new(&name, given);
         let feature = (entry.build)(&mut params)?;
         params.finish()?;
@@ -97,7 +102,9 @@ pub struct FeatureSet {
 
 impl std::fmt::Debug for FeatureSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.features.iter().map(|x| x.name())).finish()
+        f.debug_list()
+            .entries(self.features.iter().map(|x| x.name()))
+            .finish()
     }
 }
 
@@ -113,7 +120,10 @@ impl FeatureSet {
     }
 
     /// Builds a set from specifications using `catalogue`.
-    pub fn from_names_in<S: AsRef<str>>(catalogue: &Catalogue, specs: &[S]) -> Result<Self, FeatureError> {
+    pub fn from_names_in<S: AsRef<str>>(
+        catalogue: &Catalogue,
+        specs: &[S],
+    ) -> Result<Self, FeatureError> {
         let mut set = Self::new();
         for s in specs {
             set.push(catalogue.build(s.as_ref())?);
@@ -140,7 +150,10 @@ impl FeatureSet {
 
     /// Output names, one per value.
     pub fn output_names(&self) -> Vec<String> {
-        self.features.iter().flat_map(|f| f.output_names()).collect()
+        self.features
+            .iter()
+            .flat_map(|f| f.output_names())
+            .collect()
     }
 
     /// Column names of a batch row for `variables` x `n_traces` recordings per row, in
@@ -161,7 +174,11 @@ impl FeatureSet {
     /// Computes the feature vector of one recording into `out` (length
     /// [`FeatureSet::n_outputs`]). Fails when the recording itself is invalid (a
     /// failed simulation); features undefined for valid data are `Err(Undefined)` cells.
-    pub fn compute_into(&self, recording: &Recording<'_>, out: &mut [Outcome]) -> Result<(), RecordingError> {
+    pub fn compute_into(
+        &self,
+        recording: &Recording<'_>,
+        out: &mut [Outcome],
+    ) -> Result<(), RecordingError> {
         debug_assert_eq!(out.len(), self.n_outputs);
         recording.validate()?;
         let input = Input::new(*recording);
@@ -185,11 +202,17 @@ impl FeatureSet {
     /// layout), and a row's columns are, for each of its recordings in that order, the
     /// set's outputs. A recording that fails [`Recording::validate`] marks its whole row
     /// as failed ([`FeatureMatrix::failure`]). Results do not depend on thread count.
-    pub fn compute_batch(&self, recordings: &[Recording<'_>], per_row: usize) -> Result<FeatureMatrix, FeatureError> {
+    pub fn compute_batch(
+        &self,
+        recordings: &[Recording<'_>],
+        per_row: usize,
+    ) -> Result<FeatureMatrix, FeatureError> {
         if per_row == 0 {
-            return Err(FeatureError::Layout("recordings per row must be at least 1".into()));
+            return Err(FeatureError::Layout(
+                "recordings per row must be at least 1".into(),
+            ));
         }
-        if recordings.len() % per_row != 0 {
+        if !recordings.len().is_multiple_of(per_row) {
             return Err(FeatureError::Layout(format!(
                 "{} recordings do not divide into rows of {per_row}",
                 recordings.len()
@@ -200,28 +223,43 @@ impl FeatureSet {
         let mut cells = vec![Err(Undefined("not computed")); n_rows * n_cols];
         let mut failures = vec![None; n_rows];
         if n_cols > 0 {
-            cells.par_chunks_mut(n_cols).zip(failures.par_iter_mut()).enumerate().for_each(|(r, (row, fail))| {
-                for k in 0..per_row {
-                    let rec = &recordings[r * per_row + k];
-                    let out = &mut row[k * self.n_outputs..(k + 1) * self.n_outputs];
-                    if let Err(error) = self.compute_into(rec, out) {
-                        *fail = Some(RowFailure { recording: k, error });
-                        row.fill(Err(Undefined("recording failed")));
-                        break;
+            cells
+                .par_chunks_mut(n_cols)
+                .zip(failures.par_iter_mut())
+                .enumerate()
+                .for_each(|(r, (row, fail))| {
+                    for k in 0..per_row {
+                        let rec = &recordings[r * per_row + k];
+                        let out = &mut row[k * self.n_outputs..(k + 1) * self.n_outputs];
+                        if let Err(error) = self.compute_into(rec, out) {
+                            *fail = Some(RowFailure {
+                                recording: k,
+                                error,
+                            });
+                            row.fill(Err(Undefined("recording failed")));
+                            break;
+                        }
                     }
-                }
-            });
+                });
         } else {
             for (r, fail) in failures.iter_mut().enumerate() {
                 for k in 0..per_row {
                     if let Err(error) = recordings[r * per_row + k].validate() {
-                        *fail = Some(RowFailure { recording: k, error });
+                        *fail = Some(RowFailure {
+                            recording: k,
+                            error,
+                        });
                         break;
                     }
                 }
             }
         }
-        Ok(FeatureMatrix { n_rows, n_cols, cells, failures })
+        Ok(FeatureMatrix {
+            n_rows,
+            n_cols,
+            cells,
+            failures,
+        })
     }
 }
 
@@ -288,7 +326,10 @@ mod tests {
     fn unknown_names_suggest_close_ones() {
         match FeatureSet::from_names(&["spike_cout"]) {
             Err(FeatureError::UnknownFeature { close_matches, .. }) => {
-                assert!(close_matches.contains(&"spike_count".to_string()), "{close_matches:?}")
+                assert!(
+                    close_matches.contains(&"spike_count".to_string()),
+                    "{close_matches:?}"
+                )
             }
             other => panic!("{other:?}"),
         }
@@ -302,14 +343,22 @@ mod tests {
         let a = [1.0, 2.0, 3.0];
         let b = [10.0, 20.0, 30.0];
         let c = [f64::NAN, 1.0, 1.0];
-        let recs = [Recording::new(&a, 0.1), Recording::new(&b, 0.1), Recording::new(&b, 0.1), Recording::new(&c, 0.1)];
+        let recs = [
+            Recording::new(&a, 0.1),
+            Recording::new(&b, 0.1),
+            Recording::new(&b, 0.1),
+            Recording::new(&c, 0.1),
+        ];
         let m = set.compute_batch(&recs, 2).unwrap();
         assert_eq!((m.n_rows(), m.n_cols()), (2, 4));
         assert_eq!(m.row(0), &[Ok(2.0), Ok(3.0), Ok(20.0), Ok(30.0)]);
         assert_eq!(m.failure(0), None);
         let f = m.failure(1).unwrap();
         assert_eq!(f.recording, 1);
-        assert!(matches!(f.error, RecordingError::NonFinite { index: 0, .. }));
+        assert!(matches!(
+            f.error,
+            RecordingError::NonFinite { index: 0, .. }
+        ));
         assert!(m.values()[4..].iter().all(|v| v.is_nan()));
         assert_eq!(set.column_names(&["v"], 2)[2], "v/1/mean");
         assert!(set.compute_batch(&recs, 3).is_err());
@@ -320,7 +369,9 @@ mod tests {
         let cat = Catalogue::standard();
         assert!(cat.entries().len() > 40);
         for e in cat.entries() {
-            let f = cat.build(e.name).unwrap_or_else(|err| panic!("{}: {err}", e.name));
+            let f = cat
+                .build(e.name)
+                .unwrap_or_else(|err| panic!("{}: {err}", e.name));
             assert!(f.n_outputs() >= 1);
         }
     }

@@ -35,7 +35,7 @@ fn bounds(rec: &Recording<'_>, w: Window) -> (f64, f64) {
     }
 }
 
-fn in_window<'s>(spikes: &'s [f64], (a, b): (f64, f64)) -> &'s [f64] {
+fn in_window(spikes: &[f64], (a, b): (f64, f64)) -> &[f64] {
     let lo = spikes.partition_point(|&t| t < a);
     let hi = spikes.partition_point(|&t| t < b).max(lo);
     &spikes[lo..hi]
@@ -56,7 +56,8 @@ pub enum TrainStat {
     Cv2,
     /// 3/(n-1) Σ ((I(i) - I(i+1)) / (I(i) + I(i+1)))² (Shinomoto et al. 2003; Elephant `lv`).
     Lv,
-    /// Time of the first spike at or after stimulus onset, minus onset (ms).
+    /// Time of the first spike at or after stimulus onset (window start for
+    /// [`train_stat`]), minus that time (ms).
     Latency,
     /// Variance over mean (ddof 0) of spike counts in consecutive bins of `bin` ms.
     Fano {
@@ -84,10 +85,18 @@ pub fn train_stat(stat: TrainStat, spikes: &[f64], (a, b): (f64, f64)) -> Outcom
     match stat {
         TrainStat::Count => Ok(s.len() as f64),
         TrainStat::Rate => {
-            if b > a { Ok(s.len() as f64 * 1000.0 / (b - a)) } else { undefined("window has zero duration") }
+            if b > a {
+                Ok(s.len() as f64 * 1000.0 / (b - a))
+            } else {
+                undefined("window has zero duration")
+            }
         }
         TrainStat::IsiMean => {
-            if n_isi == 0 { undefined("fewer than two spikes") } else { Ok(isi().sum::<f64>() / n_isi as f64) }
+            if n_isi == 0 {
+                undefined("fewer than two spikes")
+            } else {
+                Ok(isi().sum::<f64>() / n_isi as f64)
+            }
         }
         TrainStat::IsiCv => {
             if n_isi < 2 {
@@ -104,12 +113,21 @@ pub fn train_stat(stat: TrainStat, spikes: &[f64], (a, b): (f64, f64)) -> Outcom
             let iv: Vec<f64> = isi().collect();
             let terms = iv.windows(2);
             if stat == TrainStat::Cv2 {
-                Ok(terms.map(|w| 2.0 * (w[1] - w[0]).abs() / (w[1] + w[0])).sum::<f64>() / (n_isi - 1) as f64)
+                Ok(terms
+                    .map(|w| 2.0 * (w[1] - w[0]).abs() / (w[1] + w[0]))
+                    .sum::<f64>()
+                    / (n_isi - 1) as f64)
             } else {
-                Ok(3.0 / (n_isi - 1) as f64 * terms.map(|w| ((w[0] - w[1]) / (w[0] + w[1])).powi(2)).sum::<f64>())
+                Ok(3.0 / (n_isi - 1) as f64
+                    * terms
+                        .map(|w| ((w[0] - w[1]) / (w[0] + w[1])).powi(2))
+                        .sum::<f64>())
             }
         }
-        TrainStat::Latency => unreachable!("latency is computed from the stimulus onset"),
+        TrainStat::Latency => match s.first() {
+            Some(t) => Ok(t - a),
+            None => undefined("no spike in the window"),
+        },
         TrainStat::Fano { bin } => {
             let n_bins = ((b - a) / bin).floor().max(0.0) as usize;
             if n_bins < 2 {
@@ -156,7 +174,10 @@ impl Feature for TrainFeature {
         if self.threshold != -20.0 {
             extra.push(format!("threshold={}", self.threshold));
         }
-        match (base.ends_with(|c: char| c != ')') && base.contains('('), extra.is_empty()) {
+        match (
+            base.ends_with(|c: char| c != ')') && base.contains('('),
+            extra.is_empty(),
+        ) {
             (true, true) => format!("{base})"),
             (true, false) => format!("{base}, {})", extra.join(", ")),
             (false, true) => base,
@@ -248,28 +269,87 @@ impl Feature for GammaFactor {
 
 fn build(stat: TrainStat, p: &mut Params) -> Result<Box<dyn Feature>, FeatureError> {
     let stat = match stat {
-        TrainStat::Fano { .. } => TrainStat::Fano { bin: p.positive("bin", 10.0)? },
+        TrainStat::Fano { .. } => TrainStat::Fano {
+            bin: p.positive("bin", 10.0)?,
+        },
         s => s,
     };
-    let window = if stat == TrainStat::Latency { Window::Whole } else { p.window(Window::Whole)? };
-    Ok(Box::new(TrainFeature { stat, window, threshold: p.f64("threshold", -20.0)? }))
+    let window = if stat == TrainStat::Latency {
+        Window::Whole
+    } else {
+        p.window(Window::Whole)?
+    };
+    Ok(Box::new(TrainFeature {
+        stat,
+        window,
+        threshold: p.f64("threshold", -20.0)?,
+    }))
 }
 
 macro_rules! entry {
     ($name:literal, $stat:expr, $unit:literal, $summary:literal, $params:literal) => {
-        CatalogueEntry { name: $name, group: "spiketrain", unit: $unit, summary: $summary, params: $params, build: |p| build($stat, p) }
+        CatalogueEntry {
+            name: $name,
+            group: "spiketrain",
+            unit: $unit,
+            summary: $summary,
+            params: $params,
+            build: |p| build($stat, p),
+        }
     };
 }
 
 pub(crate) fn entries() -> Vec<CatalogueEntry> {
     vec![
-        entry!("train_count", TrainStat::Count, "count", "number of spikes in the window", "window=whole, start, stop, threshold=-20"),
-        entry!("train_rate", TrainStat::Rate, "Hz", "spike count over window duration", "window=whole, start, stop, threshold=-20"),
-        entry!("train_isi_mean", TrainStat::IsiMean, "ms", "mean inter-spike interval", "window=whole, start, stop, threshold=-20"),
-        entry!("train_isi_cv", TrainStat::IsiCv, "1", "ISI std (ddof 0) / ISI mean", "window=whole, start, stop, threshold=-20"),
-        entry!("train_cv2", TrainStat::Cv2, "1", "local variation CV2 (Holt 1996)", "window=whole, start, stop, threshold=-20"),
-        entry!("train_lv", TrainStat::Lv, "1", "local variation LV (Shinomoto 2003)", "window=whole, start, stop, threshold=-20"),
-        entry!("train_latency", TrainStat::Latency, "ms", "first spike at/after onset minus onset", "threshold=-20"),
+        entry!(
+            "train_count",
+            TrainStat::Count,
+            "count",
+            "number of spikes in the window",
+            "window=whole, start, stop, threshold=-20"
+        ),
+        entry!(
+            "train_rate",
+            TrainStat::Rate,
+            "Hz",
+            "spike count over window duration",
+            "window=whole, start, stop, threshold=-20"
+        ),
+        entry!(
+            "train_isi_mean",
+            TrainStat::IsiMean,
+            "ms",
+            "mean inter-spike interval",
+            "window=whole, start, stop, threshold=-20"
+        ),
+        entry!(
+            "train_isi_cv",
+            TrainStat::IsiCv,
+            "1",
+            "ISI std (ddof 0) / ISI mean",
+            "window=whole, start, stop, threshold=-20"
+        ),
+        entry!(
+            "train_cv2",
+            TrainStat::Cv2,
+            "1",
+            "local variation CV2 (Holt 1996)",
+            "window=whole, start, stop, threshold=-20"
+        ),
+        entry!(
+            "train_lv",
+            TrainStat::Lv,
+            "1",
+            "local variation LV (Shinomoto 2003)",
+            "window=whole, start, stop, threshold=-20"
+        ),
+        entry!(
+            "train_latency",
+            TrainStat::Latency,
+            "ms",
+            "first spike at/after onset minus onset",
+            "threshold=-20"
+        ),
         entry!(
             "train_fano",
             TrainStat::Fano { bin: 10.0 },
@@ -284,7 +364,11 @@ pub(crate) fn entries() -> Vec<CatalogueEntry> {
             summary: "coincidence factor against the recording's reference train",
             params: "delta=4, threshold=-20",
             build: |p| {
-                Ok(Box::new(GammaFactor { delta: p.positive("delta", 4.0)?, threshold: p.f64("threshold", -20.0)?, reference: None }))
+                Ok(Box::new(GammaFactor {
+                    delta: p.positive("delta", 4.0)?,
+                    threshold: p.f64("threshold", -20.0)?,
+                    reference: None,
+                }))
             },
         },
     ]
@@ -306,7 +390,10 @@ mod tests {
         assert!(train_stat(TrainStat::Cv2, &s, W).unwrap().abs() < 1e-12);
         assert!(train_stat(TrainStat::Lv, &s, W).unwrap().abs() < 1e-12);
         // One spike per 10 ms bin over the first 100 ms: no count variance.
-        assert_eq!(train_stat(TrainStat::Fano { bin: 10.0 }, &s, (0.0, 100.0)), Ok(0.0));
+        assert_eq!(
+            train_stat(TrainStat::Fano { bin: 10.0 }, &s, (0.0, 100.0)),
+            Ok(0.0)
+        );
     }
 
     #[test]

@@ -12,14 +12,22 @@ fn all_features() -> FeatureSet {
 
 fn spiky_trace(n: usize, seed: u64) -> Vec<f64> {
     // Deterministic pseudo-random walk with occasional spike-like excursions.
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut v = -65.0;
     (0..n)
         .map(|i| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let u = (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
             v += u - 0.02 * (v + 65.0);
-            if i % 97 < 3 { v + 90.0 * (1.0 - (i % 97) as f64 / 3.0) } else { v }
+            if i % 97 < 3 {
+                v + 90.0 * (1.0 - (i % 97) as f64 / 3.0)
+            } else {
+                v
+            }
         })
         .collect()
 }
@@ -115,16 +123,27 @@ proptest! {
 #[test]
 fn batch_is_independent_of_thread_count() {
     let traces: Vec<Vec<f64>> = (0..24).map(|s| spiky_trace(2000, s)).collect();
-    let recs: Vec<Recording> = traces.iter().map(|v| Recording::new(v, 0.05).with_stimulus(10.0, 80.0)).collect();
+    let recs: Vec<Recording> = traces
+        .iter()
+        .map(|v| Recording::new(v, 0.05).with_stimulus(10.0, 80.0))
+        .collect();
     let set = all_features();
     let run = |threads| {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(|| set.compute_batch(&recs, 2).unwrap())
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| set.compute_batch(&recs, 2).unwrap())
     };
     let (a, b) = (run(1), run(2));
     let (va, vb) = (a.values(), b.values());
     assert_eq!(va.len(), 12 * 2 * set.n_outputs());
     assert!(va.iter().zip(&vb).all(|(x, y)| x.to_bits() == y.to_bits()));
     // The synthetic traces spike every 97 samples: the eFEL count sees them.
-    let col = set.output_names().iter().position(|n| n == "spike_count").unwrap();
+    let col = set
+        .output_names()
+        .iter()
+        .position(|n| n == "spike_count")
+        .unwrap();
     assert!(a.get(0, col).unwrap() >= 10.0);
 }

@@ -22,12 +22,18 @@ struct Trace {
 
 impl Trace {
     fn recording(&self) -> Recording<'_> {
-        Recording::new(&self.v, self.dt).with_stimulus(self.on, self.off).with_stimulus_current(self.current)
+        Recording::new(&self.v, self.dt)
+            .with_stimulus(self.on, self.off)
+            .with_stimulus_current(self.current)
     }
 }
 
 fn load() -> Vec<Trace> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/reference.json"
+    ))
+    .unwrap();
     let root: Value = serde_json::from_str(&text).unwrap();
     root["traces"]
         .as_array()
@@ -35,7 +41,12 @@ fn load() -> Vec<Trace> {
         .iter()
         .map(|t| Trace {
             name: t["name"].as_str().unwrap().to_string(),
-            v: t["v"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect(),
+            v: t["v"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect(),
             dt: t["dt"].as_f64().unwrap(),
             on: t["stim_start"].as_f64().unwrap(),
             off: t["stim_end"].as_f64().unwrap(),
@@ -83,9 +94,11 @@ fn efel_features_match_efel() {
     for tr in &traces {
         let et = EfelTrace::new(&tr.recording(), &settings);
         for (name, expected) in tr.raw["efel"].as_object().unwrap() {
-            let kind = EfelKind::from_name(name).unwrap_or_else(|| panic!("{name} is not catalogued"));
+            let kind =
+                EfelKind::from_name(name).unwrap_or_else(|| panic!("{name} is not catalogued"));
             let ours = efel_values(&et, kind);
-            let theirs: Option<Vec<Option<f64>>> = expected.as_array().map(|a| a.iter().map(peer).collect());
+            let theirs: Option<Vec<Option<f64>>> =
+                expected.as_array().map(|a| a.iter().map(peer).collect());
             compared += 1;
             let rel = tolerance(name);
             match (&ours, &theirs) {
@@ -95,13 +108,25 @@ fn efel_features_match_efel() {
                 // eFEL sometimes returns an empty array where we report the reason.
                 (Err(_), Some(t)) if t.is_empty() => {}
                 (Ok(o), None) if o.is_empty() => {}
-                (Ok(o), Some(t)) if o.len() == t.len() && o.iter().zip(t).all(|(a, b)| b.is_some_and(|b| close(*a, b, rel))) => {}
-                _ => bad.push(format!("{} {name}: ours {ours:?}, eFEL {theirs:?}", tr.name)),
+                (Ok(o), Some(t))
+                    if o.len() == t.len()
+                        && o.iter()
+                            .zip(t)
+                            .all(|(a, b)| b.is_some_and(|b| close(*a, b, rel))) => {}
+                _ => bad.push(format!(
+                    "{} {name}: ours {ours:?}, eFEL {theirs:?}",
+                    tr.name
+                )),
             }
         }
     }
     assert!(compared >= traces.len() * EfelKind::ALL.len());
-    assert!(bad.is_empty(), "{} eFEL mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} eFEL mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 fn run_spec(cat: &Catalogue, spec: &str, tr: &Trace) -> Outcome {
@@ -122,10 +147,21 @@ fn antropy_measures_match_antropy() {
             if deliberate(&tr.name, spec, &ours) {
                 continue;
             }
-            check(&mut bad, format!("{} {spec}", tr.name), ours, peer(expected), tolerance(spec));
+            check(
+                &mut bad,
+                format!("{} {spec}", tr.name),
+                ours,
+                peer(expected),
+                tolerance(spec),
+            );
         }
     }
-    assert!(bad.is_empty(), "{} antropy mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} antropy mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -137,15 +173,27 @@ fn moments_match_numpy_and_scipy() {
         for (spec, expected) in tr.raw["moments"].as_object().unwrap() {
             // scipy warns of catastrophic cancellation on the flat trace and returns
             // NaN or noise; we report a constant signal as undefined.
-            let theirs = if tr.name == "flat" && spec.starts_with(['s', 'k']) && !spec.starts_with("std") {
-                None
-            } else {
-                peer(expected)
-            };
-            check(&mut bad, format!("{} {spec}", tr.name), run_spec(&cat, spec, tr), theirs, 1e-9);
+            let theirs =
+                if tr.name == "flat" && spec.starts_with(['s', 'k']) && !spec.starts_with("std") {
+                    None
+                } else {
+                    peer(expected)
+                };
+            check(
+                &mut bad,
+                format!("{} {spec}", tr.name),
+                run_spec(&cat, spec, tr),
+                theirs,
+                1e-9,
+            );
         }
     }
-    assert!(bad.is_empty(), "{} moment mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} moment mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -155,9 +203,18 @@ fn sbi_tutorial_statistics_match_the_tutorial_code() {
     for tr in &traces {
         let mut out = vec![Ok(0.0); 7];
         SbiHhTutorial::default().eval(&tr.recording(), &mut out);
-        for (k, (o, e)) in out.iter().zip(tr.raw["sbi_hh_tutorial"].as_array().unwrap()).enumerate() {
+        for (k, (o, e)) in out
+            .iter()
+            .zip(tr.raw["sbi_hh_tutorial"].as_array().unwrap())
+            .enumerate()
+        {
             check(&mut bad, format!("{} stat {k}", tr.name), *o, peer(e), 1e-9);
         }
     }
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
 }

@@ -145,14 +145,22 @@ fn voltage_base(tr: &EfelTrace) -> EfelResult<f64> {
         }
     }
     let m = tr.mean_between(a, b);
-    if m.is_finite() { Ok(m) } else { fail("voltage_base: no samples in the window") }
+    if m.is_finite() {
+        Ok(m)
+    } else {
+        fail("voltage_base: no samples in the window")
+    }
 }
 
 fn steady_state_stimend(tr: &EfelTrace) -> EfelResult<f64> {
     tr.valid()?;
     let start = tr.stim_end - 0.1 * (tr.stim_end - tr.stim_start);
     let (a, b) = (tr.index_at(start), tr.index_at(tr.stim_end));
-    if b <= a { fail("steady_state_voltage_stimend: empty window") } else { Ok(tr.mean_between(a, b)) }
+    if b <= a {
+        fail("steady_state_voltage_stimend: empty window")
+    } else {
+        Ok(tr.mean_between(a, b))
+    }
 }
 
 fn min_max_voltage(tr: &EfelTrace) -> EfelResult<(f64, f64)> {
@@ -171,7 +179,10 @@ fn min_max_voltage(tr: &EfelTrace) -> EfelResult<(f64, f64)> {
         return Ok((tr.v[b], tr.v[b]));
     }
     let s = &tr.v[a..b];
-    Ok((s.iter().copied().fold(f64::INFINITY, f64::min), s.iter().copied().fold(f64::NEG_INFINITY, f64::max)))
+    Ok((
+        s.iter().copied().fold(f64::INFINITY, f64::min),
+        s.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    ))
 }
 
 fn voltage_deflection(tr: &EfelTrace) -> EfelResult<f64> {
@@ -215,7 +226,11 @@ fn decay_time_constant(tr: &EfelTrace) -> EfelResult<f64> {
     let n = (b - a) as f64;
     let slope = (n * sxy - sx * sy) / (n * sx2 - sx * sx);
     let tau = (-1.0 / slope).abs();
-    if tau.is_finite() { Ok(tau) } else { fail("decay fit is degenerate") }
+    if tau.is_finite() {
+        Ok(tau)
+    } else {
+        fail("decay fit is degenerate")
+    }
 }
 
 fn burst_number(tr: &EfelTrace) -> EfelResult<f64> {
@@ -277,7 +292,8 @@ pub fn efel_values(tr: &EfelTrace, kind: EfelKind) -> EfelResult<Vec<f64>> {
                 K::time_to_second_spike => pt.get(1),
                 _ => pt.last(),
             };
-            t.map(|t| vec![t - tr.stim_start]).ok_or("not enough spikes")
+            t.map(|t| vec![t - tr.stim_start])
+                .ok_or("not enough spikes")
         }
         K::inv_first_ISI => Ok(vec![1000.0 / all_isi(tr)?[0]]),
         K::doublet_ISI => Ok(vec![all_isi(tr)?[0]]),
@@ -295,7 +311,11 @@ pub fn efel_values(tr: &EfelTrace, kind: EfelKind) -> EfelResult<Vec<f64>> {
         K::all_ISI_values => all_isi(tr),
         K::adaptation_index2 => {
             let pt = tr.peak_times()?;
-            let s: Vec<f64> = pt.iter().copied().filter(|&t| t >= tr.stim_start && t <= tr.stim_end).collect();
+            let s: Vec<f64> = pt
+                .iter()
+                .copied()
+                .filter(|&t| t >= tr.stim_start && t <= tr.stim_end)
+                .collect();
             if pt.len() < 4 || s.len() < 4 {
                 return fail("at least 4 spikes within the stimulus needed for adaptation_index2");
             }
@@ -322,7 +342,11 @@ pub fn efel_values(tr: &EfelTrace, kind: EfelKind) -> EfelResult<Vec<f64>> {
             if during.len() > apbi.len() {
                 return fail("more peaks during the stimulus than AP_begin_indices");
             }
-            Ok(during.iter().zip(apbi).map(|(pv, &b)| pv - tr.v[b]).collect())
+            Ok(during
+                .iter()
+                .zip(apbi)
+                .map(|(pv, &b)| pv - tr.v[b])
+                .collect())
         }
         K::AP_begin_voltage => {
             let apbi = tr.ap_begin()?;
@@ -374,7 +398,11 @@ pub fn efel_values(tr: &EfelTrace, kind: EfelKind) -> EfelResult<Vec<f64>> {
                 let half = (v[p[i]] + v[b[i]]) / 2.0;
                 fall[i] = p[i] + argmin_abs(&v[p[i]..ei], half);
             }
-            Ok(rise.iter().zip(&fall).map(|(&r, &f)| tr.t[f] - tr.t[r]).collect())
+            Ok(rise
+                .iter()
+                .zip(&fall)
+                .map(|(&r, &f)| tr.t[f] - tr.t[r])
+                .collect())
         }
         K::AP_rise_time => {
             let (p, b) = (tr.peaks()?, tr.ap_begin()?);
@@ -405,7 +433,11 @@ pub fn efel_values(tr: &EfelTrace, kind: EfelKind) -> EfelResult<Vec<f64>> {
             let (p, e) = (tr.peaks()?, tr.ap_end()?);
             non_empty(p, "no peaks")?;
             non_empty(e, "no AP end")?;
-            let np: Vec<usize> = p.iter().copied().filter(|&i| tr.t[i] > tr.stim_start).collect();
+            let np: Vec<usize> = p
+                .iter()
+                .copied()
+                .filter(|&i| tr.t[i] > tr.stim_start)
+                .collect();
             let n = p.len().min(e.len()).min(np.len());
             Ok((0..n).map(|i| tr.t[e[i]] - tr.t[np[i]]).collect())
         }
@@ -424,7 +456,11 @@ pub fn efel_values(tr: &EfelTrace, kind: EfelKind) -> EfelResult<Vec<f64>> {
             let ssse = steady_state_stimend(tr)?;
             let vd = ssse - voltage_base(tr)?;
             let min = min_max_voltage(tr)?.0;
-            if vd <= 0.0 { Ok(vec![ssse - min]) } else { fail("sag_amplitude: voltage deflection is positive") }
+            if vd <= 0.0 {
+                Ok(vec![ssse - min])
+            } else {
+                fail("sag_amplitude: voltage deflection is positive")
+            }
         }
         K::ohmic_input_resistance => {
             let vd = voltage_deflection(tr)?;
@@ -469,14 +505,22 @@ impl Feature for EfelFeature {
         let s = &self.settings;
         for (k, a, b) in [
             ("threshold", s.threshold, d.threshold),
-            ("derivative_threshold", s.derivative_threshold, d.derivative_threshold),
+            (
+                "derivative_threshold",
+                s.derivative_threshold,
+                d.derivative_threshold,
+            ),
             ("interp_step", s.interp_step, d.interp_step),
         ] {
             if a != b {
                 p.push(format!("{k}={a}"));
             }
         }
-        if p.is_empty() { self.kind.name().into() } else { format!("{}({})", self.kind.name(), p.join(", ")) }
+        if p.is_empty() {
+            self.kind.name().into()
+        } else {
+            format!("{}({})", self.kind.name(), p.join(", "))
+        }
     }
 
     fn compute(&self, input: &Input<'_>, out: &mut [Outcome]) {
@@ -484,14 +528,26 @@ impl Feature for EfelFeature {
         out[0] = match efel_values(&tr, self.kind) {
             Err(reason) => Err(Undefined(reason)),
             Ok(v) if self.kind.per_spike() => self.reducer.reduce(&v),
-            Ok(v) => v.first().copied().ok_or(Undefined("eFEL returned no value")),
+            Ok(v) => v
+                .first()
+                .copied()
+                .ok_or(Undefined("eFEL returned no value")),
         }
-        .and_then(|x| if x.is_finite() { Ok(x) } else { Err(Undefined("eFEL value is not finite")) });
+        .and_then(|x| {
+            if x.is_finite() {
+                Ok(x)
+            } else {
+                Err(Undefined("eFEL value is not finite"))
+            }
+        });
     }
 }
 
 fn build(p: &mut Params) -> Result<Box<dyn Feature>, FeatureError> {
-    let kind = EfelKind::from_name(p.feature()).expect("catalogue entries use eFEL names");
+    let kind = EfelKind::from_name(p.feature()).ok_or_else(|| FeatureError::UnknownFeature {
+        name: p.feature().to_string(),
+        close_matches: Vec::new(),
+    })?;
     let reducer = if kind.per_spike() {
         let r = p.choice("reducer", &["mean", "first", "last", "std"])?;
         Reducer::from_name(r).unwrap_or(Reducer::Mean)
@@ -505,7 +561,11 @@ fn build(p: &mut Params) -> Result<Box<dyn Feature>, FeatureError> {
         interp_step: p.positive("interp_step", d.interp_step)?,
         ..d
     };
-    Ok(Box::new(EfelFeature { kind, reducer, settings }))
+    Ok(Box::new(EfelFeature {
+        kind,
+        reducer,
+        settings,
+    }))
 }
 
 pub(crate) fn entries() -> Vec<CatalogueEntry> {

@@ -125,9 +125,17 @@ impl EfelTrace {
         // Interpolation to a fixed step can blow a coarse, long trace up without bound.
         let interpolated = rec.duration() / settings.interp_step;
         let (t, v, valid) = if n < 3 {
-            (Vec::new(), Vec::new(), Err("eFEL needs at least three samples"))
-        } else if !(interpolated <= MAX_INTERPOLATED) {
-            (Vec::new(), Vec::new(), Err("interpolated trace would exceed 50 million samples"))
+            (
+                Vec::new(),
+                Vec::new(),
+                Err("eFEL needs at least three samples"),
+            )
+        } else if interpolated.is_nan() || interpolated > MAX_INTERPOLATED {
+            (
+                Vec::new(),
+                Vec::new(),
+                Err("interpolated trace would exceed 50 million samples"),
+            )
         } else {
             let t: Vec<f64> = (0..n).map(|i| rec.time(i)).collect();
             let (t, v) = interpolate(settings.interp_step, &t, rec.values);
@@ -227,7 +235,11 @@ impl EfelTrace {
                         out.push(idx);
                     }
                 }
-                if out.is_empty() { Err("no AHP minimum found") } else { Ok(out) }
+                if out.is_empty() {
+                    Err("no AHP minimum found")
+                } else {
+                    Ok(out)
+                }
             })
             .as_ref()
             .map(|p| p.as_slice())
@@ -326,7 +338,8 @@ impl EfelTrace {
                 let dvdt = self.dvdt();
                 let th = self.settings.down_derivative_threshold;
                 let stim_begin = self.index_at(self.stim_start);
-                let mut peaks: Vec<usize> = pi.iter().copied().filter(|&p| p > stim_begin).collect();
+                let mut peaks: Vec<usize> =
+                    pi.iter().copied().filter(|&p| p > stim_begin).collect();
                 peaks.push(self.v.len() - 1);
                 let mut out = Vec::new();
                 for w in peaks.windows(2) {
