@@ -42,11 +42,21 @@ pub struct ClassifierConfig {
 impl ClassifierConfig {
     /// sbi's "mlp" classifier.
     pub fn mlp() -> Self {
-        Self { kind: ClassifierKind::Mlp, hidden_features: 50, num_blocks: 2, embedding: None }
+        Self {
+            kind: ClassifierKind::Mlp,
+            hidden_features: 50,
+            num_blocks: 2,
+            embedding: None,
+        }
     }
     /// sbi's default "resnet" classifier.
     pub fn residual() -> Self {
-        Self { kind: ClassifierKind::Residual, hidden_features: 50, num_blocks: 2, embedding: None }
+        Self {
+            kind: ClassifierKind::Residual,
+            hidden_features: 50,
+            num_blocks: 2,
+            embedding: None,
+        }
     }
 }
 
@@ -100,10 +110,19 @@ impl RatioClassifier {
         let n = rows_of("theta", theta, d_theta)?;
         let m = rows_of("x", x, d_x)?;
         if n != m {
-            return Err(FlowError::Shape { what: "x", expected: n * d_x, rows: n, dim: d_x, got: x.len() });
+            return Err(FlowError::Shape {
+                what: "x",
+                expected: n * d_x,
+                rows: n,
+                dim: d_x,
+                got: x.len(),
+            });
         }
         if n < 2 {
-            return Err(FlowError::Invalid { what: "theta", why: format!("{n} rows; z-scoring needs at least 2") });
+            return Err(FlowError::Invalid {
+                what: "theta",
+                why: format!("{n} rows; z-scoring needs at least 2"),
+            });
         }
         let group = match &cfg.embedding {
             Some(EmbeddingConfig::DeepSets { trial_dim, .. }) => *trial_dim,
@@ -123,11 +142,23 @@ impl RatioClassifier {
     fn build(header: Header) -> Result<Self, FlowError> {
         let cfg = &header.config;
         if cfg.hidden_features == 0 || header.d_theta == 0 || header.d_x == 0 {
-            return Err(FlowError::Invalid { what: "classifier", why: "widths and dimensions must be positive".into() });
+            return Err(FlowError::Invalid {
+                what: "classifier",
+                why: "widths and dimensions must be positive".into(),
+            });
         }
-        for (what, z, d) in [("theta statistics", &header.theta, header.d_theta), ("x statistics", &header.x, header.d_x)] {
-            if z.mean.len() != d || z.std.len() != d || z.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                return Err(FlowError::Invalid { what, why: format!("need {d} finite means and positive deviations") });
+        for (what, z, d) in [
+            ("theta statistics", &header.theta, header.d_theta),
+            ("x statistics", &header.x, header.d_x),
+        ] {
+            if z.mean.len() != d
+                || z.std.len() != d
+                || z.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            {
+                return Err(FlowError::Invalid {
+                    what,
+                    why: format!("need {d} finite means and positive deviations"),
+                });
             }
         }
         let device = Device::Cpu;
@@ -143,7 +174,15 @@ impl RatioClassifier {
         let d_in = header.d_theta + d_emb;
         let h = cfg.hidden_features;
         let body = match cfg.kind {
-            ClassifierKind::Mlp => Body::Mlp(Mlp::new(&mut params, "classifier", d_in, h, 2, 1, &mut rng)?),
+            ClassifierKind::Mlp => Body::Mlp(Mlp::new(
+                &mut params,
+                "classifier",
+                d_in,
+                h,
+                2,
+                1,
+                &mut rng,
+            )?),
             ClassifierKind::Residual => Body::Residual(ResidualNet::new(
                 &mut params,
                 "classifier",
@@ -157,7 +196,15 @@ impl RatioClassifier {
         };
         let (tm, ts) = header.theta.tensors(&device)?;
         let (xm, xs) = header.x.tensors(&device)?;
-        Ok(Self { header, params, body, embedding, device, stats: [tm, ts, xm, xs], state: None })
+        Ok(Self {
+            header,
+            params,
+            body,
+            embedding,
+            device,
+            stats: [tm, ts, xm, xs],
+            state: None,
+        })
     }
 
     /// Dimension of theta.
@@ -173,8 +220,14 @@ impl RatioClassifier {
     pub fn logits_tensor(&self, theta: &Tensor, x: &Tensor) -> candle_core::Result<Tensor> {
         let [tm, ts, xm, xs] = &self.stats;
         let b = theta.dim(0)?;
-        let t = theta.to_dtype(DType::F32)?.broadcast_sub(tm)?.broadcast_div(ts)?;
-        let mut e = x.to_dtype(DType::F32)?.broadcast_sub(xm)?.broadcast_div(xs)?;
+        let t = theta
+            .to_dtype(DType::F32)?
+            .broadcast_sub(tm)?
+            .broadcast_div(ts)?;
+        let mut e = x
+            .to_dtype(DType::F32)?
+            .broadcast_sub(xm)?
+            .broadcast_div(xs)?;
         if let Some(emb) = &self.embedding {
             e = emb.forward(&e)?;
         }
@@ -190,7 +243,11 @@ impl RatioClassifier {
     }
 
     fn tensor(&self, data: &[f64], dim: usize) -> candle_core::Result<Tensor> {
-        Tensor::from_vec(data.iter().map(|&v| v as f32).collect::<Vec<_>>(), (data.len() / dim, dim), &self.device)
+        Tensor::from_vec(
+            data.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            (data.len() / dim, dim),
+            &self.device,
+        )
     }
 
     /// Logits for n pairs; `x` has n rows or one row (broadcast).
@@ -198,7 +255,13 @@ impl RatioClassifier {
         let n = rows_of("theta", theta, self.header.d_theta)?;
         let m = rows_of("x", x, self.header.d_x)?;
         if m != n && m != 1 {
-            return Err(FlowError::Shape { what: "x", expected: n * self.header.d_x, rows: n, dim: self.header.d_x, got: x.len() });
+            return Err(FlowError::Shape {
+                what: "x",
+                expected: n * self.header.d_x,
+                rows: n,
+                dim: self.header.d_x,
+                got: x.len(),
+            });
         }
         let t = self.tensor(theta, self.header.d_theta)?;
         let xx = self.tensor(x, self.header.d_x)?;
@@ -219,7 +282,13 @@ impl RatioClassifier {
         let n = rows_of("theta", theta, self.header.d_theta)?;
         let m = rows_of("x", x, self.header.d_x)?;
         if n != m {
-            return Err(FlowError::Shape { what: "x", expected: n * self.header.d_x, rows: n, dim: self.header.d_x, got: x.len() });
+            return Err(FlowError::Shape {
+                what: "x",
+                expected: n * self.header.d_x,
+                rows: n,
+                dim: self.header.d_x,
+                got: x.len(),
+            });
         }
         let t = self.tensor(theta, self.header.d_theta)?;
         let xx = self.tensor(x, self.header.d_x)?;
@@ -234,17 +303,21 @@ impl RatioClassifier {
 
     /// Writes the classifier to one safetensors file (see [`crate::ConditionalEstimator::save`]).
     pub fn save(&self, path: &Path) -> Result<(), FlowError> {
-        let json = serde_json::to_string(&self.header).map_err(|e| FlowError::Invalid { what: "header", why: e.to_string() })?;
+        let json = serde_json::to_string(&self.header).map_err(|e| FlowError::Invalid {
+            what: "header",
+            why: e.to_string(),
+        })?;
         persist::save(path, "ratio-classifier", json, &self.params)
     }
 
     /// Reads a classifier written by [`RatioClassifier::save`].
     pub fn load(path: &Path) -> Result<Self, FlowError> {
         let loaded = persist::load(path, "ratio-classifier")?;
-        let header: Header = serde_json::from_str(&loaded.model_json).map_err(|e| FlowError::Load {
-            path: path.display().to_string(),
-            why: format!("bad model description: {e}"),
-        })?;
+        let header: Header =
+            serde_json::from_str(&loaded.model_json).map_err(|e| FlowError::Load {
+                path: path.display().to_string(),
+                why: format!("bad model description: {e}"),
+            })?;
         let c = Self::build(header).map_err(|e| FlowError::Load {
             path: path.display().to_string(),
             why: format!("cannot rebuild the architecture: {e}"),

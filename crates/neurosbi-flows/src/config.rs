@@ -85,7 +85,12 @@ impl EstimatorConfig {
     }
 
     pub(crate) fn validate(&self) -> Result<(), crate::FlowError> {
-        let bad = |what, why: &str| Err(crate::FlowError::Invalid { what, why: why.into() });
+        let bad = |what, why: &str| {
+            Err(crate::FlowError::Invalid {
+                what,
+                why: why.into(),
+            })
+        };
         if self.hidden_features == 0 {
             return bad("hidden_features", "must be positive");
         }
@@ -93,7 +98,9 @@ impl EstimatorConfig {
             EstimatorKind::Maf | EstimatorKind::Nsf if self.num_transforms == 0 => {
                 return bad("num_transforms", "must be positive");
             }
-            EstimatorKind::Nsf if self.num_bins < 2 => return bad("num_bins", "must be at least 2"),
+            EstimatorKind::Nsf if self.num_bins < 2 => {
+                return bad("num_bins", "must be at least 2");
+            }
             EstimatorKind::Nsf if !(self.tail_bound.is_finite() && self.tail_bound > 0.0) => {
                 return bad("tail_bound", "must be finite and positive");
             }
@@ -103,9 +110,11 @@ impl EstimatorConfig {
             _ => {}
         }
         match &self.embedding {
-            Some(EmbeddingConfig::FullyConnected { hidden_features, output_dim, .. })
-                if *hidden_features == 0 || *output_dim == 0 =>
-            {
+            Some(EmbeddingConfig::FullyConnected {
+                hidden_features,
+                output_dim,
+                ..
+            }) if *hidden_features == 0 || *output_dim == 0 => {
                 bad("embedding", "widths must be positive")
             }
             Some(EmbeddingConfig::DeepSets {
@@ -167,7 +176,10 @@ impl TrainConfig {
     pub(crate) fn validate(&self) -> Result<(), crate::FlowError> {
         let bad = |what, why: String| Err(crate::FlowError::Invalid { what, why });
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate", format!("{} is not positive", self.learning_rate));
+            return bad(
+                "learning_rate",
+                format!("{} is not positive", self.learning_rate),
+            );
         }
         if self.batch_size == 0 {
             return bad("batch_size", "must be positive".into());

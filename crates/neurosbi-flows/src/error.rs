@@ -59,9 +59,12 @@ pub enum FlowError {
 /// Checks that `data` holds `rows * dim` values, returning the number of rows.
 pub(crate) fn rows_of(what: &'static str, data: &[f64], dim: usize) -> Result<usize, FlowError> {
     if dim == 0 {
-        return Err(FlowError::Invalid { what, why: "dimension is zero".into() });
+        return Err(FlowError::Invalid {
+            what,
+            why: "dimension is zero".into(),
+        });
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(FlowError::Shape {
             what,
             expected: (data.len() / dim + 1) * dim,
@@ -73,7 +76,12 @@ pub(crate) fn rows_of(what: &'static str, data: &[f64], dim: usize) -> Result<us
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
         return Err(FlowError::Invalid {
             what,
-            why: format!("value {} at row {}, column {} is not finite", data[i], i / dim, i % dim),
+            why: format!(
+                "value {} at row {}, column {} is not finite",
+                data[i],
+                i / dim,
+                i % dim
+            ),
         });
     }
     Ok(data.len() / dim)

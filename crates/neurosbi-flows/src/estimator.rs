@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+use crate::FlowError;
 use crate::config::{EmbeddingConfig, EstimatorConfig, EstimatorKind, TrainConfig};
 use crate::embedding::Embedding;
 use crate::error::rows_of;
@@ -19,7 +20,6 @@ use crate::nsf::Nsf;
 use crate::persist;
 use crate::train::{TrainObserver, TrainReport, TrainState, fit};
 use crate::zscore::ZScore;
-use crate::FlowError;
 
 #[derive(Clone)]
 pub(crate) enum Net {
@@ -83,10 +83,19 @@ impl ConditionalEstimator {
         let n = rows_of("inputs", inputs, d_in)?;
         let m = rows_of("context", context, d_ctx)?;
         if n != m {
-            return Err(FlowError::Shape { what: "context", expected: n * d_ctx, rows: n, dim: d_ctx, got: context.len() });
+            return Err(FlowError::Shape {
+                what: "context",
+                expected: n * d_ctx,
+                rows: n,
+                dim: d_ctx,
+                got: context.len(),
+            });
         }
         if n < 2 {
-            return Err(FlowError::Invalid { what: "inputs", why: format!("{n} rows; z-scoring needs at least 2") });
+            return Err(FlowError::Invalid {
+                what: "inputs",
+                why: format!("{n} rows; z-scoring needs at least 2"),
+            });
         }
         let group = match &cfg.embedding {
             Some(EmbeddingConfig::DeepSets { trial_dim, .. }) => *trial_dim,
@@ -108,11 +117,23 @@ impl ConditionalEstimator {
         let cfg = &header.config;
         cfg.validate()?;
         if header.d_in == 0 || header.d_ctx == 0 {
-            return Err(FlowError::Invalid { what: "dimensions", why: "d_in and d_ctx must be positive".into() });
+            return Err(FlowError::Invalid {
+                what: "dimensions",
+                why: "d_in and d_ctx must be positive".into(),
+            });
         }
-        for (what, z, d) in [("input statistics", &header.inputs, header.d_in), ("context statistics", &header.context, header.d_ctx)] {
-            if z.mean.len() != d || z.std.len() != d || z.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
-                return Err(FlowError::Invalid { what, why: format!("need {d} finite means and positive deviations") });
+        for (what, z, d) in [
+            ("input statistics", &header.inputs, header.d_in),
+            ("context statistics", &header.context, header.d_ctx),
+        ] {
+            if z.mean.len() != d
+                || z.std.len() != d
+                || z.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            {
+                return Err(FlowError::Invalid {
+                    what,
+                    why: format!("need {d} finite means and positive deviations"),
+                });
             }
         }
         let mut rng = ChaCha8Rng::seed_from_u64(header.seed);
@@ -131,8 +152,12 @@ impl ConditionalEstimator {
                 if header.permutations.is_empty() {
                     header.permutations = maf.permutations();
                 } else {
-                    maf.set_permutations(&header.permutations)
-                        .map_err(|why| FlowError::Invalid { what: "permutations", why })?;
+                    maf.set_permutations(&header.permutations).map_err(|why| {
+                        FlowError::Invalid {
+                            what: "permutations",
+                            why,
+                        }
+                    })?;
                 }
                 Net::Maf(maf)
             }
@@ -146,11 +171,29 @@ impl ConditionalEstimator {
                 cfg.tail_bound,
                 &mut rng,
             )?),
-            EstimatorKind::Mdn => Net::Mdn(Mdn::new(&mut params, d, d_emb, h, cfg.num_components, &mut rng)?),
+            EstimatorKind::Mdn => Net::Mdn(Mdn::new(
+                &mut params,
+                d,
+                d_emb,
+                h,
+                cfg.num_components,
+                &mut rng,
+            )?),
         };
         let (in_mean, in_std) = header.inputs.tensors(&device)?;
         let (ctx_mean, ctx_std) = header.context.tensors(&device)?;
-        Ok(Self { header, params, net, embedding, device, in_mean, in_std, ctx_mean, ctx_std, state: None })
+        Ok(Self {
+            header,
+            params,
+            net,
+            embedding,
+            device,
+            in_mean,
+            in_std,
+            ctx_mean,
+            ctx_std,
+            state: None,
+        })
     }
 
     /// Dimension of the modelled variable.
@@ -181,7 +224,10 @@ impl ConditionalEstimator {
 
     /// Standardised, embedded context.
     fn embed(&self, context: &Tensor) -> candle_core::Result<Tensor> {
-        let c = context.to_dtype(DType::F32)?.broadcast_sub(&self.ctx_mean)?.broadcast_div(&self.ctx_std)?;
+        let c = context
+            .to_dtype(DType::F32)?
+            .broadcast_sub(&self.ctx_mean)?
+            .broadcast_div(&self.ctx_std)?;
         match &self.embedding {
             Some(e) => e.forward(&c),
             None => Ok(c),
@@ -190,13 +236,20 @@ impl ConditionalEstimator {
 
     /// Differentiable log q(inputs | context) in raw units (z-scoring and its log-Jacobian
     /// included), shape (B,). `context` has B rows or one row (broadcast).
-    pub fn log_prob_tensor(&self, inputs: &Tensor, context: &Tensor) -> candle_core::Result<Tensor> {
+    pub fn log_prob_tensor(
+        &self,
+        inputs: &Tensor,
+        context: &Tensor,
+    ) -> candle_core::Result<Tensor> {
         let b = inputs.dim(0)?;
         let mut ctx = self.embed(context)?;
         if ctx.dim(0)? != b {
             ctx = ctx.broadcast_as((b, ctx.dim(1)?))?.contiguous()?;
         }
-        let x = inputs.to_dtype(DType::F32)?.broadcast_sub(&self.in_mean)?.broadcast_div(&self.in_std)?;
+        let x = inputs
+            .to_dtype(DType::F32)?
+            .broadcast_sub(&self.in_mean)?
+            .broadcast_div(&self.in_std)?;
         let lp = match &self.net {
             Net::Maf(f) => {
                 let (z, ld) = f.forward(&x, Some(&ctx))?;
@@ -227,7 +280,11 @@ impl ConditionalEstimator {
     }
 
     fn tensor(&self, data: &[f64], dim: usize) -> candle_core::Result<Tensor> {
-        Tensor::from_vec(data.iter().map(|&v| v as f32).collect::<Vec<_>>(), (data.len() / dim, dim), &self.device)
+        Tensor::from_vec(
+            data.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            (data.len() / dim, dim),
+            &self.device,
+        )
     }
 
     /// log q for n rows; `context` has n rows or exactly 1 row (broadcast).
@@ -239,7 +296,11 @@ impl ConditionalEstimator {
         for s in (0..n).step_by(CHUNK) {
             let e = (s + CHUNK).min(n);
             let x = self.tensor(&inputs[s * di..e * di], di)?;
-            let c = if m == 1 { self.tensor(context, dc)? } else { self.tensor(&context[s * dc..e * dc], dc)? };
+            let c = if m == 1 {
+                self.tensor(context, dc)?
+            } else {
+                self.tensor(&context[s * dc..e * dc], dc)?
+            };
             let lp = self.log_prob_tensor(&x, &c)?.detach();
             out.extend(lp.to_vec1::<f32>()?.into_iter().map(f64::from));
         }
@@ -250,7 +311,13 @@ impl ConditionalEstimator {
     pub fn sample(&self, n: usize, context: &[f64], seed: u64) -> Result<Vec<f64>, FlowError> {
         let dc = self.header.d_ctx;
         if context.len() != dc {
-            return Err(FlowError::Shape { what: "context", expected: dc, rows: 1, dim: dc, got: context.len() });
+            return Err(FlowError::Shape {
+                what: "context",
+                expected: dc,
+                rows: 1,
+                dim: dc,
+                got: context.len(),
+            });
         }
         rows_of("context", context, dc)?;
         let d = self.header.d_in;
@@ -269,8 +336,14 @@ impl ConditionalEstimator {
             Net::Nsf(f) => f.inverse(&draw_base(&mut rng)?, Some(&ctx))?,
             Net::Mdn(m) => m.sample(n, &ctx1, &mut rng)?,
         };
-        let x = x.broadcast_mul(&self.in_std)?.broadcast_add(&self.in_mean)?;
-        Ok(x.flatten_all()?.to_vec1::<f32>()?.into_iter().map(f64::from).collect())
+        let x = x
+            .broadcast_mul(&self.in_std)?
+            .broadcast_add(&self.in_mean)?;
+        Ok(x.flatten_all()?
+            .to_vec1::<f32>()?
+            .into_iter()
+            .map(f64::from)
+            .collect())
     }
 
     /// Trains with maximum likelihood (loss = -mean log q). Calling again continues from the
@@ -282,7 +355,9 @@ impl ConditionalEstimator {
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
     ) -> Result<TrainReport, FlowError> {
-        self.train_with_loss(inputs, context, cfg, obs, &|s, x, c| s.log_prob_tensor(x, c)?.mean_all()?.neg())
+        self.train_with_loss(inputs, context, cfg, obs, &|s, x, c| {
+            s.log_prob_tensor(x, c)?.mean_all()?.neg()
+        })
     }
 
     /// Trains with a caller-supplied loss on a batch (e.g. the APT / SNPE-C atomic loss).
@@ -321,7 +396,10 @@ impl ConditionalEstimator {
     /// Writes the estimator (format version, architecture, z-score statistics, weights) to
     /// one safetensors file.
     pub fn save(&self, path: &Path) -> Result<(), FlowError> {
-        let json = serde_json::to_string(&self.header).map_err(|e| FlowError::Invalid { what: "header", why: e.to_string() })?;
+        let json = serde_json::to_string(&self.header).map_err(|e| FlowError::Invalid {
+            what: "header",
+            why: e.to_string(),
+        })?;
         persist::save(path, "conditional-estimator", json, &self.params)
     }
 
@@ -329,10 +407,11 @@ impl ConditionalEstimator {
     /// version and every tensor's name and shape.
     pub fn load(path: &Path) -> Result<Self, FlowError> {
         let loaded = persist::load(path, "conditional-estimator")?;
-        let header: Header = serde_json::from_str(&loaded.model_json).map_err(|e| FlowError::Load {
-            path: path.display().to_string(),
-            why: format!("bad model description: {e}"),
-        })?;
+        let header: Header =
+            serde_json::from_str(&loaded.model_json).map_err(|e| FlowError::Load {
+                path: path.display().to_string(),
+                why: format!("bad model description: {e}"),
+            })?;
         let est = Self::build(header, Device::Cpu).map_err(|e| FlowError::Load {
             path: path.display().to_string(),
             why: format!("cannot rebuild the architecture: {e}"),

@@ -28,7 +28,12 @@ pub fn nre_a_loss(clf: &RatioClassifier, theta: &Tensor, x: &Tensor) -> Result<T
 /// NRE-B (Durkan et al. 2020, sbi `SNRE_B`): for each x_i a classification among
 /// `num_atoms` thetas (its own and `num_atoms - 1` others of the batch), loss =
 /// -mean log softmax(logits)[true]. `num_atoms` is capped at the batch size.
-pub fn nre_b_loss(clf: &RatioClassifier, theta: &Tensor, x: &Tensor, num_atoms: usize) -> Result<Tensor> {
+pub fn nre_b_loss(
+    clf: &RatioClassifier,
+    theta: &Tensor,
+    x: &Tensor,
+    num_atoms: usize,
+) -> Result<Tensor> {
     let b = theta.dim(0)?;
     let k = num_atoms.clamp(1, b);
     let cols = (0..k)

@@ -67,7 +67,15 @@ impl Made {
         }
         let last = p.linear(&format!("{name}.final"), hidden, 2 * d, rng)?;
         let last_mask = mask(&hid_deg, &out_deg, true, &dev)?;
-        Ok(Self { d, initial, initial_mask, context, hidden: hid, last, last_mask })
+        Ok(Self {
+            d,
+            initial,
+            initial_mask,
+            context,
+            hidden: hid,
+            last,
+            last_mask,
+        })
     }
 
     /// Returns (unconstrained scale, shift), each (B, d).
@@ -126,9 +134,16 @@ impl Maf {
         self.layers.iter().map(|(_, p)| p.clone()).collect()
     }
 
-    pub(crate) fn set_permutations(&mut self, perms: &[Vec<u32>]) -> std::result::Result<(), String> {
+    pub(crate) fn set_permutations(
+        &mut self,
+        perms: &[Vec<u32>],
+    ) -> std::result::Result<(), String> {
         if perms.len() != self.layers.len() {
-            return Err(format!("{} permutations for {} transforms", perms.len(), self.layers.len()));
+            return Err(format!(
+                "{} permutations for {} transforms",
+                perms.len(),
+                self.layers.len()
+            ));
         }
         for (l, p) in self.layers.iter_mut().zip(perms) {
             let mut s = p.clone();

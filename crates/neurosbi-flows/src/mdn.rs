@@ -56,7 +56,9 @@ impl Mdn {
         ];
         let m = d * (d - 1) / 2;
         let head = p.linear("mdn.head", hidden, k * (1 + 2 * d + m), rng)?;
-        let upper: Vec<_> = (0..d).flat_map(|i| (i + 1..d).map(move |j| (i, j))).collect();
+        let upper: Vec<_> = (0..d)
+            .flat_map(|i| (i + 1..d).map(move |j| (i, j)))
+            .collect();
         let diag: Vec<_> = (0..d).map(|i| (i, i)).collect();
         Ok(Self {
             d,
@@ -79,7 +81,8 @@ impl Mdn {
         let m = d * (d - 1) / 2;
         let log_w = candle_nn::ops::log_softmax(&out.narrow(1, 0, k)?, D::Minus1)?;
         let means = out.narrow(1, k, k * d)?.reshape((b, k, d))?;
-        let diag = (softplus(&out.narrow(1, k + k * d, k * d)?)? + DIAG_EPS)?.reshape((b * k, d))?;
+        let diag =
+            (softplus(&out.narrow(1, k + k * d, k * d)?)? + DIAG_EPS)?.reshape((b * k, d))?;
         let mut u = diag.matmul(&self.diag_place)?;
         if m > 0 {
             let up = out.narrow(1, k + 2 * k * d, k * m)?.reshape((b * k, m))?;
@@ -87,7 +90,12 @@ impl Mdn {
         }
         let u = u.reshape((b, k, d, d))?;
         let log_diag = diag.log()?.reshape((b, k, d))?;
-        Ok(Mixture { log_w, means, u, log_diag })
+        Ok(Mixture {
+            log_w,
+            means,
+            u,
+            log_diag,
+        })
     }
 
     pub(crate) fn log_prob(&self, x: &Tensor, ctx: &Tensor) -> Result<Tensor> {
@@ -105,7 +113,13 @@ impl Mdn {
     pub(crate) fn sample(&self, n: usize, ctx: &Tensor, rng: &mut ChaCha8Rng) -> Result<Tensor> {
         let (d, k) = (self.d, self.k);
         let mix = self.mixture(ctx)?;
-        let w: Vec<f64> = mix.log_w.flatten_all()?.to_vec1::<f32>()?.iter().map(|&v| (v as f64).exp()).collect();
+        let w: Vec<f64> = mix
+            .log_w
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| (v as f64).exp())
+            .collect();
         let mu: Vec<f32> = mix.means.flatten_all()?.to_vec1()?;
         let u: Vec<f32> = mix.u.flatten_all()?.to_vec1()?;
         let mut out = Vec::with_capacity(n * d);

@@ -14,7 +14,10 @@ pub(crate) struct Params {
 
 impl Params {
     pub(crate) fn new(device: &Device) -> Self {
-        Self { vars: Vec::new(), device: device.clone() }
+        Self {
+            vars: Vec::new(),
+            device: device.clone(),
+        }
     }
 
     /// A new variable filled from U(-bound, bound) with our RNG (candle's own initialisers
@@ -27,12 +30,18 @@ impl Params {
         rng: &mut ChaCha8Rng,
     ) -> Result<Var> {
         let n: usize = shape.iter().product();
-        let data: Vec<f32> =
-            (0..n).map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32).collect();
-        self.from_vec(name, shape, data)
+        let data: Vec<f32> = (0..n)
+            .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * bound) as f32)
+            .collect();
+        self.with_values(name, shape, data)
     }
 
-    pub(crate) fn from_vec(&mut self, name: String, shape: &[usize], data: Vec<f32>) -> Result<Var> {
+    pub(crate) fn with_values(
+        &mut self,
+        name: String,
+        shape: &[usize],
+        data: Vec<f32>,
+    ) -> Result<Var> {
         let v = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
         self.vars.push((name, v.clone()));
         Ok(v)
@@ -71,7 +80,10 @@ impl Params {
 
     /// Copies of the current values (for "best weights" bookkeeping).
     pub(crate) fn snapshot(&self) -> Result<Vec<Tensor>> {
-        self.vars.iter().map(|(_, v)| v.as_tensor().copy()).collect()
+        self.vars
+            .iter()
+            .map(|(_, v)| v.as_tensor().copy())
+            .collect()
     }
 
     pub(crate) fn restore(&self, snap: &[Tensor]) -> Result<()> {
@@ -91,11 +103,13 @@ pub(crate) struct Linear {
 
 impl Linear {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(self.w.as_tensor())?.broadcast_add(self.b.as_tensor())
+        x.matmul(self.w.as_tensor())?
+            .broadcast_add(self.b.as_tensor())
     }
     /// Forward with an elementwise 0/1 mask on the weights (MADE).
     pub(crate) fn forward_masked(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        x.matmul(&(self.w.as_tensor() * mask)?)?.broadcast_add(self.b.as_tensor())
+        x.matmul(&(self.w.as_tensor() * mask)?)?
+            .broadcast_add(self.b.as_tensor())
     }
 }
 
@@ -196,7 +210,11 @@ impl ResidualNet {
             blocks.push((l0, l1, c));
         }
         let last = p.linear(&format!("{name}.final"), hidden, d_out, rng)?;
-        Ok(Self { initial, blocks, last })
+        Ok(Self {
+            initial,
+            blocks,
+            last,
+        })
     }
 
     pub(crate) fn forward(&self, x: &Tensor, ctx: Option<&Tensor>) -> Result<Tensor> {
@@ -229,8 +247,17 @@ pub(crate) struct Adam {
 
 impl Adam {
     pub(crate) fn new(params: &Params, lr: f64) -> Self {
-        let m = params.vars.iter().map(|(_, v)| vec![0.0; v.elem_count()]).collect::<Vec<_>>();
-        Self { lr, v: m.clone(), m, t: 0 }
+        let m = params
+            .vars
+            .iter()
+            .map(|(_, v)| vec![0.0; v.elem_count()])
+            .collect::<Vec<_>>();
+        Self {
+            lr,
+            v: m.clone(),
+            m,
+            t: 0,
+        }
     }
 
     pub(crate) fn set_lr(&mut self, lr: f64) {
@@ -238,7 +265,12 @@ impl Adam {
     }
 
     /// One update; returns the gradient norm before clipping.
-    pub(crate) fn step(&mut self, params: &Params, grads: &GradStore, clip: Option<f64>) -> Result<f64> {
+    pub(crate) fn step(
+        &mut self,
+        params: &Params,
+        grads: &GradStore,
+        clip: Option<f64>,
+    ) -> Result<f64> {
         let mut gs: Vec<Option<Vec<f32>>> = Vec::with_capacity(params.vars.len());
         let mut sq = 0.0f64;
         for (_, v) in &params.vars {

@@ -54,16 +54,18 @@ impl LuLinear {
     fn new(p: &mut Params, name: &str, d: usize) -> Result<Self> {
         let m = d * (d - 1) / 2;
         let dev = p.device.clone();
-        let lower = p.from_vec(format!("{name}.lower"), &[1, m], vec![0.0; m])?;
-        let upper = p.from_vec(format!("{name}.upper"), &[1, m], vec![0.0; m])?;
-        let diag = p.from_vec(
+        let lower = p.with_values(format!("{name}.lower"), &[1, m], vec![0.0; m])?;
+        let upper = p.with_values(format!("{name}.upper"), &[1, m], vec![0.0; m])?;
+        let diag = p.with_values(
             format!("{name}.diag"),
             &[1, d],
             vec![inv_softplus(1.0 - LU_EPS) as f32; d],
         )?;
-        let bias = p.from_vec(format!("{name}.bias"), &[d], vec![0.0; d])?;
+        let bias = p.with_values(format!("{name}.bias"), &[d], vec![0.0; d])?;
         let lower_cells: Vec<_> = (0..d).flat_map(|i| (0..i).map(move |j| (i, j))).collect();
-        let upper_cells: Vec<_> = (0..d).flat_map(|i| (i + 1..d).map(move |j| (i, j))).collect();
+        let upper_cells: Vec<_> = (0..d)
+            .flat_map(|i| (i + 1..d).map(move |j| (i, j)))
+            .collect();
         let diag_cells: Vec<_> = (0..d).map(|i| (i, i)).collect();
         Ok(Self {
             d,
@@ -83,7 +85,12 @@ impl LuLinear {
         let dev = self.bias.device();
         let diag = (softplus(self.diag.as_tensor())? + LU_EPS)?;
         let eye = Tensor::eye(d, candle_core::DType::F32, dev)?;
-        let l = (self.lower.as_tensor().matmul(&self.lower_place)?.reshape((d, d))? + eye)?;
+        let l = (self
+            .lower
+            .as_tensor()
+            .matmul(&self.lower_place)?
+            .reshape((d, d))?
+            + eye)?;
         let u = (self.upper.as_tensor().matmul(&self.upper_place)?
             + diag.matmul(&self.diag_place)?)?
         .reshape((d, d))?;
@@ -100,9 +107,19 @@ impl LuLinear {
     fn inverse(&self, y: &Tensor) -> Result<Tensor> {
         let (w, _) = self.weight()?;
         let d = self.d;
-        let w: Vec<f64> = w.flatten_all()?.to_vec1::<f32>()?.iter().map(|&v| v as f64).collect();
-        let inv = invert(&w, d).ok_or_else(|| candle_core::Error::Msg("singular LU layer".into()))?;
-        let inv = Tensor::from_vec(inv.iter().map(|&v| v as f32).collect::<Vec<_>>(), (d, d), y.device())?;
+        let w: Vec<f64> = w
+            .flatten_all()?
+            .to_vec1::<f32>()?
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        let inv =
+            invert(&w, d).ok_or_else(|| candle_core::Error::Msg("singular LU layer".into()))?;
+        let inv = Tensor::from_vec(
+            inv.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            (d, d),
+            y.device(),
+        )?;
         y.broadcast_sub(self.bias.as_tensor())?.matmul(&inv.t()?)
     }
 }
@@ -196,13 +213,36 @@ impl Nsf {
             for (pos, &f) in order.iter().enumerate() {
                 unshuffle[f as usize] = pos as u32;
             }
-            let lu = if d > 1 { Some(LuLinear::new(p, &format!("{name}.lu"), d)?) } else { None };
-            layers.push((Coupling { identity, transform, unshuffle, net }, lu));
+            let lu = if d > 1 {
+                Some(LuLinear::new(p, &format!("{name}.lu"), d)?)
+            } else {
+                None
+            };
+            layers.push((
+                Coupling {
+                    identity,
+                    transform,
+                    unshuffle,
+                    net,
+                },
+                lu,
+            ));
         }
-        Ok(Self { layers, num_bins, bound, logit_scale: 1.0 / (hidden as f64).sqrt() })
+        Ok(Self {
+            layers,
+            num_bins,
+            bound,
+            logit_scale: 1.0 / (hidden as f64).sqrt(),
+        })
     }
 
-    fn coupling(&self, c: &Coupling, x: &Tensor, ctx: Option<&Tensor>, inverse: bool) -> Result<(Tensor, Tensor)> {
+    fn coupling(
+        &self,
+        c: &Coupling,
+        x: &Tensor,
+        ctx: Option<&Tensor>,
+        inverse: bool,
+    ) -> Result<(Tensor, Tensor)> {
         let dev = x.device();
         let n = x.dim(0)?;
         let k = self.num_bins;

@@ -14,7 +14,12 @@ use crate::nn::Params;
 pub const FORMAT_VERSION: u32 = 1;
 const FORMAT_TAG: &str = "neurosbi-flows";
 
-pub(crate) fn save(path: &Path, kind: &str, model_json: String, params: &Params) -> Result<(), FlowError> {
+pub(crate) fn save(
+    path: &Path,
+    kind: &str,
+    model_json: String,
+    params: &Params,
+) -> Result<(), FlowError> {
     let mut bufs = Vec::with_capacity(params.vars.len());
     for (name, v) in &params.vars {
         let data: Vec<f32> = v.as_tensor().flatten_all()?.to_vec1()?;
@@ -24,9 +29,12 @@ pub(crate) fn save(path: &Path, kind: &str, model_json: String, params: &Params)
     let views = bufs
         .iter()
         .map(|(n, s, b)| {
-            TensorView::new(Dtype::F32, s.clone(), b).map(|v| (n.clone(), v)).map_err(|e| {
-                FlowError::Invalid { what: "parameter", why: format!("{n}: {e}") }
-            })
+            TensorView::new(Dtype::F32, s.clone(), b)
+                .map(|v| (n.clone(), v))
+                .map_err(|e| FlowError::Invalid {
+                    what: "parameter",
+                    why: format!("{n}: {e}"),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let meta = HashMap::from([
@@ -49,10 +57,16 @@ pub(crate) struct Loaded {
 
 pub(crate) fn load(path: &Path, kind: &str) -> Result<Loaded, FlowError> {
     let p = path.display().to_string();
-    let err = |why: String| FlowError::Load { path: p.clone(), why };
-    let buf = std::fs::read(path).map_err(|e| FlowError::Io { path: p.clone(), source: e })?;
-    let st = SafeTensors::deserialize(&buf)
-        .map_err(|e| err(format!("not a safetensors file ({e})")))?;
+    let err = |why: String| FlowError::Load {
+        path: p.clone(),
+        why,
+    };
+    let buf = std::fs::read(path).map_err(|e| FlowError::Io {
+        path: p.clone(),
+        source: e,
+    })?;
+    let st =
+        SafeTensors::deserialize(&buf).map_err(|e| err(format!("not a safetensors file ({e})")))?;
     let (_, header) = SafeTensors::read_metadata(&buf)
         .map_err(|e| err(format!("not a safetensors file ({e})")))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -69,11 +83,17 @@ pub(crate) fn load(path: &Path, kind: &str) -> Result<Loaded, FlowError> {
     if found != kind {
         return Err(err(format!("file holds a {found:?}, expected a {kind:?}")));
     }
-    let model_json = meta.get("model").cloned().ok_or_else(|| err("model description missing".into()))?;
+    let model_json = meta
+        .get("model")
+        .cloned()
+        .ok_or_else(|| err("model description missing".into()))?;
     let mut tensors = HashMap::new();
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(err(format!("tensor {name} has dtype {:?}, expected F32", view.dtype())));
+            return Err(err(format!(
+                "tensor {name} has dtype {:?}, expected F32",
+                view.dtype()
+            )));
         }
         let data: Vec<f32> = view
             .data()
@@ -82,12 +102,22 @@ pub(crate) fn load(path: &Path, kind: &str) -> Result<Loaded, FlowError> {
             .collect();
         tensors.insert(name, (view.shape().to_vec(), data));
     }
-    Ok(Loaded { model_json, tensors })
+    Ok(Loaded {
+        model_json,
+        tensors,
+    })
 }
 
 /// Copies stored values into freshly built parameters, checking names and shapes.
-pub(crate) fn restore_params(path: &Path, params: &Params, loaded: &Loaded) -> Result<(), FlowError> {
-    let err = |why: String| FlowError::Load { path: path.display().to_string(), why };
+pub(crate) fn restore_params(
+    path: &Path,
+    params: &Params,
+    loaded: &Loaded,
+) -> Result<(), FlowError> {
+    let err = |why: String| FlowError::Load {
+        path: path.display().to_string(),
+        why,
+    };
     if loaded.tensors.len() != params.vars.len() {
         return Err(err(format!(
             "{} tensors stored, the architecture has {}",
@@ -96,15 +126,24 @@ pub(crate) fn restore_params(path: &Path, params: &Params, loaded: &Loaded) -> R
         )));
     }
     for (name, var) in &params.vars {
-        let (shape, data) =
-            loaded.tensors.get(name).ok_or_else(|| err(format!("tensor {name} missing")))?;
+        let (shape, data) = loaded
+            .tensors
+            .get(name)
+            .ok_or_else(|| err(format!("tensor {name} missing")))?;
         if shape.as_slice() != var.dims() {
-            return Err(err(format!("tensor {name} has shape {shape:?}, expected {:?}", var.dims())));
+            return Err(err(format!(
+                "tensor {name} has shape {shape:?}, expected {:?}",
+                var.dims()
+            )));
         }
         if let Some(bad) = data.iter().find(|v| !v.is_finite()) {
             return Err(err(format!("tensor {name} holds a non-finite value {bad}")));
         }
-        var.set(&Tensor::from_vec(data.clone(), shape.as_slice(), &params.device)?)?;
+        var.set(&Tensor::from_vec(
+            data.clone(),
+            shape.as_slice(),
+            &params.device,
+        )?)?;
     }
     Ok(())
 }

@@ -16,8 +16,8 @@ pub(crate) const MIN_DERIVATIVE: f64 = 1e-3;
 /// Knot positions (N, K+1) from unnormalised bin sizes (N, K), spanning `[-b, b]`.
 fn knots(unnorm: &Tensor, min_size: f64, b: f64) -> Result<Tensor> {
     let k = unnorm.dim(D::Minus1)?;
-    let sizes = ((candle_nn::ops::softmax(unnorm, D::Minus1)? * (1.0 - min_size * k as f64))?
-        + min_size)?;
+    let sizes =
+        ((candle_nn::ops::softmax(unnorm, D::Minus1)? * (1.0 - min_size * k as f64))? + min_size)?;
     // Cumulative sum as a product with a constant 0/1 matrix: entry (i, j) = [i < j].
     let mut tri = vec![0f32; k * (k + 1)];
     for i in 0..k {
@@ -33,9 +33,16 @@ fn knots(unnorm: &Tensor, min_size: f64, b: f64) -> Result<Tensor> {
 fn one_hot_bin(v: &Tensor, knots: &Tensor) -> Result<Tensor> {
     let k = knots.dim(D::Minus1)? - 1;
     let interior = knots.narrow(1, 1, k - 1)?.detach();
-    let bin = v.detach().unsqueeze(1)?.broadcast_ge(&interior)?.to_dtype(DType::F32)?.sum(1)?;
+    let bin = v
+        .detach()
+        .unsqueeze(1)?
+        .broadcast_ge(&interior)?
+        .to_dtype(DType::F32)?
+        .sum(1)?;
     let ar = Tensor::arange(0u32, k as u32, v.device())?.to_dtype(DType::F32)?;
-    bin.unsqueeze(1)?.broadcast_eq(&ar.unsqueeze(0)?)?.to_dtype(v.dtype())
+    bin.unsqueeze(1)?
+        .broadcast_eq(&ar.unsqueeze(0)?)?
+        .to_dtype(v.dtype())
 }
 
 fn pick(onehot: &Tensor, t: &Tensor) -> Result<Tensor> {
@@ -62,7 +69,11 @@ pub(crate) fn rq_spline(
     let ones = Tensor::ones((n, 1), x.dtype(), x.device())?;
     let inner = (softplus(ud)? + MIN_DERIVATIVE)?;
     let derivs = Tensor::cat(&[&ones, &inner, &ones], 1)?;
-    let onehot = if inverse { one_hot_bin(&xc, &ch)? } else { one_hot_bin(&xc, &cw)? };
+    let onehot = if inverse {
+        one_hot_bin(&xc, &ch)?
+    } else {
+        one_hot_bin(&xc, &cw)?
+    };
     let lo_w = cw.narrow(1, 0, k)?;
     let lo_h = ch.narrow(1, 0, k)?;
     let xk = pick(&onehot, &lo_w)?;

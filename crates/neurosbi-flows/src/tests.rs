@@ -25,7 +25,10 @@ fn made_jacobian_is_strictly_triangular() {
         let ctx = rows(vec![0.2, -0.7], 2);
         let out = |x: &[f32]| {
             let (s, t) = made.forward(&rows(x.to_vec(), d), Some(&ctx)).unwrap();
-            (s.flatten_all().unwrap().to_vec1::<f32>().unwrap(), t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            (
+                s.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                t.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            )
         };
         let (s0, t0) = out(&x0);
         for j in 0..d {
@@ -42,7 +45,9 @@ fn made_jacobian_is_strictly_triangular() {
             }
         }
         // Output 0 depends on the context only.
-        let (s, _) = made.forward(&rows(x0.clone(), d), Some(&rows(vec![1.0, 1.0], 2))).unwrap();
+        let (s, _) = made
+            .forward(&rows(x0.clone(), d), Some(&rows(vec![1.0, 1.0], 2)))
+            .unwrap();
         assert_ne!(s.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0], s0[0]);
     }
 }
@@ -56,7 +61,10 @@ fn spline1(x: f64, raw: &[f64], k: usize, inverse: bool) -> (f64, f64) {
     let (w, h, d) = spline_params(raw, k);
     let xt = Tensor::from_vec(vec![x], 1, &Device::Cpu).unwrap();
     let (y, ld) = rq_spline(&xt, &w, &h, &d, 3.0, inverse).unwrap();
-    (y.to_vec1::<f64>().unwrap()[0], ld.to_vec1::<f64>().unwrap()[0])
+    (
+        y.to_vec1::<f64>().unwrap()[0],
+        ld.to_vec1::<f64>().unwrap()[0],
+    )
 }
 
 proptest! {
@@ -82,7 +90,9 @@ proptest! {
 
 #[test]
 fn spline_is_monotone_and_joins_the_tails() {
-    let raw: Vec<f64> = (0..29).map(|i| ((i * 37 % 11) as f64 - 5.0) / 2.0).collect();
+    let raw: Vec<f64> = (0..29)
+        .map(|i| ((i * 37 % 11) as f64 - 5.0) / 2.0)
+        .collect();
     let mut prev = f64::NEG_INFINITY;
     for i in 0..=2000 {
         let x = -3.5 + 7.0 * i as f64 / 2000.0;
@@ -107,7 +117,11 @@ fn check_grad(p: &[f64], g: &[f64], f: &dyn Fn(&[f64]) -> f64, h: f64, tol: f64)
         a[i] += h;
         b[i] -= h;
         let fd = (f(&a) - f(&b)) / (2.0 * h);
-        assert!((fd - g[i]).abs() <= tol * (1.0 + fd.abs()), "component {i}: autograd {} vs fd {fd}", g[i]);
+        assert!(
+            (fd - g[i]).abs() <= tol * (1.0 + fd.abs()),
+            "component {i}: autograd {} vs fd {fd}",
+            g[i]
+        );
     }
 }
 
@@ -116,7 +130,9 @@ fn spline_gradient_matches_finite_differences() {
     let k = 5;
     let xs = vec![-2.5, -0.3, 0.0, 1.7, 2.9, 3.5];
     let n = xs.len();
-    let raw: Vec<f64> = (0..n * (3 * k - 1)).map(|i| ((i * 31 % 17) as f64 - 8.0) / 5.0).collect();
+    let raw: Vec<f64> = (0..n * (3 * k - 1))
+        .map(|i| ((i * 31 % 17) as f64 - 8.0) / 5.0)
+        .collect();
     let loss = |raw: &Tensor| -> Tensor {
         let x = Tensor::from_vec(xs.clone(), n, &Device::Cpu).unwrap();
         let r = raw.reshape((n, 3 * k - 1)).unwrap();
@@ -135,7 +151,9 @@ fn spline_gradient_matches_finite_differences() {
     let g = loss(v.as_tensor()).backward().unwrap();
     let grad = g.get(v.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
     let f = |p: &[f64]| {
-        loss(&Tensor::from_vec(p.to_vec(), p.len(), &Device::Cpu).unwrap()).to_scalar::<f64>().unwrap()
+        loss(&Tensor::from_vec(p.to_vec(), p.len(), &Device::Cpu).unwrap())
+            .to_scalar::<f64>()
+            .unwrap()
     };
     check_grad(&raw, &grad, &f, 1e-6, 1e-5);
 }
@@ -144,7 +162,12 @@ fn spline_gradient_matches_finite_differences() {
 fn softplus_gradient_matches_finite_differences() {
     let p = vec![-30.0, -2.0, -1e-3, 0.0, 0.5, 4.0, 40.0];
     let v = Var::from_vec(p.clone(), p.len(), &Device::Cpu).unwrap();
-    let g = crate::nn::softplus(v.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    let g = crate::nn::softplus(v.as_tensor())
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
     let grad = g.get(v.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
     let f = |q: &[f64]| q.iter().map(|&x| (1.0 + x.exp()).ln()).sum::<f64>();
     check_grad(&p, &grad, &f, 1e-6, 1e-6);
@@ -173,8 +196,17 @@ fn toy(n: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
 fn network_gradients_match_finite_differences() {
     use crate::{ConditionalEstimator, EmbeddingConfig, EstimatorConfig};
     let (theta, x) = toy(64, 2);
-    let fc = Some(EmbeddingConfig::FullyConnected { hidden_features: 6, num_layers: 1, output_dim: 3 });
-    let sets = Some(EmbeddingConfig::DeepSets { trial_dim: 1, hidden_features: 6, trial_embedding_dim: 3, output_dim: 2 });
+    let fc = Some(EmbeddingConfig::FullyConnected {
+        hidden_features: 6,
+        num_layers: 1,
+        output_dim: 3,
+    });
+    let sets = Some(EmbeddingConfig::DeepSets {
+        trial_dim: 1,
+        hidden_features: 6,
+        trial_embedding_dim: 3,
+        output_dim: 2,
+    });
     let small = |mut c: EstimatorConfig, emb: Option<EmbeddingConfig>| {
         c.hidden_features = 8;
         c.num_transforms = 2;
@@ -189,29 +221,57 @@ fn network_gradients_match_finite_differences() {
         small(EstimatorConfig::mdn(), sets),
     ] {
         for d in [1usize, 2] {
-            let th: Vec<f64> = if d == 2 { theta.clone() } else { theta.iter().step_by(2).copied().collect() };
+            let th: Vec<f64> = if d == 2 {
+                theta.clone()
+            } else {
+                theta.iter().step_by(2).copied().collect()
+            };
             let q = ConditionalEstimator::new(&cfg, &th, &x, d, 2, 3).unwrap();
-            let ti = Tensor::from_vec(th.iter().map(|&v| v as f32).collect::<Vec<_>>(), (64, d), &Device::Cpu).unwrap();
-            let tc = Tensor::from_vec(x.iter().map(|&v| v as f32).collect::<Vec<_>>(), (64, 2), &Device::Cpu).unwrap();
-            let loss = || q.log_prob_tensor(&ti, &tc).unwrap().mean_all().unwrap().neg().unwrap();
+            let ti = Tensor::from_vec(
+                th.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                (64, d),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let tc = Tensor::from_vec(
+                x.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+                (64, 2),
+                &Device::Cpu,
+            )
+            .unwrap();
+            let loss = || {
+                q.log_prob_tensor(&ti, &tc)
+                    .unwrap()
+                    .mean_all()
+                    .unwrap()
+                    .neg()
+                    .unwrap()
+            };
             let grads = loss().backward().unwrap();
             for (name, var) in &q.params().vars {
                 let g = match grads.get(var.as_tensor()) {
                     Some(g) => g.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
                     None => panic!("{:?}: no gradient for {name}", cfg.kind),
                 };
-                let w0 = var.as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                let w0 = var
+                    .as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
                 // A few entries per tensor, in f32 with a step that balances rounding and curvature.
                 for i in [0, w0.len() / 2, w0.len() - 1] {
                     let h = 1e-3f32;
                     let eval = |delta: f32| {
                         let mut w = w0.clone();
                         w[i] += delta;
-                        var.set(&Tensor::from_vec(w, var.shape(), &Device::Cpu).unwrap()).unwrap();
+                        var.set(&Tensor::from_vec(w, var.shape(), &Device::Cpu).unwrap())
+                            .unwrap();
                         loss().to_scalar::<f32>().unwrap() as f64
                     };
                     let fd = (eval(h) - eval(-h)) / (2.0 * h as f64);
-                    var.set(&Tensor::from_vec(w0.clone(), var.shape(), &Device::Cpu).unwrap()).unwrap();
+                    var.set(&Tensor::from_vec(w0.clone(), var.shape(), &Device::Cpu).unwrap())
+                        .unwrap();
                     let gi = g[i] as f64;
                     assert!(
                         (fd - gi).abs() <= 2e-3 + 2e-2 * gi.abs().max(fd.abs()),
@@ -229,14 +289,32 @@ fn early_stopping_restores_the_best_weights() {
     use crate::{ConditionalEstimator, EstimatorConfig, NoObserver, TrainConfig};
     let (theta, x) = toy(600, 2);
     let mut q = ConditionalEstimator::new(&EstimatorConfig::maf(), &theta, &x, 2, 2, 0).unwrap();
-    let cfg = TrainConfig { learning_rate: 2e-2, stop_after_epochs: 2, max_epochs: Some(60), ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        learning_rate: 2e-2,
+        stop_after_epochs: 2,
+        max_epochs: Some(60),
+        ..TrainConfig::default()
+    };
     let rep = q.train(&theta, &x, &cfg, &mut NoObserver).unwrap();
     let last = *rep.val_losses.last().unwrap();
-    assert!(last > rep.best_val_loss, "the last epoch was the best; nothing to restore");
+    assert!(
+        last > rep.best_val_loss,
+        "the last epoch was the best; nothing to restore"
+    );
     let (_, val) = crate::train::split(600, &cfg).unwrap();
-    let vt: Vec<f64> = val.iter().flat_map(|&i| theta[2 * i as usize..2 * i as usize + 2].to_vec()).collect();
-    let vx: Vec<f64> = val.iter().flat_map(|&i| x[2 * i as usize..2 * i as usize + 2].to_vec()).collect();
+    let vt: Vec<f64> = val
+        .iter()
+        .flat_map(|&i| theta[2 * i as usize..2 * i as usize + 2].to_vec())
+        .collect();
+    let vx: Vec<f64> = val
+        .iter()
+        .flat_map(|&i| x[2 * i as usize..2 * i as usize + 2].to_vec())
+        .collect();
     let lp = q.log_prob(&vt, &vx).unwrap();
     let loss = -lp.iter().sum::<f64>() / lp.len() as f64;
-    assert!((loss - rep.best_val_loss).abs() < 1e-5 * (1.0 + loss.abs()), "restored loss {loss}, best {}", rep.best_val_loss);
+    assert!(
+        (loss - rep.best_val_loss).abs() < 1e-5 * (1.0 + loss.abs()),
+        "restored loss {loss}, best {}",
+        rep.best_val_loss
+    );
 }

@@ -96,8 +96,10 @@ pub(crate) fn fit(
     st.adam.set_lr(cfg.learning_rate);
     let dev: Device = params.device.clone();
     let to_tensor = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), &dev);
-    let val_batches: Vec<Tensor> =
-        val_idx.chunks(cfg.batch_size).map(to_tensor).collect::<candle_core::Result<_>>()?;
+    let val_batches: Vec<Tensor> = val_idx
+        .chunks(cfg.batch_size)
+        .map(to_tensor)
+        .collect::<candle_core::Result<_>>()?;
     let mut since_best = 0usize;
     let mut order = train_idx;
     let result = loop {
@@ -117,7 +119,11 @@ pub(crate) fn fit(
             let loss = batch_loss(&to_tensor(chunk)?)?;
             let l = scalar(&loss)?;
             if !l.is_finite() {
-                bad = Some(FlowError::NonFiniteLoss { epoch, phase: "training", loss: l });
+                bad = Some(FlowError::NonFiniteLoss {
+                    epoch,
+                    phase: "training",
+                    loss: l,
+                });
                 break;
             }
             sum += l * chunk.len() as f64;
@@ -134,7 +140,11 @@ pub(crate) fn fit(
         }
         let val_loss = vsum / val_idx.len() as f64;
         if !val_loss.is_finite() {
-            break Err(FlowError::NonFiniteLoss { epoch, phase: "validation", loss: val_loss });
+            break Err(FlowError::NonFiniteLoss {
+                epoch,
+                phase: "validation",
+                loss: val_loss,
+            });
         }
         st.train_losses.push(train_loss);
         st.val_losses.push(val_loss);

@@ -37,7 +37,13 @@ impl ZScore {
         let std: Vec<f64> = var
             .iter()
             .zip(&count)
-            .map(|(v, &c)| if n > 1 { (v / (c as f64 - 1.0)).sqrt().max(1e-14) } else { 1.0 })
+            .map(|(v, &c)| {
+                if n > 1 {
+                    (v / (c as f64 - 1.0)).sqrt().max(1e-14)
+                } else {
+                    1.0
+                }
+            })
             .collect();
         Self {
             mean: (0..dim).map(|j| mean[j % group]).collect(),
@@ -46,7 +52,13 @@ impl ZScore {
     }
 
     pub(crate) fn tensors(&self, dev: &Device) -> Result<(Tensor, Tensor)> {
-        let f = |v: &[f64]| Tensor::from_vec(v.iter().map(|&x| x as f32).collect::<Vec<_>>(), (1, v.len()), dev);
+        let f = |v: &[f64]| {
+            Tensor::from_vec(
+                v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
+                (1, v.len()),
+                dev,
+            )
+        };
         Ok((f(&self.mean)?, f(&self.std)?))
     }
 

@@ -17,9 +17,15 @@ fn density_grid(q: &ConditionalEstimator, ctx: f64, g: &[f64]) -> Vec<f64> {
     let pts: Vec<f64> = if q.dim_inputs() == 1 {
         g.to_vec()
     } else {
-        g.iter().flat_map(|&a| g.iter().flat_map(move |&b| [a, b])).collect()
+        g.iter()
+            .flat_map(|&a| g.iter().flat_map(move |&b| [a, b]))
+            .collect()
     };
-    q.log_prob(&pts, &[ctx]).unwrap().into_iter().map(f64::exp).collect()
+    q.log_prob(&pts, &[ctx])
+        .unwrap()
+        .into_iter()
+        .map(f64::exp)
+        .collect()
 }
 
 /// Kolmogorov-Smirnov distance between samples and a CDF tabulated on a grid.
@@ -36,14 +42,19 @@ fn ks(samples: &mut [f64], g: &[f64], pdf: &[f64], h: f64) -> f64 {
         let pos = ((s - g[0]) / h).clamp(0.0, (g.len() - 1) as f64 - 1e-9);
         let i = pos.floor() as usize;
         let f = (cdf[i] + (pos - i as f64) * (cdf[i + 1] - cdf[i])) / total;
-        dmax = dmax.max((f - k as f64 / n).abs()).max((f - (k + 1) as f64 / n).abs());
+        dmax = dmax
+            .max((f - k as f64 / n).abs())
+            .max((f - (k + 1) as f64 / n).abs());
     }
     dmax
 }
 
 fn moments(v: &[f64]) -> (f64, f64) {
     let m = v.iter().sum::<f64>() / v.len() as f64;
-    (m, v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64)
+    (
+        m,
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64,
+    )
 }
 
 #[test]
@@ -59,8 +70,16 @@ fn log_prob_integrates_to_one_and_matches_samples_1d() {
             let mut s = q.sample(n, &[ctx], 7).unwrap();
             let (m, v) = moments(&s);
             let gm: f64 = g.iter().zip(&p).map(|(x, p)| x * p * h).sum::<f64>() / mass;
-            let gv: f64 = g.iter().zip(&p).map(|(x, p)| (x - gm).powi(2) * p * h).sum::<f64>() / mass;
-            assert!((m - gm).abs() < 4.0 * (gv / n as f64).sqrt(), "{kind:?}: mean {m} vs {gm}");
+            let gv: f64 = g
+                .iter()
+                .zip(&p)
+                .map(|(x, p)| (x - gm).powi(2) * p * h)
+                .sum::<f64>()
+                / mass;
+            assert!(
+                (m - gm).abs() < 4.0 * (gv / n as f64).sqrt(),
+                "{kind:?}: mean {m} vs {gm}"
+            );
             assert!((v / gv - 1.0).abs() < 0.1, "{kind:?}: variance {v} vs {gv}");
             let d = ks(&mut s, &g, &p, h);
             // 1 % critical value of the one-sample KS test.
@@ -84,16 +103,36 @@ fn log_prob_integrates_to_one_and_matches_samples_2d() {
         for dim in 0..2 {
             let marginal: Vec<f64> = (0..n_g)
                 .map(|i| {
-                    (0..n_g).map(|j| if dim == 0 { p[i * n_g + j] } else { p[j * n_g + i] }).sum::<f64>() * h
+                    (0..n_g)
+                        .map(|j| {
+                            if dim == 0 {
+                                p[i * n_g + j]
+                            } else {
+                                p[j * n_g + i]
+                            }
+                        })
+                        .sum::<f64>()
+                        * h
                 })
                 .collect();
             let mut sd: Vec<f64> = s.chunks(2).map(|r| r[dim]).collect();
             let (m, _) = moments(&sd);
             let gm: f64 = g.iter().zip(&marginal).map(|(x, p)| x * p * h).sum::<f64>() / mass;
-            let gv: f64 = g.iter().zip(&marginal).map(|(x, p)| (x - gm).powi(2) * p * h).sum::<f64>() / mass;
-            assert!((m - gm).abs() < 4.0 * (gv / n as f64).sqrt(), "{kind:?} dim {dim}: mean {m} vs {gm}");
+            let gv: f64 = g
+                .iter()
+                .zip(&marginal)
+                .map(|(x, p)| (x - gm).powi(2) * p * h)
+                .sum::<f64>()
+                / mass;
+            assert!(
+                (m - gm).abs() < 4.0 * (gv / n as f64).sqrt(),
+                "{kind:?} dim {dim}: mean {m} vs {gm}"
+            );
             let d = ks(&mut sd, &g, &marginal, h);
-            assert!(d < 1.63 / (n as f64).sqrt(), "{kind:?} dim {dim}: KS distance {d}");
+            assert!(
+                d < 1.63 / (n as f64).sqrt(),
+                "{kind:?} dim {dim}: KS distance {d}"
+            );
         }
     }
 }
@@ -101,6 +140,12 @@ fn log_prob_integrates_to_one_and_matches_samples_2d() {
 #[test]
 fn sampling_is_deterministic_per_seed() {
     let q = trained_bimodal(EstimatorKind::Maf, 2, 1);
-    assert_eq!(q.sample(50, &[0.1], 4).unwrap(), q.sample(50, &[0.1], 4).unwrap());
-    assert_ne!(q.sample(50, &[0.1], 4).unwrap(), q.sample(50, &[0.1], 5).unwrap());
+    assert_eq!(
+        q.sample(50, &[0.1], 4).unwrap(),
+        q.sample(50, &[0.1], 4).unwrap()
+    );
+    assert_ne!(
+        q.sample(50, &[0.1], 4).unwrap(),
+        q.sample(50, &[0.1], 5).unwrap()
+    );
 }

@@ -50,7 +50,9 @@ fn true_log_prob(theta: &[f64], x: &[f64], d: usize) -> f64 {
         y[i] = (theta[i] - m[i] - s) / l[i][i];
         logdet += l[i][i].ln();
     }
-    -0.5 * y.iter().map(|v| v * v).sum::<f64>() - logdet - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
+    -0.5 * y.iter().map(|v| v * v).sum::<f64>()
+        - logdet
+        - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
 }
 
 /// Monte Carlo KL(p || q) averaged over a few contexts.
@@ -70,7 +72,10 @@ fn kl(q: &ConditionalEstimator, d: usize) -> f64 {
             }
         }
         let lq = q.log_prob(&draws, &x).unwrap();
-        let lp: f64 = draws.chunks(d).map(|t| true_log_prob(t, &x, d)).sum::<f64>();
+        let lp: f64 = draws
+            .chunks(d)
+            .map(|t| true_log_prob(t, &x, d))
+            .sum::<f64>();
         total += (lp - lq.iter().sum::<f64>()) / n as f64;
     }
     total / contexts.len() as f64
@@ -80,12 +85,23 @@ fn learn(kind: EstimatorKind, d: usize, bound: f64) {
     let (theta, x) = linear_gaussian(3000, d, 5);
     let mut q = ConditionalEstimator::new(&config(kind), &theta, &x, d, 2, 1).unwrap();
     let before = kl(&q, d);
-    let cfg = TrainConfig { max_epochs: Some(40), learning_rate: 2e-3, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        max_epochs: Some(40),
+        learning_rate: 2e-3,
+        ..TrainConfig::default()
+    };
     let t = std::time::Instant::now();
     let report = q.train(&theta, &x, &cfg, &mut NoObserver).unwrap();
     let after = kl(&q, d);
-    eprintln!("{kind:?} d={d}: KL {before:.3} -> {after:.4} in {} epochs, {:.2?}", report.epochs, t.elapsed());
-    assert!(after < bound, "{kind:?} d={d}: KL {after} not below {bound}");
+    eprintln!(
+        "{kind:?} d={d}: KL {before:.3} -> {after:.4} in {} epochs, {:.2?}",
+        report.epochs,
+        t.elapsed()
+    );
+    assert!(
+        after < bound,
+        "{kind:?} d={d}: KL {after} not below {bound}"
+    );
 }
 
 #[test]

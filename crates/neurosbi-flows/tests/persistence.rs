@@ -16,15 +16,25 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn round_trip_gives_identical_log_probs() {
-    for (i, kind) in [EstimatorKind::Maf, EstimatorKind::Nsf, EstimatorKind::Mdn].into_iter().enumerate() {
+    for (i, kind) in [EstimatorKind::Maf, EstimatorKind::Nsf, EstimatorKind::Mdn]
+        .into_iter()
+        .enumerate()
+    {
         for d in [1, 2] {
             let q = trained_bimodal(kind, d, 1);
             let path = tmp(&format!("est{i}{d}.safetensors"));
             q.save(&path).unwrap();
             let r = ConditionalEstimator::load(&path).unwrap();
             let (theta, x) = bimodal(300, d, 4);
-            assert_eq!(q.log_prob(&theta, &x).unwrap(), r.log_prob(&theta, &x).unwrap(), "{kind:?} d={d}");
-            assert_eq!(q.sample(20, &[0.2], 1).unwrap(), r.sample(20, &[0.2], 1).unwrap());
+            assert_eq!(
+                q.log_prob(&theta, &x).unwrap(),
+                r.log_prob(&theta, &x).unwrap(),
+                "{kind:?} d={d}"
+            );
+            assert_eq!(
+                q.sample(20, &[0.2], 1).unwrap(),
+                r.sample(20, &[0.2], 1).unwrap()
+            );
             assert_eq!(r.config(), q.config());
             assert_eq!((r.dim_inputs(), r.dim_context()), (d, 1));
         }
@@ -57,7 +67,8 @@ fn corrupt_and_foreign_files_fail_clearly() {
     // A valid safetensors file from elsewhere (no format tag).
     let p = tmp("foreign.safetensors");
     let data = vec![0u8; 16];
-    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![4], &data).unwrap();
     safetensors::serialize_to_file([("w", view)], None, &p).unwrap();
     assert!(load_error(&p).contains("not a neurosbi-flows file"));
 
@@ -74,18 +85,40 @@ fn corrupt_and_foreign_files_fail_clearly() {
         std::fs::write(&p, &b).unwrap();
         p
     };
-    let e = load_error(&edit("\"version\":\"1\"", "\"version\":\"7\"", "v7.safetensors"));
+    let e = load_error(&edit(
+        "\"version\":\"1\"",
+        "\"version\":\"7\"",
+        "v7.safetensors",
+    ));
     assert!(e.contains("format version") && e.contains("7"), "{e}");
-    let e = load_error(&edit("\"conditional-estimator\"", "\"ratio-classifier-xxxx\"", "kind.safetensors"));
+    let e = load_error(&edit(
+        "\"conditional-estimator\"",
+        "\"ratio-classifier-xxxx\"",
+        "kind.safetensors",
+    ));
     assert!(e.contains("expected a"), "{e}");
-    let e = load_error(&edit("\"num_transforms\\\":5", "\"num_transforms\\\":4", "arch.safetensors"));
+    let e = load_error(&edit(
+        "\"num_transforms\\\":5",
+        "\"num_transforms\\\":4",
+        "arch.safetensors",
+    ));
     assert!(e.contains("5 permutations for 4 transforms"), "{e}");
-    let e = load_error(&edit("\"hidden_features\\\":50", "\"hidden_features\\\":51", "shape.safetensors"));
+    let e = load_error(&edit(
+        "\"hidden_features\\\":50",
+        "\"hidden_features\\\":51",
+        "shape.safetensors",
+    ));
     assert!(e.contains("shape"), "{e}");
 
     let missing = tmp("does-not-exist.safetensors");
-    assert!(matches!(ConditionalEstimator::load(&missing), Err(FlowError::Io { .. })));
-    assert!(matches!(RatioClassifier::load(&path), Err(FlowError::Load { .. })));
+    assert!(matches!(
+        ConditionalEstimator::load(&missing),
+        Err(FlowError::Io { .. })
+    ));
+    assert!(matches!(
+        RatioClassifier::load(&path),
+        Err(FlowError::Load { .. })
+    ));
 }
 
 #[test]
@@ -93,12 +126,21 @@ fn classifier_round_trip() {
     let (theta, x) = bimodal(600, 2, 8);
     for cfg in [ClassifierConfig::mlp(), ClassifierConfig::residual()] {
         let mut c = RatioClassifier::new(&cfg, &theta, &x, 2, 1, 0).unwrap();
-        let tc = TrainConfig { max_epochs: Some(2), ..TrainConfig::default() };
-        c.train_with_loss(&theta, &x, &tc, &mut NoObserver, &|c, t, x| losses::nre_a_loss(c, t, x)).unwrap();
+        let tc = TrainConfig {
+            max_epochs: Some(2),
+            ..TrainConfig::default()
+        };
+        c.train_with_loss(&theta, &x, &tc, &mut NoObserver, &|c, t, x| {
+            losses::nre_a_loss(c, t, x)
+        })
+        .unwrap();
         let path = tmp("clf.safetensors");
         c.save(&path).unwrap();
         let r = RatioClassifier::load(&path).unwrap();
         assert_eq!(c.logits(&theta, &x).unwrap(), r.logits(&theta, &x).unwrap());
-        assert!(matches!(ConditionalEstimator::load(&path), Err(FlowError::Load { .. })));
+        assert!(matches!(
+            ConditionalEstimator::load(&path),
+            Err(FlowError::Load { .. })
+        ));
     }
 }

@@ -1,7 +1,9 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
-use neurosbi_flows::{ConditionalEstimator, EstimatorConfig, EstimatorKind, NoObserver, TrainConfig};
+use neurosbi_flows::{
+    ConditionalEstimator, EstimatorConfig, EstimatorKind, NoObserver, TrainConfig,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -45,7 +47,11 @@ pub fn bimodal(n: usize, d: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
 pub fn trained_bimodal(kind: EstimatorKind, d: usize, epochs: usize) -> ConditionalEstimator {
     let (theta, x) = bimodal(2000, d, 11);
     let mut q = ConditionalEstimator::new(&config(kind), &theta, &x, d, 1, 3).unwrap();
-    let cfg = TrainConfig { max_epochs: Some(epochs), learning_rate: 2e-3, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        max_epochs: Some(epochs),
+        learning_rate: 2e-3,
+        ..TrainConfig::default()
+    };
     q.train(&theta, &x, &cfg, &mut NoObserver).unwrap();
     q
 }
