@@ -300,6 +300,18 @@ impl CompiledKernel {
         self.code.programs[STEP].len()
     }
 
+    /// A readable listing of the prologue and step programs.
+    pub fn listing(&self) -> String {
+        format!(
+            "registers: {} ({} fixed)\nprologue:\n{}step:\n{}",
+            self.code.n_regs,
+            self.layout.n_fixed(),
+            self.code.prologue.listing(),
+            self.code.programs[STEP].listing()
+        )
+    }
+
+    #[inline(always)]
     fn run_into_states(&self, prog: usize, frame: &mut [Lanes]) {
         let p = &self.code.programs[prog];
         p.exec(frame, self.code.n_regs);

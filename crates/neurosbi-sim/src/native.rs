@@ -84,6 +84,7 @@ impl<M: NativeModel> Eager<'_, M> {
     }
 
     /// Copies stage values into a contiguous block (unless they already are the states).
+    #[inline(always)]
     fn gather(&mut self, x: &[usize]) -> usize {
         if x.iter().enumerate().all(|(j, &r)| r == self.layout.state(j)) {
             return self.layout.state(0);
@@ -95,6 +96,7 @@ impl<M: NativeModel> Eager<'_, M> {
         s
     }
 
+    #[inline(always)]
     fn params_inputs(&self, stage: f64) -> (std::ops::Range<usize>, std::ops::Range<usize>, f64) {
         let l = self.layout;
         let p = l.param(0)..l.param(l.n_params);
@@ -116,9 +118,11 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
     fn dt(&self) -> f64 {
         self.dt
     }
+    #[inline(always)]
     fn state(&mut self, j: usize) -> usize {
         self.layout.state(j)
     }
+    #[inline(always)]
     fn num(&mut self, v: f64) -> usize {
         let d = self.alloc(1);
         self.frame[d] = [v; LANES];
@@ -144,6 +148,7 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
     fn exp(&mut self, a: usize) -> usize {
         self.op2(a, a, |x, _| fastmath::exp(x))
     }
+    #[inline(always)]
     fn if_zero(&mut self, a: usize, x: usize, y: usize) -> usize {
         let d = self.alloc(1);
         let (lo, hi) = self.frame.split_at_mut(d);
@@ -152,12 +157,14 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
         }
         d
     }
+    #[inline(always)]
     fn not_refractory(&mut self) -> usize {
         self.layout.not_refractory()
     }
     fn frozen_when_refractory(&self, j: usize) -> bool {
         self.model.frozen_when_refractory(j)
     }
+    #[inline(always)]
     fn drift(&mut self, x: &[usize], stage: f64) -> Vec<usize> {
         let n = x.len();
         let xs = self.gather(x);
@@ -171,6 +178,7 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
     fn diffusion(&mut self, x: &[usize], _stage: f64) -> Vec<Vec<usize>> {
         vec![Vec::new(); x.len()]
     }
+    #[inline(always)]
     fn linear(&mut self) -> Vec<(usize, usize)> {
         let n = self.layout.n_states;
         let a = self.alloc(2 * n);
@@ -377,6 +385,7 @@ impl NativeModel for HodgkinHuxleyC {
     fn method(&self) -> Method {
         Method::ExponentialEuler
     }
+    #[inline(always)]
     fn drift(&self, x: &[Lanes], p: &[Lanes], inputs: &[Lanes], t: f64, out: &mut [Lanes]) {
         let mut a = [[0.0; LANES]; 4];
         let mut b = [[0.0; LANES]; 4];
@@ -397,27 +406,45 @@ impl NativeModel for HodgkinHuxleyC {
         a: &mut [Lanes],
         b: &mut [Lanes],
     ) -> bool {
+        // One simple loop per rate: LLVM vectorises these reliably, while one loop doing
+        // everything stayed scalar (measured 3x slower).
         let inv_c = 1.0 / self.c;
-        let (av, rest) = a.split_at_mut(1);
-        let (am_, rest) = rest.split_at_mut(1);
-        let (ah_, an_) = rest.split_at_mut(1);
-        let (bv, rest) = b.split_at_mut(1);
-        let (bm_, rest) = rest.split_at_mut(1);
-        let (bh_, bn_) = rest.split_at_mut(1);
+        let mut u = [0.0; LANES];
         for l in 0..LANES {
-            let (v, m, h, n) = (x[0][l], x[1][l], x[2][l], x[3][l]);
+            u[l] = (x[0][l] - self.vt) * 1e3;
+        }
+        let mut r = [[0.0; LANES]; 6];
+        for l in 0..LANES {
+            r[0][l] = 0.32 * 4.0e3 / fastmath::exprel((13.0 - u[l]) / 4.0);
+        }
+        for l in 0..LANES {
+            r[1][l] = 0.28 * 5.0e3 / fastmath::exprel((u[l] - 40.0) / 5.0);
+        }
+        for l in 0..LANES {
+            r[2][l] = 0.128e3 * fastmath::exp((17.0 - u[l]) / 18.0);
+        }
+        for l in 0..LANES {
+            r[3][l] = 4.0e3 / (1.0 + fastmath::exp((40.0 - u[l]) / 5.0));
+        }
+        for l in 0..LANES {
+            r[4][l] = 0.032 * 5.0e3 / fastmath::exprel((15.0 - u[l]) / 5.0);
+        }
+        for l in 0..LANES {
+            r[5][l] = 0.5e3 * fastmath::exp((10.0 - u[l]) / 40.0);
+        }
+        for l in 0..LANES {
+            let (m, h, n) = (x[1][l], x[2][l], x[3][l]);
             let gna = p[0][l] * m * m * m * h;
             let n2 = n * n;
             let gk = p[1][l] * n2 * n2;
-            let [am, bm, ah, bh, an, bn] = hh_rates(v, self.vt);
-            av[0][l] = -(self.gl + gna + gk) * inv_c;
-            bv[0][l] = (self.gl * self.el + gna * self.ena + gk * self.ek + inputs[0][l]) * inv_c;
-            am_[0][l] = -(am + bm);
-            bm_[0][l] = am;
-            ah_[0][l] = -(ah + bh);
-            bh_[0][l] = ah;
-            an_[0][l] = -(an + bn);
-            bn_[0][l] = an;
+            a[0][l] = -(self.gl + gna + gk) * inv_c;
+            b[0][l] = (self.gl * self.el + gna * self.ena + gk * self.ek + inputs[0][l]) * inv_c;
+        }
+        for (j, (ra, rb)) in [(0, 1), (2, 3), (4, 5)].into_iter().enumerate() {
+            for l in 0..LANES {
+                a[j + 1][l] = -(r[ra][l] + r[rb][l]);
+                b[j + 1][l] = r[ra][l];
+            }
         }
         true
     }

@@ -23,7 +23,6 @@ pub type NodeId = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Un {
-    Neg,
     Not,
     Fun(Func),
     PowI(i32),
@@ -126,37 +125,50 @@ impl Builder {
         self.push(Node::Bin(op, a, b))
     }
 
-    /// `a + b`
+    /// `a + b`. Constants go right and constant chains fold: `(x + k1) + k2 = x + (k1 + k2)`.
     pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        if self.konst(a) == Some(0.0) {
-            return b;
-        }
+        let (a, b) = if self.konst(a).is_some() && self.konst(b).is_none() { (b, a) } else { (a, b) };
         if self.konst(b) == Some(0.0) {
             return a;
+        }
+        if let (Some(k), Node::Bin(Bin::Add, x, y)) = (self.konst(b), self.nodes[a as usize])
+            && let Some(k2) = self.konst(y)
+        {
+            let c = self.num(k + k2);
+            return self.fold2(Bin::Add, x, c);
         }
         self.fold2(Bin::Add, a, b)
     }
-    /// `a - b`
+    /// `a - b`; subtracting a constant is adding its negative.
     pub fn sub(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        if self.konst(b) == Some(0.0) {
-            return a;
+        if let Some(k) = self.konst(b) {
+            let c = self.num(-k);
+            return self.add(a, c);
         }
         self.fold2(Bin::Sub, a, b)
     }
-    /// `a * b`
+    /// `a * b`. Constants go right and constant factors fold: `(x k1) k2 = x (k1 k2)`.
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        if self.konst(a) == Some(1.0) {
-            return b;
-        }
+        let (a, b) = if self.konst(a).is_some() && self.konst(b).is_none() { (b, a) } else { (a, b) };
         if self.konst(b) == Some(1.0) {
             return a;
+        }
+        if let Some(k) = self.konst(b) {
+            match self.nodes[a as usize] {
+                Node::Bin(Bin::Mul, x, y) if self.konst(y).is_some() => {
+                    let c = self.num(k * self.konst(y).unwrap_or(1.0));
+                    return self.fold2(Bin::Mul, x, c);
+                }
+                _ => {}
+            }
         }
         self.fold2(Bin::Mul, a, b)
     }
-    /// `a / b`
+    /// `a / b`; dividing by a constant is multiplying by its reciprocal.
     pub fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        if self.konst(b) == Some(1.0) {
-            return a;
+        if let Some(k) = self.konst(b) {
+            let c = self.num(1.0 / k);
+            return self.mul(a, c);
         }
         self.fold2(Bin::Div, a, b)
     }
@@ -168,9 +180,10 @@ impl Builder {
         }
         self.push(Node::Un(op, a))
     }
-    /// `-a`
+    /// `-a`, as a multiplication by -1 so that it folds into constant factors.
     pub fn neg(&mut self, a: NodeId) -> NodeId {
-        self.un(Un::Neg, a)
+        let m = self.num(-1.0);
+        self.mul(a, m)
     }
     /// `f(a)`
     pub fn fun(&mut self, f: Func, a: NodeId) -> NodeId {
@@ -274,7 +287,6 @@ fn bin_scalar(op: Bin, x: f64, y: f64) -> f64 {
 
 fn un_scalar(op: Un, x: f64) -> f64 {
     match op {
-        Un::Neg => -x,
         Un::Not => b2f(x == 0.0),
         Un::Fun(f) => f.eval(x),
         Un::PowI(n) => powi(x, n),
@@ -308,6 +320,10 @@ enum Ins {
     MulAdd(R, R, R, R),
     /// `d = a*k1 + k2`
     MulAddK(R, R, f64, f64),
+    /// `d = a*k + c`
+    MulKAdd(R, R, f64, R),
+    /// `d = a*b + k`
+    MulAddC(R, R, R, f64),
     Un(Un, R, R),
     Clip(R, R, R, R),
     Select(R, R, R, R),
@@ -548,11 +564,21 @@ impl Builder {
                 let Node::Bin(Bin::Mul, x, y) = self.nodes[m as usize] else {
                     unreachable!("fused node is a product")
                 };
+                let v = if self.konst(x).is_some() { y } else { x };
                 match (self.konst(x).or(self.konst(y)), self.konst(c)) {
                     (Some(k1), Some(k2)) => {
-                        let v = if self.konst(x).is_some() { y } else { x };
                         let rv = self.operand_reg(v, reg, out, next, extra);
                         out.push(Ins::MulAddK(d, rv, k1, k2));
+                    }
+                    (Some(k1), None) => {
+                        let rv = self.operand_reg(v, reg, out, next, extra);
+                        let rc = self.operand_reg(c, reg, out, next, extra);
+                        out.push(Ins::MulKAdd(d, rv, k1, rc));
+                    }
+                    (None, Some(k2)) => {
+                        let rx = self.operand_reg(x, reg, out, next, extra);
+                        let ry = self.operand_reg(y, reg, out, next, extra);
+                        out.push(Ins::MulAddC(d, rx, ry, k2));
                     }
                     _ => {
                         let rx = self.operand_reg(x, reg, out, next, extra);
@@ -707,7 +733,6 @@ fn bin_k_lanes(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool) {
 #[inline(always)]
 fn un_lanes(op: Un, d: &mut Lanes, a: &Lanes) {
     match op {
-        Un::Neg => lanes!(d, l, -a[l]),
         Un::Not => lanes!(d, l, if a[l] == 0.0 { 1.0 } else { 0.0 }),
         Un::PowI(2) => lanes!(d, l, a[l] * a[l]),
         Un::PowI(3) => lanes!(d, l, a[l] * a[l] * a[l]),
@@ -761,6 +786,14 @@ impl Program {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
                         lanes!(d, l, a[l] * k1 + k2);
                     }
+                    Ins::MulKAdd(d, a, k, c) => {
+                        let (d, [a, c, _]) = regs(base, d, [a, c, c]);
+                        lanes!(d, l, a[l] * k + c[l]);
+                    }
+                    Ins::MulAddC(d, a, b, k) => {
+                        let (d, [a, b, _]) = regs(base, d, [a, b, b]);
+                        lanes!(d, l, a[l] * b[l] + k);
+                    }
                     Ins::Un(op, d, a) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
                         un_lanes(op, d, a);
@@ -780,6 +813,16 @@ impl Program {
                 }
             }
         }
+    }
+
+    /// One instruction per line (diagnostics).
+    pub fn listing(&self) -> String {
+        let mut s = String::new();
+        for ins in &self.ins {
+            s.push_str(&format!("  {ins:?}\n"));
+        }
+        s.push_str(&format!("  outputs: {:?}\n", self.outputs));
+        s
     }
 
     /// Number of instructions (for tests and diagnostics).
