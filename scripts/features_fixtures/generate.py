@@ -186,6 +186,12 @@ def traces():
     out.append(("adex_I1.4_noise0.5", adex(1.4, dt, t_end, t_on, t_off, 0.5, 9), dt, t_on, t_off, 1.4))
     # Longer trace (>= 5000 samples): antropy's sample_entropy takes its KD-tree path.
     out.append(("adex_long_I1.2_noise0.3", adex(1.2, 0.02, 150.0, 10.0, 140.0, 0.3, 10), 0.02, 10.0, 140.0, 1.2))
+    # The sbi tutorial's own sampling (dt 0.01 ms, 12 001 samples): eFEL decimates to 0.1 ms.
+    out.append(("hh_dt0.01_I0.7_noise0.1", hh(0.7, 0.01, t_end, t_on, t_off, 0.1, 12), 0.01, t_on, t_off, 0.7))
+    out.append(("adex_dt0.01_I1.3", adex(1.3, 0.01, t_end, t_on, t_off, 0.2, 13), 0.01, t_on, t_off, 1.3))
+    # Spikes before the declared stimulus window (exercises eFEL's in-window filters).
+    late = hh(1.0, dt, t_end, t_on, t_off, 0.1, 3)
+    out.append(("hh_declared_stim_40_90", late, dt, 40.0, 90.0, 1.0))
     # Edge cases.
     one = hh(3.0, dt, 40.0, 10.0, 12.0, 0.0, 11)
     out.append(("one_spike", one, dt, 10.0, 30.0, 3.0))
