@@ -119,7 +119,7 @@ impl<'a> Input<'a> {
 }
 
 /// How a per-spike feature (one value per action potential) becomes one number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reducer {
     /// Arithmetic mean (eFEL's usual summary).
     Mean,

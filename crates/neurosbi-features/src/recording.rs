@@ -150,7 +150,7 @@ impl<'a> Recording<'a> {
 }
 
 /// A time window of a trace, relative to the stimulus or in explicit times.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Window {
     /// Every sample.
     Whole,

@@ -1,6 +1,8 @@
 //! The catalogue of named features, [`FeatureSet`] built from names, and the parallel
 //! batch computation into a row-major [`FeatureMatrix`].
 
+use std::sync::Arc;
+
 use rayon::prelude::*;
 
 use crate::error::{FeatureError, RecordingError, close_matches};
@@ -93,9 +95,10 @@ impl Catalogue {
 }
 
 /// An ordered list of features; its outputs, concatenated, form one feature vector.
-#[derive(Default)]
+/// Cloning is cheap (features are shared).
+#[derive(Default, Clone)]
 pub struct FeatureSet {
-    features: Vec<Box<dyn Feature>>,
+    features: Vec<Arc<dyn Feature>>,
     offsets: Vec<usize>,
     n_outputs: usize,
 }
@@ -135,7 +138,7 @@ impl FeatureSet {
     pub fn push(&mut self, feature: Box<dyn Feature>) {
         self.offsets.push(self.n_outputs);
         self.n_outputs += feature.n_outputs();
-        self.features.push(feature);
+        self.features.push(Arc::from(feature));
     }
 
     /// Number of values per recording.
@@ -144,7 +147,7 @@ impl FeatureSet {
     }
 
     /// The features, in order.
-    pub fn features(&self) -> &[Box<dyn Feature>] {
+    pub fn features(&self) -> &[Arc<dyn Feature>] {
         &self.features
     }
 
@@ -382,5 +385,7 @@ mod tests {
         check::<FeatureSet>();
         check::<FeatureMatrix>();
         check::<Catalogue>();
+        let set = FeatureSet::from_names(&["mean"]).unwrap();
+        assert_eq!(set.clone().output_names(), set.output_names());
     }
 }

@@ -15,7 +15,7 @@ use crate::params::Params;
 use crate::set::CatalogueEntry;
 
 /// eFEL settings used by the catalogued features (eFEL's defaults).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EfelSettings {
     /// Spike detection threshold (mV), `Threshold`.
     pub threshold: f64,
