@@ -188,6 +188,15 @@ impl FeatureSet {
         for (f, &o) in self.features.iter().zip(&self.offsets) {
             f.compute(&input, &mut out[o..o + f.n_outputs()]);
         }
+        // A NaN value (e.g. overflow on extreme samples, or a user feature) is reported
+        // as undefined, so NaN in a matrix always has a readable reason behind it.
+        for v in out.iter_mut() {
+            if matches!(v, Ok(x) if x.is_nan()) {
+                *v = Err(Undefined(
+                    "value is not a number (overflow or invalid operation)",
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -45,7 +45,7 @@ proptest! {
 
     #[test]
     fn no_panic_on_arbitrary_finite_input(
-        v in prop::collection::vec(-1e6f64..1e6, 0..400),
+        v in prop::collection::vec(prop_oneof![-1e6f64..1e6, -1e300f64..1e300, -1e-300f64..1e-300], 0..400),
         dt in 0.005f64..1.0,
         on in -50.0f64..200.0,
         len in 0.0f64..200.0,
