@@ -305,16 +305,18 @@ impl Ex {
         }
     }
 
-    /// Splits `self = A*x + B` for the slot `x`, with A and B free of `x`.
+    /// Splits `self = A*x + B` for the slot `x`.
     ///
-    /// This is the conditional linearity Brian's exponential Euler requires, decided
-    /// structurally: `x` may occur only in sums, differences, negations, in products with
-    /// factors free of `x`, and in numerators over denominators free of `x`. The error says
-    /// what occurrence breaks it.
+    /// This is the conditional linearity of Brian's exponential Euler, which groups the
+    /// expanded expression by powers of `x` (sympy's `collect`): terms proportional to `x`
+    /// form `A`; terms where `x` occurs only inside functions, denominators or exponents
+    /// belong to `B` (so the exponential term of AdEx is allowed and frozen over a step);
+    /// `x` multiplied by itself or raised to a power is an error that says so.
     pub fn linear_in(&self, x: Slot) -> Result<(Ex, Ex), String> {
         if !self.depends_on(x) {
             return Ok((Ex::Num(0.0), self.clone()));
         }
+        let is_zero = |e: &Ex| matches!(e, Ex::Num(v) if *v == 0.0);
         match self {
             Ex::Slot(s) if *s == x => Ok((Ex::Num(1.0), Ex::Num(0.0))),
             Ex::Add(a, b) => {
@@ -331,27 +333,34 @@ impl Ex {
                 let (aa, ab) = a.linear_in(x)?;
                 Ok((neg(aa), neg(ab)))
             }
-            Ex::Mul(a, b) => match (a.depends_on(x), b.depends_on(x)) {
-                (true, false) => {
-                    let (aa, ab) = a.linear_in(x)?;
-                    Ok((mul(aa, (**b).clone()), mul(ab, (**b).clone())))
+            Ex::Mul(a, b) => {
+                let (aa, ab) = a.linear_in(x)?;
+                let (ba, bb) = b.linear_in(x)?;
+                match (is_zero(&aa), is_zero(&ba)) {
+                    (false, false) => Err("it is multiplied by itself".into()),
+                    (false, true) => Ok((mul(aa, (**b).clone()), mul(ab, (**b).clone()))),
+                    (true, false) => Ok((mul((**a).clone(), ba), mul((**a).clone(), bb))),
+                    (true, true) => Ok((Ex::Num(0.0), self.clone())),
                 }
-                (false, true) => {
-                    let (ba, bb) = b.linear_in(x)?;
-                    Ok((mul((**a).clone(), ba), mul((**a).clone(), bb)))
-                }
-                _ => Err("it multiplies two terms that both depend on it".into()),
-            },
+            }
             Ex::Div(a, b) => {
                 if b.depends_on(x) {
-                    return Err("it appears in a denominator".into());
+                    return Ok((Ex::Num(0.0), self.clone()));
                 }
                 let (aa, ab) = a.linear_in(x)?;
                 Ok((div(aa, (**b).clone()), div(ab, (**b).clone())))
             }
-            Ex::Pow(..) => Err("it appears in a power".into()),
-            Ex::Call(f, _) => Err(format!("it appears inside a function ({f:?})")),
-            _ => Err("it appears in a comparison, logical operation or clip".into()),
+            Ex::Pow(base, e) => {
+                if matches!(**e, Ex::Num(p) if p == 1.0) {
+                    return base.linear_in(x);
+                }
+                let (ba, _) = base.linear_in(x)?;
+                if !is_zero(&ba) && !e.depends_on(x) {
+                    return Err("it is raised to a power".into());
+                }
+                Ok((Ex::Num(0.0), self.clone()))
+            }
+            _ => Ok((Ex::Num(0.0), self.clone())),
         }
     }
 
@@ -416,12 +425,23 @@ mod tests {
     }
 
     #[test]
-    fn non_linear_terms_are_reported() {
-        let e = mul(v(), v());
-        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("multiplies"));
-        let e = Ex::Call(Func::Exp, Box::new(v()));
-        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("function"));
+    fn powers_of_the_variable_are_reported() {
+        let e = add(mul(v(), v()), p(0));
+        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("multiplied by itself"));
+        let e = Ex::Pow(Box::new(sub(v(), p(1))), Box::new(Ex::Num(2.0)));
+        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("power"));
+    }
+
+    #[test]
+    fn terms_inside_functions_go_to_b_as_in_brian() {
+        // AdEx: -v + exp(v): A = -1, B = exp(v).
+        let ex = Ex::Call(Func::Exp, Box::new(v()));
+        let e = add(neg(v()), ex.clone());
+        let (a, b) = e.linear_in(Slot::State(0)).unwrap();
+        assert_eq!(a, Ex::Num(-1.0));
+        assert_eq!(b, ex);
         let e = div(p(0), v());
-        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("denominator"));
+        let (a, _) = e.linear_in(Slot::State(0)).unwrap();
+        assert_eq!(a, Ex::Num(0.0));
     }
 }
