@@ -14,23 +14,53 @@ use std::time::Instant;
 
 fn main() {
     let kind = std::env::var("E2E_ESTIMATOR").unwrap_or_else(|_| "maf".into());
-    let seed: u64 = std::env::var("E2E_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let seed: u64 = std::env::var("E2E_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let est = match kind.as_str() {
         "nsf" => EstimatorConfig::nsf(),
         "mdn" => EstimatorConfig::mdn(),
         _ => EstimatorConfig::maf(),
     };
     let task = TwoMoons::new();
-    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().expect("built-in prior").build().expect("valid"));
+    let prior: Arc<dyn Prior> = Arc::from(
+        task.prior()
+            .spec()
+            .expect("built-in prior")
+            .build()
+            .expect("valid"),
+    );
     let x_o = task.observation(1).expect("observation 1");
 
     let t0 = Instant::now();
-    let sims = simulate(&task, &FromPrior(prior.as_ref()), 10_000, &RunConfig { seed, ..Default::default() }, &mut Quiet)
-        .expect("simulation");
+    let sims = simulate(
+        &task,
+        &FromPrior(prior.as_ref()),
+        10_000,
+        &RunConfig {
+            seed,
+            ..Default::default()
+        },
+        &mut Quiet,
+    )
+    .expect("simulation");
     let t_sim = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
-    let train = TrainConfig { seed, ..Default::default() };
-    let (post, rep) = train_npe(prior, &sims.theta, &sims.x, 2, &est, &train, &mut NoObserver).expect("training");
+    let train = TrainConfig {
+        seed,
+        ..Default::default()
+    };
+    let (post, rep) = train_npe(
+        prior,
+        &sims.theta,
+        &sims.x,
+        2,
+        &est,
+        &train,
+        &mut NoObserver,
+    )
+    .expect("training");
     let t_train = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let draws = post.sample(10_000, &x_o, seed).expect("sampling");
@@ -40,7 +70,12 @@ fn main() {
         "e2e two_moons NPE ({kind}): simulate {t_sim:.3} s, train {t_train:.2} s ({} epochs), sample 10000 {t_sample:.3} s, total {total:.2} s",
         rep.epochs
     );
-    let reference = task.reference_posterior(&x_o, 10_000, 1).expect("reference");
+    let reference = task
+        .reference_posterior(&x_o, 10_000, 1)
+        .expect("reference");
     let acc = c2st(&reference, &draws.theta, 2, &C2stConfig::default()).expect("c2st");
-    println!("e2e two_moons NPE ({kind}): C2ST vs exact reference (observation 1) = {acc:.3}; acceptance {:.4}", draws.acceptance_rate);
+    println!(
+        "e2e two_moons NPE ({kind}): C2ST vs exact reference (observation 1) = {acc:.3}; acceptance {:.4}",
+        draws.acceptance_rate
+    );
 }

@@ -14,7 +14,10 @@
 use neurosbi_flows::{ClassifierConfig, EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
 use neurosbi_infer::tasks::task_by_name;
-use neurosbi_infer::{FromPrior, InferenceConfig, Method, Posterior, Prior, Quiet, RunConfig, infer, simulate, train_npe};
+use neurosbi_infer::{
+    FromPrior, InferenceConfig, Method, Posterior, Prior, Quiet, RunConfig, infer, simulate,
+    train_npe,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,14 +31,32 @@ const PUBLISHED: [(&str, f64, f64, f64); 5] = [
 ];
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name).unwrap_or_else(|_| default.into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    std::env::var(name)
+        .unwrap_or_else(|_| default.into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn main() {
-    let tasks = env_list("SBIBM_TASKS", "gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm");
-    let budgets: Vec<usize> = env_list("SBIBM_BUDGETS", "1000,10000").iter().filter_map(|s| s.parse().ok()).collect();
-    let n_obs: usize = std::env::var("SBIBM_OBS").ok().and_then(|s| s.parse().ok()).unwrap_or(10).clamp(1, 10);
-    let n_samples: usize = std::env::var("SBIBM_SAMPLES").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let tasks = env_list(
+        "SBIBM_TASKS",
+        "gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm",
+    );
+    let budgets: Vec<usize> = env_list("SBIBM_BUDGETS", "1000,10000")
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let n_obs: usize = std::env::var("SBIBM_OBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, 10);
+    let n_samples: usize = std::env::var("SBIBM_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let method = std::env::var("SBIBM_METHOD").unwrap_or_else(|_| "npe".into());
     let est_name = std::env::var("SBIBM_ESTIMATOR").unwrap_or_else(|_| "nsf".into());
     let est = match est_name.as_str() {
@@ -44,7 +65,10 @@ fn main() {
         _ => EstimatorConfig::nsf(),
     };
     println!("method {method} ({est_name}), {n_obs} observations, {n_samples} samples");
-    println!("{:<18} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}", "task", "budget", "c2st", "spread", "sbibm NPE", "best@1e4", "train s", "total s");
+    println!(
+        "{:<18} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}",
+        "task", "budget", "c2st", "spread", "sbibm NPE", "best@1e4", "train s", "total s"
+    );
     for name in &tasks {
         let task = match task_by_name(name) {
             Ok(t) => t,
@@ -53,18 +77,45 @@ fn main() {
                 continue;
             }
         };
-        let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().expect("built-in prior").build().expect("valid"));
+        let prior: Arc<dyn Prior> = Arc::from(
+            task.prior()
+                .spec()
+                .expect("built-in prior")
+                .build()
+                .expect("valid"),
+        );
         let dim = task.dim_theta();
         for &budget in &budgets {
             let t0 = Instant::now();
-            let train = TrainConfig { seed: 1, ..Default::default() };
+            let train = TrainConfig {
+                seed: 1,
+                ..Default::default()
+            };
             let mut train_s = 0.0;
             // NPE is amortised: train once per budget; NLE / NRE train per observation.
             let amortised: Option<Posterior> = (method == "npe").then(|| {
-                let sims = simulate(task.as_ref(), &FromPrior(prior.as_ref()), budget, &RunConfig { seed: budget as u64, ..Default::default() }, &mut Quiet)
-                    .expect("simulation");
+                let sims = simulate(
+                    task.as_ref(),
+                    &FromPrior(prior.as_ref()),
+                    budget,
+                    &RunConfig {
+                        seed: budget as u64,
+                        ..Default::default()
+                    },
+                    &mut Quiet,
+                )
+                .expect("simulation");
                 let t = Instant::now();
-                let (p, _) = train_npe(prior.clone(), &sims.theta, &sims.x, task.dim_x(), &est, &train, &mut NoObserver).expect("training");
+                let (p, _) = train_npe(
+                    prior.clone(),
+                    &sims.theta,
+                    &sims.x,
+                    task.dim_x(),
+                    &est,
+                    &train,
+                    &mut NoObserver,
+                )
+                .expect("training");
                 train_s += t.elapsed().as_secs_f64();
                 p
             });
@@ -75,7 +126,11 @@ fn main() {
                 let post = match &amortised {
                     Some(p) => p,
                     None => {
-                        let m = if method == "nle" { Method::Nle } else { Method::NreB { num_atoms: 10 } };
+                        let m = if method == "nle" {
+                            Method::Nle
+                        } else {
+                            Method::NreB { num_atoms: 10 }
+                        };
                         let cfg = InferenceConfig {
                             method: m,
                             rounds: vec![budget],
@@ -86,21 +141,46 @@ fn main() {
                             seed: obs as u64,
                         };
                         let t = Instant::now();
-                        owned = infer(task.as_ref(), prior.clone(), Some(&x_o), &cfg, None, &mut Quiet, &mut NoObserver).expect("inference").0;
+                        owned = infer(
+                            task.as_ref(),
+                            prior.clone(),
+                            Some(&x_o),
+                            &cfg,
+                            None,
+                            &mut Quiet,
+                            &mut NoObserver,
+                        )
+                        .expect("inference")
+                        .0;
                         train_s += t.elapsed().as_secs_f64();
                         &owned
                     }
                 };
                 let draws = post.sample(n_samples, &x_o, obs as u64).expect("sampling");
-                let reference = task.reference_posterior(&x_o, n_samples, 1000 + obs as u64).expect("reference");
-                scores.push(c2st(&reference, &draws.theta, dim, &C2stConfig::default()).expect("c2st"));
+                let reference = task
+                    .reference_posterior(&x_o, n_samples, 1000 + obs as u64)
+                    .expect("reference");
+                scores.push(
+                    c2st(&reference, &draws.theta, dim, &C2stConfig::default()).expect("c2st"),
+                );
             }
             let mean = scores.iter().sum::<f64>() / scores.len() as f64;
-            let spread = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / (scores.len().max(2) - 1) as f64).sqrt();
+            let spread = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>()
+                / (scores.len().max(2) - 1) as f64)
+                .sqrt();
             let (npe, best) = PUBLISHED
                 .iter()
                 .find(|p| p.0 == name.as_str())
-                .map(|p| (if budget <= 1000 { p.1 } else { p.2 }, if budget >= 10_000 { format!("{:.3}", p.3) } else { "-".into() }))
+                .map(|p| {
+                    (
+                        if budget <= 1000 { p.1 } else { p.2 },
+                        if budget >= 10_000 {
+                            format!("{:.3}", p.3)
+                        } else {
+                            "-".into()
+                        },
+                    )
+                })
                 .map(|(a, b)| (format!("{a:.3}"), b))
                 .unwrap_or_else(|| ("-".into(), "-".into()));
             println!(

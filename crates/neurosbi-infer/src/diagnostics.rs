@@ -96,7 +96,10 @@ impl Mlp {
         let (w0, b0) = mk(sizes[0].0, sizes[0].1);
         let (w1, b1) = mk(sizes[1].0, sizes[1].1);
         let (w2, b2) = mk(sizes[2].0, sizes[2].1);
-        Self { w: [w0, w1, w2], b: [b0, b1, b2] }
+        Self {
+            w: [w0, w1, w2],
+            b: [b0, b1, b2],
+        }
     }
 
     fn forward(&self, x: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>, DMatrix<f64>) {
@@ -145,10 +148,15 @@ impl Mlp {
         let gb0 = col_sums(&dh1);
         adam.t += 1;
         let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-        let lr = cfg.learning_rate * (1.0 - f64::powi(b2, adam.t)).sqrt() / (1.0 - f64::powi(b1, adam.t));
+        let lr = cfg.learning_rate * (1.0 - f64::powi(b2, adam.t)).sqrt()
+            / (1.0 - f64::powi(b1, adam.t));
         let grads = [gw0, gw1, gw2, gb0, gb1, gb2];
         for (k, g) in grads.iter().enumerate() {
-            let p = if k < 3 { &mut self.w[k] } else { &mut self.b[k - 3] };
+            let p = if k < 3 {
+                &mut self.w[k]
+            } else {
+                &mut self.b[k - 3]
+            };
             let m = &mut adam.m[k];
             let v = &mut adam.v[k];
             for i in 0..g.len() {
@@ -172,8 +180,18 @@ fn train_and_score(
     let d = x_train.ncols();
     let mut mlp = Mlp::new(d, cfg.hidden_factor * d, cfg.seed ^ (fold << 32));
     let mut adam = Adam {
-        m: mlp.w.iter().chain(mlp.b.iter()).map(|p| DMatrix::zeros(p.nrows(), p.ncols())).collect(),
-        v: mlp.w.iter().chain(mlp.b.iter()).map(|p| DMatrix::zeros(p.nrows(), p.ncols())).collect(),
+        m: mlp
+            .w
+            .iter()
+            .chain(mlp.b.iter())
+            .map(|p| DMatrix::zeros(p.nrows(), p.ncols()))
+            .collect(),
+        v: mlp
+            .w
+            .iter()
+            .chain(mlp.b.iter())
+            .map(|p| DMatrix::zeros(p.nrows(), p.ncols()))
+            .collect(),
         t: 0,
     };
     let n = x_train.nrows();
@@ -204,7 +222,9 @@ fn train_and_score(
         }
     }
     let (_, _, z) = mlp.forward(x_test);
-    let correct = (0..z.nrows()).filter(|&i| (z[(i, 0)] > 0.0) == (y_test[i] > 0.5)).count();
+    let correct = (0..z.nrows())
+        .filter(|&i| (z[(i, 0)] > 0.0) == (y_test[i] > 0.5))
+        .count();
     correct as f64 / z.nrows() as f64
 }
 
@@ -216,19 +236,27 @@ pub fn c2st(x: &[f64], y: &[f64], dim: usize, cfg: &C2stConfig) -> Result<f64> {
     check_finite("c2st first sample set", x)?;
     check_finite("c2st second sample set", y)?;
     if nx < cfg.n_folds || ny < cfg.n_folds || cfg.n_folds < 2 {
-        return Err(invalid_arg("c2st", format!("need n_folds >= 2 and at least n_folds rows per set (got {nx} and {ny})")));
+        return Err(invalid_arg(
+            "c2st",
+            format!("need n_folds >= 2 and at least n_folds rows per set (got {nx} and {ny})"),
+        ));
     }
     let mut mean = vec![0.0; dim];
     let mut std = vec![0.0; dim];
     for k in 0..dim {
         let m = (0..nx).map(|i| x[i * dim + k]).sum::<f64>() / nx as f64;
-        let v = (0..nx).map(|i| (x[i * dim + k] - m).powi(2)).sum::<f64>() / (nx as f64 - 1.0).max(1.0);
+        let v =
+            (0..nx).map(|i| (x[i * dim + k] - m).powi(2)).sum::<f64>() / (nx as f64 - 1.0).max(1.0);
         mean[k] = m;
         std[k] = if v > 0.0 { v.sqrt() } else { 1.0 };
     }
     let n = nx + ny;
     let data = DMatrix::from_fn(n, dim, |i, k| {
-        let v = if i < nx { x[i * dim + k] } else { y[(i - nx) * dim + k] };
+        let v = if i < nx {
+            x[i * dim + k]
+        } else {
+            y[(i - nx) * dim + k]
+        };
         (v - mean[k]) / std[k]
     });
     let labels: Vec<f64> = (0..n).map(|i| if i < nx { 0.0 } else { 1.0 }).collect();
@@ -243,7 +271,14 @@ pub fn c2st(x: &[f64], y: &[f64], dim: usize, cfg: &C2stConfig) -> Result<f64> {
             let train: Vec<usize> = perm[..lo].iter().chain(&perm[hi..]).copied().collect();
             let yt: Vec<f64> = train.iter().map(|&i| labels[i]).collect();
             let ys: Vec<f64> = test.iter().map(|&i| labels[i]).collect();
-            train_and_score(&data.select_rows(&train), &yt, &data.select_rows(&test), &ys, cfg, f as u64)
+            train_and_score(
+                &data.select_rows(&train),
+                &yt,
+                &data.select_rows(&test),
+                &ys,
+                cfg,
+                f as u64,
+            )
         })
         .collect();
     Ok(scores.iter().sum::<f64>() / scores.len() as f64)
@@ -265,13 +300,16 @@ pub struct SbcResult {
     pub chi2_pvalues: Vec<f64>,
 }
 
+/// Draws `n` posterior samples for an observation with a seed (row-major `n x dim`).
+pub type PosteriorSampler<'a> = dyn Fn(&[f64], usize, u64) -> Result<Vec<f64>> + 'a;
+
 /// Runs SBC (Talts et al. 2018): for `n_sbc` parameters from the prior, simulate `x`, draw
 /// `n_posterior` samples from `posterior(x, n, seed)` and record the rank of the true value.
 /// Invalid simulations are skipped.
 pub fn sbc(
     prior: &dyn Prior,
     simulator: &dyn Simulator,
-    posterior: &dyn Fn(&[f64], usize, u64) -> Result<Vec<f64>>,
+    posterior: &PosteriorSampler<'_>,
     n_sbc: usize,
     n_posterior: usize,
     seed: u64,
@@ -283,22 +321,38 @@ pub fn sbc(
     if m == 0 {
         return Err(InferError::AllSimulationsInvalid {
             n: n_sbc,
-            first_error: chunk.first_error.unwrap_or_else(|| "non-finite output".into()),
+            first_error: chunk
+                .first_error
+                .unwrap_or_else(|| "non-finite output".into()),
         });
     }
     let mut ranks = Vec::with_capacity(m * d);
     for i in 0..m {
         let th = &chunk.theta[i * d..(i + 1) * d];
-        let s = posterior(&chunk.x[i * dx..(i + 1) * dx], n_posterior, crate::rng::derive_seed(seed, i as u64))?;
+        let s = posterior(
+            &chunk.x[i * dx..(i + 1) * dx],
+            n_posterior,
+            crate::rng::derive_seed(seed, i as u64),
+        )?;
         rows_of("SBC posterior samples", &s, d)?;
         for k in 0..d {
             ranks.push(s.chunks(d).filter(|r| r[k] < th[k]).count());
         }
     }
     let bins = 20.min(n_posterior + 1).max(2);
-    let ks_pvalues = (0..d).map(|k| ks_uniform_ranks(&column(&ranks, d, k), n_posterior)).collect();
-    let chi2_pvalues = (0..d).map(|k| chi2_uniform_ranks(&column(&ranks, d, k), n_posterior, bins)).collect();
-    Ok(SbcResult { ranks, dim: d, n_posterior, ks_pvalues, chi2_pvalues })
+    let ks_pvalues = (0..d)
+        .map(|k| ks_uniform_ranks(&column(&ranks, d, k), n_posterior))
+        .collect();
+    let chi2_pvalues = (0..d)
+        .map(|k| chi2_uniform_ranks(&column(&ranks, d, k), n_posterior, bins))
+        .collect();
+    Ok(SbcResult {
+        ranks,
+        dim: d,
+        n_posterior,
+        ks_pvalues,
+        chi2_pvalues,
+    })
 }
 
 fn column(r: &[usize], d: usize, k: usize) -> Vec<usize> {
@@ -332,7 +386,9 @@ pub fn kolmogorov_sf(t: f64) -> f64 {
     if t < 0.2 {
         return 1.0;
     }
-    let s: f64 = (1..=100).map(|k| (-1f64).powi(k - 1) * (-2.0 * (k as f64 * t).powi(2)).exp()).sum();
+    let s: f64 = (1..=100)
+        .map(|k| (-1f64).powi(k - 1) * (-2.0 * (k as f64 * t).powi(2)).exp())
+        .sum();
     (2.0 * s).clamp(0.0, 1.0)
 }
 
@@ -348,7 +404,12 @@ pub fn chi2_uniform_ranks(ranks: &[usize], l: usize, bins: usize) -> f64 {
     for &r in ranks {
         counts[r.min(l) * bins / (l + 1)] += 1.0;
     }
-    let stat: f64 = counts.iter().zip(&expected).filter(|(_, e)| **e > 0.0).map(|(c, e)| (c - e).powi(2) / e).sum();
+    let stat: f64 = counts
+        .iter()
+        .zip(&expected)
+        .filter(|(_, e)| **e > 0.0)
+        .map(|(c, e)| (c - e).powi(2) / e)
+        .sum();
     match ChiSquared::new((bins - 1) as f64) {
         Ok(chi) => 1.0 - chi.cdf(stat),
         Err(_) => f64::NAN,
@@ -377,7 +438,11 @@ pub fn expected_coverage_from_ranks(sbc: &SbcResult, levels: &[f64]) -> Vec<f64>
 /// each round, `true_log_prob` is the posterior log density at the true parameter and
 /// `sample_log_probs[i]` the log densities of that round's posterior draws; returns for each
 /// level the fraction of rounds whose true value lies inside the HPD region of that mass.
-pub fn expected_coverage_hpd(true_log_prob: &[f64], sample_log_probs: &[Vec<f64>], levels: &[f64]) -> Result<Vec<f64>> {
+pub fn expected_coverage_hpd(
+    true_log_prob: &[f64],
+    sample_log_probs: &[Vec<f64>],
+    levels: &[f64],
+) -> Result<Vec<f64>> {
     if true_log_prob.len() != sample_log_probs.len() {
         return Err(InferError::RowMismatch {
             what: "coverage: true log-probs vs sample log-prob sets".into(),
@@ -392,11 +457,18 @@ pub fn expected_coverage_hpd(true_log_prob: &[f64], sample_log_probs: &[Vec<f64>
         .zip(sample_log_probs)
         .map(|(t, s)| s.iter().filter(|v| *v > t).count() as f64 / s.len().max(1) as f64)
         .collect();
-    Ok(levels.iter().map(|&a| q.iter().filter(|&&v| v < a).count() as f64 / q.len().max(1) as f64).collect())
+    Ok(levels
+        .iter()
+        .map(|&a| q.iter().filter(|&&v| v < a).count() as f64 / q.len().max(1) as f64)
+        .collect())
 }
 
 /// Posterior-predictive check hook: simulates one output per parameter row (NaN rows where the
 /// simulation failed), with streams derived from `seed`.
-pub fn posterior_predictive(simulator: &dyn Simulator, samples: &[f64], seed: u64) -> Result<Vec<f64>> {
+pub fn posterior_predictive(
+    simulator: &dyn Simulator,
+    samples: &[f64],
+    seed: u64,
+) -> Result<Vec<f64>> {
     crate::simulator::simulate_rows(simulator, samples, seed, 100)
 }

@@ -46,7 +46,9 @@ pub enum InferError {
         width: usize,
     },
     /// Every simulation of a run was invalid (NaN/Inf output or simulator error).
-    #[error("all {n} simulations were invalid (NaN/Inf output or simulator error); first error: {first_error}")]
+    #[error(
+        "all {n} simulations were invalid (NaN/Inf output or simulator error); first error: {first_error}"
+    )]
     AllSimulationsInvalid {
         /// Number of simulations attempted.
         n: usize,
@@ -89,7 +91,9 @@ pub enum InferError {
         source: std::io::Error,
     },
     /// Rejection sampling inside the prior support accepted too few draws.
-    #[error("posterior sampling: only {accepted} of {drawn} draws fell inside the prior support; use MCMC or more simulations")]
+    #[error(
+        "posterior sampling: only {accepted} of {drawn} draws fell inside the prior support; use MCMC or more simulations"
+    )]
     LowAcceptance {
         /// Draws accepted.
         accepted: usize,
@@ -120,7 +124,11 @@ pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) ->
 /// Checks that `buf` holds whole rows of `width` and returns the row count.
 pub(crate) fn rows_of(what: &str, buf: &[f64], width: usize) -> Result<usize> {
     if width == 0 || !buf.len().is_multiple_of(width) {
-        return Err(InferError::RaggedBuffer { what: what.to_string(), len: buf.len(), width });
+        return Err(InferError::RaggedBuffer {
+            what: what.to_string(),
+            len: buf.len(),
+            width,
+        });
     }
     Ok(buf.len() / width)
 }
@@ -128,11 +136,17 @@ pub(crate) fn rows_of(what: &str, buf: &[f64], width: usize) -> Result<usize> {
 /// Checks that every value is finite.
 pub(crate) fn check_finite(what: &str, buf: &[f64]) -> Result<()> {
     match buf.iter().position(|v| !v.is_finite()) {
-        Some(index) => Err(InferError::NonFinite { what: what.to_string(), index }),
+        Some(index) => Err(InferError::NonFinite {
+            what: what.to_string(),
+            index,
+        }),
         None => Ok(()),
     }
 }
 
 pub(crate) fn invalid_arg(what: &str, reason: impl Into<String>) -> InferError {
-    InferError::InvalidArgument { what: what.to_string(), reason: reason.into() }
+    InferError::InvalidArgument {
+        what: what.to_string(),
+        reason: reason.into(),
+    }
 }

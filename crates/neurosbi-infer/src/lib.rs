@@ -42,12 +42,16 @@ pub mod store;
 pub mod tasks;
 
 pub use error::{InferError, Result};
-pub use prior::{IndependentPrior, Marginal, MultivariateNormalPrior, Prior, PriorSpec, sample_prior};
-pub use methods::{InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre};
+pub use methods::{
+    InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre,
+};
 pub use posterior::{Draws, Estimator, POSTERIOR_FORMAT_VERSION, Posterior, PosteriorSettings};
+pub use prior::{
+    IndependentPrior, Marginal, MultivariateNormalPrior, Prior, PriorSpec, sample_prior,
+};
 pub use rng::{SimRng, stream_rng};
 pub use simulator::{
-    Chunk, FromPrior, FromRows, Progress, Quiet, RunConfig, RunObserver, SimulationError, SimulationSet,
-    Simulator, ThetaSource, simulate, simulate_rows,
+    Chunk, FromPrior, FromRows, Progress, Quiet, RunConfig, RunObserver, SimulationError,
+    SimulationSet, Simulator, ThetaSource, simulate, simulate_rows,
 };
 pub use store::{STORE_FORMAT_VERSION, Store, write_npy};

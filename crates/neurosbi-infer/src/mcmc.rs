@@ -42,16 +42,16 @@ impl Unconstrained<'_> {
         let d = self.prior.dim();
         let mut t = vec![0.0; u.len()];
         for (ur, tr) in u.chunks(d).zip(t.chunks_mut(d)) {
-            self.prior.from_unconstrained(ur, tr);
+            self.prior.constrain(ur, tr);
         }
         t
     }
     /// Maps theta rows to unconstrained rows.
-    pub fn to_unconstrained(&self, theta: &[f64]) -> Vec<f64> {
+    pub fn unconstrain(&self, theta: &[f64]) -> Vec<f64> {
         let d = self.prior.dim();
         let mut u = vec![0.0; theta.len()];
         for (tr, ur) in theta.chunks(d).zip(u.chunks_mut(d)) {
-            self.prior.to_unconstrained(tr, ur);
+            self.prior.unconstrain(tr, ur);
         }
         u
     }
@@ -66,11 +66,15 @@ impl LogDensity for Unconstrained<'_> {
         let mut theta = vec![0.0; points.len()];
         let mut lj = vec![0.0; out.len()];
         for ((ur, tr), l) in points.chunks(d).zip(theta.chunks_mut(d)).zip(lj.iter_mut()) {
-            *l = self.prior.from_unconstrained(ur, tr);
+            *l = self.prior.constrain(ur, tr);
         }
         self.target.log_density(&theta, out);
         for (o, l) in out.iter_mut().zip(lj) {
-            *o = if o.is_nan() { f64::NEG_INFINITY } else { *o + l };
+            *o = if o.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                *o + l
+            };
         }
     }
 }
@@ -94,7 +98,14 @@ pub struct SliceConfig {
 
 impl Default for SliceConfig {
     fn default() -> Self {
-        Self { num_chains: 20, warmup: 200, thin: 1, init_width: 0.5, max_step_out: 20, seed: 0 }
+        Self {
+            num_chains: 20,
+            warmup: 200,
+            thin: 1,
+            init_width: 0.5,
+            max_step_out: 20,
+            seed: 0,
+        }
     }
 }
 
@@ -145,7 +156,12 @@ fn eval(target: &dyn LogDensity, pts: &[f64], evals: &mut u64) -> Vec<f64> {
 
 /// Runs `num_chains` slice-sampling chains from `init` (`num_chains x dim`, each with finite
 /// density) and keeps `ceil(n_samples / num_chains)` draws per chain after warm-up.
-pub fn slice_sample(target: &dyn LogDensity, init: &[f64], n_samples: usize, cfg: &SliceConfig) -> Result<McmcOutput> {
+pub fn slice_sample(
+    target: &dyn LogDensity,
+    init: &[f64],
+    n_samples: usize,
+    cfg: &SliceConfig,
+) -> Result<McmcOutput> {
     let d = target.dim();
     let c = rows_of("MCMC initial points", init, d)?;
     if c != cfg.num_chains || c == 0 {
@@ -155,16 +171,24 @@ pub fn slice_sample(target: &dyn LogDensity, init: &[f64], n_samples: usize, cfg
             right: cfg.num_chains,
         });
     }
-    if cfg.thin == 0 || !(cfg.init_width > 0.0) {
-        return Err(invalid_arg("slice sampler settings", "thin must be >= 1 and init_width > 0"));
+    if cfg.thin == 0 || cfg.init_width.is_nan() || cfg.init_width <= 0.0 {
+        return Err(invalid_arg(
+            "slice sampler settings",
+            "thin must be >= 1 and init_width > 0",
+        ));
     }
     let mut evals = 0u64;
     let mut x = init.to_vec();
     let mut lp = eval(target, &x, &mut evals);
     if let Some(i) = lp.iter().position(|v| !v.is_finite()) {
-        return Err(InferError::NonFinite { what: "log density at MCMC initial point (chain)".into(), index: i });
+        return Err(InferError::NonFinite {
+            what: "log density at MCMC initial point (chain)".into(),
+            index: i,
+        });
     }
-    let mut rngs: Vec<SimRng> = (0..c).map(|k| stream_rng(cfg.seed, purpose::MCMC, k as u64)).collect();
+    let mut rngs: Vec<SimRng> = (0..c)
+        .map(|k| stream_rng(cfg.seed, purpose::MCMC, k as u64))
+        .collect();
     let mut width = vec![cfg.init_width; d];
     let per_chain = n_samples.div_ceil(c);
     let sweeps = cfg.warmup + per_chain * cfg.thin;
@@ -174,7 +198,9 @@ pub fn slice_sample(target: &dyn LogDensity, init: &[f64], n_samples: usize, cfg
         for k in 0..d {
             let w = width[k];
             // Slice level and initial bracket for every chain.
-            let logy: Vec<f64> = (0..c).map(|j| lp[j] - rngs[j].sample::<f64, _>(rand_distr::Exp1)).collect();
+            let logy: Vec<f64> = (0..c)
+                .map(|j| lp[j] - rngs[j].sample::<f64, _>(rand_distr::Exp1))
+                .collect();
             let mut left = vec![0.0; c];
             let mut right = vec![0.0; c];
             for j in 0..c {
@@ -245,7 +271,8 @@ pub fn slice_sample(target: &dyn LogDensity, init: &[f64], n_samples: usize, cfg
             }
             if sweep < cfg.warmup {
                 // Adapt the width towards a few times the typical move, as Neal suggests.
-                let mean_move = (0..c).map(|j| (x[j * d + k] - old[j]).abs()).sum::<f64>() / c as f64;
+                let mean_move =
+                    (0..c).map(|j| (x[j * d + k] - old[j]).abs()).sum::<f64>() / c as f64;
                 if mean_move > 0.0 {
                     width[k] = 0.8 * width[k] + 0.2 * (3.0 * mean_move);
                 }
@@ -258,7 +285,12 @@ pub fn slice_sample(target: &dyn LogDensity, init: &[f64], n_samples: usize, cfg
         }
     }
     let rhat = split_rhat(&chains, d);
-    Ok(McmcOutput { dim: d, chains, rhat, evaluations: evals })
+    Ok(McmcOutput {
+        dim: d,
+        chains,
+        rhat,
+        evaluations: evals,
+    })
 }
 
 /// Split-R-hat per dimension (BDA3 eq. 11.4): each chain is split in halves; values near 1
@@ -272,10 +304,18 @@ pub fn split_rhat(chains: &[Vec<f64>], d: usize) -> Vec<f64> {
         .map(|k| {
             let halves: Vec<Vec<f64>> = chains
                 .iter()
-                .flat_map(|c| [(0..n).map(|i| c[i * d + k]).collect(), (n..2 * n).map(|i| c[i * d + k]).collect()])
+                .flat_map(|c| {
+                    [
+                        (0..n).map(|i| c[i * d + k]).collect(),
+                        (n..2 * n).map(|i| c[i * d + k]).collect(),
+                    ]
+                })
                 .collect();
             let m = halves.len() as f64;
-            let means: Vec<f64> = halves.iter().map(|h| h.iter().sum::<f64>() / n as f64).collect();
+            let means: Vec<f64> = halves
+                .iter()
+                .map(|h| h.iter().sum::<f64>() / n as f64)
+                .collect();
             let grand = means.iter().sum::<f64>() / m;
             let b = n as f64 / (m - 1.0) * means.iter().map(|mu| (mu - grand).powi(2)).sum::<f64>();
             let w = halves
@@ -302,9 +342,17 @@ pub fn sir_init(
 ) -> Result<Vec<f64>> {
     let d = prior.dim();
     if target.dim() != d {
-        return Err(InferError::DimMismatch { what: "MCMC target vs prior".into(), expected: d, got: target.dim() });
+        return Err(InferError::DimMismatch {
+            what: "MCMC target vs prior".into(),
+            expected: d,
+            got: target.dim(),
+        });
     }
-    let cand = crate::prior::sample_prior(prior, num_candidates.max(num_chains), crate::rng::derive_seed(seed, 1));
+    let cand = crate::prior::sample_prior(
+        prior,
+        num_candidates.max(num_chains),
+        crate::rng::derive_seed(seed, 1),
+    );
     let mut lw = vec![0.0; cand.len() / d];
     target.log_density(&cand, &mut lw);
     for (w, row) in lw.iter_mut().zip(cand.chunks(d)) {
@@ -315,7 +363,10 @@ pub fn sir_init(
     }
     let mx = lw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     if mx == f64::NEG_INFINITY {
-        return Err(InferError::NonFinite { what: "MCMC initialisation: every candidate has zero density".into(), index: 0 });
+        return Err(InferError::NonFinite {
+            what: "MCMC initialisation: every candidate has zero density".into(),
+            index: 0,
+        });
     }
     let mut cum = Vec::with_capacity(lw.len());
     let mut s = 0.0;
@@ -341,9 +392,15 @@ pub fn sample_posterior_mcmc(
     n_samples: usize,
     cfg: &SliceConfig,
 ) -> Result<McmcOutput> {
-    let init = sir_init(prior, target, cfg.num_chains, 1000.max(10 * cfg.num_chains), cfg.seed)?;
+    let init = sir_init(
+        prior,
+        target,
+        cfg.num_chains,
+        1000.max(10 * cfg.num_chains),
+        cfg.seed,
+    )?;
     let unc = Unconstrained { prior, target };
-    let u0 = unc.to_unconstrained(&init);
+    let u0 = unc.unconstrain(&init);
     let mut out = slice_sample(&unc, &u0, n_samples, cfg)?;
     for ch in &mut out.chains {
         *ch = unc.to_theta(ch);

@@ -7,12 +7,15 @@ use crate::error::{InferError, Result, check_finite, invalid_arg, rows_of};
 use crate::posterior::{Estimator, Posterior};
 use crate::prior::Prior;
 use crate::rng::derive_seed;
-use crate::simulator::{FromPrior, FromRows, RunConfig, RunObserver, SimulationSet, Simulator, ThetaSource, check_dims};
+use crate::simulator::{
+    FromPrior, FromRows, RunConfig, RunObserver, SimulationSet, Simulator, ThetaSource, check_dims,
+};
 use crate::store::Store;
 use neurosbi_flows::candle_core::{self, D, Tensor};
 use neurosbi_flows::losses::{nre_a_loss, nre_b_loss};
 use neurosbi_flows::{
-    ClassifierConfig, ConditionalEstimator, EstimatorConfig, RatioClassifier, TrainConfig, TrainObserver, TrainReport,
+    ClassifierConfig, ConditionalEstimator, EstimatorConfig, RatioClassifier, TrainConfig,
+    TrainObserver, TrainReport,
 };
 use std::sync::Arc;
 
@@ -94,14 +97,26 @@ pub struct InferenceReport {
 }
 
 /// Checks that training data agree with each other and with the prior.
-pub fn check_training_data(prior: &dyn Prior, theta: &[f64], x: &[f64], dim_x: usize) -> Result<usize> {
+pub fn check_training_data(
+    prior: &dyn Prior,
+    theta: &[f64],
+    x: &[f64],
+    dim_x: usize,
+) -> Result<usize> {
     let n = rows_of("theta", theta, prior.dim())?;
     let m = rows_of("x", x, dim_x)?;
     if n != m {
-        return Err(InferError::RowMismatch { what: "training data theta vs x".into(), left: n, right: m });
+        return Err(InferError::RowMismatch {
+            what: "training data theta vs x".into(),
+            left: n,
+            right: m,
+        });
     }
     if n < 2 {
-        return Err(InferError::AllSimulationsInvalid { n, first_error: "fewer than 2 valid simulations to train on".into() });
+        return Err(InferError::AllSimulationsInvalid {
+            n,
+            first_error: "fewer than 2 valid simulations to train on".into(),
+        });
     }
     check_finite("training theta", theta)?;
     check_finite("training x", x)?;
@@ -109,7 +124,10 @@ pub fn check_training_data(prior: &dyn Prior, theta: &[f64], x: &[f64], dim_x: u
 }
 
 fn seeded(train: &TrainConfig, seed: u64) -> TrainConfig {
-    TrainConfig { seed, ..train.clone() }
+    TrainConfig {
+        seed,
+        ..train.clone()
+    }
 }
 
 /// Trains single-round NPE on `(theta, x)` and returns the posterior (amortised over x).
@@ -123,7 +141,14 @@ pub fn train_npe(
     observer: &mut dyn TrainObserver,
 ) -> Result<(Posterior, TrainReport)> {
     check_training_data(prior.as_ref(), theta, x, dim_x)?;
-    let mut e = ConditionalEstimator::new(estimator, theta, x, prior.dim(), dim_x, derive_seed(train.seed, 1))?;
+    let mut e = ConditionalEstimator::new(
+        estimator,
+        theta,
+        x,
+        prior.dim(),
+        dim_x,
+        derive_seed(train.seed, 1),
+    )?;
     let rep = e.train(theta, x, train, observer)?;
     Ok((Posterior::new(prior, Estimator::Npe(e))?, rep))
 }
@@ -139,14 +164,22 @@ pub fn train_nle(
     observer: &mut dyn TrainObserver,
 ) -> Result<(Posterior, TrainReport)> {
     check_training_data(prior.as_ref(), theta, x, dim_x)?;
-    let mut e = ConditionalEstimator::new(estimator, x, theta, dim_x, prior.dim(), derive_seed(train.seed, 1))?;
+    let mut e = ConditionalEstimator::new(
+        estimator,
+        x,
+        theta,
+        dim_x,
+        prior.dim(),
+        derive_seed(train.seed, 1),
+    )?;
     let rep = e.train(x, theta, train, observer)?;
     Ok((Posterior::new(prior, Estimator::Nle(e))?, rep))
 }
 
-fn nre_loss(
-    method: Method,
-) -> Box<dyn Fn(&RatioClassifier, &Tensor, &Tensor) -> candle_core::Result<Tensor>> {
+type NreLoss =
+    Box<dyn Fn(&RatioClassifier, &Tensor, &Tensor) -> candle_core::Result<Tensor> + Sync>;
+
+fn nre_loss(method: Method) -> NreLoss {
     match method {
         Method::NreB { num_atoms } => Box::new(move |c, t, x| nre_b_loss(c, t, x, num_atoms)),
         _ => Box::new(nre_a_loss),
@@ -154,6 +187,7 @@ fn nre_loss(
 }
 
 /// Trains NRE-A or NRE-B (per `method`) on `(theta, x)`; the posterior samples with MCMC.
+#[allow(clippy::too_many_arguments)] // mirrors train_npe / train_nle plus the loss choice
 pub fn train_nre(
     prior: Arc<dyn Prior>,
     theta: &[f64],
@@ -168,7 +202,14 @@ pub fn train_nre(
         return Err(invalid_arg("method", "train_nre needs NreA or NreB"));
     }
     check_training_data(prior.as_ref(), theta, x, dim_x)?;
-    let mut c = RatioClassifier::new(classifier, theta, x, prior.dim(), dim_x, derive_seed(train.seed, 1))?;
+    let mut c = RatioClassifier::new(
+        classifier,
+        theta,
+        x,
+        prior.dim(),
+        dim_x,
+        derive_seed(train.seed, 1),
+    )?;
     let rep = c.train_with_loss(theta, x, train, observer, &*nre_loss(method))?;
     Ok((Posterior::new(prior, Estimator::Nre(c))?, rep))
 }
@@ -219,7 +260,13 @@ fn candle_nn_log_softmax(l: &Tensor) -> candle_core::Result<Tensor> {
 
 /// Draws `n` parameters from the prior truncated to `{theta : log q(theta | x_o) >= threshold}`
 /// where the threshold is the `epsilon` quantile of log q over posterior draws (TSNPE).
-fn truncated_prior_draws(post: &Posterior, x_o: &[f64], n: usize, epsilon: f64, seed: u64) -> Result<Vec<f64>> {
+fn truncated_prior_draws(
+    post: &Posterior,
+    x_o: &[f64],
+    n: usize,
+    epsilon: f64,
+    seed: u64,
+) -> Result<Vec<f64>> {
     let d = post.dim_theta();
     let m = 10_000;
     let s = post.sample(m, x_o, derive_seed(seed, 1))?;
@@ -240,7 +287,10 @@ fn truncated_prior_draws(post: &Posterior, x_o: &[f64], n: usize, epsilon: f64, 
             }
         }
         if drawn > 100_000_000 {
-            return Err(InferError::LowAcceptance { accepted: out.len() / d, drawn });
+            return Err(InferError::LowAcceptance {
+                accepted: out.len() / d,
+                drawn,
+            });
         }
     }
     Ok(out)
@@ -256,17 +306,32 @@ fn simulate_round(
     observer: &mut dyn RunObserver,
 ) -> Result<SimulationSet> {
     match store {
-        None => crate::simulator::simulate(sim, source, n, &RunConfig { seed, ..run.clone() }, observer),
+        None => crate::simulator::simulate(
+            sim,
+            source,
+            n,
+            &RunConfig {
+                seed,
+                ..run.clone()
+            },
+            observer,
+        ),
         Some(store) => {
             // Resume the matching round if it exists (same size and seed), else add it.
-            let r = store.rounds().iter().position(|p| p.n == n as u64 && p.seed == seed);
+            let r = store
+                .rounds()
+                .iter()
+                .position(|p| p.n == n as u64 && p.seed == seed);
             let r = match r {
                 Some(r) => r,
                 None => store.add_round(n as u64, seed, run.chunk_size as u64)?,
             };
             store.run_round(r, sim, source, run.batch_size, observer)?;
             if !store.is_round_complete(r)? {
-                return Err(invalid_arg("simulation round", "the run was stopped before the round finished; call again to resume"));
+                return Err(invalid_arg(
+                    "simulation round",
+                    "the run was stopped before the round finished; call again to resume",
+                ));
             }
             let s = store.load_round(r)?;
             s.require_valid()?;
@@ -289,19 +354,31 @@ pub fn infer(
 ) -> Result<(Posterior, InferenceReport)> {
     check_dims(sim, &FromPrior(prior.as_ref()))?;
     if cfg.rounds.is_empty() || cfg.rounds.contains(&0) {
-        return Err(invalid_arg("rounds", "need at least one round, each with > 0 simulations"));
+        return Err(invalid_arg(
+            "rounds",
+            "need at least one round, each with > 0 simulations",
+        ));
     }
     if cfg.rounds.len() > 1 {
-        let x = x_o.ok_or_else(|| invalid_arg("x_o", "multi-round inference needs the observation"))?;
+        let x =
+            x_o.ok_or_else(|| invalid_arg("x_o", "multi-round inference needs the observation"))?;
         if x.len() != sim.dim_x() {
-            return Err(InferError::DimMismatch { what: "observation vs simulator dim_x".into(), expected: sim.dim_x(), got: x.len() });
+            return Err(InferError::DimMismatch {
+                what: "observation vs simulator dim_x".into(),
+                expected: sim.dim_x(),
+                got: x.len(),
+            });
         }
         check_finite("observation", x)?;
     }
     let dx = sim.dim_x();
     let mut theta_all = Vec::new();
     let mut x_all = Vec::new();
-    let mut report = InferenceReport { train: Vec::new(), valid_per_round: Vec::new(), invalid_per_round: Vec::new() };
+    let mut report = InferenceReport {
+        train: Vec::new(),
+        valid_per_round: Vec::new(),
+        invalid_per_round: Vec::new(),
+    };
     let mut posterior: Option<Posterior> = None;
     for (r, &n) in cfg.rounds.iter().enumerate() {
         let seed = derive_seed(cfg.seed, 1000 + r as u64);
@@ -312,9 +389,25 @@ pub fn infer(
                     _ => post.sample(n, x, seed)?.theta,
                 };
                 let src = FromRows::new(&rows, prior.dim())?;
-                simulate_round(sim, &src, n, &cfg.run, seed, store.as_deref_mut(), sim_observer)?
+                simulate_round(
+                    sim,
+                    &src,
+                    n,
+                    &cfg.run,
+                    seed,
+                    store.as_deref_mut(),
+                    sim_observer,
+                )?
             }
-            _ => simulate_round(sim, &FromPrior(prior.as_ref()), n, &cfg.run, seed, store.as_deref_mut(), sim_observer)?,
+            _ => simulate_round(
+                sim,
+                &FromPrior(prior.as_ref()),
+                n,
+                &cfg.run,
+                seed,
+                store.as_deref_mut(),
+                sim_observer,
+            )?,
         };
         report.valid_per_round.push(sims.len());
         report.invalid_per_round.push(sims.n_invalid);
@@ -324,10 +417,24 @@ pub fn infer(
         let rep = match posterior.as_mut() {
             None => {
                 let (p, rep) = match cfg.method {
-                    Method::Npe { .. } | Method::Tsnpe { .. } => {
-                        train_npe(prior.clone(), &theta_all, &x_all, dx, &cfg.estimator, &train, train_observer)?
-                    }
-                    Method::Nle => train_nle(prior.clone(), &theta_all, &x_all, dx, &cfg.estimator, &train, train_observer)?,
+                    Method::Npe { .. } | Method::Tsnpe { .. } => train_npe(
+                        prior.clone(),
+                        &theta_all,
+                        &x_all,
+                        dx,
+                        &cfg.estimator,
+                        &train,
+                        train_observer,
+                    )?,
+                    Method::Nle => train_nle(
+                        prior.clone(),
+                        &theta_all,
+                        &x_all,
+                        dx,
+                        &cfg.estimator,
+                        &train,
+                        train_observer,
+                    )?,
                     Method::NreA | Method::NreB { .. } => train_nre(
                         prior.clone(),
                         &theta_all,
@@ -353,9 +460,19 @@ pub fn infer(
                         train_observer,
                         &move |est, t, x| apt_atomic_loss(est, t, x, pr.as_ref(), num_atoms),
                     )?,
-                    (Estimator::Npe(e), _) => e.train(&theta_all, &x_all, &train, train_observer)?,
-                    (Estimator::Nle(e), _) => e.train(&x_all, &theta_all, &train, train_observer)?,
-                    (Estimator::Nre(c), m) => c.train_with_loss(&theta_all, &x_all, &train, train_observer, &*nre_loss(m))?,
+                    (Estimator::Npe(e), _) => {
+                        e.train(&theta_all, &x_all, &train, train_observer)?
+                    }
+                    (Estimator::Nle(e), _) => {
+                        e.train(&x_all, &theta_all, &train, train_observer)?
+                    }
+                    (Estimator::Nre(c), m) => c.train_with_loss(
+                        &theta_all,
+                        &x_all,
+                        &train,
+                        train_observer,
+                        &*nre_loss(m),
+                    )?,
                 }
             }
         };

@@ -59,7 +59,11 @@ pub struct PosteriorSettings {
 
 impl Default for PosteriorSettings {
     fn default() -> Self {
-        Self { mcmc: SliceConfig::default(), max_rejection_draws: 50_000_000, leakage_samples: 10_000 }
+        Self {
+            mcmc: SliceConfig::default(),
+            max_rejection_draws: 50_000_000,
+            leakage_samples: 10_000,
+        }
     }
 }
 
@@ -96,7 +100,10 @@ pub struct Posterior {
 
 impl std::fmt::Debug for Posterior {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Posterior").field("estimator", &self.estimator).field("settings", &self.settings).finish()
+        f.debug_struct("Posterior")
+            .field("estimator", &self.estimator)
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 
@@ -122,9 +129,17 @@ impl Posterior {
     pub fn new(prior: Arc<dyn Prior>, estimator: Estimator) -> Result<Self> {
         let (dt, _) = estimator.dims();
         if dt != prior.dim() {
-            return Err(InferError::DimMismatch { what: "estimator theta dimension vs prior".into(), expected: prior.dim(), got: dt });
+            return Err(InferError::DimMismatch {
+                what: "estimator theta dimension vs prior".into(),
+                expected: prior.dim(),
+                got: dt,
+            });
         }
-        Ok(Self { prior, estimator, settings: PosteriorSettings::default() })
+        Ok(Self {
+            prior,
+            estimator,
+            settings: PosteriorSettings::default(),
+        })
     }
 
     /// Parameter dimension.
@@ -150,7 +165,11 @@ impl Posterior {
 
     fn check_x(&self, x_o: &[f64]) -> Result<()> {
         if x_o.len() != self.dim_x() {
-            return Err(InferError::DimMismatch { what: "observation".into(), expected: self.dim_x(), got: x_o.len() });
+            return Err(InferError::DimMismatch {
+                what: "observation".into(),
+                expected: self.dim_x(),
+                got: x_o.len(),
+            });
         }
         check_finite("observation", x_o)
     }
@@ -171,7 +190,10 @@ impl Posterior {
         if keep.is_empty() {
             return Ok(out);
         }
-        let rows: Vec<f64> = keep.iter().flat_map(|&i| theta[i * d..(i + 1) * d].iter().copied()).collect();
+        let rows: Vec<f64> = keep
+            .iter()
+            .flat_map(|&i| theta[i * d..(i + 1) * d].iter().copied())
+            .collect();
         let net = match &self.estimator {
             Estimator::Npe(e) => e.log_prob(&rows, x_o)?,
             Estimator::Nle(e) => {
@@ -192,11 +214,17 @@ impl Posterior {
     pub fn acceptance_rate(&self, x_o: &[f64], seed: u64) -> Result<f64> {
         self.check_x(x_o)?;
         let Estimator::Npe(e) = &self.estimator else {
-            return Err(invalid_arg("acceptance_rate", "only NPE posteriors sample with rejection"));
+            return Err(invalid_arg(
+                "acceptance_rate",
+                "only NPE posteriors sample with rejection",
+            ));
         };
         let n = self.settings.leakage_samples.max(1);
         let s = e.sample(n, x_o, derive_seed(seed, 0x1ea4))?;
-        Ok(s.chunks(self.dim_theta()).filter(|r| self.prior.in_support(r)).count() as f64 / n as f64)
+        Ok(s.chunks(self.dim_theta())
+            .filter(|r| self.prior.in_support(r))
+            .count() as f64
+            / n as f64)
     }
 
     /// Normalised log density for NPE: `log q(theta | x) - log(acceptance)` inside the support
@@ -207,7 +235,10 @@ impl Posterior {
         if matches!(self.estimator, Estimator::Npe(_)) {
             let acc = self.acceptance_rate(x_o, 0)?;
             if acc == 0.0 {
-                return Err(InferError::LowAcceptance { accepted: 0, drawn: self.settings.leakage_samples as u64 });
+                return Err(InferError::LowAcceptance {
+                    accepted: 0,
+                    drawn: self.settings.leakage_samples as u64,
+                });
             }
             v.iter_mut().for_each(|l| *l -= acc.ln());
         }
@@ -223,8 +254,14 @@ impl Posterior {
                 let mut out = Vec::with_capacity(n * d);
                 let (mut drawn, mut accepted, mut round, mut inside) = (0u64, 0usize, 0u64, 0u64);
                 while accepted < n {
-                    let rate = if drawn == 0 { 1.0 } else { (accepted as f64 / drawn as f64).max(1e-3) };
-                    let batch = (((n - accepted) as f64 / rate) * 1.1).ceil().clamp(100.0, 1e6) as usize;
+                    let rate = if drawn == 0 {
+                        1.0
+                    } else {
+                        (accepted as f64 / drawn as f64).max(1e-3)
+                    };
+                    let batch = (((n - accepted) as f64 / rate) * 1.1)
+                        .ceil()
+                        .clamp(100.0, 1e6) as usize;
                     let s = e.sample(batch, x_o, derive_seed(seed, round))?;
                     round += 1;
                     drawn += batch as u64;
@@ -242,20 +279,37 @@ impl Posterior {
                     }
                 }
                 // Every draw of the last batch counts, so stopping early does not bias the rate.
-                let acc_all = if drawn == 0 { 1.0 } else { inside as f64 / drawn as f64 };
+                let acc_all = if drawn == 0 {
+                    1.0
+                } else {
+                    inside as f64 / drawn as f64
+                };
                 let warning = (acc_all < LOW_ACCEPTANCE_WARNING).then(|| {
                     format!(
                         "only {:.3}% of posterior draws fell inside the prior support; the estimator leaks mass (consider more simulations or MCMC)",
                         100.0 * acc_all
                     )
                 });
-                Ok(Draws { theta: out, acceptance_rate: acc_all, warning, rhat: None })
+                Ok(Draws {
+                    theta: out,
+                    acceptance_rate: acc_all,
+                    warning,
+                    rhat: None,
+                })
             }
             _ => {
                 let target = Potential { post: self, x_o };
-                let cfg = SliceConfig { seed, ..self.settings.mcmc.clone() };
+                let cfg = SliceConfig {
+                    seed,
+                    ..self.settings.mcmc.clone()
+                };
                 let mc = sample_posterior_mcmc(self.prior.as_ref(), &target, n, &cfg)?;
-                Ok(Draws { theta: mc.samples(n), acceptance_rate: 1.0, warning: None, rhat: Some(mc.rhat) })
+                Ok(Draws {
+                    theta: mc.samples(n),
+                    acceptance_rate: 1.0,
+                    warning: None,
+                    rhat: Some(mc.rhat),
+                })
             }
         }
     }
@@ -263,7 +317,15 @@ impl Posterior {
     /// Draws `n` samples for each observation (rows of `xs`), amortised: no retraining.
     pub fn sample_batched(&self, n: usize, xs: &[f64], seed: u64) -> Result<Vec<Draws>> {
         let m = crate::error::rows_of("observations", xs, self.dim_x())?;
-        (0..m).map(|i| self.sample(n, &xs[i * self.dim_x()..(i + 1) * self.dim_x()], derive_seed(seed, i as u64))).collect()
+        (0..m)
+            .map(|i| {
+                self.sample(
+                    n,
+                    &xs[i * self.dim_x()..(i + 1) * self.dim_x()],
+                    derive_seed(seed, i as u64),
+                )
+            })
+            .collect()
     }
 
     /// Maximum a posteriori estimate: the best of 1 000 posterior draws by potential, refined by
@@ -271,16 +333,26 @@ impl Posterior {
     /// so a gradient-free search is as precise as their densities).
     pub fn map(&self, x_o: &[f64], seed: u64) -> Result<Vec<f64>> {
         let d = self.dim_theta();
-        let n = if matches!(self.estimator, Estimator::Npe(_)) { 1000 } else { 200 };
+        let n = if matches!(self.estimator, Estimator::Npe(_)) {
+            1000
+        } else {
+            200
+        };
         let draws = self.sample(n, x_o, seed)?;
         let pot = self.potential(&draws.theta, x_o)?;
-        let best = pot.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        let best = pot
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| i)
+            .unwrap_or(0);
         let mut u = vec![0.0; d];
-        self.prior.to_unconstrained(&draws.theta[best * d..(best + 1) * d], &mut u);
+        self.prior
+            .unconstrain(&draws.theta[best * d..(best + 1) * d], &mut u);
         // Objective in unconstrained space, on the theta density (no Jacobian: MAP of theta).
         let f = |u: &[f64]| -> Result<f64> {
             let mut t = vec![0.0; d];
-            self.prior.from_unconstrained(u, &mut t);
+            self.prior.constrain(u, &mut t);
             Ok(self.potential(&t, x_o)?[0])
         };
         let mut fu = f(&u)?;
@@ -309,7 +381,7 @@ impl Posterior {
             }
         }
         let mut t = vec![0.0; d];
-        self.prior.from_unconstrained(&u, &mut t);
+        self.prior.constrain(&u, &mut t);
         Ok(t)
     }
 
@@ -317,7 +389,10 @@ impl Posterior {
     /// settings) and the network's safetensors file.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let prior = self.prior.spec().ok_or_else(|| {
-            invalid_arg("posterior save", "the prior is a user type without a serialisable PriorSpec")
+            invalid_arg(
+                "posterior save",
+                "the prior is a user type without a serialisable PriorSpec",
+            )
         })?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let meta = SavedMeta {
@@ -333,7 +408,8 @@ impl Posterior {
             Estimator::Npe(e) | Estimator::Nle(e) => e.save(&net)?,
             Estimator::Nre(c) => c.save(&net)?,
         }
-        let bytes = postcard::to_stdvec(&meta).map_err(|e| invalid_arg("posterior encoding", e.to_string()))?;
+        let bytes = postcard::to_stdvec(&meta)
+            .map_err(|e| invalid_arg("posterior encoding", e.to_string()))?;
         write_atomic(&dir.join("posterior.meta"), &bytes)
     }
 
@@ -346,12 +422,20 @@ impl Posterior {
             "npe" => Estimator::Npe(ConditionalEstimator::load(&net)?),
             "nle" => Estimator::Nle(ConditionalEstimator::load(&net)?),
             "nre" => Estimator::Nre(RatioClassifier::load(&net)?),
-            k => return Err(InferError::Corrupt { path: meta_path, reason: format!("unknown posterior kind `{k}`") }),
+            k => {
+                return Err(InferError::Corrupt {
+                    path: meta_path,
+                    reason: format!("unknown posterior kind `{k}`"),
+                });
+            }
         };
         let prior: Arc<dyn Prior> = Arc::from(meta.prior.build()?);
         let mut p = Self::new(prior, estimator)?;
         if p.dim_x() as u64 != meta.dim_x {
-            return Err(InferError::Corrupt { path: meta_path, reason: "estimator and header disagree on dim_x".into() });
+            return Err(InferError::Corrupt {
+                path: meta_path,
+                reason: "estimator and header disagree on dim_x".into(),
+            });
         }
         p.settings = meta.settings;
         Ok(p)

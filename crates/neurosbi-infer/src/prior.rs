@@ -26,9 +26,9 @@ pub trait Prior: Send + Sync {
         self.log_prob(theta) > f64::NEG_INFINITY
     }
     /// Maps a point of the support to unconstrained space.
-    fn to_unconstrained(&self, theta: &[f64], u: &mut [f64]);
+    fn unconstrain(&self, theta: &[f64], u: &mut [f64]);
     /// Maps an unconstrained point back into the support; returns `log |det d theta / d u|`.
-    fn from_unconstrained(&self, u: &[f64], theta: &mut [f64]) -> f64;
+    fn constrain(&self, u: &[f64], theta: &mut [f64]) -> f64;
     /// A serialisable description, for priors that can be saved with a posterior.
     fn spec(&self) -> Option<PriorSpec> {
         None
@@ -50,7 +50,10 @@ pub fn sample_prior(prior: &dyn Prior, n: usize, seed: u64) -> Vec<f64> {
 /// Log density of each row of `theta` (row-major `n x dim`).
 pub fn prior_log_prob_rows(prior: &dyn Prior, theta: &[f64]) -> Result<Vec<f64>> {
     rows_of("theta", theta, prior.dim())?;
-    Ok(theta.chunks(prior.dim()).map(|r| prior.log_prob(r)).collect())
+    Ok(theta
+        .chunks(prior.dim())
+        .map(|r| prior.log_prob(r))
+        .collect())
 }
 
 /// One-dimensional marginal of an [`IndependentPrior`].
@@ -88,7 +91,11 @@ pub enum Marginal {
 
 fn log_sigmoid(u: f64) -> f64 {
     // Stable for both signs: log(1/(1+e^-u)).
-    if u >= 0.0 { -(-u).exp().ln_1p() } else { u - u.exp().ln_1p() }
+    if u >= 0.0 {
+        -(-u).exp().ln_1p()
+    } else {
+        u - u.exp().ln_1p()
+    }
 }
 
 fn sigmoid(u: f64) -> f64 {
@@ -116,7 +123,11 @@ impl Marginal {
 
     /// Checks the parameters; `index` names the dimension in the error.
     pub fn validate(&self, index: usize) -> Result<()> {
-        let bad = |reason: String| InferError::InvalidPrior { index, kind: self.kind(), reason };
+        let bad = |reason: String| InferError::InvalidPrior {
+            index,
+            kind: self.kind(),
+            reason,
+        };
         match *self {
             Marginal::Uniform { low, high } | Marginal::LogUniform { low, high } => {
                 if !low.is_finite() || !high.is_finite() {
@@ -151,14 +162,20 @@ impl Marginal {
             Marginal::LogUniform { low, high } => {
                 (low.ln() + (high.ln() - low.ln()) * rng.random::<f64>()).exp()
             }
-            Marginal::LogNormal { mu, sigma } => (mu + sigma * rng.sample::<f64, _>(StandardNormal)).exp(),
+            Marginal::LogNormal { mu, sigma } => {
+                (mu + sigma * rng.sample::<f64, _>(StandardNormal)).exp()
+            }
         }
     }
 
     fn log_prob(&self, t: f64) -> f64 {
         match *self {
             Marginal::Uniform { low, high } => {
-                if (low..=high).contains(&t) { -(high - low).ln() } else { f64::NEG_INFINITY }
+                if (low..=high).contains(&t) {
+                    -(high - low).ln()
+                } else {
+                    f64::NEG_INFINITY
+                }
             }
             Marginal::Normal { mean, std } => {
                 let z = (t - mean) / std;
@@ -182,17 +199,19 @@ impl Marginal {
         }
     }
 
-    fn to_unconstrained(&self, t: f64) -> f64 {
+    fn unconstrain(&self, t: f64) -> f64 {
         match *self {
             Marginal::Uniform { low, high } => logit((t - low) / (high - low)),
             Marginal::Normal { .. } => t,
-            Marginal::LogUniform { low, high } => logit((t.ln() - low.ln()) / (high.ln() - low.ln())),
+            Marginal::LogUniform { low, high } => {
+                logit((t.ln() - low.ln()) / (high.ln() - low.ln()))
+            }
             Marginal::LogNormal { .. } => t.ln(),
         }
     }
 
     /// Returns (theta, log |d theta / d u|).
-    fn from_unconstrained(&self, u: f64) -> (f64, f64) {
+    fn constrain(&self, u: f64) -> (f64, f64) {
         match *self {
             Marginal::Uniform { low, high } => {
                 let w = high - low;
@@ -221,7 +240,10 @@ impl IndependentPrior {
     /// Builds the product prior; every marginal is validated.
     pub fn new(marginals: Vec<Marginal>) -> Result<Self> {
         if marginals.is_empty() {
-            return Err(invalid_arg("marginals", "a prior needs at least one dimension"));
+            return Err(invalid_arg(
+                "marginals",
+                "a prior needs at least one dimension",
+            ));
         }
         for (i, m) in marginals.iter().enumerate() {
             m.validate(i)?;
@@ -238,7 +260,12 @@ impl IndependentPrior {
                 got: high.len(),
             });
         }
-        Self::new(low.iter().zip(high).map(|(&low, &high)| Marginal::Uniform { low, high }).collect())
+        Self::new(
+            low.iter()
+                .zip(high)
+                .map(|(&low, &high)| Marginal::Uniform { low, high })
+                .collect(),
+        )
     }
 
     /// Uniform box with the same bounds in `dim` dimensions.
@@ -262,17 +289,21 @@ impl Prior for IndependentPrior {
         }
     }
     fn log_prob(&self, theta: &[f64]) -> f64 {
-        theta.iter().zip(&self.marginals).map(|(&t, m)| m.log_prob(t)).sum()
+        theta
+            .iter()
+            .zip(&self.marginals)
+            .map(|(&t, m)| m.log_prob(t))
+            .sum()
     }
-    fn to_unconstrained(&self, theta: &[f64], u: &mut [f64]) {
+    fn unconstrain(&self, theta: &[f64], u: &mut [f64]) {
         for ((o, &t), m) in u.iter_mut().zip(theta).zip(&self.marginals) {
-            *o = m.to_unconstrained(t);
+            *o = m.unconstrain(t);
         }
     }
-    fn from_unconstrained(&self, u: &[f64], theta: &mut [f64]) -> f64 {
+    fn constrain(&self, u: &[f64], theta: &mut [f64]) -> f64 {
         let mut lj = 0.0;
         for ((o, &v), m) in theta.iter_mut().zip(u).zip(&self.marginals) {
-            let (t, l) = m.from_unconstrained(v);
+            let (t, l) = m.constrain(v);
             *o = t;
             lj += l;
         }
@@ -304,14 +335,20 @@ impl MultivariateNormalPrior {
         }
         if cov.len() != d * d {
             return Err(InferError::DimMismatch {
-                what: "multivariate normal prior: covariance entries vs mean dimension squared".into(),
+                what: "multivariate normal prior: covariance entries vs mean dimension squared"
+                    .into(),
                 expected: d * d,
                 got: cov.len(),
             });
         }
         check_finite("multivariate normal prior mean", &mean)?;
         check_finite("multivariate normal prior covariance", &cov)?;
-        let mut p = Self { mean, cov, chol: Vec::new(), log_norm: 0.0 };
+        let mut p = Self {
+            mean,
+            cov,
+            chol: Vec::new(),
+            log_norm: 0.0,
+        };
         p.factorise()?;
         Ok(p)
     }
@@ -333,7 +370,10 @@ impl MultivariateNormalPrior {
         })?;
         let l = chol.l();
         self.log_norm = -0.5 * d as f64 * LN_2PI - (0..d).map(|i| l[(i, i)].ln()).sum::<f64>();
-        self.chol = (0..d).flat_map(|i| (0..d).map(move |j| (i, j))).map(|(i, j)| l[(i, j)]).collect();
+        self.chol = (0..d)
+            .flat_map(|i| (0..d).map(move |j| (i, j)))
+            .map(|(i, j)| l[(i, j)])
+            .collect();
         Ok(())
     }
 
@@ -354,8 +394,9 @@ impl Prior for MultivariateNormalPrior {
     fn sample_into(&self, rng: &mut SimRng, out: &mut [f64]) {
         let d = self.dim();
         let z: Vec<f64> = (0..d).map(|_| rng.sample(StandardNormal)).collect();
-        for i in 0..d {
-            out[i] = self.mean[i] + (0..=i).map(|j| self.chol[i * d + j] * z[j]).sum::<f64>();
+        for (i, (o, m)) in out.iter_mut().zip(&self.mean).enumerate() {
+            let row = &self.chol[i * d..i * d + i + 1];
+            *o = m + row.iter().zip(&z).map(|(l, v)| l * v).sum::<f64>();
         }
     }
     fn log_prob(&self, theta: &[f64]) -> f64 {
@@ -368,10 +409,10 @@ impl Prior for MultivariateNormalPrior {
         }
         self.log_norm - 0.5 * y.iter().map(|v| v * v).sum::<f64>()
     }
-    fn to_unconstrained(&self, theta: &[f64], u: &mut [f64]) {
+    fn unconstrain(&self, theta: &[f64], u: &mut [f64]) {
         u.copy_from_slice(theta);
     }
-    fn from_unconstrained(&self, u: &[f64], theta: &mut [f64]) -> f64 {
+    fn constrain(&self, u: &[f64], theta: &mut [f64]) -> f64 {
         theta.copy_from_slice(u);
         0.0
     }

@@ -9,11 +9,11 @@ pub type SimRng = ChaCha8Rng;
 
 /// Purpose tags keep the streams of different uses of one seed apart.
 pub(crate) mod purpose {
-    pub const THETA: u64 = 0x7468_6574_61; // "theta"
-    pub const SIMULATION: u64 = 0x7369_6d; // "sim"
-    pub const SAMPLING: u64 = 0x7361_6d70; // "samp"
-    pub const MCMC: u64 = 0x6d63_6d63; // "mcmc"
-    pub const DIAGNOSTIC: u64 = 0x6469_6167; // "diag"
+    pub const THETA: u64 = 1;
+    pub const SIMULATION: u64 = 2;
+    pub const SAMPLING: u64 = 3;
+    pub const MCMC: u64 = 4;
+    pub const DIAGNOSTIC: u64 = 5;
 }
 
 /// splitmix64 finaliser: a cheap bijective mixer, so distinct inputs give distinct keys.

@@ -23,7 +23,12 @@ pub trait Simulator: Sync {
     /// row `i` must draw its randomness only from `rngs[i]`. A failed row may be written as NaN;
     /// an `Err` for the batch makes the runner retry the rows one by one, so a failure never
     /// depends on how rows were batched.
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError>;
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError>;
 }
 
 /// Where the parameters of simulation `index` come from.
@@ -92,7 +97,11 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self { seed: 0, batch_size: 100, chunk_size: 1000 }
+        Self {
+            seed: 0,
+            batch_size: 100,
+            chunk_size: 1000,
+        }
     }
 }
 
@@ -184,8 +193,9 @@ pub fn simulate_chunk(
             for r in 0..rows {
                 source.draw(seed, first + r as u64, &mut th[r * dt..(r + 1) * dt]);
             }
-            let mut rngs: Vec<SimRng> =
-                (0..rows).map(|r| stream_rng(seed, purpose::SIMULATION, first + r as u64)).collect();
+            let mut rngs: Vec<SimRng> = (0..rows)
+                .map(|r| stream_rng(seed, purpose::SIMULATION, first + r as u64))
+                .collect();
             match sim.simulate(th, &mut rngs, xs) {
                 Ok(()) => None,
                 Err(_) => {
@@ -218,7 +228,14 @@ pub fn simulate_chunk(
             invalid.push(i as u32);
         }
     }
-    Ok(Chunk { start, n: n as u32, invalid, first_error, theta: keep_t, x: keep_x })
+    Ok(Chunk {
+        start,
+        n: n as u32,
+        invalid,
+        first_error,
+        theta: keep_t,
+        x: keep_x,
+    })
 }
 
 /// Valid simulations gathered from a run or a store, with the count of invalid ones.
@@ -243,7 +260,7 @@ pub struct SimulationSet {
 impl SimulationSet {
     /// Number of valid simulations.
     pub fn len(&self) -> usize {
-        if self.dim_theta == 0 { 0 } else { self.theta.len() / self.dim_theta }
+        self.theta.len().checked_div(self.dim_theta).unwrap_or(0)
     }
     /// Whether there are no valid simulations.
     pub fn is_empty(&self) -> bool {
@@ -263,7 +280,10 @@ impl SimulationSet {
         if self.is_empty() {
             return Err(InferError::AllSimulationsInvalid {
                 n: self.n_attempted as usize,
-                first_error: self.first_error.clone().unwrap_or_else(|| "non-finite output".into()),
+                first_error: self
+                    .first_error
+                    .clone()
+                    .unwrap_or_else(|| "non-finite output".into()),
             });
         }
         Ok(())
@@ -283,14 +303,22 @@ pub fn simulate(
     if cfg.chunk_size == 0 {
         return Err(crate::error::invalid_arg("chunk_size", "must be > 0"));
     }
-    let mut set = SimulationSet { dim_theta: sim.dim_theta(), dim_x: sim.dim_x(), ..Default::default() };
+    let mut set = SimulationSet {
+        dim_theta: sim.dim_theta(),
+        dim_x: sim.dim_x(),
+        ..Default::default()
+    };
     let mut start = 0usize;
     while start < n {
         let len = cfg.chunk_size.min(n - start);
         let c = simulate_chunk(sim, source, cfg.seed, start as u64, len, cfg.batch_size)?;
         set.push_chunk(&c);
         start += len;
-        let p = Progress { done: start as u64, total: n as u64, invalid: set.n_invalid };
+        let p = Progress {
+            done: start as u64,
+            total: n as u64,
+            invalid: set.n_invalid,
+        };
         if observer.on_chunk(p).is_break() {
             break;
         }
@@ -301,7 +329,12 @@ pub fn simulate(
 
 /// Simulates the given parameter rows (e.g. posterior-predictive checks); invalid rows come back
 /// as NaN rows in place, so the output stays aligned with the input.
-pub fn simulate_rows(sim: &dyn Simulator, theta: &[f64], seed: u64, batch_size: usize) -> Result<Vec<f64>> {
+pub fn simulate_rows(
+    sim: &dyn Simulator,
+    theta: &[f64],
+    seed: u64,
+    batch_size: usize,
+) -> Result<Vec<f64>> {
     let rows = FromRows::new(theta, sim.dim_theta())?;
     let n = rows.len();
     check_dims(sim, &rows)?;

@@ -81,14 +81,26 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// Reads a postcard file whose first field is a u32 format version, checking the version.
-pub(crate) fn read_versioned<T: for<'de> Deserialize<'de>>(path: &Path, expected: u32) -> Result<T> {
+pub(crate) fn read_versioned<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    expected: u32,
+) -> Result<T> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let (found, _) = postcard::take_from_bytes::<u32>(&bytes)
-        .map_err(|e| InferError::Corrupt { path: path.into(), reason: e.to_string() })?;
+    let (found, _) = postcard::take_from_bytes::<u32>(&bytes).map_err(|e| InferError::Corrupt {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     if found != expected {
-        return Err(InferError::FormatVersion { path: path.into(), found, expected });
+        return Err(InferError::FormatVersion {
+            path: path.into(),
+            found,
+            expected,
+        });
     }
-    postcard::from_bytes(&bytes).map_err(|e| InferError::Corrupt { path: path.into(), reason: e.to_string() })
+    postcard::from_bytes(&bytes).map_err(|e| InferError::Corrupt {
+        path: path.into(),
+        reason: e.to_string(),
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -100,7 +112,10 @@ impl Store {
     pub fn create(dir: impl AsRef<Path>, dim_theta: usize, dim_x: usize) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if dim_theta == 0 || dim_x == 0 {
-            return Err(invalid_arg("store dimensions", "dim_theta and dim_x must be > 0"));
+            return Err(invalid_arg(
+                "store dimensions",
+                "dim_theta and dim_x must be > 0",
+            ));
         }
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let meta_path = dir.join(META_FILE);
@@ -160,14 +175,24 @@ impl Store {
         if n == 0 || chunk_size == 0 {
             return Err(invalid_arg("round", "n and chunk_size must be > 0"));
         }
-        self.meta.rounds.push(RoundPlan { n, seed, chunk_size });
+        self.meta.rounds.push(RoundPlan {
+            n,
+            seed,
+            chunk_size,
+        });
         self.write_meta()?;
         Ok(self.meta.rounds.len() - 1)
     }
 
     fn plan(&self, round: usize) -> Result<&RoundPlan> {
         self.meta.rounds.get(round).ok_or_else(|| {
-            invalid_arg("round", format!("round {round} does not exist (store has {})", self.meta.rounds.len()))
+            invalid_arg(
+                "round",
+                format!(
+                    "round {round} does not exist (store has {})",
+                    self.meta.rounds.len()
+                ),
+            )
         })
     }
 
@@ -189,9 +214,10 @@ impl Store {
         observer: &mut dyn RunObserver,
     ) -> Result<RoundReport> {
         check_dims(sim, source)?;
-        for (what, expected, got) in
-            [("dim_theta", self.dim_theta(), sim.dim_theta()), ("dim_x", self.dim_x(), sim.dim_x())]
-        {
+        for (what, expected, got) in [
+            ("dim_theta", self.dim_theta(), sim.dim_theta()),
+            ("dim_x", self.dim_x(), sim.dim_x()),
+        ] {
             if expected != got {
                 return Err(InferError::DimMismatch {
                     what: format!("simulator {what} vs store {}", self.dir.display()),
@@ -201,7 +227,11 @@ impl Store {
             }
         }
         let plan = self.plan(round)?.clone();
-        let mut report = RoundReport { chunks_run: 0, chunks_resumed: 0, complete: false };
+        let mut report = RoundReport {
+            chunks_run: 0,
+            chunks_resumed: 0,
+            complete: false,
+        };
         let mut done = 0u64;
         let mut invalid = 0u64;
         for c in 0..plan.num_chunks() {
@@ -215,11 +245,22 @@ impl Store {
             }
             let chunk = simulate_chunk(sim, source, plan.seed, start, len as usize, batch_size)?;
             invalid += chunk.invalid.len() as u64;
-            let file = ChunkFile { version: STORE_FORMAT_VERSION, round: round as u32, chunk };
+            let file = ChunkFile {
+                version: STORE_FORMAT_VERSION,
+                round: round as u32,
+                chunk,
+            };
             write_atomic(&path, &encode(&file)?)?;
             report.chunks_run += 1;
             done += len;
-            if observer.on_chunk(Progress { done, total: plan.n, invalid }).is_break() {
+            if observer
+                .on_chunk(Progress {
+                    done,
+                    total: plan.n,
+                    invalid,
+                })
+                .is_break()
+            {
                 break;
             }
         }
@@ -235,8 +276,14 @@ impl Store {
         let f: ChunkFile = read_versioned(&path, STORE_FORMAT_VERSION)?;
         let (dt, dx) = (self.dim_theta(), self.dim_x());
         let valid = f.chunk.n as usize - f.chunk.invalid.len();
-        if f.round as usize != round || f.chunk.theta.len() != valid * dt || f.chunk.x.len() != valid * dx {
-            return Err(InferError::Corrupt { path, reason: "chunk header and payload disagree".into() });
+        if f.round as usize != round
+            || f.chunk.theta.len() != valid * dt
+            || f.chunk.x.len() != valid * dx
+        {
+            return Err(InferError::Corrupt {
+                path,
+                reason: "chunk header and payload disagree".into(),
+            });
         }
         Ok(Some(f.chunk))
     }
@@ -244,7 +291,11 @@ impl Store {
     /// Loads the valid simulations of one round (chunks present on disk, in index order).
     pub fn load_round(&self, round: usize) -> Result<SimulationSet> {
         let plan = self.plan(round)?;
-        let mut set = SimulationSet { dim_theta: self.dim_theta(), dim_x: self.dim_x(), ..Default::default() };
+        let mut set = SimulationSet {
+            dim_theta: self.dim_theta(),
+            dim_x: self.dim_x(),
+            ..Default::default()
+        };
         for c in 0..plan.num_chunks() {
             if let Some(chunk) = self.read_chunk(round, c)? {
                 set.push_chunk(&chunk);
@@ -255,7 +306,11 @@ impl Store {
 
     /// Loads the valid simulations of all rounds.
     pub fn load(&self) -> Result<SimulationSet> {
-        let mut set = SimulationSet { dim_theta: self.dim_theta(), dim_x: self.dim_x(), ..Default::default() };
+        let mut set = SimulationSet {
+            dim_theta: self.dim_theta(),
+            dim_x: self.dim_x(),
+            ..Default::default()
+        };
         for r in 0..self.meta.rounds.len() {
             let s = self.load_round(r)?;
             set.theta.extend(s.theta);
@@ -271,12 +326,17 @@ impl Store {
 
     /// Appends every round of `other` (same dimensions) to this store as new rounds.
     pub fn merge_from(&mut self, other: &Store) -> Result<()> {
-        for (what, expected, got) in
-            [("dim_theta", self.dim_theta(), other.dim_theta()), ("dim_x", self.dim_x(), other.dim_x())]
-        {
+        for (what, expected, got) in [
+            ("dim_theta", self.dim_theta(), other.dim_theta()),
+            ("dim_x", self.dim_x(), other.dim_x()),
+        ] {
             if expected != got {
                 return Err(InferError::DimMismatch {
-                    what: format!("merge {} into {}: {what}", other.dir.display(), self.dir.display()),
+                    what: format!(
+                        "merge {} into {}: {what}",
+                        other.dir.display(),
+                        self.dir.display()
+                    ),
                     expected,
                     got,
                 });
@@ -286,7 +346,11 @@ impl Store {
             let new_round = self.meta.rounds.len();
             for c in 0..plan.num_chunks() {
                 if let Some(chunk) = other.read_chunk(r, c)? {
-                    let file = ChunkFile { version: STORE_FORMAT_VERSION, round: new_round as u32, chunk };
+                    let file = ChunkFile {
+                        version: STORE_FORMAT_VERSION,
+                        round: new_round as u32,
+                        chunk,
+                    };
                     write_atomic(&self.chunk_path(new_round, c), &encode(&file)?)?;
                 }
             }
@@ -310,7 +374,11 @@ impl Store {
 /// ndarray, which nothing else here needs.
 pub fn write_npy(path: &Path, data: &[f64], rows: usize, cols: usize) -> Result<()> {
     if data.len() != rows * cols {
-        return Err(InferError::RaggedBuffer { what: format!("npy data for {}", path.display()), len: data.len(), width: cols });
+        return Err(InferError::RaggedBuffer {
+            what: format!("npy data for {}", path.display()),
+            len: data.len(),
+            width: cols,
+        });
     }
     let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Magic (6) + version (2) + header length (2) + dict + padding + '\n' is a multiple of 64.
@@ -338,6 +406,10 @@ pub struct StopAfterChunks {
 impl RunObserver for StopAfterChunks {
     fn on_chunk(&mut self, _: Progress) -> ControlFlow<()> {
         self.remaining = self.remaining.saturating_sub(1);
-        if self.remaining == 0 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if self.remaining == 0 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     }
 }

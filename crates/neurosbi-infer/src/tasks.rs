@@ -14,8 +14,14 @@ use std::f64::consts::{FRAC_1_SQRT_2, PI};
 use std::sync::OnceLock;
 
 /// Names of the implemented tasks.
-pub const TASK_NAMES: [&str; 6] =
-    ["gaussian_linear", "gaussian_linear_uniform", "two_moons", "slcp", "gaussian_mixture", "bernoulli_glm"];
+pub const TASK_NAMES: [&str; 6] = [
+    "gaussian_linear",
+    "gaussian_linear_uniform",
+    "two_moons",
+    "slcp",
+    "gaussian_mixture",
+    "bernoulli_glm",
+];
 
 /// A benchmark task: prior, simulator, observations and a reference posterior sampler.
 pub trait Task: Simulator + Send {
@@ -46,7 +52,12 @@ pub fn task_by_name(name: &str) -> Result<Box<dyn Task>> {
         "slcp" => Box::new(Slcp::new()),
         "gaussian_mixture" => Box::new(GaussianMixture::new()),
         "bernoulli_glm" => Box::new(BernoulliGlm::new()),
-        _ => return Err(invalid_arg("task", format!("unknown task `{name}`; known: {}", TASK_NAMES.join(", ")))),
+        _ => {
+            return Err(invalid_arg(
+                "task",
+                format!("unknown task `{name}`; known: {}", TASK_NAMES.join(", ")),
+            ));
+        }
     })
 }
 
@@ -72,9 +83,16 @@ fn fixtures() -> &'static ObsFixture {
 
 fn fixture_row(task: &str, field: &str, num: usize) -> Result<Vec<f64>> {
     let t = &fixtures().tasks[task];
-    let rows = if field == "observations" { &t.observations } else { &t.true_parameters };
+    let rows = if field == "observations" {
+        &t.observations
+    } else {
+        &t.true_parameters
+    };
     if num == 0 || num > rows.len() {
-        return Err(invalid_arg("observation number", format!("{num} is outside 1..={}", rows.len())));
+        return Err(invalid_arg(
+            "observation number",
+            format!("{num} is outside 1..={}", rows.len()),
+        ));
     }
     Ok(rows[num - 1].clone())
 }
@@ -95,7 +113,12 @@ fn normal(rng: &mut SimRng) -> f64 {
 }
 
 /// Draws `n` rows by repeating `draw` (which returns `false` to reject) with one stream per row.
-fn draw_rows(n: usize, d: usize, seed: u64, mut draw: impl FnMut(&mut SimRng, &mut [f64]) -> bool) -> Result<Vec<f64>> {
+fn draw_rows(
+    n: usize,
+    d: usize,
+    seed: u64,
+    mut draw: impl FnMut(&mut SimRng, &mut [f64]) -> bool,
+) -> Result<Vec<f64>> {
     let mut out = vec![0.0; n * d];
     for (i, row) in out.chunks_mut(d).enumerate() {
         let mut rng = stream_rng(seed, purpose::SAMPLING, i as u64);
@@ -103,7 +126,10 @@ fn draw_rows(n: usize, d: usize, seed: u64, mut draw: impl FnMut(&mut SimRng, &m
         while !draw(&mut rng, row) {
             tries += 1;
             if tries > 10_000_000 {
-                return Err(invalid_arg("reference posterior", "rejection sampler accepted nothing in 1e7 tries"));
+                return Err(invalid_arg(
+                    "reference posterior",
+                    "rejection sampler accepted nothing in 1e7 tries",
+                ));
             }
         }
     }
@@ -127,7 +153,10 @@ impl LogDensity for PosteriorTarget<'_> {
             *o = if lp == f64::NEG_INFINITY {
                 lp
             } else {
-                lp + self.task.log_likelihood(th, self.x_o).unwrap_or(f64::NEG_INFINITY)
+                lp + self
+                    .task
+                    .log_likelihood(th, self.x_o)
+                    .unwrap_or(f64::NEG_INFINITY)
             };
         }
     }
@@ -137,7 +166,13 @@ impl LogDensity for PosteriorTarget<'_> {
 pub fn mcmc_reference(task: &dyn Task, x_o: &[f64], n: usize, seed: u64) -> Result<Vec<f64>> {
     check_obs(task, x_o)?;
     let target = PosteriorTarget { task, x_o };
-    let cfg = SliceConfig { num_chains: 20, warmup: 500, thin: 5, seed, ..Default::default() };
+    let cfg = SliceConfig {
+        num_chains: 20,
+        warmup: 500,
+        thin: 5,
+        seed,
+        ..Default::default()
+    };
     let out = sample_posterior_mcmc(task.prior(), &target, n, &cfg)?;
     Ok(out.samples(n))
 }
@@ -150,8 +185,14 @@ pub struct GaussianLinear {
 impl GaussianLinear {
     /// The 10-D task.
     pub fn new() -> Self {
-        let prior = IndependentPrior::new(vec![Marginal::Normal { mean: 0.0, std: 0.1f64.sqrt() }; 10])
-            .expect("valid constant prior");
+        let prior = IndependentPrior::new(vec![
+            Marginal::Normal {
+                mean: 0.0,
+                std: 0.1f64.sqrt()
+            };
+            10
+        ])
+        .expect("valid constant prior");
         Self { prior }
     }
     /// Analytic posterior N(x/2, 0.05 I): (mean, per-dimension variance).
@@ -177,7 +218,11 @@ fn gauss_sim(theta: &[f64], rngs: &mut [SimRng], x: &mut [f64], d: usize) {
 }
 
 fn gauss_loglik(theta: &[f64], x: &[f64]) -> f64 {
-    theta.iter().zip(x).map(|(t, v)| -0.5 * (v - t).powi(2) / 0.1).sum()
+    theta
+        .iter()
+        .zip(x)
+        .map(|(t, v)| -0.5 * (v - t).powi(2) / 0.1)
+        .sum()
 }
 
 impl Simulator for GaussianLinear {
@@ -187,7 +232,12 @@ impl Simulator for GaussianLinear {
     fn dim_x(&self) -> usize {
         10
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         gauss_sim(theta, rngs, x, 10);
         Ok(())
     }
@@ -223,7 +273,9 @@ pub struct GaussianLinearUniform {
 impl GaussianLinearUniform {
     /// The 10-D task.
     pub fn new() -> Self {
-        Self { prior: IndependentPrior::uniform_box(10, -1.0, 1.0).expect("valid constant prior") }
+        Self {
+            prior: IndependentPrior::uniform_box(10, -1.0, 1.0).expect("valid constant prior"),
+        }
     }
 }
 
@@ -240,7 +292,12 @@ impl Simulator for GaussianLinearUniform {
     fn dim_x(&self) -> usize {
         10
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         gauss_sim(theta, rngs, x, 10);
         Ok(())
     }
@@ -285,7 +342,9 @@ pub struct TwoMoons {
 impl TwoMoons {
     /// The task.
     pub fn new() -> Self {
-        Self { prior: IndependentPrior::uniform_box(2, -1.0, 1.0).expect("valid constant prior") }
+        Self {
+            prior: IndependentPrior::uniform_box(2, -1.0, 1.0).expect("valid constant prior"),
+        }
     }
     fn moon_point(rng: &mut SimRng) -> (f64, f64) {
         let a = -PI / 2.0 + PI * rng.random::<f64>();
@@ -307,7 +366,12 @@ impl Simulator for TwoMoons {
     fn dim_x(&self) -> usize {
         2
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         for (i, rng) in rngs.iter_mut().enumerate() {
             let (p0, p1) = Self::moon_point(rng);
             let (t0, t1) = (theta[2 * i], theta[2 * i + 1]);
@@ -367,7 +431,9 @@ pub struct Slcp {
 impl Slcp {
     /// The task (without distractors).
     pub fn new() -> Self {
-        Self { prior: IndependentPrior::uniform_box(5, -3.0, 3.0).expect("valid constant prior") }
+        Self {
+            prior: IndependentPrior::uniform_box(5, -3.0, 3.0).expect("valid constant prior"),
+        }
     }
     /// (mean, Cholesky factor l00, l10, l11) of the 2-D normal.
     fn params(t: &[f64]) -> ([f64; 2], [f64; 3]) {
@@ -393,7 +459,12 @@ impl Simulator for Slcp {
     fn dim_x(&self) -> usize {
         8
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         for (i, rng) in rngs.iter_mut().enumerate() {
             let (m, l) = Self::params(&theta[5 * i..5 * i + 5]);
             for k in 0..4 {
@@ -448,7 +519,9 @@ pub struct GaussianMixture {
 impl GaussianMixture {
     /// The 2-D task.
     pub fn new() -> Self {
-        Self { prior: IndependentPrior::uniform_box(2, -10.0, 10.0).expect("valid constant prior") }
+        Self {
+            prior: IndependentPrior::uniform_box(2, -10.0, 10.0).expect("valid constant prior"),
+        }
     }
 }
 
@@ -465,7 +538,12 @@ impl Simulator for GaussianMixture {
     fn dim_x(&self) -> usize {
         2
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         for (i, rng) in rngs.iter_mut().enumerate() {
             let s = if rng.random::<f64>() < 0.5 { 1.0 } else { 0.1 };
             for j in 0..2 {
@@ -537,11 +615,18 @@ impl BernoulliGlm {
         }
         let mut prec = nalgebra::DMatrix::<f64>::zeros(10, 10);
         prec[(0, 0)] = 0.5;
-        prec.view_mut((1, 1), (m, m)).copy_from(&(f.transpose() * &f));
-        let cov = prec.try_inverse().expect("sbibm's prior precision is invertible");
+        prec.view_mut((1, 1), (m, m))
+            .copy_from(&(f.transpose() * &f));
+        let cov = prec
+            .try_inverse()
+            .expect("sbibm's prior precision is invertible");
         let cov = (&cov + cov.transpose()) * 0.5;
-        let cov_rows: Vec<f64> = (0..10).flat_map(|i| (0..10).map(move |j| (i, j))).map(|(i, j)| cov[(i, j)]).collect();
-        let prior = MultivariateNormalPrior::new(vec![0.0; 10], cov_rows).expect("valid constant prior");
+        let cov_rows: Vec<f64> = (0..10)
+            .flat_map(|i| (0..10).map(move |j| (i, j)))
+            .map(|(i, j)| cov[(i, j)])
+            .collect();
+        let prior =
+            MultivariateNormalPrior::new(vec![0.0; 10], cov_rows).expect("valid constant prior");
         Self { prior, design }
     }
 
@@ -565,7 +650,9 @@ impl BernoulliGlm {
 
     fn psi(&self, theta: &[f64]) -> impl Iterator<Item = f64> + '_ {
         let th: [f64; 10] = std::array::from_fn(|k| theta[k]);
-        self.design.chunks(10).map(move |row| row.iter().zip(&th).map(|(a, b)| a * b).sum())
+        self.design
+            .chunks(10)
+            .map(move |row| row.iter().zip(&th).map(|(a, b)| a * b).sum())
     }
 }
 
@@ -582,7 +669,12 @@ impl Simulator for BernoulliGlm {
     fn dim_x(&self) -> usize {
         10
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         for (i, rng) in rngs.iter_mut().enumerate() {
             let xr = &mut x[10 * i..10 * i + 10];
             xr.fill(0.0);
@@ -609,7 +701,16 @@ impl Task for BernoulliGlm {
     fn log_likelihood(&self, theta: &[f64], x: &[f64]) -> Option<f64> {
         // sum_t y_t psi_t - log(1 + e^psi_t) = theta . X^T y - sum_t softplus(psi_t).
         let lin: f64 = theta.iter().zip(x).map(|(a, b)| a * b).sum();
-        let sp: f64 = self.psi(theta).map(|p| if p > 0.0 { p + (-p).exp().ln_1p() } else { p.exp().ln_1p() }).sum();
+        let sp: f64 = self
+            .psi(theta)
+            .map(|p| {
+                if p > 0.0 {
+                    p + (-p).exp().ln_1p()
+                } else {
+                    p.exp().ln_1p()
+                }
+            })
+            .sum();
         Some(lin - sp)
     }
     fn reference_posterior(&self, x_o: &[f64], n: usize, seed: u64) -> Result<Vec<f64>> {

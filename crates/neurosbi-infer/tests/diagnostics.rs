@@ -1,13 +1,18 @@
 use neurosbi_infer::diagnostics::{
-    C2stConfig, c2st, chi2_uniform_ranks, expected_coverage_from_ranks, expected_coverage_hpd, ks_uniform_ranks, sbc,
+    C2stConfig, c2st, chi2_uniform_ranks, expected_coverage_from_ranks, expected_coverage_hpd,
+    ks_uniform_ranks, sbc,
 };
-use neurosbi_infer::{IndependentPrior, InferError, Marginal, SimRng, SimulationError, Simulator, stream_rng};
+use neurosbi_infer::{
+    IndependentPrior, InferError, Marginal, SimRng, SimulationError, Simulator, stream_rng,
+};
 use rand::RngExt;
 use rand_distr::StandardNormal;
 
 fn gauss(n: usize, d: usize, shift: f64, seed: u64) -> Vec<f64> {
     let mut r = stream_rng(seed, 0, 0);
-    (0..n * d).map(|i| r.sample::<f64, _>(StandardNormal) + if i % d == 0 { shift } else { 0.0 }).collect()
+    (0..n * d)
+        .map(|i| r.sample::<f64, _>(StandardNormal) + if i % d == 0 { shift } else { 0.0 })
+        .collect()
 }
 
 #[test]
@@ -33,7 +38,12 @@ impl Simulator for Conj {
     fn dim_x(&self) -> usize {
         2
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         for (i, rng) in rngs.iter_mut().enumerate() {
             for j in 0..2 {
                 x[2 * i + j] = theta[2 * i + j] + 0.5 * rng.sample::<f64, _>(StandardNormal);
@@ -43,28 +53,54 @@ impl Simulator for Conj {
     }
 }
 
-fn posterior_with_scale(scale: f64) -> impl Fn(&[f64], usize, u64) -> neurosbi_infer::Result<Vec<f64>> {
+fn posterior_with_scale(
+    scale: f64,
+) -> impl Fn(&[f64], usize, u64) -> neurosbi_infer::Result<Vec<f64>> {
     move |x: &[f64], n: usize, seed: u64| {
         let mut r = stream_rng(seed, 1, 0);
-        Ok((0..n * 2).map(|i| 0.8 * x[i % 2] + scale * 0.2f64.sqrt() * r.sample::<f64, _>(StandardNormal)).collect())
+        Ok((0..n * 2)
+            .map(|i| 0.8 * x[i % 2] + scale * 0.2f64.sqrt() * r.sample::<f64, _>(StandardNormal))
+            .collect())
     }
 }
 
 #[test]
 fn sbc_ranks_are_uniform_for_the_exact_conjugate_posterior_and_not_for_a_wrong_one() {
-    let prior = IndependentPrior::new(vec![Marginal::Normal { mean: 0.0, std: 1.0 }; 2]).unwrap();
+    let prior = IndependentPrior::new(vec![
+        Marginal::Normal {
+            mean: 0.0,
+            std: 1.0
+        };
+        2
+    ])
+    .unwrap();
     let good = sbc(&prior, &Conj, &posterior_with_scale(1.0), 1000, 99, 4).unwrap();
     assert_eq!(good.ranks.len(), 2000);
     for k in 0..2 {
         assert!(good.ks_pvalues[k] > 0.01, "KS p {:?}", good.ks_pvalues);
-        assert!(good.chi2_pvalues[k] > 0.01, "chi2 p {:?}", good.chi2_pvalues);
+        assert!(
+            good.chi2_pvalues[k] > 0.01,
+            "chi2 p {:?}",
+            good.chi2_pvalues
+        );
     }
     let cov = expected_coverage_from_ranks(&good, &[0.5, 0.9]);
-    assert!((cov[0] - 0.5).abs() < 0.05 && (cov[1] - 0.9).abs() < 0.03, "{cov:?}");
+    assert!(
+        (cov[0] - 0.5).abs() < 0.05 && (cov[1] - 0.9).abs() < 0.03,
+        "{cov:?}"
+    );
     // An overconfident posterior (half the width) piles ranks at the ends.
     let bad = sbc(&prior, &Conj, &posterior_with_scale(0.5), 1000, 99, 4).unwrap();
-    assert!(bad.ks_pvalues.iter().all(|p| *p < 1e-4), "{:?}", bad.ks_pvalues);
-    assert!(bad.chi2_pvalues.iter().all(|p| *p < 1e-4), "{:?}", bad.chi2_pvalues);
+    assert!(
+        bad.ks_pvalues.iter().all(|p| *p < 1e-4),
+        "{:?}",
+        bad.ks_pvalues
+    );
+    assert!(
+        bad.chi2_pvalues.iter().all(|p| *p < 1e-4),
+        "{:?}",
+        bad.chi2_pvalues
+    );
     let cov = expected_coverage_from_ranks(&bad, &[0.9]);
     assert!(cov[0] < 0.7, "{cov:?}");
 }
@@ -89,11 +125,18 @@ fn hpd_coverage_of_an_exact_gaussian_posterior_matches_levels() {
     for _ in 0..1000 {
         let t: f64 = r.sample(StandardNormal);
         truth.push(-0.5 * t * t);
-        sets.push((0..200).map(|_| -0.5 * r.sample::<f64, _>(StandardNormal).powi(2)).collect::<Vec<f64>>());
+        sets.push(
+            (0..200)
+                .map(|_| -0.5 * r.sample::<f64, _>(StandardNormal).powi(2))
+                .collect::<Vec<f64>>(),
+        );
     }
     let cov = expected_coverage_hpd(&truth, &sets, &[0.2, 0.5, 0.8]).unwrap();
     for (c, l) in cov.iter().zip([0.2, 0.5, 0.8]) {
         assert!((c - l).abs() < 0.05, "{cov:?}");
     }
-    assert!(matches!(expected_coverage_hpd(&truth[..2], &sets, &[0.5]), Err(InferError::RowMismatch { .. })));
+    assert!(matches!(
+        expected_coverage_hpd(&truth[..2], &sets, &[0.5]),
+        Err(InferError::RowMismatch { .. })
+    ));
 }

@@ -1,17 +1,25 @@
-use neurosbi_infer::mcmc::{LogDensity, SliceConfig, sample_posterior_mcmc, slice_sample, split_rhat};
+use neurosbi_infer::mcmc::{
+    LogDensity, SliceConfig, sample_posterior_mcmc, slice_sample, split_rhat,
+};
 use neurosbi_infer::{IndependentPrior, InferError};
 
 /// Means of each chain for dimension k: chains are independent, so their spread gives an honest
 /// Monte Carlo standard error whatever the autocorrelation.
 fn chain_stat(chains: &[Vec<f64>], d: usize, f: impl Fn(&[f64]) -> f64) -> (f64, f64) {
-    let per: Vec<f64> = chains.iter().map(|c| {
-        let rows: Vec<&[f64]> = c.chunks(d).collect();
-        rows.iter().map(|r| f(r)).sum::<f64>() / rows.len() as f64
-    }).collect();
+    let per: Vec<f64> = chains
+        .iter()
+        .map(|c| {
+            let rows: Vec<&[f64]> = c.chunks(d).collect();
+            rows.iter().map(|r| f(r)).sum::<f64>() / rows.len() as f64
+        })
+        .collect();
     let m = per.iter().sum::<f64>() / per.len() as f64;
     let sd = (per.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (per.len() as f64 - 1.0)).sqrt();
     (m, sd / (per.len() as f64).sqrt())
 }
+
+/// A statistic of one draw whose expectation is checked.
+type Stat = Box<dyn Fn(&[f64]) -> f64>;
 
 struct CorrGauss {
     rho: f64,
@@ -32,12 +40,18 @@ impl LogDensity for CorrGauss {
 
 #[test]
 fn correlated_gaussian_moments_within_monte_carlo_error() {
-    let t = CorrGauss { rho: 0.8, s: [1.0, 2.0] };
+    let t = CorrGauss {
+        rho: 0.8,
+        s: [1.0, 2.0],
+    };
     let init: Vec<f64> = (0..20).flat_map(|i| [i as f64 * 0.1 - 1.0, 0.5]).collect();
-    let cfg = SliceConfig { seed: 3, ..Default::default() };
+    let cfg = SliceConfig {
+        seed: 3,
+        ..Default::default()
+    };
     let out = slice_sample(&t, &init, 20 * 1500, &cfg).unwrap();
     assert!(out.rhat.iter().all(|r| *r < 1.05), "rhat {:?}", out.rhat);
-    let checks: [(&str, f64, Box<dyn Fn(&[f64]) -> f64>); 5] = [
+    let checks: [(&str, f64, Stat); 5] = [
         ("mean0", 0.0, Box::new(|r| r[0])),
         ("mean1", 1.0, Box::new(|r| r[1])),
         ("var0", 1.0, Box::new(|r| r[0] * r[0])),
@@ -46,8 +60,14 @@ fn correlated_gaussian_moments_within_monte_carlo_error() {
     ];
     for (name, want, f) in checks {
         let (m, se) = chain_stat(&out.chains, 2, f);
-        assert!(se < 0.1 * want.abs().max(1.0), "{name}: SE {se} too large for a meaningful test");
-        assert!((m - want).abs() < 4.5 * se, "{name}: {m} vs {want} (SE {se})");
+        assert!(
+            se < 0.1 * want.abs().max(1.0),
+            "{name}: SE {se} too large for a meaningful test"
+        );
+        assert!(
+            (m - want).abs() < 4.5 * se,
+            "{name}: {m} vs {want} (SE {se})"
+        );
     }
 }
 
@@ -73,8 +93,17 @@ impl LogDensity for Banana {
 fn banana_moments_within_monte_carlo_error() {
     let t = Banana { b: 1.0 };
     let init: Vec<f64> = (0..20).flat_map(|i| [i as f64 * 0.1 - 1.0, 0.0]).collect();
-    let out = slice_sample(&t, &init, 20 * 2000, &SliceConfig { seed: 8, ..Default::default() }).unwrap();
-    let checks: [(&str, f64, Box<dyn Fn(&[f64]) -> f64>); 4] = [
+    let out = slice_sample(
+        &t,
+        &init,
+        20 * 2000,
+        &SliceConfig {
+            seed: 8,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let checks: [(&str, f64, Stat); 4] = [
         ("mean0", 0.0, Box::new(|r| r[0])),
         ("mean1", 0.0, Box::new(|r| r[1])),
         ("var0", 1.0, Box::new(|r| r[0] * r[0])),
@@ -83,7 +112,10 @@ fn banana_moments_within_monte_carlo_error() {
     for (name, want, f) in checks {
         let (m, se) = chain_stat(&out.chains, 2, f);
         assert!(se < 0.15 * want.abs().max(1.0), "{name}: SE {se}");
-        assert!((m - want).abs() < 4.5 * se, "{name}: {m} vs {want} (SE {se})");
+        assert!(
+            (m - want).abs() < 4.5 * se,
+            "{name}: {m} vs {want} (SE {se})"
+        );
     }
 }
 
@@ -97,7 +129,16 @@ fn bounded_target_sampled_in_unconstrained_space_stays_in_support() {
             *o = -0.5 * ((r[0] - 0.9).powi(2) + (r[1] - 0.9).powi(2)) / 0.04;
         }
     });
-    let out = sample_posterior_mcmc(&prior, &t, 20 * 1000, &SliceConfig { seed: 2, ..Default::default() }).unwrap();
+    let out = sample_posterior_mcmc(
+        &prior,
+        &t,
+        20 * 1000,
+        &SliceConfig {
+            seed: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let s = out.samples(20_000);
     assert!(s.iter().all(|v| (0.0..=1.0).contains(v)));
     let n = 100_000;
@@ -110,12 +151,17 @@ fn bounded_target_sampled_in_unconstrained_space_stays_in_support() {
     }
     let exact = m / z;
     let (mean, se) = chain_stat(&out.chains, 2, |r| r[0]);
-    assert!((mean - exact).abs() < 4.5 * se && se < 0.01, "{mean} vs {exact} (SE {se})");
+    assert!(
+        (mean - exact).abs() < 4.5 * se && se < 0.01,
+        "{mean} vs {exact} (SE {se})"
+    );
 }
 
 #[test]
 fn split_rhat_flags_chains_that_disagree() {
-    let good: Vec<Vec<f64>> = (0..4).map(|c| (0..200).map(|i| ((i * 7 + c * 3) % 11) as f64).collect()).collect();
+    let good: Vec<Vec<f64>> = (0..4)
+        .map(|c| (0..200).map(|i| ((i * 7 + c * 3) % 11) as f64).collect())
+        .collect();
     let mut bad = good.clone();
     bad[0].iter_mut().for_each(|v| *v += 20.0);
     assert!(split_rhat(&good, 1)[0] < 1.05);
@@ -125,8 +171,27 @@ fn split_rhat_flags_chains_that_disagree() {
 #[test]
 fn mcmc_bad_input_is_a_typed_error() {
     let t = Banana { b: 1.0 };
-    let e = slice_sample(&t, &[0.0; 6], 10, &SliceConfig { num_chains: 2, ..Default::default() }).unwrap_err();
-    assert!(matches!(e, InferError::RowMismatch { left: 3, right: 2, .. }), "{e}");
+    let e = slice_sample(
+        &t,
+        &[0.0; 6],
+        10,
+        &SliceConfig {
+            num_chains: 2,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InferError::RowMismatch {
+                left: 3,
+                right: 2,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let e = slice_sample(&t, &[0.0; 5], 10, &SliceConfig::default()).unwrap_err();
     assert!(matches!(e, InferError::RaggedBuffer { .. }), "{e}");
 }

@@ -12,12 +12,37 @@ fn npe_on_gaussian_linear_meets_the_c2st_bound() {
     let task = GaussianLinear::new();
     let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
     let t0 = Instant::now();
-    let sims = simulate(&task, &FromPrior(prior.as_ref()), 10_000, &RunConfig { seed: 1, ..Default::default() }, &mut Quiet)
-        .unwrap();
-    let train = TrainConfig { max_epochs: Some(60), seed: 3, ..Default::default() };
-    let (post, rep) =
-        train_npe(prior, &sims.theta, &sims.x, 10, &EstimatorConfig::maf(), &train, &mut NoObserver).unwrap();
-    eprintln!("trained {} epochs in {:.1}s", rep.epochs, t0.elapsed().as_secs_f64());
+    let sims = simulate(
+        &task,
+        &FromPrior(prior.as_ref()),
+        10_000,
+        &RunConfig {
+            seed: 1,
+            ..Default::default()
+        },
+        &mut Quiet,
+    )
+    .unwrap();
+    let train = TrainConfig {
+        max_epochs: Some(60),
+        seed: 3,
+        ..Default::default()
+    };
+    let (post, rep) = train_npe(
+        prior,
+        &sims.theta,
+        &sims.x,
+        10,
+        &EstimatorConfig::maf(),
+        &train,
+        &mut NoObserver,
+    )
+    .unwrap();
+    eprintln!(
+        "trained {} epochs in {:.1}s",
+        rep.epochs,
+        t0.elapsed().as_secs_f64()
+    );
     let x_o = task.observation(1).unwrap();
     let n = 3000;
     let draws = post.sample(n, &x_o, 7).unwrap();
@@ -26,12 +51,25 @@ fn npe_on_gaussian_linear_meets_the_c2st_bound() {
     let (mean, _) = task.posterior_mean_var(&x_o);
     for k in 0..10 {
         let m = draws.theta.chunks(10).map(|r| r[k]).sum::<f64>() / n as f64;
-        assert!((m - mean[k]).abs() < 0.1, "dim {k}: mean {m} vs {}", mean[k]);
+        assert!(
+            (m - mean[k]).abs() < 0.1,
+            "dim {k}: mean {m} vs {}",
+            mean[k]
+        );
     }
     let t1 = Instant::now();
     // sbibm's classifier and folds, with the epochs capped so the test stays fast (the full
     // protocol at 10 000 samples per set is run by the sbibm bench).
-    let acc = c2st(&reference, &draws.theta, 10, &C2stConfig { max_epochs: 60, ..Default::default() }).unwrap();
+    let acc = c2st(
+        &reference,
+        &draws.theta,
+        10,
+        &C2stConfig {
+            max_epochs: 60,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     eprintln!("c2st {acc:.3} in {:.1}s", t1.elapsed().as_secs_f64());
     assert!(acc < 0.56, "c2st {acc}");
 }

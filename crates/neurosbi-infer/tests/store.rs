@@ -1,7 +1,7 @@
 use neurosbi_infer::store::StopAfterChunks;
 use neurosbi_infer::{
-    FromPrior, IndependentPrior, InferError, Progress, Quiet, RunConfig, STORE_FORMAT_VERSION, SimRng, SimulationError,
-    Simulator, Store, simulate,
+    FromPrior, IndependentPrior, InferError, Progress, Quiet, RunConfig, STORE_FORMAT_VERSION,
+    SimRng, SimulationError, Simulator, Store, simulate,
 };
 use rand::RngExt;
 use std::ops::ControlFlow;
@@ -17,7 +17,12 @@ impl Simulator for Toy {
     fn dim_x(&self) -> usize {
         3
     }
-    fn simulate(&self, theta: &[f64], rngs: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
         if theta.chunks(2).any(|t| t[1] < -0.95) {
             return Err(SimulationError("theta_1 below -0.95".into()));
         }
@@ -46,8 +51,15 @@ fn tmp(name: &str) -> std::path::PathBuf {
 fn results_are_bit_identical_for_any_threads_batch_and_chunk_size() {
     let p = prior();
     let run = |threads: usize, batch: usize, chunk: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let cfg = RunConfig { seed: 11, batch_size: batch, chunk_size: chunk };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let cfg = RunConfig {
+            seed: 11,
+            batch_size: batch,
+            chunk_size: chunk,
+        };
         pool.install(|| simulate(&Toy, &FromPrior(&p), 1000, &cfg, &mut Quiet).unwrap())
     };
     let a = run(1, 1000, 1000);
@@ -68,7 +80,11 @@ fn results_are_bit_identical_for_any_threads_batch_and_chunk_size() {
 #[test]
 fn invalid_count_matches_the_failure_rule() {
     let p = prior();
-    let cfg = RunConfig { seed: 5, batch_size: 50, chunk_size: 300 };
+    let cfg = RunConfig {
+        seed: 5,
+        batch_size: 50,
+        chunk_size: 300,
+    };
     let s = simulate(&Toy, &FromPrior(&p), 2000, &cfg, &mut Quiet).unwrap();
     // Recompute the parameters of every index and count the rows the rule makes invalid.
     let src = FromPrior(&p);
@@ -93,17 +109,49 @@ fn bad_input_gives_typed_errors() {
         fn dim_x(&self) -> usize {
             1
         }
-        fn simulate(&self, _: &[f64], _: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+        fn simulate(
+            &self,
+            _: &[f64],
+            _: &mut [SimRng],
+            x: &mut [f64],
+        ) -> Result<(), SimulationError> {
             x.fill(f64::NAN);
             Ok(())
         }
     }
     let p = prior();
-    let e = simulate(&Wrong, &FromPrior(&p), 10, &RunConfig::default(), &mut Quiet).unwrap_err();
-    assert!(matches!(e, InferError::DimMismatch { expected: 2, got: 3, .. }), "{e}");
+    let e = simulate(
+        &Wrong,
+        &FromPrior(&p),
+        10,
+        &RunConfig::default(),
+        &mut Quiet,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            InferError::DimMismatch {
+                expected: 2,
+                got: 3,
+                ..
+            }
+        ),
+        "{e}"
+    );
     let p3 = IndependentPrior::uniform_box(3, 0.0, 1.0).unwrap();
-    let e = simulate(&Wrong, &FromPrior(&p3), 10, &RunConfig::default(), &mut Quiet).unwrap_err();
-    assert!(matches!(e, InferError::AllSimulationsInvalid { n: 10, .. }), "{e}");
+    let e = simulate(
+        &Wrong,
+        &FromPrior(&p3),
+        10,
+        &RunConfig::default(),
+        &mut Quiet,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, InferError::AllSimulationsInvalid { n: 10, .. }),
+        "{e}"
+    );
 }
 
 #[test]
@@ -112,9 +160,17 @@ fn observer_sees_progress_and_can_stop_the_run() {
     let mut seen = Vec::new();
     let mut obs = |pr: Progress| {
         seen.push(pr.done);
-        if pr.done >= 300 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        if pr.done >= 300 {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
     };
-    let cfg = RunConfig { seed: 1, batch_size: 10, chunk_size: 100 };
+    let cfg = RunConfig {
+        seed: 1,
+        batch_size: 10,
+        chunk_size: 100,
+    };
     let s = simulate(&Toy, &FromPrior(&p), 1000, &cfg, &mut obs).unwrap();
     assert_eq!(seen, vec![100, 200, 300]);
     assert_eq!(s.n_attempted, 300);
@@ -127,25 +183,50 @@ fn interrupted_then_resumed_store_equals_uninterrupted_run() {
     let full = Store::create(&d1, 2, 3).unwrap();
     let mut full = full;
     let r = full.add_round(1050, 42, 100).unwrap();
-    let rep = full.run_round(r, &Toy, &FromPrior(&p), 25, &mut Quiet).unwrap();
+    let rep = full
+        .run_round(r, &Toy, &FromPrior(&p), 25, &mut Quiet)
+        .unwrap();
     assert!(rep.complete && rep.chunks_run == 11);
 
     let mut part = Store::create(&d2, 2, 3).unwrap();
     let r = part.add_round(1050, 42, 100).unwrap();
-    let rep = part.run_round(r, &Toy, &FromPrior(&p), 7, &mut StopAfterChunks { remaining: 4 }).unwrap();
+    let rep = part
+        .run_round(
+            r,
+            &Toy,
+            &FromPrior(&p),
+            7,
+            &mut StopAfterChunks { remaining: 4 },
+        )
+        .unwrap();
     assert_eq!((rep.chunks_run, rep.complete), (4, false));
     // A crash mid-chunk leaves at most a temporary file behind; it is ignored.
     std::fs::write(d2.join("r0000_c00000004.tmp"), b"partial").unwrap();
     drop(part);
     let reopened = Store::open(&d2).unwrap();
     assert_eq!(reopened.load().unwrap().n_attempted, 400);
-    let rep = reopened.run_round(0, &Toy, &FromPrior(&p), 33, &mut Quiet).unwrap();
-    assert_eq!((rep.chunks_resumed, rep.chunks_run, rep.complete), (4, 7, true));
+    let rep = reopened
+        .run_round(0, &Toy, &FromPrior(&p), 33, &mut Quiet)
+        .unwrap();
+    assert_eq!(
+        (rep.chunks_resumed, rep.chunks_run, rep.complete),
+        (4, 7, true)
+    );
     let (a, b) = (full.load().unwrap(), reopened.load().unwrap());
     assert_eq!(a, b);
     // And both equal the in-memory runner with the same seed.
-    let mem = simulate(&Toy, &FromPrior(&p), 1050, &RunConfig { seed: 42, batch_size: 100, chunk_size: 1050 }, &mut Quiet)
-        .unwrap();
+    let mem = simulate(
+        &Toy,
+        &FromPrior(&p),
+        1050,
+        &RunConfig {
+            seed: 42,
+            batch_size: 100,
+            chunk_size: 1050,
+        },
+        &mut Quiet,
+    )
+    .unwrap();
     assert_eq!(mem.theta, a.theta);
     assert_eq!(mem.x, a.x);
     assert_eq!(mem.n_invalid, a.n_invalid);
@@ -157,10 +238,14 @@ fn store_overhead_is_under_ten_bytes_per_simulation() {
     let d = tmp("overhead");
     let mut s = Store::create(&d, 2, 3).unwrap();
     let r = s.add_round(5000, 3, 1000).unwrap();
-    s.run_round(r, &Toy, &FromPrior(&p), 100, &mut Quiet).unwrap();
+    s.run_round(r, &Toy, &FromPrior(&p), 100, &mut Quiet)
+        .unwrap();
     let set = s.load().unwrap();
     let payload = (set.theta.len() + set.x.len()) * 8;
-    let on_disk: u64 = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let on_disk: u64 = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum();
     let per_sim = (on_disk as f64 - payload as f64) / 5000.0;
     assert!(per_sim < 10.0, "{per_sim} bytes of overhead per simulation");
 }
@@ -171,13 +256,16 @@ fn rounds_append_and_stores_merge() {
     let (da, db) = (tmp("merge-a"), tmp("merge-b"));
     let mut a = Store::create(&da, 2, 3).unwrap();
     let r0 = a.add_round(300, 1, 100).unwrap();
-    a.run_round(r0, &Toy, &FromPrior(&p), 50, &mut Quiet).unwrap();
+    a.run_round(r0, &Toy, &FromPrior(&p), 50, &mut Quiet)
+        .unwrap();
     let r1 = a.add_round(200, 2, 100).unwrap();
-    a.run_round(r1, &Toy, &FromPrior(&p), 50, &mut Quiet).unwrap();
+    a.run_round(r1, &Toy, &FromPrior(&p), 50, &mut Quiet)
+        .unwrap();
     assert_eq!(a.load().unwrap().n_attempted, 500);
     let mut b = Store::create(&db, 2, 3).unwrap();
     let r = b.add_round(150, 9, 100).unwrap();
-    b.run_round(r, &Toy, &FromPrior(&p), 50, &mut Quiet).unwrap();
+    b.run_round(r, &Toy, &FromPrior(&p), 50, &mut Quiet)
+        .unwrap();
     let before = a.load().unwrap();
     a.merge_from(&b).unwrap();
     let after = Store::open(&da).unwrap().load().unwrap();
@@ -188,10 +276,18 @@ fn rounds_append_and_stores_merge() {
     // Dimension mismatch on merge is a typed error.
     let dc = tmp("merge-c");
     let c = Store::create(&dc, 2, 4).unwrap();
-    assert!(matches!(a.merge_from(&c).unwrap_err(), InferError::DimMismatch { expected: 3, got: 4, .. }));
+    assert!(matches!(
+        a.merge_from(&c).unwrap_err(),
+        InferError::DimMismatch {
+            expected: 3,
+            got: 4,
+            ..
+        }
+    ));
     // Running a simulator of other dimensions into a store is refused.
     assert!(matches!(
-        c.run_round(0, &Toy, &FromPrior(&p), 1, &mut Quiet).unwrap_err(),
+        c.run_round(0, &Toy, &FromPrior(&p), 1, &mut Quiet)
+            .unwrap_err(),
         InferError::DimMismatch { .. }
     ));
 }
@@ -207,7 +303,17 @@ fn store_of_another_format_version_is_refused() {
     bytes[0] = 99;
     std::fs::write(&meta, bytes).unwrap();
     let e = Store::open(&d).unwrap_err();
-    assert!(matches!(e, InferError::FormatVersion { found: 99, expected: STORE_FORMAT_VERSION, .. }), "{e}");
+    assert!(
+        matches!(
+            e,
+            InferError::FormatVersion {
+                found: 99,
+                expected: STORE_FORMAT_VERSION,
+                ..
+            }
+        ),
+        "{e}"
+    );
     assert!(e.to_string().contains("store.meta"));
 }
 
@@ -217,7 +323,8 @@ fn npy_export_has_a_valid_header_and_payload() {
     let d = tmp("npy");
     let mut s = Store::create(&d, 2, 3).unwrap();
     let r = s.add_round(100, 4, 100).unwrap();
-    s.run_round(r, &Toy, &FromPrior(&p), 100, &mut Quiet).unwrap();
+    s.run_round(r, &Toy, &FromPrior(&p), 100, &mut Quiet)
+        .unwrap();
     let (tp, xp) = (d.join("theta.npy"), d.join("x.npy"));
     s.export_npy(&tp, &xp).unwrap();
     let set = s.load().unwrap();
@@ -226,9 +333,14 @@ fn npy_export_has_a_valid_header_and_payload() {
     let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
     assert_eq!((10 + hlen) % 64, 0);
     let header = std::str::from_utf8(&bytes[10..10 + hlen]).unwrap();
-    assert!(header.contains(&format!("'shape': ({}, 3)", set.len())), "{header}");
+    assert!(
+        header.contains(&format!("'shape': ({}, 3)", set.len())),
+        "{header}"
+    );
     assert!(header.ends_with('\n'));
-    let vals: Vec<f64> =
-        bytes[10 + hlen..].chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect();
+    let vals: Vec<f64> = bytes[10 + hlen..]
+        .chunks(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     assert_eq!(vals, set.x);
 }

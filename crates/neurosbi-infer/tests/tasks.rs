@@ -15,17 +15,25 @@ struct RefFixture {
 }
 
 fn reference_fixture() -> RefFixture {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sbibm_reference.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sbibm_reference.json"
+    );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn quick_c2st() -> C2stConfig {
-    C2stConfig { max_epochs: 300, ..Default::default() }
+    C2stConfig {
+        max_epochs: 300,
+        ..Default::default()
+    }
 }
 
 fn means(s: &[f64], d: usize) -> Vec<f64> {
     let n = (s.len() / d) as f64;
-    (0..d).map(|k| s.chunks(d).map(|r| r[k]).sum::<f64>() / n).collect()
+    (0..d)
+        .map(|k| s.chunks(d).map(|r| r[k]).sum::<f64>() / n)
+        .collect()
 }
 
 #[test]
@@ -35,11 +43,21 @@ fn every_task_has_ten_observations_of_the_right_shape_and_the_truth_in_the_prior
         for i in 1..=10 {
             let x = t.observation(i).unwrap();
             let th = t.true_parameters(i).unwrap();
-            assert_eq!((x.len(), th.len()), (t.dim_x(), t.dim_theta()), "{name} obs {i}");
+            assert_eq!(
+                (x.len(), th.len()),
+                (t.dim_x(), t.dim_theta()),
+                "{name} obs {i}"
+            );
             assert!(t.prior().log_prob(&th).is_finite(), "{name} truth {i}");
-            assert!(t.log_likelihood(&th, &x).unwrap().is_finite(), "{name} likelihood at truth {i}");
+            assert!(
+                t.log_likelihood(&th, &x).unwrap().is_finite(),
+                "{name} likelihood at truth {i}"
+            );
         }
-        assert!(matches!(t.observation(11), Err(InferError::InvalidArgument { .. })));
+        assert!(matches!(
+            t.observation(11),
+            Err(InferError::InvalidArgument { .. })
+        ));
     }
     assert!(task_by_name("lotka").is_err());
 }
@@ -52,7 +70,11 @@ fn bernoulli_glm_summary_of_sbibm_raw_spikes_equals_sbibm_observation() {
         let s = t.summary(raw).unwrap();
         let o = t.observation(i + 1).unwrap();
         for (a, b) in s.iter().zip(&o) {
-            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "obs {}: {s:?} vs {o:?}", i + 1);
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "obs {}: {s:?} vs {o:?}",
+                i + 1
+            );
         }
     }
 }
@@ -63,11 +85,28 @@ fn gaussian_linear_reference_is_the_analytic_posterior() {
     let x = t.observation(1).unwrap();
     let s = t.reference_posterior(&x, 20_000, 1).unwrap();
     for (m, xo) in means(&s, 10).iter().zip(&x) {
-        assert!((m - xo / 2.0).abs() < 4.0 * (0.05f64 / 20_000.0).sqrt(), "{m} vs {}", xo / 2.0);
+        assert!(
+            (m - xo / 2.0).abs() < 4.0 * (0.05f64 / 20_000.0).sqrt(),
+            "{m} vs {}",
+            xo / 2.0
+        );
     }
     // The simulator agrees with the likelihood: x - theta has variance 0.1.
-    let sims = simulate(&t, &FromPrior(t.prior()), 5000, &RunConfig::default(), &mut Quiet).unwrap();
-    let v: f64 = sims.x.iter().zip(&sims.theta).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / 50_000.0;
+    let sims = simulate(
+        &t,
+        &FromPrior(t.prior()),
+        5000,
+        &RunConfig::default(),
+        &mut Quiet,
+    )
+    .unwrap();
+    let v: f64 = sims
+        .x
+        .iter()
+        .zip(&sims.theta)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / 50_000.0;
     assert!((v - 0.1).abs() < 0.003, "{v}");
 }
 
@@ -93,8 +132,15 @@ fn exact_reference_samplers_agree_with_mcmc_on_the_likelihood() {
         let exact = t.reference_posterior(&x, 1500, 5).unwrap();
         assert!(exact.chunks(t.dim_theta()).all(|r| t.prior().in_support(r)));
         let target = Posterior(t.as_ref(), x.clone());
-        let cfg = SliceConfig { seed: 6, warmup: 300, thin: 5, ..Default::default() };
-        let mut mcmc = sample_posterior_mcmc(t.prior(), &target, 1500, &cfg).unwrap().samples(1500);
+        let cfg = SliceConfig {
+            seed: 6,
+            warmup: 300,
+            thin: 5,
+            ..Default::default()
+        };
+        let mut mcmc = sample_posterior_mcmc(t.prior(), &target, 1500, &cfg)
+            .unwrap()
+            .samples(1500);
         if name == "two_moons" {
             // The two crescents are mirror images under theta -> (-theta_2, -theta_1) and
             // chains do not cross between them: mirror every other draw so both carry half
@@ -118,7 +164,9 @@ fn mcmc_references_match_sbibm_reference_samples() {
         let t = task_by_name(name).unwrap();
         let d = t.dim_theta();
         let theirs: Vec<f64> = f.tasks[name].reference_samples[0].concat();
-        let ours = t.reference_posterior(&t.observation(1).unwrap(), 1000, 2).unwrap();
+        let ours = t
+            .reference_posterior(&t.observation(1).unwrap(), 1000, 2)
+            .unwrap();
         let acc = c2st(&theirs, &ours, d, &quick_c2st()).unwrap();
         assert!(acc < 0.57, "{name}: c2st(sbibm, ours) = {acc}");
         for (a, b) in means(&theirs, d).iter().zip(means(&ours, d)) {
@@ -130,8 +178,18 @@ fn mcmc_references_match_sbibm_reference_samples() {
 #[test]
 fn reference_sampler_rejects_bad_observations() {
     let t = GaussianLinear::new();
-    assert!(matches!(t.reference_posterior(&[0.0; 3], 10, 0), Err(InferError::DimMismatch { expected: 10, got: 3, .. })));
+    assert!(matches!(
+        t.reference_posterior(&[0.0; 3], 10, 0),
+        Err(InferError::DimMismatch {
+            expected: 10,
+            got: 3,
+            ..
+        })
+    ));
     let mut x = vec![0.0; 10];
     x[4] = f64::NAN;
-    assert!(matches!(t.reference_posterior(&x, 10, 0), Err(InferError::NonFinite { index: 4, .. })));
+    assert!(matches!(
+        t.reference_posterior(&x, 10, 0),
+        Err(InferError::NonFinite { index: 4, .. })
+    ));
 }
