@@ -13,12 +13,17 @@ fn main() {
     let model = spec.build().expect("model");
     let dt = 1e-5;
     let n_steps = 20_000;
-    let stim: Vec<f64> = (0..n_steps).map(|k| if k >= 5000 { 1e-9 } else { 0.0 }).collect();
+    let stim: Vec<f64> = (0..n_steps)
+        .map(|k| if k >= 5000 { 1e-9 } else { 0.0 })
+        .collect();
     let stimuli = [Stimulus::from_rows("I", &[stim]).expect("stimulus")];
     let cfg = RunConfig::new(dt, n_steps);
     let threads_all = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("HH model C, exponential Euler, dt 0.01 ms, 200 ms ({n_steps} steps), spikes only");
-    println!("{:>8} {:>8} {:>18} {:>18} {:>8}", "neurons", "threads", "string [Mn-st/s]", "native [Mn-st/s]", "ratio");
+    println!(
+        "{:>8} {:>8} {:>18} {:>18} {:>8}",
+        "neurons", "threads", "string [Mn-st/s]", "native [Mn-st/s]", "ratio"
+    );
     // SIM_THROUGHPUT_N=1000 restricts the sizes (for profiling).
     let sizes: Vec<usize> = match std::env::var("SIM_THROUGHPUT_N") {
         Ok(v) => vec![v.parse().expect("SIM_THROUGHPUT_N must be a number")],
@@ -34,7 +39,10 @@ fn main() {
             })
             .collect();
         for &threads in &[1usize, threads_all] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool");
             let reps = if n == 1 { 20 } else { 1 };
             let time = |f: &dyn Fn() -> usize| {
                 let _ = f(); // warm-up
@@ -53,7 +61,8 @@ fn main() {
             });
             let (tn, sn) = pool.install(|| {
                 time(&|| {
-                    let r = simulate_native(HodgkinHuxleyC::default(), &params, 1, &stimuli, &cfg).expect("run");
+                    let r = simulate_native(HodgkinHuxleyC::default(), &params, 1, &stimuli, &cfg)
+                        .expect("run");
                     r.spikes.iter().map(Vec::len).sum()
                 })
             });

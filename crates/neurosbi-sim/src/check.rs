@@ -108,7 +108,9 @@ impl Scope {
                                 _ => {
                                     return Err(SimError::syntax(
                                         at(b.offset),
-                                        format!("the exponent of a quantity with units ({dx}) must be a constant number"),
+                                        format!(
+                                            "the exponent of a quantity with units ({dx}) must be a constant number"
+                                        ),
                                     ));
                                 }
                             }
@@ -139,7 +141,10 @@ impl Scope {
                             BinOp::Eq => Cmp::Eq,
                             _ => Cmp::Ne,
                         };
-                        Ok((fold(Ex::Cmp(c, Box::new(x), Box::new(y))), Dimension::DIMENSIONLESS))
+                        Ok((
+                            fold(Ex::Cmp(c, Box::new(x), Box::new(y))),
+                            Dimension::DIMENSIONLESS,
+                        ))
                     }
                 }
             }
@@ -148,7 +153,10 @@ impl Scope {
                     if args.len() != 3 {
                         return Err(SimError::syntax(
                             at(e.offset),
-                            format!("`clip` takes 3 arguments (value, low, high), got {}", args.len()),
+                            format!(
+                                "`clip` takes 3 arguments (value, low, high), got {}",
+                                args.len()
+                            ),
                         ));
                     }
                     let (x, dx) = self.lower(src, &args[0], ctx)?;
@@ -206,12 +214,20 @@ impl Scope {
         }
     }
 
-    fn name(&mut self, src: &Source, n: &str, offset: usize, ctx: Context) -> Result<(Ex, Dimension)> {
+    fn name(
+        &mut self,
+        src: &Source,
+        n: &str,
+        offset: usize,
+        ctx: Context,
+    ) -> Result<(Ex, Dimension)> {
         let at = src.locate(offset);
         let not_here = |what: &str| {
             Err(SimError::syntax(
                 at.clone(),
-                format!("`{n}` is {what} and cannot be used here (only constants, units and numbers)"),
+                format!(
+                    "`{n}` is {what} and cannot be used here (only constants, units and numbers)"
+                ),
             ))
         };
         if let Some(sym) = self.symbols.get(n).cloned() {
@@ -270,7 +286,10 @@ impl Scope {
         if self.subexprs[k].in_progress {
             return Err(SimError::syntax(
                 at,
-                format!("subexpression `{}` refers to itself (directly or through others)", self.subexprs[k].name),
+                format!(
+                    "subexpression `{}` refers to itself (directly or through others)",
+                    self.subexprs[k].name
+                ),
             ));
         }
         self.subexprs[k].in_progress = true;
@@ -280,7 +299,10 @@ impl Scope {
         if d != declared {
             return Err(SimError::Dimension {
                 at: src.locate(expr.offset),
-                context: format!("subexpression `{}`: right-hand side vs declared unit", self.subexprs[k].name),
+                context: format!(
+                    "subexpression `{}`: right-hand side vs declared unit",
+                    self.subexprs[k].name
+                ),
                 left: d,
                 right: declared,
             });
@@ -310,12 +332,18 @@ fn not(x: Ex) -> Ex {
 /// Folds an expression whose operands are all numbers.
 fn fold(e: Ex) -> Ex {
     let all_num = match &e {
-        Ex::Cmp(_, a, b) | Ex::And(a, b) | Ex::Or(a, b) => matches!((&**a, &**b), (Ex::Num(_), Ex::Num(_))),
+        Ex::Cmp(_, a, b) | Ex::And(a, b) | Ex::Or(a, b) => {
+            matches!((&**a, &**b), (Ex::Num(_), Ex::Num(_)))
+        }
         Ex::Not(a) => matches!(**a, Ex::Num(_)),
         Ex::Clip(a, b, c) => matches!((&**a, &**b, &**c), (Ex::Num(_), Ex::Num(_), Ex::Num(_))),
         _ => false,
     };
-    if all_num { Ex::Num(e.eval(&|_| f64::NAN)) } else { e }
+    if all_num {
+        Ex::Num(e.eval(&|_| f64::NAN))
+    } else {
+        e
+    }
 }
 
 /// Evaluates a constant expression (numbers, units, constants of `scope`) from text.

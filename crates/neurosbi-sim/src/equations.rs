@@ -82,7 +82,9 @@ pub(crate) fn statements(text: &str, split_on_semicolon: bool) -> (String, Vec<(
             }
             b'\\' => {
                 let mut j = i + 1;
-                while j < clean.len() && (clean[j] == b' ' || clean[j] == b'\t' || clean[j] == b'\r') {
+                while j < clean.len()
+                    && (clean[j] == b' ' || clean[j] == b'\t' || clean[j] == b'\r')
+                {
                     j += 1;
                 }
                 if j < clean.len() && clean[j] == b'\n' {
@@ -110,7 +112,8 @@ pub(crate) fn statements(text: &str, split_on_semicolon: bool) -> (String, Vec<(
         i += 1;
     }
     out.push((start, clean.len()));
-    let clean = String::from_utf8(clean).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    let clean = String::from_utf8(clean)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     let out = out
         .into_iter()
         .filter_map(|(s, e)| {
@@ -124,7 +127,13 @@ pub(crate) fn statements(text: &str, split_on_semicolon: bool) -> (String, Vec<(
 }
 
 /// Finds a byte at parenthesis depth 0 in `text[s..e]`, from the left or the right.
-fn find_top(text: &str, s: usize, e: usize, pred: impl Fn(&[u8], usize) -> bool, from_right: bool) -> Option<usize> {
+fn find_top(
+    text: &str,
+    s: usize,
+    e: usize,
+    pred: impl Fn(&[u8], usize) -> bool,
+    from_right: bool,
+) -> Option<usize> {
     let b = text.as_bytes();
     let mut depth = 0i64;
     let idx: Box<dyn Iterator<Item = usize>> = if from_right {
@@ -134,7 +143,11 @@ fn find_top(text: &str, s: usize, e: usize, pred: impl Fn(&[u8], usize) -> bool,
     };
     for i in idx {
         let c = b[i];
-        let (open, close) = if from_right { (b')', b'(') } else { (b'(', b')') };
+        let (open, close) = if from_right {
+            (b')', b'(')
+        } else {
+            (b'(', b')')
+        };
         if c == open {
             depth += 1;
         } else if c == close {
@@ -178,9 +191,10 @@ pub fn eval_unit(src: &Source, e: &Expr) -> Result<Quantity> {
             match op {
                 Mul => Ok(Quantity::new(qa.value * qb.value, qa.dim.mul(&qb.dim))),
                 Div => Ok(Quantity::new(qa.value / qb.value, qa.dim.div(&qb.dim))),
-                Pow if qb.dim.is_dimensionless() => {
-                    Ok(Quantity::new(qa.value.powf(qb.value), qa.dim.powf(qb.value)))
-                }
+                Pow if qb.dim.is_dimensionless() => Ok(Quantity::new(
+                    qa.value.powf(qb.value),
+                    qa.dim.powf(qb.value),
+                )),
                 _ => Err(SimError::syntax(at(), format!("`{e}` is not a unit"))),
             }
         }
@@ -200,7 +214,10 @@ impl EquationSet {
                 let first = source.locate(prev.offset);
                 return Err(SimError::syntax(
                     source.locate(eq.offset),
-                    format!("`{}` is declared twice (first at line {})", eq.name, first.line),
+                    format!(
+                        "`{}` is declared twice (first at line {})",
+                        eq.name, first.line
+                    ),
                 ));
             }
             equations.push(eq);
@@ -215,8 +232,12 @@ impl EquationSet {
 }
 
 fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equation> {
-    let colon = find_top(text, s, e, |b, i| b[i] == b':', true)
-        .ok_or_else(|| SimError::syntax(src.locate(s), "expected `: unit` at the end of the equation"))?;
+    let colon = find_top(text, s, e, |b, i| b[i] == b':', true).ok_or_else(|| {
+        SimError::syntax(
+            src.locate(s),
+            "expected `: unit` at the end of the equation",
+        )
+    })?;
     // Unit and optional flags after the colon.
     let (mut us, mut ue) = (colon + 1, e);
     let mut flags = Flags::default();
@@ -243,14 +264,21 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
             && !text[us..o].trim().is_empty()
         {
             for flag in text[o + 1..close].split(',') {
-                match flag.split_whitespace().collect::<Vec<_>>().join(" ").as_str() {
+                match flag
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .as_str()
+                {
                     "constant" => flags.constant = true,
                     "unless refractory" => flags.unless_refractory = true,
                     other => {
                         let at = o + 1 + text[o + 1..close].find(flag.trim()).unwrap_or(0);
                         return Err(SimError::syntax(
                             src.locate(at),
-                            format!("unknown flag `{other}`; known flags: constant, unless refractory"),
+                            format!(
+                                "unknown flag `{other}`; known flags: constant, unless refractory"
+                            ),
                         ));
                     }
                 }
@@ -272,7 +300,9 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
         Some(a) => {
             let expr = parse_expr_range(src, text, a + 1, colon)?;
             let compact: String = lhs.chars().filter(|c| !c.is_whitespace()).collect();
-            if let Some(var) = compact.strip_prefix('d').and_then(|r| r.strip_suffix("/dt"))
+            if let Some(var) = compact
+                .strip_prefix('d')
+                .and_then(|r| r.strip_suffix("/dt"))
                 && is_identifier(var)
             {
                 (EquationKind::Differential, var.to_string(), Some(expr))
@@ -295,7 +325,11 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
             (EquationKind::Parameter, lhs.to_string(), None)
         }
     };
-    if matches!(name.as_str(), "t" | "dt" | "i" | "xi" | "and" | "or" | "not") || name.starts_with("xi_") {
+    if matches!(
+        name.as_str(),
+        "t" | "dt" | "i" | "xi" | "and" | "or" | "not"
+    ) || name.starts_with("xi_")
+    {
         return Err(SimError::syntax(
             src.locate(name_offset),
             format!("`{name}` is a reserved name and cannot be declared"),
@@ -304,7 +338,9 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
     if flags.unless_refractory && kind != EquationKind::Differential {
         return Err(SimError::syntax(
             src.locate(name_offset),
-            format!("`(unless refractory)` applies to differential equations only, not to `{name}`"),
+            format!(
+                "`(unless refractory)` applies to differential equations only, not to `{name}`"
+            ),
         ));
     }
     Ok(Equation {
@@ -386,15 +422,29 @@ pub fn parse_statements(src: &Source, text: &str) -> Result<Vec<Statement>> {
     let mut out = Vec::new();
     for (s, e) in stmts {
         let b = clean.as_bytes();
-        let eq = find_top(&clean, s, e, |b, i| b[i] == b'=' && !(i + 1 < b.len() && b[i + 1] == b'='), false)
-            .ok_or_else(|| SimError::syntax(src.locate(s), "expected an assignment such as `v = El` or `w += b`"))?;
+        let eq = find_top(
+            &clean,
+            s,
+            e,
+            |b, i| b[i] == b'=' && !(i + 1 < b.len() && b[i + 1] == b'='),
+            false,
+        )
+        .ok_or_else(|| {
+            SimError::syntax(
+                src.locate(s),
+                "expected an assignment such as `v = El` or `w += b`",
+            )
+        })?;
         let (op, lhs_end) = match eq.checked_sub(1).map(|p| b[p]) {
             Some(b'+') => (AssignOp::Add, eq - 1),
             Some(b'-') => (AssignOp::Sub, eq - 1),
             Some(b'*') => (AssignOp::Mul, eq - 1),
             Some(b'/') => (AssignOp::Div, eq - 1),
             Some(b'<' | b'>' | b'!') => {
-                return Err(SimError::syntax(src.locate(s), "expected an assignment, found a comparison"));
+                return Err(SimError::syntax(
+                    src.locate(s),
+                    "expected an assignment, found a comparison",
+                ));
             }
             _ => (AssignOp::Set, eq),
         };
@@ -433,7 +483,11 @@ gNa : siemens (constant)
     #[test]
     fn parses_all_line_kinds_and_multiline_statements() {
         let set = EquationSet::parse("equations", HH).unwrap();
-        let kinds: Vec<_> = set.equations.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+        let kinds: Vec<_> = set
+            .equations
+            .iter()
+            .map(|e| (e.name.as_str(), e.kind))
+            .collect();
         assert_eq!(
             kinds,
             vec![
@@ -447,7 +501,10 @@ gNa : siemens (constant)
         assert!(set.get("v").unwrap().flags.unless_refractory);
         assert!(set.get("gNa").unwrap().flags.constant);
         assert_eq!(set.get("m").unwrap().dim, Dimension::DIMENSIONLESS);
-        assert_eq!(set.get("alpha_m").unwrap().dim, lookup_unit("Hz").unwrap().dim);
+        assert_eq!(
+            set.get("alpha_m").unwrap().dim,
+            lookup_unit("Hz").unwrap().dim
+        );
     }
 
     #[test]
@@ -463,10 +520,17 @@ gNa : siemens (constant)
 
     #[test]
     fn errors_name_the_line() {
-        let err = EquationSet::parse("equations", "dv/dt = -v/tau : volt\ndw/dt = : 1").unwrap_err();
-        assert!(matches!(err, SimError::Syntax { ref at, .. } if at.line == 2), "{err}");
+        let err =
+            EquationSet::parse("equations", "dv/dt = -v/tau : volt\ndw/dt = : 1").unwrap_err();
+        assert!(
+            matches!(err, SimError::Syntax { ref at, .. } if at.line == 2),
+            "{err}"
+        );
         let err = EquationSet::parse("equations", "dv/dt = -v/tau : volt (sometimes)").unwrap_err();
-        assert!(err.to_string().contains("unknown flag `sometimes`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown flag `sometimes`"),
+            "{err}"
+        );
         let err = EquationSet::parse("equations", "dv/dt = -v/tau : volts").unwrap_err();
         assert!(err.to_string().contains("did you mean `volt`"), "{err}");
         let err = EquationSet::parse("equations", "dv/dt = -v/tau").unwrap_err();
@@ -480,7 +544,14 @@ gNa : siemens (constant)
         let src = Source::new("reset", "v = Vr\nw += b; x *= 2");
         let st = parse_statements(&src, "v = Vr\nw += b; x *= 2").unwrap();
         let ops: Vec<_> = st.iter().map(|s| (s.target.as_str(), s.op)).collect();
-        assert_eq!(ops, vec![("v", AssignOp::Set), ("w", AssignOp::Add), ("x", AssignOp::Mul)]);
+        assert_eq!(
+            ops,
+            vec![
+                ("v", AssignOp::Set),
+                ("w", AssignOp::Add),
+                ("x", AssignOp::Mul)
+            ]
+        );
         assert!(parse_statements(&src, "v == 3").is_err());
     }
 }

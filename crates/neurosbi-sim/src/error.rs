@@ -104,7 +104,8 @@ pub(crate) fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>)
         }
     }
     let limit = (name.chars().count() / 3).max(1);
-    best.filter(|&(d, _)| d <= limit).map(|(_, c)| c.to_string())
+    best.filter(|&(d, _)| d <= limit)
+        .map(|(_, c)| c.to_string())
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {

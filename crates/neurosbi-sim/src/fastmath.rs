@@ -9,15 +9,17 @@
 //! [-708, 709] so the result stays a normal number.
 
 const LOG2E: f64 = std::f64::consts::LOG2_E;
-const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
 /// 1.5 * 2^52: adding it rounds to an integer held in the low mantissa bits.
 const SHIFT: f64 = 6_755_399_441_055_744.0;
 
 /// Fast `exp(x)`, within 2 ulp of `f64::exp` on [-708, 709].
 #[inline(always)]
 pub fn exp(x: f64) -> f64 {
-    // Comparisons written so that NaN falls through unchanged.
+    // Comparisons written so that NaN falls through unchanged (`clamp` would too, but this
+    // form is the one measured to vectorise).
+    #[allow(clippy::manual_clamp)]
     let x = if x > 709.0 {
         709.0
     } else if x < -708.0 {
@@ -39,7 +41,8 @@ pub fn exp(x: f64) -> f64 {
                             + r * (1.0 / 40320.0
                                 + r * (1.0 / 362_880.0
                                     + r * (1.0 / 3_628_800.0
-                                        + r * (1.0 / 39_916_800.0 + r * (1.0 / 479_001_600.0))))))))));
+                                        + r * (1.0 / 39_916_800.0
+                                            + r * (1.0 / 479_001_600.0))))))))));
     let p = 1.0 + (r + r * r * q);
     let ki = (kf.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
     let scale = f64::from_bits(((ki + 1023) << 52) as u64);

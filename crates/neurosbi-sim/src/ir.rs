@@ -427,7 +427,11 @@ mod tests {
     #[test]
     fn powers_of_the_variable_are_reported() {
         let e = add(mul(v(), v()), p(0));
-        assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("multiplied by itself"));
+        assert!(
+            e.linear_in(Slot::State(0))
+                .unwrap_err()
+                .contains("multiplied by itself")
+        );
         let e = Ex::Pow(Box::new(sub(v(), p(1))), Box::new(Ex::Num(2.0)));
         assert!(e.linear_in(Slot::State(0)).unwrap_err().contains("power"));
     }

@@ -130,7 +130,9 @@ impl Symbolic<'_> {
     }
 
     fn current(&mut self) -> Vec<NodeId> {
-        (0..self.layout.n_states).map(|j| self.b.fixed(j as u32)).collect()
+        (0..self.layout.n_states)
+            .map(|j| self.b.fixed(j as u32))
+            .collect()
     }
 }
 
@@ -179,7 +181,11 @@ impl StepAlgebra for Symbolic<'_> {
     }
     fn drift(&mut self, x: &[NodeId], stage: f64) -> Vec<NodeId> {
         let model = self.model;
-        model.drift.iter().map(|f| self.lower(f, x, stage)).collect()
+        model
+            .drift
+            .iter()
+            .map(|f| self.lower(f, x, stage))
+            .collect()
     }
     fn diffusion(&mut self, x: &[NodeId], stage: f64) -> Vec<Vec<NodeId>> {
         let model = self.model;
@@ -240,7 +246,9 @@ impl CompiledKernel {
     /// Compiles `model` for time step `dt`, recording the names in `record`.
     pub fn new(model: &Model, dt: f64, record: &[String]) -> Result<Self> {
         if !(dt > 0.0 && dt.is_finite()) {
-            return Err(SimError::Config(format!("dt must be a positive duration, got {dt} s")));
+            return Err(SimError::Config(format!(
+                "dt must be a positive duration, got {dt} s"
+            )));
         }
         let layout = Layout {
             n_states: model.states.len(),
@@ -256,10 +264,22 @@ impl CompiledKernel {
             dt,
         };
         let x = alg.current();
-        let init: Vec<NodeId> = model.initial.iter().map(|e| alg.lower(e, &x, 0.0)).collect();
+        let init: Vec<NodeId> = model
+            .initial
+            .iter()
+            .map(|e| alg.lower(e, &x, 0.0))
+            .collect();
         let step = integrate::step(&mut alg, model.method);
-        let threshold: Vec<NodeId> = model.threshold.iter().map(|e| alg.lower(e, &x, 0.0)).collect();
-        let reset: Vec<NodeId> = model.reset.iter().map(|(_, e)| alg.lower(e, &x, 0.0)).collect();
+        let threshold: Vec<NodeId> = model
+            .threshold
+            .iter()
+            .map(|e| alg.lower(e, &x, 0.0))
+            .collect();
+        let reset: Vec<NodeId> = model
+            .reset
+            .iter()
+            .map(|(_, e)| alg.lower(e, &x, 0.0))
+            .collect();
         let refr: Vec<NodeId> = match &model.refractory {
             Refractory::Condition(e) => vec![alg.lower(e, &x, 0.0)],
             _ => vec![],

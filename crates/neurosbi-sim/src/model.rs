@@ -59,20 +59,28 @@ impl Method {
     /// Theoretical (deterministic) order of convergence.
     pub fn order(self) -> f64 {
         match self {
-            Method::Euler | Method::EulerMaruyama | Method::Milstein | Method::ExponentialEuler => 1.0,
+            Method::Euler | Method::EulerMaruyama | Method::Milstein | Method::ExponentialEuler => {
+                1.0
+            }
             Method::Rk2 | Method::Heun => 2.0,
             Method::Rk4 => 4.0,
         }
     }
 
     fn supports_noise(self) -> bool {
-        matches!(self, Method::Euler | Method::EulerMaruyama | Method::Milstein | Method::Heun)
+        matches!(
+            self,
+            Method::Euler | Method::EulerMaruyama | Method::Milstein | Method::Heun
+        )
     }
 }
 
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Method::ALL.iter().find(|(_, m)| m == self).map_or("?", |(n, _)| n);
+        let name = Method::ALL
+            .iter()
+            .find(|(_, m)| m == self)
+            .map_or("?", |(n, _)| n);
         write!(f, "{name}")
     }
 }
@@ -210,7 +218,10 @@ impl Model {
             if desc.constants.iter().any(|(n, _)| *n == eq.name) {
                 return Err(SimError::syntax(
                     src.locate(eq.offset),
-                    format!("`{}` is declared in the equations and also given as a constant", eq.name),
+                    format!(
+                        "`{}` is declared in the equations and also given as a constant",
+                        eq.name
+                    ),
                 ));
             }
             let sym = match eq.kind {
@@ -225,7 +236,10 @@ impl Model {
                 EquationKind::Subexpression => {
                     scope.subexprs.push(SubexprEntry {
                         name: eq.name.clone(),
-                        expr: eq.expr.clone().expect("subexpressions have a right-hand side"),
+                        expr: eq
+                            .expr
+                            .clone()
+                            .expect("subexpressions have a right-hand side"),
                         dim: eq.dim,
                         lowered: None,
                         in_progress: false,
@@ -246,19 +260,29 @@ impl Model {
                 dim: *dim,
                 unless_refractory: false,
             });
-            scope
-                .symbols
-                .insert(name.clone(), Symbol::Slot(Slot::Input(inputs.len() - 1), *dim));
+            scope.symbols.insert(
+                name.clone(),
+                Symbol::Slot(Slot::Input(inputs.len() - 1), *dim),
+            );
         }
         if states.is_empty() {
-            return Err(SimError::Model("the equations declare no differential equation".into()));
+            return Err(SimError::Model(
+                "the equations declare no differential equation".into(),
+            ));
         }
 
         // Right-hand sides, split into drift and noise coefficients.
         let second = Dimension::new(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0);
         let mut rhs = Vec::new();
-        for eq in eqs.equations.iter().filter(|e| e.kind == EquationKind::Differential) {
-            let e = eq.expr.as_ref().expect("differential equations have a right-hand side");
+        for eq in eqs
+            .equations
+            .iter()
+            .filter(|e| e.kind == EquationKind::Differential)
+        {
+            let e = eq
+                .expr
+                .as_ref()
+                .expect("differential equations have a right-hand side");
             let (x, d) = scope.lower(&src, e, Context::Differential)?;
             let want = eq.dim.div(&second);
             if d != want {
@@ -302,21 +326,28 @@ impl Model {
             .iter()
             .enumerate()
             .map(|(j, f)| {
-                f.linear_in(Slot::State(j)).map_err(|reason| SimError::NotLinear {
-                    variable: states[j].name.clone(),
-                    reason,
-                })
+                f.linear_in(Slot::State(j))
+                    .map_err(|reason| SimError::NotLinear {
+                        variable: states[j].name.clone(),
+                        reason,
+                    })
             })
             .collect::<Result<Vec<_>>>();
 
         let state_index = |name: &str| states.iter().position(|s: &Var| s.name == name);
-        let lower_plain = |scope: &mut Scope, origin: &str, text: &str| -> Result<(Ex, Dimension)> {
-            let s = Source::new(origin, text);
-            let e = parse_expr(origin, text)?;
-            scope.lower(&s, &e, Context::Plain)
-        };
+        let lower_plain =
+            |scope: &mut Scope, origin: &str, text: &str| -> Result<(Ex, Dimension)> {
+                let s = Source::new(origin, text);
+                let e = parse_expr(origin, text)?;
+                scope.lower(&s, &e, Context::Plain)
+            };
 
-        let threshold = match desc.threshold.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let threshold = match desc
+            .threshold
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             None => None,
             Some(t) => {
                 let (x, d) = lower_plain(&mut scope, "threshold", t)?;
@@ -342,7 +373,10 @@ impl Model {
                     return Err(SimError::UnknownIdentifier {
                         name: st.target.clone(),
                         at: rsrc.locate(st.offset),
-                        suggestion: crate::error::closest(&st.target, states.iter().map(|s| s.name.as_str())),
+                        suggestion: crate::error::closest(
+                            &st.target,
+                            states.iter().map(|s| s.name.as_str()),
+                        ),
                     });
                 };
                 let (x, d) = scope.lower(&rsrc, &st.expr, Context::Plain)?;
@@ -383,7 +417,12 @@ impl Model {
                 .collect();
         }
 
-        let refractory = match desc.refractory.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        let refractory = match desc
+            .refractory
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
             None => Refractory::None,
             Some(t) => {
                 let (x, d) = lower_plain(&mut scope, "refractory", t)?;
@@ -415,7 +454,11 @@ impl Model {
             let Some(j) = state_index(var) else {
                 return Err(SimError::Model(format!(
                     "initial value given for `{var}`, which is not a state variable (state variables: {})",
-                    states.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                    states
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             };
             let (x, d) = lower_plain(&mut scope, &origin, text)?;
@@ -429,7 +472,10 @@ impl Model {
             }
             let mut bad = false;
             x.visit(&mut |e| {
-                if matches!(e, Ex::Slot(Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_))) {
+                if matches!(
+                    e,
+                    Ex::Slot(Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_))
+                ) {
                     bad = true;
                 }
             });
@@ -444,7 +490,13 @@ impl Model {
         let subexprs = scope
             .subexprs
             .iter()
-            .map(|s| (s.name.clone(), s.lowered.clone().unwrap_or(Ex::Num(f64::NAN)), s.dim))
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.lowered.clone().unwrap_or(Ex::Num(f64::NAN)),
+                    s.dim,
+                )
+            })
             .collect();
 
         let method = match &desc.method {

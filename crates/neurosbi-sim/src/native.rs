@@ -68,7 +68,10 @@ impl<M: NativeModel> Eager<'_, M> {
     fn alloc(&mut self, n: usize) -> usize {
         let r = self.next;
         self.next += n;
-        assert!(self.next <= self.frame.len(), "native kernel arena exhausted");
+        assert!(
+            self.next <= self.frame.len(),
+            "native kernel arena exhausted"
+        );
         r
     }
 
@@ -86,7 +89,10 @@ impl<M: NativeModel> Eager<'_, M> {
     /// Copies stage values into a contiguous block (unless they already are the states).
     #[inline(always)]
     fn gather(&mut self, x: &[usize]) -> usize {
-        if x.iter().enumerate().all(|(j, &r)| r == self.layout.state(j)) {
+        if x.iter()
+            .enumerate()
+            .all(|(j, &r)| r == self.layout.state(j))
+        {
             return self.layout.state(0);
         }
         let s = self.alloc(x.len());
@@ -185,8 +191,13 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
         let (p, i, t) = self.params_inputs(0.0);
         let (lo, hi) = self.frame.split_at_mut(a);
         let (ha, hb) = hi.split_at_mut(n);
-        let ok = self.model.linear(&lo[0..n], &lo[p], &lo[i], t, ha, &mut hb[..n]);
-        assert!(ok, "exponential Euler selected for a native model without a linear form");
+        let ok = self
+            .model
+            .linear(&lo[0..n], &lo[p], &lo[i], t, ha, &mut hb[..n]);
+        assert!(
+            ok,
+            "exponential Euler selected for a native model without a linear form"
+        );
         (0..n).map(|j| (a + j, a + n + j)).collect()
     }
     fn dw(&mut self, _k: usize) -> usize {
@@ -262,7 +273,11 @@ impl<M: NativeModel> Kernel for NativeKernel<M> {
         self.layout.n_fixed() + self.arena
     }
     fn state_names(&self) -> Vec<String> {
-        self.model.state_vars().into_iter().map(|v| v.name).collect()
+        self.model
+            .state_vars()
+            .into_iter()
+            .map(|v| v.name)
+            .collect()
     }
     fn init(&self, frame: &mut [Lanes]) {
         let l = self.layout;
@@ -289,8 +304,11 @@ impl<M: NativeModel> Kernel for NativeKernel<M> {
     }
     fn threshold(&self, frame: &mut [Lanes], out: &mut Lanes) -> bool {
         let l = self.layout;
-        self.model
-            .threshold(&frame[..l.n_states], &frame[l.param(0)..l.param(l.n_params)], out)
+        self.model.threshold(
+            &frame[..l.n_states],
+            &frame[l.param(0)..l.param(l.n_params)],
+            out,
+        )
     }
     fn reset(&self, frame: &mut [Lanes], mask: &Lanes) {
         let l = self.layout;
@@ -302,8 +320,11 @@ impl<M: NativeModel> Kernel for NativeKernel<M> {
     }
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes) {
         let l = self.layout;
-        self.model
-            .refractory_condition(&frame[..l.n_states], &frame[l.param(0)..l.param(l.n_params)], out);
+        self.model.refractory_condition(
+            &frame[..l.n_states],
+            &frame[l.param(0)..l.param(l.n_params)],
+            out,
+        );
     }
     fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes) {
         *out = frame[self.record[k]];

@@ -156,12 +156,15 @@ pub fn simulate<K: Kernel>(
         return Err(SimError::Config("record_every must be at least 1".into()));
     }
     if !(cfg.dt > 0.0 && cfg.dt.is_finite()) {
-        return Err(SimError::Config(format!("dt must be positive, got {}", cfg.dt)));
+        return Err(SimError::Config(format!(
+            "dt must be positive, got {}",
+            cfg.dt
+        )));
     }
     if n_traces == 0 {
         return Err(SimError::Config("n_traces must be at least 1".into()));
     }
-    if np == 0 && !params.is_empty() || np > 0 && params.len() % np != 0 {
+    if np == 0 && !params.is_empty() || np > 0 && !params.len().is_multiple_of(np) {
         return Err(SimError::Config(format!(
             "parameters: {} values is not a whole number of sets of {np}",
             params.len()
@@ -174,14 +177,17 @@ pub fn simulate<K: Kernel>(
             k % np.max(1)
         )));
     }
-    let n_sets = if np == 0 { 1 } else { params.len() / np };
+    let n_sets = params.len().checked_div(np).unwrap_or(1);
     // Order stimuli as the model's inputs.
     let mut ordered: Vec<&Stimulus> = Vec::new();
     for name in input_names {
-        let s = stimuli.iter().find(|s| &s.name == name).ok_or_else(|| SimError::Stimulus {
-            input: name.clone(),
-            message: "no stimulus given for this input".into(),
-        })?;
+        let s = stimuli
+            .iter()
+            .find(|s| &s.name == name)
+            .ok_or_else(|| SimError::Stimulus {
+                input: name.clone(),
+                message: "no stimulus given for this input".into(),
+            })?;
         if s.n_traces != n_traces {
             return Err(SimError::Stimulus {
                 input: name.clone(),
@@ -201,7 +207,11 @@ pub fn simulate<K: Kernel>(
         if let Some(k) = s.values.iter().position(|v| !v.is_finite()) {
             return Err(SimError::Stimulus {
                 input: name.clone(),
-                message: format!("trace {} sample {} is not finite", k / cfg.n_steps, k % cfg.n_steps),
+                message: format!(
+                    "trace {} sample {} is not finite",
+                    k / cfg.n_steps,
+                    k % cfg.n_steps
+                ),
             });
         }
         ordered.push(s);
@@ -209,7 +219,10 @@ pub fn simulate<K: Kernel>(
     if let Some(s) = stimuli.iter().find(|s| !input_names.contains(&s.name)) {
         return Err(SimError::Stimulus {
             input: s.name.clone(),
-            message: format!("the model has no such input (inputs: {})", input_names.join(", ")),
+            message: format!(
+                "the model has no such input (inputs: {})",
+                input_names.join(", ")
+            ),
         });
     }
     let n = n_sets * n_traces;
@@ -218,7 +231,8 @@ pub fn simulate<K: Kernel>(
     let mut buffers: Vec<Vec<f64>> = (0..n_rec).map(|_| vec![0.0; n * n_samples]).collect();
     let n_blocks = n.div_ceil(LANES);
     // Each block gets its own slice of every recording buffer.
-    let mut per_block: Vec<Vec<&mut [f64]>> = (0..n_blocks).map(|_| Vec::with_capacity(n_rec)).collect();
+    let mut per_block: Vec<Vec<&mut [f64]>> =
+        (0..n_blocks).map(|_| Vec::with_capacity(n_rec)).collect();
     for buf in buffers.iter_mut() {
         for (b, chunk) in buf.chunks_mut((LANES * n_samples).max(1)).enumerate() {
             if b < n_blocks {
@@ -297,6 +311,7 @@ impl<K: Kernel> BlockCtx<'_, K> {
     }
 
     #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // lane loops index several registers at once
     fn run_block_generic(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
         let k = self.kernel;
         let layout = k.layout();
@@ -367,7 +382,11 @@ impl<K: Kernel> BlockCtx<'_, K> {
                 RefractoryKind::None => {}
                 RefractoryKind::Steps(r) => {
                     for l in 0..LANES {
-                        not_ref[l] = if step as i64 - last_spike[l] >= r as i64 { 1.0 } else { 0.0 };
+                        not_ref[l] = if step as i64 - last_spike[l] >= r as i64 {
+                            1.0
+                        } else {
+                            0.0
+                        };
                     }
                 }
                 RefractoryKind::Condition => {

@@ -46,8 +46,9 @@ const KNOWN_KEYS: [&str; 12] = [
 impl ModelSpec {
     /// Reads a model file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SimError::Model(format!("cannot read model file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            SimError::Model(format!("cannot read model file {}: {e}", path.display()))
+        })?;
         Self::parse(&path.display().to_string(), &text)
     }
 
@@ -75,17 +76,28 @@ impl ModelSpec {
             match table.get(key) {
                 None => Ok(None),
                 Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-                Some(other) => Err(spec_err(file, key, format!("expected a string, found {}", other.type_str()))),
+                Some(other) => Err(spec_err(
+                    file,
+                    key,
+                    format!("expected a string, found {}", other.type_str()),
+                )),
             }
         };
         let sub = |key: &str| -> Result<Vec<(String, toml::Value)>> {
             match table.get(key) {
                 None => Ok(Vec::new()),
-                Some(toml::Value::Table(t)) => Ok(t.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
-                Some(other) => Err(spec_err(file, key, format!("expected a table, found {}", other.type_str()))),
+                Some(toml::Value::Table(t)) => {
+                    Ok(t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                }
+                Some(other) => Err(spec_err(
+                    file,
+                    key,
+                    format!("expected a table, found {}", other.type_str()),
+                )),
             }
         };
-        let equations = string("equations")?.ok_or_else(|| spec_err(file, "equations", "missing"))?;
+        let equations =
+            string("equations")?.ok_or_else(|| spec_err(file, "equations", "missing"))?;
         let mut scope = Scope {
             symbols: HashMap::new(),
             subexprs: Vec::new(),
@@ -96,7 +108,16 @@ impl ModelSpec {
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Integer(i) => i.to_string(),
-                other => return Err(spec_err(file, key, format!("expected a quantity such as \"10*nS\", found {}", other.type_str()))),
+                other => {
+                    return Err(spec_err(
+                        file,
+                        key,
+                        format!(
+                            "expected a quantity such as \"10*nS\", found {}",
+                            other.type_str()
+                        ),
+                    ));
+                }
             };
             eval_constant(scope, key, &text).map_err(|e| spec_err(file, key, e))
         };
@@ -121,7 +142,13 @@ impl ModelSpec {
                 toml::Value::String(s) => s,
                 toml::Value::Float(f) => f.to_string(),
                 toml::Value::Integer(i) => i.to_string(),
-                other => return Err(spec_err(file, &format!("initial.{name}"), format!("expected an expression, found {}", other.type_str()))),
+                other => {
+                    return Err(spec_err(
+                        file,
+                        &format!("initial.{name}"),
+                        format!("expected an expression, found {}", other.type_str()),
+                    ));
+                }
             };
             desc.initial.push((name, text));
         }
@@ -137,12 +164,21 @@ impl ModelSpec {
                 return Err(spec_err(file, &key, "expected [low, high]"));
             };
             if a.len() != 2 {
-                return Err(spec_err(file, &key, format!("expected [low, high], found {} values", a.len())));
+                return Err(spec_err(
+                    file,
+                    &key,
+                    format!("expected [low, high], found {} values", a.len()),
+                ));
             }
             let lo = quantity(&mut scope, &key, &a[0])?;
             let hi = quantity(&mut scope, &key, &a[1])?;
-            if lo.dim != hi.dim || !(lo.value < hi.value) {
-                return Err(spec_err(file, &key, "the bounds must have the same unit and low < high"));
+            if lo.dim != hi.dim || lo.value.partial_cmp(&hi.value) != Some(std::cmp::Ordering::Less)
+            {
+                return Err(spec_err(
+                    file,
+                    &key,
+                    "the bounds must have the same unit and low < high",
+                ));
             }
             priors.push((name, lo, hi));
         }
@@ -156,7 +192,12 @@ impl ModelSpec {
         // Check the model and that parameters and priors name real parameters with the
         // right units, before anyone runs anything.
         let model = Model::new(&spec.model).map_err(|e| SimError::Model(format!("{file}: {e}")))?;
-        for (name, q) in spec.parameters.iter().map(|(n, q)| (n, q)).chain(spec.priors.iter().map(|(n, l, _)| (n, l))) {
+        for (name, q) in spec
+            .parameters
+            .iter()
+            .map(|(n, q)| (n, q))
+            .chain(spec.priors.iter().map(|(n, l, _)| (n, l)))
+        {
             match model.parameters().iter().find(|p| &p.name == name) {
                 None => {
                     return Err(spec_err(
@@ -164,12 +205,21 @@ impl ModelSpec {
                         name,
                         format!(
                             "not a parameter of the model (parameters: {})",
-                            model.parameters().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+                            model
+                                .parameters()
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
                 Some(p) if p.dim != q.dim => {
-                    return Err(spec_err(file, name, format!("has dimension {} but the parameter is {}", q.dim, p.dim)));
+                    return Err(spec_err(
+                        file,
+                        name,
+                        format!("has dimension {} but the parameter is {}", q.dim, p.dim),
+                    ));
                 }
                 Some(_) => {}
             }

@@ -36,7 +36,11 @@ impl Source {
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
         let end = offset.min(self.text.len());
-        let col = self.text.get(start..end).map_or(end - start, |s| s.chars().count()) + 1;
+        let col = self
+            .text
+            .get(start..end)
+            .map_or(end - start, |s| s.chars().count())
+            + 1;
         Location {
             origin: self.origin.clone(),
             line,
@@ -249,7 +253,9 @@ impl<'a> Lexer<'a> {
             return Ok((Tok::End, start));
         }
         let c = bytes[start];
-        if c.is_ascii_digit() || (c == b'.' && start + 1 < self.end && bytes[start + 1].is_ascii_digit()) {
+        if c.is_ascii_digit()
+            || (c == b'.' && start + 1 < self.end && bytes[start + 1].is_ascii_digit())
+        {
             let mut p = start;
             while p < self.end && (bytes[p].is_ascii_digit() || bytes[p] == b'.') {
                 p += 1;
@@ -267,9 +273,9 @@ impl<'a> Lexer<'a> {
                 }
             }
             let lit = &self.text[start..p];
-            let v: f64 = lit
-                .parse()
-                .map_err(|_| SimError::syntax(src.locate(start), format!("malformed number `{lit}`")))?;
+            let v: f64 = lit.parse().map_err(|_| {
+                SimError::syntax(src.locate(start), format!("malformed number `{lit}`"))
+            })?;
             self.pos = p;
             return Ok((Tok::Num(v), start));
         }
@@ -303,7 +309,10 @@ impl<'a> Lexer<'a> {
             }
         }
         let ch = self.text[start..].chars().next().unwrap_or('?');
-        Err(SimError::syntax(src.locate(start), format!("unexpected character `{ch}`")))
+        Err(SimError::syntax(
+            src.locate(start),
+            format!("unexpected character `{ch}`"),
+        ))
     }
 }
 
@@ -553,7 +562,10 @@ pub fn parse_expr_range(src: &Source, text: &str, start: usize, end: usize) -> R
     }
     let e = p.or()?;
     if p.tok != Tok::End {
-        return p.err(format!("unexpected {} after a complete expression", p.describe()));
+        return p.err(format!(
+            "unexpected {} after a complete expression",
+            p.describe()
+        ));
     }
     Ok(e)
 }
@@ -573,7 +585,10 @@ mod tests {
         let e = parse_expr("t", "-x**2 + 3*y/z").unwrap();
         assert_eq!(e.to_string(), "(-(x ** 2.0)) + ((3.0 * y) / z)");
         let e = parse_expr("t", "a > 1 and not b < 2 or c == 3").unwrap();
-        assert_eq!(e.to_string(), "((a > 1.0) and (not (b < 2.0))) or (c == 3.0)");
+        assert_eq!(
+            e.to_string(),
+            "((a > 1.0) and (not (b < 2.0))) or (c == 3.0)"
+        );
         let e = parse_expr("t", "2**-1").unwrap();
         assert_eq!(e.to_string(), "2.0 ** (-1.0)");
         let e = parse_expr("t", "a**b**c").unwrap();

@@ -7,7 +7,9 @@
 use std::fmt;
 
 /// Names of the seven SI base dimensions, in the order of [`Dimension::exponents`].
-const BASE_NAMES: [&str; 7] = ["metre", "kilogram", "second", "amp", "kelvin", "mole", "candela"];
+const BASE_NAMES: [&str; 7] = [
+    "metre", "kilogram", "second", "amp", "kelvin", "mole", "candela",
+];
 
 /// A physical dimension: exponents of the SI base units (m, kg, s, A, K, mol, cd).
 #[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -28,7 +30,9 @@ impl PartialEq for Dimension {
 
 impl Dimension {
     /// The dimension of a pure number.
-    pub const DIMENSIONLESS: Dimension = Dimension { exponents: [0.0; 7] };
+    pub const DIMENSIONLESS: Dimension = Dimension {
+        exponents: [0.0; 7],
+    };
 
     /// A dimension from base exponents (m, kg, s, A, K, mol, cd).
     pub const fn new(m: f64, kg: f64, s: f64, a: f64, k: f64, mol: f64, cd: f64) -> Self {
@@ -280,7 +284,10 @@ mod tests {
 
     #[test]
     fn display_names_base_units() {
-        assert_eq!(VOLT.to_string(), "metre**2 * kilogram * second**-3 * amp**-1");
+        assert_eq!(
+            VOLT.to_string(),
+            "metre**2 * kilogram * second**-3 * amp**-1"
+        );
         assert_eq!(S.powf(-0.5).to_string(), "second**-0.5");
         assert_eq!(Dimension::DIMENSIONLESS.to_string(), "1 (dimensionless)");
     }

@@ -88,7 +88,9 @@ impl Builder {
             Node::Un(_, a) => self.invariant[a as usize],
             Node::Bin(_, a, b) => self.invariant[a as usize] && self.invariant[b as usize],
             Node::Clip(a, b, c) | Node::Select(a, b, c) => {
-                self.invariant[a as usize] && self.invariant[b as usize] && self.invariant[c as usize]
+                self.invariant[a as usize]
+                    && self.invariant[b as usize]
+                    && self.invariant[c as usize]
             }
         };
         let id = self.nodes.len() as NodeId;
@@ -127,7 +129,11 @@ impl Builder {
 
     /// `a + b`. Constants go right and constant chains fold: `(x + k1) + k2 = x + (k1 + k2)`.
     pub fn add(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        let (a, b) = if self.konst(a).is_some() && self.konst(b).is_none() { (b, a) } else { (a, b) };
+        let (a, b) = if self.konst(a).is_some() && self.konst(b).is_none() {
+            (b, a)
+        } else {
+            (a, b)
+        };
         if self.konst(b) == Some(0.0) {
             return a;
         }
@@ -149,7 +155,11 @@ impl Builder {
     }
     /// `a * b`. Constants go right and constant factors fold: `(x k1) k2 = x (k1 k2)`.
     pub fn mul(&mut self, a: NodeId, b: NodeId) -> NodeId {
-        let (a, b) = if self.konst(a).is_some() && self.konst(b).is_none() { (b, a) } else { (a, b) };
+        let (a, b) = if self.konst(a).is_some() && self.konst(b).is_none() {
+            (b, a)
+        } else {
+            (a, b)
+        };
         if self.konst(b) == Some(1.0) {
             return a;
         }
@@ -233,7 +243,7 @@ impl Builder {
                 let (a, b) = (self.lower(a, slot), self.lower(b, slot));
                 match self.konst(b) {
                     Some(k) if k == k.round() && k.abs() <= 8.0 => self.un(Un::PowI(k as i32), a),
-                    Some(k) if k == 0.5 => self.fun(Func::Sqrt, a),
+                    Some(0.5) => self.fun(Func::Sqrt, a),
                     _ => self.fold2(Bin::Pow, a, b),
                 }
             }
@@ -242,8 +252,13 @@ impl Builder {
                 self.fun(*f, a)
             }
             Ex::Clip(a, lo, hi) => {
-                let (a, lo, hi) = (self.lower(a, slot), self.lower(lo, slot), self.lower(hi, slot));
-                if let (Some(x), Some(l), Some(h)) = (self.konst(a), self.konst(lo), self.konst(hi)) {
+                let (a, lo, hi) = (
+                    self.lower(a, slot),
+                    self.lower(lo, slot),
+                    self.lower(hi, slot),
+                );
+                if let (Some(x), Some(l), Some(h)) = (self.konst(a), self.konst(lo), self.konst(hi))
+                {
                     return self.num(clip(x, l, h));
                 }
                 self.push(Node::Clip(a, lo, hi))
@@ -351,6 +366,7 @@ pub struct Compiled {
 
 impl Builder {
     /// Compiles the programs whose outputs are given (one list of nodes per program).
+    #[allow(clippy::needless_range_loop)] // node ids index several parallel tables
     pub fn compile(&self, outputs: &[Vec<NodeId>]) -> Compiled {
         let n = self.nodes.len();
         let n_fixed = self.n_fixed() as u32;
@@ -388,7 +404,9 @@ impl Builder {
             if !live[id] || !self.invariant[id] || matches!(node, Node::Fixed(_)) || fused[id] {
                 continue;
             }
-            if matches!(node, Node::Const(_)) && !outputs.iter().flatten().any(|&o| o as usize == id) {
+            if matches!(node, Node::Const(_))
+                && !outputs.iter().flatten().any(|&o| o as usize == id)
+            {
                 // Constants are folded into instructions; materialised lazily below if an
                 // instruction needs one in a register.
                 continue;
@@ -417,7 +435,9 @@ impl Builder {
             let mut last = vec![0usize; n];
             for id in 0..n {
                 if need[id] && !fused[id] {
-                    operands_fused(self, &fused, id as NodeId, &mut |o| last[o as usize] = last[o as usize].max(id));
+                    operands_fused(self, &fused, id as NodeId, &mut |o| {
+                        last[o as usize] = last[o as usize].max(id)
+                    });
                 }
             }
             for &o in outs {
@@ -448,7 +468,14 @@ impl Builder {
                 };
                 body_reg[id] = Some(d);
                 let mut tmp_next = 0u32;
-                self.emit(id as NodeId, d, &body_reg, &mut ins, &mut tmp_next, &mut extra);
+                self.emit(
+                    id as NodeId,
+                    d,
+                    &body_reg,
+                    &mut ins,
+                    &mut tmp_next,
+                    &mut extra,
+                );
                 let (free, _) = extra.as_mut().unwrap();
                 operands_fused(self, &fused, id as NodeId, &mut |o| {
                     let ou = o as usize;
@@ -476,7 +503,10 @@ impl Builder {
                 })
                 .collect();
             n_regs = n_regs.max(top as usize);
-            programs.push(Program { ins, outputs: out_regs });
+            programs.push(Program {
+                ins,
+                outputs: out_regs,
+            });
         }
         Compiled {
             prologue: Program {
@@ -560,7 +590,11 @@ impl Builder {
                 out.push(Ins::Un(op, d, ra));
             }
             Node::Bin(Bin::Add, a, b) if self.is_fused_mul(a, reg) || self.is_fused_mul(b, reg) => {
-                let (m, c) = if self.is_fused_mul(a, reg) { (a, b) } else { (b, a) };
+                let (m, c) = if self.is_fused_mul(a, reg) {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
                 let Node::Bin(Bin::Mul, x, y) = self.nodes[m as usize] else {
                     unreachable!("fused node is a product")
                 };
@@ -725,7 +759,11 @@ fn bin_k_lanes(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool) {
         (Bin::Pow, true) => lanes!(d, l, k.powf(a[l])),
         _ => {
             let kb = [k; LANES];
-            if k_first { bin_lanes(op, d, &kb, a) } else { bin_lanes(op, d, a, &kb) }
+            if k_first {
+                bin_lanes(op, d, &kb, a)
+            } else {
+                bin_lanes(op, d, a, &kb)
+            }
         }
     }
 }
@@ -758,7 +796,10 @@ impl Program {
     /// Runs the program on a register file.
     #[inline(always)]
     pub fn exec(&self, file: &mut [Lanes], n_regs: usize) {
-        assert!(file.len() >= n_regs, "register file smaller than the program needs");
+        assert!(
+            file.len() >= n_regs,
+            "register file smaller than the program needs"
+        );
         let base = file.as_mut_ptr();
         for ins in &self.ins {
             // SAFETY: every register index is below `n_regs` (compile-time invariant of
@@ -858,7 +899,7 @@ mod tests {
         // x = state 0 (fixed 0), p = param (fixed 1, invariant)
         let x = || Ex::Slot(Slot::State(0));
         let p = || Ex::Slot(Slot::Param(0));
-        let exprs = vec![
+        let exprs = [
             add(mul(x(), p()), Ex::Num(2.0)),
             div(sub(Ex::Num(1.0), x()), add(p(), Ex::Num(3.0))),
             Ex::Call(Func::Exprel, Box::new(mul(x(), Ex::Num(0.25)))),
@@ -878,7 +919,10 @@ mod tests {
             let got = run(&b, &c, &[xv, pv]);
             for (e, g) in exprs.iter().zip(got) {
                 let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
-                assert!((g - want).abs() <= 1e-14 * want.abs().max(1.0), "{e:?}: {g} vs {want}");
+                assert!(
+                    (g - want).abs() <= 1e-14 * want.abs().max(1.0),
+                    "{e:?}: {g} vs {want}"
+                );
             }
         }
     }
@@ -891,7 +935,10 @@ mod tests {
             _ => b.fixed(1),
         };
         // exp(p) * x: exp(p) goes to the prologue, the body is one multiply.
-        let e = mul(Ex::Call(Func::Exp, Box::new(Ex::Slot(Slot::Param(0)))), Ex::Slot(Slot::State(0)));
+        let e = mul(
+            Ex::Call(Func::Exp, Box::new(Ex::Slot(Slot::Param(0)))),
+            Ex::Slot(Slot::State(0)),
+        );
         let o = b.lower(&e, &slot);
         let c = b.compile(&[vec![o]]);
         assert_eq!(c.prologue.len(), 1);

@@ -15,17 +15,26 @@ fn q(v: f64, u: &str) -> Quantity {
 
 #[test]
 fn exponential_decay_is_exact_under_exponential_euler_and_close_under_rk4() {
-    let desc = ModelDescription::new("dv/dt = -v/tau : volt\ntau : second (constant)").initial("v", "1*volt");
+    let desc = ModelDescription::new("dv/dt = -v/tau : volt\ntau : second (constant)")
+        .initial("v", "1*volt");
     for (method, tol) in [(Method::ExponentialEuler, 1e-13), (Method::Rk4, 1e-9)] {
         let model = Model::new(&desc).unwrap().with_method(method).unwrap();
         let dt = 1e-4;
         let out = model
-            .simulate(&[0.01, 0.02], 1, &[], &RunConfig::new(dt, 500).record(&["v"]))
+            .simulate(
+                &[0.01, 0.02],
+                1,
+                &[],
+                &RunConfig::new(dt, 500).record(&["v"]),
+            )
             .unwrap();
         for (n, tau) in [(0, 0.01), (1, 0.02)] {
             for (k, v) in out.trace("v", n).unwrap().iter().enumerate() {
                 let exact = (-(k as f64) * dt / tau).exp();
-                assert!((v - exact).abs() < tol, "{method}: step {k}: {v} vs {exact}");
+                assert!(
+                    (v - exact).abs() < tol,
+                    "{method}: step {k}: {v} vs {exact}"
+                );
             }
         }
     }
@@ -35,15 +44,17 @@ fn exponential_decay_is_exact_under_exponential_euler_and_close_under_rk4() {
 /// t* = -tau ln(1 - (Vt - El)/(R I)), recorded at the start of the step that crosses.
 #[test]
 fn lif_voltage_and_first_spike_time_match_the_analytic_solution() {
-    let desc = ModelDescription::new("dv/dt = (El - v + R*I)/tau : volt (unless refractory)\nR : ohm (constant)")
-        .input("I", dim("amp"))
-        .constant("El", q(-70.0, "mV"))
-        .constant("tau", q(20.0, "ms"))
-        .constant("Vt", q(-50.0, "mV"))
-        .threshold("v > Vt")
-        .reset("v = El")
-        .refractory("5*ms")
-        .initial("v", "El");
+    let desc = ModelDescription::new(
+        "dv/dt = (El - v + R*I)/tau : volt (unless refractory)\nR : ohm (constant)",
+    )
+    .input("I", dim("amp"))
+    .constant("El", q(-70.0, "mV"))
+    .constant("tau", q(20.0, "ms"))
+    .constant("Vt", q(-50.0, "mV"))
+    .threshold("v > Vt")
+    .reset("v = El")
+    .refractory("5*ms")
+    .initial("v", "El");
     let model = Model::new(&desc).unwrap();
     assert_eq!(model.method(), Method::ExponentialEuler);
     let dt = 1e-4;
@@ -52,14 +63,23 @@ fn lif_voltage_and_first_spike_time_match_the_analytic_solution() {
     let i = 0.3e-9; // R I = 30 mV, above the 20 mV to threshold
     let stim = Stimulus::from_rows("I", &[vec![i; n_steps]]).unwrap();
     let out = model
-        .simulate(&[r], 1, &[stim], &RunConfig::new(dt, n_steps).record(&["v"]))
+        .simulate(
+            &[r],
+            1,
+            &[stim],
+            &RunConfig::new(dt, n_steps).record(&["v"]),
+        )
         .unwrap();
     let v = out.trace("v", 0).unwrap();
     let tau = 0.02;
     let t_star = -tau * (1.0 - 0.02 / (r * i)).ln();
     let first = out.spikes[0][0];
     let k_star = (t_star / dt).floor();
-    assert!((first - k_star * dt).abs() < 1e-12, "first spike {first} vs {}", k_star * dt);
+    assert!(
+        (first - k_star * dt).abs() < 1e-12,
+        "first spike {first} vs {}",
+        k_star * dt
+    );
     for (k, vk) in v.iter().enumerate().take(k_star as usize) {
         let exact = -0.07 + r * i * (1.0 - (-(k as f64) * dt / tau).exp());
         assert!((vk - exact).abs() < 1e-12, "step {k}");
@@ -79,7 +99,8 @@ fn lif_voltage_and_first_spike_time_match_the_analytic_solution() {
 /// dx/dt = -x (1 + sin(t/s)/2)/s has x(t) = exp(-(t + (1 - cos t)/2)); the coefficient
 /// depends on time, so stage times must be right for the higher orders.
 fn global_error(method: Method, dt: f64) -> f64 {
-    let desc = ModelDescription::new("dx/dt = -x*(1 + 0.5*sin(t/second))/second : 1").initial("x", "1");
+    let desc =
+        ModelDescription::new("dx/dt = -x*(1 + 0.5*sin(t/second))/second : 1").initial("x", "1");
     let model = Model::new(&desc).unwrap().with_method(method).unwrap();
     let t_end = 2.0;
     let n = (t_end / dt).round() as usize;
@@ -123,7 +144,12 @@ fn stimulus_sample_k_drives_step_k_and_holds_past_the_end() {
     let dt = 1e-4;
     let stim: Vec<f64> = (0..20).map(|k| (k as f64 + 1.0) * 1e-12).collect();
     let out = model
-        .simulate(&[], 1, &[Stimulus::from_rows("I", std::slice::from_ref(&stim)).unwrap()], &RunConfig::new(dt, 20).record(&["v"]))
+        .simulate(
+            &[],
+            1,
+            &[Stimulus::from_rows("I", std::slice::from_ref(&stim)).unwrap()],
+            &RunConfig::new(dt, 20).record(&["v"]),
+        )
         .unwrap();
     let v = out.trace("v", 0).unwrap();
     let mut acc = 0.0;
@@ -143,14 +169,19 @@ fn traces_are_sample_major_and_each_trace_reads_its_own_stimulus_row() {
     let stim = Stimulus::from_rows("I", &rows).unwrap();
     let params = [1e-9, 2e-9];
     let out = model
-        .simulate(&params, 3, &[stim], &RunConfig::new(1e-5, 10).record(&["v"]))
+        .simulate(
+            &params,
+            3,
+            &[stim],
+            &RunConfig::new(1e-5, 10).record(&["v"]),
+        )
         .unwrap();
     assert_eq!(out.n_neurons, 6);
-    for s in 0..2 {
+    for (s, g) in params.iter().enumerate() {
         for k in 0..3 {
             let v = out.trace("v", s * 3 + k).unwrap()[1];
             // One Euler step from 0: dt * g*I/nS / ms.
-            let want = 1e-5 * (params[s] * (k as f64 + 1.0) / 1e-9) / 1e-3;
+            let want = 1e-5 * (g * (k as f64 + 1.0) / 1e-9) / 1e-3;
             assert!((v - want).abs() < 1e-15, "set {s} trace {k}: {v} vs {want}");
         }
     }
@@ -168,7 +199,15 @@ fn ornstein_uhlenbeck_noise_has_the_stationary_variance() {
     let dt = 1e-5;
     let steps = 6000; // 6 tau
     let out = model
-        .simulate(&vec![], n, &[], &RunConfig::new(dt, steps).record(&["v"]).record_every(steps - 1).seed(7))
+        .simulate(
+            &[],
+            n,
+            &[],
+            &RunConfig::new(dt, steps)
+                .record(&["v"])
+                .record_every(steps - 1)
+                .seed(7),
+        )
         .unwrap();
     let last: Vec<f64> = (0..n).map(|k| out.trace("v", k).unwrap()[1]).collect();
     let mean = last.iter().sum::<f64>() / n as f64;
@@ -180,11 +219,13 @@ fn ornstein_uhlenbeck_noise_has_the_stationary_variance() {
 
 #[test]
 fn same_seed_gives_identical_results_for_any_thread_count_and_batch() {
-    let desc = ModelDescription::new("dv/dt = (mu - v)/tau + sigma*xi/sqrt(tau) : volt\nmu : volt (constant)")
-        .constant("tau", q(10.0, "ms"))
-        .constant("sigma", q(2.0, "mV"))
-        .threshold("v > 1*mV")
-        .reset("v = 0*mV");
+    let desc = ModelDescription::new(
+        "dv/dt = (mu - v)/tau + sigma*xi/sqrt(tau) : volt\nmu : volt (constant)",
+    )
+    .constant("tau", q(10.0, "ms"))
+    .constant("sigma", q(2.0, "mV"))
+    .threshold("v > 1*mV")
+    .reset("v = 0*mV");
     let model = Model::new(&desc).unwrap();
     let params: Vec<f64> = (0..130).map(|k| 0.5e-3 + 1e-5 * k as f64).collect();
     let cfg = RunConfig::new(1e-4, 500).record(&["v"]).seed(42);
@@ -208,7 +249,9 @@ fn same_seed_gives_identical_results_for_any_thread_count_and_batch() {
         assert_eq!(a.trace("v", k).unwrap(), c.trace("v", k).unwrap());
         assert_eq!(a.spikes[k], c.spikes[k]);
     }
-    let other_seed = model.simulate(&params, 1, &[], &cfg.clone().seed(43)).unwrap();
+    let other_seed = model
+        .simulate(&params, 1, &[], &cfg.clone().seed(43))
+        .unwrap();
     assert_ne!(a.trace("v", 0).unwrap(), other_seed.trace("v", 0).unwrap());
 }
 
@@ -269,8 +312,15 @@ fn every_shipped_model_builds_and_runs() {
                 Stimulus::from_rows(i.name.clone(), &[vec![level; steps]]).unwrap()
             })
             .collect();
-        let out = model.simulate(&params, 1, &stimuli, &RunConfig::new(dt, steps).seed(1)).unwrap();
-        assert!(out.failed.is_empty(), "{}: {:?}", path.display(), out.failed);
+        let out = model
+            .simulate(&params, 1, &stimuli, &RunConfig::new(dt, steps).seed(1))
+            .unwrap();
+        assert!(
+            out.failed.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            out.failed
+        );
         n += 1;
     }
     assert!(n >= 7, "expected the seven shipped models, found {n}");

@@ -19,7 +19,9 @@ struct Comparison {
 }
 
 fn compare(fixture: &str) -> Comparison {
-    let path = root().join("crates/neurosbi-sim/tests/fixtures/brian2").join(fixture);
+    let path = root()
+        .join("crates/neurosbi-sim/tests/fixtures/brian2")
+        .join(fixture);
     let fx: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let spec = ModelSpec::from_file(&root().join(fx["model_file"].as_str().unwrap())).unwrap();
     let model = spec.build().unwrap();
@@ -45,18 +47,34 @@ fn compare(fixture: &str) -> Comparison {
             Stimulus::from_rows(i.name.clone(), &[vals]).unwrap()
         })
         .collect();
-    let var = if model.state_vars().iter().any(|v| v.name == "v") { "v" } else { "vm" };
-    let cfg = RunConfig::new(dt, n_steps).record(&[var]).record_every(every);
+    let var = if model.state_vars().iter().any(|v| v.name == "v") {
+        "v"
+    } else {
+        "vm"
+    };
+    let cfg = RunConfig::new(dt, n_steps)
+        .record(&[var])
+        .record_every(every);
     let out = model.simulate(&params, 1, &stimuli, &cfg).unwrap();
     assert!(out.failed.is_empty());
     let ours = &out.spikes[0];
-    let theirs: Vec<f64> = fx["spikes"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let theirs: Vec<f64> = fx["spikes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let max_shift = ours
         .iter()
         .zip(&theirs)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f64::max);
-    let v_ref: Vec<f64> = fx["recorded"][var].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let v_ref: Vec<f64> = fx["recorded"][var]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     let v = out.trace(var, 0).unwrap();
     assert_eq!(v.len(), v_ref.len());
     let near_spike = |t: f64| ours.iter().chain(&theirs).any(|s| (t - s).abs() < 2e-3);
@@ -86,7 +104,11 @@ fn check(fixture: &str) {
     );
     assert_eq!(c.n_spikes.0, c.n_spikes.1, "{fixture}: spike counts differ");
     assert!(c.n_spikes.0 > 0, "{fixture}: the fixture should spike");
-    assert!(c.max_spike_shift <= c.dt * 1.000001, "{fixture}: spike shift {} s", c.max_spike_shift);
+    assert!(
+        c.max_spike_shift <= c.dt * 1.000001,
+        "{fixture}: spike shift {} s",
+        c.max_spike_shift
+    );
     assert!(c.rmse_mv < 0.5, "{fixture}: RMSE {} mV", c.rmse_mv);
 }
 
