@@ -24,7 +24,7 @@ fn reference_fixture() -> RefFixture {
 
 fn quick_c2st() -> C2stConfig {
     C2stConfig {
-        max_epochs: 300,
+        max_epochs: 100,
         ..Default::default()
     }
 }
@@ -129,7 +129,7 @@ fn exact_reference_samplers_agree_with_mcmc_on_the_likelihood() {
     for name in ["two_moons", "gaussian_mixture", "gaussian_linear_uniform"] {
         let t = task_by_name(name).unwrap();
         let x = t.observation(1).unwrap();
-        let exact = t.reference_posterior(&x, 1500, 5).unwrap();
+        let exact = t.reference_posterior(&x, 1000, 5).unwrap();
         assert!(exact.chunks(t.dim_theta()).all(|r| t.prior().in_support(r)));
         let target = Posterior(t.as_ref(), x.clone());
         let cfg = SliceConfig {
@@ -138,9 +138,9 @@ fn exact_reference_samplers_agree_with_mcmc_on_the_likelihood() {
             thin: 5,
             ..Default::default()
         };
-        let mut mcmc = sample_posterior_mcmc(t.prior(), &target, 1500, &cfg)
+        let mut mcmc = sample_posterior_mcmc(t.prior(), &target, 1000, &cfg)
             .unwrap()
-            .samples(1500);
+            .samples(1000);
         if name == "two_moons" {
             // The two crescents are mirror images under theta -> (-theta_2, -theta_1) and
             // chains do not cross between them: mirror every other draw so both carry half
