@@ -7,6 +7,14 @@ use neurosbi_sim::{HodgkinHuxleyC, ModelSpec, RunConfig, Stimulus, simulate_nati
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// Peak resident memory of this process in MB (Linux), for the memory target.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let spec = ModelSpec::from_file(&root.join("examples/models/hh_c.toml")).expect("model file");
@@ -19,6 +27,7 @@ fn main() {
     let stimuli = [Stimulus::from_rows("I", &[stim]).expect("stimulus")];
     let cfg = RunConfig::new(dt, n_steps);
     let threads_all = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rss_before = peak_rss_mb();
     println!("HH model C, exponential Euler, dt 0.01 ms, 200 ms ({n_steps} steps), spikes only");
     println!(
         "{:>8} {:>8} {:>18} {:>18} {:>8}",
@@ -74,5 +83,10 @@ fn main() {
                 tn / ts
             );
         }
+    }
+    if let (Some(before), Some(after)) = (rss_before, peak_rss_mb()) {
+        println!(
+            "peak resident memory: {after:.1} MB for the whole benchmark ({before:.1} MB before the first run); target for 10 000 neurons recording spikes: < 50 MB"
+        );
     }
 }

@@ -33,6 +33,9 @@ pub trait StepAlgebra {
     fn exp(&mut self, a: Self::V) -> Self::V;
     /// `if a == 0 { x } else { y }`
     fn if_zero(&mut self, a: Self::V, x: Self::V, y: Self::V) -> Self::V;
+    /// The exponential Euler update of `x` under `dx/dt = a x + b`: `x e^(a dt) + b (e^(a dt)
+    /// - 1)/a`, or `x + b dt` where `a = 0` (see [`crate::vm::exp_euler_scalar`]).
+    fn exp_euler(&mut self, x: Self::V, a: Self::V, b: Self::V) -> Self::V;
     /// 1 where the neuron is not refractory, 0 where it is.
     fn not_refractory(&mut self) -> Self::V;
     /// Whether state `j` is frozen while refractory.
@@ -148,21 +151,10 @@ pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
             // x <- x e^(A dt) + B (e^(A dt) - 1)/A, the exact solution over the step for
             // frozen A and B (Brian writes it -B/A + (x + B/A) e^(A dt)); A = 0 gives Euler.
             let ab = a.linear();
-            let dtv = a.num(dt);
-            let one = a.num(1.0);
             let mut out = Vec::with_capacity(n);
             for j in 0..n {
                 let (ca, cb) = ab[j];
-                let adt = a.mul(ca, dtv);
-                let e = a.exp(adt);
-                let em1 = a.sub(e, one);
-                let q = a.div(em1, ca);
-                let inc = a.mul(cb, q);
-                let xe = a.mul(x[j], e);
-                let exact = a.add(xe, inc);
-                let bdt = a.mul(cb, dtv);
-                let euler = a.add(x[j], bdt);
-                out.push(a.if_zero(ca, euler, exact));
+                out.push(a.exp_euler(x[j], ca, cb));
             }
             out
         }

@@ -173,6 +173,9 @@ impl StepAlgebra for Symbolic<'_> {
         let c = self.b.cmp(crate::ir::Cmp::Eq, a, zero);
         self.b.select(c, x, y)
     }
+    fn exp_euler(&mut self, x: NodeId, a: NodeId, b: NodeId) -> NodeId {
+        self.b.exp_euler(x, a, b, self.dt)
+    }
     fn not_refractory(&mut self) -> NodeId {
         self.b.fixed(self.layout.not_refractory() as u32)
     }

@@ -164,6 +164,16 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
         d
     }
     #[inline(always)]
+    fn exp_euler(&mut self, x: usize, a: usize, b: usize) -> usize {
+        let d = self.alloc(1);
+        let dt = self.dt;
+        let (lo, hi) = self.frame.split_at_mut(d);
+        for l in 0..LANES {
+            hi[0][l] = crate::vm::exp_euler_scalar(lo[x][l], lo[a][l], lo[b][l], dt);
+        }
+        d
+    }
+    #[inline(always)]
     fn not_refractory(&mut self) -> usize {
         self.layout.not_refractory()
     }

@@ -51,6 +51,8 @@ pub(crate) enum Node {
     Clip(NodeId, NodeId, NodeId),
     /// `if c != 0 { a } else { b }`
     Select(NodeId, NodeId, NodeId),
+    /// Exponential Euler update of `x` with `dx/dt = A x + B` over `dt` (bits).
+    ExpEuler(NodeId, NodeId, NodeId, u64),
 }
 
 /// Builds the shared DAG of a model's programs.
@@ -87,7 +89,7 @@ impl Builder {
             Node::Const(_) => true,
             Node::Un(_, a) => self.invariant[a as usize],
             Node::Bin(_, a, b) => self.invariant[a as usize] && self.invariant[b as usize],
-            Node::Clip(a, b, c) | Node::Select(a, b, c) => {
+            Node::Clip(a, b, c) | Node::Select(a, b, c) | Node::ExpEuler(a, b, c, _) => {
                 self.invariant[a as usize]
                     && self.invariant[b as usize]
                     && self.invariant[c as usize]
@@ -209,6 +211,15 @@ impl Builder {
         }
         self.push(Node::Select(c, a, b))
     }
+    /// The exponential Euler update `x e^(A dt) + B (e^(A dt) - 1)/A` (`x + B dt` where
+    /// A = 0) as one fused operation.
+    pub fn exp_euler(&mut self, x: NodeId, a: NodeId, b: NodeId, dt: f64) -> NodeId {
+        if let (Some(xv), Some(av), Some(bv)) = (self.konst(x), self.konst(a), self.konst(b)) {
+            return self.num(exp_euler_scalar(xv, av, bv, dt));
+        }
+        self.push(Node::ExpEuler(x, a, b, dt.to_bits()))
+    }
+
     /// Comparison giving 1.0 or 0.0.
     pub fn cmp(&mut self, c: Cmp, a: NodeId, b: NodeId) -> NodeId {
         self.fold2(Bin::Cmp(c), a, b)
@@ -283,6 +294,16 @@ impl Builder {
     }
 }
 
+/// Exponential Euler over one step; shared by the compiled and the native paths so both
+/// give the same numbers.
+#[inline(always)]
+pub fn exp_euler_scalar(x: f64, a: f64, b: f64, dt: f64) -> f64 {
+    let e = fastmath::exp(a * dt);
+    let exact = x * e + b * ((e - 1.0) / a);
+    let euler = x + b * dt;
+    if a == 0.0 { euler } else { exact }
+}
+
 fn b2f(b: bool) -> f64 {
     if b { 1.0 } else { 0.0 }
 }
@@ -342,6 +363,7 @@ enum Ins {
     Un(Un, R, R),
     Clip(R, R, R, R),
     Select(R, R, R, R),
+    ExpEuler(R, R, R, R, f64),
     Splat(R, f64),
 }
 
@@ -656,6 +678,12 @@ impl Builder {
                 let rb = self.operand_reg(b, reg, out, next, extra);
                 out.push(Ins::Select(d, rc, ra, rb));
             }
+            Node::ExpEuler(x, a, b, dt) => {
+                let rx = self.operand_reg(x, reg, out, next, extra);
+                let ra = self.operand_reg(a, reg, out, next, extra);
+                let rb = self.operand_reg(b, reg, out, next, extra);
+                out.push(Ins::ExpEuler(d, rx, ra, rb, f64::from_bits(dt)));
+            }
         }
     }
 
@@ -677,7 +705,7 @@ fn operands(n: Node, mut f: impl FnMut(NodeId)) {
             f(a);
             f(b);
         }
-        Node::Clip(a, b, c) | Node::Select(a, b, c) => {
+        Node::Clip(a, b, c) | Node::Select(a, b, c) | Node::ExpEuler(a, b, c, _) => {
             f(a);
             f(b);
             f(c);
@@ -846,6 +874,10 @@ impl Program {
                     Ins::Select(d, c, a, b) => {
                         let (d, [c, a, b]) = regs(base, d, [c, a, b]);
                         lanes!(d, l, if c[l] != 0.0 { a[l] } else { b[l] });
+                    }
+                    Ins::ExpEuler(d, x, a, b, dt) => {
+                        let (d, [x, a, b]) = regs(base, d, [x, a, b]);
+                        lanes!(d, l, exp_euler_scalar(x[l], a[l], b[l], dt));
                     }
                     Ins::Splat(d, k) => {
                         let d = &mut *base.add(d as usize);
