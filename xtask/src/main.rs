@@ -33,7 +33,45 @@ fn run(mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
+/// Installs Debian packages when they are missing and we may (root with apt-get); returns
+/// whether the given command is then available. Tests that need it skip with a printed
+/// reason when it is not.
+fn ensure_debian_package(package: &str, binary: &str) -> bool {
+    let present = || std::path::Path::new(binary).exists();
+    if present() {
+        return true;
+    }
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !is_root || Command::new("apt-get").arg("--version").output().is_err() {
+        eprintln!("xtask: {binary} is missing and cannot be installed here (needs root and apt-get)");
+        return false;
+    }
+    eprintln!("xtask: installing Debian package {package} for the tests that need {binary}");
+    let quiet = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    let _ = quiet(&["update", "-qq"]);
+    if !quiet(&["install", "-y", "-qq", "--no-install-recommends", package]) {
+        eprintln!("xtask: installing {package} failed");
+    }
+    present()
+}
+
 fn test(extra: &[String]) -> Result<()> {
+    // The report test opens report.html in headless Chromium.
+    if ensure_debian_package("chromium", "/usr/bin/chromium") {
+        // SAFETY: single-threaded at this point; the variable is read by child processes.
+        unsafe { std::env::set_var("NEUROSBI_CHROMIUM", "/usr/bin/chromium") };
+    }
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--all-targets"]).args(extra);
     run(cmd)?;
