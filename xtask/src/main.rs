@@ -68,12 +68,12 @@ fn ensure_debian_package(package: &str, binary: &str) -> bool {
 
 fn test(extra: &[String]) -> Result<()> {
     // The report test opens report.html in headless Chromium.
-    if ensure_debian_package("chromium", "/usr/bin/chromium") {
-        // SAFETY: single-threaded at this point; the variable is read by child processes.
-        unsafe { std::env::set_var("NEUROSBI_CHROMIUM", "/usr/bin/chromium") };
-    }
+    let chromium = ensure_debian_package("chromium", "/usr/bin/chromium");
     let mut cmd = cargo();
     cmd.args(["test", "--workspace", "--all-targets"]).args(extra);
+    if chromium {
+        cmd.env("NEUROSBI_CHROMIUM", "/usr/bin/chromium");
+    }
     run(cmd)?;
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);

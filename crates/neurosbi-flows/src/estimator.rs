@@ -289,10 +289,15 @@ impl ConditionalEstimator {
 
     /// log q for n rows; `context` has n rows or exactly 1 row (broadcast).
     pub fn log_prob(&self, inputs: &[f64], context: &[f64]) -> Result<Vec<f64>, FlowError> {
+        let pool = crate::train::pool(1)?;
+        crate::train::run_in(&pool, || self.log_prob_impl(inputs, context))
+    }
+
+    fn log_prob_impl(&self, inputs: &[f64], context: &[f64]) -> Result<Vec<f64>, FlowError> {
         let (n, m) = self.check_pairs(inputs, context)?;
         let (di, dc) = (self.header.d_in, self.header.d_ctx);
         let mut out = Vec::with_capacity(n);
-        const CHUNK: usize = 8192;
+        const CHUNK: usize = 1024;
         for s in (0..n).step_by(CHUNK) {
             let e = (s + CHUNK).min(n);
             let x = self.tensor(&inputs[s * di..e * di], di)?;
@@ -308,7 +313,13 @@ impl ConditionalEstimator {
     }
 
     /// `n` draws (row-major n x d_in) given ONE context row, deterministic for the seed.
+    /// Runs single-threaded (see [`TrainConfig::num_threads`]).
     pub fn sample(&self, n: usize, context: &[f64], seed: u64) -> Result<Vec<f64>, FlowError> {
+        let pool = crate::train::pool(1)?;
+        crate::train::run_in(&pool, || self.sample_impl(n, context, seed))
+    }
+
+    fn sample_impl(&self, n: usize, context: &[f64], seed: u64) -> Result<Vec<f64>, FlowError> {
         let dc = self.header.d_ctx;
         if context.len() != dc {
             return Err(FlowError::Shape {
@@ -326,14 +337,26 @@ impl ConditionalEstimator {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let ctx1 = self.embed(&self.tensor(context, dc)?)?.detach();
-        let ctx = ctx1.broadcast_as((n, ctx1.dim(1)?))?.contiguous()?;
-        let draw_base = |rng: &mut ChaCha8Rng| -> candle_core::Result<Tensor> {
+        // Flows transform the base draws in chunks: small tensors stay in cache and reuse
+        // freed memory (one 10 000-row pass allocated ~1.6 GB in fresh pages). All base
+        // draws come first, so the result does not depend on the chunk size.
+        const CHUNK: usize = 512;
+        let flow_sample = |inverse: &dyn Fn(&Tensor, &Tensor) -> candle_core::Result<Tensor>,
+                           rng: &mut ChaCha8Rng|
+         -> candle_core::Result<Tensor> {
             let z: Vec<f32> = (0..n * d).map(|_| StandardNormal.sample(rng)).collect();
-            Tensor::from_vec(z, (n, d), &self.device)
+            let z = Tensor::from_vec(z, (n, d), &self.device)?;
+            let mut parts = Vec::with_capacity(n.div_ceil(CHUNK));
+            for s in (0..n).step_by(CHUNK) {
+                let len = CHUNK.min(n - s);
+                let ctx = ctx1.broadcast_as((len, ctx1.dim(1)?))?.contiguous()?;
+                parts.push(inverse(&z.narrow(0, s, len)?, &ctx)?);
+            }
+            Tensor::cat(&parts, 0)
         };
         let x = match &self.net {
-            Net::Maf(f) => f.inverse(&draw_base(&mut rng)?, Some(&ctx))?,
-            Net::Nsf(f) => f.inverse(&draw_base(&mut rng)?, Some(&ctx))?,
+            Net::Maf(f) => flow_sample(&|z, c| f.inverse(z, Some(c)), &mut rng)?,
+            Net::Nsf(f) => flow_sample(&|z, c| f.inverse(z, Some(c)), &mut rng)?,
             Net::Mdn(m) => m.sample(n, &ctx1, &mut rng)?,
         };
         let x = x
@@ -370,7 +393,7 @@ impl ConditionalEstimator {
         context: &[f64],
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
-        loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+        loss: &(dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor> + Sync),
     ) -> Result<TrainReport, FlowError> {
         let (n, m) = self.check_pairs(inputs, context)?;
         if m != n {

@@ -29,6 +29,7 @@ mod config;
 mod embedding;
 mod error;
 mod estimator;
+mod fastops;
 pub mod losses;
 mod maf;
 mod mdn;

@@ -85,7 +85,7 @@ impl Made {
             h = (h + c.forward(cx)?)?;
         }
         for (l, m) in &self.hidden {
-            h = l.forward_masked(&h, m)?.tanh()?;
+            h = crate::fastops::tanh(&l.forward_masked(&h, m)?)?;
         }
         let out = self.last.forward_masked(&h, &self.last_mask)?;
         Ok((out.narrow(1, 0, self.d)?, out.narrow(1, self.d, self.d)?))

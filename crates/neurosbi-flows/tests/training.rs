@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{bimodal, config};
 use neurosbi_flows::{
@@ -100,16 +100,16 @@ fn non_finite_loss_names_the_epoch() {
     let (theta, x) = bimodal(1000, 1, 3);
     let mut q = ConditionalEstimator::new(&EstimatorConfig::maf(), &theta, &x, 1, 1, 0).unwrap();
     // 900 training pairs: 5 batches plus 1 validation batch per epoch; poison epoch 3.
-    let calls = Cell::new(0usize);
+    let calls = AtomicUsize::new(0);
     let cfg = TrainConfig {
         max_epochs: Some(10),
         ..TrainConfig::default()
     };
     let err = q
         .train_with_loss(&theta, &x, &cfg, &mut NoObserver, &|s, t, c| {
-            calls.set(calls.get() + 1);
+            let k = calls.fetch_add(1, Ordering::Relaxed) + 1;
             let l = s.log_prob_tensor(t, c)?.mean_all()?.neg()?;
-            if calls.get() > 12 {
+            if k > 12 {
                 l * f64::NAN
             } else {
                 Ok(l)

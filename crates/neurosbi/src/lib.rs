@@ -7,3 +7,10 @@ pub use neurosbi_features as features;
 pub use neurosbi_flows as flows;
 pub use neurosbi_infer as infer;
 pub use neurosbi_sim as sim;
+
+pub mod config;
+pub mod error;
+pub mod problem;
+pub mod quantity;
+
+pub use error::{Error, Result};
