@@ -277,7 +277,7 @@ impl RatioClassifier {
         x: &[f64],
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
-        loss: &(dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor> + Sync),
+        loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainReport, FlowError> {
         let n = rows_of("theta", theta, self.header.d_theta)?;
         let m = rows_of("x", x, self.header.d_x)?;

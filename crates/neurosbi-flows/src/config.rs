@@ -155,9 +155,6 @@ pub struct TrainConfig {
     /// `train` (resume an interrupted run) instead of starting a fresh optimiser from the
     /// current weights (what sbi does for a new round).
     pub resume: bool,
-    /// Threads candle may use while training (1: single-threaded, the fastest for sbi-sized
-    /// nets, leaving the other cores to the simulator; 0: candle's default, all cores).
-    pub num_threads: usize,
 }
 
 impl Default for TrainConfig {
@@ -171,7 +168,6 @@ impl Default for TrainConfig {
             max_epochs: None,
             seed: 0,
             resume: false,
-            num_threads: 1,
         }
     }
 }

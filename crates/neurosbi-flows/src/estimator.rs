@@ -289,8 +289,7 @@ impl ConditionalEstimator {
 
     /// log q for n rows; `context` has n rows or exactly 1 row (broadcast).
     pub fn log_prob(&self, inputs: &[f64], context: &[f64]) -> Result<Vec<f64>, FlowError> {
-        let pool = crate::train::pool(1)?;
-        crate::train::run_in(&pool, || self.log_prob_impl(inputs, context))
+        self.log_prob_impl(inputs, context)
     }
 
     fn log_prob_impl(&self, inputs: &[f64], context: &[f64]) -> Result<Vec<f64>, FlowError> {
@@ -313,10 +312,8 @@ impl ConditionalEstimator {
     }
 
     /// `n` draws (row-major n x d_in) given ONE context row, deterministic for the seed.
-    /// Runs single-threaded (see [`TrainConfig::num_threads`]).
     pub fn sample(&self, n: usize, context: &[f64], seed: u64) -> Result<Vec<f64>, FlowError> {
-        let pool = crate::train::pool(1)?;
-        crate::train::run_in(&pool, || self.sample_impl(n, context, seed))
+        self.sample_impl(n, context, seed)
     }
 
     fn sample_impl(&self, n: usize, context: &[f64], seed: u64) -> Result<Vec<f64>, FlowError> {
@@ -393,7 +390,7 @@ impl ConditionalEstimator {
         context: &[f64],
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
-        loss: &(dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor> + Sync),
+        loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainReport, FlowError> {
         let (n, m) = self.check_pairs(inputs, context)?;
         if m != n {

@@ -83,10 +83,10 @@ impl Mdn {
         let means = out.narrow(1, k, k * d)?.reshape((b, k, d))?;
         let diag =
             (softplus(&out.narrow(1, k + k * d, k * d)?)? + DIAG_EPS)?.reshape((b * k, d))?;
-        let mut u = diag.matmul(&self.diag_place)?;
+        let mut u = crate::fastops::matmul(&diag, &self.diag_place)?;
         if m > 0 {
             let up = out.narrow(1, k + 2 * k * d, k * m)?.reshape((b * k, m))?;
-            u = (u + up.matmul(&self.upper_place)?)?;
+            u = (u + crate::fastops::matmul(&up, &self.upper_place)?)?;
         }
         let u = u.reshape((b, k, d, d))?;
         let log_diag = diag.log()?.reshape((b, k, d))?;

@@ -85,21 +85,16 @@ impl LuLinear {
         let dev = self.bias.device();
         let diag = (softplus(self.diag.as_tensor())? + LU_EPS)?;
         let eye = Tensor::eye(d, candle_core::DType::F32, dev)?;
-        let l = (self
-            .lower
-            .as_tensor()
-            .matmul(&self.lower_place)?
-            .reshape((d, d))?
-            + eye)?;
-        let u = (self.upper.as_tensor().matmul(&self.upper_place)?
-            + diag.matmul(&self.diag_place)?)?
-        .reshape((d, d))?;
-        Ok((l.matmul(&u)?, diag.log()?.sum_all()?))
+        let mm = crate::fastops::matmul;
+        let l = (mm(self.lower.as_tensor(), &self.lower_place)?.reshape((d, d))? + eye)?;
+        let u = (mm(self.upper.as_tensor(), &self.upper_place)? + mm(&diag, &self.diag_place)?)?
+            .reshape((d, d))?;
+        Ok((crate::fastops::matmul(&l, &u)?, diag.log()?.sum_all()?))
     }
 
     fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
         let (w, ld) = self.weight()?;
-        let y = x.matmul(&w.t()?)?.broadcast_add(self.bias.as_tensor())?;
+        let y = crate::fastops::matmul(x, &w.t()?)?.broadcast_add(self.bias.as_tensor())?;
         Ok((y, ld.broadcast_as(x.dim(0)?)?.contiguous()?))
     }
 
@@ -120,7 +115,7 @@ impl LuLinear {
             (d, d),
             y.device(),
         )?;
-        y.broadcast_sub(self.bias.as_tensor())?.matmul(&inv.t()?)
+        crate::fastops::matmul(&y.broadcast_sub(self.bias.as_tensor())?, &inv.t()?)
     }
 }
 

@@ -26,7 +26,7 @@ fn knots(unnorm: &Tensor, min_size: f64, b: f64) -> Result<Tensor> {
         }
     }
     let tri = Tensor::from_vec(tri, (k, k + 1), unnorm.device())?.to_dtype(unnorm.dtype())?;
-    (sizes.matmul(&tri)? * (2.0 * b))? - b
+    (crate::fastops::matmul(&sizes, &tri)? * (2.0 * b))? - b
 }
 
 /// Index of the bin holding `v` (N,) among knots (N, K+1), as a one-hot (N, K) constant.

@@ -70,31 +70,8 @@ fn scalar(t: &Tensor) -> Result<f64, FlowError> {
     Ok(t.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?)
 }
 
-/// A private pool that bounds candle's parallelism to `threads` (0: no pool, candle's
-/// default). candle's matrix products split work over rayon's *current* pool; with the
-/// global pool on a busy 2-core machine a MAF epoch took 4x longer (spinning threads) than
-/// with one thread.
-pub(crate) fn pool(threads: usize) -> Result<Option<rayon::ThreadPool>, FlowError> {
-    if threads == 0 {
-        return Ok(None);
-    }
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map(Some)
-        .map_err(|e| FlowError::Invalid { what: "num_threads", why: e.to_string() })
-}
-
-/// Runs `f` inside `pool` when there is one.
-pub(crate) fn run_in<T: Send>(pool: &Option<rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
-    match pool {
-        Some(p) => p.install(f),
-        None => f(),
-    }
-}
-
 /// A loss over the rows of a batch (a u32 index tensor).
-pub(crate) type BatchLoss<'a> = &'a (dyn Fn(&Tensor) -> candle_core::Result<Tensor> + Sync);
+pub(crate) type BatchLoss<'a> = &'a dyn Fn(&Tensor) -> candle_core::Result<Tensor>;
 
 /// Runs epochs until early stopping or `max_epochs`. `batch_loss` maps row indices (a u32
 /// tensor) to a scalar loss to minimise.
@@ -107,7 +84,6 @@ pub(crate) fn fit(
     batch_loss: BatchLoss<'_>,
 ) -> Result<TrainReport, FlowError> {
     cfg.validate()?;
-    let pool = pool(cfg.num_threads)?;
     let (train_idx, val_idx) = split(n, cfg)?;
     if !(cfg.resume && state.is_some()) {
         *state = Some(TrainState {
@@ -142,13 +118,17 @@ pub(crate) fn fit(
         order.shuffle(&mut rng);
         let adam = &mut st.adam;
         let (order_ref, val_ref, to_tensor) = (&order, &val_batches, &to_tensor);
-        let epoch_losses = run_in(&pool, move || -> Result<(f64, f64), FlowError> {
+        let epoch_losses = (move || -> Result<(f64, f64), FlowError> {
             let mut sum = 0.0;
             for chunk in order_ref.chunks(cfg.batch_size) {
                 let loss = batch_loss(&to_tensor(chunk)?)?;
                 let l = scalar(&loss)?;
                 if !l.is_finite() {
-                    return Err(FlowError::NonFiniteLoss { epoch, phase: "training", loss: l });
+                    return Err(FlowError::NonFiniteLoss {
+                        epoch,
+                        phase: "training",
+                        loss: l,
+                    });
                 }
                 sum += l * chunk.len() as f64;
                 let grads = loss.backward()?;
@@ -159,7 +139,7 @@ pub(crate) fn fit(
                 vsum += scalar(&batch_loss(b)?.detach())? * b.dim(0)? as f64;
             }
             Ok((sum, vsum))
-        });
+        })();
         let (sum, vsum) = match epoch_losses {
             Ok(v) => v,
             Err(e) => break Err(e),

@@ -109,11 +109,7 @@ fn non_finite_loss_names_the_epoch() {
         .train_with_loss(&theta, &x, &cfg, &mut NoObserver, &|s, t, c| {
             let k = calls.fetch_add(1, Ordering::Relaxed) + 1;
             let l = s.log_prob_tensor(t, c)?.mean_all()?.neg()?;
-            if k > 12 {
-                l * f64::NAN
-            } else {
-                Ok(l)
-            }
+            if k > 12 { l * f64::NAN } else { Ok(l) }
         })
         .unwrap_err();
     assert!(err.to_string().contains("epoch 3"), "{err}");
