@@ -10,7 +10,11 @@ pub use neurosbi_sim as sim;
 
 pub mod config;
 pub mod error;
+pub mod fit;
+pub mod plot;
 pub mod problem;
 pub mod quantity;
+pub mod report;
+pub mod summary;
 
 pub use error::{Error, Result};

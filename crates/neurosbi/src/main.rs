@@ -1,1 +1,166 @@
-fn main() {}
+//! The `neurosbi` program: fit neuron models to recordings by simulation-based inference.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use neurosbi::config::FitConfig;
+use neurosbi::fit::{FitOptions, fit};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "neurosbi", version, about = "Posterior distributions over neuron-model parameters from recordings")]
+struct Cli {
+    /// Seed (overrides the file's `seed`).
+    #[arg(long, global = true)]
+    seed: Option<u64>,
+    /// Worker threads for simulation (default: all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    /// Output folder (overrides the file's `output`).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
+    /// No progress bars or messages.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Overwrite existing outputs.
+    #[arg(long, global = true)]
+    force: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the whole job of a fit file: simulate, train, sample, write figures and report.
+    Fit {
+        /// The fit file (TOML, see docs/model-file.md).
+        file: PathBuf,
+    },
+    /// Checks a fit file without simulating anything.
+    Validate {
+        /// The fit file.
+        file: PathBuf,
+    },
+    /// Draws samples from a fitted posterior for the fit file's observation (or another
+    /// fit file's observation), without retraining.
+    Sample {
+        /// The fit file whose output folder holds the posterior.
+        file: PathBuf,
+        /// Fit file describing the new observation (same model, outputs and features).
+        #[arg(long)]
+        observation: Option<PathBuf>,
+        /// Number of samples.
+        #[arg(long, default_value_t = 10_000)]
+        n: usize,
+    },
+    /// Lists the model library (examples/models).
+    Models {
+        /// Folder of model files.
+        #[arg(long, default_value = "examples/models")]
+        dir: PathBuf,
+    },
+    /// Lists the feature catalogue.
+    Features,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(t) = cli.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("setting the thread count")?;
+    }
+    let opts = FitOptions {
+        force: cli.force,
+        quiet: cli.quiet,
+        seed: cli.seed,
+        out: cli.out.clone(),
+    };
+    match &cli.command {
+        Command::Fit { file } => {
+            let cfg = FitConfig::from_file(file)?;
+            let outcome = fit(&cfg, &opts)?;
+            if !cli.quiet {
+                println!("{}", neurosbi::summary::summary_table(&outcome.summary));
+                for (p, s) in &outcome.timings {
+                    println!("{p:<24} {s:>8.2} s");
+                }
+                println!("outputs in {}", outcome.out.display());
+            }
+        }
+        Command::Validate { file } => {
+            let cfg = FitConfig::from_file(file)?;
+            println!(
+                "{}: ok ({} free parameters, {} features, {} traces of {} steps)",
+                file.display(),
+                cfg.problem.dim_theta(),
+                cfg.problem.dim_x(),
+                cfg.problem.n_traces,
+                cfg.problem.n_steps
+            );
+        }
+        Command::Sample {
+            file,
+            observation,
+            n,
+        } => {
+            let cfg = FitConfig::from_file(file)?;
+            let out = cli.out.clone().unwrap_or(cfg.out.clone());
+            let posterior = neurosbi::fit::load_posterior(&out)
+                .with_context(|| format!("loading the posterior from {}", out.display()))?;
+            let obs_cfg = match observation {
+                Some(f) => FitConfig::from_file(f)?,
+                None => cfg.clone(),
+            };
+            let x_o = obs_cfg.problem.observed_features(&obs_cfg.observation()?)?;
+            if x_o.len() != posterior.dim_x() {
+                bail!(
+                    "the observation has {} features, the posterior was trained on {}",
+                    x_o.len(),
+                    posterior.dim_x()
+                );
+            }
+            let seed = cli.seed.unwrap_or(cfg.seed);
+            let draws = posterior.sample(*n, &x_o, seed)?;
+            let d = cfg.problem.dim_theta();
+            let path = out.join("resampled.csv");
+            if path.exists() && !cli.force {
+                bail!("{} already exists; pass --force to overwrite it", path.display());
+            }
+            let header: Vec<String> = cfg.problem.parameter_names();
+            neurosbi::summary::write_file(&path, neurosbi::summary::csv_text(&header, &draws.theta).as_bytes())?;
+            let units: Vec<String> = cfg.problem.free.iter().map(|p| p.unit.name.clone()).collect();
+            let map = posterior.map(&x_o, seed)?;
+            let s = neurosbi::summary::summarise(&draws.theta, &header, &units, &map, obs_cfg.truth.as_deref());
+            if !cli.quiet {
+                println!("{}", neurosbi::summary::summary_table(&s));
+                println!("{} samples of {d} parameters in {}", n, path.display());
+            }
+        }
+        Command::Models { dir } => {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .with_context(|| format!("reading {}", dir.display()))?
+                .filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect();
+            entries.sort();
+            for p in entries {
+                match neurosbi::sim::ModelSpec::from_file(&p) {
+                    Ok(s) => {
+                        let params: Vec<String> = s.priors.iter().map(|(n, _, _)| n.clone()).collect();
+                        println!("{:<12} {}\n{:<12} free: {}", s.name, s.description, "", params.join(", "));
+                    }
+                    Err(e) => println!("{}: {e}", p.display()),
+                }
+            }
+        }
+        Command::Features => {
+            let cat = neurosbi::features::Catalogue::standard();
+            for e in cat.entries() {
+                println!("{:<32} {:<10} {:<8} {}  [{}]", e.name, e.group, e.unit, e.summary, e.params);
+            }
+        }
+    }
+    Ok(())
+}

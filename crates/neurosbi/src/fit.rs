@@ -1,0 +1,404 @@
+//! The whole job of `neurosbi fit`: observation -> simulations (resumable store) -> training ->
+//! posterior samples, summary, figures and the report, written into the output folder.
+
+use crate::config::FitConfig;
+use crate::error::{Error, Result};
+use crate::plot::{self, PairData, TracePanel};
+use crate::problem::{NeuronSimulator, Observed};
+use crate::report;
+use crate::summary::{self, ParameterSummary, csv_text, write_file};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use neurosbi_flows::TrainObserver;
+use neurosbi_infer::{InferenceConfig, Posterior, Prior, Progress, RunConfig, Store, write_npy};
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Options of a run (the command line's flags).
+#[derive(Clone, Debug, Default)]
+pub struct FitOptions {
+    /// Overwrite existing outputs.
+    pub force: bool,
+    /// No progress bars or messages.
+    pub quiet: bool,
+    /// Overrides the file's seed.
+    pub seed: Option<u64>,
+    /// Overrides the file's output folder.
+    pub out: Option<PathBuf>,
+}
+
+/// Files a fit writes (besides the simulation store and the saved posterior).
+pub const OUTPUT_FILES: [&str; 17] = [
+    "samples.csv",
+    "samples.npy",
+    "summary.csv",
+    "summary.json",
+    "observation.csv",
+    "training.csv",
+    "pairplot.svg",
+    "pairplot.png",
+    "traces.svg",
+    "traces.png",
+    "training.svg",
+    "training.png",
+    "report.html",
+    "timings.csv",
+    "predictive.csv",
+    "fit.toml",
+    "posterior",
+];
+
+/// What a fit produced.
+#[derive(Debug)]
+pub struct FitOutcome {
+    /// The output folder.
+    pub out: PathBuf,
+    /// Posterior samples (row-major, display units).
+    pub samples: Vec<f64>,
+    /// Per-parameter summary.
+    pub summary: Vec<ParameterSummary>,
+    /// Seconds per phase.
+    pub timings: Vec<(String, f64)>,
+    /// Valid and invalid simulations per round.
+    pub simulations: Vec<(usize, u64)>,
+}
+
+/// Progress bars on stderr, hidden when quiet or not a terminal.
+pub struct Bars {
+    hidden: bool,
+}
+
+impl Bars {
+    /// Bars shown unless `quiet` or stderr is not a terminal.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            hidden: quiet || !std::io::stderr().is_terminal(),
+        }
+    }
+    fn bar(&self, len: u64, what: &str) -> ProgressBar {
+        let b = ProgressBar::with_draw_target(
+            Some(len),
+            if self.hidden {
+                ProgressDrawTarget::hidden()
+            } else {
+                ProgressDrawTarget::stderr()
+            },
+        );
+        b.set_style(
+            ProgressStyle::with_template(
+                "{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        b.set_message(what.to_string());
+        b
+    }
+    fn spinner(&self, what: &str) -> ProgressBar {
+        let b = ProgressBar::with_draw_target(
+            None,
+            if self.hidden {
+                ProgressDrawTarget::hidden()
+            } else {
+                ProgressDrawTarget::stderr()
+            },
+        );
+        b.set_style(
+            ProgressStyle::with_template("{msg:>12} {spinner} {wide_msg}")
+                .expect("valid template"),
+        );
+        b.set_message(what.to_string());
+        b
+    }
+}
+
+struct TrainBar {
+    bar: ProgressBar,
+    curves: Vec<(Vec<f64>, Vec<f64>)>,
+    last_epoch: usize,
+}
+
+impl TrainObserver for TrainBar {
+    fn on_epoch(&mut self, epoch: usize, train_loss: f64, val_loss: f64) {
+        if epoch <= self.last_epoch || self.curves.is_empty() {
+            self.curves.push((Vec::new(), Vec::new()));
+        }
+        self.last_epoch = epoch;
+        let c = self.curves.last_mut().expect("pushed");
+        c.0.push(train_loss);
+        c.1.push(val_loss);
+        self.bar.set_message(format!(
+            "training: round {}, epoch {epoch}, validation loss {val_loss:.4}",
+            self.curves.len()
+        ));
+        self.bar.tick();
+    }
+}
+
+/// Refuses to run when outputs exist already (unless `force`), before anything is computed.
+pub fn check_outputs(out: &Path, force: bool) -> Result<()> {
+    for f in OUTPUT_FILES {
+        let p = out.join(f);
+        if p.exists() {
+            if !force {
+                return Err(Error::Exists { path: p });
+            }
+            if p.is_dir() {
+                std::fs::remove_dir_all(&p).map_err(Error::io(&p))?;
+            } else {
+                std::fs::remove_file(&p).map_err(Error::io(&p))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the whole job of a fit file.
+pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
+    let seed = opts.seed.unwrap_or(cfg.seed);
+    let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
+    check_outputs(&out, opts.force)?;
+    std::fs::create_dir_all(&out).map_err(Error::io(&out))?;
+    let bars = Bars::new(opts.quiet);
+    let mut timings = Vec::new();
+    let t0 = Instant::now();
+    let problem = &cfg.problem;
+
+    // The observation and its features.
+    let observed = cfg.observation()?;
+    let x_o = problem.observed_features(&observed)?;
+    let names = problem.feature_names();
+    if let Some(j) = x_o.iter().position(|v| !v.is_finite()) {
+        return Err(Error::invalid(
+            format!("feature `{}`", names[j]),
+            "is undefined for the observation; choose features defined for the observed data",
+        ));
+    }
+    write_file(&out.join("observation.csv"), csv_text(&names, &x_o).as_bytes())?;
+    timings.push(("observation".to_string(), t0.elapsed().as_secs_f64()));
+
+    // Simulations into a resumable store, training.
+    let sim = NeuronSimulator::new(problem.clone(), Some(observed.clone()))?;
+    let prior: Arc<dyn Prior> = Arc::new(problem.prior()?);
+    let store_dir = out.join("simulations");
+    let mut store = if let Ok(s) = Store::open(&store_dir) {
+        if s.dim_theta() != problem.dim_theta() || s.dim_x() != problem.dim_x() {
+            return Err(Error::invalid(
+                store_dir.display().to_string(),
+                format!(
+                    "holds simulations of {} parameters and {} features, this fit has {} and {}; use another output folder",
+                    s.dim_theta(),
+                    s.dim_x(),
+                    problem.dim_theta(),
+                    problem.dim_x()
+                ),
+            ));
+        }
+        s
+    } else {
+        Store::create(&store_dir, problem.dim_theta(), problem.dim_x())?
+    };
+    let total: usize = cfg.inference.rounds.iter().sum();
+    let sim_bar = bars.bar(total as u64, "simulating");
+    let mut done_before = 0u64;
+    let mut last_total = 0u64;
+    let mut sim_obs = |p: Progress| {
+        if p.total != last_total {
+            if last_total != 0 {
+                done_before += last_total;
+            }
+            last_total = p.total;
+        }
+        sim_bar.set_position(done_before + p.done);
+        ControlFlow::Continue(())
+    };
+    let mut train_obs = TrainBar {
+        bar: bars.spinner("training"),
+        curves: Vec::new(),
+        last_epoch: 0,
+    };
+    let icfg = InferenceConfig {
+        method: cfg.inference.method,
+        rounds: cfg.inference.rounds.clone(),
+        estimator: cfg.inference.estimator.clone(),
+        train: cfg.inference.train.clone(),
+        run: RunConfig {
+            seed,
+            batch_size: cfg.inference.batch_size,
+            chunk_size: 500,
+        },
+        seed,
+        ..InferenceConfig::default()
+    };
+    let t1 = Instant::now();
+    let (posterior, report) = neurosbi_infer::infer(
+        &sim,
+        prior,
+        Some(&x_o),
+        &icfg,
+        Some(&mut store),
+        &mut sim_obs,
+        &mut train_obs,
+    )?;
+    sim_bar.finish_and_clear();
+    train_obs.bar.finish_and_clear();
+    timings.push(("simulation + training".to_string(), t1.elapsed().as_secs_f64()));
+    posterior.save(&out.join("posterior"))?;
+
+    // Sampling and summary.
+    let t2 = Instant::now();
+    let sbar = bars.spinner("sampling");
+    sbar.set_message(format!("{} samples", cfg.inference.samples));
+    sbar.tick();
+    let draws = posterior.sample(cfg.inference.samples, &x_o, seed ^ 0x5a5a)?;
+    let map = posterior.map(&x_o, seed ^ 0xa5a5)?;
+    sbar.finish_and_clear();
+    if let Some(w) = &draws.warning
+        && !opts.quiet
+    {
+        eprintln!("warning: {w}");
+    }
+    timings.push(("sampling".to_string(), t2.elapsed().as_secs_f64()));
+    let pnames = problem.parameter_names();
+    let units: Vec<String> = problem.free.iter().map(|p| p.unit.name.clone()).collect();
+    let sum = summary::summarise(&draws.theta, &pnames, &units, &map, cfg.truth.as_deref());
+
+    // Files.
+    let t3 = Instant::now();
+    let d = pnames.len();
+    let header: Vec<String> = problem
+        .free
+        .iter()
+        .map(|p| format!("{}{}", p.name, if p.unit.name.is_empty() { String::new() } else { format!(" [{}]", p.unit.name) }))
+        .collect();
+    write_file(&out.join("samples.csv"), csv_text(&header, &draws.theta).as_bytes())?;
+    write_npy(&out.join("samples.npy"), &draws.theta, draws.theta.len() / d, d)?;
+    write_file(&out.join("summary.csv"), summary::summary_csv(&sum).as_bytes())?;
+    write_file(
+        &out.join("summary.json"),
+        serde_json::to_string_pretty(&sum).unwrap_or_default().as_bytes(),
+    )?;
+    let mut tcsv = String::from("round,epoch,train_loss,val_loss\n");
+    for (r, (tr, va)) in train_obs.curves.iter().enumerate() {
+        for (e, (a, b)) in tr.iter().zip(va).enumerate() {
+            tcsv.push_str(&format!("{},{},{a},{b}\n", r + 1, e + 1));
+        }
+    }
+    write_file(&out.join("training.csv"), tcsv.as_bytes())?;
+    if cfg.file.exists() {
+        std::fs::copy(&cfg.file, out.join("fit.toml")).map_err(Error::io(out.join("fit.toml")))?;
+    }
+
+    // Figures.
+    let labels: Vec<String> = pnames
+        .iter()
+        .zip(&units)
+        .map(|(n, u)| if u.is_empty() { n.clone() } else { format!("{n} ({u})") })
+        .collect();
+    let pair_svg = plot::pairplot(
+        &out,
+        "pairplot",
+        &PairData {
+            samples: &draws.theta,
+            labels: &labels,
+            truth: cfg.truth.as_deref(),
+        },
+    )?;
+    let n_pred = cfg.inference.predictive.min(draws.theta.len() / d);
+    let pred_theta = &draws.theta[..n_pred * d];
+    let panels = predictive_panels(cfg, &observed, pred_theta, seed)?;
+    let traces_svg = plot::traces(&out, &panels.0)?;
+    write_file(&out.join("predictive.csv"), panels.1.as_bytes())?;
+    let curves_svg = plot::training_curves(&out, &train_obs.curves)?;
+    timings.push(("outputs".to_string(), t3.elapsed().as_secs_f64()));
+    timings.push(("total".to_string(), t0.elapsed().as_secs_f64()));
+    let mut tim = String::from("phase,seconds\n");
+    for (p, s) in &timings {
+        tim.push_str(&format!("{p},{s:.3}\n"));
+    }
+    write_file(&out.join("timings.csv"), tim.as_bytes())?;
+    let sims: Vec<(usize, u64)> = report
+        .valid_per_round
+        .iter()
+        .zip(&report.invalid_per_round)
+        .map(|(a, b)| (*a, *b))
+        .collect();
+    report::write(
+        &out,
+        &report::ReportInput {
+            title: &cfg.name,
+            summary: &sum,
+            method: &format!("{} with {}", cfg.inference.method_name.to_uppercase(), cfg.inference.estimator_name.to_uppercase()),
+            simulations: &sims,
+            features: &names,
+            x_o: &x_o,
+            timings: &timings,
+            figures: &[
+                ("Posterior pairplot", pair_svg.as_str()),
+                ("Posterior-predictive traces (blue) over the observation (black)", traces_svg.as_str()),
+                ("Training curves", curves_svg.as_str()),
+            ],
+            png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
+        },
+    )?;
+    Ok(FitOutcome {
+        out,
+        samples: draws.theta,
+        summary: sum,
+        timings,
+        simulations: sims,
+    })
+}
+
+/// Simulates posterior-predictive traces; returns the plot panels and a CSV of their features.
+pub fn predictive_panels(
+    cfg: &FitConfig,
+    observed: &[Observed],
+    theta: &[f64],
+    seed: u64,
+) -> Result<(Vec<TracePanel>, String)> {
+    let p = &cfg.problem;
+    let mut panels = Vec::new();
+    let res = if theta.is_empty() {
+        None
+    } else {
+        Some(p.simulate(theta, seed ^ 0x77)?)
+    };
+    let n_sets = theta.len() / p.dim_theta().max(1);
+    for (oi, o) in p.outputs.iter().enumerate() {
+        for k in 0..p.n_traces {
+            let (obs, spikes) = match &observed[oi] {
+                Observed::Traces(r) => (r[k].clone(), false),
+                Observed::Spikes(r) => (r[k].clone(), true),
+            };
+            let predicted = match &res {
+                None => Vec::new(),
+                Some(res) => (0..n_sets)
+                    .map(|s| match &p.observed_from(res, s)[oi] {
+                        Observed::Traces(r) | Observed::Spikes(r) => r[k].clone(),
+                    })
+                    .collect(),
+            };
+            panels.push(TracePanel {
+                title: format!("{}, trace {k}", o.variable),
+                dt_ms: p.dt * 1e3,
+                observed: obs,
+                predicted,
+                unit: if o.unit.name.is_empty() { o.variable.clone() } else { format!("{} ({})", o.variable, o.unit.name) },
+                spikes,
+            });
+        }
+    }
+    let csv = match &res {
+        None => String::new(),
+        Some(res) => csv_text(&p.feature_names(), &p.features_of(res, Some(observed))),
+    };
+    Ok((panels, csv))
+}
+
+/// Loads a posterior saved by `fit`.
+pub fn load_posterior(out: &Path) -> Result<Posterior> {
+    Ok(Posterior::load(&out.join("posterior"))?)
+}

@@ -1,0 +1,404 @@
+//! A fitting problem: the model with its fixed parameters, the stimuli, the recorded outputs
+//! and their features, the free parameters with priors; and the [`NeuronSimulator`] that
+//! turns parameter rows into feature vectors for the inference engine.
+
+use crate::error::{Error, Result};
+use crate::quantity::Unit;
+use neurosbi_features::{FeatureSet, Recording};
+use neurosbi_infer::{IndependentPrior, Marginal, SimRng, SimulationError, Simulator};
+use neurosbi_sim::{CompiledKernel, Model, RunConfig, SimResult, Stimulus};
+use rand::RngExt;
+use std::sync::Arc;
+
+/// Name of the pseudo-variable for spike trains in outputs.
+pub const SPIKES: &str = "spikes";
+
+/// A parameter fitted by inference.
+#[derive(Clone, Debug)]
+pub struct FreeParameter {
+    /// Model parameter name.
+    pub name: String,
+    /// Unit the prior, samples and summary are written in.
+    pub unit: Unit,
+    /// Prior marginal, in `unit`.
+    pub prior: Marginal,
+}
+
+/// One recorded output: a variable (or [`SPIKES`]) with its unit and features.
+#[derive(Clone)]
+pub struct Output {
+    /// Recorded variable name, or `spikes`.
+    pub variable: String,
+    /// Unit of the traces given to the features (mV for eFEL-style features).
+    pub unit: Unit,
+    /// Feature specifications, as written.
+    pub feature_names: Vec<String>,
+    /// The features.
+    pub features: FeatureSet,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("variable", &self.variable)
+            .field("features", &self.feature_names)
+            .finish()
+    }
+}
+
+/// Observed data of one output: traces (in the output's unit) or spike trains (ms), one per
+/// input trace.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observed {
+    /// `n_traces` traces of `n_steps` samples.
+    Traces(Vec<Vec<f64>>),
+    /// `n_traces` spike trains, times in ms.
+    Spikes(Vec<Vec<f64>>),
+}
+
+/// Everything needed to simulate the model and compute features for parameter rows.
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// The compiled model.
+    pub model: Arc<Model>,
+    /// Time step (s).
+    pub dt: f64,
+    /// Steps per simulation.
+    pub n_steps: usize,
+    /// Input stimuli (SI), `n_traces` rows each.
+    pub stimuli: Vec<Stimulus>,
+    /// Input traces per parameter set.
+    pub n_traces: usize,
+    /// Stimulus window for the features (ms).
+    pub window: (f64, f64),
+    /// Values of every model parameter in model order (SI); free ones are overwritten.
+    pub base: Vec<f64>,
+    /// Free parameters.
+    pub free: Vec<FreeParameter>,
+    /// Recorded outputs.
+    pub outputs: Vec<Output>,
+    /// Seed of the simulator's noise for the observation and predictive traces.
+    pub noise_seed: u64,
+}
+
+impl Problem {
+    /// Number of free parameters.
+    pub fn dim_theta(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Length of a feature vector: for each output, for each trace, for each feature.
+    pub fn dim_x(&self) -> usize {
+        self.outputs
+            .iter()
+            .map(|o| o.features.n_outputs() * self.n_traces)
+            .sum()
+    }
+
+    /// Feature column names, `variable/trace/feature`.
+    pub fn feature_names(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for o in &self.outputs {
+            v.extend(o.features.column_names(&[o.variable.as_str()], self.n_traces));
+        }
+        v
+    }
+
+    /// Free parameter names.
+    pub fn parameter_names(&self) -> Vec<String> {
+        self.free.iter().map(|p| p.name.clone()).collect()
+    }
+
+    /// The prior over the free parameters (in their display units).
+    pub fn prior(&self) -> Result<IndependentPrior> {
+        Ok(IndependentPrior::new(
+            self.free.iter().map(|p| p.prior).collect(),
+        )?)
+    }
+
+    fn index_of(&self, name: &str) -> Result<usize> {
+        self.model
+            .parameters()
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| Error::invalid(name, "not a parameter of the model"))
+    }
+
+    /// Full SI parameter rows for rows of free-parameter values (display units).
+    pub fn full_rows(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        let d = self.dim_theta();
+        if d == 0 || !theta.len().is_multiple_of(d) {
+            return Err(Error::invalid(
+                "theta",
+                format!("{} values is not a whole number of rows of {d}", theta.len()),
+            ));
+        }
+        let idx: Vec<usize> = self
+            .free
+            .iter()
+            .map(|p| self.index_of(&p.name))
+            .collect::<Result<_>>()?;
+        let mut out = Vec::with_capacity(theta.len() / d * self.base.len());
+        for row in theta.chunks(d) {
+            let mut full = self.base.clone();
+            for ((j, p), v) in idx.iter().zip(&self.free).zip(row) {
+                full[*j] = v * p.unit.scale;
+            }
+            out.extend(full);
+        }
+        Ok(out)
+    }
+
+    fn recorded(&self) -> Vec<String> {
+        let mut r: Vec<String> = Vec::new();
+        for o in &self.outputs {
+            if o.variable != SPIKES && !r.contains(&o.variable) {
+                r.push(o.variable.clone());
+            }
+        }
+        r
+    }
+
+    fn run_config(&self, seed: u64) -> RunConfig {
+        let mut cfg = RunConfig::new(self.dt, self.n_steps).seed(seed);
+        cfg.record = self.recorded();
+        cfg
+    }
+
+    /// Simulates rows of free-parameter values (display units), recording every output.
+    pub fn simulate(&self, theta: &[f64], seed: u64) -> Result<SimResult> {
+        let params = self.full_rows(theta)?;
+        let cfg = self.run_config(seed);
+        Ok(self
+            .model
+            .simulate(&params, self.n_traces, &self.stimuli, &cfg)?)
+    }
+
+    /// Feature vectors (row per parameter set) of a simulation result; NaN for undefined
+    /// features and for whole rows whose simulation failed.
+    pub fn features_of(&self, res: &SimResult, observed: Option<&[Observed]>) -> Vec<f64> {
+        let n_sets = res.n_neurons / self.n_traces;
+        let dx = self.dim_x();
+        let mut x = vec![f64::NAN; n_sets * dx];
+        let dt_ms = self.dt * 1e3;
+        let zeros = vec![0.0; self.n_steps];
+        let spikes_ms: Vec<Vec<f64>> = res
+            .spikes
+            .iter()
+            .map(|s| s.iter().map(|t| t * 1e3).collect())
+            .collect();
+        for (s, row) in x.chunks_mut(dx.max(1)).enumerate() {
+            if (0..self.n_traces).any(|k| res.is_failed(s * self.n_traces + k)) {
+                continue;
+            }
+            let mut col = 0;
+            for (oi, o) in self.outputs.iter().enumerate() {
+                let m = o.features.n_outputs();
+                let mut cells = vec![Ok(0.0); m];
+                for k in 0..self.n_traces {
+                    let neuron = s * self.n_traces + k;
+                    let scaled: Vec<f64>;
+                    let values: &[f64] = if o.variable == SPIKES {
+                        &zeros
+                    } else {
+                        let tr = res.trace(&o.variable, neuron).unwrap_or(&[]);
+                        scaled = tr.iter().map(|v| v / o.unit.scale).collect();
+                        &scaled
+                    };
+                    let mut rec = Recording::new(values, dt_ms)
+                        .with_stimulus(self.window.0, self.window.1);
+                    if let Some(sp) = spikes_ms.get(neuron) {
+                        rec = rec.with_spikes(sp);
+                    }
+                    if let Some(Observed::Spikes(obs)) = observed.and_then(|o| o.get(oi))
+                        && let Some(r) = obs.get(k)
+                    {
+                        rec = rec.with_reference_spikes(r);
+                    }
+                    if o.features.compute_into(&rec, &mut cells).is_ok() {
+                        for (c, v) in cells.iter().enumerate() {
+                            row[col + c] = v.unwrap_or(f64::NAN);
+                        }
+                    }
+                    col += m;
+                }
+            }
+        }
+        x
+    }
+
+    /// Features of observed data (one row).
+    pub fn observed_features(&self, observed: &[Observed]) -> Result<Vec<f64>> {
+        if observed.len() != self.outputs.len() {
+            return Err(Error::invalid(
+                "observation",
+                format!(
+                    "{} outputs observed, the problem has {}",
+                    observed.len(),
+                    self.outputs.len()
+                ),
+            ));
+        }
+        let dt_ms = self.dt * 1e3;
+        let zeros = vec![0.0; self.n_steps];
+        let mut x = Vec::with_capacity(self.dim_x());
+        for (o, obs) in self.outputs.iter().zip(observed) {
+            let m = o.features.n_outputs();
+            let rows = match obs {
+                Observed::Traces(r) | Observed::Spikes(r) => r,
+            };
+            if rows.len() != self.n_traces {
+                return Err(Error::invalid(
+                    format!("observed output `{}`", o.variable),
+                    format!("{} traces, the stimuli have {}", rows.len(), self.n_traces),
+                ));
+            }
+            for r in rows {
+                let rec = match obs {
+                    Observed::Traces(_) => Recording::new(r, dt_ms),
+                    Observed::Spikes(_) => Recording::new(&zeros, dt_ms)
+                        .with_spikes(r)
+                        .with_reference_spikes(r),
+                }
+                .with_stimulus(self.window.0, self.window.1);
+                let mut cells = vec![Ok(0.0); m];
+                o.features.compute_into(&rec, &mut cells).map_err(|e| {
+                    Error::invalid(format!("observed output `{}`", o.variable), e.to_string())
+                })?;
+                x.extend(cells.iter().map(|c| c.unwrap_or(f64::NAN)));
+            }
+        }
+        Ok(x)
+    }
+
+    /// Observed data produced by simulating one parameter row (synthetic ground truth).
+    pub fn synthetic_observation(&self, truth: &[f64]) -> Result<Vec<Observed>> {
+        let res = self.simulate(truth, self.noise_seed)?;
+        if !res.failed.is_empty() {
+            return Err(Error::invalid(
+                "synthetic",
+                format!(
+                    "the simulation of the ground truth failed (variable {} not finite at step {})",
+                    res.failed[0].variable, res.failed[0].step
+                ),
+            ));
+        }
+        Ok(self.observed_from(&res, 0))
+    }
+
+    /// The outputs of parameter set `s` of a simulation result, as observed data.
+    pub fn observed_from(&self, res: &SimResult, s: usize) -> Vec<Observed> {
+        self.outputs
+            .iter()
+            .map(|o| {
+                let rows = (0..self.n_traces).map(|k| {
+                    let n = s * self.n_traces + k;
+                    if o.variable == SPIKES {
+                        res.spikes[n].iter().map(|t| t * 1e3).collect()
+                    } else {
+                        res.trace(&o.variable, n)
+                            .unwrap_or(&[])
+                            .iter()
+                            .map(|v| v / o.unit.scale)
+                            .collect()
+                    }
+                });
+                if o.variable == SPIKES {
+                    Observed::Spikes(rows.collect())
+                } else {
+                    Observed::Traces(rows.collect())
+                }
+            })
+            .collect()
+    }
+}
+
+/// The model as a [`Simulator`] for the inference engine: parameter rows (display units)
+/// to feature vectors. Noisy models simulate row by row with the row's own stream, so the
+/// results do not depend on how rows are batched.
+pub struct NeuronSimulator {
+    problem: Problem,
+    kernel: CompiledKernel,
+    inputs: Vec<String>,
+    noisy: bool,
+    observed: Option<Vec<Observed>>,
+}
+
+impl NeuronSimulator {
+    /// Compiles the model for the problem's time step and recordings.
+    pub fn new(problem: Problem, observed: Option<Vec<Observed>>) -> Result<Self> {
+        let record = problem.recorded();
+        let kernel = CompiledKernel::new(&problem.model, problem.dt, &record)?;
+        let inputs = problem
+            .model
+            .inputs()
+            .iter()
+            .map(|v| v.name.clone())
+            .collect();
+        let noisy = !problem.model.noise_sources().is_empty();
+        Ok(Self {
+            problem,
+            kernel,
+            inputs,
+            noisy,
+            observed,
+        })
+    }
+
+    /// The problem.
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    fn run(&self, theta: &[f64], seed: u64) -> Result<Vec<f64>> {
+        let p = &self.problem;
+        let params = p.full_rows(theta)?;
+        let cfg = p.run_config(seed);
+        let res = neurosbi_sim::run::simulate(
+            &self.kernel,
+            &params,
+            p.n_traces,
+            &p.stimuli,
+            &self.inputs,
+            &cfg,
+        )?;
+        Ok(p.features_of(&res, self.observed.as_deref()))
+    }
+}
+
+impl Simulator for NeuronSimulator {
+    fn dim_theta(&self) -> usize {
+        self.problem.dim_theta()
+    }
+    fn dim_x(&self) -> usize {
+        self.problem.dim_x()
+    }
+    fn simulate(
+        &self,
+        theta: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
+        let d = self.dim_theta();
+        let dx = self.dim_x();
+        let err = |e: Error| SimulationError(e.to_string());
+        if self.noisy {
+            for (i, rng) in rngs.iter_mut().enumerate() {
+                let seed: u64 = rng.random();
+                let xi = self.run(&theta[i * d..(i + 1) * d], seed).map_err(err)?;
+                x[i * dx..(i + 1) * dx].copy_from_slice(&xi);
+            }
+        } else {
+            let xs = self.run(theta, 0).map_err(err)?;
+            x.copy_from_slice(&xs);
+        }
+        Ok(())
+    }
+}
+
+/// Checks at compile time that the kernel can be shared across the runner's threads.
+#[allow(dead_code)]
+fn assert_sync() {
+    fn is<T: Sync + Send>() {}
+    is::<NeuronSimulator>();
+}
