@@ -90,23 +90,56 @@ fn main() {
 
 fn nle_slcp(seed: u64) {
     let task = Slcp::new();
-    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().expect("built-in prior").build().expect("valid"));
+    let prior: Arc<dyn Prior> = Arc::from(
+        task.prior()
+            .spec()
+            .expect("built-in prior")
+            .build()
+            .expect("valid"),
+    );
     let x_o = task.observation(1).expect("observation 1");
-    let sims = simulate(&task, &FromPrior(prior.as_ref()), 10_000, &RunConfig { seed, ..Default::default() }, &mut Quiet)
-        .expect("simulation");
+    let sims = simulate(
+        &task,
+        &FromPrior(prior.as_ref()),
+        10_000,
+        &RunConfig {
+            seed,
+            ..Default::default()
+        },
+        &mut Quiet,
+    )
+    .expect("simulation");
     let t1 = Instant::now();
-    let train = TrainConfig { seed, ..Default::default() };
-    let (post, rep) =
-        train_nle(prior, &sims.theta, &sims.x, 8, &EstimatorConfig::maf(), &train, &mut NoObserver).expect("training");
+    let train = TrainConfig {
+        seed,
+        ..Default::default()
+    };
+    let (post, rep) = train_nle(
+        prior,
+        &sims.theta,
+        &sims.x,
+        8,
+        &EstimatorConfig::maf(),
+        &train,
+        &mut NoObserver,
+    )
+    .expect("training");
     let t_train = t1.elapsed().as_secs_f64();
     let t2 = Instant::now();
     let draws = post.sample(10_000, &x_o, seed).expect("mcmc");
     let t_mcmc = t2.elapsed().as_secs_f64();
-    let reference = task.reference_posterior(&x_o, 10_000, 1).expect("reference");
+    let reference = task
+        .reference_posterior(&x_o, 10_000, 1)
+        .expect("reference");
     let acc = c2st(&reference, &draws.theta, 5, &C2stConfig::default()).expect("c2st");
     println!(
         "nle slcp (maf): train {t_train:.1} s ({} epochs), MCMC 10000 draws {t_mcmc:.2} s, max R-hat {:.3}, C2ST {acc:.3}",
         rep.epochs,
-        draws.rhat.unwrap_or_default().iter().cloned().fold(0.0, f64::max)
+        draws
+            .rhat
+            .unwrap_or_default()
+            .iter()
+            .cloned()
+            .fold(0.0, f64::max)
     );
 }

@@ -30,6 +30,8 @@
 //! # Ok::<(), neurosbi_infer::InferError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod diagnostics;
 pub mod error;
 pub mod mcmc;
