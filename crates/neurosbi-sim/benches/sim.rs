@@ -4,7 +4,9 @@
 //! neuron-steps per second and the string/native ratio for 1 / 1 000 / 10 000 neurons.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use neurosbi_sim::{CompiledKernel, HodgkinHuxleyC, ModelSpec, RunConfig, Stimulus, simulate_native};
+use neurosbi_sim::{
+    CompiledKernel, HodgkinHuxleyC, ModelSpec, RunConfig, Stimulus, simulate_native,
+};
 use std::hint::black_box;
 use std::path::PathBuf;
 
@@ -18,7 +20,9 @@ fn bench(c: &mut Criterion) {
     let model = spec.build().expect("model");
     let n = 1000;
     let n_steps = 2000; // 20 ms
-    let stim: Vec<f64> = (0..n_steps).map(|k| if k >= 500 { 1e-9 } else { 0.0 }).collect();
+    let stim: Vec<f64> = (0..n_steps)
+        .map(|k| if k >= 500 { 1e-9 } else { 0.0 })
+        .collect();
     let stimuli = [Stimulus::from_rows("I", &[stim]).expect("stimulus")];
     let params: Vec<f64> = (0..n)
         .flat_map(|k| {
@@ -31,10 +35,23 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements((n * n_steps) as u64));
     g.bench_function("equation_string", |b| {
-        b.iter(|| model.simulate(black_box(&params), 1, &stimuli, &cfg).expect("run"))
+        b.iter(|| {
+            model
+                .simulate(black_box(&params), 1, &stimuli, &cfg)
+                .expect("run")
+        })
     });
     g.bench_function("native", |b| {
-        b.iter(|| simulate_native(HodgkinHuxleyC::default(), black_box(&params), 1, &stimuli, &cfg).expect("run"))
+        b.iter(|| {
+            simulate_native(
+                HodgkinHuxleyC::default(),
+                black_box(&params),
+                1,
+                &stimuli,
+                &cfg,
+            )
+            .expect("run")
+        })
     });
     g.finish();
     c.bench_function("parse_check_compile_hh_c", |b| {

@@ -260,8 +260,11 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
                 _ => {}
             }
         }
+        // A final parenthesised group is a flag list unless it is part of the unit
+        // (`siemens/(metre**2)`: the text before it ends in an operator).
         if let Some(o) = open_at
             && !text[us..o].trim().is_empty()
+            && !text[us..o].trim_end().ends_with(['*', '/', '+', '-'])
         {
             for flag in text[o + 1..close].split(',') {
                 match flag
@@ -537,6 +540,19 @@ gNa : siemens (constant)
         assert!(err.to_string().contains("expected `: unit`"), "{err}");
         let err = EquationSet::parse("equations", "v : volt\nv : volt").unwrap_err();
         assert!(err.to_string().contains("declared twice"), "{err}");
+        let set = EquationSet::parse(
+            "equations",
+            "g : siemens/(metre**2)\nh : siemens/(metre**2) (constant)",
+        )
+        .unwrap();
+        assert!(!set.get("g").unwrap().flags.constant && set.get("h").unwrap().flags.constant);
+        assert_eq!(
+            set.get("g").unwrap().dim,
+            lookup_unit("siemens")
+                .unwrap()
+                .dim
+                .div(&lookup_unit("metre").unwrap().dim.powf(2.0))
+        );
     }
 
     #[test]

@@ -127,24 +127,22 @@ pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
             axpy(a, &x, dt / 6.0, &sum)
         }
         Method::Heun => {
-            // Stochastic Heun (Stratonovich); without noise the classical Heun method.
-            let f1 = a.drift(&x, 0.0);
+            // Brian's stochastic Heun (Stratonovich), exactly as Brian 2.11 defines it:
+            // x_s = x + g(x,t) dW; x' = x + f(x,t) dt + (g(x,t) + g(x_s,t+dt)) dW / 2.
+            // The drift is an Euler step, so without noise this is Euler (order 1).
+            let f = a.drift(&x, 0.0);
             let g1 = a.diffusion(&x, 0.0);
-            let pred = axpy(a, &x, dt, &f1);
-            let pred = add_noise(a, pred, &g1, 1.0);
-            let f2 = a.drift(&pred, 1.0);
-            let g2 = a.diffusion(&pred, 1.0);
-            let mut fsum = Vec::with_capacity(n);
+            let support = add_noise(a, x.clone(), &g1, 1.0);
+            let g2 = a.diffusion(&support, 1.0);
             let mut gsum = Vec::with_capacity(n);
             for j in 0..n {
-                fsum.push(a.add(f1[j], f2[j]));
                 let mut row = Vec::with_capacity(a.n_noise());
                 for k in 0..a.n_noise() {
                     row.push(a.add(g1[j][k], g2[j][k]));
                 }
                 gsum.push(row);
             }
-            let out = axpy(a, &x, dt / 2.0, &fsum);
+            let out = axpy(a, &x, dt, &f);
             add_noise(a, out, &gsum, 0.5)
         }
         Method::ExponentialEuler => {
@@ -165,15 +163,15 @@ pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
             add_noise(a, out, &g, 1.0)
         }
         Method::Milstein => {
-            // Derivative-free Milstein (Kloeden & Platen 1992, eq. 11.1.5), as Brian's:
-            // x_s = x + f dt + g sqrt(dt); x' = x + f dt + g dW + (g(x_s) - g(x)) (dW^2 - dt) / (2 sqrt(dt)).
-            // Cross terms between noise sources are not included.
+            // Brian's derivative-free Milstein, exactly as Brian 2.11 defines it:
+            // x_s = x + f dt + g sqrt(dt); x' = x + f dt + g dW + (g(x_s) - g(x)) dW^2 / (2 sqrt(dt)).
+            // (Brian uses dW^2 where Kloeden & Platen's Ito form has dW^2 - dt; for additive
+            // noise the correction vanishes either way.) Applied per noise source.
             let f = a.drift(&x, 0.0);
             let g = a.diffusion(&x, 0.0);
             let base = axpy(a, &x, dt, &f);
             let mut out = add_noise(a, base.clone(), &g, 1.0);
             let sq = a.num(dt.sqrt());
-            let dtv = a.num(dt);
             let half = a.num(0.5 / dt.sqrt());
             for k in 0..a.n_noise() {
                 let mut support = Vec::with_capacity(n);
@@ -184,10 +182,9 @@ pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
                 let gs = a.diffusion(&support, 0.0);
                 let dw = a.dw(k);
                 let dw2 = a.mul(dw, dw);
-                let corr = a.sub(dw2, dtv);
                 for j in 0..n {
                     let dg = a.sub(gs[j][k], g[j][k]);
-                    let t = a.mul(dg, corr);
+                    let t = a.mul(dg, dw2);
                     let t = a.mul(t, half);
                     out[j] = a.add(out[j], t);
                 }

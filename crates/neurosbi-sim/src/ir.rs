@@ -68,9 +68,10 @@ impl Func {
 
     /// Whether the argument must be dimensionless (and the result is).
     pub fn needs_dimensionless(self) -> bool {
+        // `int` is dimensionless as in Brian (truncating an SI value would depend on units).
         !matches!(
             self,
-            Func::Abs | Func::Sign | Func::Floor | Func::Ceil | Func::Int | Func::Sqrt
+            Func::Abs | Func::Sign | Func::Floor | Func::Ceil | Func::Sqrt
         )
     }
 

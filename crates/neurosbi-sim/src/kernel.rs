@@ -69,8 +69,8 @@ impl Layout {
 pub enum RefractoryKind {
     /// Never refractory.
     None,
-    /// For this many steps after a spike (Brian's `timestep(refractory, dt)`).
-    Steps(u64),
+    /// For a duration after each spike, per neuron (see [`Kernel::refractory_duration`]).
+    Duration,
     /// While the kernel's refractory condition holds.
     Condition,
 }
@@ -93,6 +93,8 @@ pub trait Kernel: Sync {
     fn reset(&self, frame: &mut [Lanes], mask: &Lanes);
     /// Refractoriness.
     fn refractory(&self) -> RefractoryKind;
+    /// Writes the refractory duration in seconds (called once, after `init`).
+    fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes the refractory condition (1 = refractory).
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes recorded quantity `k` (as listed by the run's record names) into `out`.
@@ -284,8 +286,8 @@ impl CompiledKernel {
             .map(|(_, e)| alg.lower(e, &x, 0.0))
             .collect();
         let refr: Vec<NodeId> = match &model.refractory {
-            Refractory::Condition(e) => vec![alg.lower(e, &x, 0.0)],
-            _ => vec![],
+            Refractory::Condition(e) | Refractory::Duration(e) => vec![alg.lower(e, &x, 0.0)],
+            Refractory::None => vec![],
         };
         let mut rec = Vec::new();
         let mut rec_nodes = Vec::new();
@@ -311,7 +313,7 @@ impl CompiledKernel {
             reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
             refractory: match model.refractory {
                 Refractory::None => RefractoryKind::None,
-                Refractory::Duration(d) => RefractoryKind::Steps(timestep(d, dt)),
+                Refractory::Duration(_) => RefractoryKind::Duration,
                 Refractory::Condition(_) => RefractoryKind::Condition,
             },
             record: rec,
@@ -402,6 +404,10 @@ impl Kernel for CompiledKernel {
     }
     fn refractory(&self) -> RefractoryKind {
         self.refractory
+    }
+    fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes) {
+        // Same program as the condition: a model has one or the other.
+        self.refractory_condition(frame, out);
     }
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes) {
         let p = &self.code.programs[REFRACTORY];

@@ -19,13 +19,13 @@ pub enum Method {
     Rk2,
     /// Classical Runge-Kutta (fourth order).
     Rk4,
-    /// Heun's method (second order; stochastic Heun with noise).
+    /// Brian's stochastic Heun (Stratonovich); its drift is an Euler step.
     Heun,
     /// Exponential Euler for conditionally linear equations, `x <- x*e^(A dt) + B(e^(A dt)-1)/A`.
     ExponentialEuler,
     /// Euler-Maruyama for stochastic equations (strong order 0.5, 1 for additive noise).
     EulerMaruyama,
-    /// Derivative-free Milstein (Kloeden-Platen, as Brian's `milstein`).
+    /// Brian's derivative-free Milstein.
     Milstein,
 }
 
@@ -56,13 +56,16 @@ impl Method {
             })
     }
 
-    /// Theoretical (deterministic) order of convergence.
+    /// Theoretical order of convergence on deterministic equations (Brian's heun and
+    /// milstein take an Euler step for the drift).
     pub fn order(self) -> f64 {
         match self {
-            Method::Euler | Method::EulerMaruyama | Method::Milstein | Method::ExponentialEuler => {
-                1.0
-            }
-            Method::Rk2 | Method::Heun => 2.0,
+            Method::Euler
+            | Method::EulerMaruyama
+            | Method::Milstein
+            | Method::Heun
+            | Method::ExponentialEuler => 1.0,
+            Method::Rk2 => 2.0,
             Method::Rk4 => 4.0,
         }
     }
@@ -90,8 +93,9 @@ impl fmt::Display for Method {
 pub enum Refractory {
     /// None.
     None,
-    /// A fixed duration after each spike (seconds).
-    Duration(f64),
+    /// A duration after each spike (seconds): constant, or an expression of parameters
+    /// and constants evaluated per neuron.
+    Duration(Ex),
     /// Refractory while this condition holds (evaluated at the start of each step).
     Condition(Ex),
 }
@@ -206,6 +210,15 @@ impl Model {
             noise: Vec::new(),
         };
         for (name, q) in &desc.constants {
+            if matches!(
+                name.as_str(),
+                "t" | "dt" | "i" | "xi" | "and" | "or" | "not"
+            ) || name.starts_with("xi_")
+            {
+                return Err(SimError::Model(format!(
+                    "constant `{name}` would hide a built-in name; rename it"
+                )));
+            }
             scope.symbols.insert(name.clone(), Symbol::Const(*q));
         }
         let (mut states, mut params, mut inputs) = (Vec::new(), Vec::new(), Vec::new());
@@ -316,6 +329,12 @@ impl Model {
                         scope.noise[k], scope.noise[k]
                     ))
                 })?;
+                if gk.depends_on(Slot::Noise(k)) || r.depends_on(Slot::Noise(k)) {
+                    return Err(SimError::Model(format!(
+                        "the noise `{}` must enter d{name}/dt as an additive term `g*{}` (not inside a function, a denominator, a power or a comparison)",
+                        scope.noise[k], scope.noise[k]
+                    )));
+                }
                 g.push(gk);
                 rest = r;
             }
@@ -427,14 +446,21 @@ impl Model {
             Some(t) => {
                 let (x, d) = lower_plain(&mut scope, "refractory", t)?;
                 if d == second {
-                    match x {
-                        Ex::Num(v) if v >= 0.0 && v.is_finite() => Refractory::Duration(v),
-                        _ => {
-                            return Err(SimError::Model(format!(
-                                "refractory `{t}` must be a constant non-negative duration or a condition"
-                            )));
+                    let mut varying = false;
+                    x.visit(&mut |e| {
+                        if matches!(
+                            e,
+                            Ex::Slot(Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_))
+                        ) {
+                            varying = true;
                         }
+                    });
+                    if varying || matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
+                        return Err(SimError::Model(format!(
+                            "refractory `{t}` must be a non-negative duration of constants and parameters, or a condition"
+                        )));
                     }
+                    Refractory::Duration(x)
                 } else if d.is_dimensionless() {
                     Refractory::Condition(x)
                 } else {

@@ -42,9 +42,13 @@ pub trait NativeModel: Send + Sync {
     }
     /// Reset where `mask` is 1.
     fn reset(&self, _x: &mut [Lanes], _p: &[Lanes], _mask: &Lanes) {}
-    /// Refractoriness for time step `dt`.
-    fn refractory(&self, _dt: f64) -> RefractoryKind {
+    /// Refractoriness.
+    fn refractory(&self) -> RefractoryKind {
         RefractoryKind::None
+    }
+    /// Refractory duration (s) per neuron when [`NativeModel::refractory`] is `Duration`.
+    fn refractory_duration(&self, _p: &[Lanes], out: &mut Lanes) {
+        *out = [0.0; LANES];
     }
     /// Refractory condition (1 = refractory) when [`NativeModel::refractory`] is `Condition`.
     fn refractory_condition(&self, _x: &[Lanes], _p: &[Lanes], _out: &mut Lanes) {}
@@ -326,7 +330,12 @@ impl<M: NativeModel> Kernel for NativeKernel<M> {
         self.model.reset(x, &rest[..l.n_params], mask);
     }
     fn refractory(&self) -> RefractoryKind {
-        self.model.refractory(self.dt)
+        self.model.refractory()
+    }
+    fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes) {
+        let l = self.layout;
+        self.model
+            .refractory_duration(&frame[l.param(0)..l.param(l.n_params)], out);
     }
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes) {
         let l = self.layout;
@@ -493,7 +502,7 @@ impl NativeModel for HodgkinHuxleyC {
         }
         true
     }
-    fn refractory(&self, _dt: f64) -> RefractoryKind {
+    fn refractory(&self) -> RefractoryKind {
         RefractoryKind::Condition
     }
     fn refractory_condition(&self, x: &[Lanes], p: &[Lanes], out: &mut Lanes) {

@@ -170,6 +170,11 @@ pub fn simulate<K: Kernel>(
             params.len()
         )));
     }
+    if np > 0 && params.is_empty() {
+        return Err(SimError::Config(format!(
+            "no parameter sets given; the model has {np} parameter(s) per neuron"
+        )));
+    }
     if let Some(k) = params.iter().position(|v| !v.is_finite()) {
         return Err(SimError::Config(format!(
             "parameter set {} has a non-finite value in parameter {}",
@@ -344,14 +349,22 @@ impl<K: Kernel> BlockCtx<'_, K> {
             Vec::new()
         };
         let sqrt_dt = dt.sqrt();
+        let mut tmp: Lanes = [0.0; LANES];
         let refractory = k.refractory();
+        // Brian: refractory while timestep(t - lastspike, dt) < timestep(refractory, dt).
+        let mut ref_steps = [0i64; LANES];
+        if refractory == RefractoryKind::Duration {
+            k.refractory_duration(&mut frame, &mut tmp);
+            for l in 0..LANES {
+                ref_steps[l] = crate::kernel::timestep(tmp[l], dt) as i64;
+            }
+        }
         let mut last_spike = [i64::MIN / 2; LANES];
         let mut not_ref: Lanes = [1.0; LANES];
         let mut spikes: Vec<Vec<f64>> = vec![Vec::new(); valid];
         let mut failed: Vec<Failure> = Vec::new();
         let mut is_failed = [false; LANES];
         let mut mask: Lanes = [0.0; LANES];
-        let mut tmp: Lanes = [0.0; LANES];
         let n_samples = cfg.n_samples();
         let n_steps = cfg.n_steps;
         let has_inputs = !self.stimuli.is_empty();
@@ -380,9 +393,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
             }
             match refractory {
                 RefractoryKind::None => {}
-                RefractoryKind::Steps(r) => {
+                RefractoryKind::Duration => {
                     for l in 0..LANES {
-                        not_ref[l] = if step as i64 - last_spike[l] >= r as i64 {
+                        not_ref[l] = if step as i64 - last_spike[l] >= ref_steps[l] {
                             1.0
                         } else {
                             0.0

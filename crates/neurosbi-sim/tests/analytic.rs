@@ -325,3 +325,29 @@ fn every_shipped_model_builds_and_runs() {
     }
     assert!(n >= 7, "expected the seven shipped models, found {n}");
 }
+
+#[test]
+fn refractory_durations_can_be_per_neuron_parameters() {
+    // Constant drive, reset to rest: the inter-spike interval is the time to threshold plus
+    // the neuron's own refractory period (in whole steps).
+    let desc = ModelDescription::new(
+        "dv/dt = (v_inf - v)/tau : volt (unless refractory)\ntau_ref : second (constant)",
+    )
+    .constant("v_inf", q(30.0, "mV"))
+    .constant("tau", q(10.0, "ms"))
+    .threshold("v > 20*mV")
+    .reset("v = 0*mV")
+    .refractory("tau_ref");
+    let model = Model::new(&desc).unwrap();
+    let out = model
+        .simulate(&[1e-3, 4e-3], 1, &[], &RunConfig::new(1e-4, 2000))
+        .unwrap();
+    let isi = |n: usize| out.spikes[n][2] - out.spikes[n][1];
+    assert!(out.spikes[0].len() > 3 && out.spikes[1].len() > 3);
+    assert!(
+        (isi(1) - isi(0) - 3e-3).abs() < 1.5e-4,
+        "{} vs {}",
+        isi(0),
+        isi(1)
+    );
+}

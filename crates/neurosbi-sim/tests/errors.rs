@@ -248,3 +248,32 @@ fn model_files_report_key_and_file() {
     let e = ModelSpec::parse("x.toml", "equations = '''\n").unwrap_err();
     assert!(e.to_string().contains("x.toml (line"), "{e}");
 }
+
+#[test]
+fn noise_must_enter_additively_and_builtins_cannot_be_shadowed() {
+    let e = err(&ModelDescription::new(
+        "dv/dt = exp(xi*second**0.5)*volt/second : volt",
+    ));
+    assert!(e.to_string().contains("additive term"), "{e}");
+    let e = err(&ModelDescription::new("dv/dt = -v/second : volt")
+        .constant("t", Quantity::new(1.0, volt())));
+    assert!(e.to_string().contains("hide a built-in"), "{e}");
+    let e = err(&ModelDescription::new("dv/dt = int(v)/second : volt"));
+    assert!(
+        e.to_string()
+            .contains("argument of `int` must be dimensionless"),
+        "{e}"
+    );
+    let model = Model::new(&ModelDescription::new(
+        "dv/dt = -v/tau : volt\ntau : second (constant)",
+    ))
+    .unwrap();
+    let e = model
+        .simulate(&[], 1, &[], &RunConfig::new(1e-4, 10))
+        .unwrap_err();
+    assert!(e.to_string().contains("no parameter sets"), "{e}");
+    let e = err(&ModelDescription::new("dv/dt = -v/second : volt")
+        .threshold("v > 1*mV")
+        .refractory("v/volt*second"));
+    assert!(e.to_string().contains("constants and parameters"), "{e}");
+}
