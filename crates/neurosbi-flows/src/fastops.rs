@@ -7,6 +7,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 
 /// tanh(x) ~ x P(x^2) / Q(x^2) on [-c, c], +-1 beyond: the minimax rational approximation
 /// used by Eigen's `ptanh_float` (degree 13/6), max error ~1e-7 in f32.
+// The published coefficients are kept as written (a few digits beyond f32).
+#[allow(clippy::excessive_precision)]
 #[inline(always)]
 fn tanh_rational(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
@@ -125,6 +127,69 @@ mod tests {
 /// buffers, wake-ups) made a MAF epoch 4x slower on a busy 2-core machine.
 struct SerialMatMul;
 
+/// `dst (m x n, row-major) (+)= a b` for strided 2-D views, without threads.
+fn gemm_into<T: Copy + 'static>(
+    dst: &mut [T],
+    read_dst: bool,
+    a: &[T],
+    la: &Layout,
+    b: &[T],
+    lb: &Layout,
+    one: T,
+) -> Result<()> {
+    let (m, k) = la.shape().dims2()?;
+    let (k2, n) = lb.shape().dims2()?;
+    if k != k2 || dst.len() != m * n {
+        candle_core::bail!(
+            "serial matmul: shapes ({m}, {k}) x ({k2}, {n}) into {}",
+            dst.len()
+        );
+    }
+    let (sa, sb) = (la.stride(), lb.stride());
+    // Bounds of the strided views, so the raw-pointer product below stays in range.
+    let extent = |rows: usize, cols: usize, st: &[usize], off: usize| {
+        if rows == 0 || cols == 0 {
+            off
+        } else {
+            off + (rows - 1) * st[0] + (cols - 1) * st[1] + 1
+        }
+    };
+    if extent(m, k, sa, la.start_offset()) > a.len()
+        || extent(k, n, sb, lb.start_offset()) > b.len()
+    {
+        candle_core::bail!("serial matmul: layout exceeds storage");
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(());
+    }
+    // SAFETY: every element read lies within `a` and `b` (checked above); `dst` holds
+    // m * n elements written with row stride n and column stride 1.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            read_dst,
+            a.as_ptr().add(la.start_offset()),
+            sa[1] as isize,
+            sa[0] as isize,
+            b.as_ptr().add(lb.start_offset()),
+            sb[1] as isize,
+            sb[0] as isize,
+            one,
+            one,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+    Ok(())
+}
+
 impl SerialMatMul {
     fn run<T: Copy + Default + 'static>(
         a: &[T],
@@ -133,54 +198,105 @@ impl SerialMatMul {
         lb: &Layout,
         one: T,
     ) -> Result<(Vec<T>, Shape)> {
-        let (m, k) = la.shape().dims2()?;
-        let (k2, n) = lb.shape().dims2()?;
-        if k != k2 {
-            candle_core::bail!("serial matmul: inner dimensions {k} and {k2} differ");
-        }
-        let (sa, sb) = (la.stride(), lb.stride());
-        // Bounds of the strided views, so the raw-pointer product below stays in range.
-        let extent = |rows: usize, cols: usize, st: &[usize], off: usize| {
-            if rows == 0 || cols == 0 {
-                off
-            } else {
-                off + (rows - 1) * st[0] + (cols - 1) * st[1] + 1
-            }
-        };
-        if extent(m, k, sa, la.start_offset()) > a.len()
-            || extent(k, n, sb, lb.start_offset()) > b.len()
-        {
-            candle_core::bail!("serial matmul: layout exceeds storage");
-        }
+        let (m, _) = la.shape().dims2()?;
+        let (_, n) = lb.shape().dims2()?;
         let mut dst = vec![T::default(); m * n];
-        if m > 0 && n > 0 && k > 0 {
-            // SAFETY: every element read lies within `a` and `b` (checked above), `dst` holds
-            // m * n elements written with row stride n and column stride 1.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    dst.as_mut_ptr(),
-                    1,
-                    n as isize,
-                    false,
-                    a.as_ptr().add(la.start_offset()),
-                    sa[1] as isize,
-                    sa[0] as isize,
-                    b.as_ptr().add(lb.start_offset()),
-                    sb[1] as isize,
-                    sb[0] as isize,
-                    one,
-                    one,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                );
-            }
-        }
+        gemm_into(&mut dst, false, a, la, b, lb, one)?;
         Ok((dst, Shape::from((m, n))))
+    }
+}
+
+/// `x W + 1 b^T` in one pass: the output starts as copies of the bias and gemm accumulates
+/// into it, so a layer costs one allocation instead of three (product, rank-1 bias, sum).
+struct SerialLinear;
+
+impl SerialLinear {
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: Copy + 'static>(
+        x: &[T],
+        lx: &Layout,
+        w: &[T],
+        lw: &Layout,
+        b: &[T],
+        lb: &Layout,
+        one: T,
+    ) -> Result<(Vec<T>, Shape)> {
+        let (m, _) = lx.shape().dims2()?;
+        let (_, n) = lw.shape().dims2()?;
+        let Some((s, e)) = lb.contiguous_offsets() else {
+            candle_core::bail!("serial linear: bias not contiguous")
+        };
+        if e - s != n {
+            candle_core::bail!("serial linear: bias has {} values for {n} outputs", e - s);
+        }
+        let bias = &b[s..e];
+        let mut dst = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            dst.extend_from_slice(bias);
+        }
+        gemm_into(&mut dst, true, x, lx, w, lw, one)?;
+        Ok((dst, Shape::from((m, n))))
+    }
+}
+
+impl candle_core::CustomOp3 for SerialLinear {
+    fn name(&self) -> &'static str {
+        "serial-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                let (d, s) = Self::run(x, l1, w, l2, b, l3, 1f32)?;
+                Ok((CpuStorage::F32(d), s))
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                let (d, s) = Self::run(x, l1, w, l2, b, l3, 1f64)?;
+                Ok((CpuStorage::F64(d), s))
+            }
+            _ => candle_core::bail!("serial linear supports f32 and f64"),
+        }
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let ones = Tensor::ones((1, grad.dim(0)?), grad.dtype(), grad.device())?;
+        let db = matmul(&ones, grad)?.squeeze(0)?;
+        Ok((
+            Some(matmul(grad, &w.t()?)?),
+            Some(matmul(&x.t()?, grad)?),
+            Some(db),
+        ))
+    }
+}
+
+/// `x W + b` for x (B, in), W (in, out), b (out): one fused pass on the CPU.
+pub(crate) fn linear(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let fast = x.device().is_cpu()
+        && x.rank() == 2
+        && w.rank() == 2
+        && b.rank() == 1
+        && x.dtype() == w.dtype()
+        && x.dtype() == b.dtype()
+        && matches!(x.dtype(), DType::F32 | DType::F64);
+    if fast {
+        x.apply_op3(w, b, SerialLinear)
+    } else {
+        x.matmul(w)?.broadcast_add(b)
     }
 }
 
@@ -236,6 +352,84 @@ pub(crate) fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod matmul_tests {
+    #[test]
+    fn serial_linear_matches_candle_and_its_gradients() {
+        let x =
+            Var::from_tensor(&t((0..15).map(|i| (i as f64 * 0.41).sin()).collect(), 5, 3)).unwrap();
+        let w =
+            Var::from_tensor(&t((0..12).map(|i| (i as f64 * 0.23).cos()).collect(), 3, 4)).unwrap();
+        let b = Var::from_vec(vec![0.1f64, -0.2, 0.3, 0.7], 4, &Device::Cpu).unwrap();
+        let wt = t((0..20).map(|i| i as f64 * 0.1 - 1.0).collect(), 5, 4);
+        let ours = linear(x.as_tensor(), w.as_tensor(), b.as_tensor()).unwrap();
+        let stock = x
+            .as_tensor()
+            .matmul(w.as_tensor())
+            .unwrap()
+            .broadcast_add(b.as_tensor())
+            .unwrap();
+        let diff = (&ours - &stock)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        assert!(diff < 1e-12);
+        let g1 = (ours.tanh().unwrap() * &wt)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g2 = (stock.tanh().unwrap() * &wt)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for v in [&x, &w, &b] {
+            let a = g1
+                .get(v.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            let c = g2
+                .get(v.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            for (p, q) in a.iter().zip(&c) {
+                assert!((p - q).abs() < 1e-12, "{p} vs {q}");
+            }
+        }
+        // Finite differences in the bias.
+        let gb = g1.get(b.as_tensor()).unwrap().to_vec1::<f64>().unwrap();
+        for i in 0..4 {
+            let f = |d: f64| {
+                let mut bv = vec![0.1f64, -0.2, 0.3, 0.7];
+                bv[i] += d;
+                let bt = Tensor::from_vec(bv, 4, &Device::Cpu).unwrap();
+                (linear(x.as_tensor(), w.as_tensor(), &bt)
+                    .unwrap()
+                    .tanh()
+                    .unwrap()
+                    * &wt)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+            };
+            let fd = (f(1e-6) - f(-1e-6)) / 2e-6;
+            assert!((fd - gb[i]).abs() < 1e-7, "{i}: {} vs fd {fd}", gb[i]);
+        }
+    }
+
     use super::*;
     use candle_core::{Device, Var};
 

@@ -103,18 +103,11 @@ pub(crate) struct Linear {
 
 impl Linear {
     pub(crate) fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.add_bias(&crate::fastops::matmul(x, self.w.as_tensor())?)
+        crate::fastops::linear(x, self.w.as_tensor(), self.b.as_tensor())
     }
     /// Forward with an elementwise 0/1 mask on the weights (MADE).
     pub(crate) fn forward_masked(&self, x: &Tensor, mask: &Tensor) -> Result<Tensor> {
-        self.add_bias(&crate::fastops::matmul(x, &(self.w.as_tensor() * mask)?)?)
-    }
-    /// `y + 1 b^T` as a rank-1 product: the bias gradient then comes from a matrix product
-    /// instead of candle's slow reduction over the batch dimension in `broadcast_add`'s
-    /// backward (PERFORMANCE.md: ~15 % of a MAF step).
-    fn add_bias(&self, y: &Tensor) -> Result<Tensor> {
-        let ones = Tensor::ones((y.dim(0)?, 1), y.dtype(), y.device())?;
-        y + crate::fastops::matmul(&ones, &self.b.as_tensor().unsqueeze(0)?)?
+        crate::fastops::linear(x, &(self.w.as_tensor() * mask)?, self.b.as_tensor())
     }
 }
 
