@@ -171,6 +171,13 @@ impl Builder {
                     let c = self.num(k * self.konst(y).unwrap_or(1.0));
                     return self.fold2(Bin::Mul, x, c);
                 }
+                // (x + k1) k = x k + k1 k: one fused multiply-add instead of two operations.
+                Node::Bin(Bin::Add, x, y) if self.konst(y).is_some() => {
+                    let kx = self.num(k);
+                    let m = self.fold2(Bin::Mul, x, kx);
+                    let c = self.num(k * self.konst(y).unwrap_or(0.0));
+                    return self.add(m, c);
+                }
                 _ => {}
             }
         }
