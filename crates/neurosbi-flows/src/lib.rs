@@ -6,6 +6,22 @@
 //! All data crossing the API is `f64`, row-major, with explicit dimensions; inside candle
 //! the networks compute in `f32`. Training is deterministic for a seed on the CPU.
 //!
+//! * [`ConditionalEstimator`]: MDN, MAF or NSF ([`EstimatorConfig::mdn`], `maf`, `nsf`)
+//!   with z-scoring of inputs and context built in, an optional [`EmbeddingConfig`] net on
+//!   the context, [`ConditionalEstimator::train`] (Adam, early stopping, clipping, resume)
+//!   or [`ConditionalEstimator::train_with_loss`] for custom losses (APT), `log_prob`,
+//!   `sample`, and one-file `save` / `load` (safetensors with a versioned JSON header).
+//! * [`RatioClassifier`] with the NRE-A / NRE-B losses in [`losses`].
+//!
+//! On the CPU the heavy operations run single-threaded through fused custom ops (linear
+//! layer with bias, matrix product, rational tanh, each with its backward), leaving the
+//! other cores to the simulator; candle's own threaded matrix product was 4x slower for
+//! nets of this size on a busy 2-core machine.
+//!
+//! One deliberate difference from nflows: MADE hidden units may have degree 0 (context
+//! only), so the first feature of every MAF transform depends on the context; in nflows
+//! its scale and shift are constants.
+//!
 //! ```
 //! use neurosbi_flows::{ConditionalEstimator, EstimatorConfig, NoObserver, TrainConfig};
 //! // theta | x ~ N(x, 0.5^2), 1-D, 400 pairs.
