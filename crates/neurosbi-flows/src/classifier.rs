@@ -126,6 +126,7 @@ impl RatioClassifier {
         }
         let group = match &cfg.embedding {
             Some(EmbeddingConfig::DeepSets { trial_dim, .. }) => *trial_dim,
+            Some(EmbeddingConfig::Convolutional { .. }) => 1,
             _ => d_x,
         };
         let header = Header {

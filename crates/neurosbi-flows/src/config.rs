@@ -38,6 +38,20 @@ pub enum EmbeddingConfig {
         /// Output dimension.
         output_dim: usize,
     },
+    /// 1-D convolutional net for raw traces (the whole context row is one trace):
+    /// `num_layers` valid convolutions (kernel `kernel_size`, stride 2, ReLU) with
+    /// `channels` channels, then a linear map of the flattened features to `output_dim`.
+    /// The context is standardised with one mean and deviation over all samples.
+    Convolutional {
+        /// Channels of every convolution.
+        channels: usize,
+        /// Number of convolution layers.
+        num_layers: usize,
+        /// Kernel width.
+        kernel_size: usize,
+        /// Output dimension.
+        output_dim: usize,
+    },
 }
 
 /// Architecture of a [`crate::ConditionalEstimator`].
@@ -128,6 +142,17 @@ impl EstimatorConfig {
                 || *output_dim == 0 =>
             {
                 bad("embedding", "widths must be positive")
+            }
+            Some(EmbeddingConfig::Convolutional {
+                channels,
+                num_layers,
+                kernel_size,
+                output_dim,
+            }) if *channels == 0 || *num_layers == 0 || *kernel_size == 0 || *output_dim == 0 => {
+                bad(
+                    "embedding",
+                    "channels, layers, kernel size and output must be positive",
+                )
             }
             _ => Ok(()),
         }

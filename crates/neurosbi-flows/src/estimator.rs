@@ -99,6 +99,7 @@ impl ConditionalEstimator {
         }
         let group = match &cfg.embedding {
             Some(EmbeddingConfig::DeepSets { trial_dim, .. }) => *trial_dim,
+            Some(EmbeddingConfig::Convolutional { .. }) => 1,
             _ => d_ctx,
         };
         let header = Header {

@@ -217,6 +217,15 @@ fn network_gradients_match_finite_differences() {
     };
     for cfg in [
         small(EstimatorConfig::maf(), None),
+        small(
+            EstimatorConfig::maf(),
+            Some(EmbeddingConfig::Convolutional {
+                channels: 3,
+                num_layers: 1,
+                kernel_size: 2,
+                output_dim: 2,
+            }),
+        ),
         small(EstimatorConfig::nsf(), fc.clone()),
         small(EstimatorConfig::mdn(), sets),
     ] {
@@ -317,4 +326,79 @@ fn early_stopping_restores_the_best_weights() {
         "restored loss {loss}, best {}",
         rep.best_val_loss
     );
+}
+
+/// The im2col convolution equals a direct loop implementation of a 2-layer, stride-2,
+/// valid 1-D convolution with ReLU and a linear head.
+#[test]
+fn conv_embedding_matches_a_direct_convolution() {
+    use crate::config::EmbeddingConfig;
+    use crate::embedding::Embedding;
+    let (len, ch, k, out_dim) = (11usize, 3usize, 3usize, 2usize);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut p = Params::new(&Device::Cpu);
+    let cfg = EmbeddingConfig::Convolutional {
+        channels: ch,
+        num_layers: 2,
+        kernel_size: k,
+        output_dim: out_dim,
+    };
+    let (emb, d) = Embedding::new(&cfg, &mut p, len, &mut rng).unwrap();
+    assert_eq!(d, out_dim);
+    let vals: Vec<Vec<f32>> = p
+        .vars
+        .iter()
+        .map(|(_, v)| v.as_tensor().flatten_all().unwrap().to_vec1().unwrap())
+        .collect();
+    // Parameters in creation order: conv0 (w, b), conv1 (w, b), head (w, b); weights (in, out).
+    let x: Vec<f32> = (0..2 * len)
+        .map(|i| ((i * 13 % 7) as f32 - 3.0) / 2.0)
+        .collect();
+    let got = emb
+        .forward(&rows(x.clone(), len))
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    for b in 0..2 {
+        // Layer 0: one input channel.
+        let xr = &x[b * len..(b + 1) * len];
+        let l0 = (len - k) / 2 + 1;
+        let mut h0 = vec![vec![0f32; ch]; l0];
+        for (pos, row) in h0.iter_mut().enumerate() {
+            for (c, out) in row.iter_mut().enumerate() {
+                let s: f32 = (0..k)
+                    .map(|j| xr[2 * pos + j] * vals[0][j * ch + c])
+                    .sum::<f32>()
+                    + vals[1][c];
+                *out = s.max(0.0);
+            }
+        }
+        let l1 = (l0 - k) / 2 + 1;
+        let mut h1 = vec![vec![0f32; ch]; l1];
+        for (pos, row) in h1.iter_mut().enumerate() {
+            for (co, out) in row.iter_mut().enumerate() {
+                let mut s = vals[3][co];
+                for j in 0..k {
+                    for ci in 0..ch {
+                        s += h0[2 * pos + j][ci] * vals[2][(j * ch + ci) * ch + co];
+                    }
+                }
+                *out = s.max(0.0);
+            }
+        }
+        let flat: Vec<f32> = h1.concat();
+        for o in 0..out_dim {
+            let want: f32 = flat
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * vals[4][i * out_dim + o])
+                .sum::<f32>()
+                + vals[5][o];
+            assert!(
+                (got[b][o] - want).abs() < 1e-5,
+                "row {b} output {o}: {} vs {want}",
+                got[b][o]
+            );
+        }
+    }
 }
