@@ -29,16 +29,26 @@ pid_of() { # name -> pid from DIR/run/NAME.pid if that process is alive
     [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
 }
 
-stop() { # name: SIGTERM, wait up to 10 s, then SIGKILL
-    local pid i
-    pid=$(pid_of "$1") || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || { log "stopped $1 (pid $pid)"; return 0; }
-        sleep 0.1
+stop() { # names: SIGTERM to all at once (each takes ~2 s to exit), wait up to 10 s, then SIGKILL
+    local name pid i pids=() names=()
+    for name in "$@"; do
+        pid=$(pid_of "$name") || continue
+        kill -TERM "$pid" 2>/dev/null
+        pids+=("$pid")
+        names+=("$name")
     done
-    log "$1 (pid $pid) ignored SIGTERM for 10 s: SIGKILL"
-    kill -KILL "$pid" 2>/dev/null
+    for i in "${!pids[@]}"; do
+        for _ in $(seq 1 100); do
+            kill -0 "${pids[$i]}" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "${pids[$i]}" 2>/dev/null; then
+            log "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM for 10 s: SIGKILL"
+            kill -KILL "${pids[$i]}" 2>/dev/null
+        else
+            log "stopped ${names[$i]} (pid ${pids[$i]})"
+        fi
+    done
     return 0
 }
 
@@ -57,8 +67,8 @@ if [ -f "$CONF" ] && pid_of slurmctld >/dev/null; then
     fi
 fi
 
-stop slurmd
-stop slurmctld
+stop slurmd slurmctld
+# munged last: the SLURM daemons authenticate their last messages through it.
 stop munged
 
 if [ -f "$DIR/run/created-run-munge" ]; then

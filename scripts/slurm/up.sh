@@ -21,8 +21,9 @@ die() { echo "slurm/up: ERROR: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (installs packages, starts munged as the munge user and slurmd as root)"
 case "$DIR" in
-    /*) ;;
-    *) die "DIR must be an absolute path, got '$DIR'" ;;
+    *[[:space:]]*) die "DIR must not contain whitespace (slurm.conf cannot quote it), got '$DIR'" ;;
+    /?*) ;;
+    *) die "DIR must be an absolute path below /, got '$DIR'" ;;
 esac
 
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +87,14 @@ if [ -d "$DIR/run" ]; then
     "$(dirname "$0")/down.sh" "$DIR" >&2 || true
 fi
 
+# Another SLURM (or anything else) on these ports would answer our clients in place of our
+# controller; say so instead of waiting for a node that never registers.
+for port in "$CTLD_PORT" "$SLURMD_PORT"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        die "port $port on 127.0.0.1 is already in use (another slurmctld/slurmd?); set NEUROSBI_SLURMCTLD_PORT / NEUROSBI_SLURMD_PORT"
+    fi
+done
+
 # ---------------------------------------------------------------------------------------------
 # Configuration
 # ---------------------------------------------------------------------------------------------
@@ -131,8 +140,13 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 MpiDefault=none
+# The default /bin/mail is not installed; an invalid MailProg is logged as an error.
+MailProg=/bin/true
 SwitchType=switch/none
 SchedulerType=sched/backfill
+# The default batch_sched_delay=3 runs the scheduler only every 3 s after submissions and job
+# ends; with 0 a dependent job starts within about a second of its dependency finishing.
+SchedulerParameters=batch_sched_delay=0
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU
 ReturnToService=2
@@ -217,12 +231,9 @@ log "waiting up to ${TIMEOUT}s for node $NODE to be idle"
 deadline=$((SECONDS + TIMEOUT))
 state=""
 while :; do
-    state=$(timeout 10 sinfo -h -n "$NODE" -o '%T' 2>/dev/null || true)
-    [ "$state" = "idle" ] && break
-    # A node that registered with a bad config goes down/drained; the reason says why.
-    if [ $SECONDS -ge $deadline ]; then
-        reason=$(timeout 10 sinfo -h -n "$NODE" -o '%E' 2>/dev/null || true)
-        fail_with_logs "node $NODE not idle after ${TIMEOUT}s (state '${state:-no answer from slurmctld}', reason '${reason}')"
+    # A daemon that hit a fatal error (bad config, port taken meanwhile) never brings the node up.
+    if grep -qs 'fatal:' "$DIR/log/slurmctld.log" "$DIR/log/slurmd.log"; then
+        fail_with_logs "a SLURM daemon stopped with a fatal error"
     fi
     # The daemons write their pid files just after detaching; only a written one can be checked.
     for p in slurmctld slurmd; do
@@ -230,6 +241,13 @@ while :; do
             fail_with_logs "$p exited while waiting for the node"
         fi
     done
+    state=$(timeout 10 sinfo -h -n "$NODE" -o '%T' 2>/dev/null || true)
+    [ "$state" = "idle" ] && break
+    # A node that registered with a bad config goes down/drained; the reason says why.
+    if [ $SECONDS -ge $deadline ]; then
+        reason=$(timeout 10 sinfo -h -n "$NODE" -o '%E' 2>/dev/null || true)
+        fail_with_logs "node $NODE not idle after ${TIMEOUT}s (state '${state:-no answer from slurmctld}', reason '${reason}')"
+    fi
     sleep 0.5
 done
 log "cluster up in $DIR: node $NODE, $CPUS CPUs, ${MEM_MB} MB, controller port $CTLD_PORT (${SECONDS}s)"
