@@ -389,7 +389,7 @@ impl FitConfig {
                     .map(|s| s.dim);
                 if let Some(d) = vdim
                     && !unit.name.is_empty()
-                    && lookup_unit(&unit.name).is_some_and(|u| u.dim != d)
+                    && unit.dim().is_some_and(|u| u != d)
                 {
                     return Err(ctx.err(&format!("{key}.unit"), format!("`{}` does not match the dimension {d} of `{var}`", unit.name)));
                 }

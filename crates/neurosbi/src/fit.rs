@@ -176,7 +176,6 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
             "is undefined for the observation; choose features defined for the observed data",
         ));
     }
-    write_file(&out.join("observation.csv"), csv_text(&names, &x_o).as_bytes())?;
     timings.push(("observation".to_string(), t0.elapsed().as_secs_f64()));
 
     // Simulations into a resumable store, training.
@@ -273,6 +272,7 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         .iter()
         .map(|p| format!("{}{}", p.name, if p.unit.name.is_empty() { String::new() } else { format!(" [{}]", p.unit.name) }))
         .collect();
+    write_file(&out.join("observation.csv"), csv_text(&names, &x_o).as_bytes())?;
     write_file(&out.join("samples.csv"), csv_text(&header, &draws.theta).as_bytes())?;
     write_npy(&out.join("samples.npy"), &draws.theta, draws.theta.len() / d, d)?;
     write_file(&out.join("summary.csv"), summary::summary_csv(&sum).as_bytes())?;
@@ -401,4 +401,95 @@ pub fn predictive_panels(
 /// Loads a posterior saved by `fit`.
 pub fn load_posterior(out: &Path) -> Result<Posterior> {
     Ok(Posterior::load(&out.join("posterior"))?)
+}
+
+/// Runs the first round's simulations into the output folder's store without training
+/// (`neurosbi simulate`); a later `fit` of the same file uses them. Returns valid and
+/// invalid counts.
+pub fn simulate_only(cfg: &FitConfig, opts: &FitOptions) -> Result<(usize, u64)> {
+    let seed = opts.seed.unwrap_or(cfg.seed);
+    let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
+    let problem = &cfg.problem;
+    let observed = cfg.observation()?;
+    let sim = NeuronSimulator::new(problem.clone(), Some(observed))?;
+    let prior = problem.prior()?;
+    let store_dir = out.join("simulations");
+    let mut store = match Store::open(&store_dir) {
+        Ok(s) => s,
+        Err(_) => Store::create(&store_dir, problem.dim_theta(), problem.dim_x())?,
+    };
+    let n = cfg.inference.rounds[0];
+    // The same round seed as `infer` derives for round 0, so `fit` finds this round.
+    let round_seed = neurosbi_infer::rng::derive_seed(seed, 1000);
+    let r = match store
+        .rounds()
+        .iter()
+        .position(|p| p.n == n as u64 && p.seed == round_seed)
+    {
+        Some(r) => r,
+        None => store.add_round(n as u64, round_seed, 500)?,
+    };
+    let bars = Bars::new(opts.quiet);
+    let bar = bars.bar(n as u64, "simulating");
+    let mut obs = |p: Progress| {
+        bar.set_position(p.done);
+        ControlFlow::Continue(())
+    };
+    store.run_round(
+        r,
+        &sim,
+        &neurosbi_infer::FromPrior(&prior),
+        cfg.inference.batch_size,
+        &mut obs,
+    )?;
+    bar.finish_and_clear();
+    let s = store.load_round(r)?;
+    Ok((s.len(), s.n_invalid))
+}
+
+/// Writes the stored simulations as `theta.npy` and `x.npy` (`neurosbi export`).
+pub fn export(out: &Path) -> Result<(PathBuf, PathBuf)> {
+    let store = Store::open(out.join("simulations"))?;
+    let (t, x) = (out.join("theta.npy"), out.join("x.npy"));
+    store.export_npy(&t, &x)?;
+    Ok((t, x))
+}
+
+/// Calibration of a fitted posterior (`neurosbi check`): simulation-based calibration over
+/// `n_sbc` prior draws with `n_posterior` samples each; returns (parameter, KS p-value)
+/// pairs and the expected coverage at the 50, 80 and 95 % levels, and writes `check.csv`.
+pub fn check(
+    cfg: &FitConfig,
+    opts: &FitOptions,
+    n_sbc: usize,
+    n_posterior: usize,
+) -> Result<(Vec<(String, f64)>, Vec<(f64, f64)>)> {
+    let seed = opts.seed.unwrap_or(cfg.seed);
+    let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
+    let path = out.join("check.csv");
+    if path.exists() && !opts.force {
+        return Err(Error::Exists { path });
+    }
+    let posterior = load_posterior(&out)?;
+    let sim = NeuronSimulator::new(cfg.problem.clone(), None)?;
+    let prior = cfg.problem.prior()?;
+    let sampler = |x: &[f64], n: usize, s: u64| posterior.sample(n, x, s).map(|d| d.theta);
+    let res = neurosbi_infer::diagnostics::sbc(&prior, &sim, &sampler, n_sbc, n_posterior, seed ^ 0xc4ec)?;
+    let levels = [0.5, 0.8, 0.95];
+    let cov = neurosbi_infer::diagnostics::expected_coverage_from_ranks(&res, &levels);
+    let ks: Vec<(String, f64)> = cfg
+        .problem
+        .parameter_names()
+        .into_iter()
+        .zip(res.ks_pvalues.iter().copied())
+        .collect();
+    let mut csv = String::from("what,name,value\n");
+    for (n, p) in &ks {
+        csv.push_str(&format!("sbc_ks_pvalue,{n},{p}\n"));
+    }
+    for (l, c) in levels.iter().zip(&cov) {
+        csv.push_str(&format!("expected_coverage,{l},{c}\n"));
+    }
+    write_file(&path, csv.as_bytes())?;
+    Ok((ks, levels.iter().copied().zip(cov).collect()))
 }

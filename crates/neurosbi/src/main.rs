@@ -35,6 +35,35 @@ enum Command {
         /// The fit file (TOML, see docs/model-file.md).
         file: PathBuf,
     },
+    /// Trains on the stored simulations (running any that are missing) and writes every
+    /// output, like `fit`.
+    Train {
+        /// The fit file.
+        file: PathBuf,
+    },
+    /// Runs the first round's simulations into the output folder's store, without training
+    /// (e.g. on another machine; `fit` then resumes from them).
+    Simulate {
+        /// The fit file.
+        file: PathBuf,
+    },
+    /// Calibration of the fitted posterior: simulation-based calibration and expected
+    /// coverage (writes check.csv).
+    Check {
+        /// The fit file.
+        file: PathBuf,
+        /// Prior draws to calibrate over.
+        #[arg(long, default_value_t = 100)]
+        n_sbc: usize,
+        /// Posterior samples per draw.
+        #[arg(long, default_value_t = 100)]
+        n_posterior: usize,
+    },
+    /// Writes the stored simulations as theta.npy and x.npy for numpy.
+    Export {
+        /// The fit file.
+        file: PathBuf,
+    },
     /// Checks a fit file without simulating anything.
     Validate {
         /// The fit file.
@@ -77,7 +106,7 @@ fn main() -> Result<()> {
         out: cli.out.clone(),
     };
     match &cli.command {
-        Command::Fit { file } => {
+        Command::Fit { file } | Command::Train { file } => {
             let cfg = FitConfig::from_file(file)?;
             let outcome = fit(&cfg, &opts)?;
             if !cli.quiet {
@@ -87,6 +116,33 @@ fn main() -> Result<()> {
                 }
                 println!("outputs in {}", outcome.out.display());
             }
+        }
+        Command::Simulate { file } => {
+            let cfg = FitConfig::from_file(file)?;
+            let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, &opts)?;
+            if !cli.quiet {
+                println!("{valid} valid and {invalid} invalid simulations stored");
+            }
+        }
+        Command::Check {
+            file,
+            n_sbc,
+            n_posterior,
+        } => {
+            let cfg = FitConfig::from_file(file)?;
+            let (ks, cov) = neurosbi::fit::check(&cfg, &opts, *n_sbc, *n_posterior)?;
+            for (n, p) in ks {
+                println!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
+            }
+            for (l, c) in cov {
+                println!("expected coverage at {:>3.0} %: {:.1} %", l * 100.0, c * 100.0);
+            }
+        }
+        Command::Export { file } => {
+            let cfg = FitConfig::from_file(file)?;
+            let out = cli.out.clone().unwrap_or(cfg.out.clone());
+            let (t, x) = neurosbi::fit::export(&out)?;
+            println!("wrote {} and {}", t.display(), x.display());
         }
         Command::Validate { file } => {
             let cfg = FitConfig::from_file(file)?;

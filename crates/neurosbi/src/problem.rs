@@ -379,19 +379,17 @@ impl Simulator for NeuronSimulator {
         rngs: &mut [SimRng],
         x: &mut [f64],
     ) -> Result<(), SimulationError> {
-        let d = self.dim_theta();
-        let dx = self.dim_x();
         let err = |e: Error| SimulationError(e.to_string());
-        if self.noisy {
-            for (i, rng) in rngs.iter_mut().enumerate() {
-                let seed: u64 = rng.random();
-                let xi = self.run(&theta[i * d..(i + 1) * d], seed).map_err(err)?;
-                x[i * dx..(i + 1) * dx].copy_from_slice(&xi);
-            }
+        // Noise streams follow the neuron index within a batch, seeded from the batch's
+        // first row: deterministic for given batch settings and any thread count (running
+        // noisy rows one by one would waste the simulator's 64 lanes per block).
+        let seed: u64 = if self.noisy {
+            rngs.first_mut().map_or(0, |r| r.random())
         } else {
-            let xs = self.run(theta, 0).map_err(err)?;
-            x.copy_from_slice(&xs);
-        }
+            0
+        };
+        let xs = self.run(theta, seed).map_err(err)?;
+        x.copy_from_slice(&xs);
         Ok(())
     }
 }

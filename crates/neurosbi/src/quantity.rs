@@ -37,7 +37,8 @@ pub struct Unit {
 }
 
 impl Unit {
-    /// Looks a unit up by name (`mV`, `uS`, `1` for dimensionless).
+    /// Looks a unit up by name (`mV`, `uS`, `1` for dimensionless) or as a unit expression
+    /// (`mS/cm**2`).
     pub fn named(name: &str) -> Option<Unit> {
         if name == "1" || name.is_empty() {
             return Some(Unit {
@@ -45,29 +46,36 @@ impl Unit {
                 scale: 1.0,
             });
         }
-        lookup_unit(name).map(|q| Unit {
+        let scale = match lookup_unit(name) {
+            Some(q) => q.value,
+            None => parse_quantity("unit", "unit", name).ok()?.value,
+        };
+        Some(Unit {
             name: name.to_string(),
-            scale: q.value,
+            scale,
         })
     }
 
-    /// The unit a quantity text is written in: the name after the last `*` when it is a
-    /// unit (`"0.5*uS"` -> uS), else SI.
+    /// The dimension of the unit.
+    pub fn dim(&self) -> Option<neurosbi_sim::Dimension> {
+        if self.name.is_empty() {
+            return Some(neurosbi_sim::Dimension::DIMENSIONLESS);
+        }
+        lookup_unit(&self.name)
+            .or_else(|| parse_quantity("unit", "unit", &self.name).ok())
+            .map(|q| q.dim)
+    }
+
+    /// The unit a quantity text is written in: what follows the leading number and `*`
+    /// (`"0.5*uS"` -> uS, `"0.5*mS/cm**2"` -> mS/cm**2), else SI.
     pub fn of_text(text: &str) -> Unit {
-        text.rsplit_once('*')
+        text.split_once('*')
+            .filter(|(n, _)| n.trim().parse::<f64>().is_ok())
             .and_then(|(_, u)| Unit::named(u.trim()))
             .unwrap_or(Unit {
                 name: String::new(),
                 scale: 1.0,
             })
-    }
-
-    /// The unit of `lookup_unit(name)`'s dimension check: whether it matches `q`'s.
-    pub fn dim_matches(&self, q: &Quantity) -> bool {
-        if self.name.is_empty() {
-            return true;
-        }
-        lookup_unit(&self.name).is_some_and(|u| u.dim == q.dim)
     }
 
     /// Label for tables and axes: ` (uS)` or empty.
@@ -108,5 +116,8 @@ mod tests {
         assert_eq!(u.name, "uS");
         assert!((u.scale - 1e-6).abs() < 1e-20);
         assert_eq!(Unit::of_text("0.3").name, "");
+        let u = Unit::of_text("0.5*mS/cm**2");
+        assert_eq!(u.name, "mS/cm**2");
+        assert!((u.scale - 10.0).abs() < 1e-12, "1 mS/cm^2 = 10 S/m^2");
     }
 }

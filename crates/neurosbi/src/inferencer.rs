@@ -1,0 +1,555 @@
+//! The high-level [`Inferencer`]: brian2modelfitting's `Inferencer` as a Rust API, without its
+//! limits (several inputs and outputs, any prior of the inference engine, units checked).
+
+use crate::error::{Error, Result};
+use crate::plot::{self, PairData};
+use crate::problem::{FreeParameter, NeuronSimulator, Observed, Output, Problem, SPIKES};
+use crate::quantity::Unit;
+use neurosbi_features::FeatureSet;
+use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
+use neurosbi_infer::{
+    InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig,
+    Store,
+};
+use neurosbi_sim::units::lookup_unit;
+use neurosbi_sim::{Model, Quantity, Stimulus};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Builds an [`Inferencer`]; every mistake is reported by [`InferencerBuilder::build`] with
+/// the parameter, input or output it concerns.
+pub struct InferencerBuilder {
+    model: Model,
+    dt: Option<f64>,
+    inputs: Vec<(String, Vec<Vec<f64>>)>,
+    outputs: Vec<(String, String, Observed)>,
+    features: Vec<(String, Vec<String>)>,
+    priors: Vec<(String, String, Marginal)>,
+    fixed: Vec<(String, Quantity)>,
+    window: Option<(f64, f64)>,
+    seed: u64,
+}
+
+impl InferencerBuilder {
+    /// Time step (s).
+    pub fn dt(mut self, dt: f64) -> Self {
+        self.dt = Some(dt);
+        self
+    }
+    /// An input variable: `n_traces` rows of `n_steps` values (SI).
+    pub fn input(mut self, name: &str, rows: Vec<Vec<f64>>) -> Self {
+        self.inputs.push((name.to_string(), rows));
+        self
+    }
+    /// A recorded variable: one trace per input trace, in `unit` (e.g. `"mV"`).
+    pub fn output_traces(mut self, variable: &str, unit: &str, rows: Vec<Vec<f64>>) -> Self {
+        self.outputs
+            .push((variable.to_string(), unit.to_string(), Observed::Traces(rows)));
+        self
+    }
+    /// Recorded spike trains, one per input trace, times in ms.
+    pub fn output_spikes(mut self, trains_ms: Vec<Vec<f64>>) -> Self {
+        self.outputs
+            .push((SPIKES.to_string(), "ms".to_string(), Observed::Spikes(trains_ms)));
+        self
+    }
+    /// Features of an output, by catalogue name (`neurosbi features`).
+    pub fn features(mut self, variable: &str, names: &[&str]) -> Self {
+        self.features.push((
+            variable.to_string(),
+            names.iter().map(|s| s.to_string()).collect(),
+        ));
+        self
+    }
+    /// A prior for a free parameter, written in `unit` (e.g. `"uS"`): samples and plots use it.
+    pub fn prior(mut self, name: &str, unit: &str, marginal: Marginal) -> Self {
+        self.priors
+            .push((name.to_string(), unit.to_string(), marginal));
+        self
+    }
+    /// The value of a parameter that is not fitted.
+    pub fn fixed(mut self, name: &str, value: Quantity) -> Self {
+        self.fixed.push((name.to_string(), value));
+        self
+    }
+    /// Stimulus window seen by the features, in ms (default: the whole trace).
+    pub fn stimulus_window(mut self, on_ms: f64, off_ms: f64) -> Self {
+        self.window = Some((on_ms, off_ms));
+        self
+    }
+    /// Seed of everything random.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks everything and builds the inferencer.
+    pub fn build(self) -> Result<Inferencer> {
+        let dt = self
+            .dt
+            .filter(|d| *d > 0.0)
+            .ok_or_else(|| Error::invalid("dt", "missing or not positive"))?;
+        let model = self.model;
+        let mut stimuli = Vec::new();
+        for inp in model.inputs() {
+            let rows = self
+                .inputs
+                .iter()
+                .find(|(n, _)| *n == inp.name)
+                .map(|(_, r)| r)
+                .ok_or_else(|| Error::invalid(format!("input `{}`", inp.name), "missing"))?;
+            stimuli.push(Stimulus::from_rows(&inp.name, rows)?);
+        }
+        if let Some((n, _)) = self
+            .inputs
+            .iter()
+            .find(|(n, _)| !model.inputs().iter().any(|i| &i.name == n))
+        {
+            return Err(Error::invalid(format!("input `{n}`"), "not an input of the model"));
+        }
+        let n_traces = stimuli.first().map_or(1, |s| s.n_traces);
+        let n_steps = match stimuli.first() {
+            Some(s) => s.n_steps(),
+            None => match self.outputs.iter().find_map(|(_, _, o)| match o {
+                Observed::Traces(r) => r.first().map(Vec::len),
+                Observed::Spikes(_) => None,
+            }) {
+                Some(n) => n,
+                None => {
+                    return Err(Error::invalid(
+                        "inputs",
+                        "without inputs or traces the number of steps is unknown",
+                    ));
+                }
+            },
+        };
+        for s in &stimuli {
+            if s.n_traces != n_traces || s.n_steps() != n_steps {
+                return Err(Error::invalid(
+                    format!("input `{}`", s.name),
+                    format!(
+                        "shape {} x {}, expected {n_traces} x {n_steps}",
+                        s.n_traces,
+                        s.n_steps()
+                    ),
+                ));
+            }
+        }
+        let mut base: Vec<Option<f64>> = vec![None; model.parameters().len()];
+        let index = |name: &str| {
+            model
+                .parameters()
+                .iter()
+                .position(|p| p.name == name)
+                .ok_or_else(|| Error::invalid(format!("parameter `{name}`"), "not a parameter of the model"))
+        };
+        for (n, q) in &self.fixed {
+            let j = index(n)?;
+            if q.dim != model.parameters()[j].dim {
+                return Err(Error::invalid(
+                    format!("parameter `{n}`"),
+                    format!("value has dimension {}, the parameter is {}", q.dim, model.parameters()[j].dim),
+                ));
+            }
+            base[j] = Some(q.value);
+        }
+        let mut free = Vec::new();
+        for (n, u, m) in &self.priors {
+            let j = index(n)?;
+            let unit = Unit::named(u)
+                .ok_or_else(|| Error::invalid(format!("prior of `{n}`"), format!("unknown unit `{u}`")))?;
+            let pdim = model.parameters()[j].dim;
+            let udim = unit.dim().unwrap_or(pdim);
+            if udim != pdim {
+                return Err(Error::invalid(
+                    format!("prior of `{n}`"),
+                    format!("unit `{u}` has dimension {udim}, the parameter is {pdim}"),
+                ));
+            }
+            m.validate(free.len())?;
+            base[j].get_or_insert(0.0);
+            free.push(FreeParameter {
+                name: n.clone(),
+                unit,
+                prior: *m,
+            });
+        }
+        let base: Vec<f64> = base
+            .into_iter()
+            .zip(model.parameters())
+            .map(|(b, p)| {
+                b.ok_or_else(|| {
+                    Error::invalid(
+                        format!("parameter `{}`", p.name),
+                        "missing: give it a prior (to fit it) or a fixed value",
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        if free.is_empty() {
+            return Err(Error::invalid("priors", "no free parameter"));
+        }
+        let recordable = model.recordable();
+        let mut outputs = Vec::new();
+        let mut observed = Vec::new();
+        for (var, unit, obs) in self.outputs {
+            let what = format!("output `{var}`");
+            if var != SPIKES && !recordable.contains(&var) {
+                return Err(Error::invalid(what, format!("cannot be recorded (recordable: {})", recordable.join(", "))));
+            }
+            let u = Unit::named(&unit).ok_or_else(|| Error::invalid(&what, format!("unknown unit `{unit}`")))?;
+            if var != SPIKES
+                && let Some(sv) = model.state_vars().iter().find(|s| s.name == var)
+                && !u.name.is_empty()
+                && lookup_unit(&u.name).is_some_and(|q| q.dim != sv.dim)
+            {
+                return Err(Error::invalid(&what, format!("unit `{unit}` does not match the dimension {} of `{var}`", sv.dim)));
+            }
+            let rows = match &obs {
+                Observed::Traces(r) | Observed::Spikes(r) => r,
+            };
+            if rows.len() != n_traces {
+                return Err(Error::invalid(&what, format!("{} traces, the inputs have {n_traces}", rows.len())));
+            }
+            if let Observed::Traces(r) = &obs
+                && let Some((k, t)) = r.iter().enumerate().find(|(_, t)| t.len() != n_steps)
+            {
+                return Err(Error::invalid(&what, format!("trace {k} has {} samples, expected {n_steps}", t.len())));
+            }
+            let names = self
+                .features
+                .iter()
+                .find(|(v, _)| *v == var)
+                .map(|(_, f)| f.clone())
+                .ok_or_else(|| Error::invalid(&what, "no features given for this output"))?;
+            let features = FeatureSet::from_names(&names)?;
+            outputs.push(Output {
+                variable: var,
+                unit: u,
+                feature_names: names,
+                features,
+            });
+            observed.push(obs);
+        }
+        if outputs.is_empty() {
+            return Err(Error::invalid("outputs", "give at least one observed output"));
+        }
+        let problem = Problem {
+            model: Arc::new(model),
+            dt,
+            n_steps,
+            stimuli,
+            n_traces,
+            window: self.window.unwrap_or((0.0, n_steps as f64 * dt * 1e3)),
+            base,
+            free,
+            outputs,
+            noise_seed: self.seed,
+        };
+        let x_o = problem.observed_features(&observed)?;
+        Ok(Inferencer {
+            problem,
+            observed,
+            x_o,
+            seed: self.seed,
+            posterior: None,
+            report: None,
+        })
+    }
+}
+
+/// Settings of [`Inferencer::infer`].
+#[derive(Clone, Debug)]
+pub struct InferSettings {
+    /// Simulations per round.
+    pub rounds: Vec<usize>,
+    /// Method.
+    pub method: Method,
+    /// Density estimator.
+    pub estimator: EstimatorConfig,
+    /// Training settings.
+    pub train: TrainConfig,
+}
+
+impl InferSettings {
+    /// `n` simulations in one round of NPE with a MAF (sbi's defaults).
+    pub fn npe(n: usize) -> Self {
+        Self {
+            rounds: vec![n],
+            method: Method::npe(),
+            estimator: EstimatorConfig::maf(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// Posterior inference over a neuron model's parameters from observed traces or spikes.
+///
+/// Built with [`Inferencer::builder`]; [`Inferencer::infer`] simulates, trains and keeps the
+/// posterior, after which it can be sampled, evaluated and plotted.
+pub struct Inferencer {
+    problem: Problem,
+    observed: Vec<Observed>,
+    x_o: Vec<f64>,
+    seed: u64,
+    posterior: Option<Posterior>,
+    report: Option<InferenceReport>,
+}
+
+impl Inferencer {
+    /// Starts building an inferencer for `model`.
+    pub fn builder(model: Model) -> InferencerBuilder {
+        InferencerBuilder {
+            model,
+            dt: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            features: Vec::new(),
+            priors: Vec::new(),
+            fixed: Vec::new(),
+            window: None,
+            seed: 0,
+        }
+    }
+
+    /// The problem (model, stimuli, features, priors).
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+
+    /// Features of the observation.
+    pub fn observed_features(&self) -> &[f64] {
+        &self.x_o
+    }
+
+    /// Simulates, trains and keeps the posterior. With `store`, simulations go to that
+    /// folder and a later call with the same settings reuses them (continue); without it,
+    /// every call starts again (restart).
+    pub fn infer(&mut self, settings: &InferSettings, store: Option<&Path>) -> Result<&Posterior> {
+        let sim = NeuronSimulator::new(self.problem.clone(), Some(self.observed.clone()))?;
+        let prior: Arc<dyn Prior> = Arc::new(self.problem.prior()?);
+        let cfg = InferenceConfig {
+            method: settings.method,
+            rounds: settings.rounds.clone(),
+            estimator: settings.estimator.clone(),
+            train: settings.train.clone(),
+            run: RunConfig {
+                seed: self.seed,
+                ..RunConfig::default()
+            },
+            seed: self.seed,
+            ..InferenceConfig::default()
+        };
+        let mut st = match store {
+            None => None,
+            Some(dir) => Some(match Store::open(dir) {
+                Ok(s) => s,
+                Err(_) => Store::create(dir, self.problem.dim_theta(), self.problem.dim_x())?,
+            }),
+        };
+        let (post, report) = neurosbi_infer::infer(
+            &sim,
+            prior,
+            Some(&self.x_o),
+            &cfg,
+            st.as_mut(),
+            &mut Quiet,
+            &mut NoObserver,
+        )?;
+        self.report = Some(report);
+        Ok(self.posterior.insert(post))
+    }
+
+    /// The trained posterior.
+    pub fn posterior(&self) -> Result<&Posterior> {
+        self.posterior
+            .as_ref()
+            .ok_or_else(|| Error::invalid("posterior", "not trained yet: call infer() or load()"))
+    }
+
+    /// Training and simulation report of the last `infer`.
+    pub fn report(&self) -> Option<&InferenceReport> {
+        self.report.as_ref()
+    }
+
+    /// `n` posterior samples for the observation (row-major, prior units).
+    pub fn sample(&self, n: usize, seed: u64) -> Result<Vec<f64>> {
+        Ok(self.posterior()?.sample(n, &self.x_o, seed)?.theta)
+    }
+
+    /// Samples for another observation (same outputs and features), without retraining.
+    pub fn sample_for(&self, observed: &[Observed], n: usize, seed: u64) -> Result<Vec<f64>> {
+        let x = self.problem.observed_features(observed)?;
+        Ok(self.posterior()?.sample(n, &x, seed)?.theta)
+    }
+
+    /// Log posterior density of parameter rows given the observation.
+    pub fn log_prob(&self, theta: &[f64]) -> Result<Vec<f64>> {
+        Ok(self.posterior()?.log_prob(theta, &self.x_o)?)
+    }
+
+    /// Maximum a posteriori estimate.
+    pub fn map(&self, seed: u64) -> Result<Vec<f64>> {
+        Ok(self.posterior()?.map(&self.x_o, seed)?)
+    }
+
+    /// Posterior-predictive simulations: for each of `n` posterior samples, every output
+    /// variable's traces (or spike trains), as [`Observed`] per output.
+    pub fn generate_traces(&self, n: usize, seed: u64) -> Result<Vec<Vec<Observed>>> {
+        let theta = self.sample(n, seed)?;
+        let res = self.problem.simulate(&theta, seed ^ 0x77)?;
+        Ok((0..n).map(|s| self.problem.observed_from(&res, s)).collect())
+    }
+
+    /// Writes `pairplot.svg` and `.png` of `samples` into `dir` (truth marked when given).
+    pub fn pairplot(&self, dir: &Path, samples: &[f64], truth: Option<&[f64]>) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        plot::pairplot(
+            dir,
+            "pairplot",
+            &PairData {
+                samples,
+                labels: &self.labels(),
+                truth,
+            },
+        )?;
+        Ok(())
+    }
+
+    fn labels(&self) -> Vec<String> {
+        self.problem
+            .free
+            .iter()
+            .map(|p| format!("{}{}", p.name, p.unit.suffix()))
+            .collect()
+    }
+
+    fn bounds(&self, j: usize) -> (f64, f64) {
+        match self.problem.free[j].prior {
+            Marginal::Uniform { low, high } | Marginal::LogUniform { low, high } => (low, high),
+            Marginal::Normal { mean, std } => (mean - 3.0 * std, mean + 3.0 * std),
+            Marginal::LogNormal { mu, sigma } => ((mu - 3.0 * sigma).exp(), (mu + 3.0 * sigma).exp()),
+        }
+    }
+
+    /// The posterior density of parameters `i` and `j` on a `res x res` grid over their
+    /// prior ranges, the others held at `condition`; normalised to sum to 1.
+    pub fn conditional_grid(&self, condition: &[f64], i: usize, j: usize, res: usize) -> Result<Vec<f64>> {
+        let d = self.problem.dim_theta();
+        if condition.len() != d {
+            return Err(Error::invalid("condition", format!("{} values, expected {d}", condition.len())));
+        }
+        let (ai, bi) = self.bounds(i);
+        let (aj, bj) = self.bounds(j);
+        let mut theta = Vec::with_capacity(res * res * d);
+        for r in 0..res {
+            for c in 0..res {
+                let mut row = condition.to_vec();
+                row[i] = ai + (c as f64 + 0.5) / res as f64 * (bi - ai);
+                row[j] = aj + (r as f64 + 0.5) / res as f64 * (bj - aj);
+                theta.extend(row);
+            }
+        }
+        let lp = self.posterior()?.potential(&theta, &self.x_o)?;
+        let m = lp.iter().cloned().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = lp.iter().map(|v| if v.is_finite() { (v - m).exp() } else { 0.0 }).collect();
+        let z: f64 = p.iter().sum();
+        Ok(p.iter().map(|v| v / z.max(f64::MIN_POSITIVE)).collect())
+    }
+
+    /// Correlation coefficients of the conditional posterior (sbi's
+    /// `conditional_corrcoeff`): for each pair, the correlation of the 2-D conditional density
+    /// on a grid over the prior range, the other parameters held at `condition`.
+    pub fn conditional_corrcoeff(&self, condition: &[f64], res: usize) -> Result<Vec<f64>> {
+        let d = self.problem.dim_theta();
+        let mut c = vec![1.0; d * d];
+        for i in 0..d {
+            for j in 0..i {
+                let p = self.conditional_grid(condition, i, j, res)?;
+                let (mut mx, mut my) = (0.0, 0.0);
+                for r in 0..res {
+                    for k in 0..res {
+                        let w = p[r * res + k];
+                        mx += w * k as f64;
+                        my += w * r as f64;
+                    }
+                }
+                let (mut sxx, mut syy, mut sxy) = (0.0, 0.0, 0.0);
+                for r in 0..res {
+                    for k in 0..res {
+                        let w = p[r * res + k];
+                        let (dx, dy) = (k as f64 - mx, r as f64 - my);
+                        sxx += w * dx * dx;
+                        syy += w * dy * dy;
+                        sxy += w * dx * dy;
+                    }
+                }
+                let rho = sxy / (sxx * syy).sqrt().max(f64::MIN_POSITIVE);
+                c[i * d + j] = rho;
+                c[j * d + i] = rho;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Writes `conditional_pairplot.svg`/`.png`: the conditional density of every pair on a
+    /// grid, the other parameters held at `condition` (marked in red).
+    pub fn conditional_pairplot(&self, dir: &Path, condition: &[f64], res: usize) -> Result<()> {
+        // Draw grid-weighted points so the pairplot's 2-D histograms show the densities.
+        let d = self.problem.dim_theta();
+        let mut samples = Vec::new();
+        for i in 0..d {
+            for j in 0..i {
+                let p = self.conditional_grid(condition, i, j, res)?;
+                let (ai, bi) = self.bounds(i);
+                let (aj, bj) = self.bounds(j);
+                for r in 0..res {
+                    for c in 0..res {
+                        let copies = (p[r * res + c] * 4000.0).round() as usize;
+                        for _ in 0..copies {
+                            let mut row = condition.to_vec();
+                            row[i] = ai + (c as f64 + 0.5) / res as f64 * (bi - ai);
+                            row[j] = aj + (r as f64 + 0.5) / res as f64 * (bj - aj);
+                            samples.extend(row);
+                        }
+                    }
+                }
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        plot::pairplot(
+            dir,
+            "conditional_pairplot",
+            &PairData {
+                samples: &samples,
+                labels: &self.labels(),
+                truth: Some(condition),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Saves the trained posterior into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        Ok(self.posterior()?.save(dir)?)
+    }
+
+    /// Loads a posterior saved by [`Inferencer::save`] (for the same problem).
+    pub fn load(&mut self, dir: &Path) -> Result<()> {
+        let p = Posterior::load(dir)?;
+        if p.dim_theta() != self.problem.dim_theta() || p.dim_x() != self.problem.dim_x() {
+            return Err(Error::invalid(
+                dir.display().to_string(),
+                format!(
+                    "posterior of {} parameters and {} features, this problem has {} and {}",
+                    p.dim_theta(),
+                    p.dim_x(),
+                    self.problem.dim_theta(),
+                    self.problem.dim_x()
+                ),
+            ));
+        }
+        self.posterior = Some(p);
+        Ok(())
+    }
+}

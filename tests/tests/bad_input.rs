@@ -1,0 +1,128 @@
+//! A fit file with a mistake fails while it is read (before any simulation), and the message
+//! names the file, the key and what was expected.
+
+use neurosbi::config::FitConfig;
+use std::path::{Path, PathBuf};
+
+const GOOD: &str = r#"
+model = "models/hh_c.toml"
+dt = "0.05*ms"
+duration = "100*ms"
+[stimuli.I]
+kind = "step"
+amplitude = "1*nA"
+start = "20*ms"
+[outputs.v]
+unit = "mV"
+features = ["spike_count", "mean(window=stim)"]
+[priors]
+gNa = ["0.5*uS", "80*uS"]
+gK = ["1e-4*uS", "15*uS"]
+[synthetic]
+gNa = "32*uS"
+gK = "1*uS"
+"#;
+
+fn path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/bad.toml")
+}
+
+fn error_of(text: &str) -> String {
+    FitConfig::parse(&path(), text).expect_err("must fail").to_string()
+}
+
+fn assert_mentions(msg: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(msg.contains(p), "`{msg}` does not mention `{p}`");
+    }
+}
+
+#[test]
+fn the_good_file_parses() {
+    let cfg = FitConfig::parse(&path(), GOOD).unwrap();
+    assert_eq!(cfg.problem.dim_theta(), 2);
+    assert_eq!(cfg.problem.dim_x(), 2);
+    assert_eq!(cfg.problem.n_steps, 2000);
+    // The step is on from 20 ms: sample 399 off, 400 on (1 nA).
+    let s = &cfg.problem.stimuli[0].values;
+    assert_eq!(s[399], 0.0);
+    assert!((s[400] - 1e-9).abs() < 1e-21);
+    assert_eq!(cfg.truth.as_deref(), Some(&[32.0, 1.0][..]));
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let msg = error_of(&GOOD.replace("duration =", "durration ="));
+    assert_mentions(&msg, &["bad.toml", "durration", "unknown key"]);
+}
+
+#[test]
+fn wrong_unit_is_named() {
+    let msg = error_of(&GOOD.replace("gK = [\"1e-4*uS\"", "gK = [\"1e-4*mV\""));
+    assert_mentions(&msg, &["bad.toml", "priors.gK", "dimension"]);
+}
+
+#[test]
+fn unknown_unit_is_named() {
+    let msg = error_of(&GOOD.replace("\"80*uS\"", "\"80*uSS\""));
+    assert_mentions(&msg, &["priors.gNa", "uSS"]);
+}
+
+#[test]
+fn missing_prior_for_a_free_parameter_is_named() {
+    let text = r#"
+dt = "0.1*ms"
+duration = "10*ms"
+[model]
+equations = "dv/dt = (El - v)/tau : volt\nEl : volt (constant)\ntau : second (constant)"
+[outputs.v]
+unit = "mV"
+features = ["mean"]
+[priors]
+tau = ["5*ms", "50*ms"]
+[synthetic]
+tau = "10*ms"
+"#;
+    let msg = error_of(text);
+    assert_mentions(&msg, &["priors.El", "missing prior"]);
+}
+
+#[test]
+fn unknown_feature_is_named() {
+    let msg = error_of(&GOOD.replace("\"spike_count\"", "\"spike_cnt\""));
+    assert_mentions(&msg, &["outputs.v.features", "spike_cnt"]);
+}
+
+#[test]
+fn observation_of_wrong_length_is_named() {
+    let dir = std::env::temp_dir().join(format!("neurosbi-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("v.csv");
+    let row: Vec<String> = (0..1999).map(|_| "-70".to_string()).collect();
+    std::fs::write(&data, row.join(",") + "\n").unwrap();
+    let text = GOOD
+        .replace("[synthetic]\ngNa = \"32*uS\"\ngK = \"1*uS\"\n", "")
+        .replace("unit = \"mV\"\n", &format!("unit = \"mV\"\ndata = \"{}\"\n", data.display()));
+    let msg = error_of(&text);
+    assert_mentions(&msg, &["outputs.v.data", "1999 samples", "expected 2000"]);
+}
+
+#[test]
+fn observation_unit_must_match_the_variable() {
+    let msg = error_of(&GOOD.replace("unit = \"mV\"", "unit = \"nA\""));
+    assert_mentions(&msg, &["outputs.v.unit", "nA"]);
+}
+
+#[test]
+fn stimulus_for_unknown_input_and_wrong_unit() {
+    let msg = error_of(&GOOD.replace("amplitude = \"1*nA\"", "amplitude = \"1*mV\""));
+    assert_mentions(&msg, &["stimuli.I.amplitude", "dimension"]);
+    let msg = error_of(&GOOD.replace("[stimuli.I]", "[stimuli.J]"));
+    assert_mentions(&msg, &["stimuli.I", "missing"]);
+}
+
+#[test]
+fn toml_syntax_error_gives_the_line() {
+    let msg = error_of("model = \"models/hh_c.toml\"\ndt = \n");
+    assert_mentions(&msg, &["bad.toml", "line 2"]);
+}

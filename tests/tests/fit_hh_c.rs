@@ -1,0 +1,189 @@
+//! End to end on HH model C with synthetic data from the known truth (gNa 32 uS, gK 1 uS):
+//! the posterior covers the truth and is much narrower than the prior, a saved posterior
+//! resamples identically, and the report renders in headless Chromium.
+
+use neurosbi::config::FitConfig;
+use neurosbi::fit::{FitOptions, FitOutcome, fit, load_posterior};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+const FIT: &str = r#"
+model = "models/hh_c.toml"
+dt = "0.025*ms"
+duration = "200*ms"
+seed = 3
+[stimuli.I]
+kind = "step"
+amplitude = "1*nA"
+start = "50*ms"
+stop = "200*ms"
+[outputs.v]
+unit = "mV"
+features = ["spike_count", "mean(window=stim)", "std(window=stim)", "max(window=stim)"]
+[priors]
+gNa = ["0.5*uS", "80*uS"]
+gK = ["1e-4*uS", "15*uS"]
+[synthetic]
+gNa = "32*uS"
+gK = "1*uS"
+[inference]
+simulations = 1500
+samples = 4000
+predictive = 5
+"#;
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("neurosbi-e2e-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config() -> FitConfig {
+    FitConfig::parse(&examples().join("e2e_hh_c.toml"), FIT).expect("valid fit file")
+}
+
+/// One fit shared by the tests of this file.
+fn fitted() -> &'static (FitConfig, FitOutcome) {
+    static FITTED: OnceLock<(FitConfig, FitOutcome)> = OnceLock::new();
+    FITTED.get_or_init(|| {
+        let cfg = config();
+        let opts = FitOptions {
+            quiet: true,
+            out: Some(out_dir("hh_c")),
+            ..FitOptions::default()
+        };
+        let outcome = fit(&cfg, &opts).expect("fit runs");
+        (cfg, outcome)
+    })
+}
+
+#[test]
+fn posterior_covers_truth_and_is_narrower_than_prior() {
+    let (_, out) = fitted();
+    // Uniform prior std: (high - low) / sqrt(12).
+    let prior_std = [(80.0 - 0.5) / 12f64.sqrt(), (15.0 - 1e-4) / 12f64.sqrt()];
+    for (s, ps) in out.summary.iter().zip(prior_std) {
+        let truth = s.truth.expect("synthetic truth");
+        assert!(
+            s.q025 <= truth && truth <= s.q975,
+            "{}: 95 % interval [{}, {}] misses the truth {truth}",
+            s.name,
+            s.q025,
+            s.q975
+        );
+        assert!(
+            s.std * 3.0 <= ps,
+            "{}: posterior std {} is not 3x smaller than the prior's {ps}",
+            s.name,
+            s.std
+        );
+    }
+    assert_eq!(out.samples.len(), 4000 * 2);
+}
+
+#[test]
+fn saved_posterior_resamples_identically() {
+    let (cfg, out) = fitted();
+    let post = load_posterior(&out.out).expect("posterior saved");
+    let obs = cfg.observation().unwrap();
+    let x_o = cfg.problem.observed_features(&obs).unwrap();
+    let a = post.sample(500, &x_o, 11).unwrap().theta;
+    let again = load_posterior(&out.out).unwrap();
+    let b = again.sample(500, &x_o, 11).unwrap().theta;
+    assert_eq!(a, b, "same seed, same samples after a reload");
+    let c = again.sample(500, &x_o, 12).unwrap().theta;
+    assert_ne!(a, c, "another seed gives other samples");
+    // The samples file holds what fit() returned.
+    let csv = std::fs::read_to_string(out.out.join("samples.csv")).unwrap();
+    let first: Vec<f64> = csv.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(first, out.samples[..2].to_vec());
+}
+
+#[test]
+fn existing_outputs_are_not_overwritten_without_force() {
+    let (cfg, out) = fitted();
+    let before = std::fs::read(out.out.join("summary.csv")).unwrap();
+    let opts = FitOptions {
+        quiet: true,
+        out: Some(out.out.clone()),
+        ..FitOptions::default()
+    };
+    let err = fit(cfg, &opts).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    assert_eq!(std::fs::read(out.out.join("summary.csv")).unwrap(), before);
+}
+
+#[test]
+fn report_renders_in_headless_chromium() {
+    let (_, out) = fitted();
+    let report = out.out.join("report.html");
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(!html.contains("src=\"http"), "the report must not load anything from the network");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        eprintln!("SKIPPED report_renders_in_headless_chromium: {chromium} is absent (install Debian's chromium package)");
+        return;
+    }
+    let profile = out_dir("chromium-profile");
+    let dom = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", report.canonicalize().unwrap().display()))
+        .output()
+        .expect("chromium runs");
+    let text = String::from_utf8_lossy(&dom.stdout);
+    let attr = |name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let i = text.find(&key)? + key.len();
+        Some(text[i..].split('"').next()?.to_string())
+    };
+    assert_eq!(attr("data-checked").as_deref(), Some("yes"), "the page's load handler did not run:\n{}", String::from_utf8_lossy(&dom.stderr));
+    let images: usize = attr("data-images").unwrap().parse().unwrap();
+    assert!(images >= 4, "expected the figures as images, found {images}");
+    assert_eq!(attr("data-broken").as_deref(), Some("0"), "some images did not load");
+    assert_eq!(attr("data-errors").as_deref(), Some("0"), "script errors in the report");
+}
+
+#[test]
+fn interrupted_simulations_resume_to_the_same_result() {
+    let (cfg, full) = fitted();
+    let dir = out_dir("resume");
+    let opts = FitOptions {
+        quiet: true,
+        out: Some(dir.clone()),
+        ..FitOptions::default()
+    };
+    neurosbi::fit::simulate_only(cfg, &opts).unwrap();
+    // Lose the last chunk, as if the run had been stopped before writing it.
+    let mut chunks: Vec<PathBuf> = std::fs::read_dir(dir.join("simulations"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "chunk"))
+        .collect();
+    chunks.sort();
+    assert!(chunks.len() >= 2, "1500 simulations in chunks of 500");
+    let kept = std::fs::metadata(&chunks[0]).unwrap().modified().unwrap();
+    std::fs::remove_file(chunks.last().unwrap()).unwrap();
+    let resumed = fit(cfg, &opts).unwrap();
+    assert_eq!(
+        std::fs::metadata(&chunks[0]).unwrap().modified().unwrap(),
+        kept,
+        "stored chunks are reused, not simulated again"
+    );
+    assert!(chunks.last().unwrap().exists(), "the missing chunk is simulated");
+    assert_eq!(resumed.simulations, full.simulations);
+    assert_eq!(resumed.samples, full.samples, "same seed, same posterior samples");
+}
