@@ -71,10 +71,6 @@ stop slurmd slurmctld
 # munged last: the SLURM daemons authenticate their last messages through it.
 stop munged
 
-if [ -f "$DIR/run/created-run-munge" ]; then
-    rmdir /run/munge 2>/dev/null || true
-fi
-
 if [ ! -f "$DIR/.neurosbi-slurm" ]; then
     log "daemons stopped; $DIR has no .neurosbi-slurm marker, so it is left in place"
 elif [ "${NEUROSBI_SLURM_KEEP:-0}" = "1" ]; then

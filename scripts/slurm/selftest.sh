@@ -82,24 +82,26 @@ wait_job() {
 
 # ---------------------------------------------------------------------------------------------
 # Array job + afterok merge, the shape of a neurosbi simulate/merge round.
+# The jobs find their files through --chdir rather than an exported variable: an explicit
+# --export=ALL,VAR=... list made each job launch 0.3-1.3 s slower on this machine.
 cat >"$WORK/task.sh" <<'EOF'
 #!/bin/bash
 set -euo pipefail
-echo "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_COUNT" >"$WORK/task-$SLURM_ARRAY_TASK_ID.txt"
+echo "$SLURM_ARRAY_TASK_ID $SLURM_ARRAY_TASK_COUNT" >"task-$SLURM_ARRAY_TASK_ID.txt"
 EOF
 cat >"$WORK/merge.sh" <<'EOF'
 #!/bin/bash
 set -euo pipefail
-n=$(ls "$WORK"/task-*.txt | wc -l)
-for i in $(seq 0 $((n - 1))); do cat "$WORK/task-$i.txt"; done >"$WORK/merged.txt"
+n=$(ls task-*.txt | wc -l)
+for i in $(seq 0 $((n - 1))); do cat "task-$i.txt"; done >merged.txt
 EOF
 chmod +x "$WORK/task.sh" "$WORK/merge.sh"
 
 t=$SECONDS
-array_id=$(sbatch --parsable --export=ALL,WORK="$WORK" --array=0-3 --ntasks=1 --cpus-per-task=1 \
+array_id=$(sbatch --parsable --array=0-3 --ntasks=1 --cpus-per-task=1 \
     --job-name=selftest-array --chdir="$WORK" --output="$WORK/array-%a.out" "$WORK/task.sh") ||
     fail "sbatch of the array job failed"
-merge_id=$(sbatch --parsable --export=ALL,WORK="$WORK" --dependency=afterok:"$array_id" \
+merge_id=$(sbatch --parsable --dependency=afterok:"$array_id" \
     --job-name=selftest-merge --chdir="$WORK" --output="$WORK/merge.out" "$WORK/merge.sh") ||
     fail "sbatch of the dependent job failed"
 log "submitted array job $array_id and dependent job $merge_id"

@@ -176,14 +176,8 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # munge: private key, socket and logs, running as the munge user
 # ---------------------------------------------------------------------------------------------
-# /run/munge is where the munge tools look by default; the packages' tmpfiles.d entry that
-# creates it is not applied without systemd.
-if [ ! -d /run/munge ]; then
-    mkdir -p /run/munge
-    touch "$DIR/run/created-run-munge"
-fi
-chown munge:munge /run/munge
-chmod 0755 /run/munge
+# A private socket (AuthInfo=socket=... below) instead of the default /run/munge, so a system
+# munged, if any, is neither used nor disturbed, and nothing outside DIR is created.
 if [ ! -s "$MUNGE_DIR/munge.key" ]; then
     dd if=/dev/urandom of="$MUNGE_DIR/munge.key" bs=1024 count=1 status=none
 fi
