@@ -87,6 +87,11 @@ if [ -d "$DIR/run" ]; then
     "$(dirname "$0")/down.sh" "$DIR" >&2 || true
 fi
 
+# down.sh deletes DIR, so never adopt a directory that holds something else.
+if [ -d "$DIR" ] && [ ! -f "$DIR/.neurosbi-slurm" ] && [ -n "$(ls -A "$DIR")" ]; then
+    die "$DIR exists, is not empty and was not created by up.sh; give an empty or new directory"
+fi
+
 # Another SLURM (or anything else) on these ports would answer our clients in place of our
 # controller; say so instead of waiting for a node that never registers.
 for port in "$CTLD_PORT" "$SLURMD_PORT"; do
@@ -208,7 +213,7 @@ runuser -u munge -- munged \
     --pid-file="$MUNGE_DIR/munged.pid" \
     --log-file="$MUNGE_DIR/munged.log" \
     --seed-file="$MUNGE_DIR/munged.seed" \
-    >"$DIR/log/munged.out" 2>&1 || { cat "$DIR/log/munged.out" >&2; fail_with_logs "munged did not start"; }
+    >"$DIR/log/munged.out" 2>&1 || fail_with_logs "munged did not start"
 # Keep one place for all pid files (down.sh reads them); the munge user can only write its own dir.
 cp "$MUNGE_DIR/munged.pid" "$DIR/run/munged.pid"
 munge --socket="$MUNGE_SOCKET" -n </dev/null | unmunge --socket="$MUNGE_SOCKET" >/dev/null 2>&1 ||
