@@ -28,7 +28,9 @@ fn path() -> PathBuf {
 }
 
 fn error_of(text: &str) -> String {
-    FitConfig::parse(&path(), text).expect_err("must fail").to_string()
+    FitConfig::parse(&path(), text)
+        .expect_err("must fail")
+        .to_string()
 }
 
 fn assert_mentions(msg: &str, parts: &[&str]) {
@@ -102,7 +104,10 @@ fn observation_of_wrong_length_is_named() {
     std::fs::write(&data, row.join(",") + "\n").unwrap();
     let text = GOOD
         .replace("[synthetic]\ngNa = \"32*uS\"\ngK = \"1*uS\"\n", "")
-        .replace("unit = \"mV\"\n", &format!("unit = \"mV\"\ndata = \"{}\"\n", data.display()));
+        .replace(
+            "unit = \"mV\"\n",
+            &format!("unit = \"mV\"\ndata = \"{}\"\n", data.display()),
+        );
     let msg = error_of(&text);
     assert_mentions(&msg, &["outputs.v.data", "1999 samples", "expected 2000"]);
 }

@@ -52,6 +52,11 @@ fn gl_and_c_from_spikes_only() {
             s.q025,
             s.q975
         );
-        assert!(s.std * 3.0 <= ps, "{}: std {} vs prior std {ps}", s.name, s.std);
+        assert!(
+            s.std * 3.0 <= ps,
+            "{}: std {} vs prior std {ps}",
+            s.name,
+            s.std
+        );
     }
 }

@@ -99,7 +99,13 @@ fn saved_posterior_resamples_identically() {
     assert_ne!(a, c, "another seed gives other samples");
     // The samples file holds what fit() returned.
     let csv = std::fs::read_to_string(out.out.join("samples.csv")).unwrap();
-    let first: Vec<f64> = csv.lines().nth(1).unwrap().split(',').map(|v| v.parse().unwrap()).collect();
+    let first: Vec<f64> = csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
     assert_eq!(first, out.samples[..2].to_vec());
 }
 
@@ -122,39 +128,80 @@ fn report_renders_in_headless_chromium() {
     let (_, out) = fitted();
     let report = out.out.join("report.html");
     let html = std::fs::read_to_string(&report).unwrap();
-    assert!(!html.contains("src=\"http"), "the report must not load anything from the network");
+    assert!(
+        !html.contains("src=\"http"),
+        "the report must not load anything from the network"
+    );
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
-        eprintln!("SKIPPED report_renders_in_headless_chromium: {chromium} is absent (install Debian's chromium package)");
+        eprintln!(
+            "SKIPPED report_renders_in_headless_chromium: {chromium} is absent (install Debian's chromium package)"
+        );
         return;
     }
-    let profile = out_dir("chromium-profile");
-    let dom = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", report.canonicalize().unwrap().display()))
-        .output()
-        .expect("chromium runs");
-    let text = String::from_utf8_lossy(&dom.stdout);
-    let attr = |name: &str| -> Option<String> {
+    let render = |page: &Path| -> (String, String) {
+        let profile = out_dir("chromium-profile");
+        let dom = std::process::Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--virtual-time-budget=10000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("--dump-dom")
+            .arg(format!("file://{}", page.canonicalize().unwrap().display()))
+            .output()
+            .expect("chromium runs");
+        (
+            String::from_utf8_lossy(&dom.stdout).to_string(),
+            String::from_utf8_lossy(&dom.stderr).to_string(),
+        )
+    };
+    let attr_of = |text: &str, name: &str| -> Option<String> {
         let key = format!("{name}=\"");
         let i = text.find(&key)? + key.len();
         Some(text[i..].split('"').next()?.to_string())
     };
-    assert_eq!(attr("data-checked").as_deref(), Some("yes"), "the page's load handler did not run:\n{}", String::from_utf8_lossy(&dom.stderr));
+    // The check itself must be able to fail: a copy with a corrupt image is caught.
+    let broken = out.out.join("broken.html");
+    std::fs::write(
+        &broken,
+        html.replacen("data:image/png;base64,", "data:image/png;base64,AAAA", 1),
+    )
+    .unwrap();
+    let (text, _) = render(&broken);
+    assert_eq!(
+        attr_of(&text, "data-broken").as_deref(),
+        Some("1"),
+        "a corrupt image is detected"
+    );
+    std::fs::remove_file(&broken).unwrap();
+    let (text, stderr) = render(&report);
+    let attr = |name: &str| attr_of(&text, name);
+    assert_eq!(
+        attr("data-checked").as_deref(),
+        Some("yes"),
+        "the page's load handler did not run:\n{stderr}"
+    );
     let images: usize = attr("data-images").unwrap().parse().unwrap();
-    assert!(images >= 4, "expected the figures as images, found {images}");
-    assert_eq!(attr("data-broken").as_deref(), Some("0"), "some images did not load");
-    assert_eq!(attr("data-errors").as_deref(), Some("0"), "script errors in the report");
+    assert!(
+        images >= 4,
+        "expected the figures as images, found {images}"
+    );
+    assert_eq!(
+        attr("data-broken").as_deref(),
+        Some("0"),
+        "some images did not load"
+    );
+    assert_eq!(
+        attr("data-errors").as_deref(),
+        Some("0"),
+        "script errors in the report"
+    );
 }
 
 #[test]
@@ -183,7 +230,13 @@ fn interrupted_simulations_resume_to_the_same_result() {
         kept,
         "stored chunks are reused, not simulated again"
     );
-    assert!(chunks.last().unwrap().exists(), "the missing chunk is simulated");
+    assert!(
+        chunks.last().unwrap().exists(),
+        "the missing chunk is simulated"
+    );
     assert_eq!(resumed.simulations, full.simulations);
-    assert_eq!(resumed.samples, full.samples, "same seed, same posterior samples");
+    assert_eq!(
+        resumed.samples, full.samples,
+        "same seed, same posterior samples"
+    );
 }

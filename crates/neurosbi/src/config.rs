@@ -196,14 +196,13 @@ impl FitConfig {
             }
             None => return Err(ctx.err("model", "missing (a model file path or a [model] table)")),
         };
-        let mut model = spec
-            .build()
-            .map_err(|e| ctx.err("model", e.to_string()))?;
+        let mut model = spec.build().map_err(|e| ctx.err("model", e.to_string()))?;
         if let Some(m) = top.get("method") {
             let name = m
                 .as_str()
                 .ok_or_else(|| ctx.err("method", "expected an integration method name"))?;
-            let method = neurosbi_sim::Method::parse(name).map_err(|e| ctx.err("method", e.to_string()))?;
+            let method =
+                neurosbi_sim::Method::parse(name).map_err(|e| ctx.err("method", e.to_string()))?;
             model = model
                 .with_method(method)
                 .map_err(|e| ctx.err("method", e.to_string()))?;
@@ -211,7 +210,8 @@ impl FitConfig {
 
         let dt = ctx.quantity(
             "dt",
-            top.get("dt").ok_or_else(|| ctx.err("dt", "missing (e.g. dt = \"0.01*ms\")"))?,
+            top.get("dt")
+                .ok_or_else(|| ctx.err("dt", "missing (e.g. dt = \"0.01*ms\")"))?,
             "second",
         )?;
         if dt <= 0.0 {
@@ -248,7 +248,10 @@ impl FitConfig {
                 .ok_or_else(|| {
                     ctx.err(
                         &key,
-                        format!("missing: the model has input `{}`, give its stimulus", input.name),
+                        format!(
+                            "missing: the model has input `{}`, give its stimulus",
+                            input.name
+                        ),
                     )
                 })?;
             let (rows, w) = stimulus(&ctx, &key, st, &input.dim, dt, n_steps, seed)?;
@@ -264,7 +267,12 @@ impl FitConfig {
                         &format!("stimuli.{k}"),
                         format!(
                             "not an input of the model (inputs: {})",
-                            model.inputs().iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+                            model
+                                .inputs()
+                                .iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ));
                 }
@@ -274,7 +282,10 @@ impl FitConfig {
         if let Some(s) = stimuli.iter().find(|s| s.n_traces != n_traces) {
             return Err(ctx.err(
                 &format!("stimuli.{}", s.name),
-                format!("has {} traces, the first stimulus has {n_traces}", s.n_traces),
+                format!(
+                    "has {} traces, the first stimulus has {n_traces}",
+                    s.n_traces
+                ),
             ));
         }
         if let Some(f) = table(&ctx, &top, "features")? {
@@ -296,18 +307,32 @@ impl FitConfig {
         let mut base: Vec<Option<f64>> = model
             .parameters()
             .iter()
-            .map(|p| spec.parameters.iter().find(|(n, _)| *n == p.name).map(|(_, q)| q.value))
+            .map(|p| {
+                spec.parameters
+                    .iter()
+                    .find(|(n, _)| *n == p.name)
+                    .map(|(_, q)| q.value)
+            })
             .collect();
         let param_index = |key: &str, name: &str| -> Result<usize> {
-            model.parameters().iter().position(|p| p.name == name).ok_or_else(|| {
-                ctx.err(
-                    key,
-                    format!(
-                        "`{name}` is not a parameter of the model (parameters: {})",
-                        model.parameters().iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
-                    ),
-                )
-            })
+            model
+                .parameters()
+                .iter()
+                .position(|p| p.name == name)
+                .ok_or_else(|| {
+                    ctx.err(
+                        key,
+                        format!(
+                            "`{name}` is not a parameter of the model (parameters: {})",
+                            model
+                                .parameters()
+                                .iter()
+                                .map(|p| p.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )
+                })
         };
         if let Some(f) = table(&ctx, &top, "fixed")? {
             for (name, v) in f {
@@ -316,7 +341,14 @@ impl FitConfig {
                 let text = ctx.quantity_text(&key, v)?;
                 let q = parse_quantity(&file, &key, &text)?;
                 if q.dim != model.parameters()[j].dim {
-                    return Err(ctx.err(&key, format!("has dimension {}, the parameter is {}", q.dim, model.parameters()[j].dim)));
+                    return Err(ctx.err(
+                        &key,
+                        format!(
+                            "has dimension {}, the parameter is {}",
+                            q.dim,
+                            model.parameters()[j].dim
+                        ),
+                    ));
                 }
                 base[j] = Some(q.value);
             }
@@ -355,19 +387,28 @@ impl FitConfig {
             .collect::<Result<_>>()?;
 
         // Outputs and their features.
-        let outs = table(&ctx, &top, "outputs")?
-            .ok_or_else(|| ctx.err("outputs", "missing: give at least one recorded output with features"))?;
+        let outs = table(&ctx, &top, "outputs")?.ok_or_else(|| {
+            ctx.err(
+                "outputs",
+                "missing: give at least one recorded output with features",
+            )
+        })?;
         let recordable = model.recordable();
         let mut outputs = Vec::new();
         let mut observed_files: Vec<Option<Observed>> = Vec::new();
         for (var, v) in outs {
             let key = format!("outputs.{var}");
-            let t = v.as_table().ok_or_else(|| ctx.err(&key, "expected a table"))?;
+            let t = v
+                .as_table()
+                .ok_or_else(|| ctx.err(&key, "expected a table"))?;
             ctx.check_keys(&key, t, &["unit", "features", "data", "time_unit"])?;
             if var != SPIKES && !recordable.contains(var) {
                 return Err(ctx.err(
                     &key,
-                    format!("`{var}` cannot be recorded (recordable: spikes, {})", recordable.join(", ")),
+                    format!(
+                        "`{var}` cannot be recorded (recordable: spikes, {})",
+                        recordable.join(", ")
+                    ),
                 ));
             }
             if var == SPIKES && spec.model.threshold.is_none() {
@@ -377,8 +418,15 @@ impl FitConfig {
                 None if var == SPIKES => Unit::named("ms").expect("ms"),
                 None => Unit::named("1").expect("1"),
                 Some(u) => {
-                    let name = u.as_str().ok_or_else(|| ctx.err(&format!("{key}.unit"), "expected a unit name such as \"mV\""))?;
-                    Unit::named(name).ok_or_else(|| ctx.err(&format!("{key}.unit"), format!("unknown unit `{name}`")))?
+                    let name = u.as_str().ok_or_else(|| {
+                        ctx.err(
+                            &format!("{key}.unit"),
+                            "expected a unit name such as \"mV\"",
+                        )
+                    })?;
+                    Unit::named(name).ok_or_else(|| {
+                        ctx.err(&format!("{key}.unit"), format!("unknown unit `{name}`"))
+                    })?
                 }
             };
             if var != SPIKES {
@@ -391,20 +439,39 @@ impl FitConfig {
                     && !unit.name.is_empty()
                     && unit.dim().is_some_and(|u| u != d)
                 {
-                    return Err(ctx.err(&format!("{key}.unit"), format!("`{}` does not match the dimension {d} of `{var}`", unit.name)));
+                    return Err(ctx.err(
+                        &format!("{key}.unit"),
+                        format!(
+                            "`{}` does not match the dimension {d} of `{var}`",
+                            unit.name
+                        ),
+                    ));
                 }
             }
             let names: Vec<String> = t
                 .get("features")
                 .and_then(|f| f.as_array())
-                .ok_or_else(|| ctx.err(&format!("{key}.features"), "missing: a list of feature names from `neurosbi features`"))?
+                .ok_or_else(|| {
+                    ctx.err(
+                        &format!("{key}.features"),
+                        "missing: a list of feature names from `neurosbi features`",
+                    )
+                })?
                 .iter()
-                .map(|f| f.as_str().map(String::from).ok_or_else(|| ctx.err(&format!("{key}.features"), "expected strings")))
+                .map(|f| {
+                    f.as_str()
+                        .map(String::from)
+                        .ok_or_else(|| ctx.err(&format!("{key}.features"), "expected strings"))
+                })
                 .collect::<Result<_>>()?;
             if names.is_empty() {
-                return Err(ctx.err(&format!("{key}.features"), "empty: give at least one feature"));
+                return Err(ctx.err(
+                    &format!("{key}.features"),
+                    "empty: give at least one feature",
+                ));
             }
-            let features = FeatureSet::from_names(&names).map_err(|e| ctx.err(&format!("{key}.features"), e.to_string()))?;
+            let features = FeatureSet::from_names(&names)
+                .map_err(|e| ctx.err(&format!("{key}.features"), e.to_string()))?;
             let obs = match t.get("data") {
                 None => None,
                 Some(p) => {
@@ -414,13 +481,24 @@ impl FitConfig {
                         let tu = match t.get("time_unit") {
                             None => 1.0,
                             Some(u) => {
-                                let u = u.as_str().and_then(Unit::named).ok_or_else(|| ctx.err(&format!("{key}.time_unit"), "expected a time unit such as \"ms\" or \"second\""))?;
+                                let u = u.as_str().and_then(Unit::named).ok_or_else(|| {
+                                    ctx.err(
+                                        &format!("{key}.time_unit"),
+                                        "expected a time unit such as \"ms\" or \"second\"",
+                                    )
+                                })?;
                                 u.scale * 1e3
                             }
                         };
-                        Some(Observed::Spikes(rows.into_iter().map(|r| r.into_iter().map(|x| x * tu).collect()).collect()))
+                        Some(Observed::Spikes(
+                            rows.into_iter()
+                                .map(|r| r.into_iter().map(|x| x * tu).collect())
+                                .collect(),
+                        ))
                     } else {
-                        if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != n_steps) {
+                        if let Some((k, r)) =
+                            rows.iter().enumerate().find(|(_, r)| r.len() != n_steps)
+                        {
                             return Err(ctx.err(
                                 &format!("{key}.data"),
                                 format!("{}: trace {k} has {} samples, expected {n_steps} (duration / dt)", path.display(), r.len()),
@@ -433,7 +511,10 @@ impl FitConfig {
             if let Some(Observed::Traces(r) | Observed::Spikes(r)) = &obs
                 && r.len() != n_traces
             {
-                return Err(ctx.err(&format!("{key}.data"), format!("{} traces, the stimuli have {n_traces}", r.len())));
+                return Err(ctx.err(
+                    &format!("{key}.data"),
+                    format!("{} traces, the stimuli have {n_traces}", r.len()),
+                ));
             }
             observed_files.push(obs);
             outputs.push(Output {
@@ -461,31 +542,70 @@ impl FitConfig {
         let synthetic = table(&ctx, &top, "synthetic")?;
         let n_files = observed_files.iter().filter(|o| o.is_some()).count();
         let (observed, truth) = match (synthetic, n_files) {
-            (Some(_), n) if n > 0 => return Err(ctx.err("synthetic", "give either [synthetic] or data files for the outputs, not both")),
+            (Some(_), n) if n > 0 => {
+                return Err(ctx.err(
+                    "synthetic",
+                    "give either [synthetic] or data files for the outputs, not both",
+                ));
+            }
             (Some(s), _) => {
                 let mut truth = Vec::new();
                 for k in s.keys() {
                     if !problem.free.iter().any(|p| &p.name == k) {
-                        return Err(ctx.err(&format!("synthetic.{k}"), "not a free parameter (set fixed values under [fixed])"));
+                        return Err(ctx.err(
+                            &format!("synthetic.{k}"),
+                            "not a free parameter (set fixed values under [fixed])",
+                        ));
                     }
                 }
                 for p in &problem.free {
                     let key = format!("synthetic.{}", p.name);
-                    let v = s.get(&p.name).ok_or_else(|| ctx.err(&key, "missing ground-truth value for this free parameter"))?;
+                    let v = s.get(&p.name).ok_or_else(|| {
+                        ctx.err(&key, "missing ground-truth value for this free parameter")
+                    })?;
                     let text = ctx.quantity_text(&key, v)?;
                     let q = parse_quantity(&file, &key, &text)?;
-                    let j = problem.model.parameters().iter().position(|x| x.name == p.name).expect("checked");
+                    let j = problem
+                        .model
+                        .parameters()
+                        .iter()
+                        .position(|x| x.name == p.name)
+                        .expect("checked");
                     if q.dim != problem.model.parameters()[j].dim {
-                        return Err(ctx.err(&key, format!("has dimension {}, the parameter is {}", q.dim, problem.model.parameters()[j].dim)));
+                        return Err(ctx.err(
+                            &key,
+                            format!(
+                                "has dimension {}, the parameter is {}",
+                                q.dim,
+                                problem.model.parameters()[j].dim
+                            ),
+                        ));
                     }
                     truth.push(q.value / p.unit.scale);
                 }
                 (None, Some(truth))
             }
-            (None, n) if n == problem.outputs.len() => (Some(observed_files.into_iter().map(|o| o.expect("counted")).collect()), None),
+            (None, n) if n == problem.outputs.len() => (
+                Some(
+                    observed_files
+                        .into_iter()
+                        .map(|o| o.expect("counted"))
+                        .collect(),
+                ),
+                None,
+            ),
             (None, _) => {
-                let missing = problem.outputs.iter().zip(&observed_files).find(|(_, o)| o.is_none()).map(|(o, _)| o.variable.clone()).unwrap_or_default();
-                return Err(ctx.err(&format!("outputs.{missing}.data"), "missing: give the observed data file, or a [synthetic] ground truth"));
+                let missing = problem
+                    .outputs
+                    .iter()
+                    .zip(&observed_files)
+                    .find(|(_, o)| o.is_none())
+                    .map(|(o, _)| o.variable.clone())
+                    .unwrap_or_default();
+                return Err(ctx.err(
+                    &format!("outputs.{missing}.data"),
+                    "missing: give the observed data file, or a [synthetic] ground truth",
+                ));
             }
         };
 
@@ -496,7 +616,10 @@ impl FitConfig {
             .unwrap_or_else(|| "fit".into());
         let out = match top.get("output") {
             None => PathBuf::from("neurosbi-out").join(&name),
-            Some(v) => PathBuf::from(v.as_str().ok_or_else(|| ctx.err("output", "expected a folder path"))?),
+            Some(v) => PathBuf::from(
+                v.as_str()
+                    .ok_or_else(|| ctx.err("output", "expected a folder path"))?,
+            ),
         };
         Ok(FitConfig {
             file: path.to_path_buf(),
@@ -515,7 +638,10 @@ impl FitConfig {
         match (&self.observed, &self.truth) {
             (Some(o), _) => Ok(o.clone()),
             (None, Some(t)) => self.problem.synthetic_observation(t),
-            (None, None) => Err(Error::invalid("observation", "neither data nor ground truth")),
+            (None, None) => Err(Error::invalid(
+                "observation",
+                "neither data nor ground truth",
+            )),
         }
     }
 }
@@ -533,10 +659,12 @@ fn stimulus(
     n_steps: usize,
     seed: u64,
 ) -> Result<StimRows> {
-    let kind = t
-        .get("kind")
-        .and_then(|k| k.as_str())
-        .ok_or_else(|| ctx.err(&format!("{key}.kind"), "missing: one of step, ramp, pulses, noise, file"))?;
+    let kind = t.get("kind").and_then(|k| k.as_str()).ok_or_else(|| {
+        ctx.err(
+            &format!("{key}.kind"),
+            "missing: one of step, ramp, pulses, noise, file",
+        )
+    })?;
     let allowed: &[&str] = match kind {
         "step" => &["kind", "amplitude", "start", "stop"],
         "ramp" => &["kind", "from", "to", "start", "stop"],
@@ -544,7 +672,12 @@ fn stimulus(
         "noise" => &["kind", "mean", "std", "seed", "traces"],
         "file" => &["kind", "file", "unit"],
         other => {
-            return Err(ctx.err(&format!("{key}.kind"), format!("unknown stimulus kind `{other}` (expected step, ramp, pulses, noise or file)")));
+            return Err(ctx.err(
+                &format!("{key}.kind"),
+                format!(
+                    "unknown stimulus kind `{other}` (expected step, ramp, pulses, noise or file)"
+                ),
+            ));
         }
     };
     ctx.check_keys(key, t, allowed)?;
@@ -554,18 +687,25 @@ fn stimulus(
             let text = ctx.quantity_text(&kk, v)?;
             let q = parse_quantity(ctx.file, &kk, &text)?;
             if q.dim != *dim {
-                return Err(ctx.err(&kk, format!("\"{text}\" has dimension {}, the input is {dim}", q.dim)));
+                return Err(ctx.err(
+                    &kk,
+                    format!("\"{text}\" has dimension {}, the input is {dim}", q.dim),
+                ));
             }
             Ok(q.value)
         };
         match t.get(k) {
-            None => default.map(|d| vec![d]).ok_or_else(|| ctx.err(&kk, "missing")),
+            None => default
+                .map(|d| vec![d])
+                .ok_or_else(|| ctx.err(&kk, "missing")),
             Some(toml::Value::Array(a)) if !a.is_empty() => a.iter().map(one).collect(),
             Some(v) => Ok(vec![one(v)?]),
         }
     };
     let time = |k: &str, default: f64| -> Result<f64> {
-        t.get(k).map_or(Ok(default), |v| ctx.quantity(&format!("{key}.{k}"), v, "second"))
+        t.get(k).map_or(Ok(default), |v| {
+            ctx.quantity(&format!("{key}.{k}"), v, "second")
+        })
     };
     let duration = n_steps as f64 * dt;
     // Sample k holds for k*dt <= t < (k+1)*dt; a step is on where its sample time lies in
@@ -579,7 +719,11 @@ fn stimulus(
             let (a, b) = (time("start", 0.0)?, time("stop", duration)?);
             let rows = amp("amplitude", None)?
                 .into_iter()
-                .map(|amp| (0..n_steps).map(|i| if on(i, a, b) { amp } else { 0.0 }).collect())
+                .map(|amp| {
+                    (0..n_steps)
+                        .map(|i| if on(i, a, b) { amp } else { 0.0 })
+                        .collect()
+                })
                 .collect();
             (rows, Some((a, b)))
         }
@@ -611,7 +755,9 @@ fn stimulus(
             if width <= 0.0 || period < width {
                 return Err(ctx.err(key, "pulses need width > 0 and period >= width"));
             }
-            let count = t.get("count").map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.count"), v))?;
+            let count = t
+                .get("count")
+                .map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.count"), v))?;
             let rows = amp("amplitude", None)?
                 .into_iter()
                 .map(|amp| {
@@ -631,10 +777,14 @@ fn stimulus(
         "noise" => {
             let mean = amp("mean", Some(0.0))?;
             let std = amp("std", None)?;
-            let traces = t.get("traces").map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.traces"), v))?;
+            let traces = t
+                .get("traces")
+                .map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.traces"), v))?;
             let s = match t.get("seed") {
                 None => seed,
-                Some(v) => v.as_integer().filter(|i| *i >= 0).ok_or_else(|| ctx.err(&format!("{key}.seed"), "expected a non-negative integer"))? as u64,
+                Some(v) => v.as_integer().filter(|i| *i >= 0).ok_or_else(|| {
+                    ctx.err(&format!("{key}.seed"), "expected a non-negative integer")
+                })? as u64,
             };
             let rows = (0..traces)
                 .map(|r| {
@@ -654,16 +804,35 @@ fn stimulus(
             let fk = format!("{key}.file");
             let path = ctx.path(&fk, t.get("file").ok_or_else(|| ctx.err(&fk, "missing"))?)?;
             let uk = format!("{key}.unit");
-            let uname = t.get("unit").and_then(|u| u.as_str()).ok_or_else(|| ctx.err(&uk, "missing: the unit of the values, e.g. \"nA\""))?;
-            let unit = Unit::named(uname).ok_or_else(|| ctx.err(&uk, format!("unknown unit `{uname}`")))?;
+            let uname = t
+                .get("unit")
+                .and_then(|u| u.as_str())
+                .ok_or_else(|| ctx.err(&uk, "missing: the unit of the values, e.g. \"nA\""))?;
+            let unit = Unit::named(uname)
+                .ok_or_else(|| ctx.err(&uk, format!("unknown unit `{uname}`")))?;
             if lookup_unit(uname).is_some_and(|u| u.dim != *dim) {
-                return Err(ctx.err(&uk, format!("`{uname}` does not match the input's dimension {dim}")));
+                return Err(ctx.err(
+                    &uk,
+                    format!("`{uname}` does not match the input's dimension {dim}"),
+                ));
             }
             let rows = read_matrix(ctx, &fk, &path, false)?;
             if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != n_steps) {
-                return Err(ctx.err(&fk, format!("{}: trace {k} has {} samples, expected {n_steps} (duration / dt)", path.display(), r.len())));
+                return Err(ctx.err(
+                    &fk,
+                    format!(
+                        "{}: trace {k} has {} samples, expected {n_steps} (duration / dt)",
+                        path.display(),
+                        r.len()
+                    ),
+                ));
             }
-            (rows.into_iter().map(|r| r.into_iter().map(|v| v * unit.scale).collect()).collect(), None)
+            (
+                rows.into_iter()
+                    .map(|r| r.into_iter().map(|v| v * unit.scale).collect())
+                    .collect(),
+                None,
+            )
         }
     })
 }
@@ -677,15 +846,29 @@ fn read_matrix(ctx_file: &Ctx, key: &str, path: &Path, ragged: bool) -> Result<V
         let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| err(e.to_string()))?;
         let shape = npy.shape().to_vec();
         let data: Vec<f64> = match npy.dtype() {
-            npyz::DType::Plain(t) if t.size_field() == 4 && t.type_char() == npyz::TypeChar::Float => {
-                npy.into_vec::<f32>().map_err(|e| err(e.to_string()))?.into_iter().map(f64::from).collect()
+            npyz::DType::Plain(t)
+                if t.size_field() == 4 && t.type_char() == npyz::TypeChar::Float =>
+            {
+                npy.into_vec::<f32>()
+                    .map_err(|e| err(e.to_string()))?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
             }
-            _ => npy.into_vec::<f64>().map_err(|e| err(format!("{e} (expected float64 or float32)")))?,
+            _ => npy
+                .into_vec::<f64>()
+                .map_err(|e| err(format!("{e} (expected float64 or float32)")))?,
         };
         return match shape.as_slice() {
             [n] => Ok(vec![data[..*n as usize].to_vec()]),
-            [r, c] => Ok(data.chunks(*c as usize).take(*r as usize).map(|x| x.to_vec()).collect()),
-            s => Err(err(format!("expected a 1-D or 2-D array, found shape {s:?}"))),
+            [r, c] => Ok(data
+                .chunks(*c as usize)
+                .take(*r as usize)
+                .map(|x| x.to_vec())
+                .collect()),
+            s => Err(err(format!(
+                "expected a 1-D or 2-D array, found shape {s:?}"
+            ))),
         };
     }
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
@@ -695,12 +878,22 @@ fn read_matrix(ctx_file: &Ctx, key: &str, path: &Path, ragged: bool) -> Result<V
         if line.starts_with('#') || (line.is_empty() && !ragged) {
             continue;
         }
-        let cells: Vec<&str> = line.split([',', ';', '\t', ' ']).map(str::trim).filter(|c| !c.is_empty()).collect();
-        let parsed: std::result::Result<Vec<f64>, _> = cells.iter().map(|c| c.parse::<f64>()).collect();
+        let cells: Vec<&str> = line
+            .split([',', ';', '\t', ' '])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let parsed: std::result::Result<Vec<f64>, _> =
+            cells.iter().map(|c| c.parse::<f64>()).collect();
         match parsed {
             Ok(r) => rows.push(r),
             Err(_) if i == 0 => {} // header
-            Err(e) => return Err(err(format!("line {}: {e} (expected numbers separated by commas)", i + 1))),
+            Err(e) => {
+                return Err(err(format!(
+                    "line {}: {e} (expected numbers separated by commas)",
+                    i + 1
+                )));
+            }
         }
     }
     if !ragged && rows.is_empty() {
@@ -711,7 +904,12 @@ fn read_matrix(ctx_file: &Ctx, key: &str, path: &Path, ragged: bool) -> Result<V
 
 /// Reads a prior: `[low, high]` (uniform) or a table `{ kind, ... }`; returns the marginal in
 /// the unit the bounds are written in, and that unit.
-fn prior(ctx: &Ctx, key: &str, v: &toml::Value, dim: &neurosbi_sim::Dimension) -> Result<(Marginal, Unit)> {
+fn prior(
+    ctx: &Ctx,
+    key: &str,
+    v: &toml::Value,
+    dim: &neurosbi_sim::Dimension,
+) -> Result<(Marginal, Unit)> {
     let (kind, a, b, ka, kb, unit_override) = match v {
         toml::Value::Array(arr) if arr.len() == 2 => ("uniform".to_string(), arr[0].clone(), arr[1].clone(), "low", "high", None),
         toml::Value::Table(t) => {
@@ -733,12 +931,16 @@ fn prior(ctx: &Ctx, key: &str, v: &toml::Value, dim: &neurosbi_sim::Dimension) -
     let qa = parse_quantity(ctx.file, &format!("{key}.{ka}"), &ta)?;
     let qb = parse_quantity(ctx.file, &format!("{key}.{kb}"), &tb)?;
     let unit = match unit_override {
-        Some(u) => Unit::named(&u).ok_or_else(|| ctx.err(&format!("{key}.unit"), format!("unknown unit `{u}`")))?,
+        Some(u) => Unit::named(&u)
+            .ok_or_else(|| ctx.err(&format!("{key}.unit"), format!("unknown unit `{u}`")))?,
         None => Unit::of_text(&ta),
     };
     let check = |q: &neurosbi_sim::Quantity, k: &str, text: &str| -> Result<()> {
         if q.dim != *dim {
-            return Err(ctx.err(&format!("{key}.{k}"), format!("\"{text}\" has dimension {}, the parameter is {dim}", q.dim)));
+            return Err(ctx.err(
+                &format!("{key}.{k}"),
+                format!("\"{text}\" has dimension {}, the parameter is {dim}", q.dim),
+            ));
         }
         Ok(())
     };
@@ -762,9 +964,15 @@ fn prior(ctx: &Ctx, key: &str, v: &toml::Value, dim: &neurosbi_sim::Dimension) -
         _ => {
             check(&qa, ka, &ta)?;
             if !qb.dim.is_dimensionless() {
-                return Err(ctx.err(&format!("{key}.sigma"), "sigma of a log-normal is dimensionless"));
+                return Err(ctx.err(
+                    &format!("{key}.sigma"),
+                    "sigma of a log-normal is dimensionless",
+                ));
             }
-            Marginal::LogNormal { mu: a.ln(), sigma: qb.value }
+            Marginal::LogNormal {
+                mu: a.ln(),
+                sigma: qb.value,
+            }
         }
     };
     m.validate(0).map_err(|e| ctx.err(key, e.to_string()))?;
@@ -778,18 +986,41 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
         "inference",
         t,
         &[
-            "method", "estimator", "simulations", "rounds", "samples", "hidden_features", "num_transforms",
-            "num_components", "num_bins", "max_epochs", "training_batch_size", "learning_rate",
-            "stop_after_epochs", "validation_fraction", "batch_size", "predictive",
+            "method",
+            "estimator",
+            "simulations",
+            "rounds",
+            "samples",
+            "hidden_features",
+            "num_transforms",
+            "num_components",
+            "num_bins",
+            "max_epochs",
+            "training_batch_size",
+            "learning_rate",
+            "stop_after_epochs",
+            "validation_fraction",
+            "batch_size",
+            "predictive",
         ],
     )?;
     let s = |k: &str, d: &str| -> Result<String> {
-        t.get(k).map_or(Ok(d.to_string()), |v| v.as_str().map(str::to_lowercase).ok_or_else(|| ctx.err(&format!("inference.{k}"), "expected a string")))
+        t.get(k).map_or(Ok(d.to_string()), |v| {
+            v.as_str()
+                .map(str::to_lowercase)
+                .ok_or_else(|| ctx.err(&format!("inference.{k}"), "expected a string"))
+        })
     };
-    let n = |k: &str, d: usize| -> Result<usize> { t.get(k).map_or(Ok(d), |v| usize_of(ctx, &format!("inference.{k}"), v)) };
+    let n = |k: &str, d: usize| -> Result<usize> {
+        t.get(k)
+            .map_or(Ok(d), |v| usize_of(ctx, &format!("inference.{k}"), v))
+    };
     let f = |k: &str, d: f64| -> Result<f64> {
         t.get(k).map_or(Ok(d), |v| {
-            v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).filter(|x| *x > 0.0).ok_or_else(|| ctx.err(&format!("inference.{k}"), "expected a positive number"))
+            v.as_float()
+                .or_else(|| v.as_integer().map(|i| i as f64))
+                .filter(|x| *x > 0.0)
+                .ok_or_else(|| ctx.err(&format!("inference.{k}"), "expected a positive number"))
         })
     };
     let method_name = s("method", "npe")?;
@@ -799,14 +1030,24 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
         "nle" | "snle" => Method::Nle,
         "nre" | "snre" | "nre_a" => Method::NreA,
         "nre_b" => Method::NreB { num_atoms: 10 },
-        o => return Err(ctx.err("inference.method", format!("unknown method `{o}` (expected npe, snpe, tsnpe, nle, nre, nre_b)"))),
+        o => {
+            return Err(ctx.err(
+                "inference.method",
+                format!("unknown method `{o}` (expected npe, snpe, tsnpe, nle, nre, nre_b)"),
+            ));
+        }
     };
     let estimator_name = s("estimator", "maf")?;
     let mut estimator = match estimator_name.as_str() {
         "maf" => EstimatorConfig::maf(),
         "nsf" => EstimatorConfig::nsf(),
         "mdn" => EstimatorConfig::mdn(),
-        o => return Err(ctx.err("inference.estimator", format!("unknown estimator `{o}` (expected maf, nsf, mdn)"))),
+        o => {
+            return Err(ctx.err(
+                "inference.estimator",
+                format!("unknown estimator `{o}` (expected maf, nsf, mdn)"),
+            ));
+        }
     };
     estimator.hidden_features = n("hidden_features", estimator.hidden_features)?;
     estimator.num_transforms = n("num_transforms", estimator.num_transforms)?;
@@ -816,9 +1057,15 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
     let rounds = match t.get("simulations") {
         None => vec![1000; n_rounds],
         Some(toml::Value::Array(a)) => {
-            let r: Vec<usize> = a.iter().map(|v| usize_of(ctx, "inference.simulations", v)).collect::<Result<_>>()?;
+            let r: Vec<usize> = a
+                .iter()
+                .map(|v| usize_of(ctx, "inference.simulations", v))
+                .collect::<Result<_>>()?;
             if t.contains_key("rounds") && r.len() != n_rounds {
-                return Err(ctx.err("inference.simulations", format!("{} entries but rounds = {n_rounds}", r.len())));
+                return Err(ctx.err(
+                    "inference.simulations",
+                    format!("{} entries but rounds = {n_rounds}", r.len()),
+                ));
             }
             r
         }

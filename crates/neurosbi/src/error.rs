@@ -24,7 +24,9 @@ pub enum Error {
         message: String,
     },
     /// An output file exists already and `--force` was not given.
-    #[error("{path} already exists; pass --force to overwrite it, or choose another output folder with --out")]
+    #[error(
+        "{path} already exists; pass --force to overwrite it, or choose another output folder with --out"
+    )]
     Exists {
         /// The file.
         path: PathBuf,

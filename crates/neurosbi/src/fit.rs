@@ -87,11 +87,9 @@ impl Bars {
             },
         );
         b.set_style(
-            ProgressStyle::with_template(
-                "{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})")
+                .expect("valid template")
+                .progress_chars("=> "),
         );
         b.set_message(what.to_string());
         b
@@ -106,8 +104,7 @@ impl Bars {
             },
         );
         b.set_style(
-            ProgressStyle::with_template("{msg:>12} {spinner} {wide_msg}")
-                .expect("valid template"),
+            ProgressStyle::with_template("{msg:>12} {spinner} {wide_msg}").expect("valid template"),
         );
         b.set_message(what.to_string());
         b
@@ -243,7 +240,10 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     )?;
     sim_bar.finish_and_clear();
     train_obs.bar.finish_and_clear();
-    timings.push(("simulation + training".to_string(), t1.elapsed().as_secs_f64()));
+    timings.push((
+        "simulation + training".to_string(),
+        t1.elapsed().as_secs_f64(),
+    ));
     posterior.save(&out.join("posterior"))?;
 
     // Sampling and summary.
@@ -270,15 +270,41 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     let header: Vec<String> = problem
         .free
         .iter()
-        .map(|p| format!("{}{}", p.name, if p.unit.name.is_empty() { String::new() } else { format!(" [{}]", p.unit.name) }))
+        .map(|p| {
+            format!(
+                "{}{}",
+                p.name,
+                if p.unit.name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", p.unit.name)
+                }
+            )
+        })
         .collect();
-    write_file(&out.join("observation.csv"), csv_text(&names, &x_o).as_bytes())?;
-    write_file(&out.join("samples.csv"), csv_text(&header, &draws.theta).as_bytes())?;
-    write_npy(&out.join("samples.npy"), &draws.theta, draws.theta.len() / d, d)?;
-    write_file(&out.join("summary.csv"), summary::summary_csv(&sum).as_bytes())?;
+    write_file(
+        &out.join("observation.csv"),
+        csv_text(&names, &x_o).as_bytes(),
+    )?;
+    write_file(
+        &out.join("samples.csv"),
+        csv_text(&header, &draws.theta).as_bytes(),
+    )?;
+    write_npy(
+        &out.join("samples.npy"),
+        &draws.theta,
+        draws.theta.len() / d,
+        d,
+    )?;
+    write_file(
+        &out.join("summary.csv"),
+        summary::summary_csv(&sum).as_bytes(),
+    )?;
     write_file(
         &out.join("summary.json"),
-        serde_json::to_string_pretty(&sum).unwrap_or_default().as_bytes(),
+        serde_json::to_string_pretty(&sum)
+            .unwrap_or_default()
+            .as_bytes(),
     )?;
     let mut tcsv = String::from("round,epoch,train_loss,val_loss\n");
     for (r, (tr, va)) in train_obs.curves.iter().enumerate() {
@@ -295,7 +321,13 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     let labels: Vec<String> = pnames
         .iter()
         .zip(&units)
-        .map(|(n, u)| if u.is_empty() { n.clone() } else { format!("{n} ({u})") })
+        .map(|(n, u)| {
+            if u.is_empty() {
+                n.clone()
+            } else {
+                format!("{n} ({u})")
+            }
+        })
         .collect();
     let pair_svg = plot::pairplot(
         &out,
@@ -330,14 +362,21 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         &report::ReportInput {
             title: &cfg.name,
             summary: &sum,
-            method: &format!("{} with {}", cfg.inference.method_name.to_uppercase(), cfg.inference.estimator_name.to_uppercase()),
+            method: &format!(
+                "{} with {}",
+                cfg.inference.method_name.to_uppercase(),
+                cfg.inference.estimator_name.to_uppercase()
+            ),
             simulations: &sims,
             features: &names,
             x_o: &x_o,
             timings: &timings,
             figures: &[
                 ("Posterior pairplot", pair_svg.as_str()),
-                ("Posterior-predictive traces (blue) over the observation (black)", traces_svg.as_str()),
+                (
+                    "Posterior-predictive traces (blue) over the observation (black)",
+                    traces_svg.as_str(),
+                ),
                 ("Training curves", curves_svg.as_str()),
             ],
             png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
@@ -386,7 +425,11 @@ pub fn predictive_panels(
                 dt_ms: p.dt * 1e3,
                 observed: obs,
                 predicted,
-                unit: if o.unit.name.is_empty() { o.variable.clone() } else { format!("{} ({})", o.variable, o.unit.name) },
+                unit: if o.unit.name.is_empty() {
+                    o.variable.clone()
+                } else {
+                    format!("{} ({})", o.variable, o.unit.name)
+                },
                 spikes,
             });
         }
@@ -455,6 +498,9 @@ pub fn export(out: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((t, x))
 }
 
+/// SBC KS p-value per parameter, and (level, expected coverage) pairs.
+pub type CheckResult = (Vec<(String, f64)>, Vec<(f64, f64)>);
+
 /// Calibration of a fitted posterior (`neurosbi check`): simulation-based calibration over
 /// `n_sbc` prior draws with `n_posterior` samples each; returns (parameter, KS p-value)
 /// pairs and the expected coverage at the 50, 80 and 95 % levels, and writes `check.csv`.
@@ -463,7 +509,7 @@ pub fn check(
     opts: &FitOptions,
     n_sbc: usize,
     n_posterior: usize,
-) -> Result<(Vec<(String, f64)>, Vec<(f64, f64)>)> {
+) -> Result<CheckResult> {
     let seed = opts.seed.unwrap_or(cfg.seed);
     let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
     let path = out.join("check.csv");
@@ -474,7 +520,14 @@ pub fn check(
     let sim = NeuronSimulator::new(cfg.problem.clone(), None)?;
     let prior = cfg.problem.prior()?;
     let sampler = |x: &[f64], n: usize, s: u64| posterior.sample(n, x, s).map(|d| d.theta);
-    let res = neurosbi_infer::diagnostics::sbc(&prior, &sim, &sampler, n_sbc, n_posterior, seed ^ 0xc4ec)?;
+    let res = neurosbi_infer::diagnostics::sbc(
+        &prior,
+        &sim,
+        &sampler,
+        n_sbc,
+        n_posterior,
+        seed ^ 0xc4ec,
+    )?;
     let levels = [0.5, 0.8, 0.95];
     let cov = neurosbi_infer::diagnostics::expected_coverage_from_ranks(&res, &levels);
     let ks: Vec<(String, f64)> = cfg

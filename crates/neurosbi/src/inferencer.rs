@@ -8,8 +8,7 @@ use crate::quantity::Unit;
 use neurosbi_features::FeatureSet;
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::{
-    InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig,
-    Store,
+    InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig, Store,
 };
 use neurosbi_sim::units::lookup_unit;
 use neurosbi_sim::{Model, Quantity, Stimulus};
@@ -43,14 +42,20 @@ impl InferencerBuilder {
     }
     /// A recorded variable: one trace per input trace, in `unit` (e.g. `"mV"`).
     pub fn output_traces(mut self, variable: &str, unit: &str, rows: Vec<Vec<f64>>) -> Self {
-        self.outputs
-            .push((variable.to_string(), unit.to_string(), Observed::Traces(rows)));
+        self.outputs.push((
+            variable.to_string(),
+            unit.to_string(),
+            Observed::Traces(rows),
+        ));
         self
     }
     /// Recorded spike trains, one per input trace, times in ms.
     pub fn output_spikes(mut self, trains_ms: Vec<Vec<f64>>) -> Self {
-        self.outputs
-            .push((SPIKES.to_string(), "ms".to_string(), Observed::Spikes(trains_ms)));
+        self.outputs.push((
+            SPIKES.to_string(),
+            "ms".to_string(),
+            Observed::Spikes(trains_ms),
+        ));
         self
     }
     /// Features of an output, by catalogue name (`neurosbi features`).
@@ -105,7 +110,10 @@ impl InferencerBuilder {
             .iter()
             .find(|(n, _)| !model.inputs().iter().any(|i| &i.name == n))
         {
-            return Err(Error::invalid(format!("input `{n}`"), "not an input of the model"));
+            return Err(Error::invalid(
+                format!("input `{n}`"),
+                "not an input of the model",
+            ));
         }
         let n_traces = stimuli.first().map_or(1, |s| s.n_traces);
         let n_steps = match stimuli.first() {
@@ -141,14 +149,23 @@ impl InferencerBuilder {
                 .parameters()
                 .iter()
                 .position(|p| p.name == name)
-                .ok_or_else(|| Error::invalid(format!("parameter `{name}`"), "not a parameter of the model"))
+                .ok_or_else(|| {
+                    Error::invalid(
+                        format!("parameter `{name}`"),
+                        "not a parameter of the model",
+                    )
+                })
         };
         for (n, q) in &self.fixed {
             let j = index(n)?;
             if q.dim != model.parameters()[j].dim {
                 return Err(Error::invalid(
                     format!("parameter `{n}`"),
-                    format!("value has dimension {}, the parameter is {}", q.dim, model.parameters()[j].dim),
+                    format!(
+                        "value has dimension {}, the parameter is {}",
+                        q.dim,
+                        model.parameters()[j].dim
+                    ),
                 ));
             }
             base[j] = Some(q.value);
@@ -156,8 +173,9 @@ impl InferencerBuilder {
         let mut free = Vec::new();
         for (n, u, m) in &self.priors {
             let j = index(n)?;
-            let unit = Unit::named(u)
-                .ok_or_else(|| Error::invalid(format!("prior of `{n}`"), format!("unknown unit `{u}`")))?;
+            let unit = Unit::named(u).ok_or_else(|| {
+                Error::invalid(format!("prior of `{n}`"), format!("unknown unit `{u}`"))
+            })?;
             let pdim = model.parameters()[j].dim;
             let udim = unit.dim().unwrap_or(pdim);
             if udim != pdim {
@@ -195,26 +213,42 @@ impl InferencerBuilder {
         for (var, unit, obs) in self.outputs {
             let what = format!("output `{var}`");
             if var != SPIKES && !recordable.contains(&var) {
-                return Err(Error::invalid(what, format!("cannot be recorded (recordable: {})", recordable.join(", "))));
+                return Err(Error::invalid(
+                    what,
+                    format!("cannot be recorded (recordable: {})", recordable.join(", ")),
+                ));
             }
-            let u = Unit::named(&unit).ok_or_else(|| Error::invalid(&what, format!("unknown unit `{unit}`")))?;
+            let u = Unit::named(&unit)
+                .ok_or_else(|| Error::invalid(&what, format!("unknown unit `{unit}`")))?;
             if var != SPIKES
                 && let Some(sv) = model.state_vars().iter().find(|s| s.name == var)
                 && !u.name.is_empty()
                 && lookup_unit(&u.name).is_some_and(|q| q.dim != sv.dim)
             {
-                return Err(Error::invalid(&what, format!("unit `{unit}` does not match the dimension {} of `{var}`", sv.dim)));
+                return Err(Error::invalid(
+                    &what,
+                    format!(
+                        "unit `{unit}` does not match the dimension {} of `{var}`",
+                        sv.dim
+                    ),
+                ));
             }
             let rows = match &obs {
                 Observed::Traces(r) | Observed::Spikes(r) => r,
             };
             if rows.len() != n_traces {
-                return Err(Error::invalid(&what, format!("{} traces, the inputs have {n_traces}", rows.len())));
+                return Err(Error::invalid(
+                    &what,
+                    format!("{} traces, the inputs have {n_traces}", rows.len()),
+                ));
             }
             if let Observed::Traces(r) = &obs
                 && let Some((k, t)) = r.iter().enumerate().find(|(_, t)| t.len() != n_steps)
             {
-                return Err(Error::invalid(&what, format!("trace {k} has {} samples, expected {n_steps}", t.len())));
+                return Err(Error::invalid(
+                    &what,
+                    format!("trace {k} has {} samples, expected {n_steps}", t.len()),
+                ));
             }
             let names = self
                 .features
@@ -232,7 +266,10 @@ impl InferencerBuilder {
             observed.push(obs);
         }
         if outputs.is_empty() {
-            return Err(Error::invalid("outputs", "give at least one observed output"));
+            return Err(Error::invalid(
+                "outputs",
+                "give at least one observed output",
+            ));
         }
         let problem = Problem {
             model: Arc::new(model),
@@ -398,7 +435,9 @@ impl Inferencer {
     pub fn generate_traces(&self, n: usize, seed: u64) -> Result<Vec<Vec<Observed>>> {
         let theta = self.sample(n, seed)?;
         let res = self.problem.simulate(&theta, seed ^ 0x77)?;
-        Ok((0..n).map(|s| self.problem.observed_from(&res, s)).collect())
+        Ok((0..n)
+            .map(|s| self.problem.observed_from(&res, s))
+            .collect())
     }
 
     /// Writes `pairplot.svg` and `.png` of `samples` into `dir` (truth marked when given).
@@ -428,16 +467,27 @@ impl Inferencer {
         match self.problem.free[j].prior {
             Marginal::Uniform { low, high } | Marginal::LogUniform { low, high } => (low, high),
             Marginal::Normal { mean, std } => (mean - 3.0 * std, mean + 3.0 * std),
-            Marginal::LogNormal { mu, sigma } => ((mu - 3.0 * sigma).exp(), (mu + 3.0 * sigma).exp()),
+            Marginal::LogNormal { mu, sigma } => {
+                ((mu - 3.0 * sigma).exp(), (mu + 3.0 * sigma).exp())
+            }
         }
     }
 
     /// The posterior density of parameters `i` and `j` on a `res x res` grid over their
     /// prior ranges, the others held at `condition`; normalised to sum to 1.
-    pub fn conditional_grid(&self, condition: &[f64], i: usize, j: usize, res: usize) -> Result<Vec<f64>> {
+    pub fn conditional_grid(
+        &self,
+        condition: &[f64],
+        i: usize,
+        j: usize,
+        res: usize,
+    ) -> Result<Vec<f64>> {
         let d = self.problem.dim_theta();
         if condition.len() != d {
-            return Err(Error::invalid("condition", format!("{} values, expected {d}", condition.len())));
+            return Err(Error::invalid(
+                "condition",
+                format!("{} values, expected {d}", condition.len()),
+            ));
         }
         let (ai, bi) = self.bounds(i);
         let (aj, bj) = self.bounds(j);
@@ -451,8 +501,15 @@ impl Inferencer {
             }
         }
         let lp = self.posterior()?.potential(&theta, &self.x_o)?;
-        let m = lp.iter().cloned().filter(|v| v.is_finite()).fold(f64::NEG_INFINITY, f64::max);
-        let p: Vec<f64> = lp.iter().map(|v| if v.is_finite() { (v - m).exp() } else { 0.0 }).collect();
+        let m = lp
+            .iter()
+            .cloned()
+            .filter(|v| v.is_finite())
+            .fold(f64::NEG_INFINITY, f64::max);
+        let p: Vec<f64> = lp
+            .iter()
+            .map(|v| if v.is_finite() { (v - m).exp() } else { 0.0 })
+            .collect();
         let z: f64 = p.iter().sum();
         Ok(p.iter().map(|v| v / z.max(f64::MIN_POSITIVE)).collect())
     }

@@ -7,7 +7,11 @@ use neurosbi::fit::{FitOptions, fit};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "neurosbi", version, about = "Posterior distributions over neuron-model parameters from recordings")]
+#[command(
+    name = "neurosbi",
+    version,
+    about = "Posterior distributions over neuron-model parameters from recordings"
+)]
 struct Cli {
     /// Seed (overrides the file's `seed`).
     #[arg(long, global = true)]
@@ -135,7 +139,11 @@ fn main() -> Result<()> {
                 println!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
             }
             for (l, c) in cov {
-                println!("expected coverage at {:>3.0} %: {:.1} %", l * 100.0, c * 100.0);
+                println!(
+                    "expected coverage at {:>3.0} %: {:.1} %",
+                    l * 100.0,
+                    c * 100.0
+                );
             }
         }
         Command::Export { file } => {
@@ -181,13 +189,30 @@ fn main() -> Result<()> {
             let d = cfg.problem.dim_theta();
             let path = out.join("resampled.csv");
             if path.exists() && !cli.force {
-                bail!("{} already exists; pass --force to overwrite it", path.display());
+                bail!(
+                    "{} already exists; pass --force to overwrite it",
+                    path.display()
+                );
             }
             let header: Vec<String> = cfg.problem.parameter_names();
-            neurosbi::summary::write_file(&path, neurosbi::summary::csv_text(&header, &draws.theta).as_bytes())?;
-            let units: Vec<String> = cfg.problem.free.iter().map(|p| p.unit.name.clone()).collect();
+            neurosbi::summary::write_file(
+                &path,
+                neurosbi::summary::csv_text(&header, &draws.theta).as_bytes(),
+            )?;
+            let units: Vec<String> = cfg
+                .problem
+                .free
+                .iter()
+                .map(|p| p.unit.name.clone())
+                .collect();
             let map = posterior.map(&x_o, seed)?;
-            let s = neurosbi::summary::summarise(&draws.theta, &header, &units, &map, obs_cfg.truth.as_deref());
+            let s = neurosbi::summary::summarise(
+                &draws.theta,
+                &header,
+                &units,
+                &map,
+                obs_cfg.truth.as_deref(),
+            );
             if !cli.quiet {
                 println!("{}", neurosbi::summary::summary_table(&s));
                 println!("{} samples of {d} parameters in {}", n, path.display());
@@ -204,8 +229,15 @@ fn main() -> Result<()> {
             for p in entries {
                 match neurosbi::sim::ModelSpec::from_file(&p) {
                     Ok(s) => {
-                        let params: Vec<String> = s.priors.iter().map(|(n, _, _)| n.clone()).collect();
-                        println!("{:<12} {}\n{:<12} free: {}", s.name, s.description, "", params.join(", "));
+                        let params: Vec<String> =
+                            s.priors.iter().map(|(n, _, _)| n.clone()).collect();
+                        println!(
+                            "{:<12} {}\n{:<12} free: {}",
+                            s.name,
+                            s.description,
+                            "",
+                            params.join(", ")
+                        );
                     }
                     Err(e) => println!("{}: {e}", p.display()),
                 }
@@ -214,7 +246,10 @@ fn main() -> Result<()> {
         Command::Features => {
             let cat = neurosbi::features::Catalogue::standard();
             for e in cat.entries() {
-                println!("{:<32} {:<10} {:<8} {}  [{}]", e.name, e.group, e.unit, e.summary, e.params);
+                println!(
+                    "{:<32} {:<10} {:<8} {}  [{}]",
+                    e.name, e.group, e.unit, e.summary, e.params
+                );
             }
         }
     }

@@ -26,8 +26,7 @@ fn perr(path: &str) -> impl Fn(String) -> Error + '_ {
     }
 }
 
-type Draw<'a> =
-    dyn Fn(&DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String> + 'a;
+type Draw<'a> = dyn Fn(&DrawingArea<SVGBackend, Shift>) -> std::result::Result<(), String> + 'a;
 type DrawPng<'a> =
     dyn Fn(&DrawingArea<BitMapBackend, Shift>) -> std::result::Result<(), String> + 'a;
 
@@ -173,8 +172,7 @@ fn pair_draw<DB: DrawingBackend>(
                 .map_err(|x| e(&x))?;
             let nb = 30;
             let mut grid = vec![0.0f64; nb * nb];
-            for i in 0..n {
-                let (x, y) = (cols[c][i], cols[r][i]);
+            for (&x, &y) in cols[c].iter().zip(&cols[r]) {
                 if x >= xlo && x < xhi && y >= ylo && y < yhi {
                     let bx = (((x - xlo) / (xhi - xlo)) * nb as f64) as usize;
                     let by = (((y - ylo) / (yhi - ylo)) * nb as f64) as usize;
@@ -183,17 +181,20 @@ fn pair_draw<DB: DrawingBackend>(
             }
             let gmax = grid.iter().cloned().fold(1.0, f64::max);
             let (wx, wy) = ((xhi - xlo) / nb as f64, (yhi - ylo) / nb as f64);
-            ch.draw_series(grid.iter().enumerate().filter(|(_, v)| **v > 0.0).map(
-                |(g, v)| {
-                    let (bx, by) = (g % nb, g / nb);
-                    let a = (v / gmax).sqrt();
-                    let shade = |base: f64| (255.0 - a * (255.0 - base)) as u8;
-                    let color = RGBColor(shade(30.0), shade(60.0), shade(140.0));
-                    let x0 = xlo + bx as f64 * wx;
-                    let y0 = ylo + by as f64 * wy;
-                    Rectangle::new([(x0, y0), (x0 + wx, y0 + wy)], color.filled())
-                },
-            ))
+            ch.draw_series(
+                grid.iter()
+                    .enumerate()
+                    .filter(|(_, v)| **v > 0.0)
+                    .map(|(g, v)| {
+                        let (bx, by) = (g % nb, g / nb);
+                        let a = (v / gmax).sqrt();
+                        let shade = |base: f64| (255.0 - a * (255.0 - base)) as u8;
+                        let color = RGBColor(shade(30.0), shade(60.0), shade(140.0));
+                        let x0 = xlo + bx as f64 * wx;
+                        let y0 = ylo + by as f64 * wy;
+                        Rectangle::new([(x0, y0), (x0 + wx, y0 + wy)], color.filled())
+                    }),
+            )
             .map_err(|x| e(&x))?;
             if let Some(t) = p.truth {
                 ch.draw_series(std::iter::once(Cross::new(
@@ -283,7 +284,11 @@ fn traces_draw<DB: DrawingBackend>(
             .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
                 (a.min(*v), b.max(*v))
             });
-        let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+        let (lo, hi) = if lo < hi {
+            (lo, hi)
+        } else {
+            (lo - 1.0, lo + 1.0)
+        };
         let pad = 0.05 * (hi - lo);
         let mut ch = ChartBuilder::on(area)
             .caption(&p.title, ("sans-serif", 16))
@@ -328,13 +333,9 @@ fn traces_draw<DB: DrawingBackend>(
 /// data (black). Returns the SVG text.
 pub fn traces(dir: &Path, panels: &[TracePanel]) -> Result<String> {
     let size = (900, 260 * panels.len().max(1) as u32);
-    render(
-        dir,
-        "traces",
-        size,
-        &|a| traces_draw(a, panels),
-        &|a| traces_draw(a, panels),
-    )
+    render(dir, "traces", size, &|a| traces_draw(a, panels), &|a| {
+        traces_draw(a, panels)
+    })
 }
 
 fn curves_draw<DB: DrawingBackend>(

@@ -99,7 +99,10 @@ impl Problem {
     pub fn feature_names(&self) -> Vec<String> {
         let mut v = Vec::new();
         for o in &self.outputs {
-            v.extend(o.features.column_names(&[o.variable.as_str()], self.n_traces));
+            v.extend(
+                o.features
+                    .column_names(&[o.variable.as_str()], self.n_traces),
+            );
         }
         v
     }
@@ -130,7 +133,10 @@ impl Problem {
         if d == 0 || !theta.len().is_multiple_of(d) {
             return Err(Error::invalid(
                 "theta",
-                format!("{} values is not a whole number of rows of {d}", theta.len()),
+                format!(
+                    "{} values is not a whole number of rows of {d}",
+                    theta.len()
+                ),
             ));
         }
         let idx: Vec<usize> = self
@@ -205,8 +211,8 @@ impl Problem {
                         scaled = tr.iter().map(|v| v / o.unit.scale).collect();
                         &scaled
                     };
-                    let mut rec = Recording::new(values, dt_ms)
-                        .with_stimulus(self.window.0, self.window.1);
+                    let mut rec =
+                        Recording::new(values, dt_ms).with_stimulus(self.window.0, self.window.1);
                     if let Some(sp) = spikes_ms.get(neuron) {
                         rec = rec.with_spikes(sp);
                     }

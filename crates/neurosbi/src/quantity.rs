@@ -107,7 +107,10 @@ mod tests {
     fn bad_quantity_names_file_and_key() {
         let e = parse_quantity("fit.toml", "priors.gNa", "5*uSS").unwrap_err();
         let s = e.to_string();
-        assert!(s.contains("fit.toml") && s.contains("priors.gNa") && s.contains("uSS"), "{s}");
+        assert!(
+            s.contains("fit.toml") && s.contains("priors.gNa") && s.contains("uSS"),
+            "{s}"
+        );
     }
 
     #[test]

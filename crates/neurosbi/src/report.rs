@@ -97,7 +97,9 @@ figure{{margin:1.5em 0}}figcaption{{color:#555}}</style></head><body data-checke
             p.q025,
             p.q975,
             p.map,
-            p.truth.map(|t| format!("{t:.5}")).unwrap_or_else(|| "–".into())
+            p.truth
+                .map(|t| format!("{t:.5}"))
+                .unwrap_or_else(|| "–".into())
         );
     }
     s.push_str("</table>");

@@ -114,7 +114,15 @@ pub fn summary_table(rows: &[ParameterSummary]) -> String {
         "parameter", "mean", "std", "median", "2.5%", "97.5%", "MAP", "truth"
     );
     for r in rows {
-        let name = format!("{}{}", r.name, if r.unit.is_empty() { String::new() } else { format!(" ({})", r.unit) });
+        let name = format!(
+            "{}{}",
+            r.name,
+            if r.unit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", r.unit)
+            }
+        );
         let _ = writeln!(
             s,
             "{:<12} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10.4} {:>10}",
@@ -125,7 +133,9 @@ pub fn summary_table(rows: &[ParameterSummary]) -> String {
             r.q025,
             r.q975,
             r.map,
-            r.truth.map(|t| format!("{t:.4}")).unwrap_or_else(|| "-".into())
+            r.truth
+                .map(|t| format!("{t:.4}"))
+                .unwrap_or_else(|| "-".into())
         );
     }
     s
