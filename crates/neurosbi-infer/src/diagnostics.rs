@@ -53,30 +53,34 @@ impl Default for C2stConfig {
     }
 }
 
+/// Scalar type of the classifier: f32 halves the cost of the products, and the accuracy of a
+/// two-sample test does not need more precision.
+type R = f32;
+
 /// A 2-hidden-layer ReLU MLP with a logistic output, trained with Adam.
 ///
 /// Hand-written on nalgebra (whose large products go to matrixmultiply): the classifier is tiny,
 /// must be seeded, and candle's stock graph would be slower for it (see PERFORMANCE.md).
 struct Mlp {
-    w: [DMatrix<f64>; 3],
-    b: [DMatrix<f64>; 3],
+    w: [DMatrix<R>; 3],
+    b: [DMatrix<R>; 3],
 }
 
 struct Adam {
-    m: Vec<DMatrix<f64>>,
-    v: Vec<DMatrix<f64>>,
+    m: Vec<DMatrix<R>>,
+    v: Vec<DMatrix<R>>,
     t: i32,
 }
 
-fn col_sums(m: &DMatrix<f64>) -> DMatrix<f64> {
+fn col_sums(m: &DMatrix<R>) -> DMatrix<R> {
     DMatrix::from_iterator(1, m.ncols(), m.row_sum().iter().copied())
 }
 
-fn relu_inplace(m: &mut DMatrix<f64>) {
+fn relu_inplace(m: &mut DMatrix<R>) {
     m.iter_mut().for_each(|v| *v = v.max(0.0));
 }
 
-fn add_row(m: &mut DMatrix<f64>, b: &DMatrix<f64>) {
+fn add_row(m: &mut DMatrix<R>, b: &DMatrix<R>) {
     for mut r in m.row_iter_mut() {
         r += b;
     }
@@ -88,9 +92,9 @@ impl Mlp {
         let sizes = [(d, h), (h, h), (h, 1)];
         // Glorot uniform, as sklearn initialises ReLU networks.
         let mut mk = |fi: usize, fo: usize| {
-            let bound = (6.0 / (fi + fo) as f64).sqrt();
-            let w = DMatrix::from_fn(fi, fo, |_, _| bound * (2.0 * rng.random::<f64>() - 1.0));
-            let b = DMatrix::from_fn(1, fo, |_, _| bound * (2.0 * rng.random::<f64>() - 1.0));
+            let bound = (6.0 / (fi + fo) as R).sqrt();
+            let w = DMatrix::from_fn(fi, fo, |_, _| bound * (2.0 * rng.random::<R>() - 1.0));
+            let b = DMatrix::from_fn(1, fo, |_, _| bound * (2.0 * rng.random::<R>() - 1.0));
             (w, b)
         };
         let (w0, b0) = mk(sizes[0].0, sizes[0].1);
@@ -102,7 +106,7 @@ impl Mlp {
         }
     }
 
-    fn forward(&self, x: &DMatrix<f64>) -> (DMatrix<f64>, DMatrix<f64>, DMatrix<f64>) {
+    fn forward(&self, x: &DMatrix<R>) -> (DMatrix<R>, DMatrix<R>, DMatrix<R>) {
         let mut h1 = x * &self.w[0];
         add_row(&mut h1, &self.b[0]);
         relu_inplace(&mut h1);
@@ -115,8 +119,9 @@ impl Mlp {
     }
 
     /// One Adam step on a batch; returns the batch loss (log-loss + L2 term).
-    fn step(&mut self, x: &DMatrix<f64>, y: &[f64], cfg: &C2stConfig, adam: &mut Adam) -> f64 {
-        let n = x.nrows() as f64;
+    fn step(&mut self, x: &DMatrix<R>, y: &[R], cfg: &C2stConfig, adam: &mut Adam) -> f64 {
+        let n = x.nrows() as R;
+        let alpha = cfg.alpha as R;
         let (h1, h2, z) = self.forward(x);
         let mut loss = 0.0;
         let mut dz = DMatrix::zeros(z.nrows(), 1);
@@ -126,9 +131,9 @@ impl Mlp {
             loss += zi.max(0.0) + (-zi.abs()).exp().ln_1p() - y[i] * zi;
             dz[(i, 0)] = (1.0 / (1.0 + (-zi).exp()) - y[i]) / n;
         }
-        let l2: f64 = self.w.iter().map(|w| w.norm_squared()).sum();
-        loss = loss / n + 0.5 * cfg.alpha * l2 / n;
-        let gw2 = h2.transpose() * &dz + &self.w[2] * (cfg.alpha / n);
+        let l2: R = self.w.iter().map(|w| w.norm_squared()).sum();
+        loss = loss / n + 0.5 * alpha * l2 / n;
+        let gw2 = h2.transpose() * &dz + &self.w[2] * (alpha / n);
         let gb2 = col_sums(&dz);
         let mut dh2 = &dz * self.w[2].transpose();
         dh2.zip_apply(&h2, |g, h| {
@@ -136,7 +141,7 @@ impl Mlp {
                 *g = 0.0
             }
         });
-        let gw1 = h1.transpose() * &dh2 + &self.w[1] * (cfg.alpha / n);
+        let gw1 = h1.transpose() * &dh2 + &self.w[1] * (alpha / n);
         let gb1 = col_sums(&dh2);
         let mut dh1 = &dh2 * self.w[1].transpose();
         dh1.zip_apply(&h1, |g, h| {
@@ -144,12 +149,12 @@ impl Mlp {
                 *g = 0.0
             }
         });
-        let gw0 = x.transpose() * &dh1 + &self.w[0] * (cfg.alpha / n);
+        let gw0 = x.transpose() * &dh1 + &self.w[0] * (alpha / n);
         let gb0 = col_sums(&dh1);
         adam.t += 1;
-        let (b1, b2, eps) = (0.9, 0.999, 1e-8);
-        let lr = cfg.learning_rate * (1.0 - f64::powi(b2, adam.t)).sqrt()
-            / (1.0 - f64::powi(b1, adam.t));
+        let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8 as R);
+        let lr = (cfg.learning_rate * (1.0 - f64::powi(b2, adam.t)).sqrt()
+            / (1.0 - f64::powi(b1, adam.t))) as R;
         let grads = [gw0, gw1, gw2, gb0, gb1, gb2];
         for (k, g) in grads.iter().enumerate() {
             let p = if k < 3 {
@@ -160,20 +165,20 @@ impl Mlp {
             let m = &mut adam.m[k];
             let v = &mut adam.v[k];
             for i in 0..g.len() {
-                m[i] = b1 * m[i] + (1.0 - b1) * g[i];
-                v[i] = b2 * v[i] + (1.0 - b2) * g[i] * g[i];
+                m[i] = b1 as R * m[i] + (1.0 - b1) as R * g[i];
+                v[i] = b2 as R * v[i] + (1.0 - b2) as R * g[i] * g[i];
                 p[i] -= lr * m[i] / (v[i].sqrt() + eps);
             }
         }
-        loss
+        f64::from(loss)
     }
 }
 
 fn train_and_score(
-    x_train: &DMatrix<f64>,
-    y_train: &[f64],
-    x_test: &DMatrix<f64>,
-    y_test: &[f64],
+    x_train: &DMatrix<R>,
+    y_train: &[R],
+    x_test: &DMatrix<R>,
+    y_test: &[R],
     cfg: &C2stConfig,
     fold: u64,
 ) -> f64 {
@@ -205,7 +210,7 @@ fn train_and_score(
         let mut total = 0.0;
         for idx in order.chunks(bs) {
             let xb = x_train.select_rows(idx);
-            let yb: Vec<f64> = idx.iter().map(|&i| y_train[i]).collect();
+            let yb: Vec<R> = idx.iter().map(|&i| y_train[i]).collect();
             total += mlp.step(&xb, &yb, cfg, &mut adam) * idx.len() as f64;
         }
         let epoch_loss = total / n as f64;
@@ -251,15 +256,15 @@ pub fn c2st(x: &[f64], y: &[f64], dim: usize, cfg: &C2stConfig) -> Result<f64> {
         std[k] = if v > 0.0 { v.sqrt() } else { 1.0 };
     }
     let n = nx + ny;
-    let data = DMatrix::from_fn(n, dim, |i, k| {
+    let data = DMatrix::<R>::from_fn(n, dim, |i, k| {
         let v = if i < nx {
             x[i * dim + k]
         } else {
             y[(i - nx) * dim + k]
         };
-        (v - mean[k]) / std[k]
+        ((v - mean[k]) / std[k]) as R
     });
-    let labels: Vec<f64> = (0..n).map(|i| if i < nx { 0.0 } else { 1.0 }).collect();
+    let labels: Vec<R> = (0..n).map(|i| if i < nx { 0.0 } else { 1.0 }).collect();
     let mut perm: Vec<usize> = (0..n).collect();
     perm.shuffle(&mut stream_rng(cfg.seed, purpose::DIAGNOSTIC, 999));
     // Folds are independent (own seeds), so running them in parallel changes no result.
@@ -269,8 +274,8 @@ pub fn c2st(x: &[f64], y: &[f64], dim: usize, cfg: &C2stConfig) -> Result<f64> {
             let (lo, hi) = (f * n / cfg.n_folds, (f + 1) * n / cfg.n_folds);
             let test: Vec<usize> = perm[lo..hi].to_vec();
             let train: Vec<usize> = perm[..lo].iter().chain(&perm[hi..]).copied().collect();
-            let yt: Vec<f64> = train.iter().map(|&i| labels[i]).collect();
-            let ys: Vec<f64> = test.iter().map(|&i| labels[i]).collect();
+            let yt: Vec<R> = train.iter().map(|&i| labels[i]).collect();
+            let ys: Vec<R> = test.iter().map(|&i| labels[i]).collect();
             train_and_score(
                 &data.select_rows(&train),
                 &yt,

@@ -24,7 +24,7 @@ fn npe_on_gaussian_linear_meets_the_c2st_bound() {
     )
     .unwrap();
     let train = TrainConfig {
-        max_epochs: Some(60),
+        max_epochs: Some(200),
         seed: 3,
         ..Default::default()
     };
