@@ -384,15 +384,16 @@ impl Default for HodgkinHuxleyC {
 }
 
 /// Rates of model C in 1/s at membrane potential `v` (V): (alpha_m, beta_m, alpha_h,
-/// beta_h, alpha_n, beta_n). Each 0/0 point is removed with `exprel`, as Brian's example does.
+/// beta_h, alpha_n, beta_n). The `x/(exp(x) - 1)` forms go through [`fastmath::efun`],
+/// which also removes their 0/0 points.
 #[inline(always)]
 fn hh_rates(v: f64, vt: f64) -> [f64; 6] {
     let u = (v - vt) * 1e3; // mV above VT
-    let am = 0.32 * 4.0 / fastmath::exprel((13.0 - u) / 4.0);
-    let bm = 0.28 * 5.0 / fastmath::exprel((u - 40.0) / 5.0);
+    let am = 0.32 * 4.0 * fastmath::efun((13.0 - u) / 4.0);
+    let bm = 0.28 * 5.0 * fastmath::efun((u - 40.0) / 5.0);
     let ah = 0.128 * fastmath::exp((17.0 - u) / 18.0);
     let bh = 4.0 / (1.0 + fastmath::exp((40.0 - u) / 5.0));
-    let an = 0.032 * 5.0 / fastmath::exprel((15.0 - u) / 5.0);
+    let an = 0.032 * 5.0 * fastmath::efun((15.0 - u) / 5.0);
     let bn = 0.5 * fastmath::exp((10.0 - u) / 40.0);
     [am * 1e3, bm * 1e3, ah * 1e3, bh * 1e3, an * 1e3, bn * 1e3]
 }
@@ -455,10 +456,10 @@ impl NativeModel for HodgkinHuxleyC {
         }
         let mut r = [[0.0; LANES]; 6];
         for l in 0..LANES {
-            r[0][l] = 0.32 * 4.0e3 / fastmath::exprel((13.0 - u[l]) / 4.0);
+            r[0][l] = 0.32 * 4.0e3 * fastmath::efun((13.0 - u[l]) / 4.0);
         }
         for l in 0..LANES {
-            r[1][l] = 0.28 * 5.0e3 / fastmath::exprel((u[l] - 40.0) / 5.0);
+            r[1][l] = 0.28 * 5.0e3 * fastmath::efun((u[l] - 40.0) / 5.0);
         }
         for l in 0..LANES {
             r[2][l] = 0.128e3 * fastmath::exp((17.0 - u[l]) / 18.0);
@@ -467,7 +468,7 @@ impl NativeModel for HodgkinHuxleyC {
             r[3][l] = 4.0e3 / (1.0 + fastmath::exp((40.0 - u[l]) / 5.0));
         }
         for l in 0..LANES {
-            r[4][l] = 0.032 * 5.0e3 / fastmath::exprel((15.0 - u[l]) / 5.0);
+            r[4][l] = 0.032 * 5.0e3 * fastmath::efun((15.0 - u[l]) / 5.0);
         }
         for l in 0..LANES {
             r[5][l] = 0.5e3 * fastmath::exp((10.0 - u[l]) / 40.0);

@@ -174,7 +174,7 @@ impl Builder {
                 // (x + k1) k = x k + k1 k: one fused multiply-add instead of two operations.
                 Node::Bin(Bin::Add, x, y) if self.konst(y).is_some() => {
                     let kx = self.num(k);
-                    let m = self.fold2(Bin::Mul, x, kx);
+                    let m = self.mul(x, kx);
                     let c = self.num(k * self.konst(y).unwrap_or(0.0));
                     return self.add(m, c);
                 }
@@ -371,6 +371,8 @@ enum Ins {
     Clip(R, R, R, R),
     Select(R, R, R, R),
     ExpEuler(R, R, R, R, f64),
+    /// `d = exp(a*k[0] + k[1])*k[2] + k[3]`
+    ExpAff(R, R, [f64; 4]),
     Splat(R, f64),
 }
 
@@ -443,7 +445,15 @@ impl Builder {
             let d = next;
             next += 1;
             reg[id] = Some(d);
-            self.emit(id as NodeId, d, &reg, &mut prologue, &mut next, &mut None);
+            self.emit(
+                id as NodeId,
+                d,
+                &reg,
+                &fused,
+                &mut prologue,
+                &mut next,
+                &mut None,
+            );
         }
         let pinned = next;
         let mut n_regs = pinned as usize;
@@ -501,6 +511,7 @@ impl Builder {
                     id as NodeId,
                     d,
                     &body_reg,
+                    &fused,
                     &mut ins,
                     &mut tmp_next,
                     &mut extra,
@@ -549,22 +560,54 @@ impl Builder {
 
     /// Which nodes are folded into their single consumer.
     fn fusion_plan(&self, live: &[bool], uses: &[u32]) -> Vec<bool> {
+        // Nodes come in topological order, so a consumer decides about its operands after
+        // they decided about theirs.
         let mut fused = vec![false; self.nodes.len()];
+        let same = |a: usize, b: usize| self.invariant[a] == self.invariant[b];
         for (id, node) in self.nodes.iter().enumerate() {
             if !live[id] {
                 continue;
             }
-            if let Node::Bin(Bin::Add, a, b) = *node {
-                for (m, _other) in [(a, b), (b, a)] {
-                    let mu = m as usize;
-                    if uses[mu] == 1
-                        && matches!(self.nodes[mu], Node::Bin(Bin::Mul, ..))
-                        && self.invariant[mu] == self.invariant[id]
-                    {
-                        fused[mu] = true;
-                        break;
+            match *node {
+                // exp(x*k1 + k2): the affine argument goes into the exponential.
+                Node::Un(Un::Fun(Func::Exp), arg) => {
+                    let au = arg as usize;
+                    if uses[au] == 1 && same(au, id) && self.affine_arg(arg, &fused, uses) {
+                        fused[au] = true;
                     }
                 }
+                Node::Bin(op, a, b) => {
+                    // exp(..) + k and exp(..) * k.
+                    if matches!(op, Bin::Add | Bin::Mul)
+                        && self.is_exp(a)
+                        && uses[a as usize] == 1
+                        && same(a as usize, id)
+                        && self.konst(b).is_some()
+                    {
+                        fused[a as usize] = true;
+                        continue;
+                    }
+                    // a*b + c.
+                    if op == Bin::Add {
+                        for (m, c) in [(a, b), (b, a)] {
+                            let mu = m as usize;
+                            let Node::Bin(Bin::Mul, x, _) = self.nodes[mu] else {
+                                continue;
+                            };
+                            // A product of a fused exponential needs a constant addend.
+                            let exp_inside = fused[x as usize] && self.is_exp(x);
+                            if uses[mu] == 1
+                                && !fused[mu]
+                                && same(mu, id)
+                                && (!exp_inside || self.konst(c).is_some())
+                            {
+                                fused[mu] = true;
+                                break;
+                            }
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         fused
@@ -601,11 +644,13 @@ impl Builder {
         r
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn emit(
         &self,
         id: NodeId,
         d: R,
         reg: &[Option<R>],
+        fused: &[bool],
         out: &mut Vec<Ins>,
         next: &mut R,
         extra: &mut Option<(&mut Vec<R>, &mut R)>,
@@ -614,12 +659,28 @@ impl Builder {
         match node {
             Node::Fixed(_) => {}
             Node::Const(b) => out.push(Ins::Splat(d, f64::from_bits(b))),
+            Node::Un(Un::Fun(Func::Exp), a) if fused[a as usize] => {
+                let (x, k1, k2) = self.exp_affine(id, fused);
+                let rx = self.operand_reg(x, reg, out, next, extra);
+                out.push(Ins::ExpAff(d, rx, [k1, k2, 1.0, 0.0]));
+            }
             Node::Un(op, a) => {
                 let ra = self.operand_reg(a, reg, out, next, extra);
                 out.push(Ins::Un(op, d, ra));
             }
-            Node::Bin(Bin::Add, a, b) if self.is_fused_mul(a, reg) || self.is_fused_mul(b, reg) => {
-                let (m, c) = if self.is_fused_mul(a, reg) {
+            Node::Bin(op @ (Bin::Add | Bin::Mul), e, c)
+                if fused[e as usize] && self.is_exp(e) && self.konst(c).is_some() =>
+            {
+                let (x, k1, k2) = self.exp_affine(e, fused);
+                let k = self.konst(c).unwrap_or(0.0);
+                let (k3, k4) = if op == Bin::Add { (1.0, k) } else { (k, 0.0) };
+                let rx = self.operand_reg(x, reg, out, next, extra);
+                out.push(Ins::ExpAff(d, rx, [k1, k2, k3, k4]));
+            }
+            Node::Bin(Bin::Add, a, b)
+                if self.is_fused_mul(a, fused) || self.is_fused_mul(b, fused) =>
+            {
+                let (m, c) = if self.is_fused_mul(a, fused) {
                     (a, b)
                 } else {
                     (b, a)
@@ -627,6 +688,15 @@ impl Builder {
                 let Node::Bin(Bin::Mul, x, y) = self.nodes[m as usize] else {
                     unreachable!("fused node is a product")
                 };
+                if fused[x as usize] && self.is_exp(x) {
+                    // exp(..)*k3 + k4 (the plan fuses the exponential only with constants).
+                    let (ex, k1, k2) = self.exp_affine(x, fused);
+                    let k3 = self.konst(y).unwrap_or(f64::NAN);
+                    let k4 = self.konst(c).unwrap_or(f64::NAN);
+                    let rx = self.operand_reg(ex, reg, out, next, extra);
+                    out.push(Ins::ExpAff(d, rx, [k1, k2, k3, k4]));
+                    return;
+                }
                 let v = if self.konst(x).is_some() { y } else { x };
                 match (self.konst(x).or(self.konst(y)), self.konst(c)) {
                     (Some(k1), Some(k2)) => {
@@ -694,12 +764,51 @@ impl Builder {
         }
     }
 
-    fn is_fused_mul(&self, m: NodeId, reg: &[Option<R>]) -> bool {
-        // A product is fused exactly when it has no register of its own and is a product.
-        reg[m as usize].is_none() && matches!(self.nodes[m as usize], Node::Bin(Bin::Mul, ..)) && {
-            // Only products marked by the fusion plan lack a register at this point; other
-            // unregistered nodes are constants.
-            self.konst(m).is_none()
+    fn is_fused_mul(&self, m: NodeId, fused: &[bool]) -> bool {
+        fused[m as usize] && matches!(self.nodes[m as usize], Node::Bin(Bin::Mul, ..))
+    }
+
+    fn is_exp(&self, e: NodeId) -> bool {
+        matches!(self.nodes[e as usize], Node::Un(Un::Fun(Func::Exp), _))
+    }
+
+    /// `exp(x*k1 + k2)`: the register operand and constants of a (possibly fused) argument.
+    fn exp_affine(&self, e: NodeId, fused: &[bool]) -> (NodeId, f64, f64) {
+        let Node::Un(Un::Fun(Func::Exp), arg) = self.nodes[e as usize] else {
+            unreachable!("exp_affine of a non-exponential")
+        };
+        if !fused[arg as usize] {
+            return (arg, 1.0, 0.0);
+        }
+        match self.nodes[arg as usize] {
+            Node::Bin(Bin::Add, m, c) => {
+                let k2 = self.konst(c).unwrap_or(f64::NAN);
+                match self.nodes[m as usize] {
+                    Node::Bin(Bin::Mul, x, k) if fused[m as usize] => {
+                        (x, self.konst(k).unwrap_or(f64::NAN), k2)
+                    }
+                    _ => (m, 1.0, k2),
+                }
+            }
+            Node::Bin(Bin::Mul, x, k) => (x, self.konst(k).unwrap_or(f64::NAN), 0.0),
+            _ => unreachable!("fused exponential argument is affine"),
+        }
+    }
+
+    /// Whether `arg` has the form `x*K1 + K2`, `x*K1` or `x + K2` with a register operand.
+    fn affine_arg(&self, arg: NodeId, fused: &[bool], uses: &[u32]) -> bool {
+        let reg_operand = |x: NodeId| !fused[x as usize] && self.konst(x).is_none();
+        match self.nodes[arg as usize] {
+            Node::Bin(Bin::Add, m, c) if self.konst(c).is_some() => match self.nodes[m as usize] {
+                Node::Bin(Bin::Mul, x, k) if fused[m as usize] => {
+                    self.konst(k).is_some() && reg_operand(x)
+                }
+                _ => !fused[m as usize] && reg_operand(m),
+            },
+            Node::Bin(Bin::Mul, x, k) => {
+                self.konst(k).is_some() && reg_operand(x) && uses[arg as usize] == 1
+            }
+            _ => false,
         }
     }
 }
@@ -725,7 +834,7 @@ fn operands(n: Node, mut f: impl FnMut(NodeId)) {
 fn operands_fused(b: &Builder, fused: &[bool], id: NodeId, f: &mut impl FnMut(NodeId)) {
     operands(b.nodes[id as usize], |o| {
         if fused[o as usize] {
-            operands(b.nodes[o as usize], &mut *f);
+            operands_fused(b, fused, o, &mut *f);
         } else {
             f(o);
         }
@@ -886,6 +995,10 @@ impl Program {
                         let (d, [x, a, b]) = regs(base, d, [x, a, b]);
                         lanes!(d, l, exp_euler_scalar(x[l], a[l], b[l], dt));
                     }
+                    Ins::ExpAff(d, a, k) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        lanes!(d, l, fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3]);
+                    }
                     Ins::Splat(d, k) => {
                         let d = &mut *base.add(d as usize);
                         lanes!(d, l, k);
@@ -962,6 +1075,64 @@ mod tests {
                     (g - want).abs() <= 1e-14 * want.abs().max(1.0),
                     "{e:?}: {g} vs {want}"
                 );
+            }
+        }
+    }
+
+    fn positive_tree() -> impl proptest::strategy::Strategy<Value = Ex> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            (0usize..3).prop_map(|k| Ex::Slot(Slot::State(k))),
+            (0usize..2).prop_map(|k| Ex::Slot(Slot::Param(k))),
+            (0.5f64..2.0).prop_map(Ex::Num),
+        ];
+        leaf.prop_recursive(5, 48, 2, |inner| {
+            prop_oneof![
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| add(a, b)),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| mul(a, b)),
+                (inner.clone(), inner.clone()).prop_map(|(a, b)| div(a, b)),
+                (inner.clone(), 0.01f64..0.3, -1.0f64..1.0).prop_map(|(a, k, c)| {
+                    // exp(k*a + c), scaled and shifted: the fused exponential forms.
+                    let e = Ex::Call(Func::Exp, Box::new(add(mul(a, Ex::Num(k)), Ex::Num(c))));
+                    add(mul(e, Ex::Num(1.5)), Ex::Num(0.25))
+                }),
+                inner.prop_map(|a| Ex::Call(Func::Exp, Box::new(mul(a, Ex::Num(0.1))))),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Whatever the compiler folds, fuses, hoists and reuses, the program computes the
+        /// expressions (well-conditioned positive arithmetic, so any difference is a bug).
+        #[test]
+        fn compiled_random_programs_match_reference(exprs in proptest::collection::vec(positive_tree(), 1..4),
+                                                   xs in proptest::array::uniform3(0.5f64..2.0),
+                                                   ps in proptest::array::uniform2(0.5f64..2.0)) {
+            let mut b = Builder::new(vec![false, false, false, true, true]);
+            let slot = |b: &mut Builder, s: Slot| match s {
+                Slot::State(k) => b.fixed(k as u32),
+                Slot::Param(k) => b.fixed(3 + k as u32),
+                _ => b.num(0.0),
+            };
+            let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
+            let c = b.compile(&[outs]);
+            let mut file = vec![[0.0; LANES]; c.n_regs];
+            for (r, v) in xs.iter().chain(ps.iter()).enumerate() {
+                file[r] = [*v; LANES];
+            }
+            c.prologue.exec(&mut file, c.n_regs);
+            c.programs[0].exec(&mut file, c.n_regs);
+            for (e, &r) in exprs.iter().zip(&c.programs[0].outputs) {
+                let want = e.eval(&|s| match s {
+                    Slot::State(k) => xs[k],
+                    Slot::Param(k) => ps[k],
+                    _ => 0.0,
+                });
+                let got = file[r as usize][0];
+                if want.is_finite() && want.abs() < 1e200 {
+                    proptest::prop_assert!((got - want).abs() <= 1e-10 * want.abs(), "{e:?}: {got} vs {want}");
+                }
             }
         }
     }
