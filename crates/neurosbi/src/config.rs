@@ -5,7 +5,6 @@
 use crate::error::{Error, Result};
 use crate::problem::{FreeParameter, Observed, Output, Problem, SPIKES};
 use crate::quantity::{Unit, parse_quantity};
-use neurosbi_features::FeatureSet;
 use neurosbi_flows::{EstimatorConfig, TrainConfig};
 use neurosbi_infer::{Marginal, Method};
 use neurosbi_sim::units::lookup_unit;
@@ -470,8 +469,8 @@ impl FitConfig {
                     "empty: give at least one feature",
                 ));
             }
-            let features = FeatureSet::from_names(&names)
-                .map_err(|e| ctx.err(&format!("{key}.features"), e.to_string()))?;
+            let features = crate::raw::feature_set(&names, n_steps)
+                .map_err(|e| ctx.err(&format!("{key}.features"), e))?;
             let obs = match t.get("data") {
                 None => None,
                 Some(p) => {
@@ -1002,6 +1001,7 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
             "validation_fraction",
             "batch_size",
             "predictive",
+            "embedding",
         ],
     )?;
     let s = |k: &str, d: &str| -> Result<String> {
@@ -1053,6 +1053,30 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
     estimator.num_transforms = n("num_transforms", estimator.num_transforms)?;
     estimator.num_components = n("num_components", estimator.num_components)?;
     estimator.num_bins = n("num_bins", estimator.num_bins)?;
+    match s("embedding", "none")?.as_str() {
+        "none" => {}
+        "cnn" => {
+            estimator.embedding = Some(neurosbi_flows::EmbeddingConfig::Convolutional {
+                channels: 8,
+                num_layers: 3,
+                kernel_size: 5,
+                output_dim: 8,
+            })
+        }
+        "mlp" | "fc" => {
+            estimator.embedding = Some(neurosbi_flows::EmbeddingConfig::FullyConnected {
+                hidden_features: 50,
+                num_layers: 2,
+                output_dim: 20,
+            })
+        }
+        o => {
+            return Err(ctx.err(
+                "inference.embedding",
+                format!("unknown embedding `{o}` (expected none, cnn, mlp)"),
+            ));
+        }
+    }
     let n_rounds = n("rounds", 1)?;
     let rounds = match t.get("simulations") {
         None => vec![1000; n_rounds],

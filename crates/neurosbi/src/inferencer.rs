@@ -5,7 +5,6 @@ use crate::error::{Error, Result};
 use crate::plot::{self, PairData};
 use crate::problem::{FreeParameter, NeuronSimulator, Observed, Output, Problem, SPIKES};
 use crate::quantity::Unit;
-use neurosbi_features::FeatureSet;
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::{
     InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig, Store,
@@ -256,7 +255,8 @@ impl InferencerBuilder {
                 .find(|(v, _)| *v == var)
                 .map(|(_, f)| f.clone())
                 .ok_or_else(|| Error::invalid(&what, "no features given for this output"))?;
-            let features = FeatureSet::from_names(&names)?;
+            let features =
+                crate::raw::feature_set(&names, n_steps).map_err(|e| Error::invalid(&what, e))?;
             outputs.push(Output {
                 variable: var,
                 unit: u,

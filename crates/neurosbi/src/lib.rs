@@ -59,6 +59,7 @@ pub mod inferencer;
 pub mod plot;
 pub mod problem;
 pub mod quantity;
+pub mod raw;
 pub mod report;
 pub mod summary;
 

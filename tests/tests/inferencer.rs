@@ -1,0 +1,219 @@
+//! The library API: `Inferencer` on HH model C with a trace simulated from the truth.
+
+use neurosbi::prelude::*;
+use std::path::Path;
+
+fn hh_c() -> Model {
+    let spec = ModelSpec::from_file(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/models/hh_c.toml"),
+    )
+    .unwrap();
+    spec.build().unwrap()
+}
+
+const DT: f64 = 5e-5; // 0.05 ms
+const N: usize = 3000; // 150 ms
+
+fn step() -> Vec<f64> {
+    (0..N).map(|k| if k >= 1000 { 1e-9 } else { 0.0 }).collect()
+}
+
+/// The observed trace in mV, simulated at gNa 32 uS, gK 1 uS.
+fn observed() -> Vec<f64> {
+    let model = hh_c();
+    let cfg = neurosbi::sim::RunConfig::new(DT, N).record(&["v"]);
+    let stim = Stimulus::from_rows("I", &[step()]).unwrap();
+    let res = model.simulate(&[32e-6, 1e-6], 1, &[stim], &cfg).unwrap();
+    res.trace("v", 0).unwrap().iter().map(|v| v * 1e3).collect()
+}
+
+fn builder() -> neurosbi::InferencerBuilder {
+    Inferencer::builder(hh_c())
+        .dt(DT)
+        .input("I", vec![step()])
+        .output_traces("v", "mV", vec![observed()])
+        .features(
+            "v",
+            &[
+                "spike_count",
+                "mean(window=stim)",
+                "std(window=stim)",
+                "max(window=stim)",
+            ],
+        )
+        .stimulus_window(50.0, 150.0)
+        .seed(9)
+}
+
+#[test]
+fn infer_sample_log_prob_map_traces_and_persistence() {
+    let mut inf = builder()
+        .prior(
+            "gNa",
+            "uS",
+            Marginal::Uniform {
+                low: 0.5,
+                high: 80.0,
+            },
+        )
+        .prior(
+            "gK",
+            "uS",
+            Marginal::Uniform {
+                low: 1e-4,
+                high: 15.0,
+            },
+        )
+        .build()
+        .unwrap();
+    inf.infer(&InferSettings::npe(1000), None).unwrap();
+    let s = inf.sample(2000, 1).unwrap();
+    assert_eq!(s.len(), 4000);
+    let mean_gk = s.chunks(2).map(|r| r[1]).sum::<f64>() / 2000.0;
+    assert!(
+        (mean_gk - 1.0).abs() < 0.5,
+        "posterior mean of gK {mean_gk} uS, truth 1"
+    );
+    let lp = inf.log_prob(&[32.0, 1.0, 70.0, 12.0]).unwrap();
+    assert!(
+        lp[0] > lp[1],
+        "the truth is more probable than a far point: {lp:?}"
+    );
+    let map = inf.map(2).unwrap();
+    assert!((map[1] - 1.0).abs() < 0.5, "MAP {map:?}");
+    let c = inf.conditional_corrcoeff(&[32.0, 1.0], 30).unwrap();
+    assert_eq!(c.len(), 4);
+    assert_eq!(c[0], 1.0);
+    assert_eq!(c[1], c[2]);
+    assert!(c[1].abs() <= 1.0);
+    let traces = inf.generate_traces(3, 4).unwrap();
+    assert_eq!(traces.len(), 3);
+    match &traces[0][0] {
+        Observed::Traces(r) => assert_eq!(r[0].len(), N),
+        other => panic!("expected traces, got {other:?}"),
+    }
+    let dir = std::env::temp_dir().join(format!("neurosbi-inferencer-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    inf.save(&dir.join("posterior")).unwrap();
+    inf.pairplot(&dir, &s, Some(&[32.0, 1.0])).unwrap();
+    assert!(dir.join("pairplot.svg").exists() && dir.join("pairplot.png").exists());
+    inf.conditional_pairplot(&dir, &[32.0, 1.0], 20).unwrap();
+    assert!(dir.join("conditional_pairplot.png").exists());
+    let mut again = builder()
+        .prior(
+            "gNa",
+            "uS",
+            Marginal::Uniform {
+                low: 0.5,
+                high: 80.0,
+            },
+        )
+        .prior(
+            "gK",
+            "uS",
+            Marginal::Uniform {
+                low: 1e-4,
+                high: 15.0,
+            },
+        )
+        .build()
+        .unwrap();
+    again.load(&dir.join("posterior")).unwrap();
+    assert_eq!(
+        again.sample(2000, 1).unwrap(),
+        s,
+        "loaded posterior, same seed, same samples"
+    );
+}
+
+#[test]
+fn errors_say_which_parameter_input_or_output() {
+    let e = builder()
+        .prior(
+            "gNa",
+            "uS",
+            Marginal::Uniform {
+                low: 0.5,
+                high: 80.0,
+            },
+        )
+        .build()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("`gK`") && e.contains("missing"), "{e}");
+    let e = builder()
+        .prior(
+            "gNa",
+            "mV",
+            Marginal::Uniform {
+                low: 0.5,
+                high: 80.0,
+            },
+        )
+        .prior(
+            "gK",
+            "uS",
+            Marginal::Uniform {
+                low: 1e-4,
+                high: 15.0,
+            },
+        )
+        .build()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("prior of `gNa`") && e.contains("mV"), "{e}");
+    let e = Inferencer::builder(hh_c())
+        .dt(DT)
+        .input("I", vec![step()])
+        .output_traces("v", "mV", vec![vec![-70.0; N - 1]])
+        .features("v", &["mean"])
+        .prior(
+            "gNa",
+            "uS",
+            Marginal::Uniform {
+                low: 0.5,
+                high: 80.0,
+            },
+        )
+        .prior(
+            "gK",
+            "uS",
+            Marginal::Uniform {
+                low: 1e-4,
+                high: 15.0,
+            },
+        )
+        .build()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("output `v`") && e.contains(&format!("expected {N}")),
+        "{e}"
+    );
+    let e = builder()
+        .prior(
+            "gNa",
+            "uS",
+            Marginal::Uniform {
+                low: 0.5,
+                high: 80.0,
+            },
+        )
+        .prior(
+            "gK",
+            "uS",
+            Marginal::Uniform {
+                low: 1e-4,
+                high: 15.0,
+            },
+        )
+        .output_traces("w", "mV", vec![observed()])
+        .build()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("output `w`"), "{e}");
+}
