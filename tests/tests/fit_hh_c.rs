@@ -240,3 +240,49 @@ fn interrupted_simulations_resume_to_the_same_result() {
         "same seed, same posterior samples"
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn report_and_figures_are_rebuilt_from_the_output_folder() {
+    let (cfg, out) = fitted();
+    let dir = out_dir("rebuild");
+    copy_dir(&out.out, &dir);
+    let mut opts = FitOptions {
+        quiet: true,
+        out: Some(dir.clone()),
+        ..FitOptions::default()
+    };
+    let err = neurosbi::fit::rebuild_report(cfg, &opts).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    opts.force = true;
+    let before = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    std::fs::remove_file(dir.join("pairplot.svg")).unwrap();
+    neurosbi::fit::redraw(cfg, &opts).unwrap();
+    assert!(dir.join("pairplot.svg").exists());
+    neurosbi::fit::rebuild_report(cfg, &opts).unwrap();
+    let after = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    let summary = |h: &str| {
+        h[..h.find("<h2>Timings").unwrap()]
+            .split("<figure>")
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(summary(&after), summary(&before), "same summary table");
+    assert_eq!(
+        after.matches("<img").count(),
+        before.matches("<img").count()
+    );
+}

@@ -546,3 +546,136 @@ pub fn check(
     write_file(&path, csv.as_bytes())?;
     Ok((ks, levels.iter().copied().zip(cov).collect()))
 }
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(Error::io(path))
+}
+
+/// Parses a CSV written by [`csv_text`] (header, then numbers) into its rows, flattened.
+fn read_numbers(path: &Path) -> Result<Vec<f64>> {
+    let text = read_text(path)?;
+    let mut v = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        for c in line.split(',') {
+            v.push(c.trim().parse::<f64>().map_err(|e| {
+                Error::invalid(format!("{} line {}", path.display(), i + 1), e.to_string())
+            })?);
+        }
+    }
+    Ok(v)
+}
+
+/// Redraws the figures of a finished fit from its output folder (`neurosbi plot`):
+/// pairplot from `samples.csv`, posterior-predictive traces (simulated again from the first
+/// samples), training curves from `training.csv`. Existing figures need `force`.
+pub fn redraw(cfg: &FitConfig, opts: &FitOptions) -> Result<()> {
+    let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
+    let seed = opts.seed.unwrap_or(cfg.seed);
+    for f in [
+        "pairplot.svg",
+        "pairplot.png",
+        "traces.svg",
+        "traces.png",
+        "training.svg",
+        "training.png",
+        "predictive.csv",
+    ] {
+        if out.join(f).exists() && !opts.force {
+            return Err(Error::Exists { path: out.join(f) });
+        }
+    }
+    let p = &cfg.problem;
+    let d = p.dim_theta();
+    let samples = read_numbers(&out.join("samples.csv"))?;
+    let labels: Vec<String> = p
+        .free
+        .iter()
+        .map(|f| format!("{}{}", f.name, f.unit.suffix()))
+        .collect();
+    plot::pairplot(
+        &out,
+        "pairplot",
+        &PairData {
+            samples: &samples,
+            labels: &labels,
+            truth: cfg.truth.as_deref(),
+        },
+    )?;
+    let observed = cfg.observation()?;
+    let n_pred = cfg.inference.predictive.min(samples.len() / d.max(1));
+    let (panels, csv) = predictive_panels(cfg, &observed, &samples[..n_pred * d], seed)?;
+    plot::traces(&out, &panels)?;
+    write_file(&out.join("predictive.csv"), csv.as_bytes())?;
+    let tr = read_numbers(&out.join("training.csv"))?;
+    let mut curves: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    for row in tr.chunks(4) {
+        let r = row[0] as usize;
+        while curves.len() < r {
+            curves.push((Vec::new(), Vec::new()));
+        }
+        curves[r - 1].0.push(row[2]);
+        curves[r - 1].1.push(row[3]);
+    }
+    plot::training_curves(&out, &curves)?;
+    Ok(())
+}
+
+/// Rebuilds `report.html` of a finished fit from the files in its output folder
+/// (`neurosbi report`); an existing report needs `force`.
+pub fn rebuild_report(cfg: &FitConfig, opts: &FitOptions) -> Result<PathBuf> {
+    let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
+    let path = out.join("report.html");
+    if path.exists() && !opts.force {
+        return Err(Error::Exists { path });
+    }
+    let sum: Vec<ParameterSummary> = serde_json::from_str(&read_text(&out.join("summary.json"))?)
+        .map_err(|e| {
+        Error::invalid(
+            out.join("summary.json").display().to_string(),
+            e.to_string(),
+        )
+    })?;
+    let x_o = read_numbers(&out.join("observation.csv"))?;
+    let names = cfg.problem.feature_names();
+    let mut timings = Vec::new();
+    for line in read_text(&out.join("timings.csv"))?.lines().skip(1) {
+        if let Some((p, s)) = line.split_once(',') {
+            timings.push((p.to_string(), s.parse().unwrap_or(f64::NAN)));
+        }
+    }
+    let store = Store::open(out.join("simulations"))?;
+    let mut sims = Vec::new();
+    for r in 0..store.rounds().len() {
+        let s = store.load_round(r)?;
+        sims.push((s.len(), s.n_invalid));
+    }
+    let pair = read_text(&out.join("pairplot.svg"))?;
+    let traces = read_text(&out.join("traces.svg"))?;
+    let training = read_text(&out.join("training.svg"))?;
+    report::write(
+        &out,
+        &report::ReportInput {
+            title: &cfg.name,
+            summary: &sum,
+            method: &format!(
+                "{} with {}",
+                cfg.inference.method_name.to_uppercase(),
+                cfg.inference.estimator_name.to_uppercase()
+            ),
+            simulations: &sims,
+            features: &names,
+            x_o: &x_o,
+            timings: &timings,
+            figures: &[
+                ("Posterior pairplot", pair.as_str()),
+                (
+                    "Posterior-predictive traces (blue) over the observation (black)",
+                    traces.as_str(),
+                ),
+                ("Training curves", training.as_str()),
+            ],
+            png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
+        },
+    )?;
+    Ok(path)
+}

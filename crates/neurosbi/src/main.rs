@@ -4,6 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use neurosbi::config::FitConfig;
 use neurosbi::fit::{FitOptions, fit};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -62,6 +63,16 @@ enum Command {
         /// Posterior samples per draw.
         #[arg(long, default_value_t = 100)]
         n_posterior: usize,
+    },
+    /// Redraws the figures of a finished fit (pairplot, predictive traces, training curves).
+    Plot {
+        /// The fit file.
+        file: PathBuf,
+    },
+    /// Rebuilds report.html of a finished fit from the files in its output folder.
+    Report {
+        /// The fit file.
+        file: PathBuf,
     },
     /// Writes the stored simulations as theta.npy and x.npy for numpy.
     Export {
@@ -146,6 +157,17 @@ fn main() -> Result<()> {
                 );
             }
         }
+        Command::Plot { file } => {
+            let cfg = FitConfig::from_file(file)?;
+            neurosbi::fit::redraw(&cfg, &opts)?;
+        }
+        Command::Report { file } => {
+            let cfg = FitConfig::from_file(file)?;
+            let p = neurosbi::fit::rebuild_report(&cfg, &opts)?;
+            if !cli.quiet {
+                println!("wrote {}", p.display());
+            }
+        }
         Command::Export { file } => {
             let cfg = FitConfig::from_file(file)?;
             let out = cli.out.clone().unwrap_or(cfg.out.clone());
@@ -226,30 +248,39 @@ fn main() -> Result<()> {
                 .filter(|p| p.extension().is_some_and(|e| e == "toml"))
                 .collect();
             entries.sort();
+            let mut o = std::io::stdout().lock();
             for p in entries {
-                match neurosbi::sim::ModelSpec::from_file(&p) {
+                let line = match neurosbi::sim::ModelSpec::from_file(&p) {
                     Ok(s) => {
                         let params: Vec<String> =
                             s.priors.iter().map(|(n, _, _)| n.clone()).collect();
-                        println!(
+                        format!(
                             "{:<12} {}\n{:<12} free: {}",
                             s.name,
                             s.description,
                             "",
                             params.join(", ")
-                        );
+                        )
                     }
-                    Err(e) => println!("{}: {e}", p.display()),
+                    Err(e) => format!("{}: {e}", p.display()),
+                };
+                // Stop quietly when the reader has gone (`neurosbi models | head`).
+                if writeln!(o, "{line}").is_err() {
+                    break;
                 }
             }
         }
         Command::Features => {
             let cat = neurosbi::features::Catalogue::standard();
+            let mut o = std::io::stdout().lock();
             for e in cat.entries() {
-                println!(
+                let line = format!(
                     "{:<32} {:<10} {:<8} {}  [{}]",
                     e.name, e.group, e.unit, e.summary, e.params
                 );
+                if writeln!(o, "{line}").is_err() {
+                    break;
+                }
             }
         }
     }
