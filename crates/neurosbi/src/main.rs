@@ -7,6 +7,14 @@ use neurosbi::fit::{FitOptions, fit};
 use std::io::Write;
 use std::path::PathBuf;
 
+/// Prints a line to stdout, ignoring a closed pipe (`neurosbi ... | head`) instead of
+/// panicking as `println!` does.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "neurosbi",
@@ -125,18 +133,18 @@ fn main() -> Result<()> {
             let cfg = FitConfig::from_file(file)?;
             let outcome = fit(&cfg, &opts)?;
             if !cli.quiet {
-                println!("{}", neurosbi::summary::summary_table(&outcome.summary));
+                say!("{}", neurosbi::summary::summary_table(&outcome.summary));
                 for (p, s) in &outcome.timings {
-                    println!("{p:<24} {s:>8.2} s");
+                    say!("{p:<24} {s:>8.2} s");
                 }
-                println!("outputs in {}", outcome.out.display());
+                say!("outputs in {}", outcome.out.display());
             }
         }
         Command::Simulate { file } => {
             let cfg = FitConfig::from_file(file)?;
             let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, &opts)?;
             if !cli.quiet {
-                println!("{valid} valid and {invalid} invalid simulations stored");
+                say!("{valid} valid and {invalid} invalid simulations stored");
             }
         }
         Command::Check {
@@ -147,10 +155,10 @@ fn main() -> Result<()> {
             let cfg = FitConfig::from_file(file)?;
             let (ks, cov) = neurosbi::fit::check(&cfg, &opts, *n_sbc, *n_posterior)?;
             for (n, p) in ks {
-                println!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
+                say!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
             }
             for (l, c) in cov {
-                println!(
+                say!(
                     "expected coverage at {:>3.0} %: {:.1} %",
                     l * 100.0,
                     c * 100.0
@@ -165,18 +173,18 @@ fn main() -> Result<()> {
             let cfg = FitConfig::from_file(file)?;
             let p = neurosbi::fit::rebuild_report(&cfg, &opts)?;
             if !cli.quiet {
-                println!("wrote {}", p.display());
+                say!("wrote {}", p.display());
             }
         }
         Command::Export { file } => {
             let cfg = FitConfig::from_file(file)?;
             let out = cli.out.clone().unwrap_or(cfg.out.clone());
             let (t, x) = neurosbi::fit::export(&out)?;
-            println!("wrote {} and {}", t.display(), x.display());
+            say!("wrote {} and {}", t.display(), x.display());
         }
         Command::Validate { file } => {
             let cfg = FitConfig::from_file(file)?;
-            println!(
+            say!(
                 "{}: ok ({} free parameters, {} features, {} traces of {} steps)",
                 file.display(),
                 cfg.problem.dim_theta(),
@@ -236,8 +244,8 @@ fn main() -> Result<()> {
                 obs_cfg.truth.as_deref(),
             );
             if !cli.quiet {
-                println!("{}", neurosbi::summary::summary_table(&s));
-                println!("{} samples of {d} parameters in {}", n, path.display());
+                say!("{}", neurosbi::summary::summary_table(&s));
+                say!("{} samples of {d} parameters in {}", n, path.display());
             }
         }
         Command::Models { dir } => {
