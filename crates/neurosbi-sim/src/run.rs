@@ -63,6 +63,10 @@ pub struct RunConfig {
     /// Seed of the noise; neuron `i` uses stream `i`, so results do not depend on threads
     /// or block size.
     pub seed: u64,
+    /// Optional seed per parameter set: when given (one per set), neuron `s*n_traces + k`
+    /// draws its noise from stream `k` of `set_seeds[s]` instead, so a simulation's noise
+    /// depends only on its own seed, not on which batch or shard it ran in.
+    pub set_seeds: Vec<u64>,
 }
 
 impl RunConfig {
@@ -74,6 +78,7 @@ impl RunConfig {
             record: Vec::new(),
             record_every: 1,
             seed: 0,
+            set_seeds: Vec::new(),
         }
     }
     /// Records these names.
@@ -89,6 +94,11 @@ impl RunConfig {
     /// Sets the seed.
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+    /// Seeds the noise of each parameter set separately (see [`RunConfig::set_seeds`]).
+    pub fn set_seeds(mut self, seeds: Vec<u64>) -> Self {
+        self.set_seeds = seeds;
         self
     }
     /// Number of recorded samples per neuron.
@@ -183,6 +193,12 @@ pub fn simulate<K: Kernel>(
         )));
     }
     let n_sets = params.len().checked_div(np).unwrap_or(1);
+    if !cfg.set_seeds.is_empty() && cfg.set_seeds.len() != n_sets {
+        return Err(SimError::Config(format!(
+            "{} noise seeds for {n_sets} parameter sets; give one per set or none",
+            cfg.set_seeds.len()
+        )));
+    }
     // Order stimuli as the model's inputs.
     let mut ordered: Vec<&Stimulus> = Vec::new();
     for name in input_names {
@@ -340,9 +356,16 @@ impl<K: Kernel> BlockCtx<'_, K> {
         let mut rngs: Vec<ChaCha8Rng> = if layout.n_noise > 0 {
             (0..LANES)
                 .map(|l| {
-                    let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
-                    r.set_stream(neuron(l) as u64);
-                    r
+                    let g = neuron(l);
+                    if cfg.set_seeds.is_empty() {
+                        let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
+                        r.set_stream(g as u64);
+                        r
+                    } else {
+                        let mut r = ChaCha8Rng::seed_from_u64(cfg.set_seeds[g / self.n_traces]);
+                        r.set_stream((g % self.n_traces) as u64);
+                        r
+                    }
                 })
                 .collect()
         } else {

@@ -351,3 +351,47 @@ fn refractory_durations_can_be_per_neuron_parameters() {
         isi(1)
     );
 }
+
+#[test]
+fn per_set_noise_seeds_make_a_simulation_independent_of_its_batch() {
+    let desc = ModelDescription::new(
+        "dv/dt = -v/tau + sigma*xi/sqrt(tau) : volt\nsigma : volt (constant)",
+    )
+    .constant("tau", q(10.0, "ms"));
+    let model = Model::new(&desc).unwrap();
+    let cfg = RunConfig::new(1e-4, 200).record(&["v"]);
+    let seeds: Vec<u64> = (0..5).map(|k| 1000 + k).collect();
+    let params = [1e-3, 2e-3, 3e-3, 4e-3, 5e-3];
+    let all = model
+        .simulate(&params, 2, &[], &cfg.clone().set_seeds(seeds.clone()))
+        .unwrap();
+    // Set 3 alone, with its own seed, gives the same two traces as inside the batch.
+    let alone = model
+        .simulate(
+            &params[3..4],
+            2,
+            &[],
+            &cfg.clone().set_seeds(vec![seeds[3]]),
+        )
+        .unwrap();
+    for k in 0..2 {
+        assert_eq!(
+            all.trace("v", 3 * 2 + k).unwrap(),
+            alone.trace("v", k).unwrap()
+        );
+    }
+    assert_ne!(
+        all.trace("v", 6).unwrap(),
+        all.trace("v", 7).unwrap(),
+        "traces get different streams"
+    );
+    let e = model
+        .simulate(&params, 2, &[], &cfg.set_seeds(vec![1, 2]))
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("2 noise seeds for 5 parameter sets"),
+        "{e}"
+    );
+    assert!((neurosbi_sim::parse_quantity("1*uF/cm**2").unwrap().value - 1e-2).abs() < 1e-17);
+    assert!(neurosbi_sim::parse_quantity("1*uF/cm**2 + 1*volt").is_err());
+}
