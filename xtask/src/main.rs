@@ -14,7 +14,7 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [sim|features|flows|all]>");
+            eprintln!("usage: cargo xtask <test|bench [sim|features|flows|e2e|all]>");
             bail!("unknown or missing task")
         }
     }
@@ -47,7 +47,9 @@ fn ensure_debian_package(package: &str, binary: &str) -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     if !is_root || Command::new("apt-get").arg("--version").output().is_err() {
-        eprintln!("xtask: {binary} is missing and cannot be installed here (needs root and apt-get)");
+        eprintln!(
+            "xtask: {binary} is missing and cannot be installed here (needs root and apt-get)"
+        );
         return false;
     }
     eprintln!("xtask: installing Debian package {package} for the tests that need {binary}");
@@ -72,7 +74,8 @@ fn test(extra: &[String]) -> Result<()> {
     let mut cmd = cargo();
     // Libraries, binaries and integration tests; benches and examples are compiled by
     // `cargo clippy --all-targets` in CI but not run here (some benches run for minutes).
-    cmd.args(["test", "--workspace", "--lib", "--bins", "--tests"]).args(extra);
+    cmd.args(["test", "--workspace", "--lib", "--bins", "--tests"])
+        .args(extra);
     if chromium {
         cmd.env("NEUROSBI_CHROMIUM", "/usr/bin/chromium");
     }
@@ -84,7 +87,7 @@ fn test(extra: &[String]) -> Result<()> {
 
 fn bench(args: &[String]) -> Result<()> {
     let which = args.first().map(String::as_str).unwrap_or("all");
-    let known = ["sim", "features", "flows", "all"];
+    let known = ["sim", "features", "flows", "e2e", "all"];
     if !known.contains(&which) {
         bail!("unknown bench `{which}`; known: {}", known.join(", "));
     }
@@ -103,12 +106,27 @@ fn bench(args: &[String]) -> Result<()> {
         ]);
         run(ratio)?;
     }
-    for (name, krate) in [("features", "neurosbi-features"), ("flows", "neurosbi-flows")] {
+    for (name, krate) in [
+        ("features", "neurosbi-features"),
+        ("flows", "neurosbi-flows"),
+    ] {
         if which == name || which == "all" {
             let mut cmd = cargo();
             cmd.args(["bench", "-p", krate, "--bench", name]);
             run(cmd)?;
         }
+    }
+    if which == "e2e" || which == "all" {
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "neurosbi",
+            "--example",
+            "e2e_bench",
+        ]);
+        run(cmd)?;
     }
     Ok(())
 }

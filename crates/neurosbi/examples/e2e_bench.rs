@@ -1,0 +1,264 @@
+//! End-to-end speed benchmark of the sbi Hodgkin-Huxley tutorial workload (`cargo xtask bench
+//! e2e`): model B (`examples/models/hh_b.toml`, free gNa and gK, membrane noise), 10 000
+//! simulations of 120 ms at dt 0.01 ms with the tutorial's 0.5 nA step, the tutorial's seven
+//! statistics, single-round NPE with a MAF, 10 000 posterior samples. Prints wall seconds per
+//! phase (simulation, features, training, sampling) and in total.
+//!
+//! When Brian2 and sbi are importable by `python3` (or `$NEUROSBI_PYTHON`), the same pipeline
+//! runs in Python (`scripts/e2e_peer/hh_sbi_e2e.py`) in the same run and the speed ratio is
+//! printed; otherwise the Python side is skipped with the reason.
+//!
+//! The problem is built by the facade's fit-file parser from a fit file written here (the
+//! same settings as `examples/hh_b_two_rounds.toml`, one round), so the workload is exactly
+//! what `neurosbi fit` would run. Simulation and features are timed apart, which the fused
+//! simulator of `neurosbi fit` cannot do: simulations run in chunks (parallel inside the
+//! simulator), their traces are kept, and the features are then computed in parallel over
+//! the chunks.
+//!
+//! Environment: `NEUROSBI_E2E_SIMS` and `NEUROSBI_E2E_SAMPLES` override the 10 000 / 10 000
+//! (for a quick smoke run).
+
+use neurosbi::config::FitConfig;
+use neurosbi::flows::NoObserver;
+use neurosbi::infer::{Prior, sample_prior, train_npe};
+use neurosbi::sim::SimResult;
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Simulations per call of the simulator: big enough to fill the threads, small enough that
+/// one chunk's traces (500 x 12 000 samples) stay around 50 MB.
+const CHUNK: usize = 500;
+const SEED: u64 = 3;
+
+fn env_count(name: &str, default: usize) -> Result<usize, Box<dyn std::error::Error>> {
+    match std::env::var(name) {
+        Ok(v) => Ok(v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 2)
+            .ok_or_else(|| format!("{name}={v}: expected an integer >= 2"))?),
+        Err(_) => Ok(default),
+    }
+}
+
+fn fit_text(sims: usize, samples: usize) -> String {
+    format!(
+        r#"model = "models/hh_b.toml"
+dt = "0.01*ms"
+duration = "120*ms"
+seed = {SEED}
+output = "neurosbi-out/e2e_bench"
+
+# The tutorial's 0.5 nA over pi*(70 um)^2 (the model divides by its area) from 10 to 110 ms.
+[stimuli.I]
+kind = "step"
+amplitude = "0.5*nA"
+start = "10*ms"
+stop = "110*ms"
+
+[outputs.v]
+unit = "mV"
+features = ["sbi_hh_tutorial"]
+
+[priors]
+gNa = ["0.5*mS/cm**2", "80*mS/cm**2"]
+gK = ["1e-4*mS/cm**2", "15*mS/cm**2"]
+
+[synthetic]
+gNa = "50*mS/cm**2"
+gK = "5*mS/cm**2"
+
+[inference]
+method = "npe"
+estimator = "maf"
+simulations = {sims}
+samples = {samples}
+"#
+    )
+}
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sims = env_count("NEUROSBI_E2E_SIMS", 10_000)?;
+    let samples = env_count("NEUROSBI_E2E_SAMPLES", 10_000)?;
+    println!(
+        "e2e: sbi HH tutorial (model B), {sims} simulations of 120 ms at dt 0.01 ms, \
+         7 statistics, NPE (MAF), {samples} samples; {} threads",
+        rayon::current_num_threads()
+    );
+    let t_total = Instant::now();
+
+    // Setup: parse the fit file (never written to disk: only its folder resolves the model
+    // path), simulate the synthetic observation and compute its features.
+    let t = Instant::now();
+    let cfg = FitConfig::parse(
+        &examples_dir().join("e2e_bench.toml"),
+        &fit_text(sims, samples),
+    )?;
+    let problem = &cfg.problem;
+    let observed = cfg.observation()?;
+    let x_o = problem.observed_features(&observed)?;
+    let setup = t.elapsed().as_secs_f64();
+
+    // Simulation.
+    let prior: Arc<dyn Prior> = Arc::new(problem.prior()?);
+    let d = problem.dim_theta();
+    let theta = sample_prior(prior.as_ref(), sims, SEED);
+    let t = Instant::now();
+    let results: Vec<SimResult> = theta
+        .chunks(CHUNK * d)
+        .enumerate()
+        .map(|(i, rows)| problem.simulate(rows, SEED.wrapping_add(1 + i as u64)))
+        .collect::<Result<_, _>>()?;
+    let t_sim = t.elapsed().as_secs_f64();
+
+    // Features (parallel over chunks; each chunk's rows in order).
+    let t = Instant::now();
+    let x: Vec<f64> = results
+        .par_iter()
+        .map(|r| problem.features_of(r, Some(&observed)))
+        .collect::<Vec<_>>()
+        .concat();
+    drop(results);
+    let t_feat = t.elapsed().as_secs_f64();
+
+    // Training on the valid rows (sbi drops non-finite x the same way).
+    let dx = problem.dim_x();
+    let t = Instant::now();
+    let (mut th_ok, mut x_ok) = (Vec::new(), Vec::new());
+    for (th, xr) in theta.chunks(d).zip(x.chunks(dx)) {
+        if xr.iter().all(|v| v.is_finite()) {
+            th_ok.extend_from_slice(th);
+            x_ok.extend_from_slice(xr);
+        }
+    }
+    let n_valid = th_ok.len() / d;
+    let (posterior, rep) = train_npe(
+        prior,
+        &th_ok,
+        &x_ok,
+        dx,
+        &cfg.inference.estimator,
+        &cfg.inference.train,
+        &mut NoObserver,
+    )?;
+    let t_train = t.elapsed().as_secs_f64();
+
+    // Sampling.
+    let t = Instant::now();
+    let draws = posterior.sample(samples, &x_o, SEED ^ 0x5a5a)?;
+    let t_samp = t.elapsed().as_secs_f64();
+    let total = t_total.elapsed().as_secs_f64();
+
+    let names = problem.parameter_names();
+    let truth = cfg.truth.clone().unwrap_or_default();
+    println!(
+        "valid simulations: {n_valid} of {sims}; training: {} epochs, best validation loss {:.4}; \
+         acceptance {:.3}",
+        rep.epochs, rep.best_val_loss, draws.acceptance_rate
+    );
+    for (j, name) in names.iter().enumerate() {
+        let col: Vec<f64> = draws.theta.iter().skip(j).step_by(d).copied().collect();
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        let sd = (col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / col.len() as f64).sqrt();
+        let tr = truth
+            .get(j)
+            .map(|v| format!(" (truth {v})"))
+            .unwrap_or_default();
+        println!("posterior {name}: mean {mean:.3} sd {sd:.3}{tr}");
+    }
+    println!("phase          seconds");
+    for (p, s) in [
+        ("setup", setup),
+        ("simulation", t_sim),
+        ("features", t_feat),
+        ("training", t_train),
+        ("sampling", t_samp),
+        ("total", total),
+    ] {
+        println!("{p:<14} {s:>8.2}");
+    }
+    println!(
+        "target: total under 60 s: {}",
+        if total < 60.0 { "met" } else { "NOT met" }
+    );
+
+    peer(sims, samples, total);
+    Ok(())
+}
+
+/// Runs the Python peer when Brian2 and sbi are importable, and prints the ratio.
+fn peer(sims: usize, samples: usize, ours: f64) {
+    let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args(["-c", "import brian2, sbi, torch"])
+        .output();
+    match probe {
+        Err(e) => {
+            println!("python peer: skipped ({python} cannot be run: {e})");
+            return;
+        }
+        Ok(o) if !o.status.success() => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            let last = err.lines().last().unwrap_or("import failed");
+            println!("python peer: skipped (Brian2 + sbi not importable by {python}: {last})");
+            return;
+        }
+        Ok(_) => {}
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e_peer/hh_sbi_e2e.py");
+    println!(
+        "python peer: running {} (this takes long)",
+        script.display()
+    );
+    let out = Command::new(&python)
+        .arg(&script)
+        .args([
+            "--sims",
+            &sims.to_string(),
+            "--samples",
+            &samples.to_string(),
+        ])
+        .output();
+    let out = match out {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            println!(
+                "python peer: failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
+            return;
+        }
+        Err(e) => {
+            println!("python peer: failed to start: {e}");
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The script prints one `phase seconds` line per phase, the last one `total <s>`.
+    let mut theirs = None;
+    for line in text.lines() {
+        println!("python {line}");
+        if let Some(v) = line.strip_prefix("total ") {
+            theirs = v.trim().parse::<f64>().ok();
+        }
+    }
+    match theirs {
+        Some(p) => println!(
+            "ratio python / neurosbi (total): {:.1}x (target > 20x: {})",
+            p / ours,
+            if p / ours > 20.0 { "met" } else { "NOT met" }
+        ),
+        None => println!("python peer: no `total` line in its output"),
+    }
+}
