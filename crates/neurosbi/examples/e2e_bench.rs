@@ -163,6 +163,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          acceptance {:.3}",
         rep.epochs, rep.best_val_loss, draws.acceptance_rate
     );
+    let shown: Vec<String> = x_o.iter().map(|v| format!("{v:.4}")).collect();
+    println!("observed statistics: [{}]", shown.join(", "));
     for (j, name) in names.iter().enumerate() {
         let col: Vec<f64> = draws.theta.iter().skip(j).step_by(d).copied().collect();
         let mean = col.iter().sum::<f64>() / col.len() as f64;
@@ -173,15 +175,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or_default();
         println!("posterior {name}: mean {mean:.3} sd {sd:.3}{tr}");
     }
-    println!("phase          seconds");
-    for (p, s) in [
+    let phases = [
         ("setup", setup),
         ("simulation", t_sim),
         ("features", t_feat),
         ("training", t_train),
         ("sampling", t_samp),
         ("total", total),
-    ] {
+    ];
+    println!("phase          seconds");
+    for (p, s) in phases {
         println!("{p:<14} {s:>8.2}");
     }
     println!(
@@ -189,44 +192,59 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if total < 60.0 { "met" } else { "NOT met" }
     );
 
-    peer(sims, samples, total);
+    peer(sims, samples, &phases);
     Ok(())
 }
 
-/// Runs the Python peer when Brian2 and sbi are importable, and prints the ratio.
-fn peer(sims: usize, samples: usize, ours: f64) {
-    let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
-    let probe = Command::new(&python)
-        .args(["-c", "import brian2, sbi, torch"])
-        .output();
-    match probe {
-        Err(e) => {
-            println!("python peer: skipped ({python} cannot be run: {e})");
-            return;
-        }
-        Ok(o) if !o.status.success() => {
-            let err = String::from_utf8_lossy(&o.stderr);
-            let last = err.lines().last().unwrap_or("import failed");
-            println!("python peer: skipped (Brian2 + sbi not importable by {python}: {last})");
-            return;
-        }
-        Ok(_) => {}
+/// Whether `python -c <code>` succeeds; the last stderr line when it does not.
+fn probe(python: &str, code: &str) -> Result<(), String> {
+    match Command::new(python).args(["-c", code]).output() {
+        Err(e) => Err(format!("{python} cannot be run: {e}")),
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .last()
+            .unwrap_or("import failed")
+            .to_string()),
     }
+}
+
+/// Runs the Python peer when Brian2 and sbi are importable and prints the ratios per phase and
+/// in total. With Brian2 alone (sbi needs torch), runs the Brian2 half (simulation and
+/// features) and prints that ratio, labelled as partial.
+fn peer(sims: usize, samples: usize, ours: &[(&str, f64)]) {
+    let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let full = match probe(&python, "import brian2, sbi, torch") {
+        Ok(()) => true,
+        Err(why) => {
+            if let Err(b) = probe(&python, "import brian2") {
+                println!("python peer: skipped (Brian2 + sbi not importable by {python}: {b})");
+                return;
+            }
+            println!(
+                "python peer: sbi/torch not importable by {python} ({why}); \
+                 running the Brian2 half only (simulation + features)"
+            );
+            false
+        }
+    };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/e2e_peer/hh_sbi_e2e.py");
+    let script = script.canonicalize().unwrap_or(script);
     println!(
         "python peer: running {} (this takes long)",
         script.display()
     );
-    let out = Command::new(&python)
-        .arg(&script)
-        .args([
-            "--sims",
-            &sims.to_string(),
-            "--samples",
-            &samples.to_string(),
-        ])
-        .output();
-    let out = match out {
+    let mut cmd = Command::new(&python);
+    cmd.arg(&script).args([
+        "--sims",
+        &sims.to_string(),
+        "--samples",
+        &samples.to_string(),
+    ]);
+    if !full {
+        cmd.arg("--skip-inference");
+    }
+    let out = match cmd.output() {
         Ok(o) if o.status.success() => o,
         Ok(o) => {
             println!(
@@ -244,21 +262,48 @@ fn peer(sims: usize, samples: usize, ours: f64) {
             return;
         }
     };
-    let text = String::from_utf8_lossy(&out.stdout);
-    // The script prints one `phase seconds` line per phase, the last one `total <s>`.
-    let mut theirs = None;
-    for line in text.lines() {
-        println!("python {line}");
-        if let Some(v) = line.strip_prefix("total ") {
-            theirs = v.trim().parse::<f64>().ok();
+    // Its remarks (valid count, observed statistics, posterior mean) come on stderr after `#`.
+    for l in String::from_utf8_lossy(&out.stderr).lines() {
+        if let Some(r) = l.strip_prefix("# ") {
+            println!("python peer: {r}");
         }
     }
-    match theirs {
-        Some(p) => println!(
-            "ratio python / neurosbi (total): {:.1}x (target > 20x: {})",
-            p / ours,
-            if p / ours > 20.0 { "met" } else { "NOT met" }
+    // The script prints one `phase seconds` line per phase, `total` last.
+    let text = String::from_utf8_lossy(&out.stdout);
+    let theirs: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| {
+            let (p, s) = l.split_once(' ')?;
+            Some((p.to_string(), s.trim().parse().ok()?))
+        })
+        .collect();
+    let get = |set: &[(&str, f64)], p: &str| set.iter().find(|(q, _)| *q == p).map(|x| x.1);
+    let theirs_ref: Vec<(&str, f64)> = theirs.iter().map(|(p, s)| (p.as_str(), *s)).collect();
+    println!("phase          python s  ratio");
+    for (p, s) in &theirs_ref {
+        // Without sbi the peer's total lacks training and sampling: not comparable.
+        if !full && *p == "total" {
+            continue;
+        }
+        if let Some(o) = get(ours, p).filter(|o| *o > 0.0 && *s > 0.0) {
+            println!("{p:<14} {s:>8.2} {:>6.1}x", s / o);
+        }
+    }
+    let (label, ratio) = if full {
+        ("total", get(&theirs_ref, "total").zip(get(ours, "total")))
+    } else {
+        let sum = |set: &[(&str, f64)]| Some(get(set, "simulation")? + get(set, "features")?);
+        (
+            "simulation + features (partial: no sbi)",
+            sum(&theirs_ref).zip(sum(ours)),
+        )
+    };
+    match ratio {
+        Some((p, o)) => println!(
+            "ratio python / neurosbi, {label}: {:.1}x (target > 20x: {})",
+            p / o,
+            if p / o > 20.0 { "met" } else { "NOT met" }
         ),
-        None => println!("python peer: no `total` line in its output"),
+        None => println!("python peer: its output lacks the phase lines"),
     }
 }
