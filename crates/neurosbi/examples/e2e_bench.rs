@@ -114,7 +114,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let results: Vec<SimResult> = theta
         .chunks(CHUNK * d)
         .enumerate()
-        .map(|(i, rows)| problem.simulate(rows, SEED.wrapping_add(1 + i as u64)))
+        .map(|(i, rows)| {
+            problem
+                .simulate(rows, SEED.wrapping_add(1 + i as u64))
+                .map_err(Box::new)
+        })
         .collect::<Result<_, _>>()?;
     let t_sim = t.elapsed().as_secs_f64();
 
