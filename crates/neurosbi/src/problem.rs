@@ -356,10 +356,10 @@ impl NeuronSimulator {
         &self.problem
     }
 
-    fn run(&self, theta: &[f64], seed: u64) -> Result<Vec<f64>> {
+    fn run(&self, theta: &[f64], set_seeds: Vec<u64>) -> Result<Vec<f64>> {
         let p = &self.problem;
         let params = p.full_rows(theta)?;
-        let cfg = p.run_config(seed);
+        let cfg = p.run_config(0).set_seeds(set_seeds);
         let res = neurosbi_sim::run::simulate(
             &self.kernel,
             &params,
@@ -386,15 +386,14 @@ impl Simulator for NeuronSimulator {
         x: &mut [f64],
     ) -> Result<(), SimulationError> {
         let err = |e: Error| SimulationError(e.to_string());
-        // Noise streams follow the neuron index within a batch, seeded from the batch's
-        // first row: deterministic for given batch settings and any thread count (running
-        // noisy rows one by one would waste the simulator's 64 lanes per block).
-        let seed: u64 = if self.noisy {
-            rngs.first_mut().map_or(0, |r| r.random())
+        // Each simulation's noise comes from its own row's random stream (one seed per
+        // parameter set), so results do not depend on batching, threads or shards.
+        let set_seeds: Vec<u64> = if self.noisy {
+            rngs.iter_mut().map(|r| r.random()).collect()
         } else {
-            0
+            Vec::new()
         };
-        let xs = self.run(theta, seed).map_err(err)?;
+        let xs = self.run(theta, set_seeds).map_err(err)?;
         x.copy_from_slice(&xs);
         Ok(())
     }
