@@ -32,6 +32,7 @@
 
 #![warn(missing_docs)]
 
+pub mod abc;
 pub mod diagnostics;
 pub mod error;
 pub mod mcmc;
@@ -43,6 +44,7 @@ pub mod simulator;
 pub mod store;
 pub mod tasks;
 
+pub use abc::{AbcSamples, Distance, RejectionAbcConfig, SmcAbcConfig, rejection_abc, smc_abc};
 pub use error::{InferError, Result};
 pub use methods::{
     InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre,
