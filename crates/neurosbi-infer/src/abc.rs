@@ -247,7 +247,8 @@ fn order_by_distance(d: &[f64]) -> Vec<usize> {
 /// `x_o` or all within `eps`. Returns the accepted parameters in ascending distance.
 ///
 /// Use it as a baseline or with cheap simulators and few features; the defaults (100 000
-/// simulations, quantile 0.01, Euclidean distance) keep 1 000 samples.
+/// simulations, quantile 0.01, Euclidean distance, no regression adjustment) keep 1 000
+/// samples. Invalid simulations are never accepted.
 pub fn rejection_abc(
     sim: &dyn Simulator,
     prior: &dyn Prior,
@@ -428,10 +429,14 @@ const PROPOSAL_TAG: u64 = 0xABC5_EC0D;
 /// the population is refilled; weights are prior / kernel mixture. It stops when the simulation
 /// budget `n_simulations` cannot complete another round and returns the last complete population.
 ///
-/// Reaches a given accuracy with far fewer simulations than rejection ABC; still a baseline next
-/// to the neural methods. Defaults: 1 000 particles, 10 000 simulations, factor 5, quantile 0.5,
-/// kernel scale 2, Euclidean distance (features z-scored by the initial round's standard
-/// deviation).
+/// Reaches a given epsilon with far fewer simulations than rejection ABC; still a baseline next
+/// to the neural methods. With many parameters the importance weights degenerate (on the 10-D
+/// gaussian_linear task the effective sample size falls to 10-30% per round): set `ess_min` to
+/// resample, and `regression_adjustment` to correct the final population. Defaults: 1 000
+/// particles, 10 000 simulations, factor 5, quantile 0.5, kernel scale 2, no resampling, no
+/// adjustment, Euclidean distance (features z-scored by the initial round's standard
+/// deviation). Errors name the bad option; a round that cannot be completed within the budget
+/// is dropped.
 pub fn smc_abc(
     sim: &dyn Simulator,
     prior: &dyn Prior,
