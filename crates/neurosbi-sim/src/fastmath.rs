@@ -32,17 +32,18 @@ pub fn exp(x: f64) -> f64 {
     let r = (x - k * LN2_HI) - k * LN2_LO;
     // 1 + (r + r^2 q(r)): the leading terms are added last so that their rounding is
     // not amplified by the Horner chain.
-    let q = 1.0 / 2.0
-        + r * (1.0 / 6.0
-            + r * (1.0 / 24.0
-                + r * (1.0 / 120.0
-                    + r * (1.0 / 720.0
-                        + r * (1.0 / 5040.0
-                            + r * (1.0 / 40320.0
-                                + r * (1.0 / 362_880.0
-                                    + r * (1.0 / 3_628_800.0
-                                        + r * (1.0 / 39_916_800.0
-                                            + r * (1.0 / 479_001_600.0))))))))));
+    // Horner steps, innermost first (the same operations as the nested form).
+    let mut q = 1.0 / 479_001_600.0;
+    q = 1.0 / 39_916_800.0 + r * q;
+    q = 1.0 / 3_628_800.0 + r * q;
+    q = 1.0 / 362_880.0 + r * q;
+    q = 1.0 / 40320.0 + r * q;
+    q = 1.0 / 5040.0 + r * q;
+    q = 1.0 / 720.0 + r * q;
+    q = 1.0 / 120.0 + r * q;
+    q = 1.0 / 24.0 + r * q;
+    q = 1.0 / 6.0 + r * q;
+    q = 1.0 / 2.0 + r * q;
     let p = 1.0 + (r + r * r * q);
     let ki = (kf.to_bits() as i64).wrapping_sub(SHIFT.to_bits() as i64);
     let scale = f64::from_bits(((ki + 1023) << 52) as u64);
