@@ -357,30 +357,15 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         .zip(&report.invalid_per_round)
         .map(|(a, b)| (*a, *b))
         .collect();
-    report::write(
+    write_report(
         &out,
-        &report::ReportInput {
-            title: &cfg.name,
-            summary: &sum,
-            method: &format!(
-                "{} with {}",
-                cfg.inference.method_name.to_uppercase(),
-                cfg.inference.estimator_name.to_uppercase()
-            ),
-            simulations: &sims,
-            features: &names,
-            x_o: &x_o,
-            timings: &timings,
-            figures: &[
-                ("Posterior pairplot", pair_svg.as_str()),
-                (
-                    "Posterior-predictive traces (blue) over the observation (black)",
-                    traces_svg.as_str(),
-                ),
-                ("Training curves", curves_svg.as_str()),
-            ],
-            png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
-        },
+        cfg,
+        &sum,
+        &sims,
+        &names,
+        &x_o,
+        &timings,
+        [&pair_svg, &traces_svg, &curves_svg],
     )?;
     Ok(FitOutcome {
         out,
@@ -547,6 +532,46 @@ pub fn check(
     Ok((ks, levels.iter().copied().zip(cov).collect()))
 }
 
+/// Writes report.html with the fit's fixed layout: the method line, the pairplot, the
+/// posterior-predictive traces, the training curves (SVG texts in that order) and the PNG.
+#[allow(clippy::too_many_arguments)]
+fn write_report(
+    out: &Path,
+    cfg: &FitConfig,
+    sum: &[ParameterSummary],
+    sims: &[(usize, u64)],
+    names: &[String],
+    x_o: &[f64],
+    timings: &[(String, f64)],
+    [pair, traces, training]: [&str; 3],
+) -> Result<()> {
+    report::write(
+        out,
+        &report::ReportInput {
+            title: &cfg.name,
+            summary: sum,
+            method: &format!(
+                "{} with {}",
+                cfg.inference.method_name.to_uppercase(),
+                cfg.inference.estimator_name.to_uppercase()
+            ),
+            simulations: sims,
+            features: names,
+            x_o,
+            timings,
+            figures: &[
+                ("Posterior pairplot", pair),
+                (
+                    "Posterior-predictive traces (blue) over the observation (black)",
+                    traces,
+                ),
+                ("Training curves", training),
+            ],
+            png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
+        },
+    )
+}
+
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(Error::io(path))
 }
@@ -652,30 +677,15 @@ pub fn rebuild_report(cfg: &FitConfig, opts: &FitOptions) -> Result<PathBuf> {
     let pair = read_text(&out.join("pairplot.svg"))?;
     let traces = read_text(&out.join("traces.svg"))?;
     let training = read_text(&out.join("training.svg"))?;
-    report::write(
+    write_report(
         &out,
-        &report::ReportInput {
-            title: &cfg.name,
-            summary: &sum,
-            method: &format!(
-                "{} with {}",
-                cfg.inference.method_name.to_uppercase(),
-                cfg.inference.estimator_name.to_uppercase()
-            ),
-            simulations: &sims,
-            features: &names,
-            x_o: &x_o,
-            timings: &timings,
-            figures: &[
-                ("Posterior pairplot", pair.as_str()),
-                (
-                    "Posterior-predictive traces (blue) over the observation (black)",
-                    traces.as_str(),
-                ),
-                ("Training curves", training.as_str()),
-            ],
-            png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
-        },
+        cfg,
+        &sum,
+        &sims,
+        &names,
+        &x_o,
+        &timings,
+        [&pair, &traces, &training],
     )?;
     Ok(path)
 }
