@@ -165,6 +165,12 @@ fn is_assign(b: &[u8], i: usize) -> bool {
         && !(i + 1 < b.len() && b[i + 1] == b'=')
 }
 
+/// Built-in names that the user cannot declare or shadow: the clock, the neuron index, white
+/// noise and the logical keywords.
+pub(crate) fn is_reserved(name: &str) -> bool {
+    matches!(name, "t" | "dt" | "i" | "xi" | "and" | "or" | "not") || name.starts_with("xi_")
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
@@ -328,11 +334,7 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
             (EquationKind::Parameter, lhs.to_string(), None)
         }
     };
-    if matches!(
-        name.as_str(),
-        "t" | "dt" | "i" | "xi" | "and" | "or" | "not"
-    ) || name.starts_with("xi_")
-    {
+    if is_reserved(&name) {
         return Err(SimError::syntax(
             src.locate(name_offset),
             format!("`{name}` is a reserved name and cannot be declared"),

@@ -29,8 +29,6 @@ pub trait StepAlgebra {
     fn mul(&mut self, a: Self::V, b: Self::V) -> Self::V;
     /// `a / b`
     fn div(&mut self, a: Self::V, b: Self::V) -> Self::V;
-    /// `exp(a)`
-    fn exp(&mut self, a: Self::V) -> Self::V;
     /// `if a == 0 { x } else { y }`
     fn if_zero(&mut self, a: Self::V, x: Self::V, y: Self::V) -> Self::V;
     /// The exponential Euler update of `x` under `dx/dt = a x + b`: `x e^(a dt) + b (e^(a dt)

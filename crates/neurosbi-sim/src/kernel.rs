@@ -167,9 +167,6 @@ impl StepAlgebra for Symbolic<'_> {
     fn div(&mut self, a: NodeId, b: NodeId) -> NodeId {
         self.b.div(a, b)
     }
-    fn exp(&mut self, a: NodeId) -> NodeId {
-        self.b.fun(crate::ir::Func::Exp, a)
-    }
     fn if_zero(&mut self, a: NodeId, x: NodeId, y: NodeId) -> NodeId {
         let zero = self.b.num(0.0);
         let c = self.b.cmp(crate::ir::Cmp::Eq, a, zero);

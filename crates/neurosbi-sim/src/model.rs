@@ -210,11 +210,7 @@ impl Model {
             noise: Vec::new(),
         };
         for (name, q) in &desc.constants {
-            if matches!(
-                name.as_str(),
-                "t" | "dt" | "i" | "xi" | "and" | "or" | "not"
-            ) || name.starts_with("xi_")
-            {
+            if crate::equations::is_reserved(name) {
                 return Err(SimError::Model(format!(
                     "constant `{name}` would hide a built-in name; rename it"
                 )));

@@ -155,10 +155,6 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
         self.op2(a, b, |x, y| x / y)
     }
     #[inline(always)]
-    fn exp(&mut self, a: usize) -> usize {
-        self.op2(a, a, |x, _| fastmath::exp(x))
-    }
-    #[inline(always)]
     fn if_zero(&mut self, a: usize, x: usize, y: usize) -> usize {
         let d = self.alloc(1);
         let (lo, hi) = self.frame.split_at_mut(d);
