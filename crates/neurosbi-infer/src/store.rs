@@ -268,6 +268,52 @@ impl Store {
         Ok(report)
     }
 
+    /// Writes one chunk of `round` from simulations made elsewhere (e.g. merged from shards run
+    /// on other machines). The chunk must be exactly the plan's chunk `c`: it starts at
+    /// `c * chunk_size` and spans `chunk_size` simulations (fewer for the last one), with
+    /// payloads that match the store's dimensions. Written atomically, like the chunks of
+    /// [`Store::run_round`], so a round assembled this way reads back the same as one run here.
+    pub fn write_chunk(&self, round: usize, chunk: Chunk) -> Result<()> {
+        let plan = self.plan(round)?;
+        let c = chunk.start / plan.chunk_size;
+        let len = plan.chunk_size.min(plan.n.saturating_sub(chunk.start));
+        if !chunk.start.is_multiple_of(plan.chunk_size)
+            || c >= plan.num_chunks()
+            || chunk.n as u64 != len
+        {
+            return Err(invalid_arg(
+                "store chunk",
+                format!(
+                    "chunk of {} simulations from index {} does not match round {round}'s plan \
+                     ({} simulations in chunks of {})",
+                    chunk.n, chunk.start, plan.n, plan.chunk_size
+                ),
+            ));
+        }
+        let valid = chunk.n as usize - chunk.invalid.len();
+        if chunk.theta.len() != valid * self.dim_theta() || chunk.x.len() != valid * self.dim_x() {
+            return Err(invalid_arg(
+                "store chunk",
+                format!(
+                    "chunk from index {} has {} valid rows but {} theta and {} x values \
+                     (dimensions {} and {})",
+                    chunk.start,
+                    valid,
+                    chunk.theta.len(),
+                    chunk.x.len(),
+                    self.dim_theta(),
+                    self.dim_x()
+                ),
+            ));
+        }
+        let file = ChunkFile {
+            version: STORE_FORMAT_VERSION,
+            round: round as u32,
+            chunk,
+        };
+        write_atomic(&self.chunk_path(round, c), &encode(&file)?)
+    }
+
     fn read_chunk(&self, round: usize, c: u64) -> Result<Option<Chunk>> {
         let path = self.chunk_path(round, c);
         if !path.exists() {

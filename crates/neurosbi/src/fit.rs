@@ -77,7 +77,8 @@ impl Bars {
             hidden: quiet || !std::io::stderr().is_terminal(),
         }
     }
-    fn bar(&self, len: u64, what: &str) -> ProgressBar {
+    /// A progress bar of `len` steps labelled `what`.
+    pub fn bar(&self, len: u64, what: &str) -> ProgressBar {
         let b = ProgressBar::with_draw_target(
             Some(len),
             if self.hidden {
@@ -152,6 +153,27 @@ pub fn check_outputs(out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// Simulations per chunk of the store (unit of resumption and of progress reports).
+pub const STORE_CHUNK_SIZE: usize = 500;
+
+/// The inference settings `fit` runs with for the seed `seed`; shards and proposals made on
+/// other machines (`neurosbi::scale`) use the same, so they reproduce `fit` exactly.
+pub fn inference_config(cfg: &FitConfig, seed: u64) -> InferenceConfig {
+    InferenceConfig {
+        method: cfg.inference.method,
+        rounds: cfg.inference.rounds.clone(),
+        estimator: cfg.inference.estimator.clone(),
+        train: cfg.inference.train.clone(),
+        run: RunConfig {
+            seed,
+            batch_size: cfg.inference.batch_size,
+            chunk_size: STORE_CHUNK_SIZE,
+        },
+        seed,
+        ..InferenceConfig::default()
+    }
+}
+
 /// Runs the whole job of a fit file.
 pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     let seed = opts.seed.unwrap_or(cfg.seed);
@@ -215,19 +237,7 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         curves: Vec::new(),
         last_epoch: 0,
     };
-    let icfg = InferenceConfig {
-        method: cfg.inference.method,
-        rounds: cfg.inference.rounds.clone(),
-        estimator: cfg.inference.estimator.clone(),
-        train: cfg.inference.train.clone(),
-        run: RunConfig {
-            seed,
-            batch_size: cfg.inference.batch_size,
-            chunk_size: 500,
-        },
-        seed,
-        ..InferenceConfig::default()
-    };
+    let icfg = inference_config(cfg, seed);
     let t1 = Instant::now();
     let (posterior, report) = neurosbi_infer::infer(
         &sim,
@@ -455,7 +465,7 @@ pub fn simulate_only(cfg: &FitConfig, opts: &FitOptions) -> Result<(usize, u64)>
         .position(|p| p.n == n as u64 && p.seed == round_seed)
     {
         Some(r) => r,
-        None => store.add_round(n as u64, round_seed, 500)?,
+        None => store.add_round(n as u64, round_seed, STORE_CHUNK_SIZE as u64)?,
     };
     let bars = Bars::new(opts.quiet);
     let bar = bars.bar(n as u64, "simulating");

@@ -61,6 +61,8 @@ pub mod problem;
 pub mod quantity;
 pub mod raw;
 pub mod report;
+pub mod scale;
+pub mod slurm;
 pub mod summary;
 
 pub use error::{Error, Result};

@@ -4,8 +4,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use neurosbi::config::FitConfig;
 use neurosbi::fit::{FitOptions, fit};
+use neurosbi::scale::{ShardJob, ShardSpec};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Prints a line to stdout, ignoring a closed pipe (`neurosbi ... | head`) instead of
 /// panicking as `println!` does.
@@ -55,10 +56,74 @@ enum Command {
         file: PathBuf,
     },
     /// Runs the first round's simulations into the output folder's store, without training
-    /// (e.g. on another machine; `fit` then resumes from them).
+    /// (e.g. on another machine; `fit` then resumes from them). With `--shard I
+    /// --num-shards N` (or inside a SLURM array task) it runs only its slice of a round's
+    /// simulations and writes a shard file; `neurosbi merge` joins the shards.
     Simulate {
         /// The fit file.
         file: PathBuf,
+        /// This shard (0-based); defaults to the SLURM array task.
+        #[arg(long, requires = "num_shards")]
+        shard: Option<u32>,
+        /// Number of shards of the round; defaults to the SLURM array's task count.
+        #[arg(long, requires = "shard")]
+        num_shards: Option<u32>,
+        /// Round to simulate (0-based); rounds after the first need the proposal that
+        /// `neurosbi merge` trains after the round before.
+        #[arg(long, default_value_t = 0)]
+        round: usize,
+    },
+    /// Merges shard files into the store that `train` reads, after checking that they come
+    /// from the same run and cover every simulation exactly once; with a fit file whose
+    /// next round still needs them, also trains the proposal of that round.
+    Merge {
+        /// The fit file, or an output folder (or its `simulations/` or shards folder).
+        path: PathBuf,
+        /// Do not train the next round's proposal.
+        #[arg(long)]
+        no_proposal: bool,
+    },
+    /// Writes sbatch scripts that run the fit file on a SLURM cluster: an array job per
+    /// round, then dependent merge(-and-train) jobs; `submit.sh` submits the chain.
+    Slurm {
+        /// The fit file.
+        file: PathBuf,
+        /// Array tasks (shards) per round.
+        #[arg(long, default_value_t = 4)]
+        array_size: u32,
+        /// Most array tasks running at once (sbatch's `%N`).
+        #[arg(long)]
+        max_running: Option<u32>,
+        /// Partition of the simulation tasks.
+        #[arg(long)]
+        partition: Option<String>,
+        /// Time limit of each simulation task.
+        #[arg(long, default_value = "01:00:00")]
+        time: String,
+        /// Cores per simulation task.
+        #[arg(long, default_value_t = 1)]
+        cpus: u32,
+        /// Memory per job (e.g. 4G).
+        #[arg(long)]
+        mem: Option<String>,
+        /// Partition of the merge and training jobs (default: --partition).
+        #[arg(long)]
+        train_partition: Option<String>,
+        /// Generic resources of the training job, e.g. gpu:1 (with a `cuda` build).
+        #[arg(long)]
+        train_gres: Option<String>,
+        /// Time limit of the merge and training jobs.
+        #[arg(long, default_value = "01:00:00")]
+        train_time: String,
+        /// Cores of the merge and training jobs.
+        #[arg(long, default_value_t = 2)]
+        train_cpus: u32,
+        /// Folder for the scripts (default: OUT/slurm).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The neurosbi program the jobs run (default: this one).
+        #[arg(long)]
+        program: Option<PathBuf>,
     },
     /// Calibration of the fitted posterior: simulation-based calibration and expected
     /// coverage (writes check.csv).
@@ -114,6 +179,99 @@ enum Command {
     Features,
 }
 
+/// Runs one shard of a round (`neurosbi simulate --shard I --num-shards N`).
+fn simulate_shard(
+    cfg: &FitConfig,
+    file: &Path,
+    opts: &FitOptions,
+    round: usize,
+    spec: ShardSpec,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let job = ShardJob::new(cfg, &text, opts)?;
+    let bars = neurosbi::fit::Bars::new(opts.quiet);
+    let bar = bars.bar(0, "simulating");
+    let s = job.run(round, spec, opts.force, &mut |p| {
+        bar.set_length(p.total);
+        bar.set_position(p.done);
+    })?;
+    bar.finish_and_clear();
+    if !opts.quiet {
+        let h = &s.header;
+        say!(
+            "round {} shard {} of {}: simulations {}..{} ({} valid, {} invalid){} in {}",
+            h.round,
+            h.shard,
+            h.num_shards,
+            h.start,
+            h.end,
+            s.counts.valid,
+            s.counts.invalid,
+            if s.reused { ", already done" } else { "" },
+            s.path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `neurosbi merge FILE|DIR`.
+fn merge(path: &Path, opts: &FitOptions, no_proposal: bool) -> Result<()> {
+    if path.is_dir() {
+        let merged = neurosbi::scale::merge(path, None)?;
+        report_merge(&merged, opts.quiet);
+        return Ok(());
+    }
+    let cfg = FitConfig::from_file(path)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let job = ShardJob::new(&cfg, &text, opts)?;
+    let merged = neurosbi::scale::merge(&job.out, Some(&job.run))?;
+    report_merge(&merged, opts.quiet);
+    let rounds = cfg.inference.rounds.len();
+    if let Some(last) = merged.iter().map(|m| m.round as usize).max()
+        && last + 1 < rounds
+        && !no_proposal
+    {
+        let dir = neurosbi::scale::proposal_dir(&job.out, last + 1);
+        if dir.exists() && !opts.force {
+            if !opts.quiet {
+                say!("proposal of round {} exists: {}", last + 1, dir.display());
+            }
+        } else {
+            let dir = neurosbi::scale::train_proposal(&job, last)?;
+            if !opts.quiet {
+                say!(
+                    "trained the proposal of round {}: {}",
+                    last + 1,
+                    dir.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report_merge(merged: &[neurosbi::scale::MergedRound], quiet: bool) {
+    if quiet {
+        return;
+    }
+    for m in merged {
+        say!(
+            "round {}: {} shards, {} valid and {} invalid simulations{}",
+            m.round,
+            m.shards,
+            m.valid,
+            m.invalid,
+            if m.already {
+                " (already in the store)"
+            } else {
+                " merged into the store"
+            }
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     if let Some(t) = cli.threads {
@@ -140,11 +298,76 @@ fn main() -> Result<()> {
                 say!("outputs in {}", outcome.out.display());
             }
         }
-        Command::Simulate { file } => {
+        Command::Simulate {
+            file,
+            shard,
+            num_shards,
+            round,
+        } => {
+            let spec = ShardSpec::resolve(*shard, *num_shards, |v| std::env::var(v).ok())?;
             let cfg = FitConfig::from_file(file)?;
-            let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, &opts)?;
+            if spec.is_none() && *round == 0 {
+                let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, &opts)?;
+                if !cli.quiet {
+                    say!("{valid} valid and {invalid} invalid simulations stored");
+                }
+            } else {
+                let spec = match spec {
+                    Some(s) => s,
+                    None => ShardSpec::new(0, 1)?,
+                };
+                simulate_shard(&cfg, file, &opts, *round, spec)?;
+            }
+        }
+        Command::Merge { path, no_proposal } => merge(path, &opts, *no_proposal)?,
+        Command::Slurm {
+            file,
+            array_size,
+            max_running,
+            partition,
+            time,
+            cpus,
+            mem,
+            train_partition,
+            train_gres,
+            train_time,
+            train_cpus,
+            dir,
+            program,
+        } => {
+            let cfg = FitConfig::from_file(file)?;
+            let cwd = std::env::current_dir().context("the working directory")?;
+            let out = cwd.join(cli.out.clone().unwrap_or(cfg.out.clone()));
+            let program = match program {
+                Some(p) => cwd.join(p),
+                None => std::env::current_exe().context("locating this program")?,
+            };
+            let so = neurosbi::slurm::SlurmOptions {
+                program,
+                file: cwd.join(file),
+                out: out.clone(),
+                workdir: cwd,
+                rounds: cfg.inference.rounds.clone(),
+                array_size: *array_size,
+                max_running: *max_running,
+                partition: partition.clone(),
+                time: time.clone(),
+                cpus: *cpus,
+                mem: mem.clone(),
+                train_partition: train_partition.clone(),
+                train_gres: train_gres.clone(),
+                train_time: train_time.clone(),
+                train_cpus: *train_cpus,
+                seed: cli.seed,
+                force: cli.force,
+            };
+            let dir = dir.clone().unwrap_or_else(|| out.join("slurm"));
+            let paths = so.write(&dir, cli.force)?;
             if !cli.quiet {
-                say!("{valid} valid and {invalid} invalid simulations stored");
+                for p in &paths {
+                    say!("wrote {}", p.display());
+                }
+                say!("submit with: {}", dir.join("submit.sh").display());
             }
         }
         Command::Check {
