@@ -2,6 +2,9 @@
 //!
 //! - `cargo xtask test`: the project's test command (README). Runs the whole workspace's
 //!   tests; tests that need a system component bring it up themselves or print why they skip.
+//!   Then, as root, the real SLURM test (scripts/slurm/ci.sh) and the MPI test
+//!   (scripts/mpi/ci.sh); each prints why when it is skipped. `cargo xtask slurm-test`
+//!   runs the SLURM test alone.
 //! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|all]`: runs the criterion and
 //!   ratio benchmarks and prints the figures the issues name.
 
@@ -13,8 +16,11 @@ fn main() -> Result<()> {
     match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("slurm-test") => slurm_test(),
         _ => {
-            eprintln!("usage: cargo xtask <test|bench [sim|features|flows|npe|e2e|sbibm|all]>");
+            eprintln!(
+                "usage: cargo xtask <test|slurm-test|bench [sim|features|flows|npe|e2e|sbibm|store|all]>"
+            );
             bail!("unknown or missing task")
         }
     }
@@ -41,12 +47,7 @@ fn ensure_debian_package(package: &str, binary: &str) -> bool {
     if present() {
         return true;
     }
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false);
-    if !is_root || Command::new("apt-get").arg("--version").output().is_err() {
+    if !is_root() || Command::new("apt-get").arg("--version").output().is_err() {
         eprintln!(
             "xtask: {binary} is missing and cannot be installed here (needs root and apt-get)"
         );
@@ -82,7 +83,83 @@ fn test(extra: &[String]) -> Result<()> {
     run(cmd)?;
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
-    run(doc)
+    run(doc)?;
+    slurm_test()
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The workspace's target directory (honours CARGO_TARGET_DIR and config).
+fn target_dir() -> Result<std::path::PathBuf> {
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .context("cargo metadata")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = "\"target_directory\":\"";
+    let start = text
+        .find(key)
+        .map(|i| i + key.len())
+        .context("no target_directory in cargo metadata")?;
+    let end = text[start..]
+        .find('"')
+        .context("unterminated target_directory")?;
+    Ok(text[start..start + end].replace("\\\\", "\\").into())
+}
+
+/// Builds the `neurosbi` program (dev profile, plus `features`) and returns its path.
+fn build_neurosbi(features: &[&str]) -> Result<std::path::PathBuf> {
+    let mut cmd = cargo();
+    cmd.args(["build", "-p", "neurosbi", "--bin", "neurosbi"]);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    run(cmd)?;
+    Ok(target_dir()?.join("debug").join("neurosbi"))
+}
+
+/// The real SLURM test (scripts/slurm/ci.sh): a one-node cluster on localhost runs a 4-task
+/// array job and a dependent merge-and-train job; the posterior must be byte-identical to a
+/// one-process run. Needs root (the daemons, munge) and Debian's slurm-wlm and munge, which
+/// are installed when missing; otherwise it says why it is skipped.
+fn slurm_test() -> Result<()> {
+    if std::env::var_os("NEUROSBI_SKIP_SLURM").is_some() {
+        eprintln!("xtask: SKIPPED the SLURM test: NEUROSBI_SKIP_SLURM is set");
+        return Ok(());
+    }
+    if !is_root() {
+        eprintln!(
+            "xtask: SKIPPED the SLURM test: it starts munged, slurmctld and slurmd, which needs root \
+             (run `sudo scripts/slurm/ci.sh target/debug/neurosbi` to run it alone)"
+        );
+        return Ok(());
+    }
+    let have = ensure_debian_package("slurm-wlm", "/usr/sbin/slurmctld")
+        && ensure_debian_package("slurm-wlm", "/usr/sbin/slurmd")
+        && ensure_debian_package("munge", "/usr/sbin/munged");
+    if !have {
+        eprintln!(
+            "xtask: SKIPPED the SLURM test: Debian's slurm-wlm and munge are not installed and could not be installed"
+        );
+        return Ok(());
+    }
+    let bin = build_neurosbi(&[])?;
+    let mut cmd = Command::new(workspace_root().join("scripts/slurm/ci.sh"));
+    cmd.arg(&bin);
+    run(cmd)
 }
 
 fn bench(args: &[String]) -> Result<()> {
