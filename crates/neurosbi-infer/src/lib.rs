@@ -40,22 +40,31 @@ pub mod methods;
 pub mod posterior;
 pub mod prior;
 pub mod rng;
+pub mod samplers;
+pub mod selection;
 pub mod simulator;
 pub mod store;
 pub mod tasks;
+pub mod vi;
 
 pub use abc::{AbcSamples, Distance, RejectionAbcConfig, SmcAbcConfig, rejection_abc, smc_abc};
 pub use error::{InferError, Result};
 pub use methods::{
     InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre,
 };
-pub use posterior::{Draws, Estimator, POSTERIOR_FORMAT_VERSION, Posterior, PosteriorSettings};
+pub use posterior::{
+    Draws, Estimator, POSTERIOR_FORMAT_VERSION, Posterior, PosteriorKind, PosteriorSettings,
+    ProposalMixture,
+};
 pub use prior::{
     IndependentPrior, Marginal, MultivariateNormalPrior, Prior, PriorSpec, sample_prior,
 };
 pub use rng::{SimRng, stream_rng};
+pub use samplers::{Gaussian, RejectionSettings, WeightedDraws, effective_sample_size};
+pub use selection::{METHOD_NAMES, MethodOptions, OptionValue};
 pub use simulator::{
     Chunk, FromPrior, FromRows, Progress, Quiet, RunConfig, RunObserver, SimulationError,
     SimulationSet, Simulator, ThetaSource, simulate, simulate_rows,
 };
 pub use store::{STORE_FORMAT_VERSION, Store, write_npy};
+pub use vi::{TensorPotential, VariationalFlow, ViConfig};

@@ -1,19 +1,77 @@
-//! Posteriors built from trained estimators: sampling (direct with support rejection for NPE,
-//! slice-sampling MCMC for NLE / NRE), log densities (leakage-corrected for NPE), MAP, batched
-//! sampling for many observations, and save / load with a format version.
+//! Posteriors built from trained estimators, behind one interface whatever the method:
+//! sampling (direct with support rejection for NPE, slice-sampling MCMC, sampling-importance-
+//! resampling, rejection under a fitted envelope, or a variational flow; see
+//! [`PosteriorKind`]), log densities (leakage-corrected for NPE), MAP, batched sampling for
+//! many observations, ensembles of posteriors, and save / load with a format version.
 
 use crate::error::{InferError, Result, check_finite, invalid_arg, io_err};
 use crate::mcmc::{LogDensity, SliceConfig, sample_posterior_mcmc};
 use crate::prior::{Prior, PriorSpec};
-use crate::rng::derive_seed;
+use crate::rng::{derive_seed, purpose, stream_rng};
+use crate::samplers::{Gaussian, RejectionSettings};
 use crate::store::{read_versioned, write_atomic};
+use crate::vi::{TensorPotential, VariationalFlow, ViConfig};
+use neurosbi_flows::candle_core::{self, Device, Tensor};
 use neurosbi_flows::{ConditionalEstimator, RatioClassifier};
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Format version of saved posteriors; bump on any layout change.
-pub const POSTERIOR_FORMAT_VERSION: u32 = 1;
+pub const POSTERIOR_FORMAT_VERSION: u32 = 2;
+
+/// How a posterior draws samples (sbi's posterior classes), chosen by name in model files.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PosteriorKind {
+    /// Draws from the trained q(theta | x), rejecting those outside the prior support (NPE);
+    /// an ensemble draws from each member; ABC resamples its accepted parameters.
+    Direct,
+    /// Slice-sampling MCMC on the potential (default for NLE / NRE).
+    Mcmc,
+    /// Sampling-importance-resampling from the prior (default for NPE-A).
+    Sir,
+    /// Rejection sampling under a fitted envelope.
+    Rejection,
+    /// A normalising flow fitted to the potential by reverse KL (variational inference).
+    Vi,
+}
+
+/// The mixture of proposals that produced the training data of NPE-A, used for its post-hoc
+/// correction `p(theta | x) ~ q(theta | x) prior(theta) / proposal(theta)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProposalMixture {
+    /// Per round: the fraction of the training data it contributed, and its proposal: `None`
+    /// for the prior, or a Gaussian truncated to the prior support with the log of its mass
+    /// inside the support.
+    pub components: Vec<(f64, Option<(Gaussian, f64)>)>,
+}
+
+impl ProposalMixture {
+    /// Log density of the mixture at a point inside the prior support.
+    pub fn log_prob(&self, prior: &dyn Prior, theta: &[f64]) -> f64 {
+        let terms: Vec<f64> = self
+            .components
+            .iter()
+            .map(|(w, c)| {
+                w.ln()
+                    + match c {
+                        None => prior.log_prob(theta),
+                        Some((g, log_mass)) => g.log_prob(theta) - log_mass,
+                    }
+            })
+            .collect();
+        log_sum_exp(&terms)
+    }
+}
+
+pub(crate) fn log_sum_exp(v: &[f64]) -> f64 {
+    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
 
 /// Acceptance rate below which NPE sampling reports a warning (as sbi does).
 pub const LOW_ACCEPTANCE_WARNING: f64 = 0.01;
@@ -25,8 +83,31 @@ pub enum Estimator {
     Npe(ConditionalEstimator),
     /// q(x | theta) (NLE).
     Nle(ConditionalEstimator),
-    /// Ratio classifier logit(theta, x) (NRE-A / NRE-B).
+    /// Ratio classifier logit(theta, x) (NRE-A / B / C, BNRE).
     Nre(RatioClassifier),
+    /// q(theta | x) trained on proposal draws, corrected by prior / proposal (NPE-A).
+    Corrected {
+        /// The mixture density network.
+        q: ConditionalEstimator,
+        /// The proposals its training data came from.
+        proposal: ProposalMixture,
+    },
+    /// A mixture of posteriors (sbi `EnsemblePosterior`).
+    Ensemble {
+        /// The members.
+        members: Vec<Posterior>,
+        /// Their weights (positive, summing to 1).
+        weights: Vec<f64>,
+    },
+    /// Weighted parameter samples for one observation (ABC).
+    Samples {
+        /// The observation they belong to.
+        x_o: Vec<f64>,
+        /// Row-major samples.
+        theta: Vec<f64>,
+        /// Their weights (positive, summing to 1).
+        weights: Vec<f64>,
+    },
 }
 
 impl Estimator {
@@ -35,6 +116,9 @@ impl Estimator {
             Estimator::Npe(_) => "npe",
             Estimator::Nle(_) => "nle",
             Estimator::Nre(_) => "nre",
+            Estimator::Corrected { .. } => "npe_a",
+            Estimator::Ensemble { .. } => "ensemble",
+            Estimator::Samples { .. } => "samples",
         }
     }
     fn dims(&self) -> (usize, usize) {
@@ -42,6 +126,36 @@ impl Estimator {
             Estimator::Npe(e) => (e.dim_inputs(), e.dim_context()),
             Estimator::Nle(e) => (e.dim_context(), e.dim_inputs()),
             Estimator::Nre(c) => (c.dim_theta(), c.dim_x()),
+            Estimator::Corrected { q, .. } => (q.dim_inputs(), q.dim_context()),
+            Estimator::Ensemble { members, .. } => (members[0].dim_theta(), members[0].dim_x()),
+            Estimator::Samples {
+                x_o,
+                theta,
+                weights,
+            } => (theta.len() / weights.len(), x_o.len()),
+        }
+    }
+
+    /// The posterior kind used when the settings name none.
+    pub fn default_kind(&self) -> PosteriorKind {
+        match self {
+            Estimator::Npe(_) | Estimator::Ensemble { .. } | Estimator::Samples { .. } => {
+                PosteriorKind::Direct
+            }
+            Estimator::Nle(_) | Estimator::Nre(_) => PosteriorKind::Mcmc,
+            Estimator::Corrected { .. } => PosteriorKind::Sir,
+        }
+    }
+
+    /// Posterior kinds this estimator supports.
+    pub fn kinds(&self) -> &'static [PosteriorKind] {
+        use PosteriorKind::*;
+        match self {
+            Estimator::Npe(_) => &[Direct, Mcmc, Sir, Rejection, Vi],
+            Estimator::Nle(_) | Estimator::Nre(_) => &[Mcmc, Sir, Rejection, Vi],
+            Estimator::Corrected { .. } => &[Sir, Mcmc, Rejection],
+            Estimator::Ensemble { .. } => &[Direct, Mcmc, Sir, Rejection],
+            Estimator::Samples { .. } => &[Direct],
         }
     }
 }
@@ -55,6 +169,16 @@ pub struct PosteriorSettings {
     pub max_rejection_draws: u64,
     /// Draws used to estimate the NPE acceptance rate for the leakage correction.
     pub leakage_samples: usize,
+    /// How to sample; `None` uses the estimator's default ([`Estimator::default_kind`]).
+    pub kind: Option<PosteriorKind>,
+    /// SIR: prior candidates per draw (sbi's `oversampling_factor`, 32).
+    pub sir_oversampling: usize,
+    /// Rejection sampling under a fitted envelope.
+    pub rejection: RejectionSettings,
+    /// Variational inference.
+    pub vi: ViConfig,
+    /// Seed of the variational fit (the fit for an observation is made once and reused).
+    pub vi_seed: u64,
 }
 
 impl Default for PosteriorSettings {
@@ -63,6 +187,11 @@ impl Default for PosteriorSettings {
             mcmc: SliceConfig::default(),
             max_rejection_draws: 50_000_000,
             leakage_samples: 10_000,
+            kind: None,
+            sir_oversampling: 32,
+            rejection: RejectionSettings::default(),
+            vi: ViConfig::default(),
+            vi_seed: 0,
         }
     }
 }
@@ -78,6 +207,8 @@ pub struct Draws {
     pub warning: Option<String>,
     /// Split-R-hat per dimension for MCMC draws.
     pub rhat: Option<Vec<f64>>,
+    /// Effective sample size of the weighted candidates (SIR) or of the weighted ABC samples.
+    pub ess: Option<f64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -88,6 +219,9 @@ struct SavedMeta {
     settings: PosteriorSettings,
     dim_theta: u64,
     dim_x: u64,
+    proposal: Option<ProposalMixture>,
+    ensemble_weights: Vec<f64>,
+    samples: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
 }
 
 /// A posterior p(theta | x) for any observation x (amortised for NPE).
@@ -96,6 +230,8 @@ pub struct Posterior {
     estimator: Estimator,
     /// Sampling settings.
     pub settings: PosteriorSettings,
+    /// The variational fit of the last observation sampled with [`PosteriorKind::Vi`].
+    vi_cache: Mutex<Option<(Vec<f64>, Arc<VariationalFlow>)>>,
 }
 
 impl std::fmt::Debug for Posterior {
@@ -124,6 +260,37 @@ impl LogDensity for Potential<'_> {
     }
 }
 
+/// The differentiable network part of the potential, for variational inference.
+struct NetPotential<'a> {
+    post: &'a Posterior,
+    x_o: Vec<f64>,
+}
+
+impl TensorPotential for NetPotential<'_> {
+    fn log_density(&self, theta: &Tensor) -> candle_core::Result<Tensor> {
+        let x = Tensor::from_vec(
+            self.x_o.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+            (1, self.x_o.len()),
+            &Device::Cpu,
+        )?;
+        match &self.post.estimator {
+            Estimator::Npe(e) => e.log_prob_tensor(theta, &x),
+            Estimator::Nle(e) => {
+                let b = theta.dim(0)?;
+                let xs = x.broadcast_as((b, self.x_o.len()))?.contiguous()?;
+                e.log_prob_tensor(&xs, theta)
+            }
+            Estimator::Nre(c) => c.logits_tensor(theta, &x),
+            _ => Err(candle_core::Error::Msg(
+                "no differentiable potential for this posterior".into(),
+            )),
+        }
+    }
+    fn needs_prior(&self) -> bool {
+        !matches!(self.post.estimator, Estimator::Npe(_))
+    }
+}
+
 impl Posterior {
     /// Joins a prior and a trained estimator; their dimensions must agree.
     pub fn new(prior: Arc<dyn Prior>, estimator: Estimator) -> Result<Self> {
@@ -139,7 +306,123 @@ impl Posterior {
             prior,
             estimator,
             settings: PosteriorSettings::default(),
+            vi_cache: Mutex::new(None),
         })
+    }
+
+    /// A mixture of posteriors with the given weights (`None`: equal weights), sbi's
+    /// `EnsemblePosterior`. Members must agree on dimensions; the first member's prior is
+    /// the ensemble's. Its potential is `log sum_k w_k exp(potential_k)`; direct sampling
+    /// draws from each member with its own kind.
+    pub fn ensemble(members: Vec<Posterior>, weights: Option<Vec<f64>>) -> Result<Self> {
+        if members.is_empty() {
+            return Err(invalid_arg("ensemble", "needs at least one member"));
+        }
+        let (dt, dx) = (members[0].dim_theta(), members[0].dim_x());
+        for (k, m) in members.iter().enumerate() {
+            if m.dim_theta() != dt || m.dim_x() != dx {
+                return Err(InferError::DimMismatch {
+                    what: format!("ensemble member {k} (theta, x) dimensions"),
+                    expected: dt * 1000 + dx,
+                    got: m.dim_theta() * 1000 + m.dim_x(),
+                });
+            }
+        }
+        let w = weights.unwrap_or_else(|| vec![1.0; members.len()]);
+        if w.len() != members.len() {
+            return Err(InferError::DimMismatch {
+                what: "ensemble weights vs members".into(),
+                expected: members.len(),
+                got: w.len(),
+            });
+        }
+        if let Some(i) = w.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+            return Err(invalid_arg(
+                "ensemble weights",
+                format!(
+                    "weight {i} is {}; weights must be positive and finite",
+                    w[i]
+                ),
+            ));
+        }
+        let s: f64 = w.iter().sum();
+        let prior = members[0].prior.clone();
+        Self::new(
+            prior,
+            Estimator::Ensemble {
+                members,
+                weights: w.iter().map(|v| v / s).collect(),
+            },
+        )
+    }
+
+    /// A posterior made of weighted samples for one observation (what ABC returns): it
+    /// resamples them (direct sampling) and has no density.
+    pub fn from_samples(
+        prior: Arc<dyn Prior>,
+        x_o: &[f64],
+        theta: &[f64],
+        weights: &[f64],
+    ) -> Result<Self> {
+        let d = prior.dim();
+        let n = crate::error::rows_of("samples", theta, d)?;
+        if n == 0 || weights.len() != n {
+            return Err(InferError::RowMismatch {
+                what: "samples vs weights".into(),
+                left: n,
+                right: weights.len(),
+            });
+        }
+        check_finite("observation", x_o)?;
+        check_finite("samples", theta)?;
+        if let Some(i) = weights.iter().position(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(invalid_arg(
+                "sample weights",
+                format!("weight {i} is {}", weights[i]),
+            ));
+        }
+        let s: f64 = weights.iter().sum();
+        if s <= 0.0 {
+            return Err(invalid_arg("sample weights", "all weights are zero"));
+        }
+        Self::new(
+            prior,
+            Estimator::Samples {
+                x_o: x_o.to_vec(),
+                theta: theta.to_vec(),
+                weights: weights.iter().map(|w| w / s).collect(),
+            },
+        )
+    }
+
+    /// The sampling kind in use (the settings' or the estimator's default).
+    pub fn kind(&self) -> PosteriorKind {
+        self.settings
+            .kind
+            .unwrap_or_else(|| self.estimator.default_kind())
+    }
+
+    /// Chooses how to sample, checked against the estimator.
+    pub fn set_kind(&mut self, kind: PosteriorKind) -> Result<()> {
+        self.check_kind(kind)?;
+        self.settings.kind = Some(kind);
+        Ok(())
+    }
+
+    fn check_kind(&self, kind: PosteriorKind) -> Result<()> {
+        if self.estimator.kinds().contains(&kind) {
+            return Ok(());
+        }
+        let list: Vec<&str> = self.estimator.kinds().iter().map(|k| k.name()).collect();
+        Err(invalid_arg(
+            "posterior kind",
+            format!(
+                "a `{}` posterior cannot sample with `{}` (it can: {})",
+                self.estimator.kind(),
+                kind.name(),
+                list.join(", ")
+            ),
+        ))
     }
 
     /// Parameter dimension.
@@ -159,7 +442,13 @@ impl Posterior {
         &self.estimator
     }
 
+    pub(crate) fn into_estimator(self) -> Estimator {
+        self.estimator
+    }
+
+    /// The network for retraining; forgets any variational fit made with the old weights.
     pub(crate) fn estimator_mut(&mut self) -> &mut Estimator {
+        *self.vi_cache.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
         &mut self.estimator
     }
 
@@ -179,10 +468,34 @@ impl Posterior {
     }
 
     /// Unnormalised log posterior: `log q(theta | x)` for NPE, `log q(x | theta) + log prior`
-    /// for NLE, `logit(theta, x) + log prior` for NRE; `-inf` outside the prior support.
+    /// for NLE, `logit(theta, x) + log prior` for NRE, `log q(theta | x) + log prior - log
+    /// proposal` for NPE-A, `log sum_k w_k exp(potential_k)` for an ensemble; `-inf` outside
+    /// the prior support. Weighted samples (ABC) have none.
     pub fn potential(&self, theta: &[f64], x_o: &[f64]) -> Result<Vec<f64>> {
         self.check_x(x_o)?;
         let n = self.check_theta(theta)?;
+        if let Estimator::Ensemble { members, weights } = &self.estimator {
+            let per: Vec<Vec<f64>> = members
+                .iter()
+                .map(|m| m.potential(theta, x_o))
+                .collect::<Result<_>>()?;
+            return Ok((0..n)
+                .map(|i| {
+                    let t: Vec<f64> = per
+                        .iter()
+                        .zip(weights)
+                        .map(|(p, w)| w.ln() + p[i])
+                        .collect();
+                    log_sum_exp(&t)
+                })
+                .collect());
+        }
+        if let Estimator::Samples { .. } = &self.estimator {
+            return Err(invalid_arg(
+                "posterior density",
+                "a posterior of weighted samples (ABC) has no density",
+            ));
+        }
         let d = self.dim_theta();
         let lp: Vec<f64> = theta.chunks(d).map(|t| self.prior.log_prob(t)).collect();
         let keep: Vec<usize> = (0..n).filter(|&i| lp[i] > f64::NEG_INFINITY).collect();
@@ -201,6 +514,16 @@ impl Posterior {
                 e.log_prob(&xs, &rows)?
             }
             Estimator::Nre(c) => c.logits(&rows, x_o)?,
+            Estimator::Corrected { q, proposal } => {
+                let lq = q.log_prob(&rows, x_o)?;
+                lq.into_iter()
+                    .zip(rows.chunks(d))
+                    .map(|(l, r)| l - proposal.log_prob(self.prior.as_ref(), r))
+                    .collect()
+            }
+            Estimator::Ensemble { .. } | Estimator::Samples { .. } => {
+                unreachable!("handled above")
+            }
         };
         let add_prior = !matches!(self.estimator, Estimator::Npe(_));
         for (&i, v) in keep.iter().zip(net) {
@@ -228,9 +551,34 @@ impl Posterior {
     }
 
     /// Normalised log density for NPE: `log q(theta | x) - log(acceptance)` inside the support
-    /// (sbi's leakage correction), `-inf` outside. For NLE / NRE this is the unnormalised
-    /// [`Posterior::potential`].
+    /// (sbi's leakage correction), `-inf` outside. With [`PosteriorKind::Vi`] it is the
+    /// fitted flow's normalised density. An ensemble mixes its members' `log_prob`. For NLE /
+    /// NRE / NPE-A this is the unnormalised [`Posterior::potential`].
     pub fn log_prob(&self, theta: &[f64], x_o: &[f64]) -> Result<Vec<f64>> {
+        if self.kind() == PosteriorKind::Vi {
+            self.check_x(x_o)?;
+            self.check_theta(theta)?;
+            let flow = self.variational(x_o)?;
+            return flow.log_prob(theta, self.prior.as_ref());
+        }
+        if let Estimator::Ensemble { members, weights } = &self.estimator {
+            self.check_x(x_o)?;
+            let n = self.check_theta(theta)?;
+            let per: Vec<Vec<f64>> = members
+                .iter()
+                .map(|m| m.log_prob(theta, x_o))
+                .collect::<Result<_>>()?;
+            return Ok((0..n)
+                .map(|i| {
+                    let t: Vec<f64> = per
+                        .iter()
+                        .zip(weights)
+                        .map(|(p, w)| w.ln() + p[i])
+                        .collect();
+                    log_sum_exp(&t)
+                })
+                .collect());
+        }
         let mut v = self.potential(theta, x_o)?;
         if matches!(self.estimator, Estimator::Npe(_)) {
             let acc = self.acceptance_rate(x_o, 0)?;
@@ -245,12 +593,86 @@ impl Posterior {
         Ok(v)
     }
 
-    /// Draws `n` samples given the observation `x_o`, deterministic for the seed.
+    /// Draws `n` samples given the observation `x_o` with the posterior's kind
+    /// ([`Posterior::kind`]), deterministic for the seed.
     pub fn sample(&self, n: usize, x_o: &[f64], seed: u64) -> Result<Draws> {
         self.check_x(x_o)?;
+        let kind = self.kind();
+        self.check_kind(kind)?;
         let d = self.dim_theta();
-        match &self.estimator {
-            Estimator::Npe(e) => {
+        let target = Potential { post: self, x_o };
+        let weighted = |w: crate::samplers::WeightedDraws| Draws {
+            theta: w.theta,
+            acceptance_rate: w.acceptance_rate,
+            warning: w.warning,
+            rhat: None,
+            ess: Some(w.ess),
+        };
+        match (kind, &self.estimator) {
+            (PosteriorKind::Sir, _) => Ok(weighted(crate::samplers::sir(
+                self.prior.as_ref(),
+                &target,
+                n,
+                self.settings.sir_oversampling,
+                seed,
+            )?)),
+            (PosteriorKind::Rejection, _) => Ok(weighted(crate::samplers::rejection(
+                self.prior.as_ref(),
+                &target,
+                n,
+                &self.settings.rejection,
+                seed,
+            )?)),
+            (PosteriorKind::Vi, _) => {
+                let flow = self.variational(x_o)?;
+                Ok(Draws {
+                    theta: flow.sample(n, seed, self.prior.as_ref())?,
+                    acceptance_rate: 1.0,
+                    warning: None,
+                    rhat: None,
+                    ess: None,
+                })
+            }
+            (PosteriorKind::Direct, Estimator::Ensemble { members, weights }) => {
+                self.sample_ensemble(members, weights, n, x_o, seed)
+            }
+            (
+                PosteriorKind::Direct,
+                Estimator::Samples {
+                    x_o: own,
+                    theta,
+                    weights,
+                },
+            ) => {
+                if own.as_slice() != x_o {
+                    return Err(invalid_arg(
+                        "observation",
+                        "a posterior of ABC samples belongs to the observation it was run for; run ABC again for a new one",
+                    ));
+                }
+                let mut cum = Vec::with_capacity(weights.len());
+                let mut s = 0.0;
+                for w in weights {
+                    s += w;
+                    cum.push(s);
+                }
+                let mut out = Vec::with_capacity(n * d);
+                for j in 0..n {
+                    let mut rng = stream_rng(seed, purpose::SAMPLING, j as u64);
+                    let r = rng.random::<f64>() * s;
+                    let i = cum.partition_point(|&c| c < r).min(cum.len() - 1);
+                    out.extend_from_slice(&theta[i * d..(i + 1) * d]);
+                }
+                let ess = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
+                Ok(Draws {
+                    theta: out,
+                    acceptance_rate: 1.0,
+                    warning: None,
+                    rhat: None,
+                    ess: Some(ess),
+                })
+            }
+            (PosteriorKind::Direct, Estimator::Npe(e)) => {
                 let mut out = Vec::with_capacity(n * d);
                 let (mut drawn, mut accepted, mut round, mut inside) = (0u64, 0usize, 0u64, 0u64);
                 while accepted < n {
@@ -295,10 +717,13 @@ impl Posterior {
                     acceptance_rate: acc_all,
                     warning,
                     rhat: None,
+                    ess: None,
                 })
             }
-            _ => {
-                let target = Potential { post: self, x_o };
+            (PosteriorKind::Direct, _) => {
+                Err(invalid_arg("posterior kind", "direct sampling needs NPE"))
+            }
+            (PosteriorKind::Mcmc, _) => {
                 let cfg = SliceConfig {
                     seed,
                     ..self.settings.mcmc.clone()
@@ -309,9 +734,108 @@ impl Posterior {
                     acceptance_rate: 1.0,
                     warning: None,
                     rhat: Some(mc.rhat),
+                    ess: None,
                 })
             }
         }
+    }
+
+    fn sample_ensemble(
+        &self,
+        members: &[Posterior],
+        weights: &[f64],
+        n: usize,
+        x_o: &[f64],
+        seed: u64,
+    ) -> Result<Draws> {
+        let d = self.dim_theta();
+        // Each draw picks its member from its own stream, so counts are multinomial.
+        let mut counts = vec![0usize; members.len()];
+        let mut which = Vec::with_capacity(n);
+        for j in 0..n {
+            let mut rng = stream_rng(seed, purpose::SAMPLING ^ 0xe5, j as u64);
+            let mut r = rng.random::<f64>();
+            let mut k = 0;
+            while k + 1 < weights.len() && r >= weights[k] {
+                r -= weights[k];
+                k += 1;
+            }
+            counts[k] += 1;
+            which.push(k);
+        }
+        let mut parts = Vec::with_capacity(members.len());
+        let mut warnings = Vec::new();
+        let mut acc = 0.0;
+        for (k, m) in members.iter().enumerate() {
+            if counts[k] == 0 {
+                parts.push(Vec::new());
+                continue;
+            }
+            let dr = m.sample(counts[k], x_o, derive_seed(seed, 0xe000 + k as u64))?;
+            acc += dr.acceptance_rate * weights[k];
+            if let Some(w) = dr.warning {
+                warnings.push(format!("member {k}: {w}"));
+            }
+            parts.push(dr.theta);
+        }
+        // Interleave in the order the members were picked, so any prefix is a mixture draw.
+        let mut next = vec![0usize; members.len()];
+        let mut out = Vec::with_capacity(n * d);
+        for k in which {
+            out.extend_from_slice(&parts[k][next[k] * d..(next[k] + 1) * d]);
+            next[k] += 1;
+        }
+        Ok(Draws {
+            theta: out,
+            acceptance_rate: acc,
+            warning: (!warnings.is_empty()).then(|| warnings.join("; ")),
+            rhat: None,
+            ess: None,
+        })
+    }
+
+    /// The variational flow for `x_o`, fitted on first use and kept for later calls.
+    pub fn variational(&self, x_o: &[f64]) -> Result<Arc<VariationalFlow>> {
+        self.check_x(x_o)?;
+        let mut cache = self.vi_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((x, f)) = cache.as_ref()
+            && x.as_slice() == x_o
+        {
+            return Ok(f.clone());
+        }
+        let target = NetPotential {
+            post: self,
+            x_o: x_o.to_vec(),
+        };
+        if !matches!(
+            self.estimator,
+            Estimator::Npe(_) | Estimator::Nle(_) | Estimator::Nre(_)
+        ) {
+            return Err(invalid_arg(
+                "posterior kind",
+                format!(
+                    "variational inference needs an NPE, NLE or NRE posterior, not `{}`",
+                    self.estimator.kind()
+                ),
+            ));
+        }
+        // Start the flow where the posterior is: importance-resampled prior draws.
+        let init = crate::samplers::sir(
+            self.prior.as_ref(),
+            &Potential { post: self, x_o },
+            1000,
+            32,
+            derive_seed(self.settings.vi_seed, 0x1417),
+        )?;
+        let flow = Arc::new(VariationalFlow::fit(
+            &target,
+            self.prior.as_ref(),
+            &init.theta,
+            &self.settings.vi,
+            derive_seed(self.settings.vi_seed, 0x1418),
+        )?);
+        *cache = Some((x_o.to_vec(), flow.clone()));
+        Ok(flow)
     }
 
     /// Draws `n` samples for each observation (rows of `xs`), amortised: no retraining.
@@ -386,7 +910,9 @@ impl Posterior {
     }
 
     /// Saves the posterior to a directory: `posterior.meta` (format version, kind, prior,
-    /// settings) and the network's safetensors file.
+    /// settings, NPE-A proposals, ABC samples) and the network's safetensors file; ensemble
+    /// members go to `member-<k>` subdirectories. A variational fit is not saved: it is made
+    /// again (with the same seed, so the same draws) on first use after loading.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let prior = self.prior.spec().ok_or_else(|| {
             invalid_arg(
@@ -395,18 +921,36 @@ impl Posterior {
             )
         })?;
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        let meta = SavedMeta {
+        let mut meta = SavedMeta {
             version: POSTERIOR_FORMAT_VERSION,
             kind: self.estimator.kind().into(),
             prior,
             settings: self.settings.clone(),
             dim_theta: self.dim_theta() as u64,
             dim_x: self.dim_x() as u64,
+            proposal: None,
+            ensemble_weights: Vec::new(),
+            samples: None,
         };
         let net = dir.join("estimator.safetensors");
         match &self.estimator {
             Estimator::Npe(e) | Estimator::Nle(e) => e.save(&net)?,
             Estimator::Nre(c) => c.save(&net)?,
+            Estimator::Corrected { q, proposal } => {
+                q.save(&net)?;
+                meta.proposal = Some(proposal.clone());
+            }
+            Estimator::Ensemble { members, weights } => {
+                for (k, m) in members.iter().enumerate() {
+                    m.save(&dir.join(format!("member-{k}")))?;
+                }
+                meta.ensemble_weights = weights.clone();
+            }
+            Estimator::Samples {
+                x_o,
+                theta,
+                weights,
+            } => meta.samples = Some((x_o.clone(), theta.clone(), weights.clone())),
         }
         let bytes = postcard::to_stdvec(&meta)
             .map_err(|e| invalid_arg("posterior encoding", e.to_string()))?;
@@ -418,24 +962,42 @@ impl Posterior {
         let meta_path = dir.join("posterior.meta");
         let meta: SavedMeta = read_versioned(&meta_path, POSTERIOR_FORMAT_VERSION)?;
         let net = dir.join("estimator.safetensors");
-        let estimator = match meta.kind.as_str() {
-            "npe" => Estimator::Npe(ConditionalEstimator::load(&net)?),
-            "nle" => Estimator::Nle(ConditionalEstimator::load(&net)?),
-            "nre" => Estimator::Nre(RatioClassifier::load(&net)?),
-            k => {
-                return Err(InferError::Corrupt {
-                    path: meta_path,
-                    reason: format!("unknown posterior kind `{k}`"),
-                });
-            }
+        let corrupt = |reason: &str| InferError::Corrupt {
+            path: meta_path.clone(),
+            reason: reason.into(),
         };
         let prior: Arc<dyn Prior> = Arc::from(meta.prior.build()?);
-        let mut p = Self::new(prior, estimator)?;
+        let mut p = match meta.kind.as_str() {
+            "npe" => Self::new(prior, Estimator::Npe(ConditionalEstimator::load(&net)?))?,
+            "nle" => Self::new(prior, Estimator::Nle(ConditionalEstimator::load(&net)?))?,
+            "nre" => Self::new(prior, Estimator::Nre(RatioClassifier::load(&net)?))?,
+            "npe_a" => Self::new(
+                prior,
+                Estimator::Corrected {
+                    q: ConditionalEstimator::load(&net)?,
+                    proposal: meta
+                        .proposal
+                        .clone()
+                        .ok_or_else(|| corrupt("NPE-A posterior without its proposals"))?,
+                },
+            )?,
+            "ensemble" => {
+                let members = (0..meta.ensemble_weights.len())
+                    .map(|k| Self::load(&dir.join(format!("member-{k}"))))
+                    .collect::<Result<Vec<_>>>()?;
+                Self::ensemble(members, Some(meta.ensemble_weights.clone()))?
+            }
+            "samples" => {
+                let (x_o, theta, weights) = meta
+                    .samples
+                    .clone()
+                    .ok_or_else(|| corrupt("sample posterior without its samples"))?;
+                Self::from_samples(prior, &x_o, &theta, &weights)?
+            }
+            k => return Err(corrupt(&format!("unknown posterior kind `{k}`"))),
+        };
         if p.dim_x() as u64 != meta.dim_x {
-            return Err(InferError::Corrupt {
-                path: meta_path,
-                reason: "estimator and header disagree on dim_x".into(),
-            });
+            return Err(corrupt("estimator and header disagree on dim_x"));
         }
         p.settings = meta.settings;
         Ok(p)
