@@ -4,8 +4,8 @@
 //!   tests; tests that need a system component bring it up themselves or print why they skip.
 //!   Then, as root, the real SLURM test (scripts/slurm/ci.sh) and the MPI test
 //!   (scripts/mpi/ci.sh); each prints why when it is skipped. `cargo xtask slurm-test`
-//!   runs the SLURM test alone.
-//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|all]`: runs the criterion and
+//!   and `cargo xtask mpi-test` run them alone.
+//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|all]`: runs the criterion and
 //!   ratio benchmarks and prints the figures the issues name.
 
 use anyhow::{Context, Result, bail};
@@ -17,9 +17,10 @@ fn main() -> Result<()> {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("slurm-test") => slurm_test(),
+        Some("mpi-test") => mpi_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|bench [sim|features|flows|npe|e2e|sbibm|store|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|bench [sim|features|flows|npe|e2e|sbibm|store|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -54,6 +55,12 @@ fn ensure_debian_package(package: &str, binary: &str) -> bool {
         return false;
     }
     eprintln!("xtask: installing Debian package {package} for the tests that need {binary}");
+    apt_install(&[package]);
+    present()
+}
+
+/// `apt-get update` and `apt-get install` of `packages` (root only); whether it succeeded.
+fn apt_install(packages: &[&str]) -> bool {
     let quiet = |args: &[&str]| {
         Command::new("apt-get")
             .args(args)
@@ -63,10 +70,13 @@ fn ensure_debian_package(package: &str, binary: &str) -> bool {
             .unwrap_or(false)
     };
     let _ = quiet(&["update", "-qq"]);
-    if !quiet(&["install", "-y", "-qq", "--no-install-recommends", package]) {
-        eprintln!("xtask: installing {package} failed");
+    let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+    args.extend_from_slice(packages);
+    let ok = quiet(&args);
+    if !ok {
+        eprintln!("xtask: installing {} failed", packages.join(", "));
     }
-    present()
+    ok
 }
 
 fn test(extra: &[String]) -> Result<()> {
@@ -84,7 +94,64 @@ fn test(extra: &[String]) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run(doc)?;
-    slurm_test()
+    slurm_test()?;
+    mpi_test()
+}
+
+/// Whether Debian package `pkg` is installed.
+fn dpkg_installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// The MPI test (scripts/mpi/ci.sh): builds `neurosbi` with `--features mpi`, runs
+/// `mpirun -np 2 neurosbi simulate` on localhost and compares the store with a one-process
+/// run, then checks that a dying rank is named. Needs Debian's libopenmpi-dev, libclang-dev
+/// and openmpi-bin (installed when root); otherwise it says why it is skipped.
+fn mpi_test() -> Result<()> {
+    if std::env::var_os("NEUROSBI_SKIP_MPI").is_some() {
+        eprintln!("xtask: SKIPPED the MPI test: NEUROSBI_SKIP_MPI is set");
+        return Ok(());
+    }
+    let packages = ["libopenmpi-dev", "libclang-dev", "openmpi-bin"];
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if !missing.is_empty() {
+        if !is_root() {
+            eprintln!(
+                "xtask: SKIPPED the MPI test: Debian packages {} are missing and installing them needs root",
+                missing.join(", ")
+            );
+            return Ok(());
+        }
+        eprintln!(
+            "xtask: installing Debian packages {} for the MPI test",
+            missing.join(", ")
+        );
+        apt_install(&missing);
+        let still: Vec<&str> = packages
+            .iter()
+            .copied()
+            .filter(|p| !dpkg_installed(p))
+            .collect();
+        if !still.is_empty() {
+            eprintln!(
+                "xtask: SKIPPED the MPI test: could not install Debian packages {}",
+                still.join(", ")
+            );
+            return Ok(());
+        }
+    }
+    let bin = build_neurosbi(&["mpi"])?;
+    let mut cmd = Command::new(workspace_root().join("scripts/mpi/ci.sh"));
+    cmd.arg(&bin);
+    run(cmd)
 }
 
 fn workspace_root() -> std::path::PathBuf {
@@ -166,7 +233,9 @@ fn bench(args: &[String]) -> Result<()> {
     let which = args.first().map(String::as_str).unwrap_or("all");
     // `sbibm` is not part of `all`: the full table (10 observations, sbibm's C2ST protocol)
     // takes hours; its environment variables narrow it (see crates/neurosbi-infer/benches).
-    let known = ["sim", "features", "flows", "npe", "e2e", "sbibm", "all"];
+    let known = [
+        "sim", "features", "flows", "npe", "e2e", "sbibm", "store", "all",
+    ];
     if !known.contains(&which) {
         bail!("unknown bench `{which}`; known: {}", known.join(", "));
     }
@@ -196,6 +265,19 @@ fn bench(args: &[String]) -> Result<()> {
             cmd.args(["bench", "-p", krate, "--bench", bench]);
             run(cmd)?;
         }
+    }
+    if which == "store" || which == "all" {
+        // Disk overhead per simulation beyond the raw payload, write and merge throughput.
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "neurosbi",
+            "--example",
+            "store_bench",
+        ]);
+        run(cmd)?;
     }
     if which == "e2e" || which == "all" {
         let mut cmd = cargo();

@@ -196,6 +196,11 @@ impl Store {
         })
     }
 
+    /// Whether chunk `c` of `round` is on disk.
+    pub fn has_chunk(&self, round: usize, c: u64) -> bool {
+        self.chunk_path(round, c).exists()
+    }
+
     /// Whether every chunk of `round` is on disk.
     pub fn is_round_complete(&self, round: usize) -> Result<bool> {
         let p = self.plan(round)?;

@@ -56,6 +56,8 @@ pub mod config;
 pub mod error;
 pub mod fit;
 pub mod inferencer;
+#[cfg(feature = "mpi")]
+pub mod mpi_gather;
 pub mod plot;
 pub mod problem;
 pub mod quantity;

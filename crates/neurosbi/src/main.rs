@@ -274,7 +274,17 @@ fn report_merge(merged: &[neurosbi::scale::MergedRound], quiet: bool) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(t) = cli.threads {
+    // Ranks sharing a machine share its cores unless --threads says otherwise.
+    #[cfg(feature = "mpi")]
+    let threads = cli.threads.or_else(|| {
+        let local = neurosbi::mpi_gather::local_ranks()
+            .filter(|_| neurosbi::mpi_gather::launched_by_mpi())?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Some((cores / local.max(1)).max(1))
+    });
+    #[cfg(not(feature = "mpi"))]
+    let threads = cli.threads;
+    if let Some(t) = threads {
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)
             .build_global()
@@ -306,6 +316,25 @@ fn main() -> Result<()> {
         } => {
             let spec = ShardSpec::resolve(*shard, *num_shards, |v| std::env::var(v).ok())?;
             let cfg = FitConfig::from_file(file)?;
+            #[cfg(feature = "mpi")]
+            if spec.is_none() && neurosbi::mpi_gather::launched_by_mpi() {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let job = ShardJob::new(&cfg, &text, &opts)?;
+                if let Some(o) = neurosbi::mpi_gather::simulate(&job, *round)?
+                    && !cli.quiet
+                {
+                    say!(
+                        "round {round}: {} valid and {} invalid simulations stored by {} MPI ranks (chunks per rank {:?}, {} already stored)",
+                        o.valid,
+                        o.invalid,
+                        o.ranks,
+                        o.chunks_per_rank,
+                        o.chunks_resumed
+                    );
+                }
+                return Ok(());
+            }
             if spec.is_none() && *round == 0 {
                 let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, &opts)?;
                 if !cli.quiet {

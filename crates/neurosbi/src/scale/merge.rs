@@ -1,0 +1,412 @@
+//! Merging shard files into the store: every check first, then the writes.
+
+use super::file::read_shard;
+use super::{Result, RunIdentity, ScaleError, ShardCounts, ShardHeader, ShardSpec, shards_dir};
+use crate::fit::STORE_CHUNK_SIZE;
+use neurosbi_infer::{Chunk, Store};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Everything that stops a merge, all reported at once.
+#[derive(Debug)]
+pub struct MergeProblems(pub Vec<MergeProblem>);
+
+impl fmt::Display for MergeProblems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "cannot merge the shards ({} problem{}; nothing was written):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for p in &self.0 {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One reason a set of shards cannot be merged.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum MergeProblem {
+    /// No shard files at all.
+    #[error("no shard files (*.shard) in {0}")]
+    NoShards(PathBuf),
+    /// A `.part` file: the writer is still running or was killed mid-write.
+    #[error(
+        "{0}: incomplete shard (still being written, or its writer was killed); run that shard again"
+    )]
+    Incomplete(PathBuf),
+    /// A shard file that cannot be read back whole.
+    #[error("{path}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong (truncated, checksum, format version, ...).
+        reason: String,
+    },
+    /// A shard made by another run than the reference.
+    #[error("{path}: from another run than {reference}: {what}")]
+    ForeignRun {
+        /// The shard.
+        path: PathBuf,
+        /// The file (or fit file) it was compared with.
+        reference: String,
+        /// What differs.
+        what: String,
+    },
+    /// Indices no shard holds.
+    #[error("round {round}: simulations {start}..{end} are missing{}", shard_hint(*.shard))]
+    Missing {
+        /// The round.
+        round: u32,
+        /// First missing index.
+        start: u64,
+        /// One past the last missing index.
+        end: u64,
+        /// The shard (index, count) that should hold them, when the split is known.
+        shard: Option<(u32, u32)>,
+    },
+    /// Two shard files with the same range.
+    #[error("round {round}: {a} and {b} both hold simulations {start}..{end} (duplicate shard)")]
+    Duplicate {
+        /// The round.
+        round: u32,
+        /// One file.
+        a: PathBuf,
+        /// The other.
+        b: PathBuf,
+        /// Range start.
+        start: u64,
+        /// Range end.
+        end: u64,
+    },
+    /// Two shard files whose ranges overlap.
+    #[error("round {round}: {a} and {b} overlap on simulations {start}..{end}")]
+    Overlap {
+        /// The round.
+        round: u32,
+        /// One file.
+        a: PathBuf,
+        /// The other.
+        b: PathBuf,
+        /// Overlap start.
+        start: u64,
+        /// Overlap end.
+        end: u64,
+    },
+    /// A round merged before whose plan disagrees with the shards.
+    #[error("{store}: {message}")]
+    Store {
+        /// The store folder.
+        store: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn shard_hint(s: Option<(u32, u32)>) -> String {
+    match s {
+        Some((i, n)) => format!(" (shard {i} of {n}: `--shard {i} --num-shards {n}`)"),
+        None => String::new(),
+    }
+}
+
+/// Where the shards of an output folder are, given the output folder, its `simulations/`
+/// folder or the shards folder itself. Returns (shards folder, output folder).
+pub fn locate(dir: &Path) -> (PathBuf, PathBuf) {
+    if dir.join("simulations").join("shards").is_dir() {
+        (shards_dir(dir), dir.to_path_buf())
+    } else if dir.join("shards").is_dir() && dir.file_name().is_some_and(|n| n == "simulations") {
+        let out = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        (dir.join("shards"), out)
+    } else if dir.file_name().is_some_and(|n| n == "shards") {
+        let out = dir
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        (dir.to_path_buf(), out)
+    } else {
+        (shards_dir(dir), dir.to_path_buf())
+    }
+}
+
+/// What a merge did for one round.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MergedRound {
+    /// The round.
+    pub round: u32,
+    /// Shard files merged.
+    pub shards: usize,
+    /// Valid simulations.
+    pub valid: u64,
+    /// Invalid simulations.
+    pub invalid: u64,
+    /// Whether the store held the round complete already (nothing was written).
+    pub already: bool,
+}
+
+/// Merges the shards under `dir` (see [`locate`]) into the store `train` reads
+/// (`simulations/` of the output folder). Every shard must belong to the same run (to `expect`,
+/// when given: the fit file's identity), and together they must cover each round exactly
+/// once; otherwise nothing is written and every problem is named. Rounds the store holds
+/// complete already are left as they are.
+pub fn merge(dir: &Path, expect: Option<&RunIdentity>) -> Result<Vec<MergedRound>> {
+    let (sdir, out) = locate(dir);
+    let mut problems = Vec::new();
+    let mut files = Vec::new();
+    match std::fs::read_dir(&sdir) {
+        Err(_) => problems.push(MergeProblem::NoShards(sdir.clone())),
+        Ok(rd) => {
+            for e in rd.filter_map(|e| e.ok()) {
+                let p = e.path();
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                match name.as_deref() {
+                    Some(n) if n.ends_with(".shard.part") => {
+                        problems.push(MergeProblem::Incomplete(p))
+                    }
+                    Some(n) if n.ends_with(".shard") => files.push(p),
+                    _ => {}
+                }
+            }
+            if files.is_empty() && problems.is_empty() {
+                problems.push(MergeProblem::NoShards(sdir.clone()));
+            }
+        }
+    }
+    files.sort();
+    problems.sort_by_key(|p| p.to_string());
+
+    // Pass 1: read every shard whole (nothing kept) and check who made it.
+    let mut rounds: BTreeMap<u32, Vec<(PathBuf, ShardHeader, ShardCounts)>> = BTreeMap::new();
+    let mut reference: Option<(String, RunIdentity)> =
+        expect.map(|r| ("the fit file".to_string(), r.clone()));
+    for f in &files {
+        match read_shard(f, &mut |_| Ok(()))? {
+            Err(reason) => problems.push(MergeProblem::Corrupt {
+                path: f.clone(),
+                reason,
+            }),
+            Ok((h, c)) => {
+                match &reference {
+                    None => reference = Some((f.display().to_string(), h.run.clone())),
+                    Some((name, r)) => {
+                        if let Some(what) = h.run.differences(r) {
+                            problems.push(MergeProblem::ForeignRun {
+                                path: f.clone(),
+                                reference: name.clone(),
+                                what,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                rounds.entry(h.round).or_default().push((f.clone(), h, c));
+            }
+        }
+    }
+
+    // Coverage of each round.
+    for (&round, shards) in &mut rounds {
+        shards.sort_by_key(|(p, h, _)| (h.start, h.end, p.clone()));
+        let first = &shards[0].1;
+        for (p, h, _) in shards.iter().skip(1) {
+            if (h.round_size, h.round_seed) != (first.round_size, first.round_seed) {
+                problems.push(MergeProblem::ForeignRun {
+                    path: p.clone(),
+                    reference: shards[0].0.display().to_string(),
+                    what: format!(
+                        "round {round} of {} simulations (seed {}) vs {} (seed {})",
+                        h.round_size, h.round_seed, first.round_size, first.round_seed
+                    ),
+                });
+            }
+        }
+        let n = first.round_size;
+        let split = shards
+            .iter()
+            .all(|(_, h, _)| h.num_shards == first.num_shards)
+            .then_some(first.num_shards);
+        let missing = |start: u64, end: u64| {
+            // Name the shard when the gap is exactly one shard of a common split.
+            let shard = split.and_then(|k| {
+                (0..k).find(|&i| {
+                    ShardSpec {
+                        shard: i,
+                        num_shards: k,
+                    }
+                    .range(n)
+                        == (start, end)
+                })
+            });
+            MergeProblem::Missing {
+                round,
+                start,
+                end,
+                shard: shard.zip(split),
+            }
+        };
+        let mut covered = 0u64;
+        let mut last: Option<&(PathBuf, ShardHeader, ShardCounts)> = None;
+        for s in shards.iter() {
+            let h = &s.1;
+            if h.start == h.end {
+                continue;
+            }
+            if let Some(prev) = last
+                && h.start < covered
+            {
+                if (prev.1.start, prev.1.end) == (h.start, h.end) {
+                    problems.push(MergeProblem::Duplicate {
+                        round,
+                        a: prev.0.clone(),
+                        b: s.0.clone(),
+                        start: h.start,
+                        end: h.end,
+                    });
+                } else {
+                    problems.push(MergeProblem::Overlap {
+                        round,
+                        a: prev.0.clone(),
+                        b: s.0.clone(),
+                        start: h.start,
+                        end: covered.min(h.end),
+                    });
+                }
+            } else if h.start > covered {
+                problems.push(missing(covered, h.start));
+            }
+            if h.end > covered {
+                covered = h.end;
+                last = Some(s);
+            }
+        }
+        if covered < n {
+            problems.push(missing(covered, n));
+        }
+    }
+
+    // The store: rounds must come in order, and a round merged before must match.
+    let store_dir = out.join("simulations");
+    let store = Store::open(&store_dir).ok();
+    let mut plan_rounds: Vec<(u64, u64)> = store
+        .as_ref()
+        .map(|s| s.rounds().iter().map(|p| (p.n, p.seed)).collect())
+        .unwrap_or_default();
+    if let (Some(s), Some((_, r))) = (&store, &reference)
+        && (s.dim_theta(), s.dim_x()) != (r.dim_theta as usize, r.dim_x as usize)
+    {
+        problems.push(MergeProblem::Store {
+            store: store_dir.clone(),
+            message: format!(
+                "holds simulations of {} parameters and {} features, the shards have {} and {}",
+                s.dim_theta(),
+                s.dim_x(),
+                r.dim_theta,
+                r.dim_x
+            ),
+        });
+    }
+    for (&round, shards) in &rounds {
+        let h = &shards[0].1;
+        match plan_rounds.get(round as usize) {
+            Some(&(n, seed)) if (n, seed) != (h.round_size, h.round_seed) => {
+                problems.push(MergeProblem::Store {
+                    store: store_dir.clone(),
+                    message: format!(
+                        "its round {round} is {n} simulations with seed {seed}, the shards' is {} with seed {}; use a fresh output folder",
+                        h.round_size, h.round_seed
+                    ),
+                })
+            }
+            Some(_) => {}
+            None if round as usize == plan_rounds.len() => {
+                plan_rounds.push((h.round_size, h.round_seed))
+            }
+            None => problems.push(MergeProblem::Store {
+                store: store_dir.clone(),
+                message: format!(
+                    "round {round} cannot be merged before round {}",
+                    plan_rounds.len()
+                ),
+            }),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ScaleError::Merge(MergeProblems(problems)));
+    }
+
+    // Pass 2: write.
+    let (_, r) = reference.expect("at least one shard");
+    let mut store = match store {
+        Some(s) => s,
+        None => Store::create(&store_dir, r.dim_theta as usize, r.dim_x as usize)?,
+    };
+    let mut report = Vec::new();
+    for (&round, shards) in &rounds {
+        let h = &shards[0].1;
+        let ri = round as usize;
+        if ri == store.rounds().len() {
+            store.add_round(h.round_size, h.round_seed, STORE_CHUNK_SIZE as u64)?;
+        }
+        let valid = shards.iter().map(|s| s.2.valid).sum();
+        let invalid = shards.iter().map(|s| s.2.invalid).sum();
+        if store.is_round_complete(ri)? {
+            report.push(MergedRound {
+                round,
+                shards: shards.len(),
+                valid,
+                invalid,
+                already: true,
+            });
+            continue;
+        }
+        let plan = store.rounds()[ri].clone();
+        let mut pending: Option<Chunk> = None;
+        for (path, _, _) in shards {
+            let res = read_shard(path, &mut |c: Chunk| {
+                pending = match pending.take() {
+                    None => Some(c),
+                    Some(mut p) if p.start / plan.chunk_size == c.start / plan.chunk_size => {
+                        let shift = p.n;
+                        p.invalid.extend(c.invalid.iter().map(|o| o + shift));
+                        p.n += c.n;
+                        if p.first_error.is_none() {
+                            p.first_error = c.first_error;
+                        }
+                        p.theta.extend_from_slice(&c.theta);
+                        p.x.extend_from_slice(&c.x);
+                        Some(p)
+                    }
+                    Some(p) => {
+                        store.write_chunk(ri, p)?;
+                        Some(c)
+                    }
+                };
+                Ok(())
+            })?;
+            if let Err(reason) = res {
+                // Changed between the two passes.
+                return Err(ScaleError::Merge(MergeProblems(vec![
+                    MergeProblem::Corrupt {
+                        path: path.clone(),
+                        reason,
+                    },
+                ])));
+            }
+        }
+        if let Some(p) = pending {
+            store.write_chunk(ri, p)?;
+        }
+        report.push(MergedRound {
+            round,
+            shards: shards.len(),
+            valid,
+            invalid,
+            already: false,
+        });
+    }
+    Ok(report)
+}
