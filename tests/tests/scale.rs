@@ -79,6 +79,11 @@ fn any_split_gives_the_same_store_and_posterior() {
         let merged = merge(&out, None).expect("merges");
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].shards, k as usize);
+        // Merged rounds use larger chunk files (fewer syncs); the data must not care.
+        let plan = Store::open(out.join("simulations")).unwrap().rounds()[0].clone();
+        assert_eq!(plan.chunk_size, neurosbi::scale::merged_chunk_size(2 + 7));
+        assert!(plan.chunk_size > 500 && plan.chunk_size.is_multiple_of(500));
+        assert_eq!(neurosbi::scale::merged_chunk_size(1000), 1000);
         let got = load(&out);
         assert_eq!(got.theta.len(), want.theta.len(), "{k} shards");
         // Bit-identical, not merely close.

@@ -17,7 +17,7 @@ mod merge;
 
 use file::read_shard;
 pub use file::{ShardCounts, ShardHeader, inspect_shard, write_shard};
-pub use merge::{MergeProblem, MergeProblems, MergedRound, locate, merge};
+pub use merge::{MergeProblem, MergeProblems, MergedRound, locate, merge, merged_chunk_size};
 
 use crate::config::FitConfig;
 use crate::error::Error;
