@@ -1,0 +1,248 @@
+//! Methods and posterior kinds chosen by name: every name, sbi's defaults, and each bad
+//! option naming the option and the method.
+
+use neurosbi_flows::NoObserver;
+use neurosbi_infer::{
+    IndependentPrior, InferenceConfig, Method, MethodOptions, PosteriorKind, Prior, Quiet, SimRng,
+    SimulationError, Simulator, infer,
+};
+use std::sync::Arc;
+
+fn err(name: &str, o: MethodOptions) -> String {
+    Method::from_name(name, &o).unwrap_err().to_string()
+}
+
+#[test]
+fn every_name_builds_its_method_with_sbi_defaults() {
+    let none = MethodOptions::new();
+    let cases = [
+        ("npe", Method::Npe { num_atoms: 10 }),
+        ("SNPE_C", Method::Npe { num_atoms: 10 }),
+        ("apt", Method::Npe { num_atoms: 10 }),
+        ("snpe_a", Method::NpeA { num_components: 10 }),
+        ("npe_b", Method::NpeB),
+        ("tsnpe", Method::Tsnpe { epsilon: 1e-4 }),
+        ("nle", Method::Nle),
+        ("snle", Method::Nle),
+        ("mnle", Method::Mnle { num_discrete: 1 }),
+        ("nre_a", Method::NreA),
+        ("nre_b", Method::NreB { num_atoms: 10 }),
+        (
+            "nre_c",
+            Method::NreC {
+                num_classes: 5,
+                gamma: 1.0,
+            },
+        ),
+        (
+            "bnre",
+            Method::Bnre {
+                regularization_strength: 100.0,
+            },
+        ),
+        ("fmpe", Method::Fmpe),
+        (
+            "npse",
+            Method::Npse {
+                variance_preserving: false,
+            },
+        ),
+        (
+            "abc_rejection",
+            Method::RejectionAbc {
+                quantile: Some(0.01),
+                eps: None,
+                regression_adjustment: false,
+            },
+        ),
+        (
+            "smc_abc",
+            Method::SmcAbc {
+                population_size: 1000,
+                epsilon_quantile: 0.5,
+                kernel_scale: 2.0,
+                regression_adjustment: false,
+            },
+        ),
+    ];
+    for (name, want) in cases {
+        let m = Method::from_name(name, &none).unwrap();
+        assert_eq!(m, want, "{name}");
+        // The canonical name maps back to the same method.
+        assert_eq!(Method::from_name(m.name(), &none).unwrap(), m);
+    }
+    for (name, _) in neurosbi_infer::METHOD_NAMES {
+        Method::from_name(name, &none).unwrap();
+    }
+}
+
+#[test]
+fn options_are_read_and_checked() {
+    let m = Method::from_name(
+        "nre_c",
+        &MethodOptions::new()
+            .with("num_classes", 3usize)
+            .with("gamma", 0.5),
+    )
+    .unwrap();
+    assert_eq!(
+        m,
+        Method::NreC {
+            num_classes: 3,
+            gamma: 0.5
+        }
+    );
+    let m = Method::from_name("npse", &MethodOptions::new().with("sde", "vp")).unwrap();
+    assert_eq!(
+        m,
+        Method::Npse {
+            variance_preserving: true
+        }
+    );
+    let m = Method::from_name("abc_rejection", &MethodOptions::new().with("eps", 0.3)).unwrap();
+    assert_eq!(
+        m,
+        Method::RejectionAbc {
+            quantile: None,
+            eps: Some(0.3),
+            regression_adjustment: false
+        }
+    );
+    let o = MethodOptions::new().with("posterior", "sir");
+    let m = Method::from_name("nle", &o).unwrap();
+    assert_eq!(
+        PosteriorKind::from_options(&m, &o).unwrap(),
+        PosteriorKind::Sir
+    );
+    assert_eq!(
+        PosteriorKind::from_options(&m, &MethodOptions::new()).unwrap(),
+        PosteriorKind::Mcmc
+    );
+    assert_eq!(
+        PosteriorKind::from_options(&Method::npe(), &MethodOptions::new()).unwrap(),
+        PosteriorKind::Direct
+    );
+}
+
+#[test]
+fn bad_options_name_the_option_and_the_method() {
+    let e = err("nle", MethodOptions::new().with("num_atoms", 5usize));
+    assert!(e.contains("num_atoms") && e.contains("nle"), "{e}");
+    let e = err("nre_a", MethodOptions::new().with("gamma", 2.0));
+    assert!(e.contains("gamma") && e.contains("nre_a"), "{e}");
+    let e = err("nre_c", MethodOptions::new().with("gamma", -1.0));
+    assert!(e.contains("gamma") && e.contains("nre_c"), "{e}");
+    let e = err("nre_c", MethodOptions::new().with("num_classes", 2.5));
+    assert!(e.contains("num_classes") && e.contains("nre_c"), "{e}");
+    let e = err("npe", MethodOptions::new().with("num_atoms", 1usize));
+    assert!(e.contains("num_atoms") && e.contains("npe"), "{e}");
+    let e = err("tsnpe", MethodOptions::new().with("epsilon", 1.5));
+    assert!(e.contains("epsilon") && e.contains("tsnpe"), "{e}");
+    let e = err(
+        "bnre",
+        MethodOptions::new().with("regularization_strength", "big"),
+    );
+    assert!(
+        e.contains("regularization_strength") && e.contains("bnre"),
+        "{e}"
+    );
+    let e = err("npse", MethodOptions::new().with("sde", "subvp"));
+    assert!(e.contains("sde") && e.contains("npse"), "{e}");
+    let e = err(
+        "abc_rejection",
+        MethodOptions::new().with("eps", 0.1).with("quantile", 0.1),
+    );
+    assert!(e.contains("eps") && e.contains("abc_rejection"), "{e}");
+    let e = err("nle", MethodOptions::new().with("posterior", "direct"));
+    assert!(
+        e.contains("posterior") && e.contains("nle") && e.contains("direct"),
+        "{e}"
+    );
+    let e = err("npe_a", MethodOptions::new().with("posterior", "direct"));
+    assert!(e.contains("posterior") && e.contains("npe_a"), "{e}");
+    let e = err("smc_abc", MethodOptions::new().with("posterior", "mcmc"));
+    assert!(e.contains("posterior") && e.contains("smc_abc"), "{e}");
+    let e = err("npe", MethodOptions::new().with("posterior", "laplace"));
+    assert!(e.contains("posterior") && e.contains("laplace"), "{e}");
+    let e = err("snpe_d", MethodOptions::new());
+    assert!(e.contains("snpe_d") && e.contains("nre_c"), "{e}");
+    assert!(PosteriorKind::from_name("gibbs").is_err());
+    for k in PosteriorKind::ALL {
+        assert_eq!(PosteriorKind::from_name(k.name()).unwrap(), k);
+    }
+}
+
+struct Shift;
+impl Simulator for Shift {
+    fn dim_theta(&self) -> usize {
+        1
+    }
+    fn dim_x(&self) -> usize {
+        1
+    }
+    fn simulate(&self, t: &[f64], _: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+        x.copy_from_slice(t);
+        Ok(())
+    }
+}
+
+/// A posterior kind the method cannot build is refused before any simulation runs.
+#[test]
+fn infer_refuses_a_kind_the_method_cannot_build() {
+    let prior: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform(&[0.0], &[1.0]).unwrap());
+    let cfg = InferenceConfig {
+        method: Method::Nle,
+        posterior: Some(PosteriorKind::Direct),
+        ..Default::default()
+    };
+    let e = infer(
+        &Shift,
+        prior.clone(),
+        None,
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("posterior") && e.contains("nle"), "{e}");
+    // ABC needs the observation.
+    let cfg = InferenceConfig {
+        method: Method::from_name("abc_rejection", &MethodOptions::new()).unwrap(),
+        ..Default::default()
+    };
+    let e = infer(
+        &Shift,
+        prior.clone(),
+        None,
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("abc_rejection") && e.contains("observation"),
+        "{e}"
+    );
+    // Score and flow matching estimators run one round.
+    let cfg = InferenceConfig {
+        method: Method::Fmpe,
+        rounds: vec![100, 100],
+        ..Default::default()
+    };
+    let e = infer(
+        &Shift,
+        prior,
+        Some(&[0.5]),
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("fmpe"), "{e}");
+}
