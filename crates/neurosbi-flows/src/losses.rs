@@ -161,6 +161,8 @@ mod tests {
         );
         let (lg, lk) = (gamma.ln(), (k as f64).ln());
         let mut want = 0.0;
+        // l is indexed [shift][row]; the loop runs over rows of every shift.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..b {
             let mut dj: Vec<f64> = (0..k).map(|j| lg + l[j][i]).collect();
             dj.push(lk);

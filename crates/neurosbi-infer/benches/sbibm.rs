@@ -139,6 +139,7 @@ fn main() {
                             train: train.clone(),
                             run: RunConfig::default(),
                             seed: obs as u64,
+                            posterior: None,
                         };
                         let t = Instant::now();
                         owned = infer(

@@ -8,7 +8,7 @@ use crate::error::{InferError, Result, invalid_arg};
 use crate::mcmc::LogDensity;
 use crate::prior::Prior;
 use crate::rng::{derive_seed, purpose, stream_rng};
-use nalgebra::{DMatrix, DVector};
+use nalgebra::DMatrix;
 use rand::RngExt;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
@@ -203,10 +203,8 @@ impl Gaussian {
         // Solve L z = x - mean by forward substitution.
         let mut z = vec![0.0; d];
         for i in 0..d {
-            let mut s = x[i] - self.mean[i];
-            for j in 0..i {
-                s -= self.chol[i * d + j] * z[j];
-            }
+            let row = &self.chol[i * d..i * d + i];
+            let s = x[i] - self.mean[i] - row.iter().zip(&z).map(|(l, v)| l * v).sum::<f64>();
             z[i] = s / self.chol[i * d + i];
         }
         self.log_norm - 0.5 * z.iter().map(|v| v * v).sum::<f64>()
@@ -216,9 +214,9 @@ impl Gaussian {
     pub fn sample_into(&self, rng: &mut crate::SimRng, out: &mut [f64]) {
         let d = self.dim();
         let z: Vec<f64> = (0..d).map(|_| rng.sample(StandardNormal)).collect();
-        let v = DVector::from_vec(z);
-        for i in 0..d {
-            out[i] = self.mean[i] + (0..=i).map(|j| self.chol[i * d + j] * v[j]).sum::<f64>();
+        for (i, o) in out.iter_mut().enumerate().take(d) {
+            let row = &self.chol[i * d..=i * d + i];
+            *o = self.mean[i] + row.iter().zip(&z).map(|(l, v)| l * v).sum::<f64>();
         }
     }
 }
@@ -338,7 +336,8 @@ pub fn rejection(
     seed: u64,
 ) -> Result<WeightedDraws> {
     let d = prior.dim();
-    if settings.fit_candidates < 2 || !(settings.bound_factor >= 1.0) {
+    if settings.fit_candidates < 2 || settings.bound_factor.is_nan() || settings.bound_factor < 1.0
+    {
         return Err(invalid_arg(
             "rejection settings",
             "fit_candidates must be >= 2 and bound_factor >= 1",

@@ -78,7 +78,7 @@ impl ViConfig {
         if self.max_iterations == 0 || self.hidden_features == 0 {
             return bad("max_iterations", "iterations and widths must be positive");
         }
-        if !(self.clip_max_norm > 0.0) {
+        if self.clip_max_norm.is_nan() || self.clip_max_norm <= 0.0 {
             return bad("clip_max_norm", "must be positive");
         }
         Ok(())
@@ -274,7 +274,7 @@ impl Coupling {
         // transformed by some layer for odd d too.
         let (mut cond, mut trans) = (Vec::new(), Vec::new());
         for k in 0..d {
-            if (k + layer) % 2 == 0 {
+            if (k + layer).is_multiple_of(2) {
                 cond.push(k as u32);
             } else {
                 trans.push(k as u32);

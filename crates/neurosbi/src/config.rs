@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::problem::{FreeParameter, Observed, Output, Problem, SPIKES};
 use crate::quantity::{Unit, parse_quantity};
 use neurosbi_flows::{EstimatorConfig, TrainConfig};
-use neurosbi_infer::{Marginal, Method};
+use neurosbi_infer::{Marginal, Method, MethodOptions, OptionValue, PosteriorKind};
 use neurosbi_sim::units::lookup_unit;
 use neurosbi_sim::{ModelSpec, Stimulus};
 use rand_distr::{Distribution, StandardNormal};
@@ -20,6 +20,8 @@ pub struct InferenceSettings {
     pub method: Method,
     /// Method name as written (`npe`, `snpe`, `nle`, `nre`...).
     pub method_name: String,
+    /// How the posterior samples (`posterior = "..."`; `None`: the method's default).
+    pub posterior: Option<PosteriorKind>,
     /// Density estimator.
     pub estimator: EstimatorConfig,
     /// Estimator name as written.
@@ -1002,6 +1004,20 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
             "batch_size",
             "predictive",
             "embedding",
+            "posterior",
+            "num_atoms",
+            "num_classes",
+            "gamma",
+            "regularization_strength",
+            "epsilon",
+            "num_discrete",
+            "sde",
+            "quantile",
+            "eps",
+            "population_size",
+            "epsilon_quantile",
+            "kernel_scale",
+            "regression_adjustment",
         ],
     )?;
     let s = |k: &str, d: &str| -> Result<String> {
@@ -1024,18 +1040,53 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
         })
     };
     let method_name = s("method", "npe")?;
-    let method = match method_name.as_str() {
-        "npe" | "snpe" | "apt" | "snpe_c" => Method::npe(),
-        "tsnpe" => Method::Tsnpe { epsilon: 1e-4 },
-        "nle" | "snle" => Method::Nle,
-        "nre" | "snre" | "nre_a" => Method::NreA,
-        "nre_b" => Method::NreB { num_atoms: 10 },
-        o => {
-            return Err(ctx.err(
-                "inference.method",
-                format!("unknown method `{o}` (expected npe, snpe, tsnpe, nle, nre, nre_b)"),
-            ));
+    // Method options (sbi's names); Method::from_name rejects those that do not apply.
+    let mut options = MethodOptions::new();
+    let mut option_keys = vec![
+        "posterior",
+        "num_atoms",
+        "num_classes",
+        "gamma",
+        "regularization_strength",
+        "epsilon",
+        "num_discrete",
+        "sde",
+        "quantile",
+        "eps",
+        "population_size",
+        "epsilon_quantile",
+        "kernel_scale",
+        "regression_adjustment",
+    ];
+    if matches!(method_name.as_str(), "npe_a" | "snpe_a") {
+        // For NPE-A `num_components` sizes its mixture density network.
+        option_keys.push("num_components");
+    }
+    for k in option_keys {
+        if let Some(v) = t.get(k) {
+            let v = match v {
+                toml::Value::Integer(i) => OptionValue::Number(*i as f64),
+                toml::Value::Float(f) => OptionValue::Number(*f),
+                toml::Value::String(s) => OptionValue::Text(s.clone()),
+                toml::Value::Boolean(b) => OptionValue::Bool(*b),
+                _ => {
+                    return Err(ctx.err(
+                        &format!("inference.{k}"),
+                        "expected a number, string or boolean",
+                    ));
+                }
+            };
+            options.insert(k, v);
         }
+    }
+    let method = Method::from_name(&method_name, &options)
+        .map_err(|e| ctx.err("inference.method", e.to_string()))?;
+    let posterior = match options.get("posterior") {
+        Some(_) => Some(
+            PosteriorKind::from_options(&method, &options)
+                .map_err(|e| ctx.err("inference.posterior", e.to_string()))?,
+        ),
+        None => None,
     };
     let estimator_name = s("estimator", "maf")?;
     let mut estimator = match estimator_name.as_str() {
@@ -1106,6 +1157,7 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
     Ok(InferenceSettings {
         method,
         method_name,
+        posterior,
         estimator,
         estimator_name,
         rounds,
