@@ -11,6 +11,67 @@ pub enum EstimatorKind {
     Maf,
     /// Neural spline flow (rational-quadratic spline coupling transforms).
     Nsf,
+    /// Flow matching posterior estimation (Dax et al. 2023): a learned vector field,
+    /// sampled and evaluated through its ODE.
+    Fmpe,
+    /// Score-based estimation with a variance-exploding SDE (Song et al. 2021).
+    NpseVe,
+    /// Score-based estimation with a variance-preserving SDE (Song et al. 2021).
+    NpseVp,
+    /// Mixed discrete/continuous density (Boelts et al. 2022, MNLE): the first
+    /// `num_discrete` input columns are categorical, the rest continuous.
+    Mnle,
+}
+
+impl EstimatorKind {
+    /// True for the kinds whose density is defined through an ODE (FMPE, NPSE): they
+    /// train with their own regression loss, not with a custom likelihood loss.
+    pub fn is_vector_field(self) -> bool {
+        matches!(self, Self::Fmpe | Self::NpseVe | Self::NpseVp)
+    }
+}
+
+/// Settings of the vector-field estimators (FMPE, NPSE); defaults follow sbi's
+/// `build_vector_field_estimator` and its estimators.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct VectorFieldConfig {
+    /// Residual layers of the vector-field MLP (sbi: 5; width is `hidden_features`, 100).
+    pub num_layers: usize,
+    /// Width of the sinusoidal time embedding (sbi: 32, even).
+    pub time_embedding_dim: usize,
+    /// FMPE: noise floor sigma_min of the probability path (sbi's `noise_scale`, 1e-3).
+    pub flow_sigma_min: f64,
+    /// NPSE-VE: smallest noise level (sbi: 1e-4).
+    pub ve_sigma_min: f64,
+    /// NPSE-VE: largest noise level (sbi: 10).
+    pub ve_sigma_max: f64,
+    /// NPSE-VP: smallest noise rate beta (sbi: 0.01).
+    pub vp_beta_min: f64,
+    /// NPSE-VP: largest noise rate beta (sbi: 10).
+    pub vp_beta_max: f64,
+    /// NPSE: earliest diffusion time used in training and where the ODE stops (sbi: 1e-3).
+    pub t_min: f64,
+    /// Fixed fourth-order Runge-Kutta steps for sampling and log_prob (sbi integrates
+    /// adaptively with zuko; see the crate docs for why we use fixed steps). NPSE: 50
+    /// (log-densities within ~5e-3 of 400 steps); FMPE: 20.
+    pub ode_steps: usize,
+}
+
+impl Default for VectorFieldConfig {
+    fn default() -> Self {
+        Self {
+            num_layers: 5,
+            time_embedding_dim: 32,
+            flow_sigma_min: 1e-3,
+            ve_sigma_min: 1e-4,
+            ve_sigma_max: 10.0,
+            vp_beta_min: 0.01,
+            vp_beta_max: 10.0,
+            t_min: 1e-3,
+            ode_steps: 50,
+        }
+    }
 }
 
 /// An embedding network applied to the (z-scored) context before the estimator sees it.
@@ -71,6 +132,16 @@ pub struct EstimatorConfig {
     pub num_components: usize,
     /// Optional embedding net for the context.
     pub embedding: Option<EmbeddingConfig>,
+    /// Vector-field settings (FMPE, NPSE).
+    #[serde(default)]
+    pub vector_field: VectorFieldConfig,
+    /// MNLE: number of leading input columns that are discrete (categorical).
+    #[serde(default)]
+    pub num_discrete: usize,
+    /// MNLE: model the logarithm of the continuous columns (they must be positive), as
+    /// sbi's `log_transform_x`.
+    #[serde(default)]
+    pub log_transform: bool,
 }
 
 impl EstimatorConfig {
@@ -83,6 +154,21 @@ impl EstimatorConfig {
             tail_bound: 3.0,
             num_components: 10,
             embedding: None,
+            vector_field: VectorFieldConfig::default(),
+            num_discrete: 0,
+            log_transform: false,
+        }
+    }
+    /// The default configuration of `kind` (MNLE with one discrete column).
+    pub fn for_kind(kind: EstimatorKind) -> Self {
+        match kind {
+            EstimatorKind::Maf => Self::maf(),
+            EstimatorKind::Nsf => Self::nsf(),
+            EstimatorKind::Mdn => Self::mdn(),
+            EstimatorKind::Fmpe => Self::fmpe(),
+            EstimatorKind::NpseVe => Self::npse_ve(),
+            EstimatorKind::NpseVp => Self::npse_vp(),
+            EstimatorKind::Mnle => Self::mnle(1),
         }
     }
     /// sbi 0.27's default MAF: 5 MADE transforms, 2 hidden layers of 50, tanh.
@@ -96,6 +182,45 @@ impl EstimatorConfig {
     /// sbi 0.27's default MDN: 10 full-covariance components, hidden width 50.
     pub fn mdn() -> Self {
         Self::base(EstimatorKind::Mdn)
+    }
+    /// sbi's default FMPE: vector-field MLP of width 100 with 5 residual layers (GELU,
+    /// layer norm), sinusoidal time embedding of 32, sigma_min 1e-3.
+    ///
+    /// Sampling and densities use 20 RK4 steps: on a trained FMPE, 20 steps changed
+    /// log-densities by 4e-5 against 400 steps (the learned paths are nearly straight).
+    pub fn fmpe() -> Self {
+        let mut cfg = Self {
+            hidden_features: 100,
+            ..Self::base(EstimatorKind::Fmpe)
+        };
+        cfg.vector_field.ode_steps = 20;
+        cfg
+    }
+    /// sbi's default NPSE with the variance-exploding SDE (sigma 1e-4 to 10), same
+    /// network as [`EstimatorConfig::fmpe`].
+    pub fn npse_ve() -> Self {
+        Self {
+            hidden_features: 100,
+            ..Self::base(EstimatorKind::NpseVe)
+        }
+    }
+    /// sbi's default NPSE with the variance-preserving SDE (beta 0.01 to 10).
+    pub fn npse_vp() -> Self {
+        Self {
+            hidden_features: 100,
+            ..Self::base(EstimatorKind::NpseVp)
+        }
+    }
+    /// sbi's default MNLE for inputs whose first `num_discrete` columns are categorical:
+    /// an autoregressive categorical net (2 hidden layers of 50) for the discrete part and
+    /// an NSF (5 transforms, 10 bins, tail bound 10) for the continuous part given the
+    /// context and the discrete values; no log transform.
+    pub fn mnle(num_discrete: usize) -> Self {
+        Self {
+            tail_bound: 10.0,
+            num_discrete,
+            ..Self::base(EstimatorKind::Mnle)
+        }
     }
 
     pub(crate) fn validate(&self) -> Result<(), crate::FlowError> {
@@ -121,7 +246,26 @@ impl EstimatorConfig {
             EstimatorKind::Mdn if self.num_components == 0 => {
                 return bad("num_components", "must be positive");
             }
+            EstimatorKind::Mnle if self.num_transforms == 0 => {
+                return bad("num_transforms", "must be positive");
+            }
+            EstimatorKind::Mnle if self.num_bins < 2 => {
+                return bad("num_bins", "must be at least 2");
+            }
+            EstimatorKind::Mnle if !(self.tail_bound.is_finite() && self.tail_bound > 0.0) => {
+                return bad("tail_bound", "must be finite and positive");
+            }
+            EstimatorKind::Mnle if self.num_discrete == 0 => {
+                return bad("num_discrete", "MNLE needs at least one discrete column");
+            }
+            k if k.is_vector_field() => self.vector_field.validate(k)?,
             _ => {}
+        }
+        if self.kind != EstimatorKind::Mnle && (self.num_discrete != 0 || self.log_transform) {
+            return bad(
+                "num_discrete",
+                "num_discrete and log_transform apply to MNLE only",
+            );
         }
         match &self.embedding {
             Some(EmbeddingConfig::FullyConnected {
@@ -152,6 +296,68 @@ impl EstimatorConfig {
                 bad(
                     "embedding",
                     "channels, layers, kernel size and output must be positive",
+                )
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl VectorFieldConfig {
+    fn validate(&self, kind: EstimatorKind) -> Result<(), crate::FlowError> {
+        let bad = |what, why: String| Err(crate::FlowError::Invalid { what, why });
+        let pos = |v: f64| v.is_finite() && v > 0.0;
+        if self.num_layers == 0 {
+            return bad("vector_field.num_layers", "must be positive".into());
+        }
+        if self.time_embedding_dim == 0 || self.time_embedding_dim % 2 != 0 {
+            return bad(
+                "vector_field.time_embedding_dim",
+                format!("{} is not a positive even number", self.time_embedding_dim),
+            );
+        }
+        if self.ode_steps == 0 {
+            return bad("vector_field.ode_steps", "must be positive".into());
+        }
+        match kind {
+            EstimatorKind::Fmpe
+                if !(self.flow_sigma_min.is_finite() && self.flow_sigma_min >= 0.0) =>
+            {
+                bad(
+                    "vector_field.flow_sigma_min",
+                    format!("{} is not finite and non-negative", self.flow_sigma_min),
+                )
+            }
+            EstimatorKind::NpseVe
+                if !(pos(self.ve_sigma_min) && pos(self.ve_sigma_max))
+                    || self.ve_sigma_max <= self.ve_sigma_min =>
+            {
+                bad(
+                    "vector_field.ve_sigma_max",
+                    format!(
+                        "need 0 < ve_sigma_min < ve_sigma_max, got {} and {}",
+                        self.ve_sigma_min, self.ve_sigma_max
+                    ),
+                )
+            }
+            EstimatorKind::NpseVp
+                if !(pos(self.vp_beta_min) && pos(self.vp_beta_max))
+                    || self.vp_beta_max < self.vp_beta_min =>
+            {
+                bad(
+                    "vector_field.vp_beta_max",
+                    format!(
+                        "need 0 < vp_beta_min <= vp_beta_max, got {} and {}",
+                        self.vp_beta_min, self.vp_beta_max
+                    ),
+                )
+            }
+            EstimatorKind::NpseVe | EstimatorKind::NpseVp
+                if !(pos(self.t_min) && self.t_min < 1.0) =>
+            {
+                bad(
+                    "vector_field.t_min",
+                    format!("{} is not in (0, 1)", self.t_min),
                 )
             }
             _ => Ok(()),

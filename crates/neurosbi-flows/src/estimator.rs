@@ -1,9 +1,10 @@
 //! [`ConditionalEstimator`]: a conditional density q(inputs | context) with built-in
 //! z-scoring, training, sampling and persistence.
 
+use std::cell::RefCell;
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -15,17 +16,28 @@ use crate::embedding::Embedding;
 use crate::error::rows_of;
 use crate::maf::Maf;
 use crate::mdn::Mdn;
+use crate::mnle::Mixed;
 use crate::nn::{Params, std_normal_log_prob};
 use crate::nsf::Nsf;
 use crate::persist;
-use crate::train::{TrainObserver, TrainReport, TrainState, fit};
+use crate::train::{Phase, TrainObserver, TrainReport, TrainState, fit, fit_phased};
+use crate::vfield::VectorField;
 use crate::zscore::ZScore;
+
+/// MNLE refuses discrete columns with more distinct values than this (almost surely a
+/// continuous column given as discrete).
+const MAX_CATEGORIES: usize = 1024;
+/// Seed offsets of the training and validation noise of the vector-field losses.
+const TRAIN_NOISE: u64 = 0x7f4a_7c15_9e37_79b9;
+const VALIDATION_NOISE: u64 = 0x94d0_49bb_1331_11eb;
 
 #[derive(Clone)]
 pub(crate) enum Net {
     Maf(Maf),
     Nsf(Nsf),
     Mdn(Mdn),
+    Field(VectorField),
+    Mixed(Mixed),
 }
 
 /// Everything but the weights, as stored in the file header.
@@ -38,6 +50,9 @@ struct Header {
     inputs: ZScore,
     context: ZScore,
     permutations: Vec<Vec<u32>>,
+    /// MNLE: the sorted distinct values of each discrete column.
+    #[serde(default)]
+    categories: Vec<Vec<f64>>,
 }
 
 /// A conditional density q(inputs | context): inputs = theta for NPE, = x for NLE.
@@ -102,14 +117,20 @@ impl ConditionalEstimator {
             Some(EmbeddingConfig::Convolutional { .. }) => 1,
             _ => d_ctx,
         };
+        let (input_stats, categories) = if cfg.kind == EstimatorKind::Mnle {
+            mixed_statistics(cfg, inputs, d_in)?
+        } else {
+            (ZScore::fit(inputs, d_in, d_in), Vec::new())
+        };
         let header = Header {
             config: cfg.clone(),
             d_in,
             d_ctx,
             seed,
-            inputs: ZScore::fit(inputs, d_in, d_in),
+            inputs: input_stats,
             context: ZScore::fit(context, d_ctx, group.max(1)),
             permutations: Vec::new(),
+            categories,
         };
         Self::build(header, Device::Cpu)
     }
@@ -180,6 +201,44 @@ impl ConditionalEstimator {
                 cfg.num_components,
                 &mut rng,
             )?),
+            EstimatorKind::Fmpe | EstimatorKind::NpseVe | EstimatorKind::NpseVp => {
+                Net::Field(VectorField::new(
+                    &mut params,
+                    cfg.kind,
+                    d,
+                    d_emb,
+                    h,
+                    &cfg.vector_field,
+                    &mut rng,
+                )?)
+            }
+            EstimatorKind::Mnle => {
+                let k = cfg.num_discrete;
+                if k >= d
+                    || header.categories.len() != k
+                    || header.categories.iter().any(|c| c.is_empty())
+                {
+                    return Err(FlowError::Invalid {
+                        what: "num_discrete",
+                        why: format!(
+                            "{k} discrete columns of {d} need at least one continuous column and {k} category lists (have {})",
+                            header.categories.len()
+                        ),
+                    });
+                }
+                let cats: Vec<usize> = header.categories.iter().map(Vec::len).collect();
+                Net::Mixed(Mixed::new(
+                    &mut params,
+                    &cats,
+                    d - k,
+                    d_emb,
+                    h,
+                    cfg.num_transforms,
+                    cfg.num_bins,
+                    cfg.tail_bound,
+                    &mut rng,
+                )?)
+            }
         };
         let (in_mean, in_std) = header.inputs.tensors(&device)?;
         let (ctx_mean, ctx_std) = header.context.tensors(&device)?;
@@ -213,6 +272,26 @@ impl ConditionalEstimator {
     pub fn num_parameters(&self) -> usize {
         self.params.num_values()
     }
+    /// Sets the number of fixed Runge-Kutta steps that FMPE and NPSE use to sample and to
+    /// evaluate densities (fewer is faster and less accurate; kept by `save`).
+    pub fn set_ode_steps(&mut self, steps: usize) -> Result<(), FlowError> {
+        let Net::Field(f) = &mut self.net else {
+            return Err(FlowError::Invalid {
+                what: "ode_steps",
+                why: format!("a {:?} estimator has no ODE", self.header.config.kind),
+            });
+        };
+        if steps == 0 {
+            return Err(FlowError::Invalid {
+                what: "ode_steps",
+                why: "must be positive".into(),
+            });
+        }
+        f.set_steps(steps);
+        self.header.config.vector_field.ode_steps = steps;
+        Ok(())
+    }
+
     /// The device the tensors live on.
     pub fn device(&self) -> &Device {
         &self.device
@@ -244,13 +323,18 @@ impl ConditionalEstimator {
     ) -> candle_core::Result<Tensor> {
         let b = inputs.dim(0)?;
         let mut ctx = self.embed(context)?;
+        if let Net::Field(f) = &self.net {
+            // The field projects a shared context row once; no broadcast needed.
+            let x = self.standardise(inputs)?;
+            return f.log_prob(&x, &ctx)? - self.header.inputs.log_std_sum();
+        }
         if ctx.dim(0)? != b {
             ctx = ctx.broadcast_as((b, ctx.dim(1)?))?.contiguous()?;
         }
-        let x = inputs
-            .to_dtype(DType::F32)?
-            .broadcast_sub(&self.in_mean)?
-            .broadcast_div(&self.in_std)?;
+        if let Net::Mixed(m) = &self.net {
+            return self.mixed_log_prob(m, inputs, &ctx);
+        }
+        let x = self.standardise(inputs)?;
         let lp = match &self.net {
             Net::Maf(f) => {
                 let (z, ld) = f.forward(&x, Some(&ctx))?;
@@ -261,8 +345,95 @@ impl ConditionalEstimator {
                 (std_normal_log_prob(&z)? + ld)?
             }
             Net::Mdn(m) => m.log_prob(&x, &ctx)?,
+            Net::Field(_) | Net::Mixed(_) => unreachable!("handled above"),
         };
         lp - self.header.inputs.log_std_sum()
+    }
+
+    /// Inputs in standardised units, f32.
+    fn standardise(&self, inputs: &Tensor) -> candle_core::Result<Tensor> {
+        inputs
+            .to_dtype(DType::F32)?
+            .broadcast_sub(&self.in_mean)?
+            .broadcast_div(&self.in_std)
+    }
+
+    /// Category indices of the discrete columns of raw input rows.
+    fn category_indices(&self, inputs: &Tensor) -> candle_core::Result<Vec<u32>> {
+        let k = self.header.config.num_discrete;
+        let rows: Vec<Vec<f32>> = inputs.narrow(1, 0, k)?.to_dtype(DType::F32)?.to_vec2()?;
+        let mut idx = Vec::with_capacity(rows.len() * k);
+        for (r, row) in rows.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let cats = &self.header.categories[j];
+                match cats.iter().position(|&c| c as f32 == v) {
+                    Some(i) => idx.push(i as u32),
+                    None => candle_core::bail!(
+                        "row {r}, discrete column {j}: value {v} is not one of the categories seen in training ({cats:?})"
+                    ),
+                }
+            }
+        }
+        Ok(idx)
+    }
+
+    fn mixed_log_prob(
+        &self,
+        m: &Mixed,
+        inputs: &Tensor,
+        ctx: &Tensor,
+    ) -> candle_core::Result<Tensor> {
+        let (k, d) = (self.header.config.num_discrete, self.header.d_in);
+        let idx = self.category_indices(inputs)?;
+        let mut cont = inputs.to_dtype(DType::F32)?.narrow(1, k, d - k)?;
+        let mut jac = None;
+        if self.header.config.log_transform {
+            cont = cont.log()?;
+            jac = Some(cont.sum(D::Minus1)?);
+        }
+        let z = cont
+            .broadcast_sub(&self.in_mean.narrow(1, k, d - k)?)?
+            .broadcast_div(&self.in_std.narrow(1, k, d - k)?)?;
+        let lp = (m.log_prob(&idx, &z, ctx)? - self.header.inputs.log_std_sum())?;
+        match jac {
+            Some(j) => lp - j,
+            None => Ok(lp),
+        }
+    }
+
+    /// Checks MNLE inputs (known categories, positive values under the log transform)
+    /// so that bad rows give a typed error naming the row and column.
+    fn check_mixed_inputs(&self, inputs: &[f64]) -> Result<(), FlowError> {
+        if self.header.config.kind != EstimatorKind::Mnle {
+            return Ok(());
+        }
+        let (k, d) = (self.header.config.num_discrete, self.header.d_in);
+        for (r, row) in inputs.chunks_exact(d).enumerate() {
+            for (j, &v) in row[..k].iter().enumerate() {
+                let cats = &self.header.categories[j];
+                if !cats.iter().any(|&c| c as f32 == v as f32) {
+                    return Err(FlowError::Invalid {
+                        what: "inputs",
+                        why: format!(
+                            "row {r}, discrete column {j}: value {v} is not one of the categories seen in training ({cats:?})"
+                        ),
+                    });
+                }
+            }
+            if self.header.config.log_transform
+                && let Some(c) = row[k..].iter().position(|&v| v <= 0.0)
+            {
+                return Err(FlowError::Invalid {
+                    what: "inputs",
+                    why: format!(
+                        "row {r}, column {}: value {} is not positive (log_transform is on)",
+                        k + c,
+                        row[k + c]
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn check_pairs(&self, inputs: &[f64], context: &[f64]) -> Result<(usize, usize), FlowError> {
@@ -295,6 +466,7 @@ impl ConditionalEstimator {
 
     fn log_prob_impl(&self, inputs: &[f64], context: &[f64]) -> Result<Vec<f64>, FlowError> {
         let (n, m) = self.check_pairs(inputs, context)?;
+        self.check_mixed_inputs(inputs)?;
         let (di, dc) = (self.header.d_in, self.header.d_ctx);
         let mut out = Vec::with_capacity(n);
         const CHUNK: usize = 1024;
@@ -356,6 +528,14 @@ impl ConditionalEstimator {
             Net::Maf(f) => flow_sample(&|z, c| f.inverse(z, Some(c)), &mut rng)?,
             Net::Nsf(f) => flow_sample(&|z, c| f.inverse(z, Some(c)), &mut rng)?,
             Net::Mdn(m) => m.sample(n, &ctx1, &mut rng)?,
+            Net::Field(f) => {
+                // The ODE steps whole chunks of rows at once (one graph per stage).
+                let z: Vec<f32> = (0..n * d)
+                    .map(|_| StandardNormal.sample(&mut rng))
+                    .collect();
+                f.sample(&Tensor::from_vec(z, (n, d), &self.device)?, &ctx1)?
+            }
+            Net::Mixed(m) => return self.mixed_sample(m, n, &ctx1, &mut rng),
         };
         let x = x
             .broadcast_mul(&self.in_std)?
@@ -367,8 +547,40 @@ impl ConditionalEstimator {
             .collect())
     }
 
-    /// Trains with maximum likelihood (loss = -mean log q). Calling again continues from the
-    /// current weights (with `cfg.resume`, also from the optimiser state and epoch count).
+    fn mixed_sample(
+        &self,
+        m: &Mixed,
+        n: usize,
+        ctx1: &Tensor,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<f64>, FlowError> {
+        let (k, d) = (self.header.config.num_discrete, self.header.d_in);
+        let (idx, z) = m.sample(n, d - k, ctx1, rng)?;
+        let mut cont = z
+            .broadcast_mul(&self.in_std.narrow(1, k, d - k)?)?
+            .broadcast_add(&self.in_mean.narrow(1, k, d - k)?)?;
+        if self.header.config.log_transform {
+            cont = cont.exp()?;
+        }
+        let cont: Vec<f32> = cont.flatten_all()?.to_vec1()?;
+        let mut out = Vec::with_capacity(n * d);
+        for r in 0..n {
+            for j in 0..k {
+                out.push(self.header.categories[j][idx[r * k + j] as usize]);
+            }
+            out.extend(
+                cont[r * (d - k)..(r + 1) * (d - k)]
+                    .iter()
+                    .map(|&v| f64::from(v)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Trains the estimator: maximum likelihood (loss = -mean log q) for MDN, MAF, NSF and
+    /// MNLE; the conditional flow-matching loss for FMPE and the denoising score-matching
+    /// loss for NPSE. Calling again continues from the current weights (with
+    /// `cfg.resume`, also from the optimiser state and epoch count).
     pub fn train(
         &mut self,
         inputs: &[f64],
@@ -376,23 +588,54 @@ impl ConditionalEstimator {
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
     ) -> Result<TrainReport, FlowError> {
+        if self.header.config.kind.is_vector_field() {
+            return self.train_field(inputs, context, cfg, obs);
+        }
         self.train_with_loss(inputs, context, cfg, obs, &|s, x, c| {
             s.log_prob_tensor(x, c)?.mean_all()?.neg()
         })
     }
 
-    /// Trains with a caller-supplied loss on a batch (e.g. the APT / SNPE-C atomic loss).
-    /// The closure gets the estimator and the batch's inputs (B, d_in) and context
-    /// (B, d_ctx) in RAW units (f32), and returns a scalar loss to minimise; the validation
-    /// loss uses the same closure.
-    pub fn train_with_loss(
+    fn train_field(
         &mut self,
         inputs: &[f64],
         context: &[f64],
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
-        loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainReport, FlowError> {
+        let n = self.check_training_pairs(inputs, context)?;
+        let x = self.tensor(inputs, self.header.d_in)?;
+        let c = self.tensor(context, self.header.d_ctx)?;
+        let mut state = self.state.take();
+        // Fresh noise for each resumed call: the stream follows the epochs already run.
+        let done = state
+            .as_ref()
+            .filter(|_| cfg.resume)
+            .map_or(0, |s| s.epochs());
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ TRAIN_NOISE);
+        rng.set_stream(done as u64);
+        let rng = RefCell::new(rng);
+        let this = &*self;
+        let Net::Field(field) = &this.net else {
+            unreachable!("train_field is only called for vector-field kinds")
+        };
+        let res = fit_phased(&this.params, &mut state, n, cfg, obs, &|idx, phase| {
+            let xb = this.standardise(&x.index_select(idx, 0)?)?;
+            let cb = this.embed(&c.index_select(idx, 0)?)?;
+            match phase {
+                Phase::Train => field.loss(&xb, &cb, &mut rng.borrow_mut()),
+                Phase::Validation(k) => {
+                    let mut r = ChaCha8Rng::seed_from_u64(cfg.seed ^ VALIDATION_NOISE);
+                    r.set_stream(k as u64);
+                    field.loss(&xb, &cb, &mut r)
+                }
+            }
+        });
+        self.state = state;
+        res
+    }
+
+    fn check_training_pairs(&self, inputs: &[f64], context: &[f64]) -> Result<usize, FlowError> {
         let (n, m) = self.check_pairs(inputs, context)?;
         if m != n {
             return Err(FlowError::Shape {
@@ -403,6 +646,36 @@ impl ConditionalEstimator {
                 got: context.len(),
             });
         }
+        self.check_mixed_inputs(inputs)?;
+        Ok(n)
+    }
+
+    /// Trains with a caller-supplied loss on a batch (e.g. the APT / SNPE-C atomic loss).
+    /// The closure gets the estimator and the batch's inputs (B, d_in) and context
+    /// (B, d_ctx) in RAW units (f32), and returns a scalar loss to minimise; the validation
+    /// loss uses the same closure.
+    ///
+    /// Not available for FMPE and NPSE (their log-density comes from an ODE solve and is
+    /// not differentiable here): they return [`FlowError::Invalid`] naming
+    /// `train_with_loss`; train them with [`ConditionalEstimator::train`].
+    pub fn train_with_loss(
+        &mut self,
+        inputs: &[f64],
+        context: &[f64],
+        cfg: &TrainConfig,
+        obs: &mut dyn TrainObserver,
+        loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
+    ) -> Result<TrainReport, FlowError> {
+        let kind = self.header.config.kind;
+        if kind.is_vector_field() {
+            return Err(FlowError::Invalid {
+                what: "train_with_loss",
+                why: format!(
+                    "a {kind:?} estimator trains only with its own regression loss (use train); custom likelihood losses such as APT's need MDN, MAF, NSF or MNLE"
+                ),
+            });
+        }
+        let n = self.check_training_pairs(inputs, context)?;
         let x = self.tensor(inputs, self.header.d_in)?;
         let c = self.tensor(context, self.header.d_ctx)?;
         let mut state = self.state.take();
@@ -440,4 +713,57 @@ impl ConditionalEstimator {
         persist::restore_params(path, &est.params, &loaded)?;
         Ok(est)
     }
+}
+
+/// Input statistics and category lists of an MNLE: the discrete columns keep their values
+/// (mean 0, deviation 1), the continuous ones are standardised after the optional log.
+fn mixed_statistics(
+    cfg: &EstimatorConfig,
+    inputs: &[f64],
+    d: usize,
+) -> Result<(ZScore, Vec<Vec<f64>>), FlowError> {
+    let k = cfg.num_discrete;
+    if k == 0 || k >= d {
+        return Err(FlowError::Invalid {
+            what: "num_discrete",
+            why: format!(
+                "{k} discrete columns of {d}: MNLE needs at least one discrete and one continuous column"
+            ),
+        });
+    }
+    let mut categories = Vec::with_capacity(k);
+    for j in 0..k {
+        let mut vals: Vec<f64> = inputs.chunks_exact(d).map(|r| r[j]).collect();
+        vals.sort_by(f64::total_cmp);
+        vals.dedup();
+        if vals.len() > MAX_CATEGORIES {
+            return Err(FlowError::Invalid {
+                what: "num_discrete",
+                why: format!(
+                    "discrete column {j} has {} distinct values (at most {MAX_CATEGORIES}); is it continuous?",
+                    vals.len()
+                ),
+            });
+        }
+        categories.push(vals);
+    }
+    let mut cont = Vec::with_capacity(inputs.len() / d * (d - k));
+    for (r, row) in inputs.chunks_exact(d).enumerate() {
+        for (c, &v) in row[k..].iter().enumerate() {
+            if cfg.log_transform && v <= 0.0 {
+                return Err(FlowError::Invalid {
+                    what: "inputs",
+                    why: format!(
+                        "row {r}, column {}: value {v} is not positive (log_transform is on)",
+                        k + c
+                    ),
+                });
+            }
+            cont.push(if cfg.log_transform { v.ln() } else { v });
+        }
+    }
+    let z = ZScore::fit(&cont, d - k, d - k);
+    let mean = std::iter::repeat_n(0.0, k).chain(z.mean).collect();
+    let std = std::iter::repeat_n(1.0, k).chain(z.std).collect();
+    Ok((ZScore { mean, std }, categories))
 }

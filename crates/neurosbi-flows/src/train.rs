@@ -73,6 +73,22 @@ fn scalar(t: &Tensor) -> Result<f64, FlowError> {
 /// A loss over the rows of a batch (a u32 index tensor).
 pub(crate) type BatchLoss<'a> = &'a dyn Fn(&Tensor) -> candle_core::Result<Tensor>;
 
+/// Which pass a batch loss is computed for: stochastic losses (flow matching, score
+/// matching) draw fresh noise for training batches and fixed noise for validation batch
+/// `k`, so validation losses of different epochs are comparable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Train,
+    Validation(usize),
+}
+
+impl TrainState {
+    /// Epochs run so far.
+    pub(crate) fn epochs(&self) -> usize {
+        self.epoch
+    }
+}
+
 /// Runs epochs until early stopping or `max_epochs`. `batch_loss` maps row indices (a u32
 /// tensor) to a scalar loss to minimise.
 pub(crate) fn fit(
@@ -82,6 +98,18 @@ pub(crate) fn fit(
     cfg: &TrainConfig,
     obs: &mut dyn TrainObserver,
     batch_loss: BatchLoss<'_>,
+) -> Result<TrainReport, FlowError> {
+    fit_phased(params, state, n, cfg, obs, &|idx, _| batch_loss(idx))
+}
+
+/// [`fit`] with a loss that is told which pass it serves.
+pub(crate) fn fit_phased(
+    params: &Params,
+    state: &mut Option<TrainState>,
+    n: usize,
+    cfg: &TrainConfig,
+    obs: &mut dyn TrainObserver,
+    batch_loss: &dyn Fn(&Tensor, Phase) -> candle_core::Result<Tensor>,
 ) -> Result<TrainReport, FlowError> {
     cfg.validate()?;
     let (train_idx, val_idx) = split(n, cfg)?;
@@ -121,7 +149,7 @@ pub(crate) fn fit(
         let epoch_losses = (move || -> Result<(f64, f64), FlowError> {
             let mut sum = 0.0;
             for chunk in order_ref.chunks(cfg.batch_size) {
-                let loss = batch_loss(&to_tensor(chunk)?)?;
+                let loss = batch_loss(&to_tensor(chunk)?, Phase::Train)?;
                 let l = scalar(&loss)?;
                 if !l.is_finite() {
                     return Err(FlowError::NonFiniteLoss {
@@ -135,8 +163,8 @@ pub(crate) fn fit(
                 adam.step(params, &grads, cfg.clip_max_norm)?;
             }
             let mut vsum = 0.0;
-            for b in val_ref {
-                vsum += scalar(&batch_loss(b)?.detach())? * b.dim(0)? as f64;
+            for (k, b) in val_ref.iter().enumerate() {
+                vsum += scalar(&batch_loss(b, Phase::Validation(k))?.detach())? * b.dim(0)? as f64;
             }
             Ok((sum, vsum))
         })();

@@ -21,6 +21,7 @@ pub fn config(kind: EstimatorKind) -> EstimatorConfig {
         EstimatorKind::Maf => EstimatorConfig::maf(),
         EstimatorKind::Nsf => EstimatorConfig::nsf(),
         EstimatorKind::Mdn => EstimatorConfig::mdn(),
+        other => EstimatorConfig::for_kind(other),
     }
 }
 
