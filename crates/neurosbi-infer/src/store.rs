@@ -464,3 +464,94 @@ impl RunObserver for StopAfterChunks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prior::{IndependentPrior, Marginal};
+    use crate::rng::SimRng;
+    use crate::simulator::{FromPrior, Quiet, SimulationError};
+    use rand::RngExt;
+
+    /// x = theta + uniform noise; NaN (invalid) when theta > 0.8.
+    struct Noisy;
+    impl Simulator for Noisy {
+        fn dim_theta(&self) -> usize {
+            1
+        }
+        fn dim_x(&self) -> usize {
+            2
+        }
+        fn simulate(
+            &self,
+            theta: &[f64],
+            rngs: &mut [SimRng],
+            x: &mut [f64],
+        ) -> std::result::Result<(), SimulationError> {
+            for ((t, rng), xr) in theta.iter().zip(rngs).zip(x.chunks_mut(2)) {
+                xr[0] = if *t > 0.8 {
+                    f64::NAN
+                } else {
+                    t + rng.random::<f64>()
+                };
+                xr[1] = rng.random();
+            }
+            Ok(())
+        }
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("neurosbi-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_round_assembled_from_chunks_reads_back_like_a_run_round() {
+        let prior = IndependentPrior::new(vec![Marginal::Uniform {
+            low: 0.0,
+            high: 1.0,
+        }])
+        .unwrap();
+        let run = Store::create(tmp("run"), 1, 2).unwrap();
+        let mut run = run;
+        let r = run.add_round(1234, 5, 100).unwrap();
+        run.run_round(r, &Noisy, &FromPrior(&prior), 7, &mut Quiet)
+            .unwrap();
+        let want = run.load_round(r).unwrap();
+        assert!(want.n_invalid > 0, "the test needs invalid rows");
+
+        // The same simulations in 300-row chunks written into a store planned with them.
+        let mut built = Store::create(tmp("built"), 1, 2).unwrap();
+        let r = built.add_round(1234, 5, 300).unwrap();
+        let mut start = 0u64;
+        while start < 1234 {
+            let n = 300.min(1234 - start) as usize;
+            let c = simulate_chunk(&Noisy, &FromPrior(&prior), 5, start, n, 50).unwrap();
+            built.write_chunk(r, c).unwrap();
+            start += n as u64;
+        }
+        assert!(built.is_round_complete(r).unwrap());
+        assert!(built.has_chunk(r, 4) && !built.has_chunk(r, 5));
+        assert_eq!(
+            Store::open(built.dir()).unwrap().load_round(r).unwrap(),
+            want
+        );
+
+        // Chunks that do not match the plan are refused, naming the index.
+        let c = simulate_chunk(&Noisy, &FromPrior(&prior), 5, 100, 300, 50).unwrap();
+        let e = built.write_chunk(r, c).unwrap_err().to_string();
+        assert!(e.contains("from index 100"), "{e}");
+        let mut c = simulate_chunk(&Noisy, &FromPrior(&prior), 5, 0, 300, 50).unwrap();
+        c.x.pop();
+        assert!(built.write_chunk(r, c).is_err());
+        assert!(
+            built
+                .write_chunk(
+                    7,
+                    simulate_chunk(&Noisy, &FromPrior(&prior), 5, 0, 300, 50).unwrap()
+                )
+                .is_err()
+        );
+    }
+}
