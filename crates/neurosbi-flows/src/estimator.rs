@@ -623,11 +623,11 @@ impl ConditionalEstimator {
             let xb = this.standardise(&x.index_select(idx, 0)?)?;
             let cb = this.embed(&c.index_select(idx, 0)?)?;
             match phase {
-                Phase::Train => field.loss(&xb, &cb, &mut rng.borrow_mut()),
+                Phase::Train => field.loss(&xb, &cb, &mut rng.borrow_mut(), false),
                 Phase::Validation(k) => {
                     let mut r = ChaCha8Rng::seed_from_u64(cfg.seed ^ VALIDATION_NOISE);
                     r.set_stream(k as u64);
-                    field.loss(&xb, &cb, &mut r)
+                    field.loss(&xb, &cb, &mut r, true)
                 }
             }
         });

@@ -11,12 +11,25 @@
 //!   the context, [`ConditionalEstimator::train`] (Adam, early stopping, clipping, resume)
 //!   or [`ConditionalEstimator::train_with_loss`] for custom losses (APT), `log_prob`,
 //!   `sample`, and one-file `save` / `load` (safetensors with a versioned JSON header).
+//! * Generative kinds behind the same [`ConditionalEstimator`] API:
+//!   flow matching ([`EstimatorConfig::fmpe`], FMPE) and score matching with a
+//!   variance-exploding or variance-preserving SDE ([`EstimatorConfig::npse_ve`],
+//!   [`EstimatorConfig::npse_vp`], NPSE), each a vector-field MLP with sbi's defaults,
+//!   trained with its regression loss, sampled by integrating the probability-flow ODE with
+//!   fixed-step RK4 (all rows of a chunk per step) and evaluated through the same ODE with
+//!   the exact divergence (forward-mode tangents); and mixed discrete/continuous likelihoods
+//!   ([`EstimatorConfig::mnle`], MNLE) with an autoregressive categorical part and an NSF
+//!   for the continuous part.
 //! * [`RatioClassifier`] with the NRE-A / NRE-B losses in [`losses`].
 //!
 //! On the CPU the heavy operations run single-threaded through fused custom ops (linear
 //! layer with bias, matrix product, rational tanh, each with its backward), leaving the
 //! other cores to the simulator; candle's own threaded matrix product was 4x slower for
 //! nets of this size on a busy 2-core machine.
+//!
+//! The ODE of FMPE / NPSE uses a fixed number of RK4 steps
+//! ([`VectorFieldConfig::ode_steps`]) rather than sbi's adaptive solver, so that each row's
+//! result is independent of the rows it is batched with and the cost is known in advance.
 //!
 //! One deliberate difference from nflows: MADE hidden units may have degree 0 (context
 //! only), so the first feature of every MAF transform depends on the context; in nflows
