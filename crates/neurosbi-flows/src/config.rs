@@ -310,7 +310,7 @@ impl VectorFieldConfig {
         if self.num_layers == 0 {
             return bad("vector_field.num_layers", "must be positive".into());
         }
-        if self.time_embedding_dim == 0 || self.time_embedding_dim % 2 != 0 {
+        if self.time_embedding_dim == 0 || !self.time_embedding_dim.is_multiple_of(2) {
             return bad(
                 "vector_field.time_embedding_dim",
                 format!("{} is not a positive even number", self.time_embedding_dim),
