@@ -1167,3 +1167,62 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
         predictive: n("predictive", 20)?,
     })
 }
+
+#[cfg(test)]
+mod method_tests {
+    use super::FitConfig;
+    use neurosbi_infer::{Method, PosteriorKind};
+    use std::path::Path;
+
+    const BASE: &str = r#"
+model = "models/hh_c.toml"
+dt = "0.05*ms"
+duration = "100*ms"
+[stimuli.I]
+kind = "step"
+amplitude = "1*nA"
+start = "20*ms"
+[outputs.v]
+unit = "mV"
+features = ["spike_count", "mean(window=stim)"]
+[priors]
+gNa = ["0.5*uS", "80*uS"]
+gK = ["1e-4*uS", "15*uS"]
+[synthetic]
+gNa = "32*uS"
+gK = "1*uS"
+[inference]
+"#;
+
+    fn parse(extra: &str) -> Result<FitConfig, String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/m.toml");
+        FitConfig::parse(&path, &format!("{BASE}{extra}")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn method_options_and_posterior_kind_are_read() {
+        let c =
+            parse("method = \"nre_c\"\ngamma = 2\nnum_classes = 3\nposterior = \"sir\"\n").unwrap();
+        assert_eq!(
+            c.inference.method,
+            Method::NreC {
+                num_classes: 3,
+                gamma: 2.0
+            }
+        );
+        assert_eq!(c.inference.posterior, Some(PosteriorKind::Sir));
+        let c = parse("method = \"snpe_a\"\nnum_components = 2\n").unwrap();
+        assert_eq!(c.inference.method, Method::NpeA { num_components: 2 });
+        assert_eq!(c.inference.posterior, None);
+    }
+
+    #[test]
+    fn inapplicable_options_name_the_option_and_the_method() {
+        let e = parse("method = \"nle\"\nnum_atoms = 5\n").unwrap_err();
+        assert!(e.contains("num_atoms") && e.contains("nle"), "{e}");
+        let e = parse("method = \"nle\"\nposterior = \"direct\"\n").unwrap_err();
+        assert!(e.contains("posterior") && e.contains("nle"), "{e}");
+        let e = parse("method = \"bnre\"\nregularization_strength = [1]\n").unwrap_err();
+        assert!(e.contains("regularization_strength"), "{e}");
+    }
+}

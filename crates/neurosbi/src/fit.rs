@@ -170,6 +170,7 @@ pub fn inference_config(cfg: &FitConfig, seed: u64) -> InferenceConfig {
             chunk_size: STORE_CHUNK_SIZE,
         },
         seed,
+        posterior: cfg.inference.posterior,
         ..InferenceConfig::default()
     }
 }

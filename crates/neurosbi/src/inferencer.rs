@@ -306,6 +306,9 @@ pub struct InferSettings {
     pub estimator: EstimatorConfig,
     /// Training settings.
     pub train: TrainConfig,
+    /// How the posterior samples (`None`: the method's default; see
+    /// [`Method::posterior_kinds`]).
+    pub posterior: Option<neurosbi_infer::PosteriorKind>,
 }
 
 impl InferSettings {
@@ -316,6 +319,7 @@ impl InferSettings {
             method: Method::npe(),
             estimator: EstimatorConfig::maf(),
             train: TrainConfig::default(),
+            posterior: None,
         }
     }
 }
@@ -375,6 +379,7 @@ impl Inferencer {
                 ..RunConfig::default()
             },
             seed: self.seed,
+            posterior: settings.posterior,
             ..InferenceConfig::default()
         };
         let mut st = match store {
