@@ -277,7 +277,7 @@ fn nre_loss(method: Method) -> NreLoss {
 }
 
 /// The density estimator a method trains: NPE-A forces an MDN with its components; FMPE,
-/// NPSE and MNLE need the estimator kinds of the same names.
+/// NPSE and MNLE use the estimator kinds of the same names with sbi's defaults.
 pub fn estimator_for(method: Method, base: &EstimatorConfig) -> Result<EstimatorConfig> {
     match method {
         Method::NpeA { num_components } => Ok(EstimatorConfig {
@@ -285,10 +285,22 @@ pub fn estimator_for(method: Method, base: &EstimatorConfig) -> Result<Estimator
             num_components,
             ..base.clone()
         }),
-        Method::Fmpe | Method::Npse { .. } | Method::Mnle { .. } => Err(invalid_arg(
-            &format!("method `{}`", method.name()),
-            "not available yet: its estimator is not in neurosbi-flows in this build",
-        )),
+        // sbi's defaults for these kinds; an embedding net for x is kept.
+        Method::Fmpe => Ok(EstimatorConfig {
+            embedding: base.embedding.clone(),
+            ..EstimatorConfig::fmpe()
+        }),
+        Method::Npse {
+            variance_preserving,
+        } => Ok(EstimatorConfig {
+            embedding: base.embedding.clone(),
+            ..if variance_preserving {
+                EstimatorConfig::npse_vp()
+            } else {
+                EstimatorConfig::npse_ve()
+            }
+        }),
+        Method::Mnle { num_discrete } => Ok(EstimatorConfig::mnle(num_discrete)),
         _ => Ok(base.clone()),
     }
 }

@@ -151,6 +151,10 @@ impl Estimator {
     pub fn kinds(&self) -> &'static [PosteriorKind] {
         use PosteriorKind::*;
         match self {
+            // FMPE / NPSE densities come from an ODE solve without gradients: no VI.
+            Estimator::Npe(e) if e.config().kind.is_vector_field() => {
+                &[Direct, Sir, Rejection, Mcmc]
+            }
             Estimator::Npe(_) => &[Direct, Mcmc, Sir, Rejection, Vi],
             Estimator::Nle(_) | Estimator::Nre(_) => &[Mcmc, Sir, Rejection, Vi],
             Estimator::Corrected { .. } => &[Sir, Mcmc, Rejection],
@@ -807,18 +811,7 @@ impl Posterior {
             post: self,
             x_o: x_o.to_vec(),
         };
-        if !matches!(
-            self.estimator,
-            Estimator::Npe(_) | Estimator::Nle(_) | Estimator::Nre(_)
-        ) {
-            return Err(invalid_arg(
-                "posterior kind",
-                format!(
-                    "variational inference needs an NPE, NLE or NRE posterior, not `{}`",
-                    self.estimator.kind()
-                ),
-            ));
-        }
+        self.check_kind(PosteriorKind::Vi)?;
         // Start the flow where the posterior is: importance-resampled prior draws.
         let init = crate::samplers::sir(
             self.prior.as_ref(),

@@ -364,7 +364,8 @@ impl Method {
             Method::Npe { .. } | Method::NpeB | Method::Tsnpe { .. } => {
                 &[Direct, Mcmc, Sir, Rejection, Vi]
             }
-            Method::Fmpe | Method::Npse { .. } => &[Direct, Mcmc, Sir, Rejection, Vi],
+            // Their log_prob goes through an ODE solve without gradients: no VI.
+            Method::Fmpe | Method::Npse { .. } => &[Direct, Sir, Rejection, Mcmc],
             // The trained MDN is the proposal posterior; the correction makes it a ratio of
             // densities, which these kinds sample (no direct draws).
             Method::NpeA { .. } => &[Sir, Mcmc, Rejection, Vi],
