@@ -978,14 +978,24 @@ impl Posterior {
                 let members = (0..meta.ensemble_weights.len())
                     .map(|k| Self::load(&dir.join(format!("member-{k}"))))
                     .collect::<Result<Vec<_>>>()?;
-                Self::ensemble(members, Some(meta.ensemble_weights.clone()))?
+                let mut p = Self::ensemble(members, Some(meta.ensemble_weights.clone()))?;
+                if let Estimator::Ensemble { weights, .. } = &mut p.estimator {
+                    weights.clone_from(&meta.ensemble_weights);
+                }
+                p
             }
             "samples" => {
                 let (x_o, theta, weights) = meta
                     .samples
                     .clone()
                     .ok_or_else(|| corrupt("sample posterior without its samples"))?;
-                Self::from_samples(prior, &x_o, &theta, &weights)?
+                // Validated as new samples, then given back their stored (already
+                // normalised) weights so draws and ESS are bit-identical.
+                let mut p = Self::from_samples(prior, &x_o, &theta, &weights)?;
+                if let Estimator::Samples { weights: w, .. } = &mut p.estimator {
+                    *w = weights;
+                }
+                p
             }
             k => return Err(corrupt(&format!("unknown posterior kind `{k}`"))),
         };

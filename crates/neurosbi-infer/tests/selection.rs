@@ -246,3 +246,74 @@ fn infer_refuses_a_kind_the_method_cannot_build() {
     .to_string();
     assert!(e.contains("fmpe"), "{e}");
 }
+
+/// x = theta + N(0, 0.1^2) in 1-D, theta ~ U(0, 1).
+struct Noisy;
+impl Simulator for Noisy {
+    fn dim_theta(&self) -> usize {
+        1
+    }
+    fn dim_x(&self) -> usize {
+        1
+    }
+    fn simulate(
+        &self,
+        t: &[f64],
+        rngs: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
+        use rand::RngExt;
+        for (i, rng) in rngs.iter_mut().enumerate() {
+            x[i] = t[i] + 0.1 * rng.sample::<f64, _>(rand_distr::StandardNormal);
+        }
+        Ok(())
+    }
+}
+
+/// ABC by name through `infer`: a posterior of weighted samples for its observation, which
+/// resamples, has no density, refuses another observation and survives save / load.
+#[test]
+fn abc_runs_by_name_through_infer() {
+    let prior: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform(&[0.0], &[1.0]).unwrap());
+    let x_o = [0.4];
+    for (name, opts) in [
+        ("abc_rejection", MethodOptions::new().with("quantile", 0.02)),
+        (
+            "smc_abc",
+            MethodOptions::new().with("population_size", 200usize),
+        ),
+    ] {
+        let cfg = InferenceConfig {
+            method: Method::from_name(name, &opts).unwrap(),
+            rounds: vec![10_000],
+            ..Default::default()
+        };
+        let (post, rep) = infer(
+            &Noisy,
+            prior.clone(),
+            Some(&x_o),
+            &cfg,
+            None,
+            &mut Quiet,
+            &mut NoObserver,
+        )
+        .unwrap();
+        assert_eq!(rep.valid_per_round.iter().sum::<usize>(), 10_000, "{name}");
+        let d = post.sample(2000, &x_o, 1).unwrap();
+        let m = d.theta.iter().sum::<f64>() / 2000.0;
+        // The exact posterior is close to N(0.4, 0.1^2); ABC is a bit wider.
+        assert!((m - 0.4).abs() < 0.03, "{name}: mean {m}");
+        assert!(d.ess.unwrap() > 100.0, "{name}: ess {:?}", d.ess);
+        assert!(post.log_prob(&[0.4], &x_o).is_err());
+        assert!(post.sample(10, &[0.5], 1).is_err());
+        let dir = std::env::temp_dir().join(format!("neurosbi-abc-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        post.save(&dir).unwrap();
+        let back = neurosbi_infer::Posterior::load(&dir).unwrap();
+        assert_eq!(
+            back.sample(100, &x_o, 2).unwrap(),
+            post.sample(100, &x_o, 2).unwrap()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
