@@ -3,7 +3,8 @@
 # writes the sbatch scripts of a small shipped model, `submit.sh` submits a 4-task array job
 # (one shard each) and the dependent (--dependency=afterok) merge-and-train job; when they have
 # finished, the posterior samples must be byte-identical to a one-process `neurosbi fit` with
-# the same seed. The cluster is torn down on every exit path (down.sh, EXIT trap).
+# the same seed. The cluster is torn down on every exit path (down.sh, EXIT trap). A fit file
+# with several rounds runs the whole chain (array job, merge and proposal, next array job, ...).
 #
 # Usage: sudo scripts/slurm/ci.sh NEUROSBI [FIT_FILE]
 #   NEUROSBI  the neurosbi program to test (e.g. target/debug/neurosbi)
@@ -77,11 +78,13 @@ grep -q -- '--array=0-3' "$WORK/cluster/slurm/round0.sbatch" || fail "round0.sba
 t=$SECONDS
 ids=$("$WORK/cluster/slurm/submit.sh") || fail "submit.sh failed"
 log "submitted: $(echo "$ids" | tr '\n' ' ')"
-array_id=$(echo "$ids" | awk '$1 == "round0" {print $2}')
+# One array job per round (round0, round1, ...), merge jobs between rounds, train last.
+array_ids=$(echo "$ids" | awk '$1 ~ /^round[0-9]+$/ {print $2}')
+last_array=$(echo "$array_ids" | tail -n 1)
 train_id=$(echo "$ids" | awk '$1 == "train" {print $2}')
-[ -n "$array_id" ] && [ -n "$train_id" ] || fail "submit.sh printed no job ids"
+[ -n "$last_array" ] && [ -n "$train_id" ] || fail "submit.sh printed no job ids"
 dep=$(timeout 10 scontrol -o show job "$train_id" | sed -n 's/.* Dependency=\([^ ]*\).*/\1/p')
-case "$dep" in afterok:"$array_id"* | "(null)") ;; *) fail "train job $train_id has Dependency=$dep" ;; esac
+case "$dep" in afterok:"$last_array"* | "(null)") ;; *) fail "train job $train_id has Dependency=$dep" ;; esac
 
 job_states() {
     timeout 10 scontrol -o show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p'
@@ -101,14 +104,18 @@ wait_job() {
         sleep 0.5
     done
 }
-wait_job "$array_id"
-n_tasks=$(job_states "$array_id" | wc -l)
-[ "$n_tasks" -eq 4 ] || fail "array job $array_id has $n_tasks tasks, expected 4"
-wait_job "$train_id"
+for id in $(echo "$ids" | awk '{print $2}'); do
+    wait_job "$id"
+done
+for id in $array_ids; do
+    n_tasks=$(job_states "$id" | wc -l)
+    [ "$n_tasks" -eq 4 ] || fail "array job $id has $n_tasks tasks, expected 4"
+done
 log "array job + merge-and-train took $((SECONDS - t))s"
 
+n_rounds=$(echo "$array_ids" | wc -l)
 n_shards=$(ls "$WORK/cluster/simulations/shards/"*.shard | wc -l)
-[ "$n_shards" -eq 4 ] || fail "$n_shards shard files, expected 4"
+[ "$n_shards" -eq $((4 * n_rounds)) ] || fail "$n_shards shard files, expected $((4 * n_rounds))"
 for f in samples.npy samples.csv; do
     [ -f "$WORK/cluster/$f" ] || fail "the cluster run wrote no $f"
     cmp "$WORK/one/$f" "$WORK/cluster/$f" || fail "$f differs from the one-process run"

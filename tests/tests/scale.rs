@@ -107,11 +107,9 @@ fn any_split_gives_the_same_store_and_posterior() {
 
 #[test]
 fn rounds_after_the_first_shard_through_the_merged_proposal() {
-    let text = text()
-        .replace("simulations = 2000", "simulations = [600, 300]\nrounds = 2")
-        .replace("method = \"npe\"", "method = \"snpe\"")
-        .replace("max_epochs = 40", "max_epochs = 15");
-    let cfg = FitConfig::parse(&example(), &text).expect("two-round file");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/small_hh_two_rounds.toml");
+    let text = std::fs::read_to_string(&file).expect("example file");
+    let cfg = FitConfig::parse(&file, &text).expect("two-round file");
     let one = out_dir("rounds-one");
     let want = fit(&cfg, &opts(&one)).expect("one-process fit");
 
@@ -433,4 +431,107 @@ fn a_finished_shard_is_reused_and_another_needs_force() {
     let out1 = out_dir("direct");
     let (valid, invalid) = simulate_only(&cfg, &opts(&out1)).unwrap();
     assert_eq!(valid as u64 + invalid, 2000);
+}
+
+#[test]
+fn slurm_scripts_chain_array_jobs_and_merges() {
+    use neurosbi::slurm::SlurmOptions;
+    let so = SlurmOptions {
+        program: "/opt/neurosbi/bin/neurosbi".into(),
+        file: "/home/me/my fits/hh.toml".into(),
+        out: "/scratch/me/out".into(),
+        workdir: "/home/me".into(),
+        rounds: vec![10_000, 2_000, 3],
+        array_size: 64,
+        max_running: Some(8),
+        partition: Some("cpu".into()),
+        time: "02:00:00".into(),
+        cpus: 4,
+        mem: Some("4G".into()),
+        train_partition: Some("gpu".into()),
+        train_gres: Some("gpu:1".into()),
+        train_time: "00:30:00".into(),
+        train_cpus: 8,
+        seed: Some(42),
+        force: false,
+    };
+    let scripts = so.scripts().expect("valid options");
+    let names: Vec<&str> = scripts.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "round0.sbatch",
+            "merge0.sbatch",
+            "round1.sbatch",
+            "merge1.sbatch",
+            "round2.sbatch",
+            "train.sbatch",
+            "submit.sh"
+        ]
+    );
+    let get = |n: &str| &scripts.iter().find(|(m, _)| m == n).unwrap().1;
+    let r0 = get("round0.sbatch");
+    assert!(r0.contains("#SBATCH --array=0-63%8\n"), "{r0}");
+    assert!(r0.contains("#SBATCH --partition=cpu\n") && r0.contains("--cpus-per-task=4\n"));
+    // Paths with spaces are quoted; the shard comes from the array variables, not flags.
+    assert!(
+        r0.contains("exec /opt/neurosbi/bin/neurosbi simulate '/home/me/my fits/hh.toml' --out /scratch/me/out --threads 4 --quiet --seed 42 --round 0\n"),
+        "{r0}"
+    );
+    assert!(!r0.contains("--shard"));
+    // A round smaller than the array gets one task per simulation.
+    assert!(get("round2.sbatch").contains("--array=0-2%8\n"));
+    let m0 = get("merge0.sbatch");
+    assert!(m0.contains(" merge ") && !m0.contains(" train ") && m0.contains("--partition=gpu"));
+    assert!(
+        !m0.contains("--gres"),
+        "only the final training asks for a GPU"
+    );
+    let t = get("train.sbatch");
+    assert!(t.contains("#SBATCH --gres=gpu:1\n") && t.contains(" merge ") && t.contains(" train "));
+    // Each job waits for the one before.
+    let submit = get("submit.sh");
+    let order: Vec<&str> = submit
+        .lines()
+        .filter(|l| l.contains("sbatch --parsable"))
+        .collect();
+    assert_eq!(order.len(), 6);
+    assert!(order[0].contains("\"${dep[@]}\" round0.sbatch"));
+    assert!(order[1].contains("--dependency=afterok:$j merge0.sbatch"));
+    assert!(order[2].contains("\"${dep[@]}\" round1.sbatch"));
+    assert!(order[5].contains("--dependency=afterok:$j train.sbatch"));
+    assert!(submit.contains("dep=(--dependency=afterok:$m)"));
+
+    // Bad options name the option; existing scripts are not overwritten.
+    for (bad, what) in [
+        (
+            SlurmOptions {
+                array_size: 0,
+                ..so.clone()
+            },
+            "--array-size",
+        ),
+        (
+            SlurmOptions {
+                time: "2 h".into(),
+                ..so.clone()
+            },
+            "--time",
+        ),
+        (
+            SlurmOptions {
+                cpus: 0,
+                ..so.clone()
+            },
+            "--cpus",
+        ),
+    ] {
+        let e = bad.scripts().unwrap_err().to_string();
+        assert!(e.contains(what), "{e}");
+    }
+    let dir = out_dir("slurm-scripts");
+    so.write(&dir, false).unwrap();
+    let e = so.write(&dir, false).unwrap_err().to_string();
+    assert!(e.contains("--force"), "{e}");
+    so.write(&dir, true).unwrap();
 }

@@ -199,8 +199,8 @@ fn build_neurosbi(features: &[&str]) -> Result<std::path::PathBuf> {
 }
 
 /// The real SLURM test (scripts/slurm/ci.sh): a one-node cluster on localhost runs a 4-task
-/// array job and a dependent merge-and-train job; the posterior must be byte-identical to a
-/// one-process run. Needs root (the daemons, munge) and Debian's slurm-wlm and munge, which
+/// array job per round and the dependent merge(-and-train) jobs; the posterior must be
+/// byte-identical to a one-process run. Needs root (the daemons, munge) and Debian's slurm-wlm and munge, which
 /// are installed when missing; otherwise it says why it is skipped.
 fn slurm_test() -> Result<()> {
     if std::env::var_os("NEUROSBI_SKIP_SLURM").is_some() {
@@ -224,9 +224,15 @@ fn slurm_test() -> Result<()> {
         return Ok(());
     }
     let bin = build_neurosbi(&[])?;
-    let mut cmd = Command::new(workspace_root().join("scripts/slurm/ci.sh"));
-    cmd.arg(&bin);
-    run(cmd)
+    // One round (a 4-task array job, then merge and train), and two rounds (array, merge and
+    // proposal, array, merge and train).
+    for example in ["small_hh_noise.toml", "small_hh_two_rounds.toml"] {
+        let mut cmd = Command::new(workspace_root().join("scripts/slurm/ci.sh"));
+        cmd.arg(&bin)
+            .arg(workspace_root().join("examples").join(example));
+        run(cmd)?;
+    }
+    Ok(())
 }
 
 fn bench(args: &[String]) -> Result<()> {
