@@ -159,8 +159,9 @@ impl ShardSpec {
 /// What identifies a run: shards of one run agree on all of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunIdentity {
-    /// SHA-256 (hex) of the fit file's text, the parameter and feature names, the grid and
-    /// the observed features (so data files read by the fit file count too).
+    /// SHA-256 (hex) of the fit file's text, the parameter and feature names, the time grid,
+    /// the stimuli, every parameter value, the priors and the observed features (so stimulus
+    /// and data files and model-library defaults read through the fit file count too).
     pub model_hash: String,
     /// Master seed.
     pub seed: u64,
@@ -186,8 +187,21 @@ impl RunIdentity {
         h.update((p.n_steps as u64).to_le_bytes());
         h.update((p.n_traces as u64).to_le_bytes());
         h.update(p.dt.to_bits().to_le_bytes());
-        for v in &x_o {
+        // What the simulations see besides the text: stimuli (possibly read from files),
+        // every parameter value (model-library defaults too), priors, the observation.
+        let window = [p.window.0, p.window.1];
+        let values = p
+            .stimuli
+            .iter()
+            .flat_map(|s| s.values.iter())
+            .chain(&p.base)
+            .chain(&x_o)
+            .chain(&window);
+        for v in values {
             h.update(v.to_bits().to_le_bytes());
+        }
+        for f in &p.free {
+            h.update(format!("{:?}", f.prior).as_bytes());
         }
         let model_hash = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(Self {
