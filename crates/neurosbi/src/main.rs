@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use neurosbi::config::FitConfig;
 use neurosbi::fit::{FitOptions, fit};
-use neurosbi::scale::{ShardJob, ShardSpec};
+use neurosbi::scale::{MergeProblem, ScaleError, ShardJob, ShardSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -226,26 +226,29 @@ fn merge(path: &Path, opts: &FitOptions, no_proposal: bool) -> Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let job = ShardJob::new(&cfg, &text, opts)?;
-    let merged = neurosbi::scale::merge(&job.out, Some(&job.run))?;
-    report_merge(&merged, opts.quiet);
+    // Rounds simulated straight into the store (MPI, or `simulate` without shards) leave no
+    // shards; the next round's proposal is still needed.
+    match neurosbi::scale::merge(&job.out, Some(&job.run)) {
+        Ok(merged) => report_merge(&merged, opts.quiet),
+        Err(ScaleError::Merge(p)) if matches!(p.0.as_slice(), [MergeProblem::NoShards(_)]) => {
+            if !opts.quiet {
+                say!("no shards to merge in {}", job.out.display());
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     let rounds = cfg.inference.rounds.len();
-    if let Some(last) = merged.iter().map(|m| m.round as usize).max()
-        && last + 1 < rounds
-        && !no_proposal
-    {
-        let dir = neurosbi::scale::proposal_dir(&job.out, last + 1);
+    let done = neurosbi::scale::complete_rounds(&job)?;
+    if done >= 1 && done < rounds && !no_proposal {
+        let dir = neurosbi::scale::proposal_dir(&job.out, done);
         if dir.exists() && !opts.force {
             if !opts.quiet {
-                say!("proposal of round {} exists: {}", last + 1, dir.display());
+                say!("proposal of round {done} exists: {}", dir.display());
             }
         } else {
-            let dir = neurosbi::scale::train_proposal(&job, last)?;
+            let dir = neurosbi::scale::train_proposal(&job, done - 1)?;
             if !opts.quiet {
-                say!(
-                    "trained the proposal of round {}: {}",
-                    last + 1,
-                    dir.display()
-                );
+                say!("trained the proposal of round {done}: {}", dir.display());
             }
         }
     }

@@ -458,6 +458,26 @@ impl<'a> ShardJob<'a> {
     }
 }
 
+/// How many of the fit file's rounds, from the first, the store holds complete.
+pub fn complete_rounds(job: &ShardJob<'_>) -> Result<usize> {
+    let Ok(store) = Store::open(job.out.join("simulations")) else {
+        return Ok(0);
+    };
+    let mut k = 0;
+    for (r, &n) in job.cfg.inference.rounds.iter().enumerate() {
+        let seed = round_seed(job.run.seed, r);
+        let found = store
+            .rounds()
+            .iter()
+            .position(|pl| pl.n == n as u64 && pl.seed == seed);
+        match found {
+            Some(i) if store.is_round_complete(i)? => k += 1,
+            _ => break,
+        }
+    }
+    Ok(k)
+}
+
 /// Trains the posterior after rounds `0..=round` from the merged store, exactly as a
 /// one-process `fit` has it at that point, and saves it as the proposal of round
 /// `round + 1` (see [`proposal_dir`]).
