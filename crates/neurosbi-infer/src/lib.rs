@@ -1,5 +1,9 @@
 //! The simulation-based inference engine: priors, the [`Simulator`] trait, a resumable
-//! simulation [`Store`], samplers, diagnostics and the sbibm benchmark tasks.
+//! simulation [`Store`], the methods of the Python `sbi` toolkit chosen by name
+//! ([`Method::from_name`]: NPE, SNPE-A/B/C, TSNPE, NLE, MNLE, NRE-A/B/C, BNRE, FMPE, NPSE,
+//! rejection and SMC ABC) run by [`infer`], one [`Posterior`] type whatever the method (direct,
+//! MCMC, importance, rejection and variational sampling, ensembles; see [`PosteriorKind`]),
+//! diagnostics and the sbibm benchmark tasks.
 //!
 //! Any simulator can be used, not only neuron models: implement [`Simulator`] over batches of
 //! parameter rows. Every random draw is seeded per simulation index, so a run gives the same
