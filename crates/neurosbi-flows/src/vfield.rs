@@ -23,6 +23,7 @@ use candle_core::{D, Device, Result, Tensor, Var};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::config::{EstimatorKind, VectorFieldConfig};
 use crate::fastops::matmul;
@@ -481,10 +482,13 @@ impl VectorField {
         let ctx_part = self.net.context_part(ctx)?;
         let rows = (MAX_CHUNK_ELEMENTS / self.net.hidden).max(1);
         let n = z.dim(0)?;
-        let mut parts = Vec::with_capacity(n.div_ceil(rows));
-        for s in (0..n).step_by(rows) {
-            parts.push(self.sample_chunk(&z.narrow(0, s, rows.min(n - s))?, &ctx_part)?);
-        }
+        // Chunks are independent (fixed steps), so they run in parallel on the rayon pool
+        // without changing any result.
+        let starts: Vec<usize> = (0..n).step_by(rows).collect();
+        let parts = starts
+            .par_iter()
+            .map(|&s| self.sample_chunk(&z.narrow(0, s, rows.min(n - s))?, &ctx_part))
+            .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&parts, 0)
     }
 
@@ -514,16 +518,19 @@ impl VectorField {
         let rows = (MAX_CHUNK_ELEMENTS / (self.net.hidden * self.d)).max(1);
         let n = x.dim(0)?;
         let shared = ctx_part.dim(0)? == 1;
-        let mut parts = Vec::with_capacity(n.div_ceil(rows));
-        for s in (0..n).step_by(rows) {
-            let len = rows.min(n - s);
-            let cp = if shared {
-                ctx_part.clone()
-            } else {
-                ctx_part.narrow(0, s, len)?
-            };
-            parts.push(self.log_prob_chunk(&x.narrow(0, s, len)?, &cp)?);
-        }
+        let starts: Vec<usize> = (0..n).step_by(rows).collect();
+        let parts = starts
+            .par_iter()
+            .map(|&s| {
+                let len = rows.min(n - s);
+                let cp = if shared {
+                    ctx_part.clone()
+                } else {
+                    ctx_part.narrow(0, s, len)?
+                };
+                self.log_prob_chunk(&x.narrow(0, s, len)?, &cp)
+            })
+            .collect::<Result<Vec<_>>>()?;
         Tensor::cat(&parts, 0)
     }
 

@@ -6,7 +6,8 @@ mod common;
 
 use common::{normal, rng};
 use neurosbi_flows::{
-    ConditionalEstimator, EstimatorConfig, EstimatorKind, FlowError, NoObserver, TrainConfig,
+    ConditionalEstimator, EmbeddingConfig, EstimatorConfig, EstimatorKind, FlowError, NoObserver,
+    TrainConfig,
 };
 
 /// theta | x ~ N(M x + b, S), x ~ N(0, I_2); d = 1 or 2.
@@ -187,8 +188,28 @@ fn chi_square(ranks: &[usize], l: usize) -> f64 {
 /// overconfident version of the same draws is rejected.
 fn normalised_and_calibrated(kind: EstimatorKind) {
     let (theta, x) = conjugate(3000, 11);
-    let q = fit(kind, &theta, &x, 1, 1, 40);
+    let mut q = fit(kind, &theta, &x, 1, 1, 40);
     let xo = 0.7;
+    // The default fixed step count is converged: 4x more steps moves log-densities little.
+    let pts: Vec<f64> = (0..20).map(|i| -0.5 + 0.1 * i as f64).collect();
+    let default_steps = q.config().vector_field.ode_steps;
+    let coarse = q.log_prob(&pts, &[xo]).unwrap();
+    q.set_ode_steps(4 * default_steps).unwrap();
+    let fine = q.log_prob(&pts, &[xo]).unwrap();
+    q.set_ode_steps(default_steps).unwrap();
+    let worst = coarse
+        .iter()
+        .zip(&fine)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    eprintln!(
+        "{kind:?}: {default_steps} vs {} steps, max |log q difference| {worst:.2e}",
+        4 * default_steps
+    );
+    assert!(
+        worst < 0.01,
+        "{kind:?}: {default_steps} RK4 steps are not converged ({worst})"
+    );
     let (lo, hi, n) = (0.56 - 6.0 * 0.2f64.sqrt(), 0.56 + 6.0 * 0.2f64.sqrt(), 241);
     let h = (hi - lo) / (n - 1) as f64;
     let g: Vec<f64> = (0..n).map(|i| lo + h * i as f64).collect();
@@ -339,6 +360,43 @@ fn training_is_deterministic_and_custom_losses_are_refused() {
     ));
     let mut maf = ConditionalEstimator::new(&EstimatorConfig::maf(), &theta, &x, 1, 1, 2).unwrap();
     assert!(maf.set_ode_steps(10).is_err());
+}
+
+#[test]
+fn embeddings_train_jointly_and_persist() {
+    let (theta, x) = linear_gaussian(1500, 2, 4);
+    let cfg = EstimatorConfig {
+        embedding: Some(EmbeddingConfig::FullyConnected {
+            hidden_features: 16,
+            num_layers: 1,
+            output_dim: 4,
+        }),
+        ..EstimatorConfig::fmpe()
+    };
+    let mut q = ConditionalEstimator::new(&cfg, &theta, &x, 2, 2, 0).unwrap();
+    let before = q.log_prob(&theta[..20], &x[..20]).unwrap();
+    let rep = q
+        .train(&theta, &x, &train_cfg(10), &mut NoObserver)
+        .unwrap();
+    assert!(
+        rep.best_val_loss < 0.8 * rep.val_losses[0],
+        "{:?}",
+        rep.val_losses
+    );
+    let after = q.log_prob(&theta[..20], &x[..20]).unwrap();
+    assert_ne!(before, after);
+    let path = std::env::temp_dir().join(format!(
+        "neurosbi-vf-emb-{}.safetensors",
+        std::process::id()
+    ));
+    q.save(&path).unwrap();
+    let back = ConditionalEstimator::load(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(after, back.log_prob(&theta[..20], &x[..20]).unwrap());
+    assert_eq!(
+        q.sample(10, &x[..2], 3).unwrap(),
+        back.sample(10, &x[..2], 3).unwrap()
+    );
 }
 
 #[test]

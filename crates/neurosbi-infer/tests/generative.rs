@@ -1,0 +1,91 @@
+//! NPE with the vector-field estimators of neurosbi-flows (FMPE, NPSE) on sbibm's
+//! gaussian_linear at 10 000 simulations: C2ST against the analytic posterior below the
+//! issue's 0.6. FMPE runs in CI; NPSE (slower to train, 50 ODE steps) is ignored by
+//! default: `cargo test -p neurosbi-infer --test generative -- --ignored`.
+
+use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
+use neurosbi_infer::diagnostics::{C2stConfig, c2st};
+use neurosbi_infer::tasks::{GaussianLinear, Task};
+use neurosbi_infer::{FromPrior, Prior, Quiet, RunConfig, simulate, train_npe};
+use std::sync::Arc;
+use std::time::Instant;
+
+fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize) -> f64 {
+    let task = GaussianLinear::new();
+    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
+    let t0 = Instant::now();
+    let sims = simulate(
+        &task,
+        &FromPrior(prior.as_ref()),
+        10_000,
+        &RunConfig {
+            seed: 1,
+            ..Default::default()
+        },
+        &mut Quiet,
+    )
+    .unwrap();
+    let train = TrainConfig {
+        max_epochs: Some(max_epochs),
+        seed: 3,
+        ..Default::default()
+    };
+    let (post, rep) = train_npe(
+        prior,
+        &sims.theta,
+        &sims.x,
+        10,
+        cfg,
+        &train,
+        &mut NoObserver,
+    )
+    .unwrap();
+    eprintln!(
+        "{:?}: trained {} epochs in {:.1}s",
+        cfg.kind,
+        rep.epochs,
+        t0.elapsed().as_secs_f64()
+    );
+    let x_o = task.observation(1).unwrap();
+    let n = 2000;
+    let t1 = Instant::now();
+    let draws = post.sample(n, &x_o, 7).unwrap();
+    eprintln!("sampled {n} in {:.1}s", t1.elapsed().as_secs_f64());
+    let reference = task.reference_posterior(&x_o, n, 8).unwrap();
+    let (mean, _) = task.posterior_mean_var(&x_o);
+    for k in 0..10 {
+        let m = draws.theta.chunks(10).map(|r| r[k]).sum::<f64>() / n as f64;
+        assert!(
+            (m - mean[k]).abs() < 0.1,
+            "dim {k}: mean {m} vs {}",
+            mean[k]
+        );
+    }
+    let acc = c2st(
+        &reference,
+        &draws.theta,
+        10,
+        &C2stConfig {
+            max_epochs: 60,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    eprintln!("{:?}: c2st {acc:.3}", cfg.kind);
+    acc
+}
+
+#[test]
+fn fmpe_on_gaussian_linear_meets_the_c2st_bound() {
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::fmpe(), 60);
+    assert!(acc < 0.6, "c2st {acc}");
+}
+
+#[test]
+#[ignore = "NPSE trains slowly in the dev profile; run with --ignored"]
+fn npse_on_gaussian_linear_meets_the_c2st_bound() {
+    for cfg in [EstimatorConfig::npse_ve(), EstimatorConfig::npse_vp()] {
+        let acc = c2st_on_gaussian_linear(&cfg, 100);
+        assert!(acc < 0.6, "{:?}: c2st {acc}", cfg.kind);
+    }
+}
