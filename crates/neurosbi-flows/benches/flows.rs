@@ -157,6 +157,12 @@ fn peer(theta: &[f64], x: &[f64], ours: &[(&str, RunStats)]) {
         }
     };
     for line in out.lines() {
+        // sbi's convergence message ends with a carriage return, not a newline, so a result
+        // line may carry it in front.
+        let Some(at) = line.rfind("peer ") else {
+            continue;
+        };
+        let line = &line[at..];
         println!("{line}");
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() != 12 || f[0] != "peer" {
