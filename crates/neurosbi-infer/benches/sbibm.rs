@@ -7,16 +7,21 @@
 //! - SBIBM_TASKS: comma list (default: gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm)
 //! - SBIBM_BUDGETS: comma list (default: 1000,10000)
 //! - SBIBM_OBS: observations per task, 1..=10 (default 10)
-//! - SBIBM_METHOD: npe | nle | nre (default npe; NPE is amortised: one training per budget)
-//! - SBIBM_ESTIMATOR: maf | nsf | mdn (default nsf)
+//! - SBIBM_METHOD: any method name of `Method::from_name` (npe, npe_a, npe_b, tsnpe, nle,
+//!   nre_a, nre_b, nre_c, bnre, fmpe, npse, rejection_abc, smc_abc, ...; default npe)
+//! - SBIBM_POSTERIOR: posterior kind (direct, mcmc, sir, rejection, vi; default: the method's)
+//! - SBIBM_ROUNDS: rounds the budget is split into (default 1; sbibm's sequential methods: 10).
+//!   One round: trained once per budget (amortised) and sampled for each observation;
+//!   several rounds (and ABC): one run per observation.
+//! - SBIBM_ESTIMATOR: maf | nsf | mdn (default nsf; FMPE/NPSE/NPE-A choose their own)
 //! - SBIBM_SAMPLES: posterior and reference draws per observation (default 10000, as sbibm)
 
 use neurosbi_flows::{ClassifierConfig, EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
 use neurosbi_infer::tasks::task_by_name;
 use neurosbi_infer::{
-    FromPrior, InferenceConfig, Method, Posterior, Prior, Quiet, RunConfig, infer, simulate,
-    train_npe,
+    InferenceConfig, Method, MethodOptions, Posterior, PosteriorKind, Prior, Quiet, RunConfig,
+    infer,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -57,14 +62,27 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000);
-    let method = std::env::var("SBIBM_METHOD").unwrap_or_else(|_| "npe".into());
+    let method_name = std::env::var("SBIBM_METHOD").unwrap_or_else(|_| "npe".into());
+    let method = Method::from_name(&method_name, &MethodOptions::new()).expect("SBIBM_METHOD");
+    let posterior_kind = std::env::var("SBIBM_POSTERIOR")
+        .ok()
+        .map(|k| PosteriorKind::from_name(&k).expect("SBIBM_POSTERIOR"));
+    let rounds: usize = std::env::var("SBIBM_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    let abc = matches!(method, Method::RejectionAbc { .. } | Method::SmcAbc { .. });
+    let amortised = rounds == 1 && !abc;
     let est_name = std::env::var("SBIBM_ESTIMATOR").unwrap_or_else(|_| "nsf".into());
     let est = match est_name.as_str() {
         "maf" => EstimatorConfig::maf(),
         "mdn" => EstimatorConfig::mdn(),
         _ => EstimatorConfig::nsf(),
     };
-    println!("method {method} ({est_name}), {n_obs} observations, {n_samples} samples");
+    println!(
+        "method {method_name} ({est_name}), {rounds} round(s), {n_obs} observations, {n_samples} samples"
+    );
     println!(
         "{:<18} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}",
         "task", "budget", "c2st", "spread", "sbibm NPE", "best@1e4", "train s", "total s"
@@ -92,68 +110,42 @@ fn main() {
                 ..Default::default()
             };
             let mut train_s = 0.0;
-            // NPE is amortised: train once per budget; NLE / NRE train per observation.
-            let amortised: Option<Posterior> = (method == "npe").then(|| {
-                let sims = simulate(
-                    task.as_ref(),
-                    &FromPrior(prior.as_ref()),
-                    budget,
-                    &RunConfig {
-                        seed: budget as u64,
-                        ..Default::default()
-                    },
-                    &mut Quiet,
-                )
-                .expect("simulation");
+            let per_round = budget.div_ceil(rounds);
+            let config = |seed: u64| InferenceConfig {
+                method,
+                rounds: vec![per_round; rounds],
+                estimator: est.clone(),
+                classifier: ClassifierConfig::residual(),
+                train: train.clone(),
+                run: RunConfig::default(),
+                seed,
+                posterior: posterior_kind,
+            };
+            let mut run = |x_o: Option<&[f64]>, seed: u64| {
                 let t = Instant::now();
-                let (p, _) = train_npe(
+                let post = infer(
+                    task.as_ref(),
                     prior.clone(),
-                    &sims.theta,
-                    &sims.x,
-                    task.dim_x(),
-                    &est,
-                    &train,
+                    x_o,
+                    &config(seed),
+                    None,
+                    &mut Quiet,
                     &mut NoObserver,
                 )
-                .expect("training");
+                .expect("inference")
+                .0;
                 train_s += t.elapsed().as_secs_f64();
-                p
-            });
+                post
+            };
+            let shared: Option<Posterior> = amortised.then(|| run(None, budget as u64));
             let mut scores = Vec::new();
             for obs in 1..=n_obs {
                 let x_o = task.observation(obs).expect("observation");
                 let owned;
-                let post = match &amortised {
+                let post = match &shared {
                     Some(p) => p,
                     None => {
-                        let m = if method == "nle" {
-                            Method::Nle
-                        } else {
-                            Method::NreB { num_atoms: 10 }
-                        };
-                        let cfg = InferenceConfig {
-                            method: m,
-                            rounds: vec![budget],
-                            estimator: est.clone(),
-                            classifier: ClassifierConfig::residual(),
-                            train: train.clone(),
-                            run: RunConfig::default(),
-                            seed: obs as u64,
-                            posterior: None,
-                        };
-                        let t = Instant::now();
-                        owned = infer(
-                            task.as_ref(),
-                            prior.clone(),
-                            Some(&x_o),
-                            &cfg,
-                            None,
-                            &mut Quiet,
-                            &mut NoObserver,
-                        )
-                        .expect("inference")
-                        .0;
-                        train_s += t.elapsed().as_secs_f64();
+                        owned = run(Some(&x_o), obs as u64);
                         &owned
                     }
                 };
