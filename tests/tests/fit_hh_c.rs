@@ -286,3 +286,48 @@ fn report_and_figures_are_rebuilt_from_the_output_folder() {
         before.matches("<img").count()
     );
 }
+
+#[test]
+fn check_calibrates_and_places_the_observation_in_its_predictive_distribution() {
+    let (cfg, out) = fitted();
+    let dir = out_dir("check");
+    copy_dir(&out.out, &dir);
+    let opts = FitOptions {
+        quiet: true,
+        out: Some(dir.clone()),
+        ..FitOptions::default()
+    };
+    let rep = neurosbi::fit::check(cfg, &opts, 40, 60).expect("check runs");
+    assert_eq!(rep.sbc_ks.len(), cfg.problem.dim_theta());
+    assert!(rep.sbc_ks.iter().all(|(_, p)| (0.0..=1.0).contains(p)));
+    // Coverage is a fraction that grows with the level.
+    assert_eq!(rep.coverage.len(), 19);
+    assert!(rep.coverage.windows(2).all(|w| w[1].1 >= w[0].1));
+    assert!(rep.coverage.iter().all(|(_, c)| (0.0..=1.0).contains(c)));
+    // The synthetic observation comes from the model at the truth, which the posterior
+    // covers: its features fall inside their predictive intervals (one miss allowed).
+    assert_eq!(rep.predictive.len(), cfg.problem.dim_x());
+    assert!(
+        rep.predictive
+            .iter()
+            .all(|r| { r.quantiles[0] <= r.quantiles[1] && r.quantiles[1] <= r.quantiles[2] })
+    );
+    assert!(
+        rep.predictive_outliers().len() <= 1,
+        "outside: {:?}",
+        rep.predictive_outliers()
+    );
+    for f in [
+        "check.csv",
+        "check_sbc.svg",
+        "check_coverage.png",
+        "check_ppc.svg",
+    ] {
+        assert!(dir.join(f).exists(), "{f} written");
+    }
+    let csv = std::fs::read_to_string(dir.join("check.csv")).unwrap();
+    assert_eq!(csv.matches("ppc_observed,").count(), cfg.problem.dim_x());
+    // A second check without --force keeps the first one's files.
+    let err = neurosbi::fit::check(cfg, &opts, 5, 5).unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+}

@@ -494,18 +494,42 @@ pub fn export(out: &Path) -> Result<(PathBuf, PathBuf)> {
     Ok((t, x))
 }
 
-/// SBC KS p-value per parameter, and (level, expected coverage) pairs.
-pub type CheckResult = (Vec<(String, f64)>, Vec<(f64, f64)>);
+/// Results of `neurosbi check`.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// SBC: Kolmogorov-Smirnov p-value of each parameter's ranks against uniform.
+    pub sbc_ks: Vec<(String, f64)>,
+    /// (nominal level, empirical coverage) of central credible intervals, 5 % to 95 %.
+    pub coverage: Vec<(f64, f64)>,
+    /// Posterior-predictive check at the observation, one row per feature.
+    pub predictive: Vec<plot::PredictiveFeature>,
+    /// Posterior-predictive simulations that failed (excluded from the intervals).
+    pub predictive_invalid: u64,
+}
 
-/// Calibration of a fitted posterior (`neurosbi check`): simulation-based calibration over
-/// `n_sbc` prior draws with `n_posterior` samples each; returns (parameter, KS p-value)
-/// pairs and the expected coverage at the 50, 80 and 95 % levels, and writes `check.csv`.
+impl CheckReport {
+    /// Features whose observed value lies outside the 95 % posterior-predictive interval.
+    pub fn predictive_outliers(&self) -> Vec<&str> {
+        self.predictive
+            .iter()
+            .filter(|r| !(r.quantiles[0]..=r.quantiles[2]).contains(&r.observed))
+            .map(|r| r.name.as_str())
+            .collect()
+    }
+}
+
+/// Calibration and fit of a fitted posterior (`neurosbi check`): simulation-based
+/// calibration over `n_sbc` prior draws with `n_posterior` samples each (rank histograms and
+/// expected coverage), and a posterior-predictive check that simulates `n_posterior`
+/// posterior draws at the observation and places each observed feature in its predictive
+/// distribution. Writes `check.csv` and the figures `check_sbc`, `check_coverage` and
+/// `check_ppc` (SVG and PNG).
 pub fn check(
     cfg: &FitConfig,
     opts: &FitOptions,
     n_sbc: usize,
     n_posterior: usize,
-) -> Result<CheckResult> {
+) -> Result<CheckReport> {
     let seed = opts.seed.unwrap_or(cfg.seed);
     let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
     let path = out.join("check.csv");
@@ -524,23 +548,86 @@ pub fn check(
         n_posterior,
         seed ^ 0xc4ec,
     )?;
-    let levels = [0.5, 0.8, 0.95];
+    let levels: Vec<f64> = (1..=19).map(|k| k as f64 * 0.05).collect();
     let cov = neurosbi_infer::diagnostics::expected_coverage_from_ranks(&res, &levels);
-    let ks: Vec<(String, f64)> = cfg
-        .problem
-        .parameter_names()
-        .into_iter()
+    let names = cfg.problem.parameter_names();
+    let sbc_ks: Vec<(String, f64)> = names
+        .iter()
+        .cloned()
         .zip(res.ks_pvalues.iter().copied())
         .collect();
+    let (predictive, predictive_invalid) =
+        predictive_features(cfg, &posterior, n_posterior, seed ^ 0x99c)?;
+    plot::sbc_ranks(&out, &names, &res.ranks, res.n_posterior)?;
+    plot::coverage(&out, &levels, &cov)?;
+    plot::predictive_features(&out, &predictive)?;
     let mut csv = String::from("what,name,value\n");
-    for (n, p) in &ks {
+    for (n, p) in &sbc_ks {
         csv.push_str(&format!("sbc_ks_pvalue,{n},{p}\n"));
     }
     for (l, c) in levels.iter().zip(&cov) {
-        csv.push_str(&format!("expected_coverage,{l},{c}\n"));
+        csv.push_str(&format!("expected_coverage,{l:.2},{c}\n"));
     }
+    for r in &predictive {
+        let [lo, mid, hi] = r.quantiles;
+        csv.push_str(&format!(
+            "ppc_observed,{0},{1}\nppc_q2.5,{0},{lo}\nppc_median,{0},{mid}\nppc_q97.5,{0},{hi}\n",
+            r.name, r.observed
+        ));
+    }
+    csv.push_str(&format!("ppc_invalid_simulations,,{predictive_invalid}\n"));
     write_file(&path, csv.as_bytes())?;
-    Ok((ks, levels.iter().copied().zip(cov).collect()))
+    Ok(CheckReport {
+        sbc_ks,
+        coverage: levels.into_iter().zip(cov).collect(),
+        predictive,
+        predictive_invalid,
+    })
+}
+
+/// Simulates `n` posterior draws at the observation and returns, per feature, the observed
+/// value and the 2.5 / 50 / 97.5 % predictive quantiles, plus the count of failed simulations.
+fn predictive_features(
+    cfg: &FitConfig,
+    posterior: &Posterior,
+    n: usize,
+    seed: u64,
+) -> Result<(Vec<plot::PredictiveFeature>, u64)> {
+    let problem = &cfg.problem;
+    let observed = cfg.observation()?;
+    let x_o = problem.observed_features(&observed)?;
+    let draws = posterior.sample(n, &x_o, seed)?;
+    let sim = NeuronSimulator::new(problem.clone(), Some(observed))?;
+    let rows = neurosbi_infer::FromRows::new(&draws.theta, problem.dim_theta())?;
+    let run = RunConfig {
+        seed: seed ^ 0x51,
+        ..RunConfig::default()
+    };
+    let set = neurosbi_infer::simulate(&sim, &rows, n, &run, &mut neurosbi_infer::Quiet)?;
+    let dim_x = problem.dim_x();
+    let valid = set.x.len() / dim_x.max(1);
+    let invalid = (n - valid) as u64;
+    if valid == 0 {
+        return Err(Error::Invalid {
+            what: "posterior-predictive check".into(),
+            message: format!("all {n} simulations at posterior draws failed"),
+        });
+    }
+    let rows = problem
+        .feature_names()
+        .into_iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let mut col: Vec<f64> = set.x.iter().skip(j).step_by(dim_x).copied().collect();
+            col.sort_by(f64::total_cmp);
+            plot::PredictiveFeature {
+                name,
+                observed: x_o[j],
+                quantiles: [0.025, 0.5, 0.975].map(|q| summary::quantile(&col, q)),
+            }
+        })
+        .collect();
+    Ok((rows, invalid))
 }
 
 /// Writes report.html with the fit's fixed layout: the method line, the pairplot, the

@@ -125,15 +125,15 @@ enum Command {
         #[arg(long)]
         program: Option<PathBuf>,
     },
-    /// Calibration of the fitted posterior: simulation-based calibration and expected
-    /// coverage (writes check.csv).
+    /// Calibration and fit of the fitted posterior: simulation-based calibration, expected
+    /// coverage and a posterior-predictive check (writes check.csv and check_*.svg/png).
     Check {
         /// The fit file.
         file: PathBuf,
         /// Prior draws to calibrate over.
         #[arg(long, default_value_t = 100)]
         n_sbc: usize,
-        /// Posterior samples per draw.
+        /// Posterior samples per SBC draw, and posterior-predictive simulations.
         #[arg(long, default_value_t = 100)]
         n_posterior: usize,
     },
@@ -408,17 +408,37 @@ fn main() -> Result<()> {
             n_posterior,
         } => {
             let cfg = FitConfig::from_file(file)?;
-            let (ks, cov) = neurosbi::fit::check(&cfg, &opts, *n_sbc, *n_posterior)?;
-            for (n, p) in ks {
+            let rep = neurosbi::fit::check(&cfg, &opts, *n_sbc, *n_posterior)?;
+            for (n, p) in &rep.sbc_ks {
                 say!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
             }
-            for (l, c) in cov {
+            for (l, c) in rep
+                .coverage
+                .iter()
+                .filter(|(l, _)| [0.5, 0.8, 0.95].iter().any(|k| (k - l).abs() < 1e-9))
+            {
                 say!(
                     "expected coverage at {:>3.0} %: {:.1} %",
                     l * 100.0,
                     c * 100.0
                 );
             }
+            let outside = rep.predictive_outliers();
+            say!(
+                "posterior predictive: {} of {} observed features inside their 95 % predictive interval{}{}",
+                rep.predictive.len() - outside.len(),
+                rep.predictive.len(),
+                if outside.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (outside: {})", outside.join(", "))
+                },
+                if rep.predictive_invalid > 0 {
+                    format!("; {} predictive simulations failed", rep.predictive_invalid)
+                } else {
+                    String::new()
+                }
+            );
         }
         Command::Plot { file } => {
             let cfg = FitConfig::from_file(file)?;

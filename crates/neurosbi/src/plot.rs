@@ -1,5 +1,7 @@
 //! Figures: pairplot of posterior samples, posterior-predictive traces over the observed
-//! ones, and training curves; each as SVG text and as a PNG file.
+//! ones, training curves, and the diagnostics of `neurosbi check` (SBC rank histograms,
+//! expected coverage, posterior-predictive feature intervals); each as SVG text and as a
+//! PNG file.
 
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
@@ -406,6 +408,223 @@ pub fn training_curves(dir: &Path, rounds: &[(Vec<f64>, Vec<f64>)]) -> Result<St
     )
 }
 
+/// Equal-width histogram bins of SBC ranks in `0..=n_posterior`.
+fn rank_histogram(ranks: &[usize], n_posterior: usize, bins: usize) -> Vec<f64> {
+    let mut h = vec![0.0; bins];
+    for &r in ranks {
+        let b = (r * bins / (n_posterior + 1)).min(bins - 1);
+        h[b] += 1.0;
+    }
+    h
+}
+
+/// The band that each bin count of a uniform rank histogram stays in with probability 0.99
+/// (binomial, normal approximation), as in Talts et al. 2018's figures.
+fn uniform_band(n: usize, bins: usize) -> (f64, f64) {
+    let p = 1.0 / bins as f64;
+    let mean = n as f64 * p;
+    let sd = (n as f64 * p * (1.0 - p)).sqrt();
+    ((mean - 2.576 * sd).max(0.0), mean + 2.576 * sd)
+}
+
+fn sbc_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    names: &[String],
+    ranks: &[usize],
+    n_posterior: usize,
+) -> std::result::Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let dim = names.len().max(1);
+    let rounds = ranks.len() / dim;
+    let bins = (rounds / 10).clamp(4, 20);
+    let (band_lo, band_hi) = uniform_band(rounds, bins);
+    let panels = root.split_evenly((1, dim));
+    for (j, (panel, name)) in panels.iter().zip(names).enumerate() {
+        let col: Vec<usize> = ranks.iter().skip(j).step_by(dim).copied().collect();
+        let h = rank_histogram(&col, n_posterior, bins);
+        let top = h.iter().copied().fold(band_hi, f64::max) * 1.1;
+        let mut ch = ChartBuilder::on(panel)
+            .caption(format!("SBC ranks: {name}"), ("sans-serif", 14))
+            .margin(8)
+            .x_label_area_size(28)
+            .y_label_area_size(40)
+            .build_cartesian_2d(0.0..bins as f64, 0.0..top)
+            .map_err(|x| e(&x))?;
+        ch.configure_mesh()
+            .disable_mesh()
+            .x_desc("rank bin")
+            .y_desc("count")
+            .draw()
+            .map_err(|x| e(&x))?;
+        ch.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, band_lo), (bins as f64, band_hi)],
+            RGBColor(200, 200, 200).mix(0.6).filled(),
+        )))
+        .map_err(|x| e(&x))?;
+        ch.draw_series(h.iter().enumerate().map(|(b, &c)| {
+            Rectangle::new(
+                [(b as f64 + 0.05, 0.0), (b as f64 + 0.95, c)],
+                RGBColor(70, 110, 180).filled(),
+            )
+        }))
+        .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}
+
+/// Writes `check_sbc.svg`/`.png`: the SBC rank histogram of each parameter (`ranks` row-major,
+/// one column per name) over the grey band a uniform histogram stays in 99 % of the time.
+pub fn sbc_ranks(
+    dir: &Path,
+    names: &[String],
+    ranks: &[usize],
+    n_posterior: usize,
+) -> Result<String> {
+    let w = 320 * names.len().max(1) as u32;
+    render(
+        dir,
+        "check_sbc",
+        (w.max(480), 320),
+        &|a| sbc_draw(a, names, ranks, n_posterior),
+        &|a| sbc_draw(a, names, ranks, n_posterior),
+    )
+}
+
+fn coverage_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    levels: &[f64],
+    coverage: &[f64],
+) -> std::result::Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let mut ch = ChartBuilder::on(root)
+        .caption("expected coverage", ("sans-serif", 16))
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(|x| e(&x))?;
+    ch.configure_mesh()
+        .disable_mesh()
+        .x_desc("credibility level")
+        .y_desc("empirical coverage")
+        .draw()
+        .map_err(|x| e(&x))?;
+    ch.draw_series(LineSeries::new(
+        [(0.0, 0.0), (1.0, 1.0)],
+        RGBColor(150, 150, 150).stroke_width(1),
+    ))
+    .map_err(|x| e(&x))?
+    .label("calibrated")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(150, 150, 150)));
+    let pts: Vec<(f64, f64)> = levels
+        .iter()
+        .copied()
+        .zip(coverage.iter().copied())
+        .collect();
+    let blue = RGBColor(70, 110, 180);
+    ch.draw_series(LineSeries::new(pts.iter().copied(), blue.stroke_width(2)))
+        .map_err(|x| e(&x))?
+        .label("posterior")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue.stroke_width(2)));
+    ch.draw_series(pts.iter().map(|&p| Circle::new(p, 3, blue.filled())))
+        .map_err(|x| e(&x))?;
+    ch.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// Writes `check_coverage.svg`/`.png`: empirical against nominal coverage of central
+/// credible intervals (under the diagonal: overconfident; above: underconfident).
+pub fn coverage(dir: &Path, levels: &[f64], coverage: &[f64]) -> Result<String> {
+    render(
+        dir,
+        "check_coverage",
+        (480, 420),
+        &|a| coverage_draw(a, levels, coverage),
+        &|a| coverage_draw(a, levels, coverage),
+    )
+}
+
+/// One summary feature of the posterior-predictive check, in the feature's own unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictiveFeature {
+    /// Feature column name.
+    pub name: String,
+    /// Value of the observation.
+    pub observed: f64,
+    /// 2.5 %, 50 % and 97.5 % quantiles over the posterior-predictive simulations.
+    pub quantiles: [f64; 3],
+}
+
+fn ppc_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    rows: &[PredictiveFeature],
+) -> std::result::Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    // Each feature on its own scale: positions relative to its 95 % interval, so that
+    // features of different units share one axis (-1 and 1 are the interval's ends).
+    let rel = |r: &PredictiveFeature, v: f64| {
+        let [lo, mid, hi] = r.quantiles;
+        let half = ((hi - lo) / 2.0).max(1e-300);
+        ((v - mid) / half).clamp(-4.0, 4.0)
+    };
+    let n = rows.len().max(1) as i32;
+    let mut ch = ChartBuilder::on(root)
+        .caption(
+            "posterior predictive: observed feature vs 95 % predictive interval",
+            ("sans-serif", 14),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(170)
+        .build_cartesian_2d(-4.2..4.2, (0..n).into_segmented())
+        .map_err(|x| e(&x))?;
+    ch.configure_mesh()
+        .disable_mesh()
+        .x_desc("position relative to the interval (-1, 1: its ends)")
+        .y_labels(n as usize)
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(i) => rows
+                .get(*i as usize)
+                .map(|r| r.name.clone())
+                .unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()
+        .map_err(|x| e(&x))?;
+    let grey = RGBColor(150, 150, 150);
+    for (i, r) in rows.iter().enumerate() {
+        let y = SegmentValue::CenterOf(i as i32);
+        ch.draw_series(LineSeries::new(
+            [(-1.0, y.clone()), (1.0, y.clone())],
+            grey.stroke_width(4),
+        ))
+        .map_err(|x| e(&x))?;
+        let v = rel(r, r.observed);
+        let color = if v.abs() <= 1.0 {
+            RGBColor(70, 110, 180)
+        } else {
+            RGBColor(200, 50, 50)
+        };
+        ch.draw_series(std::iter::once(Circle::new((v, y), 5, color.filled())))
+            .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}
+
+/// Writes `check_ppc.svg`/`.png`: for each feature, where the observed value falls relative
+/// to the central 95 % interval of the posterior-predictive simulations (red: outside).
+pub fn predictive_features(dir: &Path, rows: &[PredictiveFeature]) -> Result<String> {
+    let h = 80 + 28 * rows.len().max(1) as u32;
+    render(dir, "check_ppc", (720, h), &|a| ppc_draw(a, rows), &|a| {
+        ppc_draw(a, rows)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,6 +634,17 @@ mod tests {
         let v: Vec<f64> = (0..1000).map(|i| i as f64).collect();
         let (lo, hi) = range(&v, &[2000.0]);
         assert!(lo < 5.0 && hi > 2000.0);
+    }
+
+    #[test]
+    fn rank_histogram_counts_every_rank_once_and_uniform_band_holds_its_mean() {
+        let ranks: Vec<usize> = (0..=99).collect();
+        let h = rank_histogram(&ranks, 99, 10);
+        assert_eq!(h, vec![10.0; 10]);
+        let (lo, hi) = uniform_band(100, 10);
+        assert!(lo < 10.0 && hi > 10.0 && lo > 0.0);
+        // The top rank lands in the last bin, never past it.
+        assert_eq!(rank_histogram(&[99], 99, 7)[6], 1.0);
     }
 
     #[test]
