@@ -137,10 +137,10 @@ impl RatioClassifier {
             theta: ZScore::fit(theta, d_theta, d_theta),
             x: ZScore::fit(x, d_x, group.max(1)),
         };
-        Self::build(header)
+        Self::build(header, Device::Cpu)
     }
 
-    fn build(header: Header) -> Result<Self, FlowError> {
+    fn build(header: Header, device: Device) -> Result<Self, FlowError> {
         let cfg = &header.config;
         if cfg.hidden_features == 0 || header.d_theta == 0 || header.d_x == 0 {
             return Err(FlowError::Invalid {
@@ -162,7 +162,6 @@ impl RatioClassifier {
                 });
             }
         }
-        let device = Device::Cpu;
         let mut rng = ChaCha8Rng::seed_from_u64(header.seed);
         let mut params = Params::new(&device);
         let (embedding, d_emb) = match &cfg.embedding {
@@ -215,6 +214,18 @@ impl RatioClassifier {
     /// Dimension of x.
     pub fn dim_x(&self) -> usize {
         self.header.d_x
+    }
+    /// The device the tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A copy with weights and statistics on `device` (see
+    /// [`crate::ConditionalEstimator::to_device`]); the optimiser state is not carried over.
+    pub fn to_device(&self, device: &Device) -> Result<Self, FlowError> {
+        let moved = Self::build(self.header.clone(), device.clone())?;
+        crate::device::copy_params(&self.params, &moved.params)?;
+        Ok(moved)
     }
 
     /// Differentiable logits for B pairs in raw units, shape (B,). `x` may have one row.
@@ -319,7 +330,7 @@ impl RatioClassifier {
                 path: path.display().to_string(),
                 why: format!("bad model description: {e}"),
             })?;
-        let c = Self::build(header).map_err(|e| FlowError::Load {
+        let c = Self::build(header, Device::Cpu).map_err(|e| FlowError::Load {
             path: path.display().to_string(),
             why: format!("cannot rebuild the architecture: {e}"),
         })?;

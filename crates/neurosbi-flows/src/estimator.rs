@@ -297,6 +297,16 @@ impl ConditionalEstimator {
         &self.device
     }
 
+    /// A copy with weights and statistics on `device` (e.g. from
+    /// [`crate::device_from_name`]); `train`, `log_prob` and `sample` then run there.
+    /// Sampling stays deterministic for a seed (base draws come from the host RNG). The
+    /// optimiser state of a resumable `train` is not carried over.
+    pub fn to_device(&self, device: &Device) -> Result<Self, FlowError> {
+        let moved = Self::build(self.header.clone(), device.clone())?;
+        crate::device::copy_params(&self.params, &moved.params)?;
+        Ok(moved)
+    }
+
     #[cfg(test)]
     pub(crate) fn params(&self) -> &Params {
         &self.params

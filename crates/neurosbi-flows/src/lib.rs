@@ -21,6 +21,7 @@
 //!   ([`EstimatorConfig::mnle`], MNLE) with an autoregressive categorical part and an NSF
 //!   for the continuous part.
 //! * [`RatioClassifier`] with the NRE-A / NRE-B losses in [`losses`].
+//! * [`device_from_name`] and `to_device` move a model to a CUDA GPU (crate feature `cuda`).
 //!
 //! On the CPU the heavy operations run single-threaded through fused custom ops (linear
 //! layer with bias, matrix product, rational tanh, each with its backward), leaving the
@@ -55,6 +56,7 @@
 
 mod classifier;
 mod config;
+mod device;
 mod embedding;
 mod error;
 mod estimator;
@@ -79,6 +81,8 @@ pub use error::FlowError;
 pub use estimator::ConditionalEstimator;
 pub use persist::FORMAT_VERSION;
 pub use train::{NoObserver, TrainObserver, TrainReport};
+
+pub use device::device_from_name;
 
 #[cfg(test)]
 mod tests;
