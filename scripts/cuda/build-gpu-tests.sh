@@ -9,17 +9,18 @@
 # must match what the GPU's driver supports (driver 580 = CUDA 13.0).
 #
 # Usage (from anywhere inside the repository):
-#   CUDA_TK=/path/to/cu13 OUT_DIR=/path/to/repo/.device scripts/cuda/build-gpu-tests.sh
+#   CUDA_TK=/path/to/cu13 OUT_DIR=/path/to/repo/.device/cuda-tests scripts/cuda/build-gpu-tests.sh
 # Environment:
 #   CUDA_TK           toolkit prefix        (default /work/scratch/cuda/tk/nvidia/cu13)
 #   CUDA_COMPUTE_CAP  target GPU, e.g. 90   (default 90: H100/H200)
-#   OUT_DIR           output folder         (default <repo root>/.device)
+#   OUT_DIR           output folder         (default <repo root>/.device/cuda-tests)
 #   CARGO_TARGET_DIR  cargo target dir      (default /work/target-cuda)
 #   LINK_DIR          link-time helper dir  (default $CARGO_TARGET_DIR/cuda-link)
 #   PROFILE           cargo profile         (default release)
 #   COPY_LIBS         CUDA libs copied to OUT_DIR/lib: small | all | none (default small)
 #   TESTS             integration-test targets to copy (default "cuda device")
-# Then on the GPU machine, from the repository root: bash .device/run-gpu-tests.sh .device
+# Then on the GPU machine, from the repository root:
+#   bash .device/cuda-tests/run-gpu-tests.sh .device/cuda-tests
 # (the folder must be git-ignored, e.g. `/.device/` in .git/info/exclude, and carried).
 set -euo pipefail
 
@@ -27,7 +28,7 @@ ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 CUDA_TK=${CUDA_TK:-/work/scratch/cuda/tk/nvidia/cu13}
 export CUDA_COMPUTE_CAP=${CUDA_COMPUTE_CAP:-90}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/work/target-cuda}
-OUT_DIR=${OUT_DIR:-$ROOT/.device}
+OUT_DIR=${OUT_DIR:-$ROOT/.device/cuda-tests}
 LINK_DIR=${LINK_DIR:-$CARGO_TARGET_DIR/cuda-link}
 PROFILE=${PROFILE:-release}
 COPY_LIBS=${COPY_LIBS:-small}
