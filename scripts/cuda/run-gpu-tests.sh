@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the CUDA test binaries built by scripts/cuda/build-gpu-tests.sh on a GPU machine that
 # has the NVIDIA driver. From the repository root:
-#   bash scripts/cuda/run-gpu-tests.sh [FOLDER]   (FOLDER defaults to .device/cuda-tests; the build
-#                                                     script also copies this file there)
+#   bash scripts/cuda/run-gpu-tests.sh [FOLDER]
+# FOLDER defaults to .device/cuda-tests; the build script also copies this file there.
 # Libraries come from FOLDER/lib first, then from the machine: the driver's libcuda.so.1, and
 # cuBLAS / cuRAND / NVRTC 13 from a CUDA install or pip's nvidia-* wheels (this workplace's
 # GPU image has both; cuBLASLt alone is 515 MB, too large to carry). `ldd` shows what resolves.
