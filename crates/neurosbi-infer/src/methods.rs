@@ -553,8 +553,12 @@ fn weighted_nll(
     let rows = theta.to_vec2::<f32>()?;
     let lw: Vec<f32> = rows
         .iter()
-        .map(|r| log_w.get(&row_key(r)).copied().unwrap_or(0.0))
-        .collect();
+        .map(|r| {
+            log_w.get(&row_key(r)).copied().ok_or_else(|| {
+                candle_core::Error::Msg("SNPE-B: a training row has no importance weight".into())
+            })
+        })
+        .collect::<candle_core::Result<_>>()?;
     let m = lw.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let w: Vec<f32> = lw.iter().map(|l| (l - m).exp()).collect();
     let s: f32 = w.iter().sum();

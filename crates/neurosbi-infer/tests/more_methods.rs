@@ -107,3 +107,42 @@ fn snpe_b_reaches_the_c2st_bound() {
     let (_, acc) = run("snpe_b", MethodOptions::new(), vec![2500, 2500], 60);
     assert!(acc < 0.6, "snpe_b c2st {acc}");
 }
+
+/// C2ST of every method at 10 000 simulations (ABC: 100 000) on gaussian_linear, observation
+/// 1, printed as a table for docs/methods.md. Sequential methods run two rounds of 5 000.
+/// Minutes long: `cargo test -p neurosbi-infer --test more_methods -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn c2st_of_every_method() {
+    let sir = || MethodOptions::new().with("posterior", "sir");
+    let cases: Vec<(&str, MethodOptions, Vec<usize>)> = vec![
+        ("npe", MethodOptions::new(), vec![10_000]),
+        ("snpe_c", MethodOptions::new(), vec![5000, 5000]),
+        ("tsnpe", MethodOptions::new(), vec![5000, 5000]),
+        (
+            "npe_a",
+            MethodOptions::new().with("num_components", 1usize),
+            vec![5000, 5000],
+        ),
+        ("npe_b", MethodOptions::new(), vec![5000, 5000]),
+        ("nle", sir(), vec![10_000]),
+        ("nre_a", sir(), vec![10_000]),
+        ("nre_b", sir(), vec![10_000]),
+        ("nre_c", sir(), vec![10_000]),
+        ("bnre", sir(), vec![10_000]),
+        ("fmpe", MethodOptions::new(), vec![10_000]),
+        ("npse", MethodOptions::new(), vec![10_000]),
+        ("abc_rejection", MethodOptions::new(), vec![100_000]),
+        (
+            "smc_abc",
+            MethodOptions::new().with("kernel_scale", 1.0),
+            vec![100_000],
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, opts, rounds) in cases {
+        let (_, acc) = run(name, opts, rounds.clone(), 300);
+        rows.push(format!("| `{name}` | {rounds:?} | {acc:.3} |"));
+    }
+    eprintln!("{}", rows.join("\n"));
+}
