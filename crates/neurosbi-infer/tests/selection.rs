@@ -317,3 +317,109 @@ fn abc_runs_by_name_through_infer() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// A prior without a serialisable spec (a user type).
+struct UserPrior;
+impl Prior for UserPrior {
+    fn dim(&self) -> usize {
+        1
+    }
+    fn sample_into(&self, rng: &mut SimRng, out: &mut [f64]) {
+        use rand::RngExt;
+        out[0] = rng.random::<f64>();
+    }
+    fn log_prob(&self, t: &[f64]) -> f64 {
+        if (0.0..=1.0).contains(&t[0]) {
+            0.0
+        } else {
+            f64::NEG_INFINITY
+        }
+    }
+    fn unconstrain(&self, t: &[f64], u: &mut [f64]) {
+        u[0] = (t[0] / (1.0 - t[0])).ln();
+    }
+    fn constrain(&self, u: &[f64], t: &mut [f64]) -> f64 {
+        let s = 1.0 / (1.0 + (-u[0]).exp());
+        t[0] = s;
+        (s * (1.0 - s)).ln()
+    }
+}
+
+/// An untrained NPE posterior: enough to exercise the samplers' checks.
+fn untrained(prior: Arc<dyn Prior>) -> neurosbi_infer::Posterior {
+    let theta: Vec<f64> = (0..50).map(|i| (i as f64 + 0.5) / 50.0).collect();
+    let e = neurosbi_flows::ConditionalEstimator::new(
+        &neurosbi_flows::EstimatorConfig::mdn(),
+        &theta,
+        &theta,
+        1,
+        1,
+        0,
+    )
+    .unwrap();
+    neurosbi_infer::Posterior::new(prior, neurosbi_infer::Estimator::Npe(e)).unwrap()
+}
+
+#[test]
+fn bad_sampler_settings_are_errors_naming_them() {
+    let prior: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform(&[0.0], &[1.0]).unwrap());
+    let x = [0.5];
+    let mut p = untrained(prior.clone());
+    p.set_kind(PosteriorKind::Sir).unwrap();
+    p.settings.sir_oversampling = 0;
+    let e = p.sample(10, &x, 0).unwrap_err().to_string();
+    assert!(e.contains("sir_oversampling"), "{e}");
+    p.set_kind(PosteriorKind::Rejection).unwrap();
+    p.settings.rejection.bound_factor = 0.5;
+    let e = p.sample(10, &x, 0).unwrap_err().to_string();
+    assert!(e.contains("rejection") && e.contains("bound_factor"), "{e}");
+    p.set_kind(PosteriorKind::Vi).unwrap();
+    p.settings.vi.num_particles = 1;
+    let e = p.sample(10, &x, 0).unwrap_err().to_string();
+    assert!(e.contains("vi.num_particles"), "{e}");
+    // Variational inference needs a built-in prior.
+    let mut u = untrained(Arc::new(UserPrior));
+    u.set_kind(PosteriorKind::Vi).unwrap();
+    let e = u.sample(10, &x, 0).unwrap_err().to_string();
+    assert!(e.contains("built-in prior"), "{e}");
+    // Ensembles need members of one shape.
+    let two: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform(&[0.0; 2], &[1.0; 2]).unwrap());
+    let theta2: Vec<f64> = (0..100).map(|i| (i as f64 + 0.5) / 100.0).collect();
+    let e2 = neurosbi_flows::ConditionalEstimator::new(
+        &neurosbi_flows::EstimatorConfig::mdn(),
+        &theta2,
+        &theta2[..50],
+        2,
+        1,
+        0,
+    )
+    .unwrap();
+    let p2 = neurosbi_infer::Posterior::new(two, neurosbi_infer::Estimator::Npe(e2)).unwrap();
+    let e = neurosbi_infer::Posterior::ensemble(vec![untrained(prior.clone()), p2], None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ensemble member 1"), "{e}");
+    let e =
+        neurosbi_infer::Posterior::ensemble(vec![untrained(prior.clone())], Some(vec![1.0, 2.0]))
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("ensemble weights"), "{e}");
+    // A kind the estimator cannot build, and ABC samples without weights.
+    let nle = neurosbi_flows::ConditionalEstimator::new(
+        &neurosbi_flows::EstimatorConfig::mdn(),
+        &theta2[..50],
+        &theta2[..50],
+        1,
+        1,
+        0,
+    )
+    .unwrap();
+    let mut q =
+        neurosbi_infer::Posterior::new(prior.clone(), neurosbi_infer::Estimator::Nle(nle)).unwrap();
+    let e = q.set_kind(PosteriorKind::Direct).unwrap_err().to_string();
+    assert!(e.contains("nle") && e.contains("direct"), "{e}");
+    let e = neurosbi_infer::Posterior::from_samples(prior, &x, &[0.1, 0.2], &[0.5])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("weights"), "{e}");
+}
