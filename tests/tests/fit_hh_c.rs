@@ -331,3 +331,57 @@ fn check_calibrates_and_places_the_observation_in_its_predictive_distribution() 
     let err = neurosbi::fit::check(cfg, &opts, 5, 5).unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
 }
+
+#[test]
+fn a_new_recording_gives_the_features_of_the_same_traces() {
+    let (cfg, out) = fitted();
+    let dir = out_dir("new_data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let observed = cfg.observation().unwrap();
+    let neurosbi::problem::Observed::Traces(rows) = &observed[0] else {
+        panic!("HH C observes voltage traces");
+    };
+    // The synthetic observation written as a recording (mV, one trace per line).
+    let text: String = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| format!("{v:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
+                + "\n"
+        })
+        .collect();
+    let file = dir.join("v.csv");
+    std::fs::write(&file, text).unwrap();
+    let path = examples().join("e2e_hh_c.toml");
+    let data = [("v".to_string(), file.clone())];
+    let new = neurosbi::observe::with_data(&path, FIT, &data).expect("new data accepted");
+    let a = cfg.problem.observed_features(&observed).unwrap();
+    let b = new
+        .problem
+        .observed_features(&new.observation().unwrap())
+        .unwrap();
+    assert_eq!(a, b);
+    let posterior = load_posterior(&out.out).unwrap();
+    assert_eq!(posterior.sample(50, &b, 1).unwrap().theta.len(), 100);
+
+    // Wrong output name, a missing file and a truncated trace are errors naming them.
+    let e = neurosbi::observe::with_data(&path, FIT, &[("w".into(), file.clone())])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no output `w`") && e.contains("v"), "{e}");
+    let e = neurosbi::observe::with_data(&path, FIT, &[("v".into(), dir.join("none.csv"))])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none.csv") && e.contains("no such file"), "{e}");
+    let short = dir.join("short.csv");
+    std::fs::write(&short, "1,2,3\n").unwrap();
+    let e = neurosbi::observe::with_data(&path, FIT, &[("v".into(), short)])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("outputs.v.data") && e.contains("3 samples"),
+        "{e}"
+    );
+}

@@ -58,6 +58,7 @@ pub mod fit;
 pub mod inferencer;
 #[cfg(feature = "mpi")]
 pub mod mpi_gather;
+pub mod observe;
 pub mod plot;
 pub mod problem;
 pub mod quantity;

@@ -163,8 +163,12 @@ enum Command {
         /// The fit file whose output folder holds the posterior.
         file: PathBuf,
         /// Fit file describing the new observation (same model, outputs and features).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "data")]
         observation: Option<PathBuf>,
+        /// New recorded data for an output, as OUTPUT=FILE (CSV or .npy, as the fit file's
+        /// `data`); repeat for several outputs.
+        #[arg(long, value_name = "OUTPUT=FILE")]
+        data: Vec<String>,
         /// Number of samples.
         #[arg(long, default_value_t = 10_000)]
         n: usize,
@@ -471,6 +475,7 @@ fn main() -> Result<()> {
         Command::Sample {
             file,
             observation,
+            data,
             n,
         } => {
             let cfg = FitConfig::from_file(file)?;
@@ -479,6 +484,13 @@ fn main() -> Result<()> {
                 .with_context(|| format!("loading the posterior from {}", out.display()))?;
             let obs_cfg = match observation {
                 Some(f) => FitConfig::from_file(f)?,
+                None if !data.is_empty() => {
+                    let pairs = data
+                        .iter()
+                        .map(|a| neurosbi::observe::parse_data_arg(a))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    neurosbi::observe::with_data_file(&cfg, &pairs)?
+                }
                 None => cfg.clone(),
             };
             let x_o = obs_cfg.problem.observed_features(&obs_cfg.observation()?)?;
