@@ -1,5 +1,6 @@
 //! Timing of the vector-field estimators (not a check; ignored by default):
 //! `cargo test --release -p neurosbi-flows --test vector_field_speed -- --ignored --nocapture`
+//! (`NEUROSBI_SPEED_KINDS=fmpe,npseve,npsevp,nsf` to pick kinds).
 //!
 //! Two-moons-like pairs (sbibm's simulator, theta 2-D, x 2-D), 10 000 of them, sbi's
 //! default training settings: seconds per epoch over a few epochs, then drawing 10 000
@@ -46,6 +47,10 @@ fn vector_field_speed() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
+    // NEUROSBI_SPEED_KINDS=fmpe,nsf picks kinds (default: all).
+    let only = std::env::var("NEUROSBI_SPEED_KINDS")
+        .unwrap_or_default()
+        .to_lowercase();
     let (theta, x) = two_moons(10_000, 0);
     for cfg in [
         EstimatorConfig::fmpe(),
@@ -53,6 +58,10 @@ fn vector_field_speed() {
         EstimatorConfig::npse_vp(),
         EstimatorConfig::nsf(),
     ] {
+        let name = format!("{:?}", cfg.kind).to_lowercase();
+        if !only.is_empty() && !only.split(',').any(|k| k == name) {
+            continue;
+        }
         let mut q = ConditionalEstimator::new(&cfg, &theta, &x, 2, 2, 0).unwrap();
         let tc = TrainConfig {
             max_epochs: Some(epochs),
