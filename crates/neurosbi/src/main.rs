@@ -487,8 +487,8 @@ fn main() -> Result<()> {
                 None if !data.is_empty() => {
                     let pairs = data
                         .iter()
-                        .map(|a| neurosbi::observe::parse_data_arg(a))
-                        .collect::<Result<Vec<_>, _>>()?;
+                        .map(|a| neurosbi::observe::parse_data_arg(a).map_err(anyhow::Error::from))
+                        .collect::<Result<Vec<_>>>()?;
                     neurosbi::observe::with_data_file(&cfg, &pairs)?
                 }
                 None => cfg.clone(),
