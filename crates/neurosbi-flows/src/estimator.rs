@@ -326,6 +326,10 @@ impl ConditionalEstimator {
 
     /// Differentiable log q(inputs | context) in raw units (z-scoring and its log-Jacobian
     /// included), shape (B,). `context` has B rows or one row (broadcast).
+    ///
+    /// For FMPE and NPSE the value comes from integrating the probability-flow ODE with
+    /// the exact divergence and is detached (not differentiable); MNLE is differentiable
+    /// in its parameters (not in the discrete inputs).
     pub fn log_prob_tensor(
         &self,
         inputs: &Tensor,
