@@ -335,6 +335,19 @@ fn training_is_deterministic_and_custom_losses_are_refused() {
     let (a, b) = (run(), run());
     assert_eq!(a.0, b.0);
     assert_eq!(a.1, b.1);
+    // One context per row gives what one call per context gives.
+    let q = ConditionalEstimator::new(&EstimatorConfig::fmpe(), &theta, &x, 1, 1, 2).unwrap();
+    let rows = [0.3, -1.0, 0.8, 2.0];
+    let ctxs = [0.5, -0.2, 1.5, 0.0];
+    let joint = q.log_prob(&rows, &ctxs).unwrap();
+    for i in 0..4 {
+        let single = q.log_prob(&rows[i..=i], &ctxs[i..=i]).unwrap()[0];
+        assert!(
+            (joint[i] - single).abs() < 1e-5,
+            "row {i}: {} vs {single}",
+            joint[i]
+        );
+    }
     let mut q = ConditionalEstimator::new(&EstimatorConfig::fmpe(), &theta, &x, 1, 1, 2).unwrap();
     let err = q
         .train_with_loss(&theta, &x, &train_cfg(1), &mut NoObserver, &|s, t, c| {
