@@ -10,7 +10,7 @@ use neurosbi_infer::{FromPrior, Prior, Quiet, RunConfig, simulate, train_npe};
 use std::sync::Arc;
 use std::time::Instant;
 
-fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize) -> f64 {
+fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize, patience: usize) -> f64 {
     let task = GaussianLinear::new();
     let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
     let t0 = Instant::now();
@@ -27,6 +27,7 @@ fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize) -> f64 {
     .unwrap();
     let train = TrainConfig {
         max_epochs: Some(max_epochs),
+        stop_after_epochs: patience,
         seed: 3,
         ..Default::default()
     };
@@ -77,15 +78,21 @@ fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize) -> f64 {
 
 #[test]
 fn fmpe_on_gaussian_linear_meets_the_c2st_bound() {
-    let acc = c2st_on_gaussian_linear(&EstimatorConfig::fmpe(), 60);
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::fmpe(), 60, 20);
     assert!(acc < 0.6, "c2st {acc}");
 }
 
 #[test]
 #[ignore = "NPSE trains slowly in the dev profile; run with --ignored"]
-fn npse_on_gaussian_linear_meets_the_c2st_bound() {
-    for cfg in [EstimatorConfig::npse_ve(), EstimatorConfig::npse_vp()] {
-        let acc = c2st_on_gaussian_linear(&cfg, 100);
-        assert!(acc < 0.6, "{:?}: c2st {acc}", cfg.kind);
-    }
+fn npse_ve_on_gaussian_linear_meets_the_c2st_bound() {
+    // The score-matching loss is noisy: more patience than sbi's 20 epochs.
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::npse_ve(), 300, 50);
+    assert!(acc < 0.6, "c2st {acc}");
+}
+
+#[test]
+#[ignore = "NPSE trains slowly in the dev profile; run with --ignored"]
+fn npse_vp_on_gaussian_linear_meets_the_c2st_bound() {
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::npse_vp(), 300, 50);
+    assert!(acc < 0.6, "c2st {acc}");
 }
