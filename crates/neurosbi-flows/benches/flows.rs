@@ -129,7 +129,9 @@ fn peer(theta: &[f64], x: &[f64], ours: &[(&str, RunStats)]) {
     );
     let threads = std::env::var("NEUROSBI_PEER_THREADS").unwrap_or_else(|_| "2".into());
     let names: Vec<String> = ours.iter().map(|(n, _)| n.to_lowercase()).collect();
+    // sbi writes tensorboard logs into the working folder: keep them in the temporary one.
     let out = std::process::Command::new(&python)
+        .current_dir(&dir)
         .arg(script)
         .arg("--data")
         .arg(&data)
