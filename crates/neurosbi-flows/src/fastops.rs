@@ -10,7 +10,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape
 // The published coefficients are kept as written (a few digits beyond f32).
 #[allow(clippy::excessive_precision)]
 #[inline(always)]
-fn tanh_rational(x: f32) -> f32 {
+pub(crate) fn tanh_rational(x: f32) -> f32 {
     const CLAMP: f32 = 7.905_311;
     let x = x.clamp(-CLAMP, CLAMP);
     let x2 = x * x;

@@ -6,33 +6,12 @@
 //! ODE step of 1 000 rows cost ~15 ms. Other devices and dtypes fall back to the composed
 //! forms.
 
+use crate::fastops::tanh_rational;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, D, DType, Layout, Result, Shape, Tensor};
 
 pub(crate) const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 pub(crate) const GELU_A: f64 = 0.044_715;
 pub(crate) const LN_EPS: f64 = 1e-5;
-
-/// tanh by the minimax rational approximation of Eigen's `ptanh_float` (the same
-/// coefficients as `fastops`'s kernel, whose scalar function is private to that module).
-#[allow(clippy::excessive_precision)]
-#[inline(always)]
-fn tanh_rational(x: f32) -> f32 {
-    const CLAMP: f32 = 7.905_311;
-    let x = x.clamp(-CLAMP, CLAMP);
-    let x2 = x * x;
-    let p = -2.760_768_5e-16f32;
-    let p = p * x2 + 2.000_187_9e-13;
-    let p = p * x2 - 8.604_671_5e-11;
-    let p = p * x2 + 5.122_297e-8;
-    let p = p * x2 + 1.485_722_4e-5;
-    let p = p * x2 + 6.372_619_3e-4;
-    let p = p * x2 + 4.893_524_6e-3;
-    let q = 1.198_258_4e-6f32;
-    let q = q * x2 + 1.185_347e-4;
-    let q = q * x2 + 2.268_434_6e-3;
-    let q = q * x2 + 4.893_525e-3;
-    x * p / q
-}
 
 #[inline(always)]
 fn gelu_scalar(x: f32) -> (f32, f32) {
