@@ -131,3 +131,17 @@ fn toml_syntax_error_gives_the_line() {
     let msg = error_of("model = \"models/hh_c.toml\"\ndt = \n");
     assert_mentions(&msg, &["bad.toml", "line 2"]);
 }
+
+#[test]
+fn training_device_is_checked_when_the_file_is_read() {
+    let with = |d: &str| format!("{GOOD}[inference]\ndevice = \"{d}\"\n");
+    let cfg = FitConfig::parse(&path(), &with("cpu")).unwrap();
+    assert_eq!(cfg.inference.train.device.as_deref(), Some("cpu"));
+    let msg = error_of(&with("tpu"));
+    assert_mentions(&msg, &["bad.toml", "inference.device", "tpu"]);
+    if neurosbi::flows::device_from_name("cuda").is_err() {
+        // A CPU-only build (or no GPU): refused before any simulation, saying why.
+        let msg = error_of(&with("cuda"));
+        assert_mentions(&msg, &["inference.device", "cuda"]);
+    }
+}

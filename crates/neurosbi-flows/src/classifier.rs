@@ -291,6 +291,16 @@ impl RatioClassifier {
         obs: &mut dyn TrainObserver,
         loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainReport, FlowError> {
+        if let Some(dev) = crate::device::training_device(cfg, &self.device)? {
+            let mut moved = self.to_device(&dev)?;
+            let here = TrainConfig {
+                device: None,
+                ..cfg.clone()
+            };
+            let rep = moved.train_with_loss(theta, x, &here, obs, loss)?;
+            *self = moved.to_device(&self.device)?;
+            return Ok(rep);
+        }
         let n = rows_of("theta", theta, self.header.d_theta)?;
         let m = rows_of("x", x, self.header.d_x)?;
         if n != m {

@@ -386,6 +386,11 @@ pub struct TrainConfig {
     /// `train` (resume an interrupted run) instead of starting a fresh optimiser from the
     /// current weights (what sbi does for a new round).
     pub resume: bool,
+    /// Device to train on (`"cpu"`, `"cuda"`, `"cuda:N"`; None: where the model is). The
+    /// model is copied there for training and the trained weights come back to the model's
+    /// own device, so sampling and saving stay where they were.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 impl Default for TrainConfig {
@@ -399,6 +404,7 @@ impl Default for TrainConfig {
             max_epochs: None,
             seed: 0,
             resume: false,
+            device: None,
         }
     }
 }

@@ -74,6 +74,31 @@ pub(crate) fn copy_params(from: &Params, to: &Params) -> Result<(), FlowError> {
     Ok(())
 }
 
+/// The device `cfg` asks to train on when it differs from `current`; an error for a device
+/// that cannot be opened, or for resuming across devices (the optimiser state stays with the
+/// model's own device).
+pub(crate) fn training_device(
+    cfg: &crate::TrainConfig,
+    current: &Device,
+) -> Result<Option<Device>, FlowError> {
+    let Some(name) = &cfg.device else {
+        return Ok(None);
+    };
+    let dev = device_from_name(name)?;
+    if dev.same_device(current) {
+        return Ok(None);
+    }
+    if cfg.resume {
+        return Err(FlowError::Invalid {
+            what: "resume",
+            why: format!(
+                "resuming keeps the optimiser state on the model's device; train on {name:?} without resume, or move the model there first (to_device)"
+            ),
+        });
+    }
+    Ok(Some(dev))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -297,6 +297,14 @@ impl ConditionalEstimator {
         &self.device
     }
 
+    /// `cfg` for training where the model already is.
+    fn here(cfg: &TrainConfig) -> TrainConfig {
+        TrainConfig {
+            device: None,
+            ..cfg.clone()
+        }
+    }
+
     /// A copy with weights and statistics on `device` (e.g. from
     /// [`crate::device_from_name`]); `train`, `log_prob` and `sample` then run there.
     /// Sampling stays deterministic for a seed (base draws come from the host RNG). The
@@ -602,6 +610,12 @@ impl ConditionalEstimator {
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
     ) -> Result<TrainReport, FlowError> {
+        if let Some(dev) = crate::device::training_device(cfg, &self.device)? {
+            let mut moved = self.to_device(&dev)?;
+            let rep = moved.train(inputs, context, &Self::here(cfg), obs)?;
+            *self = moved.to_device(&self.device)?;
+            return Ok(rep);
+        }
         if self.header.config.kind.is_vector_field() {
             return self.train_field(inputs, context, cfg, obs);
         }
@@ -680,6 +694,12 @@ impl ConditionalEstimator {
         obs: &mut dyn TrainObserver,
         loss: &dyn Fn(&Self, &Tensor, &Tensor) -> candle_core::Result<Tensor>,
     ) -> Result<TrainReport, FlowError> {
+        if let Some(dev) = crate::device::training_device(cfg, &self.device)? {
+            let mut moved = self.to_device(&dev)?;
+            let rep = moved.train_with_loss(inputs, context, &Self::here(cfg), obs, loss)?;
+            *self = moved.to_device(&self.device)?;
+            return Ok(rep);
+        }
         let kind = self.header.config.kind;
         if kind.is_vector_field() {
             return Err(FlowError::Invalid {

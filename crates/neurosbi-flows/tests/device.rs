@@ -101,3 +101,43 @@ fn device_names() {
         assert!(e.contains("`cuda` feature"), "{e}");
     }
 }
+
+#[test]
+fn training_device_in_the_config_trains_there_and_returns_the_model() {
+    let (theta, x) = data(800, 5);
+    let (t_eval, x_eval) = data(100, 6);
+    let cfg = EstimatorConfig::maf();
+    let mut plain = ConditionalEstimator::new(&cfg, &theta, &x, 2, 2, 3).unwrap();
+    let mut via = ConditionalEstimator::new(&cfg, &theta, &x, 2, 2, 3).unwrap();
+    let a = plain
+        .train(&theta, &x, &train_cfg(3), &mut NoObserver)
+        .unwrap();
+    let on_cpu = TrainConfig {
+        device: Some("cpu".into()),
+        ..train_cfg(3)
+    };
+    let b = via.train(&theta, &x, &on_cpu, &mut NoObserver).unwrap();
+    assert_eq!(a.val_losses, b.val_losses);
+    assert_eq!(
+        plain.log_prob(&t_eval, &x_eval).unwrap(),
+        via.log_prob(&t_eval, &x_eval).unwrap()
+    );
+    assert!(via.device().is_cpu());
+    // A device this build cannot open is an error that names it; the model is untouched.
+    let before = via.log_prob(&t_eval, &x_eval).unwrap();
+    for name in ["cuda", "tpu"] {
+        let bad = TrainConfig {
+            device: Some(name.into()),
+            ..train_cfg(1)
+        };
+        if name == "cuda" && device_from_name("cuda").is_ok() {
+            continue; // a GPU build on a GPU machine trains there: covered by tests/cuda.rs
+        }
+        let e = via
+            .train(&theta, &x, &bad, &mut NoObserver)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(name), "{e}");
+    }
+    assert_eq!(before, via.log_prob(&t_eval, &x_eval).unwrap());
+}

@@ -997,6 +997,7 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
             "num_components",
             "num_bins",
             "max_epochs",
+            "device",
             "training_batch_size",
             "learning_rate",
             "stop_after_epochs",
@@ -1154,6 +1155,18 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
     train.learning_rate = f("learning_rate", train.learning_rate)?;
     train.stop_after_epochs = n("stop_after_epochs", train.stop_after_epochs)?;
     train.validation_fraction = f("validation_fraction", train.validation_fraction)?;
+    if let Some(v) = t.get("device") {
+        let name = v.as_str().ok_or_else(|| {
+            ctx.err(
+                "inference.device",
+                "expected \"cpu\", \"cuda\" or \"cuda:N\"",
+            )
+        })?;
+        // Checked now, so a GPU request on a CPU-only build fails before any simulation.
+        neurosbi_flows::device_from_name(name)
+            .map_err(|e| ctx.err("inference.device", e.to_string()))?;
+        train.device = Some(name.to_string());
+    }
     Ok(InferenceSettings {
         method,
         method_name,

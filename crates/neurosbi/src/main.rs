@@ -38,6 +38,10 @@ struct Cli {
     /// Overwrite existing outputs.
     #[arg(long, global = true)]
     force: bool,
+    /// Train on this device (`cpu`, `cuda`, `cuda:N`; overrides `[inference] device`; CUDA
+    /// needs a build with `--features cuda`). Used by `fit` and `train`.
+    #[arg(long, global = true)]
+    device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -305,7 +309,11 @@ fn main() -> Result<()> {
     };
     match &cli.command {
         Command::Fit { file } | Command::Train { file } => {
-            let cfg = FitConfig::from_file(file)?;
+            let mut cfg = FitConfig::from_file(file)?;
+            if let Some(d) = &cli.device {
+                neurosbi::flows::device_from_name(d).context("--device")?;
+                cfg.inference.train.device = Some(d.clone());
+            }
             let outcome = fit(&cfg, &opts)?;
             if !cli.quiet {
                 say!("{}", neurosbi::summary::summary_table(&outcome.summary));
