@@ -145,3 +145,17 @@ fn training_device_is_checked_when_the_file_is_read() {
         assert_mentions(&msg, &["inference.device", "cuda"]);
     }
 }
+
+#[test]
+fn every_shipped_example_fit_file_reads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            FitConfig::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} example fit files");
+}
