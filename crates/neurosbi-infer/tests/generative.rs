@@ -3,28 +3,17 @@
 //! issue's 0.6. FMPE runs in CI; NPSE (slower to train, 50 ODE steps) is ignored by
 //! default: `cargo test -p neurosbi-infer --test generative -- --ignored`.
 
+mod common;
+
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
-use neurosbi_infer::tasks::{GaussianLinear, Task};
-use neurosbi_infer::{FromPrior, Prior, Quiet, RunConfig, simulate, train_npe};
-use std::sync::Arc;
+use neurosbi_infer::tasks::Task;
+use neurosbi_infer::train_npe;
 use std::time::Instant;
 
 fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize, patience: usize) -> f64 {
-    let task = GaussianLinear::new();
-    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
     let t0 = Instant::now();
-    let sims = simulate(
-        &task,
-        &FromPrior(prior.as_ref()),
-        10_000,
-        &RunConfig {
-            seed: 1,
-            ..Default::default()
-        },
-        &mut Quiet,
-    )
-    .unwrap();
+    let (task, prior, sims) = common::gaussian_linear_simulations(10_000);
     let train = TrainConfig {
         max_epochs: Some(max_epochs),
         stop_after_epochs: patience,

@@ -1,28 +1,17 @@
+mod common;
+
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
-use neurosbi_infer::tasks::{GaussianLinear, Task};
-use neurosbi_infer::{FromPrior, Prior, Quiet, RunConfig, simulate, train_npe};
-use std::sync::Arc;
+use neurosbi_infer::tasks::Task;
+use neurosbi_infer::train_npe;
 use std::time::Instant;
 
 /// The CI bound: gaussian_linear (10-D), NPE with 10 000 simulations, C2ST below 0.56
 /// against the analytic posterior and posterior means within 0.1 of the truth per dimension.
 #[test]
 fn npe_on_gaussian_linear_meets_the_c2st_bound() {
-    let task = GaussianLinear::new();
-    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
     let t0 = Instant::now();
-    let sims = simulate(
-        &task,
-        &FromPrior(prior.as_ref()),
-        10_000,
-        &RunConfig {
-            seed: 1,
-            ..Default::default()
-        },
-        &mut Quiet,
-    )
-    .unwrap();
+    let (task, prior, sims) = common::gaussian_linear_simulations(10_000);
     let train = TrainConfig {
         max_epochs: Some(200),
         seed: 3,

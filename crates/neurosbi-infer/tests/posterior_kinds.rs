@@ -1,11 +1,12 @@
 //! The posterior kinds beyond direct sampling (SIR, rejection under a fitted envelope,
 //! variational inference, ensembles) on gaussian_linear against its analytic posterior.
 
+mod common;
+
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
-use neurosbi_infer::tasks::{GaussianLinear, Task};
-use neurosbi_infer::{FromPrior, PosteriorKind, Prior, Quiet, RunConfig, simulate, train_npe};
-use std::sync::Arc;
+use neurosbi_infer::tasks::Task;
+use neurosbi_infer::{PosteriorKind, train_npe};
 use std::time::Instant;
 
 fn c2st_quick(a: &[f64], b: &[f64], d: usize) -> f64 {
@@ -25,20 +26,8 @@ fn c2st_quick(a: &[f64], b: &[f64], d: usize) -> f64 {
 /// through every kind; each must stay below C2ST 0.6 against the analytic posterior.
 #[test]
 fn npe_posterior_kinds_on_gaussian_linear() {
-    let task = GaussianLinear::new();
-    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
     let t0 = Instant::now();
-    let sims = simulate(
-        &task,
-        &FromPrior(prior.as_ref()),
-        10_000,
-        &RunConfig {
-            seed: 1,
-            ..Default::default()
-        },
-        &mut Quiet,
-    )
-    .unwrap();
+    let (task, prior, sims) = common::gaussian_linear_simulations(10_000);
     let train = TrainConfig {
         max_epochs: Some(200),
         seed: 3,
