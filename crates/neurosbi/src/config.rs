@@ -980,6 +980,24 @@ fn prior(
     Ok((m, unit))
 }
 
+/// `[inference]` keys that are method options (sbi's names), handed to `Method::from_name`.
+const METHOD_OPTION_KEYS: &[&str] = &[
+    "posterior",
+    "num_atoms",
+    "num_classes",
+    "gamma",
+    "regularization_strength",
+    "epsilon",
+    "num_discrete",
+    "sde",
+    "quantile",
+    "eps",
+    "population_size",
+    "epsilon_quantile",
+    "kernel_scale",
+    "regression_adjustment",
+];
+
 fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
     let empty = toml::Table::new();
     let t = t.unwrap_or(&empty);
@@ -1005,21 +1023,11 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
             "batch_size",
             "predictive",
             "embedding",
-            "posterior",
-            "num_atoms",
-            "num_classes",
-            "gamma",
-            "regularization_strength",
-            "epsilon",
-            "num_discrete",
-            "sde",
-            "quantile",
-            "eps",
-            "population_size",
-            "epsilon_quantile",
-            "kernel_scale",
-            "regression_adjustment",
-        ],
+        ]
+        .iter()
+        .chain(METHOD_OPTION_KEYS)
+        .copied()
+        .collect::<Vec<_>>(),
     )?;
     let s = |k: &str, d: &str| -> Result<String> {
         t.get(k).map_or(Ok(d.to_string()), |v| {
@@ -1043,22 +1051,7 @@ fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
     let method_name = s("method", "npe")?;
     // Method options (sbi's names); Method::from_name rejects those that do not apply.
     let mut options = MethodOptions::new();
-    let mut option_keys = vec![
-        "posterior",
-        "num_atoms",
-        "num_classes",
-        "gamma",
-        "regularization_strength",
-        "epsilon",
-        "num_discrete",
-        "sde",
-        "quantile",
-        "eps",
-        "population_size",
-        "epsilon_quantile",
-        "kernel_scale",
-        "regression_adjustment",
-    ];
+    let mut option_keys = METHOD_OPTION_KEYS.to_vec();
     if matches!(method_name.as_str(), "npe_a" | "snpe_a") {
         // For NPE-A `num_components` sizes its mixture density network.
         option_keys.push("num_components");
