@@ -14,13 +14,16 @@ use crate::FlowError;
 use crate::config::{EmbeddingConfig, EstimatorConfig, EstimatorKind, TrainConfig};
 use crate::embedding::Embedding;
 use crate::error::rows_of;
+use crate::fused_maf::FusedMaf;
 use crate::maf::Maf;
 use crate::mdn::Mdn;
 use crate::mnle::Mixed;
 use crate::nn::{Params, std_normal_log_prob};
 use crate::nsf::Nsf;
 use crate::persist;
-use crate::train::{Phase, TrainObserver, TrainReport, TrainState, fit, fit_phased};
+use crate::train::{
+    Objective, Phase, TrainObserver, TrainReport, TrainState, fit, fit_objective, fit_phased,
+};
 use crate::vfield::VectorField;
 use crate::zscore::ZScore;
 
@@ -619,9 +622,59 @@ impl ConditionalEstimator {
         if self.header.config.kind.is_vector_field() {
             return self.train_field(inputs, context, cfg, obs);
         }
+        if matches!(self.net, Net::Maf(_)) && self.embedding.is_none() && self.device.is_cpu() {
+            return self.train_fused_maf(inputs, context, cfg, obs);
+        }
         self.train_with_loss(inputs, context, cfg, obs, &|s, x, c| {
             s.log_prob_tensor(x, c)?.mean_all()?.neg()
         })
+    }
+
+    /// Maximum likelihood for a MAF without embedding net on the CPU, through the native
+    /// kernel of [`crate::fused_maf`] (same loss as the graph, several times faster, and
+    /// parallel over row chunks).
+    fn train_fused_maf(
+        &mut self,
+        inputs: &[f64],
+        context: &[f64],
+        cfg: &TrainConfig,
+        obs: &mut dyn TrainObserver,
+    ) -> Result<TrainReport, FlowError> {
+        let n = self.check_training_pairs(inputs, context)?;
+        let x = standardised_f32(inputs, &self.header.inputs);
+        let c = standardised_f32(context, &self.header.context);
+        let mut state = self.state.take();
+        let this = &*self;
+        let Net::Maf(maf) = &this.net else {
+            unreachable!("train_fused_maf is only called for a MAF")
+        };
+        let log_std_sum = this.header.inputs.log_std_sum();
+        let loss = |rows: &[u32], want: bool| {
+            let kernel = FusedMaf::new(maf, &this.params, this.header.d_ctx, log_std_sum)?;
+            let ev = kernel.evaluate(&x, &c, rows, want);
+            let inv = 1.0 / rows.len().max(1) as f64;
+            let grads = ev.grads.map(|gs| {
+                gs.into_iter()
+                    .map(|g| {
+                        g.map(|mut g| {
+                            g.iter_mut().for_each(|v| *v *= inv as f32);
+                            g
+                        })
+                    })
+                    .collect()
+            });
+            Ok((ev.loss_sum * inv, grads))
+        };
+        let res = fit_objective(
+            &this.params,
+            &mut state,
+            n,
+            cfg,
+            obs,
+            Objective::Native(&loss),
+        );
+        self.state = state;
+        res
     }
 
     fn train_field(
@@ -751,6 +804,15 @@ impl ConditionalEstimator {
 
 /// Input statistics and category lists of an MNLE: the discrete columns keep their values
 /// (mean 0, deviation 1), the continuous ones are standardised after the optional log.
+/// Rows standardised as the graph does it: f32 values minus the f32 mean, over the f32 std.
+fn standardised_f32(data: &[f64], z: &ZScore) -> Vec<f32> {
+    let dim = z.mean.len().max(1);
+    data.iter()
+        .enumerate()
+        .map(|(i, &v)| (v as f32 - z.mean[i % dim] as f32) / z.std[i % dim] as f32)
+        .collect()
+}
+
 fn mixed_statistics(
     cfg: &EstimatorConfig,
     inputs: &[f64],

@@ -61,6 +61,7 @@ mod embedding;
 mod error;
 mod estimator;
 mod fastops;
+mod fused_maf;
 pub mod losses;
 mod maf;
 mod mdn;

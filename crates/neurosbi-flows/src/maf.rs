@@ -14,12 +14,12 @@ use crate::nn::{Linear, Params, softplus};
 #[derive(Clone)]
 pub(crate) struct Made {
     d: usize,
-    initial: Linear,
-    initial_mask: Tensor,
-    context: Option<Linear>,
-    hidden: Vec<(Linear, Tensor)>,
-    last: Linear,
-    last_mask: Tensor,
+    pub(crate) initial: Linear,
+    pub(crate) initial_mask: Tensor,
+    pub(crate) context: Option<Linear>,
+    pub(crate) hidden: Vec<(Linear, Tensor)>,
+    pub(crate) last: Linear,
+    pub(crate) last_mask: Tensor,
 }
 
 /// Mask in (in, out) layout: entry (i, o) is 1 when output `o` may see input `i`.
@@ -146,6 +146,16 @@ impl Maf {
             layers.push((made, mixing_permutation(d, rng)));
         }
         Ok(Self { d, layers })
+    }
+
+    /// The transforms in data-to-base order, each with the permutation applied after it.
+    pub(crate) fn layers(&self) -> impl Iterator<Item = (&Made, &[u32])> {
+        self.layers.iter().map(|(m, p)| (m, p.as_slice()))
+    }
+
+    /// Dimension of the modelled variable.
+    pub(crate) fn dim(&self) -> usize {
+        self.d
     }
 
     pub(crate) fn permutations(&self) -> Vec<Vec<u32>> {

@@ -270,17 +270,30 @@ impl Adam {
         clip: Option<f64>,
     ) -> Result<f64> {
         let mut gs: Vec<Option<Vec<f32>>> = Vec::with_capacity(params.vars.len());
-        let mut sq = 0.0f64;
         for (_, v) in &params.vars {
             match grads.get(v.as_tensor()) {
-                Some(g) => {
-                    let g = g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
-                    sq += g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>();
-                    gs.push(Some(g));
-                }
+                Some(g) => gs.push(Some(
+                    g.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?,
+                )),
                 None => gs.push(None),
             }
         }
+        self.step_host(params, &gs, clip)
+    }
+
+    /// [`Adam::step`] with gradients given as host vectors, one per variable of `params`
+    /// (`None`: no gradient, the variable is left alone).
+    pub(crate) fn step_host(
+        &mut self,
+        params: &Params,
+        gs: &[Option<Vec<f32>>],
+        clip: Option<f64>,
+    ) -> Result<f64> {
+        let sq: f64 = gs
+            .iter()
+            .flatten()
+            .map(|g| g.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>())
+            .sum();
         let norm = sq.sqrt();
         let scale = match clip {
             Some(c) if norm > c => (c / (norm + 1e-6)) as f32,
@@ -297,11 +310,12 @@ impl Adam {
             let t = var.as_tensor();
             let mut w = t.flatten_all()?.to_vec1::<f32>()?;
             let (m, v) = (&mut self.m[i], &mut self.v[i]);
-            for j in 0..w.len() {
-                let gj = g[j] * scale;
-                m[j] = b1 * m[j] + (1.0 - b1) * gj;
-                v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
-                w[j] -= step * m[j] / (v[j].sqrt() / bc2_sqrt + eps);
+            // Zipped slices instead of indexing: no bounds checks, so the loop vectorises.
+            for (((wj, mj), vj), &gj) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+                let gj = gj * scale;
+                *mj = b1 * *mj + (1.0 - b1) * gj;
+                *vj = b2 * *vj + (1.0 - b2) * gj * gj;
+                *wj -= step * *mj / (vj.sqrt() / bc2_sqrt + eps);
             }
             var.set(&Tensor::from_vec(w, t.shape(), t.device())?)?;
         }

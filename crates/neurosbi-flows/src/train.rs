@@ -102,6 +102,20 @@ pub(crate) fn fit(
     fit_phased(params, state, n, cfg, obs, &|idx, _| batch_loss(idx))
 }
 
+/// A batch loss computed without a candle graph: given the batch's row indices and whether
+/// gradients are wanted, the mean loss over the rows and the gradient of that mean per
+/// variable of the model's `Params` (`None` where a variable gets none).
+pub(crate) type NativeLoss<'a> =
+    &'a dyn Fn(&[u32], bool) -> candle_core::Result<(f64, Option<Vec<Option<Vec<f32>>>>)>;
+
+/// What the training loop minimises.
+pub(crate) enum Objective<'a> {
+    /// A differentiable candle loss (told which pass it serves).
+    Graph(&'a dyn Fn(&Tensor, Phase) -> candle_core::Result<Tensor>),
+    /// A native loss with its own gradients.
+    Native(NativeLoss<'a>),
+}
+
 /// [`fit`] with a loss that is told which pass it serves.
 pub(crate) fn fit_phased(
     params: &Params,
@@ -110,6 +124,18 @@ pub(crate) fn fit_phased(
     cfg: &TrainConfig,
     obs: &mut dyn TrainObserver,
     batch_loss: &dyn Fn(&Tensor, Phase) -> candle_core::Result<Tensor>,
+) -> Result<TrainReport, FlowError> {
+    fit_objective(params, state, n, cfg, obs, Objective::Graph(batch_loss))
+}
+
+/// The training loop for either kind of [`Objective`].
+pub(crate) fn fit_objective(
+    params: &Params,
+    state: &mut Option<TrainState>,
+    n: usize,
+    cfg: &TrainConfig,
+    obs: &mut dyn TrainObserver,
+    objective: Objective<'_>,
 ) -> Result<TrainReport, FlowError> {
     cfg.validate()?;
     let (train_idx, val_idx) = split(n, cfg)?;
@@ -127,10 +153,6 @@ pub(crate) fn fit_phased(
     st.adam.set_lr(cfg.learning_rate);
     let dev: Device = params.device.clone();
     let to_tensor = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), &dev);
-    let val_batches: Vec<Tensor> = val_idx
-        .chunks(cfg.batch_size)
-        .map(to_tensor)
-        .collect::<candle_core::Result<_>>()?;
     let mut since_best = 0usize;
     let mut order = train_idx;
     let result = loop {
@@ -145,26 +167,48 @@ pub(crate) fn fit_phased(
         order.sort_unstable();
         order.shuffle(&mut rng);
         let adam = &mut st.adam;
-        let (order_ref, val_ref, to_tensor) = (&order, &val_batches, &to_tensor);
+        let (order_ref, val_ref, to_tensor, objective) = (&order, &val_idx, &to_tensor, &objective);
         let epoch_losses = (move || -> Result<(f64, f64), FlowError> {
             let mut sum = 0.0;
+            let non_finite = |l: f64| FlowError::NonFiniteLoss {
+                epoch,
+                phase: "training",
+                loss: l,
+            };
             for chunk in order_ref.chunks(cfg.batch_size) {
-                let loss = batch_loss(&to_tensor(chunk)?, Phase::Train)?;
-                let l = scalar(&loss)?;
-                if !l.is_finite() {
-                    return Err(FlowError::NonFiniteLoss {
-                        epoch,
-                        phase: "training",
-                        loss: l,
-                    });
-                }
+                let l = match &objective {
+                    Objective::Graph(batch_loss) => {
+                        let loss = batch_loss(&to_tensor(chunk)?, Phase::Train)?;
+                        let l = scalar(&loss)?;
+                        if !l.is_finite() {
+                            return Err(non_finite(l));
+                        }
+                        adam.step(params, &loss.backward()?, cfg.clip_max_norm)?;
+                        l
+                    }
+                    Objective::Native(f) => {
+                        let (l, grads) = f(chunk, true)?;
+                        if !l.is_finite() {
+                            return Err(non_finite(l));
+                        }
+                        let grads = grads.ok_or_else(|| {
+                            candle_core::Error::Msg("native loss returned no gradients".into())
+                        })?;
+                        adam.step_host(params, &grads, cfg.clip_max_norm)?;
+                        l
+                    }
+                };
                 sum += l * chunk.len() as f64;
-                let grads = loss.backward()?;
-                adam.step(params, &grads, cfg.clip_max_norm)?;
             }
             let mut vsum = 0.0;
-            for (k, b) in val_ref.iter().enumerate() {
-                vsum += scalar(&batch_loss(b, Phase::Validation(k))?.detach())? * b.dim(0)? as f64;
+            for (k, rows) in val_ref.chunks(cfg.batch_size).enumerate() {
+                let l = match &objective {
+                    Objective::Graph(batch_loss) => {
+                        scalar(&batch_loss(&to_tensor(rows)?, Phase::Validation(k))?.detach())?
+                    }
+                    Objective::Native(f) => f(rows, false)?.0,
+                };
+                vsum += l * rows.len() as f64;
             }
             Ok((sum, vsum))
         })();

@@ -1,0 +1,611 @@
+//! Maximum-likelihood training step of the MAF as one native kernel: forward pass,
+//! backward pass and every parameter gradient for a batch, without a candle graph.
+//!
+//! Why by hand: a candle graph step of this small net spends a large share of its time
+//! outside the matrix products (op dispatch, allocations, gradient accumulation;
+//! PERFORMANCE.md), and one graph cannot be split across threads. Here a batch is cut into
+//! row chunks whose size depends only on the batch size; the chunks run on the rayon pool
+//! and their gradients are summed in chunk order, so the numbers do not depend on the
+//! thread count. The maths is that of [`crate::maf`] (same rational tanh, softplus and
+//! masks); tests compare loss and gradients with candle's autograd of that graph.
+
+use candle_core::{Result, TensorId};
+use rayon::prelude::*;
+
+use crate::fastops::tanh_rational;
+use crate::maf::Maf;
+use crate::nn::{Linear, Params};
+
+/// Rows per chunk at most; a batch is split into equal chunks of at most this many rows.
+const MAX_CHUNK: usize = 100;
+
+/// `dst (m x n, row-major) (+)= A B` with A (m x k) and B (k x n) given by their row and
+/// column strides, single-threaded (the parallelism is over chunks).
+#[allow(clippy::too_many_arguments)]
+fn mm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+) {
+    assert!(dst.len() >= m * n, "fused maf: destination too small");
+    if m == 0 || n == 0 || k == 0 {
+        if !accumulate {
+            dst[..m * n].fill(0.0);
+        }
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        last(m, k, a_rs, a_cs) < a.len() && last(k, n, b_rs, b_cs) < b.len(),
+        "fused maf: operand too small"
+    );
+    // SAFETY: the asserts above keep every element read within `a` and `b` and every
+    // element written within `dst` (row stride n, column stride 1).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// Rows of `bias` repeated `m` times (the start of `x W + b`).
+fn tile(bias: &[f32], m: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(m * bias.len());
+    for _ in 0..m {
+        out.extend_from_slice(bias);
+    }
+    out
+}
+
+/// `acc[j] += sum_r g[r, j]`.
+fn add_colsum(acc: &mut [f32], g: &[f32]) {
+    for row in g.chunks_exact(acc.len()) {
+        for (a, v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+}
+
+/// Stable softplus as [`crate::nn::softplus`]: `max(x, 0) + ln(1 + exp(-|x|))`.
+#[inline]
+fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (1.0 + (-x.abs()).exp()).ln()
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// The gradient accumulator of parameter `i`, created as zeros on first use.
+fn slot<'a>(grads: &'a mut [Option<Vec<f32>>], sizes: &[usize], i: usize) -> &'a mut [f32] {
+    grads[i].get_or_insert_with(|| vec![0f32; sizes[i]])
+}
+
+/// One dense layer on the host: weights (in, out) already masked, bias, mask, and the
+/// indices of its weight and bias in `Params::vars`.
+struct HostLinear {
+    w: Vec<f32>,
+    b: Vec<f32>,
+    mask: Option<Vec<f32>>,
+    n_in: usize,
+    n_out: usize,
+    w_var: usize,
+    b_var: usize,
+}
+
+impl HostLinear {
+    fn read(l: &Linear, mask: Option<&candle_core::Tensor>, params: &Params) -> Result<Self> {
+        let find = |id: TensorId| {
+            params
+                .vars
+                .iter()
+                .position(|(_, v)| v.as_tensor().id() == id)
+                .ok_or_else(|| candle_core::Error::Msg("fused maf: weight not in params".into()))
+        };
+        let (n_in, n_out) = l.w.as_tensor().dims2()?;
+        let mut w = l.w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+        let mask = match mask {
+            Some(m) => {
+                let m = m.flatten_all()?.to_vec1::<f32>()?;
+                for (wi, mi) in w.iter_mut().zip(&m) {
+                    *wi *= mi;
+                }
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Self {
+            w,
+            b: l.b.as_tensor().to_vec1::<f32>()?,
+            mask,
+            n_in,
+            n_out,
+            w_var: find(l.w.as_tensor().id())?,
+            b_var: find(l.b.as_tensor().id())?,
+        })
+    }
+}
+
+/// One MADE transform and the permutation after it.
+struct HostMade {
+    initial: HostLinear,
+    context: Option<HostLinear>,
+    hidden: Vec<HostLinear>,
+    last: HostLinear,
+    perm: Vec<usize>,
+}
+
+/// Activations of one transform kept for the backward pass.
+struct Saved {
+    z: Vec<f32>,
+    a0: Vec<f32>,
+    hidden: Vec<Vec<f32>>,
+    u: Vec<f32>,
+    scale: Vec<f32>,
+}
+
+/// A snapshot of a MAF's weights on the host, able to evaluate the negative log-likelihood
+/// of standardised rows and its gradient.
+pub(crate) struct FusedMaf {
+    d: usize,
+    k: usize,
+    layers: Vec<HostMade>,
+    /// Constant per row: 0.5 d ln(2 pi) + sum ln std of the inputs.
+    offset: f64,
+    n_vars: usize,
+    var_sizes: Vec<usize>,
+}
+
+/// Loss summed over rows and, when asked, gradients summed over rows (one per parameter of
+/// `Params::vars`; `None` for parameters outside the MAF).
+pub(crate) struct Evaluation {
+    pub(crate) loss_sum: f64,
+    pub(crate) grads: Option<Vec<Option<Vec<f32>>>>,
+}
+
+impl FusedMaf {
+    /// Reads the current weights of `maf` (all of whose parameters must be in `params`).
+    /// `log_std_sum` is the log-Jacobian of the inputs' standardisation.
+    pub(crate) fn new(maf: &Maf, params: &Params, d_ctx: usize, log_std_sum: f64) -> Result<Self> {
+        let mut layers = Vec::new();
+        for (made, perm) in maf.layers() {
+            layers.push(HostMade {
+                initial: HostLinear::read(&made.initial, Some(&made.initial_mask), params)?,
+                context: made
+                    .context
+                    .as_ref()
+                    .map(|c| HostLinear::read(c, None, params))
+                    .transpose()?,
+                hidden: made
+                    .hidden
+                    .iter()
+                    .map(|(l, m)| HostLinear::read(l, Some(m), params))
+                    .collect::<Result<_>>()?,
+                last: HostLinear::read(&made.last, Some(&made.last_mask), params)?,
+                perm: perm.iter().map(|&p| p as usize).collect(),
+            });
+        }
+        let d = maf.dim();
+        Ok(Self {
+            d,
+            k: d_ctx,
+            layers,
+            offset: 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln() + log_std_sum,
+            n_vars: params.vars.len(),
+            var_sizes: params.vars.iter().map(|(_, v)| v.elem_count()).collect(),
+        })
+    }
+
+    /// Negative log-likelihood of the rows `rows` of `x` (standardised inputs, n x d) given
+    /// the same rows of `c` (standardised context, n x k), summed; gradients if `grads`.
+    pub(crate) fn evaluate(&self, x: &[f32], c: &[f32], rows: &[u32], grads: bool) -> Evaluation {
+        let b = rows.len();
+        let n_chunks = b.div_ceil(MAX_CHUNK).max(1);
+        let size = b.div_ceil(n_chunks).max(1);
+        let parts: Vec<Evaluation> = rows
+            .par_chunks(size)
+            .map(|chunk| self.chunk(x, c, chunk, grads))
+            .collect();
+        let mut total = Evaluation {
+            loss_sum: 0.0,
+            grads: None,
+        };
+        for p in parts {
+            total.loss_sum += p.loss_sum;
+            total.grads = match (total.grads, p.grads) {
+                (None, g) => g,
+                (Some(mut acc), Some(g)) => {
+                    for (a, gi) in acc.iter_mut().zip(g) {
+                        if let (Some(a), Some(gi)) = (a.as_mut(), gi) {
+                            for (x, y) in a.iter_mut().zip(gi) {
+                                *x += y;
+                            }
+                        }
+                    }
+                    Some(acc)
+                }
+                (acc, None) => acc,
+            };
+        }
+        total
+    }
+
+    fn chunk(&self, x: &[f32], c: &[f32], rows: &[u32], want_grads: bool) -> Evaluation {
+        let (d, k, m) = (self.d, self.k, rows.len());
+        let mut z = Vec::with_capacity(m * d);
+        let mut ctx = Vec::with_capacity(m * k);
+        for &r in rows {
+            let r = r as usize;
+            z.extend_from_slice(&x[r * d..(r + 1) * d]);
+            ctx.extend_from_slice(&c[r * k..(r + 1) * k]);
+        }
+        let mut logdet = vec![0f32; m];
+        let mut saved = Vec::with_capacity(self.layers.len());
+        for l in &self.layers {
+            let h = l.initial.n_out;
+            let mut a0 = tile(&l.initial.b, m);
+            mm(m, h, d, &mut a0, true, &z, (d, 1), &l.initial.w, (h, 1));
+            if let Some(cl) = &l.context {
+                for row in a0.chunks_exact_mut(h) {
+                    for (v, bi) in row.iter_mut().zip(&cl.b) {
+                        *v += bi;
+                    }
+                }
+                mm(m, h, k, &mut a0, true, &ctx, (k, 1), &cl.w, (h, 1));
+            }
+            let mut hs: Vec<Vec<f32>> = Vec::with_capacity(l.hidden.len());
+            for hl in &l.hidden {
+                let prev = hs.last().unwrap_or(&a0);
+                let mut pre = tile(&hl.b, m);
+                mm(
+                    m,
+                    hl.n_out,
+                    hl.n_in,
+                    &mut pre,
+                    true,
+                    prev,
+                    (hl.n_in, 1),
+                    &hl.w,
+                    (hl.n_out, 1),
+                );
+                for v in pre.iter_mut() {
+                    *v = tanh_rational(*v);
+                }
+                hs.push(pre);
+            }
+            let top = hs.last().unwrap_or(&a0);
+            let lo = &l.last;
+            let mut out = tile(&lo.b, m);
+            mm(
+                m,
+                2 * d,
+                lo.n_in,
+                &mut out,
+                true,
+                top,
+                (lo.n_in, 1),
+                &lo.w,
+                (2 * d, 1),
+            );
+            let mut u = vec![0f32; m * d];
+            let mut scale = vec![0f32; m * d];
+            let mut next = vec![0f32; m * d];
+            let mut y = vec![0f32; d];
+            for r in 0..m {
+                let mut ld = 0f32;
+                for j in 0..d {
+                    let uj = out[r * 2 * d + j];
+                    let sc = softplus(uj) + 1e-3;
+                    u[r * d + j] = uj;
+                    scale[r * d + j] = sc;
+                    ld += sc.ln();
+                    y[j] = z[r * d + j] * sc + out[r * 2 * d + d + j];
+                }
+                logdet[r] += ld;
+                for (i, &p) in l.perm.iter().enumerate() {
+                    next[r * d + i] = y[p];
+                }
+            }
+            saved.push(Saved {
+                z: std::mem::replace(&mut z, next),
+                a0,
+                hidden: hs,
+                u,
+                scale,
+            });
+        }
+        let mut loss_sum = 0f64;
+        for r in 0..m {
+            let sq: f32 = z[r * d..(r + 1) * d].iter().map(|v| v * v).sum();
+            loss_sum += f64::from(0.5 * sq - logdet[r]) + self.offset;
+        }
+        if !want_grads {
+            return Evaluation {
+                loss_sum,
+                grads: None,
+            };
+        }
+        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.n_vars];
+        let sizes = &self.var_sizes;
+        // d(0.5 |z|^2)/dz = z at the top; each transform adds -sum ln scale.
+        let mut gz = z;
+        for (l, s) in self.layers.iter().zip(saved).rev() {
+            let mut gy = vec![0f32; m * d];
+            for r in 0..m {
+                for (i, &p) in l.perm.iter().enumerate() {
+                    gy[r * d + p] = gz[r * d + i];
+                }
+            }
+            let mut gout = vec![0f32; m * 2 * d];
+            let mut gz_in = vec![0f32; m * d];
+            for r in 0..m {
+                for j in 0..d {
+                    let idx = r * d + j;
+                    let g = gy[idx];
+                    let gscale = g * s.z[idx] - 1.0 / s.scale[idx];
+                    gout[r * 2 * d + j] = gscale * sigmoid(s.u[idx]);
+                    gout[r * 2 * d + d + j] = g;
+                    gz_in[idx] = g * s.scale[idx];
+                }
+            }
+            let lo = &l.last;
+            let top = s.hidden.last().unwrap_or(&s.a0);
+            mm(
+                lo.n_in,
+                2 * d,
+                m,
+                slot(&mut grads, sizes, lo.w_var),
+                true,
+                top,
+                (1, lo.n_in),
+                &gout,
+                (2 * d, 1),
+            );
+            add_colsum(slot(&mut grads, sizes, lo.b_var), &gout);
+            let mut gh = vec![0f32; m * lo.n_in];
+            mm(
+                m,
+                lo.n_in,
+                2 * d,
+                &mut gh,
+                false,
+                &gout,
+                (2 * d, 1),
+                &lo.w,
+                (1, 2 * d),
+            );
+            for (i, hl) in l.hidden.iter().enumerate().rev() {
+                let h = &s.hidden[i];
+                for (g, hv) in gh.iter_mut().zip(h) {
+                    *g *= 1.0 - hv * hv;
+                }
+                let prev = if i == 0 { &s.a0 } else { &s.hidden[i - 1] };
+                mm(
+                    hl.n_in,
+                    hl.n_out,
+                    m,
+                    slot(&mut grads, sizes, hl.w_var),
+                    true,
+                    prev,
+                    (1, hl.n_in),
+                    &gh,
+                    (hl.n_out, 1),
+                );
+                add_colsum(slot(&mut grads, sizes, hl.b_var), &gh);
+                let mut next = vec![0f32; m * hl.n_in];
+                mm(
+                    m,
+                    hl.n_in,
+                    hl.n_out,
+                    &mut next,
+                    false,
+                    &gh,
+                    (hl.n_out, 1),
+                    &hl.w,
+                    (1, hl.n_out),
+                );
+                gh = next;
+            }
+            let il = &l.initial;
+            let h = il.n_out;
+            mm(
+                d,
+                h,
+                m,
+                slot(&mut grads, sizes, il.w_var),
+                true,
+                &s.z,
+                (1, d),
+                &gh,
+                (h, 1),
+            );
+            add_colsum(slot(&mut grads, sizes, il.b_var), &gh);
+            if let Some(cl) = &l.context {
+                mm(
+                    k,
+                    h,
+                    m,
+                    slot(&mut grads, sizes, cl.w_var),
+                    true,
+                    &ctx,
+                    (1, k),
+                    &gh,
+                    (h, 1),
+                );
+                add_colsum(slot(&mut grads, sizes, cl.b_var), &gh);
+            }
+            mm(m, d, h, &mut gz_in, true, &gh, (h, 1), &il.w, (1, h));
+            gz = gz_in;
+        }
+        // Masked weights only ever enter through W * mask, so their gradient is masked too.
+        for l in &self.layers {
+            for hl in std::iter::once(&l.initial)
+                .chain(&l.hidden)
+                .chain([&l.last])
+            {
+                if let (Some(mask), Some(g)) = (&hl.mask, grads[hl.w_var].as_mut()) {
+                    for (gi, mi) in g.iter_mut().zip(mask) {
+                        *gi *= mi;
+                    }
+                }
+            }
+        }
+        Evaluation {
+            loss_sum,
+            grads: Some(grads),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::std_normal_log_prob;
+    use candle_core::{Device, Tensor};
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        (0..n * dim)
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect()
+    }
+
+    /// Loss and gradients of the candle graph of the same MAF (the reference).
+    fn graph(
+        maf: &Maf,
+        p: &Params,
+        x: &[f32],
+        c: &[f32],
+        d: usize,
+        k: usize,
+        off: f64,
+    ) -> (f64, Vec<Vec<f32>>) {
+        let n = x.len() / d;
+        let xt = Tensor::from_vec(x.to_vec(), (n, d), &Device::Cpu).unwrap();
+        let ct = Tensor::from_vec(c.to_vec(), (n, k), &Device::Cpu).unwrap();
+        let (z, ld) = maf.forward(&xt, (k > 0).then_some(&ct)).unwrap();
+        let lp = (std_normal_log_prob(&z).unwrap() + ld).unwrap();
+        let loss = ((lp.mean_all().unwrap().neg().unwrap()) + off).unwrap();
+        let grads = loss.backward().unwrap();
+        let g = p
+            .vars
+            .iter()
+            .map(|(_, v)| {
+                grads
+                    .get(v.as_tensor())
+                    .map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                    .unwrap_or_else(|| vec![0.0; v.elem_count()])
+            })
+            .collect();
+        (loss.to_scalar::<f32>().unwrap() as f64, g)
+    }
+
+    #[test]
+    fn loss_and_gradients_match_candle_autograd() {
+        for (d, k, n) in [
+            (3usize, 2usize, 250usize),
+            (1, 0, 37),
+            (2, 5, 100),
+            (5, 3, 201),
+        ] {
+            let mut rng = ChaCha8Rng::seed_from_u64(d as u64 * 10 + k as u64);
+            let mut p = Params::new(&Device::Cpu);
+            let maf = Maf::new(&mut p, d, k, 16, 3, &mut rng).unwrap();
+            // Move the weights away from the initialisation so every term matters.
+            for (i, (_, v)) in p.vars.iter().enumerate() {
+                let w = data(1, v.elem_count(), 100 + i as u64);
+                let t = Tensor::from_vec(w, v.as_tensor().shape(), &Device::Cpu).unwrap();
+                v.set(&(t * 0.4).unwrap()).unwrap();
+            }
+            let (x, c) = (data(n, d, 1), data(n, k, 2));
+            let off = 0.37;
+            let (l_ref, g_ref) = graph(&maf, &p, &x, &c, d, k, off);
+            let kernel = FusedMaf::new(&maf, &p, k, off).unwrap();
+            let rows: Vec<u32> = (0..n as u32).collect();
+            let ev = kernel.evaluate(&x, &c, &rows, true);
+            let loss = ev.loss_sum / n as f64;
+            assert!(
+                (loss - l_ref).abs() < 1e-5 * l_ref.abs().max(1.0),
+                "d {d} k {k}: loss {loss} vs graph {l_ref}"
+            );
+            let grads = ev.grads.unwrap();
+            for (i, (name, _)) in p.vars.iter().enumerate() {
+                let ours: Vec<f32> = grads[i]
+                    .as_ref()
+                    .expect("every MAF parameter gets a gradient")
+                    .iter()
+                    .map(|g| g / n as f32)
+                    .collect();
+                let scale = g_ref[i].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+                for (j, (a, b)) in ours.iter().zip(&g_ref[i]).enumerate() {
+                    assert!(
+                        (a - b).abs() < 2e-4 * scale,
+                        "d {d} k {k}: {name}[{j}] = {a} vs graph {b} (scale {scale})"
+                    );
+                }
+            }
+            // A subset of rows is the loss of those rows alone.
+            let sub = [3u32, 0, 7];
+            let ev_sub = kernel.evaluate(&x, &c, &sub, false);
+            let picked: Vec<f32> = sub
+                .iter()
+                .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].to_vec())
+                .collect();
+            let picked_c: Vec<f32> = sub
+                .iter()
+                .flat_map(|&r| c[r as usize * k..(r as usize + 1) * k].to_vec())
+                .collect();
+            let (l_sub, _) = graph(&maf, &p, &picked, &picked_c, d, k, off);
+            assert!((ev_sub.loss_sum / 3.0 - l_sub).abs() < 1e-5 * l_sub.abs().max(1.0));
+            assert!(ev_sub.grads.is_none());
+        }
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let (d, k, n) = (4, 3, 333);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let mut p = Params::new(&Device::Cpu);
+        let maf = Maf::new(&mut p, d, k, 20, 2, &mut rng).unwrap();
+        let kernel = FusedMaf::new(&maf, &p, k, 0.0).unwrap();
+        let (x, c) = (data(n, d, 3), data(n, k, 4));
+        let rows: Vec<u32> = (0..n as u32).rev().collect();
+        let run = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| kernel.evaluate(&x, &c, &rows, true))
+        };
+        let (a, b) = (run(1), run(3));
+        assert_eq!(a.loss_sum.to_bits(), b.loss_sum.to_bits());
+        assert_eq!(a.grads, b.grads);
+    }
+}
