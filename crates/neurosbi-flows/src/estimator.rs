@@ -493,6 +493,14 @@ impl ConditionalEstimator {
         let (n, m) = self.check_pairs(inputs, context)?;
         self.check_mixed_inputs(inputs)?;
         let (di, dc) = (self.header.d_in, self.header.d_ctx);
+        if let (Net::Maf(maf), None, true) = (&self.net, &self.embedding, self.device.is_cpu()) {
+            // The native kernel: no graph per chunk, rows in parallel (MCMC potentials).
+            let kernel = FusedMaf::new(maf, &self.params, dc, self.header.inputs.log_std_sum())?;
+            let x = standardised_f32(inputs, &self.header.inputs);
+            let c = standardised_f32(context, &self.header.context);
+            debug_assert!(m == 1 || m == n);
+            return Ok(kernel.log_probs(&x, &c));
+        }
         let mut out = Vec::with_capacity(n);
         const CHUNK: usize = 1024;
         for s in (0..n).step_by(CHUNK) {

@@ -175,8 +175,10 @@ pub(crate) struct FusedMaf {
     d: usize,
     k: usize,
     layers: Vec<HostMade>,
-    /// Constant per row: 0.5 d ln(2 pi) + sum ln std of the inputs.
-    offset: f64,
+    /// 0.5 d ln(2 pi), the base Gaussian's normaliser.
+    gauss_norm: f32,
+    /// Sum of ln std of the inputs (the standardisation's log-Jacobian).
+    log_std_sum: f32,
     n_vars: usize,
     var_sizes: Vec<usize>,
 }
@@ -215,7 +217,8 @@ impl FusedMaf {
             d,
             k: d_ctx,
             layers,
-            offset: 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln() + log_std_sum,
+            gauss_norm: (0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()) as f32,
+            log_std_sum: log_std_sum as f32,
             n_vars: params.vars.len(),
             var_sizes: params.vars.iter().map(|(_, v)| v.elem_count()).collect(),
         })
@@ -255,6 +258,29 @@ impl FusedMaf {
         total
     }
 
+    /// log q of standardised rows `x` (n x d) given standardised context `c` (n x k, or
+    /// one row shared by all), including the standardisation's log-Jacobian.
+    pub(crate) fn log_probs(&self, x: &[f32], c: &[f32]) -> Vec<f64> {
+        let (d, k) = (self.d, self.k);
+        let n = x.len() / d.max(1);
+        let shared = k > 0 && c.len() == k && n != 1;
+        let idx: Vec<usize> = (0..n).collect();
+        let parts: Vec<Vec<f64>> = idx
+            .par_chunks(MAX_CHUNK)
+            .map(|rows| {
+                let (s, e) = (rows[0], rows[rows.len() - 1] + 1);
+                let ctx = if shared {
+                    c.repeat(e - s)
+                } else {
+                    c[s * k..e * k].to_vec()
+                };
+                let (losses, _) = self.pass(x[s * d..e * d].to_vec(), ctx, false);
+                losses.into_iter().map(|l| -l).collect()
+            })
+            .collect();
+        parts.concat()
+    }
+
     fn chunk(&self, x: &[f32], c: &[f32], rows: &[u32], want_grads: bool) -> Evaluation {
         let (d, k, m) = (self.d, self.k, rows.len());
         let mut z = Vec::with_capacity(m * d);
@@ -264,6 +290,24 @@ impl FusedMaf {
             z.extend_from_slice(&x[r * d..(r + 1) * d]);
             ctx.extend_from_slice(&c[r * k..(r + 1) * k]);
         }
+        let (losses, grads) = self.pass(z, ctx, want_grads);
+        Evaluation {
+            loss_sum: losses.iter().sum(),
+            grads,
+        }
+    }
+
+    /// Per-row negative log-likelihood of the gathered rows `z` (m x d) given `ctx`
+    /// (m x k), and the summed gradients if asked.
+    #[allow(clippy::type_complexity)]
+    fn pass(
+        &self,
+        mut z: Vec<f32>,
+        ctx: Vec<f32>,
+        want_grads: bool,
+    ) -> (Vec<f64>, Option<Vec<Option<Vec<f32>>>>) {
+        let (d, k) = (self.d, self.k);
+        let m = z.len() / d.max(1);
         let mut logdet = vec![0f32; m];
         let mut saved = Vec::with_capacity(self.layers.len());
         for l in &self.layers {
@@ -339,16 +383,16 @@ impl FusedMaf {
                 scale,
             });
         }
-        let mut loss_sum = 0f64;
-        for r in 0..m {
-            let sq: f32 = z[r * d..(r + 1) * d].iter().map(|v| v * v).sum();
-            loss_sum += f64::from(0.5 * sq - logdet[r]) + self.offset;
-        }
+        let losses: Vec<f64> = (0..m)
+            .map(|r| {
+                // In f32 and in the graph's order, so both paths round alike.
+                let sq: f32 = z[r * d..(r + 1) * d].iter().map(|v| v * v).sum();
+                let lp = (sq * -0.5 - self.gauss_norm) + logdet[r] - self.log_std_sum;
+                -f64::from(lp)
+            })
+            .collect();
         if !want_grads {
-            return Evaluation {
-                loss_sum,
-                grads: None,
-            };
+            return (losses, None);
         }
         let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.n_vars];
         let sizes = &self.var_sizes;
@@ -475,10 +519,7 @@ impl FusedMaf {
                 }
             }
         }
-        Evaluation {
-            loss_sum,
-            grads: Some(grads),
-        }
+        (losses, Some(grads))
     }
 }
 

@@ -70,6 +70,42 @@ fn native_training_follows_the_graph_path() {
     );
 }
 
+#[test]
+fn native_log_prob_matches_the_graph() {
+    let (x, c) = bimodal(500, 2, 4);
+    let mut q = ConditionalEstimator::new(&EstimatorConfig::maf(), &x, &c, 2, 1, 7).unwrap();
+    q.train(&x, &c, &cfg(3), &mut Record::default()).unwrap();
+    let graph = |inputs: &[f64], ctx: &[f64], rows_ctx: usize| -> Vec<f64> {
+        let dev = candle_core::Device::Cpu;
+        let to = |v: &[f64], r: usize| {
+            let f: Vec<f32> = v.iter().map(|&a| a as f32).collect();
+            candle_core::Tensor::from_vec(f, (r, v.len() / r), &dev).unwrap()
+        };
+        let lp = q
+            .log_prob_tensor(&to(inputs, inputs.len() / 2), &to(ctx, rows_ctx))
+            .unwrap();
+        lp.to_vec1::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    };
+    // One context per row, and one context row shared by all (as MCMC and NPE use it).
+    let native = q.log_prob(&x, &c).unwrap();
+    let reference = graph(&x, &c, c.len());
+    let shared = q.log_prob(&x[..400], &c[..1]).unwrap();
+    let shared_ref = graph(&x[..400], &c[..1], 1);
+    for (a, b) in native
+        .iter()
+        .zip(&reference)
+        .chain(shared.iter().zip(&shared_ref))
+    {
+        assert!((a - b).abs() < 1e-4 * b.abs().max(1.0), "{a} vs graph {b}");
+    }
+    assert_eq!(native.len(), 500);
+    assert_eq!(shared.len(), 200);
+}
+
 /// Prints the per-epoch time of both paths (a timing, not a test of speed):
 /// `cargo test --release -p neurosbi-flows --test fused_maf -- --ignored --nocapture`.
 #[test]
