@@ -1,0 +1,264 @@
+//! `[stimuli]` entries (generated kinds and files) and reading numeric files (CSV, `.npy`).
+
+use super::*;
+
+type StimRows = (Vec<Vec<f64>>, Option<(f64, f64)>);
+
+/// Builds the rows of one stimulus; returns them with the stimulus window (s) when the
+/// kind has one.
+pub(super) fn stimulus(
+    ctx: &Ctx,
+    key: &str,
+    t: &toml::Table,
+    dim: &neurosbi_sim::Dimension,
+    dt: f64,
+    n_steps: usize,
+    seed: u64,
+) -> Result<StimRows> {
+    let kind = t.get("kind").and_then(|k| k.as_str()).ok_or_else(|| {
+        ctx.err(
+            &format!("{key}.kind"),
+            "missing: one of step, ramp, pulses, noise, file",
+        )
+    })?;
+    let allowed: &[&str] = match kind {
+        "step" => &["kind", "amplitude", "start", "stop"],
+        "ramp" => &["kind", "from", "to", "start", "stop"],
+        "pulses" => &["kind", "amplitude", "start", "width", "period", "count"],
+        "noise" => &["kind", "mean", "std", "seed", "traces"],
+        "file" => &["kind", "file", "unit"],
+        other => {
+            return Err(ctx.err(
+                &format!("{key}.kind"),
+                format!(
+                    "unknown stimulus kind `{other}` (expected step, ramp, pulses, noise or file)"
+                ),
+            ));
+        }
+    };
+    ctx.check_keys(key, t, allowed)?;
+    let amp = |k: &str, default: Option<f64>| -> Result<Vec<f64>> {
+        let kk = format!("{key}.{k}");
+        let one = |v: &toml::Value| -> Result<f64> {
+            let text = ctx.quantity_text(&kk, v)?;
+            let q = parse_quantity(ctx.file, &kk, &text)?;
+            if q.dim != *dim {
+                return Err(ctx.err(
+                    &kk,
+                    format!("\"{text}\" has dimension {}, the input is {dim}", q.dim),
+                ));
+            }
+            Ok(q.value)
+        };
+        match t.get(k) {
+            None => default
+                .map(|d| vec![d])
+                .ok_or_else(|| ctx.err(&kk, "missing")),
+            Some(toml::Value::Array(a)) if !a.is_empty() => a.iter().map(one).collect(),
+            Some(v) => Ok(vec![one(v)?]),
+        }
+    };
+    let time = |k: &str, default: f64| -> Result<f64> {
+        t.get(k).map_or(Ok(default), |v| {
+            ctx.quantity(&format!("{key}.{k}"), v, "second")
+        })
+    };
+    let duration = n_steps as f64 * dt;
+    // Sample k holds for k*dt <= t < (k+1)*dt; a step is on where its sample time lies in
+    // [start, stop).
+    let on = |i: usize, a: f64, b: f64| {
+        let ti = i as f64 * dt;
+        ti >= a - 1e-9 * dt && ti < b - 1e-9 * dt
+    };
+    Ok(match kind {
+        "step" => {
+            let (a, b) = (time("start", 0.0)?, time("stop", duration)?);
+            let rows = amp("amplitude", None)?
+                .into_iter()
+                .map(|amp| {
+                    (0..n_steps)
+                        .map(|i| if on(i, a, b) { amp } else { 0.0 })
+                        .collect()
+                })
+                .collect();
+            (rows, Some((a, b)))
+        }
+        "ramp" => {
+            let (a, b) = (time("start", 0.0)?, time("stop", duration)?);
+            let from = amp("from", Some(0.0))?;
+            let to = amp("to", None)?;
+            let n = from.len().max(to.len());
+            let rows = (0..n)
+                .map(|r| {
+                    let (f, g) = (from[r.min(from.len() - 1)], to[r.min(to.len() - 1)]);
+                    (0..n_steps)
+                        .map(|i| {
+                            if on(i, a, b) {
+                                f + (g - f) * (i as f64 * dt - a) / (b - a)
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            (rows, Some((a, b)))
+        }
+        "pulses" => {
+            let a = time("start", 0.0)?;
+            let width = time("width", 0.0)?;
+            let period = time("period", 0.0)?;
+            if width <= 0.0 || period < width {
+                return Err(ctx.err(key, "pulses need width > 0 and period >= width"));
+            }
+            let count = t
+                .get("count")
+                .map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.count"), v))?;
+            let rows = amp("amplitude", None)?
+                .into_iter()
+                .map(|amp| {
+                    (0..n_steps)
+                        .map(|i| {
+                            let on_any = (0..count).any(|c| {
+                                let s = a + c as f64 * period;
+                                on(i, s, s + width)
+                            });
+                            if on_any { amp } else { 0.0 }
+                        })
+                        .collect()
+                })
+                .collect();
+            (rows, Some((a, a + (count - 1) as f64 * period + width)))
+        }
+        "noise" => {
+            let mean = amp("mean", Some(0.0))?;
+            let std = amp("std", None)?;
+            let traces = t
+                .get("traces")
+                .map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.traces"), v))?;
+            let s = match t.get("seed") {
+                None => seed,
+                Some(v) => v.as_integer().filter(|i| *i >= 0).ok_or_else(|| {
+                    ctx.err(&format!("{key}.seed"), "expected a non-negative integer")
+                })? as u64,
+            };
+            let rows = (0..traces)
+                .map(|r| {
+                    let mut rng = neurosbi_infer::stream_rng(s, 0x5715, r as u64);
+                    let (m, sd) = (mean[r.min(mean.len() - 1)], std[r.min(std.len() - 1)]);
+                    (0..n_steps)
+                        .map(|_| {
+                            let z: f64 = StandardNormal.sample(&mut rng);
+                            m + sd * z
+                        })
+                        .collect()
+                })
+                .collect();
+            (rows, None)
+        }
+        _ => {
+            let fk = format!("{key}.file");
+            let path = ctx.path(&fk, t.get("file").ok_or_else(|| ctx.err(&fk, "missing"))?)?;
+            let uk = format!("{key}.unit");
+            let uname = t
+                .get("unit")
+                .and_then(|u| u.as_str())
+                .ok_or_else(|| ctx.err(&uk, "missing: the unit of the values, e.g. \"nA\""))?;
+            let unit = Unit::named(uname)
+                .ok_or_else(|| ctx.err(&uk, format!("unknown unit `{uname}`")))?;
+            if lookup_unit(uname).is_some_and(|u| u.dim != *dim) {
+                return Err(ctx.err(
+                    &uk,
+                    format!("`{uname}` does not match the input's dimension {dim}"),
+                ));
+            }
+            let rows = read_matrix(ctx, &fk, &path, false)?;
+            if let Some((k, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != n_steps) {
+                return Err(ctx.err(
+                    &fk,
+                    format!(
+                        "{}: trace {k} has {} samples, expected {n_steps} (duration / dt)",
+                        path.display(),
+                        r.len()
+                    ),
+                ));
+            }
+            (
+                rows.into_iter()
+                    .map(|r| r.into_iter().map(|v| v * unit.scale).collect())
+                    .collect(),
+                None,
+            )
+        }
+    })
+}
+
+/// Reads rows of numbers from a CSV (one trace per line; a non-numeric first line is a
+/// header) or a 1-D/2-D `.npy`. `ragged` allows rows of different lengths (spike times).
+pub(super) fn read_matrix(
+    ctx_file: &Ctx,
+    key: &str,
+    path: &Path,
+    ragged: bool,
+) -> Result<Vec<Vec<f64>>> {
+    let err = |m: String| ctx_file.err(key, format!("{}: {m}", path.display()));
+    if path.extension().is_some_and(|e| e == "npy") {
+        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| err(e.to_string()))?;
+        let shape = npy.shape().to_vec();
+        let data: Vec<f64> = match npy.dtype() {
+            npyz::DType::Plain(t)
+                if t.size_field() == 4 && t.type_char() == npyz::TypeChar::Float =>
+            {
+                npy.into_vec::<f32>()
+                    .map_err(|e| err(e.to_string()))?
+                    .into_iter()
+                    .map(f64::from)
+                    .collect()
+            }
+            _ => npy
+                .into_vec::<f64>()
+                .map_err(|e| err(format!("{e} (expected float64 or float32)")))?,
+        };
+        return match shape.as_slice() {
+            [n] => Ok(vec![data[..*n as usize].to_vec()]),
+            [r, c] => Ok(data
+                .chunks(*c as usize)
+                .take(*r as usize)
+                .map(|x| x.to_vec())
+                .collect()),
+            s => Err(err(format!(
+                "expected a 1-D or 2-D array, found shape {s:?}"
+            ))),
+        };
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && !ragged) {
+            continue;
+        }
+        let cells: Vec<&str> = line
+            .split([',', ';', '\t', ' '])
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        let parsed: std::result::Result<Vec<f64>, _> =
+            cells.iter().map(|c| c.parse::<f64>()).collect();
+        match parsed {
+            Ok(r) => rows.push(r),
+            Err(_) if i == 0 => {} // header
+            Err(e) => {
+                return Err(err(format!(
+                    "line {}: {e} (expected numbers separated by commas)",
+                    i + 1
+                )));
+            }
+        }
+    }
+    if !ragged && rows.is_empty() {
+        return Err(err("no data rows".into()));
+    }
+    Ok(rows)
+}
