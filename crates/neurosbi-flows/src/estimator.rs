@@ -660,18 +660,7 @@ impl ConditionalEstimator {
         let loss = |rows: &[u32], want: bool| {
             let kernel = FusedMaf::new(maf, &this.params, this.header.d_ctx, log_std_sum)?;
             let ev = kernel.evaluate(&x, &c, rows, want);
-            let inv = 1.0 / rows.len().max(1) as f64;
-            let grads = ev.grads.map(|gs| {
-                gs.into_iter()
-                    .map(|g| {
-                        g.map(|mut g| {
-                            g.iter_mut().for_each(|v| *v *= inv as f32);
-                            g
-                        })
-                    })
-                    .collect()
-            });
-            Ok((ev.loss_sum * inv, grads))
+            Ok(mean_of(ev, rows.len()))
         };
         let res = fit_objective(
             &this.params,
@@ -782,6 +771,145 @@ impl ConditionalEstimator {
         res
     }
 
+    /// The APT / SNPE-C atomic loss (Greenberg et al. 2019, eq. 6; sbi
+    /// `_log_prob_proposal_posterior_atomic`) of a batch as a differentiable scalar: for each
+    /// row i the atoms are its own input and the inputs of the next `num_atoms - 1` rows of
+    /// the (shuffled) batch, and loss = -mean_i [l_ii - logsumexp_j l_ij] with
+    /// `l_ij = log q(input_j | context_i) - log_prior_j`. `log_prior` holds log p of each
+    /// row's raw input; `num_atoms` is capped at the batch size.
+    pub fn atomic_loss_tensor(
+        &self,
+        inputs: &Tensor,
+        context: &Tensor,
+        log_prior: &[f32],
+        num_atoms: usize,
+    ) -> candle_core::Result<Tensor> {
+        let b = inputs.dim(0)?;
+        if log_prior.len() != b {
+            candle_core::bail!(
+                "atomic loss: {} log-prior values for {b} rows",
+                log_prior.len()
+            );
+        }
+        let k = num_atoms.clamp(2, b.max(2)).min(b);
+        let mut cols = Vec::with_capacity(k);
+        for j in 0..k {
+            let idx: Vec<u32> = (0..b).map(|i| ((i + j) % b) as u32).collect();
+            let idx = Tensor::from_vec(idx, b, inputs.device())?;
+            let atoms = inputs.index_select(&idx, 0)?;
+            let lp: Vec<f32> = (0..b).map(|i| log_prior[(i + j) % b]).collect();
+            let lp = Tensor::from_vec(lp, b, inputs.device())?;
+            cols.push((self.log_prob_tensor(&atoms, context)? - lp)?.unsqueeze(1)?);
+        }
+        let logits = Tensor::cat(&cols, 1)?;
+        let m = logits.max_keepdim(D::Minus1)?.detach();
+        let z = logits.broadcast_sub(&m)?;
+        let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
+        z.broadcast_sub(&lse)?.narrow(1, 0, 1)?.mean_all()?.neg()
+    }
+
+    /// Trains with the APT / SNPE-C atomic loss ([`Self::atomic_loss_tensor`]) for
+    /// sequential NPE: `inputs` are parameters drawn from proposals, `log_prior` their log
+    /// prior density (one per row). A MAF without embedding net on the CPU uses the
+    /// native kernel; other estimators the candle graph.
+    pub fn train_atomic(
+        &mut self,
+        inputs: &[f64],
+        context: &[f64],
+        log_prior: &[f64],
+        num_atoms: usize,
+        cfg: &TrainConfig,
+        obs: &mut dyn TrainObserver,
+    ) -> Result<TrainReport, FlowError> {
+        let n = self.check_training_pairs(inputs, context)?;
+        if log_prior.len() != n {
+            return Err(FlowError::Shape {
+                what: "log_prior",
+                expected: n,
+                rows: n,
+                dim: 1,
+                got: log_prior.len(),
+            });
+        }
+        // Atoms come from proposals inside the prior's support; clamp so that a stray
+        // -inf cannot turn the softmax into NaN.
+        let lp: Vec<f64> = log_prior.iter().map(|v| v.max(-1e30)).collect();
+        let native = matches!(self.net, Net::Maf(_))
+            && self.embedding.is_none()
+            && self.device.is_cpu()
+            && cfg.device.is_none();
+        if !native {
+            let lp32: Vec<f32> = lp.iter().map(|&v| v as f32).collect();
+            return self.train_atomic_graph(inputs, context, &lp32, num_atoms, cfg, obs);
+        }
+        let x = standardised_f32(inputs, &self.header.inputs);
+        let c = standardised_f32(context, &self.header.context);
+        let mut state = self.state.take();
+        let this = &*self;
+        let Net::Maf(maf) = &this.net else {
+            unreachable!("checked above")
+        };
+        let log_std_sum = this.header.inputs.log_std_sum();
+        let loss = |rows: &[u32], want: bool| {
+            let kernel = FusedMaf::new(maf, &this.params, this.header.d_ctx, log_std_sum)?;
+            let ev = kernel.evaluate_atomic(&x, &c, &lp, rows, num_atoms, want);
+            Ok(mean_of(ev, rows.len()))
+        };
+        let res = fit_objective(
+            &this.params,
+            &mut state,
+            n,
+            cfg,
+            obs,
+            Objective::Native(&loss),
+        );
+        self.state = state;
+        res
+    }
+
+    /// The graph version; it works on row indices (through `fit`), not on batch tensors
+    /// as `train_with_loss` does, because each row's log prior is looked up by index.
+    fn train_atomic_graph(
+        &mut self,
+        inputs: &[f64],
+        context: &[f64],
+        log_prior: &[f32],
+        num_atoms: usize,
+        cfg: &TrainConfig,
+        obs: &mut dyn TrainObserver,
+    ) -> Result<TrainReport, FlowError> {
+        if let Some(dev) = crate::device::training_device(cfg, &self.device)? {
+            let mut moved = self.to_device(&dev)?;
+            let rep = moved.train_atomic_graph(
+                inputs,
+                context,
+                log_prior,
+                num_atoms,
+                &Self::here(cfg),
+                obs,
+            )?;
+            *self = moved.to_device(&self.device)?;
+            return Ok(rep);
+        }
+        let n = self.check_training_pairs(inputs, context)?;
+        let x = self.tensor(inputs, self.header.d_in)?;
+        let c = self.tensor(context, self.header.d_ctx)?;
+        let mut state = self.state.take();
+        let this = &*self;
+        let res = fit(&this.params, &mut state, n, cfg, obs, &|idx| {
+            let rows = idx.to_vec1::<u32>()?;
+            let lp: Vec<f32> = rows.iter().map(|&r| log_prior[r as usize]).collect();
+            this.atomic_loss_tensor(
+                &x.index_select(idx, 0)?,
+                &c.index_select(idx, 0)?,
+                &lp,
+                num_atoms,
+            )
+        });
+        self.state = state;
+        res
+    }
+
     /// Writes the estimator (format version, architecture, z-score statistics, weights) to
     /// one safetensors file.
     pub fn save(&self, path: &Path) -> Result<(), FlowError> {
@@ -812,6 +940,23 @@ impl ConditionalEstimator {
 
 /// Input statistics and category lists of an MNLE: the discrete columns keep their values
 /// (mean 0, deviation 1), the continuous ones are standardised after the optional log.
+/// Loss and gradients of a batch sum turned into those of the batch mean.
+#[allow(clippy::type_complexity)]
+fn mean_of(ev: crate::fused_maf::Evaluation, rows: usize) -> (f64, Option<Vec<Option<Vec<f32>>>>) {
+    let inv = 1.0 / rows.max(1) as f64;
+    let grads = ev.grads.map(|gs| {
+        gs.into_iter()
+            .map(|g| {
+                g.map(|mut g| {
+                    g.iter_mut().for_each(|v| *v *= inv as f32);
+                    g
+                })
+            })
+            .collect()
+    });
+    (ev.loss_sum * inv, grads)
+}
+
 /// Rows standardised as the graph does it: f32 values minus the f32 mean, over the f32 std.
 fn standardised_f32(data: &[f64], z: &ZScore) -> Vec<f32> {
     let dim = z.mean.len().max(1);

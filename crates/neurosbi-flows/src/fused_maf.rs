@@ -169,6 +169,17 @@ struct Saved {
     scale: Vec<f32>,
 }
 
+/// What a pass computes besides the per-row losses.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Nothing.
+    Value,
+    /// Gradients of the sum of the row losses.
+    Sum,
+    /// Gradients of `sum_r w_r loss_r`, with the weights computed from the row losses.
+    Weighted(&'a dyn Fn(&[f64]) -> Vec<f32>),
+}
+
 /// A snapshot of a MAF's weights on the host, able to evaluate the negative log-likelihood
 /// of standardised rows and its gradient.
 pub(crate) struct FusedMaf {
@@ -234,6 +245,11 @@ impl FusedMaf {
             .par_chunks(size)
             .map(|chunk| self.chunk(x, c, chunk, grads))
             .collect();
+        Self::reduce(parts)
+    }
+
+    /// Sums chunk results in chunk order (so the thread count cannot change the numbers).
+    fn reduce(parts: Vec<Evaluation>) -> Evaluation {
         let mut total = Evaluation {
             loss_sum: 0.0,
             grads: None,
@@ -258,6 +274,77 @@ impl FusedMaf {
         total
     }
 
+    /// The APT / SNPE-C atomic loss of the batch `rows` with `num_atoms` atoms (the row's
+    /// own input and those of the next `num_atoms - 1` rows of the batch, cyclically),
+    /// summed over the batch, and its gradient if asked. `log_prior` holds log p of each
+    /// row's raw input. See [`crate::ConditionalEstimator::train_atomic`].
+    pub(crate) fn evaluate_atomic(
+        &self,
+        x: &[f32],
+        c: &[f32],
+        log_prior: &[f64],
+        rows: &[u32],
+        num_atoms: usize,
+        grads: bool,
+    ) -> Evaluation {
+        let b = rows.len();
+        let k = num_atoms.clamp(2, b.max(2)).min(b);
+        let (d, kc) = (self.d, self.k);
+        // Groups (one per batch row, its k atoms) never straddle chunks: each chunk
+        // normalises its own groups.
+        let per_chunk = (MAX_CHUNK / k).max(1);
+        let groups: Vec<usize> = (0..b).collect();
+        let parts: Vec<Evaluation> = groups
+            .par_chunks(per_chunk)
+            .map(|gs| {
+                let mut z = Vec::with_capacity(gs.len() * k * d);
+                let mut ctx = Vec::with_capacity(gs.len() * k * kc);
+                let mut lp = Vec::with_capacity(gs.len() * k);
+                for &i in gs {
+                    let own = rows[i] as usize;
+                    for j in 0..k {
+                        let atom = rows[(i + j) % b] as usize;
+                        z.extend_from_slice(&x[atom * d..(atom + 1) * d]);
+                        ctx.extend_from_slice(&c[own * kc..(own + 1) * kc]);
+                        lp.push(log_prior[atom]);
+                    }
+                }
+                // loss_i = -l_i0 + logsumexp_j l_ij with l_ij = -nll_ij - log p(atom);
+                // d loss_i / d nll_ij = [j == 0] - softmax_j(l_i)_j.
+                let softmax = |nll: &[f64]| -> (Vec<f64>, Vec<f64>) {
+                    let mut losses = Vec::with_capacity(gs.len());
+                    let mut w = Vec::with_capacity(nll.len());
+                    for (n, p) in nll.chunks_exact(k).zip(lp.chunks_exact(k)) {
+                        let l: Vec<f64> = n.iter().zip(p).map(|(a, b)| -a - b).collect();
+                        let mx = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                        let se: f64 = l.iter().map(|v| (v - mx).exp()).sum();
+                        let lse = mx + se.ln();
+                        losses.push(lse - l[0]);
+                        for (j, v) in l.iter().enumerate() {
+                            let p = (v - lse).exp();
+                            w.push(if j == 0 { 1.0 - p } else { -p });
+                        }
+                    }
+                    (losses, w)
+                };
+                let weights = |nll: &[f64]| -> Vec<f32> {
+                    softmax(nll).1.into_iter().map(|v| v as f32).collect()
+                };
+                let mode = if grads {
+                    Mode::Weighted(&weights)
+                } else {
+                    Mode::Value
+                };
+                let (nll, g) = self.pass(z, ctx, mode);
+                Evaluation {
+                    loss_sum: softmax(&nll).0.iter().sum(),
+                    grads: g,
+                }
+            })
+            .collect();
+        Self::reduce(parts)
+    }
+
     /// log q of standardised rows `x` (n x d) given standardised context `c` (n x k, or
     /// one row shared by all), including the standardisation's log-Jacobian.
     pub(crate) fn log_probs(&self, x: &[f32], c: &[f32]) -> Vec<f64> {
@@ -274,7 +361,7 @@ impl FusedMaf {
                 } else {
                     c[s * k..e * k].to_vec()
                 };
-                let (losses, _) = self.pass(x[s * d..e * d].to_vec(), ctx, false);
+                let (losses, _) = self.pass(x[s * d..e * d].to_vec(), ctx, Mode::Value);
                 losses.into_iter().map(|l| -l).collect()
             })
             .collect();
@@ -290,7 +377,8 @@ impl FusedMaf {
             z.extend_from_slice(&x[r * d..(r + 1) * d]);
             ctx.extend_from_slice(&c[r * k..(r + 1) * k]);
         }
-        let (losses, grads) = self.pass(z, ctx, want_grads);
+        let mode = if want_grads { Mode::Sum } else { Mode::Value };
+        let (losses, grads) = self.pass(z, ctx, mode);
         Evaluation {
             loss_sum: losses.iter().sum(),
             grads,
@@ -304,7 +392,7 @@ impl FusedMaf {
         &self,
         mut z: Vec<f32>,
         ctx: Vec<f32>,
-        want_grads: bool,
+        mode: Mode<'_>,
     ) -> (Vec<f64>, Option<Vec<Option<Vec<f32>>>>) {
         let (d, k) = (self.d, self.k);
         let m = z.len() / d.max(1);
@@ -391,13 +479,18 @@ impl FusedMaf {
                 -f64::from(lp)
             })
             .collect();
-        if !want_grads {
-            return (losses, None);
-        }
+        let w: Vec<f32> = match mode {
+            Mode::Value => return (losses, None),
+            Mode::Sum => vec![1.0; m],
+            Mode::Weighted(f) => f(&losses),
+        };
         let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.n_vars];
         let sizes = &self.var_sizes;
         // d(0.5 |z|^2)/dz = z at the top; each transform adds -sum ln scale.
         let mut gz = z;
+        for (g, wr) in gz.chunks_exact_mut(d).zip(&w) {
+            g.iter_mut().for_each(|v| *v *= wr);
+        }
         for (l, s) in self.layers.iter().zip(saved).rev() {
             let mut gy = vec![0f32; m * d];
             for r in 0..m {
@@ -411,7 +504,7 @@ impl FusedMaf {
                 for j in 0..d {
                     let idx = r * d + j;
                     let g = gy[idx];
-                    let gscale = g * s.z[idx] - 1.0 / s.scale[idx];
+                    let gscale = g * s.z[idx] - w[r] / s.scale[idx];
                     gout[r * 2 * d + j] = gscale * sigmoid(s.u[idx]);
                     gout[r * 2 * d + d + j] = g;
                     gz_in[idx] = g * s.scale[idx];
@@ -630,6 +723,85 @@ mod tests {
     }
 
     #[test]
+    fn atomic_loss_and_gradients_match_candle_autograd() {
+        let (d, k, b, atoms) = (3usize, 2usize, 23usize, 5usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(77);
+        let mut p = Params::new(&Device::Cpu);
+        let maf = Maf::new(&mut p, d, k, 12, 2, &mut rng).unwrap();
+        for (i, (_, v)) in p.vars.iter().enumerate() {
+            let w = data(1, v.elem_count(), 300 + i as u64);
+            let t = Tensor::from_vec(w, v.as_tensor().shape(), &Device::Cpu).unwrap();
+            v.set(&(t * 0.4).unwrap()).unwrap();
+        }
+        let n = 40;
+        let (x, c) = (data(n, d, 5), data(n, k, 6));
+        let log_prior: Vec<f64> = (0..n).map(|i| -0.3 * i as f64 / n as f64).collect();
+        let rows: Vec<u32> = (0..b as u32).map(|i| (i * 7) % n as u32).collect();
+        let off = 0.2;
+        // Reference: the atomic loss built from the graph's log q.
+        let dev = Device::Cpu;
+        let gather = |src: &[f32], dim: usize, idx: &[usize]| {
+            let v: Vec<f32> = idx
+                .iter()
+                .flat_map(|&r| src[r * dim..(r + 1) * dim].to_vec())
+                .collect();
+            Tensor::from_vec(v, (idx.len(), dim), &dev).unwrap()
+        };
+        let own: Vec<usize> = rows.iter().map(|&r| r as usize).collect();
+        let ctx = gather(&c, k, &own);
+        let mut cols = Vec::new();
+        for j in 0..atoms {
+            let atom: Vec<usize> = (0..b).map(|i| own[(i + j) % b]).collect();
+            let (z, ld) = maf.forward(&gather(&x, d, &atom), Some(&ctx)).unwrap();
+            let lq = ((std_normal_log_prob(&z).unwrap() + ld).unwrap() - off).unwrap();
+            let lp: Vec<f32> = atom.iter().map(|&a| log_prior[a] as f32).collect();
+            let lp = Tensor::from_vec(lp, b, &dev).unwrap();
+            cols.push((lq - lp).unwrap().unsqueeze(1).unwrap());
+        }
+        let logits = Tensor::cat(&cols, 1).unwrap();
+        let ls = candle_nn::ops::log_softmax(&logits, 1).unwrap();
+        let loss = ls
+            .narrow(1, 0, 1)
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .neg()
+            .unwrap();
+        let grads = loss.backward().unwrap();
+        let l_ref = loss.to_scalar::<f32>().unwrap() as f64;
+
+        let kernel = FusedMaf::new(&maf, &p, k, off).unwrap();
+        let ev = kernel.evaluate_atomic(&x, &c, &log_prior, &rows, atoms, true);
+        assert!(
+            (ev.loss_sum / b as f64 - l_ref).abs() < 1e-5 * l_ref.abs().max(1.0),
+            "{} vs graph {l_ref}",
+            ev.loss_sum / b as f64
+        );
+        let ours = ev.grads.unwrap();
+        for (i, (name, v)) in p.vars.iter().enumerate() {
+            let g_ref = grads
+                .get(v.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            let g = ours[i].as_ref().unwrap();
+            let scale = g_ref.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (j, (a, r)) in g.iter().zip(&g_ref).enumerate() {
+                let a = a / b as f32;
+                assert!(
+                    (a - r).abs() < 2e-4 * scale,
+                    "{name}[{j}] = {a} vs graph {r}"
+                );
+            }
+        }
+        // The same batch without gradients gives the same loss.
+        let ev2 = kernel.evaluate_atomic(&x, &c, &log_prior, &rows, atoms, false);
+        assert_eq!(ev2.loss_sum.to_bits(), ev.loss_sum.to_bits());
+    }
+
+    #[test]
     fn results_do_not_depend_on_the_thread_count() {
         let (d, k, n) = (4, 3, 333);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
@@ -646,6 +818,17 @@ mod tests {
                 .install(|| kernel.evaluate(&x, &c, &rows, true))
         };
         let (a, b) = (run(1), run(3));
+        assert_eq!(a.loss_sum.to_bits(), b.loss_sum.to_bits());
+        assert_eq!(a.grads, b.grads);
+        let lp: Vec<f64> = (0..n).map(|i| -(i as f64) / 100.0).collect();
+        let atomic = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| kernel.evaluate_atomic(&x, &c, &lp, &rows[..210], 10, true))
+        };
+        let (a, b) = (atomic(1), atomic(3));
         assert_eq!(a.loss_sum.to_bits(), b.loss_sum.to_bits());
         assert_eq!(a.grads, b.grads);
     }

@@ -106,6 +106,50 @@ fn native_log_prob_matches_the_graph() {
     assert_eq!(shared.len(), 200);
 }
 
+#[test]
+fn native_atomic_training_follows_the_graph_path() {
+    let (x, c) = bimodal(1_500, 2, 21);
+    // A Gaussian "prior" so that the log-prior term matters.
+    let log_prior: Vec<f64> = x
+        .chunks(2)
+        .map(|t| -0.5 * (t[0] * t[0] + t[1] * t[1]))
+        .collect();
+    let make = || ConditionalEstimator::new(&EstimatorConfig::maf(), &x, &c, 2, 1, 9).unwrap();
+    let (mut native, mut graph) = (make(), make());
+    let (mut rn, mut rg) = (Record::default(), Record::default());
+    native
+        .train_atomic(&x, &c, &log_prior, 10, &cfg(3), &mut rn)
+        .unwrap();
+    graph
+        .train_with_loss(&x, &c, &cfg(3), &mut rg, &|e, t, ctx| {
+            let lp: Vec<f32> = t
+                .to_vec2::<f32>()?
+                .iter()
+                .map(|r| -0.5 * (r[0] * r[0] + r[1] * r[1]))
+                .collect();
+            e.atomic_loss_tensor(t, ctx, &lp, 10)
+        })
+        .unwrap();
+    let (n0, g0) = (rn.0[0], rg.0[0]);
+    assert!(
+        (n0.0 - g0.0).abs() < 1e-4 * g0.0.abs().max(1.0),
+        "{n0:?} vs {g0:?}"
+    );
+    for (a, b) in rn.0.iter().zip(&rg.0) {
+        assert!(
+            (a.1 - b.1).abs() < 2e-3 * b.1.abs().max(1.0),
+            "{a:?} vs {b:?}"
+        );
+    }
+    assert!(
+        rn.0[2].1 < rn.0[0].1,
+        "validation loss did not fall: {:?}",
+        rn.0
+    );
+    let err = native.train_atomic(&x, &c, &log_prior[1..], 10, &cfg(1), &mut rn);
+    assert!(err.unwrap_err().to_string().contains("log_prior"));
+}
+
 /// Prints the per-epoch time of both paths (a timing, not a test of speed):
 /// `cargo test --release -p neurosbi-flows --test fused_maf -- --ignored --nocapture`.
 #[test]
