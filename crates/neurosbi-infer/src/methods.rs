@@ -14,7 +14,7 @@ use crate::simulator::{
     FromPrior, FromRows, RunConfig, RunObserver, SimulationSet, Simulator, ThetaSource, check_dims,
 };
 use crate::store::Store;
-use neurosbi_flows::candle_core::{self, D, Tensor};
+use neurosbi_flows::candle_core::{self, Tensor};
 use neurosbi_flows::losses::{bnre_loss, nre_a_loss, nre_b_loss, nre_c_loss};
 use neurosbi_flows::{
     ClassifierConfig, ConditionalEstimator, EstimatorConfig, RatioClassifier, TrainConfig,
@@ -348,10 +348,8 @@ pub fn apt_atomic_loss(
     prior: &dyn Prior,
     num_atoms: usize,
 ) -> candle_core::Result<Tensor> {
-    let b = theta.dim(0)?;
-    let k = num_atoms.clamp(2, b.max(2)).min(b);
-    let rows: Vec<Vec<f32>> = theta.to_vec2::<f32>()?;
-    let log_prior: Vec<f32> = rows
+    let log_prior: Vec<f32> = theta
+        .to_vec2::<f32>()?
         .iter()
         .map(|r| {
             let t: Vec<f64> = r.iter().map(|&v| f64::from(v)).collect();
@@ -359,26 +357,7 @@ pub fn apt_atomic_loss(
             prior.log_prob(&t).max(-1e30) as f32
         })
         .collect();
-    let mut cols = Vec::with_capacity(k);
-    for j in 0..k {
-        let idx: Vec<u32> = (0..b).map(|i| ((i + j) % b) as u32).collect();
-        let idx = Tensor::from_vec(idx.clone(), b, theta.device())?;
-        let th = theta.index_select(&idx, 0)?;
-        let lp: Vec<f32> = (0..b).map(|i| log_prior[(i + j) % b]).collect();
-        let lp = Tensor::from_vec(lp, b, theta.device())?;
-        cols.push((est.log_prob_tensor(&th, x)? - lp)?.unsqueeze(1)?);
-    }
-    let logits = Tensor::cat(&cols, 1)?;
-    let ls = candle_nn_log_softmax(&logits)?;
-    ls.narrow(1, 0, 1)?.mean_all()?.neg()
-}
-
-/// log-softmax over the last dimension from primitives (stable: subtract the row max).
-fn candle_nn_log_softmax(l: &Tensor) -> candle_core::Result<Tensor> {
-    let m = l.max_keepdim(D::Minus1)?.detach();
-    let z = l.broadcast_sub(&m)?;
-    let lse = z.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    z.broadcast_sub(&lse)
+    est.atomic_loss_tensor(theta, x, &log_prior, num_atoms)
 }
 
 /// Draws `n` parameters from the prior truncated to `{theta : log q(theta | x_o) >= threshold}`
@@ -800,13 +779,18 @@ pub fn infer(
                 check_training_data(prior.as_ref(), &theta_all, &x_all, dx)?;
                 let pr = prior.clone();
                 match (post.estimator_mut(), cfg.method) {
-                    (Estimator::Npe(e), Method::Npe { num_atoms }) => e.train_with_loss(
-                        &theta_all,
-                        &x_all,
-                        &train,
-                        train_observer,
-                        &move |est, t, x| apt_atomic_loss(est, t, x, pr.as_ref(), num_atoms),
-                    )?,
+                    (Estimator::Npe(e), Method::Npe { num_atoms }) => {
+                        let log_prior: Vec<f64> =
+                            theta_all.chunks(pr.dim()).map(|t| pr.log_prob(t)).collect();
+                        e.train_atomic(
+                            &theta_all,
+                            &x_all,
+                            &log_prior,
+                            num_atoms,
+                            &train,
+                            train_observer,
+                        )?
+                    }
                     (Estimator::Npe(e), Method::NpeB) => {
                         let x = x_o.expect("checked for several rounds");
                         let lw =
