@@ -14,7 +14,7 @@ use crate::FlowError;
 use crate::config::{EmbeddingConfig, EstimatorConfig, EstimatorKind, TrainConfig};
 use crate::embedding::Embedding;
 use crate::error::rows_of;
-use crate::fused_maf::FusedMaf;
+use crate::fused_maf::{Evaluation, FusedMaf, Grads};
 use crate::maf::Maf;
 use crate::mdn::Mdn;
 use crate::mnle::Mixed;
@@ -938,11 +938,8 @@ impl ConditionalEstimator {
     }
 }
 
-/// Input statistics and category lists of an MNLE: the discrete columns keep their values
-/// (mean 0, deviation 1), the continuous ones are standardised after the optional log.
 /// Loss and gradients of a batch sum turned into those of the batch mean.
-#[allow(clippy::type_complexity)]
-fn mean_of(ev: crate::fused_maf::Evaluation, rows: usize) -> (f64, Option<Vec<Option<Vec<f32>>>>) {
+fn mean_of(ev: Evaluation, rows: usize) -> (f64, Option<Grads>) {
     let inv = 1.0 / rows.max(1) as f64;
     let grads = ev.grads.map(|gs| {
         gs.into_iter()
@@ -966,6 +963,8 @@ fn standardised_f32(data: &[f64], z: &ZScore) -> Vec<f32> {
         .collect()
 }
 
+/// Input statistics and category lists of an MNLE: the discrete columns keep their values
+/// (mean 0, deviation 1), the continuous ones are standardised after the optional log.
 fn mixed_statistics(
     cfg: &EstimatorConfig,
     inputs: &[f64],

@@ -169,6 +169,35 @@ struct Saved {
     scale: Vec<f32>,
 }
 
+/// Gradients per variable of `Params::vars` (`None`: the variable got none).
+pub(crate) type Grads = Vec<Option<Vec<f32>>>;
+
+/// Sums chunk results in chunk order (so the thread count cannot change the numbers).
+fn reduce(parts: Vec<Evaluation>) -> Evaluation {
+    let mut total = Evaluation {
+        loss_sum: 0.0,
+        grads: None,
+    };
+    for p in parts {
+        total.loss_sum += p.loss_sum;
+        total.grads = match (total.grads, p.grads) {
+            (None, g) => g,
+            (Some(mut acc), Some(g)) => {
+                for (a, gi) in acc.iter_mut().zip(g) {
+                    match (a.as_mut(), gi) {
+                        (Some(a), Some(gi)) => a.iter_mut().zip(gi).for_each(|(x, y)| *x += y),
+                        (None, Some(gi)) => *a = Some(gi),
+                        _ => {}
+                    }
+                }
+                Some(acc)
+            }
+            (acc, None) => acc,
+        };
+    }
+    total
+}
+
 /// What a pass computes besides the per-row losses.
 #[derive(Clone, Copy)]
 enum Mode<'a> {
@@ -198,7 +227,7 @@ pub(crate) struct FusedMaf {
 /// `Params::vars`; `None` for parameters outside the MAF).
 pub(crate) struct Evaluation {
     pub(crate) loss_sum: f64,
-    pub(crate) grads: Option<Vec<Option<Vec<f32>>>>,
+    pub(crate) grads: Option<Grads>,
 }
 
 impl FusedMaf {
@@ -245,33 +274,7 @@ impl FusedMaf {
             .par_chunks(size)
             .map(|chunk| self.chunk(x, c, chunk, grads))
             .collect();
-        Self::reduce(parts)
-    }
-
-    /// Sums chunk results in chunk order (so the thread count cannot change the numbers).
-    fn reduce(parts: Vec<Evaluation>) -> Evaluation {
-        let mut total = Evaluation {
-            loss_sum: 0.0,
-            grads: None,
-        };
-        for p in parts {
-            total.loss_sum += p.loss_sum;
-            total.grads = match (total.grads, p.grads) {
-                (None, g) => g,
-                (Some(mut acc), Some(g)) => {
-                    for (a, gi) in acc.iter_mut().zip(g) {
-                        if let (Some(a), Some(gi)) = (a.as_mut(), gi) {
-                            for (x, y) in a.iter_mut().zip(gi) {
-                                *x += y;
-                            }
-                        }
-                    }
-                    Some(acc)
-                }
-                (acc, None) => acc,
-            };
-        }
-        total
+        reduce(parts)
     }
 
     /// The APT / SNPE-C atomic loss of the batch `rows` with `num_atoms` atoms (the row's
@@ -342,7 +345,7 @@ impl FusedMaf {
                 }
             })
             .collect();
-        Self::reduce(parts)
+        reduce(parts)
     }
 
     /// log q of standardised rows `x` (n x d) given standardised context `c` (n x k, or
@@ -387,13 +390,7 @@ impl FusedMaf {
 
     /// Per-row negative log-likelihood of the gathered rows `z` (m x d) given `ctx`
     /// (m x k), and the summed gradients if asked.
-    #[allow(clippy::type_complexity)]
-    fn pass(
-        &self,
-        mut z: Vec<f32>,
-        ctx: Vec<f32>,
-        mode: Mode<'_>,
-    ) -> (Vec<f64>, Option<Vec<Option<Vec<f32>>>>) {
+    fn pass(&self, mut z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
         let (d, k) = (self.d, self.k);
         let m = z.len() / d.max(1);
         let mut logdet = vec![0f32; m];
@@ -484,7 +481,7 @@ impl FusedMaf {
             Mode::Sum => vec![1.0; m],
             Mode::Weighted(f) => f(&losses),
         };
-        let mut grads: Vec<Option<Vec<f32>>> = vec![None; self.n_vars];
+        let mut grads: Grads = vec![None; self.n_vars];
         let sizes = &self.var_sizes;
         // d(0.5 |z|^2)/dz = z at the top; each transform adds -sum ln scale.
         let mut gz = z;

@@ -106,7 +106,7 @@ pub(crate) fn fit(
 /// gradients are wanted, the mean loss over the rows and the gradient of that mean per
 /// variable of the model's `Params` (`None` where a variable gets none).
 pub(crate) type NativeLoss<'a> =
-    &'a dyn Fn(&[u32], bool) -> candle_core::Result<(f64, Option<Vec<Option<Vec<f32>>>>)>;
+    &'a dyn Fn(&[u32], bool) -> candle_core::Result<(f64, Option<crate::fused_maf::Grads>)>;
 
 /// What the training loop minimises.
 pub(crate) enum Objective<'a> {

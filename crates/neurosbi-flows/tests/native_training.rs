@@ -25,11 +25,16 @@ fn cfg(epochs: usize) -> TrainConfig {
     }
 }
 
-/// Trains one copy natively and one through the graph; returns both loss records and times.
-fn both(n: usize, d: usize, epochs: usize) -> ((Record, f64), (Record, f64)) {
+/// Trains one copy with `train` and one through the whole-batch graph; returns both loss
+/// records and times.
+fn both(
+    est: &EstimatorConfig,
+    n: usize,
+    d: usize,
+    epochs: usize,
+) -> ((Record, f64), (Record, f64)) {
     let (x, c) = bimodal(n, d, 11);
-    let make =
-        || ConditionalEstimator::new(&EstimatorConfig::maf(), &x, &c, d, 1, 5).expect("estimator");
+    let make = || ConditionalEstimator::new(est, &x, &c, d, 1, 5).expect("estimator");
     let mut native = make();
     let mut graph = make();
     let (mut rn, mut rg) = (Record::default(), Record::default());
@@ -48,7 +53,7 @@ fn both(n: usize, d: usize, epochs: usize) -> ((Record, f64), (Record, f64)) {
 
 #[test]
 fn native_training_follows_the_graph_path() {
-    let ((rn, _), (rg, _)) = both(2_000, 2, 4);
+    let ((rn, _), (rg, _)) = both(&EstimatorConfig::maf(), 2_000, 2, 4);
     assert_eq!(rn.0.len(), 4);
     // Same data, batches and initial weights: the first epoch agrees to f32 rounding, and
     // rounding differences stay small over a few epochs.
@@ -151,12 +156,12 @@ fn native_atomic_training_follows_the_graph_path() {
 }
 
 /// Prints the per-epoch time of both paths (a timing, not a test of speed):
-/// `cargo test --release -p neurosbi-flows --test fused_maf -- --ignored --nocapture`.
+/// `cargo test --release -p neurosbi-flows --test native_training -- --ignored --nocapture`.
 #[test]
 #[ignore = "timing printout"]
 fn epoch_time_native_vs_graph() {
     let epochs = 10;
-    let ((rn, tn), (rg, tg)) = both(10_000, 2, epochs);
+    let ((rn, tn), (rg, tg)) = both(&EstimatorConfig::maf(), 10_000, 2, epochs);
     println!(
         "MAF, 10 000 pairs, {epochs} epochs: native {:.4} s/epoch, graph {:.4} s/epoch ({:.2}x); final val {:.4} vs {:.4}",
         tn / epochs as f64,
