@@ -62,6 +62,7 @@ mod error;
 mod estimator;
 mod fastops;
 mod fused_maf;
+mod fused_spline;
 pub mod losses;
 mod maf;
 mod mdn;

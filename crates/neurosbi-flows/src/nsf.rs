@@ -8,6 +8,7 @@
 use candle_core::{D, Device, Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
+use crate::fused_spline::spline_forward;
 use crate::nn::{Mlp, Params, ResidualNet, inv_softplus, softplus};
 use crate::spline::rq_spline;
 
@@ -254,10 +255,15 @@ impl Nsf {
             }
         };
         let params = params.reshape((n * nt, 3 * k - 1))?;
-        let uw = (params.narrow(1, 0, k)? * self.logit_scale)?;
-        let uh = (params.narrow(1, k, k)? * self.logit_scale)?;
-        let ud = params.narrow(1, 2 * k, k - 1)?;
-        let (yt, ld) = rq_spline(&xt.flatten_all()?, &uw, &uh, &ud, self.bound, inverse)?;
+        let fused = !inverse && dev.is_cpu() && x.dtype() == candle_core::DType::F32;
+        let (yt, ld) = if fused {
+            spline_forward(&xt.flatten_all()?, &params, k, self.bound, self.logit_scale)?
+        } else {
+            let uw = (params.narrow(1, 0, k)? * self.logit_scale)?;
+            let uh = (params.narrow(1, k, k)? * self.logit_scale)?;
+            let ud = params.narrow(1, 2 * k, k - 1)?;
+            rq_spline(&xt.flatten_all()?, &uw, &uh, &ud, self.bound, inverse)?
+        };
         let yt = yt.reshape((n, nt))?;
         let ld = ld.reshape((n, nt))?.sum(D::Minus1)?;
         let y = if c.identity.is_empty() {
