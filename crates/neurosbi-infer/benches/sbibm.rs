@@ -15,6 +15,13 @@
 //!   several rounds (and ABC): one run per observation.
 //! - SBIBM_ESTIMATOR: maf | nsf | mdn (default nsf; FMPE/NPSE/NPE-A choose their own)
 //! - SBIBM_SAMPLES: posterior and reference draws per observation (default 10000, as sbibm)
+//! - SBIBM_BATCH: training batch size, a number or `sbibm` (sbibm's SNPE/SNLE/SNRE runs:
+//!   min(10 000, simulations per round), i.e. 1 000 for 10 rounds of 1 000; default: the
+//!   library's 200, as sbi 0.27's own default)
+//! - SBIBM_SEED: training seed (default 1)
+//!
+//! Per observation it prints (to stderr) the epochs of each round's training, the acceptance
+//! rate of the posterior draws and, for MCMC, the largest split-R-hat.
 
 use neurosbi_flows::{ClassifierConfig, EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
@@ -80,8 +87,14 @@ fn main() {
         "mdn" => EstimatorConfig::mdn(),
         _ => EstimatorConfig::nsf(),
     };
+    let batch = std::env::var("SBIBM_BATCH").ok();
+    let train_seed: u64 = std::env::var("SBIBM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     println!(
-        "method {method_name} ({est_name}), {rounds} round(s), {n_obs} observations, {n_samples} samples"
+        "method {method_name} ({est_name}), {rounds} round(s), {n_obs} observations, {n_samples} samples, batch {}, seed {train_seed}",
+        batch.as_deref().unwrap_or("default")
     );
     println!(
         "{:<18} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}",
@@ -105,12 +118,17 @@ fn main() {
         let dim = task.dim_theta();
         for &budget in &budgets {
             let t0 = Instant::now();
+            let per_round = budget.div_ceil(rounds);
             let train = TrainConfig {
-                seed: 1,
+                seed: train_seed,
+                batch_size: match batch.as_deref() {
+                    None => TrainConfig::default().batch_size,
+                    Some("sbibm") => per_round.min(10_000),
+                    Some(b) => b.parse().expect("SBIBM_BATCH: a number or `sbibm`"),
+                },
                 ..Default::default()
             };
             let mut train_s = 0.0;
-            let per_round = budget.div_ceil(rounds);
             let config = |seed: u64| InferenceConfig {
                 method,
                 rounds: vec![per_round; rounds],
@@ -132,10 +150,14 @@ fn main() {
                     &mut Quiet,
                     &mut NoObserver,
                 )
-                .expect("inference")
-                .0;
+                .expect("inference");
                 train_s += t.elapsed().as_secs_f64();
-                post
+                let epochs: Vec<usize> = post.1.train.iter().map(|r| r.epochs).collect();
+                eprintln!(
+                    "  {name} seed {seed}: epochs per round {epochs:?} ({:.0} s)",
+                    t.elapsed().as_secs_f64()
+                );
+                post.0
             };
             let shared: Option<Posterior> = amortised.then(|| run(None, budget as u64));
             let mut scores = Vec::new();
@@ -153,9 +175,18 @@ fn main() {
                 let reference = task
                     .reference_posterior(&x_o, n_samples, 1000 + obs as u64)
                     .expect("reference");
-                scores.push(
-                    c2st(&reference, &draws.theta, dim, &C2stConfig::default()).expect("c2st"),
+                let score =
+                    c2st(&reference, &draws.theta, dim, &C2stConfig::default()).expect("c2st");
+                let rhat = draws
+                    .rhat
+                    .as_ref()
+                    .map(|r| format!(", max R-hat {:.3}", r.iter().fold(0.0f64, |a, &b| a.max(b))))
+                    .unwrap_or_default();
+                eprintln!(
+                    "  {name} {budget} observation {obs}: c2st {score:.3}, acceptance {:.3}{rhat}",
+                    draws.acceptance_rate
                 );
+                scores.push(score);
             }
             let mean = scores.iter().sum::<f64>() / scores.len() as f64;
             let spread = (scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>()
