@@ -9,7 +9,7 @@
 //! * [`ConditionalEstimator`]: MDN, MAF or NSF ([`EstimatorConfig::mdn`], `maf`, `nsf`)
 //!   with z-scoring of inputs and context built in, an optional [`EmbeddingConfig`] net on
 //!   the context, [`ConditionalEstimator::train`] (Adam, early stopping, clipping, resume)
-//!   or [`ConditionalEstimator::train_with_loss`] for custom losses (APT), `log_prob`,
+//!   or [`ConditionalEstimator::train_with_loss`] for custom losses, `log_prob`,
 //!   `sample`, and one-file `save` / `load` (safetensors with a versioned JSON header).
 //! * Generative kinds behind the same [`ConditionalEstimator`] API:
 //!   flow matching ([`EstimatorConfig::fmpe`], FMPE) and score matching with a
@@ -23,10 +23,13 @@
 //! * [`RatioClassifier`] with the NRE-A / NRE-B losses in [`losses`].
 //! * [`device_from_name`] and `to_device` move a model to a CUDA GPU (crate feature `cuda`).
 //!
-//! On the CPU the heavy operations run single-threaded through fused custom ops (linear
-//! layer with bias, matrix product, rational tanh, each with its backward), leaving the
-//! other cores to the simulator; candle's own threaded matrix product was 4x slower for
-//! nets of this size on a busy 2-core machine.
+//! On the CPU the heavy operations run through fused custom ops (linear layer with bias,
+//! matrix product, rational tanh, the NSF's spline, each with its backward); candle's own
+//! threaded matrix product was 4x slower for nets of this size on a busy 2-core machine.
+//! A MAF without embedding net goes further: its likelihood training (also APT's atomic
+//! loss, [`ConditionalEstimator::train_atomic`]) and its `log_prob` run in one native
+//! kernel (forward, backward and all gradients, no graph) over fixed row chunks on the
+//! rayon pool, summed in chunk order, so the numbers do not depend on the thread count.
 //!
 //! The ODE of FMPE / NPSE uses a fixed number of RK4 steps
 //! ([`VectorFieldConfig::ode_steps`]) rather than sbi's adaptive solver, so that each row's
