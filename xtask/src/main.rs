@@ -9,6 +9,8 @@
 //!   ratio benchmarks and prints the figures the issues name.
 
 use anyhow::{Context, Result, bail};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::Command;
 
 fn main() -> Result<()> {
@@ -235,15 +237,143 @@ fn slurm_test() -> Result<()> {
     Ok(())
 }
 
+/// Rows of the all-methods sbibm table: (label, method name, rounds, estimator).
+/// Sequential rows use sbibm's 10 rounds; MNLE needs discrete data and has no row.
+const SBIBM_TABLE_ROWS: [(&str, &str, usize, &str); 16] = [
+    ("npe", "npe", 1, "nsf"),
+    ("snpe_c", "npe", 10, "nsf"),
+    ("npe_a", "npe_a", 10, "mdn"),
+    ("npe_b", "npe_b", 10, "nsf"),
+    ("tsnpe", "tsnpe", 10, "nsf"),
+    ("nle", "nle", 1, "maf"),
+    ("snle", "nle", 10, "maf"),
+    ("nre_a", "nre_a", 1, "nsf"),
+    ("nre_b", "nre_b", 1, "nsf"),
+    ("snre_b", "nre_b", 10, "nsf"),
+    ("nre_c", "nre_c", 1, "nsf"),
+    ("bnre", "bnre", 1, "nsf"),
+    ("fmpe", "fmpe", 1, "nsf"),
+    ("npse", "npse", 1, "nsf"),
+    ("rejection_abc", "abc_rejection", 1, "nsf"),
+    ("smc_abc", "smc_abc", 1, "nsf"),
+];
+
+/// Runs every row of [`SBIBM_TABLE_ROWS`] on the sbibm tasks at 1 000 and 10 000
+/// simulations through the `sbibm` bench, one process per cell, appending each finished
+/// cell to a CSV (`SBIBM_TABLE`, default target/sbibm-table.csv) and skipping cells already
+/// there, so an interrupted run resumes. Prints the markdown table at the end.
+/// `SBIBM_TABLE_ROWS` / `SBIBM_TASKS` (comma lists) and `SBIBM_OBS` narrow it.
+fn sbibm_table() -> Result<()> {
+    let csv = std::env::var("SBIBM_TABLE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target/sbibm-table.csv"));
+    let list = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let tasks = list(
+        "SBIBM_TASKS",
+        "gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm",
+    );
+    let wanted = list("SBIBM_TABLE_ROWS", "");
+    let obs = std::env::var("SBIBM_OBS").unwrap_or_else(|_| "10".into());
+    let header = "label,method,rounds,estimator,task,budget,observations,c2st,spread,sbibm_npe,sbibm_best,train_s,total_s";
+    let mut done = std::fs::read_to_string(&csv).unwrap_or_default();
+    if done.is_empty() {
+        if let Some(dir) = csv.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        done = format!("{header}\n");
+        std::fs::write(&csv, &done)?;
+    }
+    for (label, method, rounds, est) in SBIBM_TABLE_ROWS {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == label) {
+            continue;
+        }
+        for task in &tasks {
+            for budget in ["1000", "10000"] {
+                let key = format!("{label},{method},{rounds},{est},{task},{budget},{obs},");
+                if done.lines().any(|l| l.starts_with(&key)) {
+                    continue;
+                }
+                let mut cmd = cargo();
+                cmd.args(["bench", "-q", "-p", "neurosbi-infer", "--bench", "sbibm"])
+                    .env("SBIBM_TASKS", task)
+                    .env("SBIBM_BUDGETS", budget)
+                    .env("SBIBM_METHOD", method)
+                    .env("SBIBM_ROUNDS", rounds.to_string())
+                    .env("SBIBM_ESTIMATOR", est)
+                    .env("SBIBM_OBS", &obs);
+                eprintln!("xtask: sbibm table cell {label} {task} {budget}");
+                let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+                let text = String::from_utf8_lossy(&out.stdout);
+                // The bench prints one row per (task, budget): task budget c2st spread
+                // sbibm-npe best train-s total-s.
+                let row = text
+                    .lines()
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                    .find(|f| f.len() == 8 && f[0] == task && f[1] == budget);
+                let Some(f) = row else {
+                    eprintln!(
+                        "xtask: cell {label} {task} {budget} failed ({}); stderr tail:\n{}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                            .lines()
+                            .rev()
+                            .take(5)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                    continue;
+                };
+                let line = format!("{key}{}\n", f[2..].join(","));
+                done.push_str(&line);
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&csv)?
+                    .write_all(line.as_bytes())?;
+            }
+        }
+    }
+    println!("| method | task | budget | obs | C2ST | spread | sbibm NPE | sbibm best @10k |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for l in done.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f.len() == 13 {
+            println!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                f[0], f[4], f[5], f[6], f[7], f[8], f[9], f[10]
+            );
+        }
+    }
+    eprintln!("xtask: table rows in {}", csv.display());
+    Ok(())
+}
+
 fn bench(args: &[String]) -> Result<()> {
     let which = args.first().map(String::as_str).unwrap_or("all");
     // `sbibm` is not part of `all`: the full table (10 observations, sbibm's C2ST protocol)
     // takes hours; its environment variables narrow it (see crates/neurosbi-infer/benches).
     let known = [
-        "sim", "features", "flows", "npe", "e2e", "sbibm", "store", "all",
+        "sim",
+        "features",
+        "flows",
+        "npe",
+        "e2e",
+        "sbibm",
+        "sbibm-table",
+        "store",
+        "all",
     ];
     if !known.contains(&which) {
         bail!("unknown bench `{which}`; known: {}", known.join(", "));
+    }
+    if which == "sbibm-table" {
+        return sbibm_table();
     }
     if which == "sim" || which == "all" {
         let mut cmd = cargo();
