@@ -56,6 +56,14 @@ pub struct VectorFieldConfig {
     /// adaptively with zuko; see the crate docs for why we use fixed steps). NPSE: 50
     /// (log-densities within ~5e-3 of 400 steps); FMPE: 20.
     pub ode_steps: usize,
+    /// NPSE: Euler-Maruyama steps of the reverse SDE used for sampling (sbi's default
+    /// sampler, 500 steps); 0 samples with the probability-flow ODE instead. FMPE always
+    /// samples with the ODE.
+    pub sde_steps: usize,
+    /// NPSE: training times drawn so that log(s(t) / m(t)), the log noise-to-signal
+    /// ratio, is normal with this [mean, std] (Karras et al. 2022; sbi's VE option
+    /// `train_schedule="lognormal"`, -1.2 and 1.2); `None`: times uniform in [t_min, 1].
+    pub lognormal_schedule: Option<[f64; 2]>,
 }
 
 impl Default for VectorFieldConfig {
@@ -70,6 +78,8 @@ impl Default for VectorFieldConfig {
             vp_beta_max: 10.0,
             t_min: 1e-3,
             ode_steps: 50,
+            sde_steps: 500,
+            lognormal_schedule: None,
         }
     }
 }
@@ -197,12 +207,17 @@ impl EstimatorConfig {
         cfg
     }
     /// sbi's default NPSE with the variance-exploding SDE (sigma 1e-4 to 10), same
-    /// network as [`EstimatorConfig::fmpe`].
+    /// network as [`EstimatorConfig::fmpe`], sampled with the reverse SDE (500 steps).
+    /// Unlike sbi's default, training times follow the log-normal noise schedule (sbi's
+    /// `train_schedule="lognormal"`): on gaussian_linear (10-D, 10 000 simulations) it
+    /// lowered C2ST from 0.617 to 0.568 (docs/methods.md).
     pub fn npse_ve() -> Self {
-        Self {
+        let mut cfg = Self {
             hidden_features: 100,
             ..Self::base(EstimatorKind::NpseVe)
-        }
+        };
+        cfg.vector_field.lognormal_schedule = Some([-1.2, 1.2]);
+        cfg
     }
     /// sbi's default NPSE with the variance-preserving SDE (beta 0.01 to 10).
     pub fn npse_vp() -> Self {
@@ -349,6 +364,19 @@ impl VectorFieldConfig {
                     format!(
                         "need 0 < vp_beta_min <= vp_beta_max, got {} and {}",
                         self.vp_beta_min, self.vp_beta_max
+                    ),
+                )
+            }
+            EstimatorKind::NpseVe | EstimatorKind::NpseVp
+                if self
+                    .lognormal_schedule
+                    .is_some_and(|[m, sd]| !(m.is_finite() && pos(sd))) =>
+            {
+                bad(
+                    "vector_field.lognormal_schedule",
+                    format!(
+                        "{:?} needs a finite mean and a positive std",
+                        self.lognormal_schedule
                     ),
                 )
             }

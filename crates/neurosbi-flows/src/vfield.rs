@@ -12,6 +12,12 @@
 //! exactly from forward-mode tangents propagated through the MLP (d directions at once,
 //! about (d + 1) times the cost of a forward pass), not from a stochastic estimate.
 //!
+//! NPSE samples by default as sbi does, with the reverse-time SDE (Euler-Maruyama, 500
+//! uniform steps; its noise keeps correcting the draws towards the learned marginals, which
+//! on gaussian_linear gave C2ST 0.617 against 0.647 for the ODE on the same network); the
+//! ODE is then only used for log-densities. Training times of NPSE-VE follow a log-normal
+//! noise schedule by default (see [`crate::VectorFieldConfig::lognormal_schedule`]).
+//!
 //! The ODE is integrated with fixed-step classical Runge-Kutta (RK4), not adaptively as
 //! sbi does (zuko's Dormand-Prince, atol 1e-6, rtol 1e-5): with fixed steps every row is
 //! integrated independently of which other rows share its batch, so a row's sample or
@@ -20,7 +26,7 @@
 //! learned fields are smooth in t (checked in the tests against many more steps).
 
 use candle_core::{D, Device, Result, Tensor, Var};
-use rand::RngExt;
+use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
@@ -224,6 +230,10 @@ pub(crate) struct VectorField {
     d: usize,
     t_min: f64,
     steps: usize,
+    /// Reverse-SDE sampling steps (NPSE); 0: sample with the ODE.
+    sde_steps: usize,
+    /// Mean and std of log(s / m) for training times (NPSE); `None`: uniform times.
+    lognormal: Option<[f64; 2]>,
 }
 
 impl VectorField {
@@ -260,6 +270,16 @@ impl VectorField {
                 cfg.t_min
             },
             steps: cfg.ode_steps,
+            sde_steps: if matches!(path, Path::Flow { .. }) {
+                0
+            } else {
+                cfg.sde_steps
+            },
+            lognormal: if matches!(path, Path::Flow { .. }) {
+                None
+            } else {
+                cfg.lognormal_schedule
+            },
         })
     }
 
@@ -346,16 +366,44 @@ impl VectorField {
         }
     }
 
-    /// Diffusion time of row `i` of a batch: uniform draws in training; for validation,
-    /// sbi's 10 fixed times evenly spaced in [t_min + 0.05, 0.95], which keeps the noisy
-    /// validation loss comparable between epochs.
+    /// Diffusion time of row `i` of a batch: uniform or log-normal-schedule draws in
+    /// training; for validation, sbi's 10 fixed times evenly spaced in [t_min + 0.05, 0.95],
+    /// which keeps the noisy validation loss comparable between epochs. (Validating at the
+    /// log-normal schedule's deciles instead stopped NPSE-VE later and worse: C2ST 0.622
+    /// against 0.600 on gaussian_linear.)
     fn time_of(&self, i: usize, validation: bool, rng: &mut ChaCha8Rng) -> f64 {
         if validation {
             let (lo, hi) = (self.t_min + 0.05, 0.95);
             hi - (hi - lo) * (i % 10) as f64 / 9.0
+        } else if let Some([mu, sd]) = self.lognormal {
+            let z: f64 = StandardNormal.sample(rng);
+            self.time_of_noise_ratio((mu + sd * z).exp())
         } else {
             self.t_min + (1.0 - self.t_min) * rng.random::<f64>()
         }
+    }
+
+    /// The time at which the noise-to-signal ratio s(t) / m(t) equals `r`, clamped to
+    /// [t_min, 1].
+    fn time_of_noise_ratio(&self, r: f64) -> f64 {
+        let t = match self.path {
+            Path::Flow { .. } => r / (1.0 + r),
+            Path::Ve {
+                sigma_min,
+                sigma_max,
+            } => (r / sigma_min).ln() / (sigma_max / sigma_min).ln(),
+            // s^2 / m^2 = exp(0.5 t^2 (b1 - b0) + t b0) - 1.
+            Path::Vp { beta_min, beta_max } => {
+                let db = beta_max - beta_min;
+                let c = (r * r).ln_1p();
+                if db > 1e-12 {
+                    (-beta_min + (beta_min * beta_min + 2.0 * db * c).sqrt()) / db
+                } else {
+                    c / beta_min
+                }
+            }
+        };
+        t.clamp(self.t_min, 1.0)
     }
 
     /// Training loss on a batch of standardised inputs x (B, d) with embedded context
@@ -494,6 +542,9 @@ impl VectorField {
     }
 
     fn sample_chunk(&self, z: &Tensor, ctx_part: &Tensor) -> Result<Tensor> {
+        if self.sde_steps > 0 {
+            return self.sample_chunk_sde(z, ctx_part, self.sde_steps);
+        }
         let n = self.steps;
         let h = (self.t_min - 1.0) / n as f64;
         let mut x = (z * self.base_std())?;
@@ -507,6 +558,39 @@ impl VectorField {
             // Detached: the solve is not differentiated, and a tracked graph would keep
             // every stage of every step alive.
             x = (x + (incr * (h / 6.0))?)?.detach();
+        }
+        Ok(x)
+    }
+
+    /// Reverse-time SDE sampling with Euler-Maruyama (sbi's default sampler for NPSE):
+    /// `x <- x - (f - g^2 score) dt + g sqrt(dt) xi` on a uniform grid from t = 1 to t_min.
+    /// Each row's noise comes from its own stream, seeded by the row's base draw, so a row's
+    /// sample does not depend on which rows share its chunk.
+    fn sample_chunk_sde(&self, z: &Tensor, ctx_part: &Tensor, n: usize) -> Result<Tensor> {
+        let (rows, d) = z.dims2()?;
+        let mut rngs: Vec<ChaCha8Rng> = z
+            .to_vec2::<f32>()?
+            .iter()
+            .map(|r| ChaCha8Rng::seed_from_u64(row_seed(r)))
+            .collect();
+        let h = (1.0 - self.t_min) / n as f64;
+        let mut x = (z * self.base_std())?;
+        for i in 0..n {
+            let t = 1.0 - i as f64 * h;
+            let (g2, drift) = self.diffusion2_drift(t);
+            // The probability-flow field is F = f - g^2 score / 2, so f - g^2 score = 2 F - f.
+            let f = self.field(&x, ctx_part, t)?;
+            let back = ((f * 2.0)? - (&x * drift)?)?;
+            let xi: Vec<f32> = rngs
+                .iter_mut()
+                .flat_map(|r| {
+                    (0..d)
+                        .map(|_| StandardNormal.sample(r))
+                        .collect::<Vec<f32>>()
+                })
+                .collect();
+            let xi = Tensor::from_vec(xi, (rows, d), x.device())?;
+            x = ((x - (back * h)?)? + (xi * (g2 * h).sqrt())?)?.detach();
         }
         Ok(x)
     }
@@ -558,10 +642,23 @@ impl VectorField {
     }
 }
 
+/// A 64-bit seed from a row's f32 bits (splitmix64 over the words).
+fn row_seed(row: &[f32]) -> u64 {
+    let mut h = 0x9e37_79b9_7f4a_7c15u64;
+    for v in row {
+        h ^= u64::from(v.to_bits());
+        h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        h = z ^ (z >> 31);
+    }
+    h
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn net(d: usize, seed: u64) -> (Params, VfNet) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -425,12 +425,15 @@ fn bad_vector_field_settings_are_named() {
     beta.vector_field.vp_beta_min = -1.0;
     let mut tmin = EstimatorConfig::npse_vp();
     tmin.vector_field.t_min = 1.0;
+    let mut schedule = EstimatorConfig::npse_ve();
+    schedule.vector_field.lognormal_schedule = Some([-1.2, 0.0]);
     for (cfg, what) in [
         (odd, "vector_field.time_embedding_dim"),
         (steps, "vector_field.ode_steps"),
         (sigma, "vector_field.ve_sigma_max"),
         (beta, "vector_field.vp_beta_max"),
         (tmin, "vector_field.t_min"),
+        (schedule, "vector_field.lognormal_schedule"),
     ] {
         let err = ConditionalEstimator::new(&cfg, &theta, &x, 1, 1, 0).unwrap_err();
         assert!(
@@ -438,4 +441,41 @@ fn bad_vector_field_settings_are_named() {
             "{err}"
         );
     }
+}
+
+/// The reverse-SDE sampler draws each row's noise from a stream of its own, so a row's draw
+/// does not depend on how many rows are drawn with it (the first rows of a larger call equal
+/// a smaller call), and the SDE and ODE samplers of one network agree in distribution.
+#[test]
+fn sde_sampling_is_per_row_and_agrees_with_the_ode() {
+    let (theta, x) = conjugate(2000, 5);
+    let trained = |sde_steps: usize| {
+        let mut cfg = EstimatorConfig::npse_vp();
+        cfg.vector_field.sde_steps = sde_steps;
+        let mut q = ConditionalEstimator::new(&cfg, &theta, &x, 1, 1, 4).unwrap();
+        q.train(&theta, &x, &train_cfg(15), &mut NoObserver)
+            .unwrap();
+        q
+    };
+    let (sde, ode) = (trained(100), trained(0));
+    // The sampler does not enter training: both hold the same network.
+    assert_eq!(
+        sde.log_prob(&[0.1, 0.4], &[0.5, 0.5]).unwrap(),
+        ode.log_prob(&[0.1, 0.4], &[0.5, 0.5]).unwrap()
+    );
+    let big = sde.sample(700, &[0.5], 9).unwrap();
+    let small = sde.sample(300, &[0.5], 9).unwrap();
+    assert_eq!(&big[..300], &small[..]);
+    let moments = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        (
+            m,
+            v.iter().map(|a| (a - m).powi(2)).sum::<f64>() / v.len() as f64,
+        )
+    };
+    let a = moments(&sde.sample(4000, &[0.5], 10).unwrap());
+    let b = moments(&ode.sample(4000, &[0.5], 10).unwrap());
+    assert_ne!(a, b);
+    assert!((a.0 - b.0).abs() < 0.05, "means {a:?} vs {b:?}");
+    assert!((a.1 / b.1 - 1.0).abs() < 0.15, "variances {a:?} vs {b:?}");
 }

@@ -1,7 +1,9 @@
-//! NPE with the vector-field estimators of neurosbi-flows (FMPE, NPSE) on sbibm's
-//! gaussian_linear at 10 000 simulations: C2ST against the analytic posterior below the
-//! issue's 0.6. FMPE runs in CI; NPSE (slower to train, 50 ODE steps) is ignored by
-//! default: `cargo test -p neurosbi-infer --test generative -- --ignored`.
+//! NPE with the vector-field estimators of neurosbi-flows (FMPE, NPSE-VE, NPSE-VP) on
+//! sbibm's gaussian_linear at 10 000 simulations: C2ST against the analytic posterior below
+//! the 0.6 and posterior means within 0.1. The CI arms cap training at 60 epochs
+//! (each trained to its best validation loss before the cap on the seeds here); the ignored
+//! arms train with sbi's budget (no epoch cap, stop after 20 epochs without improvement):
+//! `cargo test --release -p neurosbi-infer --test generative -- --ignored --nocapture`.
 
 mod common;
 
@@ -11,11 +13,15 @@ use neurosbi_infer::tasks::Task;
 use neurosbi_infer::train_npe;
 use std::time::Instant;
 
-fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize, patience: usize) -> f64 {
+fn c2st_on_gaussian_linear(
+    cfg: &EstimatorConfig,
+    max_epochs: Option<usize>,
+    patience: usize,
+) -> f64 {
     let t0 = Instant::now();
     let (task, prior, sims) = common::gaussian_linear_simulations(10_000);
     let train = TrainConfig {
-        max_epochs: Some(max_epochs),
+        max_epochs,
         stop_after_epochs: patience,
         seed: 3,
         ..Default::default()
@@ -67,21 +73,28 @@ fn c2st_on_gaussian_linear(cfg: &EstimatorConfig, max_epochs: usize, patience: u
 
 #[test]
 fn fmpe_on_gaussian_linear_meets_the_c2st_bound() {
-    let acc = c2st_on_gaussian_linear(&EstimatorConfig::fmpe(), 60, 20);
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::fmpe(), Some(60), 20);
     assert!(acc < 0.6, "c2st {acc}");
 }
 
 #[test]
-#[ignore = "NPSE trains slowly in the dev profile; run with --ignored"]
 fn npse_ve_on_gaussian_linear_meets_the_c2st_bound() {
-    // The score-matching loss is noisy: more patience than sbi's 20 epochs.
-    let acc = c2st_on_gaussian_linear(&EstimatorConfig::npse_ve(), 300, 50);
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::npse_ve(), Some(60), 20);
     assert!(acc < 0.6, "c2st {acc}");
 }
 
 #[test]
-#[ignore = "NPSE trains slowly in the dev profile; run with --ignored"]
 fn npse_vp_on_gaussian_linear_meets_the_c2st_bound() {
-    let acc = c2st_on_gaussian_linear(&EstimatorConfig::npse_vp(), 300, 50);
+    let acc = c2st_on_gaussian_linear(&EstimatorConfig::npse_vp(), Some(60), 20);
     assert!(acc < 0.6, "c2st {acc}");
+}
+
+/// sbi's training budget (release: NPSE-VE C2ST MEASURE_VE, NPSE-VP MEASURE_VP).
+#[test]
+#[ignore = "minutes in the dev profile; run with --release --ignored"]
+fn npse_with_sbi_training_budget_meets_the_c2st_bound() {
+    for cfg in [EstimatorConfig::npse_ve(), EstimatorConfig::npse_vp()] {
+        let acc = c2st_on_gaussian_linear(&cfg, None, 20);
+        assert!(acc < 0.6, "{:?}: c2st {acc}", cfg.kind);
+    }
 }

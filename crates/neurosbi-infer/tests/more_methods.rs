@@ -110,7 +110,8 @@ fn snpe_b_reaches_the_c2st_bound() {
 
 /// C2ST of every method at 10 000 simulations (ABC: 100 000) on gaussian_linear, observation
 /// 1, printed as a table for docs/methods.md. Sequential methods run two rounds of 5 000.
-/// Minutes long: `cargo test -p neurosbi-infer --test more_methods -- --ignored --nocapture`.
+/// Minutes long: `cargo test --release -p neurosbi-infer --test more_methods -- --ignored
+/// --nocapture`; `NEUROSBI_METHODS=nre_a,npse` runs only the named rows.
 #[test]
 #[ignore]
 fn c2st_of_every_method() {
@@ -132,6 +133,7 @@ fn c2st_of_every_method() {
         ("bnre", sir(), vec![10_000]),
         ("fmpe", MethodOptions::new(), vec![10_000]),
         ("npse", MethodOptions::new(), vec![10_000]),
+        ("npse", MethodOptions::new().with("sde", "vp"), vec![10_000]),
         ("abc_rejection", MethodOptions::new(), vec![100_000]),
         (
             "smc_abc",
@@ -139,10 +141,21 @@ fn c2st_of_every_method() {
             vec![100_000],
         ),
     ];
+    let only = std::env::var("NEUROSBI_METHODS").ok();
     let mut rows = Vec::new();
     for (name, opts, rounds) in cases {
-        let (_, acc) = run(name, opts, rounds.clone(), 300);
-        rows.push(format!("| `{name}` | {rounds:?} | {acc:.3} |"));
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|m| m == name))
+        {
+            continue;
+        }
+        let method = Method::from_name(name, &opts).unwrap();
+        let (post, acc) = run(name, opts, rounds.clone(), 300);
+        rows.push(format!(
+            "| `{name}` ({method:?}, {:?}) | {rounds:?} | {acc:.3} |",
+            post.kind()
+        ));
     }
     eprintln!("{}", rows.join("\n"));
 }
