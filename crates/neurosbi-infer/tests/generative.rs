@@ -71,6 +71,7 @@ fn c2st_on_gaussian_linear(
     acc
 }
 
+// Measured C2ST of the CI arms (seed 3): FMPE 0.585, NPSE-VE 0.554, NPSE-VP 0.580.
 #[test]
 fn fmpe_on_gaussian_linear_meets_the_c2st_bound() {
     let acc = c2st_on_gaussian_linear(&EstimatorConfig::fmpe(), Some(60), 20);
@@ -89,7 +90,8 @@ fn npse_vp_on_gaussian_linear_meets_the_c2st_bound() {
     assert!(acc < 0.6, "c2st {acc}");
 }
 
-/// sbi's training budget (release: NPSE-VE C2ST MEASURE_VE, NPSE-VP MEASURE_VP).
+/// sbi's training budget. Measured (release): NPSE-VE stopped after 66 epochs, C2ST 0.554;
+/// NPSE-VP after 62, 0.580 (the same as the capped arms: both peak before epoch 60).
 #[test]
 #[ignore = "minutes in the dev profile; run with --release --ignored"]
 fn npse_with_sbi_training_budget_meets_the_c2st_bound() {
