@@ -275,8 +275,10 @@ impl ConditionalEstimator {
     pub fn num_parameters(&self) -> usize {
         self.params.num_values()
     }
-    /// Sets the number of fixed Runge-Kutta steps that FMPE and NPSE use to sample and to
-    /// evaluate densities (fewer is faster and less accurate; kept by `save`).
+    /// Sets the number of fixed Runge-Kutta steps of the probability-flow ODE: FMPE samples
+    /// and evaluates densities with it, NPSE evaluates densities with it (and samples with
+    /// it only when `vector_field.sde_steps` is 0; by default NPSE samples with the reverse
+    /// SDE). Fewer is faster and less accurate; kept by `save`.
     pub fn set_ode_steps(&mut self, steps: usize) -> Result<(), FlowError> {
         let Net::Field(f) = &mut self.net else {
             return Err(FlowError::Invalid {
