@@ -92,12 +92,12 @@ fn add_colsum(acc: &mut [f32], g: &[f32]) {
 
 /// Stable softplus as [`crate::nn::softplus`]: `max(x, 0) + ln(1 + exp(-|x|))`.
 #[inline]
-fn softplus(x: f32) -> f32 {
+pub(crate) fn softplus(x: f32) -> f32 {
     x.max(0.0) + (1.0 + (-x.abs()).exp()).ln()
 }
 
 #[inline]
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 

@@ -9,6 +9,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
+use crate::fused_maf::{sigmoid, softplus};
 use crate::spline::{MIN_BIN_HEIGHT, MIN_BIN_WIDTH, MIN_DERIVATIVE};
 
 /// `(x (N,), params (N, 3K-1)) -> (N, 2)` holding `[y, log|dy/dx|]`; `params` are the raw
@@ -35,16 +36,6 @@ fn sizes(logits: &[f32], scale: f32, min: f32, out: &mut [f32], soft: &mut [f32]
         *s /= sum;
         *o = *s * (1.0 - min * k) + min;
     }
-}
-
-#[inline]
-fn softplus(x: f32) -> f32 {
-    x.max(0.0) + (1.0 + (-x.abs()).exp()).ln()
-}
-
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// Everything about one row that the backward pass needs.
