@@ -650,19 +650,34 @@ impl ConditionalEstimator {
         cfg: &TrainConfig,
         obs: &mut dyn TrainObserver,
     ) -> Result<TrainReport, FlowError> {
+        self.train_native(inputs, context, cfg, obs, &|k, x, c, rows, want| {
+            k.evaluate(x, c, rows, want)
+        })
+    }
+
+    /// The training loop over a native MAF objective: `eval` gets the kernel (the current
+    /// weights), the standardised inputs and context, the batch rows and whether gradients
+    /// are wanted, and returns batch sums.
+    fn train_native(
+        &mut self,
+        inputs: &[f64],
+        context: &[f64],
+        cfg: &TrainConfig,
+        obs: &mut dyn TrainObserver,
+        eval: &NativeEval<'_>,
+    ) -> Result<TrainReport, FlowError> {
         let n = self.check_training_pairs(inputs, context)?;
         let x = standardised_f32(inputs, &self.header.inputs);
         let c = standardised_f32(context, &self.header.context);
         let mut state = self.state.take();
         let this = &*self;
         let Net::Maf(maf) = &this.net else {
-            unreachable!("train_fused_maf is only called for a MAF")
+            unreachable!("native training is only called for a MAF")
         };
         let log_std_sum = this.header.inputs.log_std_sum();
         let loss = |rows: &[u32], want: bool| {
             let kernel = FusedMaf::new(maf, &this.params, this.header.d_ctx, log_std_sum)?;
-            let ev = kernel.evaluate(&x, &c, rows, want);
-            Ok(mean_of(ev, rows.len()))
+            Ok(mean_of(eval(&kernel, &x, &c, rows, want), rows.len()))
         };
         let res = fit_objective(
             &this.params,
@@ -844,29 +859,9 @@ impl ConditionalEstimator {
             let lp32: Vec<f32> = lp.iter().map(|&v| v as f32).collect();
             return self.train_atomic_graph(inputs, context, &lp32, num_atoms, cfg, obs);
         }
-        let x = standardised_f32(inputs, &self.header.inputs);
-        let c = standardised_f32(context, &self.header.context);
-        let mut state = self.state.take();
-        let this = &*self;
-        let Net::Maf(maf) = &this.net else {
-            unreachable!("checked above")
-        };
-        let log_std_sum = this.header.inputs.log_std_sum();
-        let loss = |rows: &[u32], want: bool| {
-            let kernel = FusedMaf::new(maf, &this.params, this.header.d_ctx, log_std_sum)?;
-            let ev = kernel.evaluate_atomic(&x, &c, &lp, rows, num_atoms, want);
-            Ok(mean_of(ev, rows.len()))
-        };
-        let res = fit_objective(
-            &this.params,
-            &mut state,
-            n,
-            cfg,
-            obs,
-            Objective::Native(&loss),
-        );
-        self.state = state;
-        res
+        self.train_native(inputs, context, cfg, obs, &|k, x, c, rows, want| {
+            k.evaluate_atomic(x, c, &lp, rows, num_atoms, want)
+        })
     }
 
     /// The graph version; it works on row indices (through `fit`), not on batch tensors
@@ -939,6 +934,10 @@ impl ConditionalEstimator {
         Ok(est)
     }
 }
+
+/// A native MAF objective: (kernel, standardised inputs, standardised context, batch rows,
+/// gradients wanted) to batch sums.
+type NativeEval<'a> = dyn Fn(&FusedMaf, &[f32], &[f32], &[u32], bool) -> Evaluation + Sync + 'a;
 
 /// Loss and gradients of a batch sum turned into those of the batch mean.
 fn mean_of(ev: Evaluation, rows: usize) -> (f64, Option<Grads>) {
