@@ -495,7 +495,7 @@ impl ConditionalEstimator {
         let (n, m) = self.check_pairs(inputs, context)?;
         self.check_mixed_inputs(inputs)?;
         let (di, dc) = (self.header.d_in, self.header.d_ctx);
-        if let (Net::Maf(maf), None, true) = (&self.net, &self.embedding, self.device.is_cpu()) {
+        if let Some(maf) = self.native_maf() {
             // The native kernel: no graph per chunk, rows in parallel (MCMC potentials).
             let kernel = FusedMaf::new(maf, &self.params, dc, self.header.inputs.log_std_sum())?;
             let x = standardised_f32(inputs, &self.header.inputs);
@@ -632,27 +632,24 @@ impl ConditionalEstimator {
         if self.header.config.kind.is_vector_field() {
             return self.train_field(inputs, context, cfg, obs);
         }
-        if matches!(self.net, Net::Maf(_)) && self.embedding.is_none() && self.device.is_cpu() {
-            return self.train_fused_maf(inputs, context, cfg, obs);
+        if self.native_maf().is_some() {
+            // The native kernel of crate::fused_maf: same loss as the graph, faster, and
+            // parallel over row chunks.
+            return self.train_native(inputs, context, cfg, obs, &|k, x, c, rows, want| {
+                k.evaluate(x, c, rows, want)
+            });
         }
         self.train_with_loss(inputs, context, cfg, obs, &|s, x, c| {
             s.log_prob_tensor(x, c)?.mean_all()?.neg()
         })
     }
 
-    /// Maximum likelihood for a MAF without embedding net on the CPU, through the native
-    /// kernel of [`crate::fused_maf`] (same loss as the graph, several times faster, and
-    /// parallel over row chunks).
-    fn train_fused_maf(
-        &mut self,
-        inputs: &[f64],
-        context: &[f64],
-        cfg: &TrainConfig,
-        obs: &mut dyn TrainObserver,
-    ) -> Result<TrainReport, FlowError> {
-        self.train_native(inputs, context, cfg, obs, &|k, x, c, rows, want| {
-            k.evaluate(x, c, rows, want)
-        })
+    /// The MAF when the native kernel applies: a MAF without embedding net on the CPU.
+    fn native_maf(&self) -> Option<&Maf> {
+        match (&self.net, &self.embedding) {
+            (Net::Maf(maf), None) if self.device.is_cpu() => Some(maf),
+            _ => None,
+        }
     }
 
     /// The training loop over a native MAF objective: `eval` gets the kernel (the current
@@ -671,8 +668,8 @@ impl ConditionalEstimator {
         let c = standardised_f32(context, &self.header.context);
         let mut state = self.state.take();
         let this = &*self;
-        let Net::Maf(maf) = &this.net else {
-            unreachable!("native training is only called for a MAF")
+        let Some(maf) = this.native_maf() else {
+            unreachable!("native training is only called when the kernel applies")
         };
         let log_std_sum = this.header.inputs.log_std_sum();
         let loss = |rows: &[u32], want: bool| {
@@ -851,11 +848,7 @@ impl ConditionalEstimator {
         // Atoms come from proposals inside the prior's support; clamp so that a stray
         // -inf cannot turn the softmax into NaN.
         let lp: Vec<f64> = log_prior.iter().map(|v| v.max(-1e30)).collect();
-        let native = matches!(self.net, Net::Maf(_))
-            && self.embedding.is_none()
-            && self.device.is_cpu()
-            && cfg.device.is_none();
-        if !native {
+        if self.native_maf().is_none() || cfg.device.is_some() {
             let lp32: Vec<f32> = lp.iter().map(|&v| v as f32).collect();
             return self.train_atomic_graph(inputs, context, &lp32, num_atoms, cfg, obs);
         }
