@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build the CUDA test binaries of neurosbi-flows on a machine WITHOUT a GPU or a system CUDA
-# install, and collect them (plus the CUDA shared libraries they load) in a folder that can be
-# carried to a GPU machine that has only the NVIDIA driver. Not run by CI.
+# Build the CUDA test binaries of neurosbi-flows and the `neurosbi` program (feature `cuda`) on
+# a machine WITHOUT a GPU or a system CUDA install, and collect them (plus the CUDA shared
+# libraries they load) in a folder that can be carried to a GPU machine that has only the
+# NVIDIA driver. Not run by CI.
 #
 # Needs: a CUDA toolkit tree (nvcc, headers, nvvm, lib/ with libcudart, libcublas(Lt), libcurand,
 # libnvrtc), e.g. unpacked from the pip wheels nvidia-cuda-nvcc, nvidia-cuda-runtime,
@@ -19,8 +20,11 @@
 #   PROFILE           cargo profile         (default release)
 #   COPY_LIBS         CUDA libs copied to OUT_DIR/lib: small | all | none (default small)
 #   TESTS             integration-test targets to copy (default "cuda device")
+#   STEPS             what to build and pack: tests, cli or both (default "tests cli");
+#                     `clippy` lints neurosbi-flows with `cuda` (all targets, -D warnings)
 # Then on the GPU machine, from the repository root:
 #   bash .device/cuda-tests/run-gpu-tests.sh .device/cuda-tests
+# which runs the tests and then (run-gpu-fit.sh) `neurosbi fit` on the GPU and on the CPU.
 # (the folder must be git-ignored, e.g. `/.device/` in .git/info/exclude, and carried).
 set -euo pipefail
 
@@ -33,6 +37,7 @@ LINK_DIR=${LINK_DIR:-$CARGO_TARGET_DIR/cuda-link}
 PROFILE=${PROFILE:-release}
 COPY_LIBS=${COPY_LIBS:-small}
 TESTS=${TESTS:-cuda device}
+STEPS=${STEPS:-tests cli}
 
 [ -x "$CUDA_TK/bin/nvcc" ] || { echo "no nvcc in $CUDA_TK/bin" >&2; exit 1; }
 export PATH="$CUDA_TK/bin:$PATH"
@@ -65,18 +70,17 @@ export LD_LIBRARY_PATH="$LINK_DIR:$CUDA_TK/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PA
 
 cd "$ROOT"
 # Thin LTO with one codegen unit (the workspace release profile) takes far longer on a small
-# build machine and buys nothing for these tests.
-LOG=$(mktemp)
-nice -n 15 cargo test -p neurosbi-flows --features cuda --profile "$PROFILE" --no-run -j 2 \
-  --config profile.release.lto=false --config profile.release.codegen-units=16 \
-  --message-format=json-render-diagnostics > "$LOG"
-
-mkdir -p "$OUT_DIR/bin" "$OUT_DIR/lib"
-rm -rf "$OUT_DIR"/bin/* "$OUT_DIR"/lib/*
-# Only the integration tests that matter on a GPU: tests/cuda.rs and tests/device.rs.
-python3 - "$LOG" "$OUT_DIR/bin" $TESTS <<'PY'
+# build machine and buys nothing for these checks.
+build() {
+  nice -n 15 cargo "$@" --profile "$PROFILE" -j 2 \
+    --config profile.release.lto=false --config profile.release.codegen-units=16 \
+    --message-format=json-render-diagnostics
+}
+# Copies the executables of the wanted targets (kind: test or bin) named in cargo's JSON log.
+pick() {
+  python3 - "$@" <<'PY'
 import json, shutil, sys, os
-log, dest, wanted = sys.argv[1], sys.argv[2], set(sys.argv[3:])
+log, kind, dest, wanted = sys.argv[1], sys.argv[2], sys.argv[3], set(sys.argv[4:])
 found = set()
 for line in open(log):
     try:
@@ -85,21 +89,50 @@ for line in open(log):
         continue
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):
         continue
-    if m["target"]["kind"] == ["test"] and m["target"]["name"] in wanted:
+    if m["target"]["kind"] == [kind] and m["target"]["name"] in wanted:
         shutil.copy2(m["executable"], os.path.join(dest, m["target"]["name"]))
         found.add(m["target"]["name"])
 missing = wanted - found
 if missing:
-    sys.exit(f"test binaries not built: {sorted(missing)}")
+    sys.exit(f"{kind} binaries not built: {sorted(missing)}")
 PY
-rm -f "$LOG"
-strip --strip-debug "$OUT_DIR"/bin/*
-echo "NEEDED by the test binaries:"
-readelf -d "$OUT_DIR"/bin/* | grep NEEDED | sort -u
+}
+case " $STEPS " in *" clippy "*)
+  nice -n 15 cargo clippy -p neurosbi-flows --features cuda --all-targets --profile "$PROFILE" \
+    -j 2 --config profile.release.lto=false --config profile.release.codegen-units=16 \
+    -- -D warnings
+  ;;
+esac
+case " $STEPS " in *" tests "* | *" cli "*) ;; *) exit 0 ;; esac
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+mkdir -p "$OUT_DIR/bin" "$OUT_DIR/cli" "$OUT_DIR/lib"
+rm -rf "$OUT_DIR"/lib/*
 # ~54 MB each (candle's PTX and quantised-matmul cubins); xz brings one to ~6 MB, so the
 # folder fits the 64 MiB that travels to the GPU machine. run-gpu-tests.sh unpacks them.
-xz -T2 -6 "$OUT_DIR"/bin/*
-cp "$ROOT/scripts/cuda/run-gpu-tests.sh" "$OUT_DIR/"
+case " $STEPS " in *" tests "*)
+  build test -p neurosbi-flows --features cuda --no-run > "$LOG"
+  rm -rf "$OUT_DIR"/bin/*
+  # Only the integration tests that matter on a GPU: tests/cuda.rs and tests/device.rs.
+  pick "$LOG" test "$OUT_DIR/bin" $TESTS
+  strip --strip-debug "$OUT_DIR"/bin/*
+  echo "NEEDED by the test binaries:"
+  readelf -d "$OUT_DIR"/bin/* | grep NEEDED | sort -u
+  xz -T2 -6 "$OUT_DIR"/bin/*
+  ;;
+esac
+# The program, for `neurosbi fit ... --device cuda` on the GPU machine (run-gpu-fit.sh).
+case " $STEPS " in *" cli "*)
+  build build -p neurosbi --features cuda --bin neurosbi > "$LOG"
+  rm -rf "$OUT_DIR"/cli/*
+  pick "$LOG" bin "$OUT_DIR/cli" neurosbi
+  strip "$OUT_DIR/cli/neurosbi"
+  echo "NEEDED by neurosbi:"
+  readelf -d "$OUT_DIR/cli/neurosbi" | grep NEEDED | sort -u
+  xz -T2 -6 "$OUT_DIR/cli/neurosbi"
+  ;;
+esac
+cp "$ROOT"/scripts/cuda/{run-gpu-tests.sh,run-gpu-fit.sh,gpu-env.sh} "$OUT_DIR/"
 
 # The binaries need libcudart, libcublas(Lt), libcurand (and libnvrtc if linked) 13.x. The
 # large ones (cuBLASLt 515 MB, cuRAND 101 MB, NVRTC 105 MB, cuBLAS 52 MB) are in this
@@ -113,5 +146,5 @@ case "$COPY_LIBS" in
 esac
 for f in $libs; do cp -L "$CUDA_TK/lib/$f" "$OUT_DIR/lib/"; done
 
-du -sh "$OUT_DIR"/bin/* "$OUT_DIR"/lib/* 2>/dev/null
+du -sh "$OUT_DIR"/bin/* "$OUT_DIR"/cli/* "$OUT_DIR"/lib/* 2>/dev/null
 du -sh --apparent-size "$OUT_DIR"

@@ -10,14 +10,17 @@ use std::time::Instant;
 use neurosbi_flows::candle_core::Device;
 use neurosbi_flows::{
     ClassifierConfig, ConditionalEstimator, EstimatorConfig, EstimatorKind, NoObserver,
-    RatioClassifier, TrainConfig, device_from_name, losses,
+    RatioClassifier, TrainConfig, TrainReport, device_from_name, losses,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
+/// The device the GPU tests train on through `TrainConfig.device`.
+const GPU: &str = "cuda";
+
 fn gpu() -> Device {
-    let d = device_from_name("cuda").expect("these tests need a CUDA GPU");
+    let d = device_from_name(GPU).expect("these tests need a CUDA GPU");
     assert!(d.is_cuda());
     d
 }
@@ -176,6 +179,127 @@ fn training_on_gpu_decreases_the_loss() {
         assert!(
             a.iter().zip(&b).all(|(a, b)| close(*a, *b, 1e-4)),
             "{kind:?}"
+        );
+    }
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+fn finite(r: &TrainReport) -> bool {
+    r.train_losses
+        .iter()
+        .chain(&r.val_losses)
+        .all(|l| l.is_finite())
+}
+
+/// `TrainConfig.device` (what `neurosbi fit --device cuda` sets): a CPU model trains on the
+/// GPU through the candle graph and gets the trained weights back. The same model trained on
+/// the CPU takes the CPU-only paths (native MAF kernel, fused spline and LU ops for the NSF),
+/// so equal first-epoch losses check the GPU graph against them.
+#[test]
+fn train_config_device_trains_on_gpu_like_the_cpu() {
+    gpu();
+    let (theta, x) = two_moons(4000, 10);
+    let (t_eval, x_eval) = two_moons(1000, 11);
+    let cfg = TrainConfig {
+        max_epochs: Some(4),
+        learning_rate: 2e-3,
+        ..TrainConfig::default()
+    };
+    let on_gpu = TrainConfig {
+        device: Some(GPU.to_string()),
+        ..cfg.clone()
+    };
+    for kind in KINDS {
+        let new = || ConditionalEstimator::new(&config(kind), &theta, &x, 2, 2, 3).unwrap();
+        let (mut q_cpu, mut q_gpu) = (new(), new());
+        let before = mean(&q_gpu.log_prob(&t_eval, &x_eval).unwrap());
+        let t = Instant::now();
+        let rc = q_cpu.train(&theta, &x, &cfg, &mut NoObserver).unwrap();
+        let s_cpu = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let rg = q_gpu.train(&theta, &x, &on_gpu, &mut NoObserver).unwrap();
+        let s_gpu = t.elapsed().as_secs_f64();
+        let (lc, lg) = (
+            mean(&q_cpu.log_prob(&t_eval, &x_eval).unwrap()),
+            mean(&q_gpu.log_prob(&t_eval, &x_eval).unwrap()),
+        );
+        println!(
+            "{kind:?} via TrainConfig.device: train {:?} (CPU {:?}); mean held-out log_prob \
+             {before:.4} -> {lg:.4} (CPU {lc:.4}); {s_gpu:.2} s GPU, {s_cpu:.2} s CPU",
+            rg.train_losses, rc.train_losses
+        );
+        assert!(q_gpu.device().is_cpu(), "{kind:?}: weights stay on the CPU");
+        assert_eq!(rg.epochs, 4);
+        assert!(finite(&rg), "{kind:?}");
+        assert!(rg.train_losses[3] < rg.train_losses[0] - 0.1, "{kind:?}");
+        assert!(
+            lg > before + 0.1,
+            "{kind:?}: trained weights did not come back"
+        );
+        assert!(
+            close(rc.train_losses[0], rg.train_losses[0], 1e-2),
+            "{kind:?}: first epoch CPU {} GPU {}",
+            rc.train_losses[0],
+            rg.train_losses[0]
+        );
+        // Four epochs of the same batches from the same start stay close on both devices.
+        assert!((lc - lg).abs() < 0.1, "{kind:?}: CPU {lc} GPU {lg}");
+    }
+}
+
+/// APT's atomic loss (`train_atomic`) on the GPU through `TrainConfig.device`. On the CPU the
+/// MAF uses the native atomic kernel and the others the graph with CPU-only ops; the GPU uses
+/// the graph, with each row's log prior looked up by index on the host.
+#[test]
+fn atomic_training_on_gpu_follows_the_cpu() {
+    gpu();
+    let n = 2000;
+    let (theta, x) = two_moons(n, 12);
+    // A non-constant "prior" so that a wrong row lookup changes the loss.
+    let log_prior: Vec<f64> = theta
+        .chunks(2)
+        .map(|t| -2.0 * (t[0] * t[0] + t[1] * t[1]) - 1.0)
+        .collect();
+    let cfg = TrainConfig {
+        max_epochs: Some(3),
+        learning_rate: 2e-3,
+        batch_size: 100,
+        ..TrainConfig::default()
+    };
+    let on_gpu = TrainConfig {
+        device: Some(GPU.to_string()),
+        ..cfg.clone()
+    };
+    for kind in KINDS {
+        let new = || ConditionalEstimator::new(&config(kind), &theta, &x, 2, 2, 4).unwrap();
+        let (mut q_cpu, mut q_gpu) = (new(), new());
+        let t = Instant::now();
+        let rc = q_cpu
+            .train_atomic(&theta, &x, &log_prior, 10, &cfg, &mut NoObserver)
+            .unwrap();
+        let s_cpu = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let rg = q_gpu
+            .train_atomic(&theta, &x, &log_prior, 10, &on_gpu, &mut NoObserver)
+            .unwrap();
+        let s_gpu = t.elapsed().as_secs_f64();
+        println!(
+            "{kind:?} atomic: train {:?} val {:?} (CPU train {:?}); {s_gpu:.2} s GPU, {s_cpu:.2} s CPU",
+            rg.train_losses, rg.val_losses, rc.train_losses
+        );
+        assert!(q_gpu.device().is_cpu());
+        assert_eq!(rg.epochs, 3);
+        assert!(finite(&rg), "{kind:?}");
+        assert!(rg.train_losses[2] < rg.train_losses[0], "{kind:?}");
+        assert!(rg.best_val_loss < rg.val_losses[0], "{kind:?}");
+        assert!(
+            close(rc.train_losses[0], rg.train_losses[0], 1e-2),
+            "{kind:?}: first epoch CPU {} GPU {}",
+            rc.train_losses[0],
+            rg.train_losses[0]
         );
     }
 }
