@@ -46,6 +46,12 @@ pub trait StepAlgebra {
     fn linear(&mut self) -> Vec<(Self::V, Self::V)>;
     /// The Wiener increment of noise `k` over this step (`sqrt(dt) * N(0, 1)`).
     fn dw(&mut self, k: usize) -> Self::V;
+    /// Whether `v` is known to be exactly zero before the run (a noise coefficient the
+    /// equations leave out): its term `0 * dW` is then dropped, which changes no value
+    /// because the increments are always finite.
+    fn is_zero(&self, _v: Self::V) -> bool {
+        false
+    }
 }
 
 // Loops below push into vectors instead of `map(..).collect()`: a closure inside `collect`
@@ -77,6 +83,9 @@ fn add_noise<A: StepAlgebra>(a: &mut A, x: Vec<A::V>, g: &[Vec<A::V>], scale: f6
     let mut out = x;
     for (j, v) in out.iter_mut().enumerate() {
         for k in 0..n_noise {
+            if a.is_zero(g[j][k]) {
+                continue;
+            }
             let gdw = a.mul(g[j][k], dws[k]);
             let gdw = if scale == 1.0 { gdw } else { a.mul(s, gdw) };
             *v = a.add(*v, gdw);

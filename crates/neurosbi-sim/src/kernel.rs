@@ -211,6 +211,9 @@ impl StepAlgebra for Symbolic<'_> {
     fn dw(&mut self, k: usize) -> NodeId {
         self.b.fixed(self.layout.noise(k) as u32)
     }
+    fn is_zero(&self, v: NodeId) -> bool {
+        self.b.is_const(v, 0.0)
+    }
 }
 
 /// An equation-string model compiled for one time step and one set of recorded names.
@@ -375,6 +378,7 @@ impl Kernel for CompiledKernel {
     fn step(&self, frame: &mut [Lanes]) {
         self.run_into_states(STEP, frame);
     }
+    #[inline(always)]
     fn threshold(&self, frame: &mut [Lanes], out: &mut Lanes) -> bool {
         if !self.has_threshold {
             return false;
@@ -406,11 +410,13 @@ impl Kernel for CompiledKernel {
         // Same program as the condition: a model has one or the other.
         self.refractory_condition(frame, out);
     }
+    #[inline(always)]
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes) {
         let p = &self.code.programs[REFRACTORY];
         p.exec(frame, self.code.n_regs);
         *out = frame[p.outputs[0] as usize];
     }
+    #[inline(always)]
     fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes) {
         match self.record[k] {
             Recorded::State(j) => *out = frame[j],

@@ -33,6 +33,7 @@ pub mod ir;
 pub mod kernel;
 pub mod model;
 pub mod native;
+pub mod noise;
 pub mod run;
 pub mod spec;
 pub mod syntax;

@@ -7,10 +7,10 @@
 
 use crate::error::{Result, SimError};
 use crate::kernel::{Kernel, RefractoryKind};
+use crate::noise::LaneNormals;
 use crate::vm::{LANES, Lanes};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 /// The values of one input variable for every trace: `n_traces x n_steps`, row-major, SI.
@@ -304,12 +304,13 @@ impl<K: Kernel> BlockCtx<'_, K> {
     fn run_block(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F (checked just above).
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
                 return unsafe { self.run_block_avx512(b, rec) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 (checked just above).
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
                 return unsafe { self.run_block_avx2(b, rec) };
             }
         }
@@ -317,16 +318,17 @@ impl<K: Kernel> BlockCtx<'_, K> {
     }
 
     // The whole time loop is compiled once per instruction set so that every inlined lane
-    // loop uses the widest vectors; FMA is not enabled, which keeps results bit-identical
-    // across the three versions.
+    // loop uses the widest vectors. FMA is enabled only for the explicit `mul_add`s of
+    // fastmath (exact-rounded everywhere); LLVM never contracts a plain `a * b + c` on its
+    // own, so results stay bit-identical across the three versions.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,fma")]
     fn run_block_avx512(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
         self.run_block_generic(b, rec)
     }
 
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
+    #[target_feature(enable = "avx2,fma")]
     fn run_block_avx2(&self, b: usize, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
         self.run_block_generic(b, rec)
     }
@@ -353,23 +355,25 @@ impl<K: Kernel> BlockCtx<'_, K> {
         }
         k.init(&mut frame);
         let trace: Vec<usize> = (0..LANES).map(|l| neuron(l) % self.n_traces).collect();
-        let mut rngs: Vec<ChaCha8Rng> = if layout.n_noise > 0 {
-            (0..LANES)
-                .map(|l| {
-                    let g = neuron(l);
-                    if cfg.set_seeds.is_empty() {
-                        let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
-                        r.set_stream(g as u64);
-                        r
-                    } else {
-                        let mut r = ChaCha8Rng::seed_from_u64(cfg.set_seeds[g / self.n_traces]);
-                        r.set_stream((g % self.n_traces) as u64);
-                        r
-                    }
-                })
-                .collect()
+        let mut normals: Option<LaneNormals> = if layout.n_noise > 0 {
+            Some(LaneNormals::new(
+                (0..valid)
+                    .map(|l| {
+                        let g = neuron(l);
+                        if cfg.set_seeds.is_empty() {
+                            let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
+                            r.set_stream(g as u64);
+                            r
+                        } else {
+                            let mut r = ChaCha8Rng::seed_from_u64(cfg.set_seeds[g / self.n_traces]);
+                            r.set_stream((g % self.n_traces) as u64);
+                            r
+                        }
+                    })
+                    .collect(),
+            ))
         } else {
-            Vec::new()
+            None
         };
         let sqrt_dt = dt.sqrt();
         let mut tmp: Lanes = [0.0; LANES];
@@ -437,11 +441,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
                 }
             }
             frame[layout.not_refractory()] = not_ref;
-            for kk in 0..layout.n_noise {
-                let r = layout.noise(kk);
-                for (l, rng) in rngs.iter_mut().enumerate() {
-                    let z: f64 = StandardNormal.sample(rng);
-                    frame[r][l] = sqrt_dt * z;
+            if let Some(g) = normals.as_mut() {
+                for kk in 0..layout.n_noise {
+                    g.fill(sqrt_dt, &mut frame[layout.noise(kk)]);
                 }
             }
             k.step(&mut frame);

@@ -26,6 +26,8 @@ pub(crate) enum Un {
     Not,
     Fun(Func),
     PowI(i32),
+    /// `x/(e^x - 1) = 1/exprel(x)`: what `a/exprel(x)` becomes, one division fewer.
+    Efun,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,6 +111,11 @@ impl Builder {
         }
     }
 
+    /// Whether node `id` is the constant `v`.
+    pub fn is_const(&self, id: NodeId, v: f64) -> bool {
+        self.konst(id) == Some(v)
+    }
+
     /// A fixed register.
     pub fn fixed(&mut self, r: u32) -> NodeId {
         self.push(Node::Fixed(r))
@@ -153,6 +160,12 @@ impl Builder {
             let c = self.num(-k);
             return self.add(a, c);
         }
+        // k - x = x*(-1) + k (exact), so that later constant factors and offsets fold into
+        // one multiply-add or into an exponential's affine argument.
+        if self.konst(a).is_some() {
+            let m = self.neg(b);
+            return self.add(m, a);
+        }
         self.fold2(Bin::Sub, a, b)
     }
     /// `a * b`. Constants go right and constant factors fold: `(x k1) k2 = x (k1 k2)`.
@@ -171,6 +184,11 @@ impl Builder {
                     let c = self.num(k * self.konst(y).unwrap_or(1.0));
                     return self.fold2(Bin::Mul, x, c);
                 }
+                // (k1/x) k = (k1 k)/x: rate constants times a unit scale, one operation.
+                Node::Bin(Bin::Div, n, x) if self.konst(n).is_some() => {
+                    let c = self.num(k * self.konst(n).unwrap_or(1.0));
+                    return self.fold2(Bin::Div, c, x);
+                }
                 // (x + k1) k = x k + k1 k: one fused multiply-add instead of two operations.
                 Node::Bin(Bin::Add, x, y) if self.konst(y).is_some() => {
                     let kx = self.num(k);
@@ -188,6 +206,20 @@ impl Builder {
         if let Some(k) = self.konst(b) {
             let c = self.num(1.0 / k);
             return self.mul(a, c);
+        }
+        // Divisions cost as much as an exponential (shared/design/PERFORMANCE.md), and rate
+        // functions are full of them. a/exprel(z) = a efun(z) saves exprel's own division.
+        if let Node::Un(Un::Fun(Func::Exprel), z) = self.nodes[b as usize] {
+            let e = self.un(Un::Efun, z);
+            return self.mul(a, e);
+        }
+        // a/(k/y) = (a y)/k, e.g. (x_inf - x)/tau with tau = k/(...).
+        if let Node::Bin(Bin::Div, n, y) = self.nodes[b as usize]
+            && let Some(k) = self.konst(n)
+        {
+            let ay = self.mul(a, y);
+            let c = self.num(1.0 / k);
+            return self.mul(ay, c);
         }
         self.fold2(Bin::Div, a, b)
     }
@@ -333,6 +365,13 @@ fn un_scalar(op: Un, x: f64) -> f64 {
         Un::Not => b2f(x == 0.0),
         Un::Fun(f) => f.eval(x),
         Un::PowI(n) => powi(x, n),
+        Un::Efun => {
+            if x == 0.0 {
+                1.0
+            } else {
+                x / x.exp_m1()
+            }
+        }
     }
 }
 
@@ -923,6 +962,7 @@ fn un_lanes(op: Un, d: &mut Lanes, a: &Lanes) {
             s * s
         }),
         Un::PowI(n) => lanes!(d, l, powi(a[l], n)),
+        Un::Efun => lanes!(d, l, fastmath::efun_exact(a[l])),
         Un::Fun(f) => match f {
             Func::Exp => lanes!(d, l, fastmath::exp(a[l])),
             Func::Exprel => lanes!(d, l, fastmath::exprel(a[l])),
@@ -1152,6 +1192,57 @@ mod tests {
         let o = b.lower(&e, &slot);
         let c = b.compile(&[vec![o]]);
         assert_eq!(c.prologue.len(), 1);
+        assert_eq!(c.programs[0].len(), 1);
+    }
+
+    #[test]
+    fn rate_functions_lose_their_divisions() {
+        let x = || Ex::Slot(Slot::State(0));
+        let p = || Ex::Slot(Slot::Param(0));
+        let z = || div(sub(Ex::Num(0.013), x()), Ex::Num(0.004));
+        let exprs = [
+            // Hodgkin-Huxley's 1.28/exprel((13 mV - v)/4 mV)/ms.
+            mul(
+                div(Ex::Num(1.28), Ex::Call(Func::Exprel, Box::new(z()))),
+                Ex::Num(1000.0),
+            ),
+            // (p_inf - p)/tau with tau = k/(...).
+            div(
+                sub(p(), x()),
+                div(
+                    Ex::Num(0.6),
+                    add(Ex::Call(Func::Exp, Box::new(x())), Ex::Num(2.0)),
+                ),
+            ),
+        ];
+        let mut b = Builder::new(vec![false, true]);
+        let slot = |b: &mut Builder, s: Slot| match s {
+            Slot::State(0) => b.fixed(0),
+            _ => b.fixed(1),
+        };
+        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
+        let c = b.compile(&[outs]);
+        let code = format!("{:?}", c.programs[0].ins);
+        assert!(!code.contains("Div"), "{code}");
+        for (xv, pv) in [
+            (-0.07, 0.3),
+            (0.013, 1.5),
+            (0.02, -0.2),
+            (0.013 + 1e-12, 0.0),
+        ] {
+            let got = run(&b, &c, &[xv, pv]);
+            for (e, g) in exprs.iter().zip(got) {
+                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
+                assert!(
+                    (g - want).abs() <= 1e-13 * want.abs(),
+                    "{e:?}: {g} vs {want}"
+                );
+            }
+        }
+        // (k - x)/k2 is one multiply-add.
+        let mut b = Builder::new(vec![false, true]);
+        let o = b.lower(&z(), &slot);
+        let c = b.compile(&[vec![o]]);
         assert_eq!(c.programs[0].len(), 1);
     }
 }
