@@ -141,6 +141,9 @@ def main():
             torch.as_tensor(theta[ok], dtype=torch.float32), torch.as_tensor(x[ok], dtype=torch.float32)
         )
         estimator = inference.train()
+        summary = getattr(inference, "summary", None) or getattr(inference, "_summary", {})
+        epochs = summary.get("epochs_trained", ["?"])
+        print(f"# sbi trained {epochs[-1] if epochs else '?'} epochs", file=sys.stderr)
         posterior = inference.build_posterior(estimator)
         t_train = time.perf_counter() - t
 

@@ -21,6 +21,13 @@ const MAX_CHUNK: usize = 100;
 
 /// `dst (m x n, row-major) (+)= A B` with A (m x k) and B (k x n) given by their row and
 /// column strides, single-threaded (the parallelism is over chunks).
+///
+/// Why by hand: these products are small (tens of rows and columns, k from 2 to 100) and
+/// many (about 45 per chunk and step), where a general gemm's blocking and dispatch cost
+/// more than the arithmetic. B is copied row-major with its columns padded to a multiple of
+/// [`NB`], and a 4 x NB register tile of the result accumulates over k; the widest vector
+/// unit with FMA is picked at run time. Results do not depend on the thread count (each
+/// chunk is computed alike), only, in the last bits, on the instruction set.
 #[allow(clippy::too_many_arguments)]
 fn mm(
     m: usize,
@@ -45,34 +52,323 @@ fn mm(
         last(m, k, a_rs, a_cs) < a.len() && last(k, n, b_rs, b_cs) < b.len(),
         "fused maf: operand too small"
     );
-    // SAFETY: the asserts above keep every element read within `a` and `b` and every
-    // element written within `dst` (row stride n, column stride 1).
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            a.as_ptr(),
-            a_cs as isize,
-            a_rs as isize,
-            b.as_ptr(),
-            b_cs as isize,
-            b_rs as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+    let n_pad = n.div_ceil(NB) * NB;
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        if fma && std::arch::is_x86_feature_detected!("avx512f") {
+            // Masked loads read only the first n columns, so a row-major B is used in place
+            // and any other layout is copied row-major without padding.
+            let copy;
+            let (bp, b_stride) = if b_cs == 1 {
+                (b, b_rs)
+            } else {
+                copy = copy_row_major(b, b_rs, b_cs, k, n, n);
+                (&copy[..], n)
+            };
+            let args = MmArgs {
+                m,
+                n,
+                k,
+                n_pad,
+                a,
+                a_rs,
+                a_cs,
+                bp,
+                b_stride,
+                accumulate,
+            };
+            // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+            return unsafe { mm_avx512(&args, dst) };
+        }
+    }
+    let bp = copy_row_major(b, b_rs, b_cs, k, n, n_pad);
+    let args = MmArgs {
+        m,
+        n,
+        k,
+        n_pad,
+        a,
+        a_rs,
+        a_cs,
+        bp: &bp,
+        b_stride: n_pad,
+        accumulate,
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+            return unsafe { mm_avx2(&args, dst) };
+        }
+    }
+    mm_tiles(&args, dst);
+}
+
+/// B (k x n) row-major with `width >= n` columns, the extra ones zero.
+fn copy_row_major(
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+    k: usize,
+    n: usize,
+    width: usize,
+) -> Vec<f32> {
+    let mut bp = vec![0f32; k * width];
+    for p in 0..k {
+        for (j, v) in bp[p * width..p * width + n].iter_mut().enumerate() {
+            *v = b[p * b_rs + j * b_cs];
+        }
+    }
+    bp
+}
+
+/// Columns of one register tile.
+const NB: usize = 16;
+
+struct MmArgs<'a> {
+    m: usize,
+    n: usize,
+    k: usize,
+    n_pad: usize,
+    a: &'a [f32],
+    a_rs: usize,
+    a_cs: usize,
+    /// B with contiguous columns: row p starts at `p * b_stride`. Padded with zero columns
+    /// to `n_pad` except on the AVX-512 path, whose loads are masked.
+    bp: &'a [f32],
+    b_stride: usize,
+    accumulate: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn mm_avx512(args: &MmArgs<'_>, dst: &mut [f32]) {
+    // Up to 4 rows x 4 column registers (64 columns) per tile: 16 independent accumulator
+    // chains hide the FMA latency, and each loaded B vector serves 4 rows.
+    let tiles = args.n_pad / NB;
+    let mut i = 0;
+    while i < args.m {
+        let rows = (args.m - i).min(4);
+        let mut t = 0;
+        while t < tiles {
+            let c = (tiles - t).min(4);
+            match (rows, c) {
+                (4, 4) => tile_avx512::<4, 4>(args, i, t, dst),
+                (4, 3) => tile_avx512::<4, 3>(args, i, t, dst),
+                (4, 2) => tile_avx512::<4, 2>(args, i, t, dst),
+                (4, _) => tile_avx512::<4, 1>(args, i, t, dst),
+                (_, 4) => tile_avx512::<1, 4>(args, i, t, dst),
+                (_, 3) => tile_avx512::<1, 3>(args, i, t, dst),
+                (_, 2) => tile_avx512::<1, 2>(args, i, t, dst),
+                _ => tile_avx512::<1, 1>(args, i, t, dst),
+            }
+            t += c;
+        }
+        i += if rows == 4 { 4 } else { 1 };
+    }
+}
+
+/// Rows `i..i+R`, column registers `t..t+C` (16 columns each), accumulators in zmm
+/// registers; the last register's columns past `n` are masked off in loads and stores.
+/// LLVM does not vectorise the portable tile across its unrolled columns, hence the
+/// intrinsics.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+fn tile_avx512<const R: usize, const C: usize>(
+    args: &MmArgs<'_>,
+    i: usize,
+    t: usize,
+    dst: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let MmArgs {
+        m,
+        n,
+        k,
+        n_pad,
+        a,
+        a_rs,
+        a_cs,
+        bp,
+        b_stride,
+        accumulate,
+    } = *args;
+    assert!(i + R <= m && (i + R - 1) * a_rs + (k - 1) * a_cs < a.len());
+    assert!((k - 1) * b_stride + n <= bp.len() && (t + C) * NB <= n_pad && dst.len() >= m * n);
+    let masks: [__mmask16; C] = std::array::from_fn(|c| {
+        let col0 = (t + c) * NB;
+        let valid = n.saturating_sub(col0).min(NB);
+        ((1u32 << valid) - 1) as __mmask16
+    });
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    if accumulate {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                // SAFETY: the masked-off lanes are not read; the others are columns < n of
+                // row i + r < m of `dst` (asserted above).
+                *v = unsafe {
+                    _mm512_maskz_loadu_ps(masks[c], dst.as_ptr().add((i + r) * n + (t + c) * NB))
+                };
+            }
+        }
+    }
+    for p in 0..k {
+        // SAFETY: p < k and only columns < n are loaded (masked), so every B element read lies
+        // inside `bp`; the A indices are bounded by the assert above.
+        unsafe {
+            let bv: [__m512; C] = std::array::from_fn(|c| {
+                _mm512_maskz_loadu_ps(masks[c], bp.as_ptr().add(p * b_stride + (t + c) * NB))
+            });
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.get_unchecked((i + r) * a_rs + p * a_cs));
+                for (v, b) in row.iter_mut().zip(&bv) {
+                    *v = _mm512_fmadd_ps(av, *b, *v);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            // SAFETY: as for the loads.
+            unsafe {
+                _mm512_mask_storeu_ps(
+                    dst.as_mut_ptr().add((i + r) * n + (t + c) * NB),
+                    masks[c],
+                    *v,
+                )
+            };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn mm_avx2(args: &MmArgs<'_>, dst: &mut [f32]) {
+    let mut i = 0;
+    while i + 4 <= args.m {
+        tile_avx2::<4>(args, i, dst);
+        i += 4;
+    }
+    while i < args.m {
+        tile_avx2::<1>(args, i, dst);
+        i += 1;
+    }
+}
+
+/// [`tile_avx512`] with two ymm registers per row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn tile_avx2<const R: usize>(args: &MmArgs<'_>, i: usize, dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let MmArgs {
+        n,
+        k,
+        n_pad,
+        a,
+        a_rs,
+        a_cs,
+        bp,
+        accumulate,
+        ..
+    } = *args;
+    assert!(i + R <= args.m && (i + R - 1) * a_rs + (k - 1) * a_cs < a.len());
+    assert!(bp.len() >= k * n_pad && n_pad % NB == 0);
+    for jb in (0..n_pad).step_by(NB) {
+        let cols = NB.min(n - jb);
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        if accumulate {
+            for (r, v) in acc.iter_mut().enumerate() {
+                let mut t = [0f32; NB];
+                t[..cols].copy_from_slice(&dst[(i + r) * n + jb..(i + r) * n + jb + cols]);
+                // SAFETY: `t` holds 16 floats.
+                unsafe {
+                    v[0] = _mm256_loadu_ps(t.as_ptr());
+                    v[1] = _mm256_loadu_ps(t.as_ptr().add(8));
+                }
+            }
+        }
+        for p in 0..k {
+            // SAFETY: as in `tile_avx512`.
+            unsafe {
+                let b0 = _mm256_loadu_ps(bp.as_ptr().add(p * n_pad + jb));
+                let b1 = _mm256_loadu_ps(bp.as_ptr().add(p * n_pad + jb + 8));
+                for (r, v) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.get_unchecked((i + r) * a_rs + p * a_cs));
+                    v[0] = _mm256_fmadd_ps(av, b0, v[0]);
+                    v[1] = _mm256_fmadd_ps(av, b1, v[1]);
+                }
+            }
+        }
+        for (r, v) in acc.iter().enumerate() {
+            let mut t = [0f32; NB];
+            // SAFETY: `t` holds 16 floats.
+            unsafe {
+                _mm256_storeu_ps(t.as_mut_ptr(), v[0]);
+                _mm256_storeu_ps(t.as_mut_ptr().add(8), v[1]);
+            }
+            dst[(i + r) * n + jb..(i + r) * n + jb + cols].copy_from_slice(&t[..cols]);
+        }
+    }
+}
+
+#[inline(always)]
+fn mm_tiles(args: &MmArgs<'_>, dst: &mut [f32]) {
+    let mut i = 0;
+    while i + 4 <= args.m {
+        tile_rows::<4>(args, i, dst);
+        i += 4;
+    }
+    while i < args.m {
+        tile_rows::<1>(args, i, dst);
+        i += 1;
+    }
+}
+
+/// Rows `i..i+R` of the result, NB columns at a time (portable fallback).
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // the tile loops index accumulators and operands together
+fn tile_rows<const R: usize>(args: &MmArgs<'_>, i: usize, dst: &mut [f32]) {
+    let MmArgs {
+        n,
+        k,
+        n_pad,
+        a,
+        a_rs,
+        a_cs,
+        bp,
+        accumulate,
+        ..
+    } = *args;
+    for jb in (0..n_pad).step_by(NB) {
+        let cols = NB.min(n - jb);
+        let mut acc = [[0f32; NB]; R];
+        if accumulate {
+            for r in 0..R {
+                let row = &dst[(i + r) * n + jb..(i + r) * n + jb + cols];
+                acc[r][..cols].copy_from_slice(row);
+            }
+        }
+        for p in 0..k {
+            let brow: &[f32; NB] = bp[p * n_pad + jb..p * n_pad + jb + NB]
+                .try_into()
+                .expect("tile of NB columns");
+            for r in 0..R {
+                let av = a[(i + r) * a_rs + p * a_cs];
+                for j in 0..NB {
+                    acc[r][j] += av * brow[j];
+                }
+            }
+        }
+        for r in 0..R {
+            dst[(i + r) * n + jb..(i + r) * n + jb + cols].copy_from_slice(&acc[r][..cols]);
+        }
     }
 }
 
 /// Rows of `bias` repeated `m` times (the start of `x W + b`).
+#[inline(always)]
 fn tile(bias: &[f32], m: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(m * bias.len());
     for _ in 0..m {
@@ -82,6 +378,7 @@ fn tile(bias: &[f32], m: usize) -> Vec<f32> {
 }
 
 /// `acc[j] += sum_r g[r, j]`.
+#[inline(always)]
 fn add_colsum(acc: &mut [f32], g: &[f32]) {
     for row in g.chunks_exact(acc.len()) {
         for (a, v) in acc.iter_mut().zip(row) {
@@ -390,7 +687,45 @@ impl FusedMaf {
 
     /// Per-row negative log-likelihood of the gathered rows `z` (m x d) given `ctx`
     /// (m x k), and the summed gradients if asked.
-    fn pass(&self, mut z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
+    fn pass(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
+        // The element-wise loops (rational tanh with its division, bias rows, derivative
+        // products) vectorise to the widest registers only when compiled for them. Every
+        // such loop is lane-independent and sums keep their order, so the three versions
+        // give identical numbers.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let fma = std::arch::is_x86_feature_detected!("fma");
+            if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+                return unsafe { self.pass_avx512(z, ctx, mode) };
+            }
+            if fma && std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                return unsafe { self.pass_avx2(z, ctx, mode) };
+            }
+        }
+        self.pass_impl(z, ctx, mode)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    fn pass_avx512(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
+        self.pass_impl(z, ctx, mode)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn pass_avx2(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
+        self.pass_impl(z, ctx, mode)
+    }
+
+    #[inline(always)]
+    fn pass_impl(
+        &self,
+        mut z: Vec<f32>,
+        ctx: Vec<f32>,
+        mode: Mode<'_>,
+    ) -> (Vec<f64>, Option<Grads>) {
         let (d, k) = (self.d, self.k);
         let m = z.len() / d.max(1);
         let mut logdet = vec![0f32; m];
@@ -618,6 +953,86 @@ mod tests {
     use super::*;
     use crate::nn::std_normal_log_prob;
     use candle_core::{Device, Tensor};
+
+    /// `mm` on every layout the kernel uses (plain, transposed A, transposed B, both), sizes
+    /// around the 4-row and 16-column tiles, with and without accumulation, against a plain
+    /// triple loop; on x86-64 the AVX2 and portable paths are checked too.
+    #[test]
+    fn small_matrix_products_match_a_plain_loop() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (4, 16, 3),
+            (5, 17, 2),
+            (7, 50, 9),
+            (100, 50, 50),
+            (50, 4, 100),
+            (3, 64, 1),
+            (9, 33, 70),
+        ] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let b: Vec<f32> = (0..k * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let sa = if ta { (1, m) } else { (k, 1) };
+                let sb = if tb { (1, k) } else { (n, 1) };
+                let start: Vec<f32> = (0..m * n).map(|_| rng.random_range(-1.0..1.0)).collect();
+                for accumulate in [false, true] {
+                    let mut want = if accumulate {
+                        start.clone()
+                    } else {
+                        vec![0.0; m * n]
+                    };
+                    for i in 0..m {
+                        for j in 0..n {
+                            let mut acc = 0f64;
+                            for p in 0..k {
+                                acc += f64::from(a[i * sa.0 + p * sa.1])
+                                    * f64::from(b[p * sb.0 + j * sb.1]);
+                            }
+                            want[i * n + j] += acc as f32;
+                        }
+                    }
+                    let check = |got: &[f32], path: &str| {
+                        for (g, w) in got.iter().zip(&want) {
+                            assert!(
+                                (g - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                                "{path} m={m} n={n} k={k} ta={ta} tb={tb} acc={accumulate}: {g} vs {w}"
+                            );
+                        }
+                    };
+                    let mut got = start.clone();
+                    mm(m, n, k, &mut got, accumulate, &a, sa, &b, sb);
+                    check(&got, "dispatched");
+                    let n_pad = n.div_ceil(NB) * NB;
+                    let bp = copy_row_major(&b, sb.0, sb.1, k, n, n_pad);
+                    let args = MmArgs {
+                        m,
+                        n,
+                        k,
+                        n_pad,
+                        a: &a,
+                        a_rs: sa.0,
+                        a_cs: sa.1,
+                        bp: &bp,
+                        b_stride: n_pad,
+                        accumulate,
+                    };
+                    let mut got = start.clone();
+                    mm_tiles(&args, &mut got);
+                    check(&got, "portable");
+                    #[cfg(target_arch = "x86_64")]
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        let mut got = start.clone();
+                        // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                        unsafe { mm_avx2(&args, &mut got) };
+                        check(&got, "avx2");
+                    }
+                }
+            }
+        }
+    }
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

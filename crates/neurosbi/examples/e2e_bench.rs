@@ -16,7 +16,7 @@
 //! the chunks.
 //!
 //! Environment: `NEUROSBI_E2E_SIMS` and `NEUROSBI_E2E_SAMPLES` override the 10 000 / 10 000
-//! (for a quick smoke run).
+//! (for a quick smoke run); `NEUROSBI_E2E_SEED` the seed (3).
 
 use neurosbi::config::FitConfig;
 use neurosbi::flows::NoObserver;
@@ -31,7 +31,8 @@ use std::time::Instant;
 /// Simulations per call of the simulator: big enough to fill the threads, small enough that
 /// one chunk's traces (500 x 12 000 samples) stay around 50 MB.
 const CHUNK: usize = 500;
-const SEED: u64 = 3;
+/// Default seed of the whole run (`NEUROSBI_E2E_SEED` overrides it).
+const DEFAULT_SEED: u64 = 3;
 
 fn env_count(name: &str, default: usize) -> Result<usize, Box<dyn std::error::Error>> {
     match std::env::var(name) {
@@ -44,12 +45,12 @@ fn env_count(name: &str, default: usize) -> Result<usize, Box<dyn std::error::Er
     }
 }
 
-fn fit_text(sims: usize, samples: usize) -> String {
+fn fit_text(sims: usize, samples: usize, seed: u64) -> String {
     format!(
         r#"model = "models/hh_b.toml"
 dt = "0.01*ms"
 duration = "120*ms"
-seed = {SEED}
+seed = {seed}
 output = "neurosbi-out/e2e_bench"
 
 # The tutorial's 0.5 nA over pi*(70 um)^2 (the model divides by its area) from 10 to 110 ms.
@@ -87,6 +88,12 @@ fn examples_dir() -> PathBuf {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sims = env_count("NEUROSBI_E2E_SIMS", 10_000)?;
     let samples = env_count("NEUROSBI_E2E_SAMPLES", 10_000)?;
+    let seed = match std::env::var("NEUROSBI_E2E_SEED") {
+        Ok(v) => v
+            .parse::<u64>()
+            .map_err(|_| format!("NEUROSBI_E2E_SEED={v}: expected a non-negative integer"))?,
+        Err(_) => DEFAULT_SEED,
+    };
     println!(
         "e2e: sbi HH tutorial (model B), {sims} simulations of 120 ms at dt 0.01 ms, \
          7 statistics, NPE (MAF), {samples} samples; {} threads",
@@ -99,7 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let cfg = FitConfig::parse(
         &examples_dir().join("e2e_bench.toml"),
-        &fit_text(sims, samples),
+        &fit_text(sims, samples, seed),
     )?;
     let problem = &cfg.problem;
     let observed = cfg.observation()?;
@@ -109,14 +116,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Simulation.
     let prior: Arc<dyn Prior> = Arc::new(problem.prior()?);
     let d = problem.dim_theta();
-    let theta = sample_prior(prior.as_ref(), sims, SEED);
+    let theta = sample_prior(prior.as_ref(), sims, seed);
     let t = Instant::now();
     let results: Vec<SimResult> = theta
         .chunks(CHUNK * d)
         .enumerate()
         .map(|(i, rows)| {
             problem
-                .simulate(rows, SEED.wrapping_add(1 + i as u64))
+                .simulate(rows, seed.wrapping_add(1 + i as u64))
                 .map_err(Box::new)
         })
         .collect::<Result<_, _>>()?;
@@ -156,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Sampling.
     let t = Instant::now();
-    let draws = posterior.sample(samples, &x_o, SEED ^ 0x5a5a)?;
+    let draws = posterior.sample(samples, &x_o, seed ^ 0x5a5a)?;
     let t_samp = t.elapsed().as_secs_f64();
     let total = t_total.elapsed().as_secs_f64();
 
@@ -196,7 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if total < 60.0 { "met" } else { "NOT met" }
     );
 
-    peer(sims, samples, &phases);
+    peer(sims, samples, seed, &phases);
     Ok(())
 }
 
@@ -216,7 +223,7 @@ fn probe(python: &str, code: &str) -> Result<(), String> {
 /// Runs the Python peer when Brian2 and sbi are importable and prints the ratios per phase and
 /// in total. With Brian2 alone (sbi needs torch), runs the Brian2 half (simulation and
 /// features) and prints that ratio, labelled as partial.
-fn peer(sims: usize, samples: usize, ours: &[(&str, f64)]) {
+fn peer(sims: usize, samples: usize, seed: u64, ours: &[(&str, f64)]) {
     let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
     let full = match probe(&python, "import brian2, sbi, torch") {
         Ok(()) => true,
@@ -244,6 +251,8 @@ fn peer(sims: usize, samples: usize, ours: &[(&str, f64)]) {
         &sims.to_string(),
         "--samples",
         &samples.to_string(),
+        "--seed",
+        &seed.to_string(),
     ]);
     if !full {
         cmd.arg("--skip-inference");
