@@ -672,9 +672,17 @@ impl ConditionalEstimator {
             unreachable!("native training is only called when the kernel applies")
         };
         let log_std_sum = this.header.inputs.log_std_sum();
-        let loss = |rows: &[u32], want: bool| {
-            let kernel = FusedMaf::new(maf, &this.params, this.header.d_ctx, log_std_sum)?;
-            Ok(mean_of(eval(&kernel, &x, &c, rows, want), rows.len()))
+        // One kernel for the whole run; each call loads the step's weights into it.
+        let kernel = std::cell::RefCell::new(FusedMaf::new(
+            maf,
+            &this.params,
+            this.header.d_ctx,
+            log_std_sum,
+        )?);
+        let loss = |host: &[Vec<f32>], rows: &[u32], want: bool| {
+            let mut k = kernel.borrow_mut();
+            k.load(host);
+            Ok(mean_of(eval(&k, &x, &c, rows, want), rows.len()))
         };
         let res = fit_objective(
             &this.params,

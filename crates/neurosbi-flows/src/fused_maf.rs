@@ -416,6 +416,20 @@ struct HostLinear {
 }
 
 impl HostLinear {
+    /// Reloads the weight (masked as in `read`) and bias from host weights.
+    fn load(&mut self, host: &[Vec<f32>]) {
+        let src = &host[self.w_var];
+        match &self.mask {
+            Some(m) => {
+                for ((w, s), mi) in self.w.iter_mut().zip(src).zip(m) {
+                    *w = s * mi;
+                }
+            }
+            None => self.w.copy_from_slice(src),
+        }
+        self.b.copy_from_slice(&host[self.b_var]);
+    }
+
     fn read(l: &Linear, mask: Option<&candle_core::Tensor>, params: &Params) -> Result<Self> {
         let find = |id: TensorId| {
             params
@@ -559,6 +573,21 @@ impl FusedMaf {
             n_vars: params.vars.len(),
             var_sizes: params.vars.iter().map(|(_, v)| v.elem_count()).collect(),
         })
+    }
+
+    /// Replaces every weight with the values in `host` (one vector per variable of the
+    /// `Params` the kernel was read from), as native training does after each step.
+    pub(crate) fn load(&mut self, host: &[Vec<f32>]) {
+        for l in &mut self.layers {
+            l.initial.load(host);
+            if let Some(c) = &mut l.context {
+                c.load(host);
+            }
+            for h in &mut l.hidden {
+                h.load(host);
+            }
+            l.last.load(host);
+        }
     }
 
     /// Negative log-likelihood of the rows `rows` of `x` (standardised inputs, n x d) given

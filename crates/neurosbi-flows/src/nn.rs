@@ -92,7 +92,30 @@ impl Params {
         }
         Ok(())
     }
+
+    /// The values as host vectors (f32, flattened), one per variable.
+    pub(crate) fn to_host(&self) -> Result<HostWeights> {
+        self.vars
+            .iter()
+            .map(|(_, v)| v.as_tensor().flatten_all()?.to_vec1::<f32>())
+            .collect()
+    }
+
+    /// Sets the values from host vectors as returned by [`Params::to_host`].
+    pub(crate) fn set_host(&self, host: &[Vec<f32>]) -> Result<()> {
+        for ((_, v), w) in self.vars.iter().zip(host) {
+            let t = v.as_tensor();
+            v.set(&Tensor::from_vec(w.clone(), t.shape(), t.device())?)?;
+        }
+        Ok(())
+    }
 }
+
+/// One piece of an in-place Adam update: weights, first and second moments, gradient.
+type AdamPiece<'a> = (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a [f32]);
+
+/// Parameter values on the host, one flattened f32 vector per variable of a [`Params`].
+pub(crate) type HostWeights = Vec<Vec<f32>>;
 
 /// Affine layer `x W + b` with `W` stored as (in, out) so no transpose is needed.
 #[derive(Clone)]
@@ -289,6 +312,22 @@ impl Adam {
         gs: &[Option<Vec<f32>>],
         clip: Option<f64>,
     ) -> Result<f64> {
+        let mut host = params.to_host()?;
+        let norm = self.step_in_place(&mut host, gs, clip);
+        params.set_host(&host)?;
+        Ok(norm)
+    }
+
+    /// One update of host weights in place (native training keeps its weights on the host
+    /// between steps and writes them to the tensors once per epoch). Returns the gradient
+    /// norm before clipping. Element-wise, so splitting it over threads changes no value.
+    pub(crate) fn step_in_place(
+        &mut self,
+        host: &mut [Vec<f32>],
+        gs: &[Option<Vec<f32>>],
+        clip: Option<f64>,
+    ) -> f64 {
+        use rayon::prelude::*;
         let sq: f64 = gs
             .iter()
             .flatten()
@@ -305,11 +344,27 @@ impl Adam {
         let bc2_sqrt = (1.0 - b2.powi(self.t)).sqrt() as f32;
         let step = (self.lr / bc1) as f32;
         let (b1, b2) = (b1 as f32, b2 as f32);
-        for (i, (_, var)) in params.vars.iter().enumerate() {
-            let Some(g) = &gs[i] else { continue };
-            let t = var.as_tensor();
-            let mut w = t.flatten_all()?.to_vec1::<f32>()?;
-            let (m, v) = (&mut self.m[i], &mut self.v[i]);
+        // Pieces of a few thousand values: enough to be worth a task, and they keep the
+        // second thread busy between the parallel gradient passes instead of asleep.
+        const PIECE: usize = 4096;
+        let mut jobs: Vec<AdamPiece<'_>> = Vec::new();
+        for (((w, m), v), g) in host
+            .iter_mut()
+            .zip(self.m.iter_mut())
+            .zip(self.v.iter_mut())
+            .zip(gs)
+        {
+            let Some(g) = g else { continue };
+            for (((w, m), v), g) in w
+                .chunks_mut(PIECE)
+                .zip(m.chunks_mut(PIECE))
+                .zip(v.chunks_mut(PIECE))
+                .zip(g.chunks(PIECE))
+            {
+                jobs.push((w, m, v, g));
+            }
+        }
+        jobs.into_par_iter().for_each(|(w, m, v, g)| {
             // Zipped slices instead of indexing: no bounds checks, so the loop vectorises.
             for (((wj, mj), vj), &gj) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
                 let gj = gj * scale;
@@ -317,8 +372,7 @@ impl Adam {
                 *vj = b2 * *vj + (1.0 - b2) * gj * gj;
                 *wj -= step * *mj / (vj.sqrt() / bc2_sqrt + eps);
             }
-            var.set(&Tensor::from_vec(w, t.shape(), t.device())?)?;
-        }
-        Ok(norm)
+        });
+        norm
     }
 }

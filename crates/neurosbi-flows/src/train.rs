@@ -102,11 +102,16 @@ pub(crate) fn fit(
     fit_phased(params, state, n, cfg, obs, &|idx, _| batch_loss(idx))
 }
 
-/// A batch loss computed without a candle graph: given the batch's row indices and whether
-/// gradients are wanted, the mean loss over the rows and the gradient of that mean per
-/// variable of the model's `Params` (`None` where a variable gets none).
+/// A batch loss computed without a candle graph: given the current weights (host vectors,
+/// one per variable of the model's `Params`), the batch's row indices and whether gradients
+/// are wanted, the mean loss over the rows and the gradient of that mean per variable
+/// (`None` where a variable gets none).
 pub(crate) type NativeLoss<'a> =
-    &'a dyn Fn(&[u32], bool) -> candle_core::Result<(f64, Option<crate::fused_maf::Grads>)>;
+    &'a dyn Fn(
+        &[Vec<f32>],
+        &[u32],
+        bool,
+    ) -> candle_core::Result<(f64, Option<crate::fused_maf::Grads>)>;
 
 /// What the training loop minimises.
 pub(crate) enum Objective<'a> {
@@ -155,6 +160,12 @@ pub(crate) fn fit_objective(
     let to_tensor = |v: &[u32]| Tensor::from_vec(v.to_vec(), v.len(), &dev);
     let mut since_best = 0usize;
     let mut order = train_idx;
+    // Native losses train host copies of the weights (no tensor round trip per step); they
+    // go back to the tensors at the end of every epoch, before the best-weights bookkeeping.
+    let mut host = match &objective {
+        Objective::Native(_) => Some(params.to_host()?),
+        Objective::Graph(_) => None,
+    };
     let result = loop {
         if cfg.max_epochs.is_some_and(|m| st.epoch >= m) {
             break Ok(());
@@ -168,6 +179,7 @@ pub(crate) fn fit_objective(
         order.shuffle(&mut rng);
         let adam = &mut st.adam;
         let (order_ref, val_ref, to_tensor, objective) = (&order, &val_idx, &to_tensor, &objective);
+        let host = &mut host;
         let epoch_losses = (move || -> Result<(f64, f64), FlowError> {
             let mut sum = 0.0;
             let non_finite = |l: f64| FlowError::NonFiniteLoss {
@@ -187,14 +199,15 @@ pub(crate) fn fit_objective(
                         l
                     }
                     Objective::Native(f) => {
-                        let (l, grads) = f(chunk, true)?;
+                        let w = host.as_mut().expect("native training keeps host weights");
+                        let (l, grads) = f(w, chunk, true)?;
                         if !l.is_finite() {
                             return Err(non_finite(l));
                         }
                         let grads = grads.ok_or_else(|| {
                             candle_core::Error::Msg("native loss returned no gradients".into())
                         })?;
-                        adam.step_host(params, &grads, cfg.clip_max_norm)?;
+                        adam.step_in_place(w, &grads, cfg.clip_max_norm);
                         l
                     }
                 };
@@ -206,9 +219,12 @@ pub(crate) fn fit_objective(
                     Objective::Graph(batch_loss) => {
                         scalar(&batch_loss(&to_tensor(rows)?, Phase::Validation(k))?.detach())?
                     }
-                    Objective::Native(f) => f(rows, false)?.0,
+                    Objective::Native(f) => f(host.as_ref().expect("host weights"), rows, false)?.0,
                 };
                 vsum += l * rows.len() as f64;
+            }
+            if let Some(w) = host.as_ref() {
+                params.set_host(w)?;
             }
             Ok((sum, vsum))
         })();
