@@ -596,10 +596,8 @@ impl FusedMaf {
         let b = rows.len();
         let n_chunks = b.div_ceil(MAX_CHUNK).max(1);
         let size = b.div_ceil(n_chunks).max(1);
-        let parts: Vec<Evaluation> = rows
-            .par_chunks(size)
-            .map(|chunk| self.chunk(x, c, chunk, grads))
-            .collect();
+        let chunks: Vec<&[u32]> = rows.chunks(size).collect();
+        let parts = crate::team::par_map(chunks.len(), |i| self.chunk(x, c, chunks[i], grads));
         reduce(parts)
     }
 
@@ -623,54 +621,53 @@ impl FusedMaf {
         // normalises its own groups.
         let per_chunk = (MAX_CHUNK / k).max(1);
         let groups: Vec<usize> = (0..b).collect();
-        let parts: Vec<Evaluation> = groups
-            .par_chunks(per_chunk)
-            .map(|gs| {
-                let mut z = Vec::with_capacity(gs.len() * k * d);
-                let mut ctx = Vec::with_capacity(gs.len() * k * kc);
-                let mut lp = Vec::with_capacity(gs.len() * k);
-                for &i in gs {
-                    let own = rows[i] as usize;
-                    for j in 0..k {
-                        let atom = rows[(i + j) % b] as usize;
-                        z.extend_from_slice(&x[atom * d..(atom + 1) * d]);
-                        ctx.extend_from_slice(&c[own * kc..(own + 1) * kc]);
-                        lp.push(log_prior[atom]);
+        let chunks: Vec<&[usize]> = groups.chunks(per_chunk).collect();
+        let parts: Vec<Evaluation> = crate::team::par_map(chunks.len(), |ci| {
+            let gs = chunks[ci];
+            let mut z = Vec::with_capacity(gs.len() * k * d);
+            let mut ctx = Vec::with_capacity(gs.len() * k * kc);
+            let mut lp = Vec::with_capacity(gs.len() * k);
+            for &i in gs {
+                let own = rows[i] as usize;
+                for j in 0..k {
+                    let atom = rows[(i + j) % b] as usize;
+                    z.extend_from_slice(&x[atom * d..(atom + 1) * d]);
+                    ctx.extend_from_slice(&c[own * kc..(own + 1) * kc]);
+                    lp.push(log_prior[atom]);
+                }
+            }
+            // loss_i = -l_i0 + logsumexp_j l_ij with l_ij = -nll_ij - log p(atom);
+            // d loss_i / d nll_ij = [j == 0] - softmax_j(l_i)_j.
+            let softmax = |nll: &[f64]| -> (Vec<f64>, Vec<f64>) {
+                let mut losses = Vec::with_capacity(gs.len());
+                let mut w = Vec::with_capacity(nll.len());
+                for (n, p) in nll.chunks_exact(k).zip(lp.chunks_exact(k)) {
+                    let l: Vec<f64> = n.iter().zip(p).map(|(a, b)| -a - b).collect();
+                    let mx = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let se: f64 = l.iter().map(|v| (v - mx).exp()).sum();
+                    let lse = mx + se.ln();
+                    losses.push(lse - l[0]);
+                    for (j, v) in l.iter().enumerate() {
+                        let p = (v - lse).exp();
+                        w.push(if j == 0 { 1.0 - p } else { -p });
                     }
                 }
-                // loss_i = -l_i0 + logsumexp_j l_ij with l_ij = -nll_ij - log p(atom);
-                // d loss_i / d nll_ij = [j == 0] - softmax_j(l_i)_j.
-                let softmax = |nll: &[f64]| -> (Vec<f64>, Vec<f64>) {
-                    let mut losses = Vec::with_capacity(gs.len());
-                    let mut w = Vec::with_capacity(nll.len());
-                    for (n, p) in nll.chunks_exact(k).zip(lp.chunks_exact(k)) {
-                        let l: Vec<f64> = n.iter().zip(p).map(|(a, b)| -a - b).collect();
-                        let mx = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                        let se: f64 = l.iter().map(|v| (v - mx).exp()).sum();
-                        let lse = mx + se.ln();
-                        losses.push(lse - l[0]);
-                        for (j, v) in l.iter().enumerate() {
-                            let p = (v - lse).exp();
-                            w.push(if j == 0 { 1.0 - p } else { -p });
-                        }
-                    }
-                    (losses, w)
-                };
-                let weights = |nll: &[f64]| -> Vec<f32> {
-                    softmax(nll).1.into_iter().map(|v| v as f32).collect()
-                };
-                let mode = if grads {
-                    Mode::Weighted(&weights)
-                } else {
-                    Mode::Value
-                };
-                let (nll, g) = self.pass(z, ctx, mode);
-                Evaluation {
-                    loss_sum: softmax(&nll).0.iter().sum(),
-                    grads: g,
-                }
-            })
-            .collect();
+                (losses, w)
+            };
+            let weights = |nll: &[f64]| -> Vec<f32> {
+                softmax(nll).1.into_iter().map(|v| v as f32).collect()
+            };
+            let mode = if grads {
+                Mode::Weighted(&weights)
+            } else {
+                Mode::Value
+            };
+            let (nll, g) = self.pass(z, ctx, mode);
+            Evaluation {
+                loss_sum: softmax(&nll).0.iter().sum(),
+                grads: g,
+            }
+        });
         reduce(parts)
     }
 

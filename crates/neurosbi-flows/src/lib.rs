@@ -74,6 +74,7 @@ mod nn;
 mod nsf;
 mod persist;
 mod spline;
+mod team;
 mod train;
 mod vfield;
 mod vfops;

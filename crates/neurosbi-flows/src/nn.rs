@@ -327,7 +327,6 @@ impl Adam {
         gs: &[Option<Vec<f32>>],
         clip: Option<f64>,
     ) -> f64 {
-        use rayon::prelude::*;
         let sq: f64 = gs
             .iter()
             .flatten()
@@ -364,9 +363,13 @@ impl Adam {
                 jobs.push((w, m, v, g));
             }
         }
-        jobs.into_par_iter().for_each(|(w, m, v, g)| {
+        let jobs: Vec<std::sync::Mutex<AdamPiece<'_>>> =
+            jobs.into_iter().map(std::sync::Mutex::new).collect();
+        crate::team::par_map(jobs.len(), |i| {
+            let mut piece = jobs[i].lock().unwrap_or_else(|e| e.into_inner());
+            let (w, m, v, g) = &mut *piece;
             // Zipped slices instead of indexing: no bounds checks, so the loop vectorises.
-            for (((wj, mj), vj), &gj) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g) {
+            for (((wj, mj), vj), &gj) in w.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(*g) {
                 let gj = gj * scale;
                 *mj = b1 * *mj + (1.0 - b1) * gj;
                 *vj = b2 * *vj + (1.0 - b2) * gj * gj;

@@ -166,7 +166,8 @@ pub(crate) fn fit_objective(
         Objective::Native(_) => Some(params.to_host()?),
         Objective::Graph(_) => None,
     };
-    let result = loop {
+    let native = matches!(objective, Objective::Native(_));
+    let mut run = || loop {
         if cfg.max_epochs.is_some_and(|m| st.epoch >= m) {
             break Ok(());
         }
@@ -254,6 +255,12 @@ pub(crate) fn fit_objective(
                 break Ok(());
             }
         }
+    };
+    // Native steps are short parallel sections: a spinning team serves them (see team.rs).
+    let result = if native {
+        crate::team::with_team(&mut run)
+    } else {
+        run()
     };
     if let Some(best) = &st.best {
         params.restore(best)?;
