@@ -36,6 +36,10 @@ struct Team {
     panicked: AtomicBool,
 }
 
+/// Teams alive in the process: a second one (trainings run side by side) would make the
+/// spinning threads compete for the cores, so it is not created.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
 thread_local! {
     /// The team of the training run on this thread, if any.
     static CURRENT: Cell<Option<*const Team>> = const { Cell::new(None) };
@@ -126,6 +130,10 @@ pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
     if size < 2 || CURRENT.with(|c| c.get().is_some()) {
         return f();
     }
+    if ACTIVE.fetch_add(1, SeqCst) > 0 {
+        ACTIVE.fetch_sub(1, SeqCst);
+        return f();
+    }
     let team = Team {
         generation: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
@@ -146,6 +154,7 @@ pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
             fn drop(&mut self) {
                 CURRENT.with(|c| c.set(None));
                 self.0.stop.store(true, SeqCst);
+                ACTIVE.fetch_sub(1, SeqCst);
             }
         }
         let _guard = Guard(&team);
