@@ -355,6 +355,7 @@ impl<K: Kernel> BlockCtx<'_, K> {
         }
         k.init(&mut frame);
         let trace: Vec<usize> = (0..LANES).map(|l| neuron(l) % self.n_traces).collect();
+        let shared_trace = trace.iter().all(|&t| t == trace[0]).then_some(trace[0]);
         let mut normals: Option<LaneNormals> = if layout.n_noise > 0 {
             Some(LaneNormals::new(
                 (0..valid)
@@ -402,6 +403,13 @@ impl<K: Kernel> BlockCtx<'_, K> {
                 let nxt = (step + 1).min(n_steps - 1);
                 for (i, s) in self.stimuli.iter().enumerate() {
                     let (now_r, next_r) = (layout.input(i, false), layout.input(i, true));
+                    if let Some(t) = shared_trace {
+                        // One trace for the whole block (the common single-stimulus case):
+                        // a broadcast instead of a gather per lane.
+                        frame[now_r] = [s.values[t * n_steps + step]; LANES];
+                        frame[next_r] = [s.values[t * n_steps + nxt]; LANES];
+                        continue;
+                    }
                     for l in 0..LANES {
                         let row = trace[l] * n_steps;
                         frame[now_r][l] = s.values[row + step];
