@@ -962,7 +962,7 @@ fn un_lanes(op: Un, d: &mut Lanes, a: &Lanes) {
             s * s
         }),
         Un::PowI(n) => lanes!(d, l, powi(a[l], n)),
-        Un::Efun => lanes!(d, l, fastmath::efun_exact(a[l])),
+        Un::Efun => lanes!(d, l, fastmath::efun(a[l])),
         Un::Fun(f) => match f {
             Func::Exp => lanes!(d, l, fastmath::exp(a[l])),
             Func::Exprel => lanes!(d, l, fastmath::exprel(a[l])),
