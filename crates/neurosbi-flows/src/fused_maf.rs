@@ -17,7 +17,7 @@ use crate::maf::Maf;
 use crate::nn::{Linear, Params};
 
 /// Rows per chunk at most; a batch is split into equal chunks of at most this many rows.
-const MAX_CHUNK: usize = 100;
+pub(crate) const MAX_CHUNK: usize = 100;
 
 /// `dst (m x n, row-major) (+)= A B` with A (m x k) and B (k x n) given by their row and
 /// column strides, single-threaded (the parallelism is over chunks).

@@ -123,10 +123,12 @@ impl Team {
     }
 }
 
-/// Runs `f` with a spinning team of `rayon::current_num_threads()` threads installed for
-/// [`par_map`] calls made on this thread (nested teams are not created).
-pub(crate) fn with_team<R>(f: impl FnOnce() -> R) -> R {
-    let size = rayon::current_num_threads();
+/// Runs `f` with a spinning team installed for [`par_map`] calls made on this thread
+/// (nested teams are not created). The team has `rayon::current_num_threads()` threads, at
+/// most `max_threads`: helpers beyond the sections' useful parallelism would only spin, and on
+/// a large node take cores (or hyperthread siblings) from the ones that work.
+pub(crate) fn with_team<R>(max_threads: usize, f: impl FnOnce() -> R) -> R {
+    let size = rayon::current_num_threads().min(max_threads);
     if size < 2 || CURRENT.with(|c| c.get().is_some()) {
         return f();
     }
@@ -205,13 +207,13 @@ mod tests {
             .build()
             .unwrap();
         pool.install(|| {
-            with_team(|| {
+            with_team(3, || {
                 for n in [0, 1, 2, 7, 1000] {
                     let got = par_map(n, |i| (i as u64) * (i as u64));
                     assert_eq!(got, want[..n]);
                 }
                 // Nested teams are not created; the inner call uses the outer team.
-                with_team(|| assert_eq!(par_map(5, |i| i), vec![0, 1, 2, 3, 4]));
+                with_team(3, || assert_eq!(par_map(5, |i| i), vec![0, 1, 2, 3, 4]));
             })
         });
     }
@@ -224,7 +226,7 @@ mod tests {
             .unwrap();
         let r = pool.install(|| {
             std::panic::catch_unwind(|| {
-                with_team(|| {
+                with_team(2, || {
                     par_map(8, |i| {
                         assert!(i != 5, "item 5 fails");
                         i

@@ -256,9 +256,11 @@ pub(crate) fn fit_objective(
             }
         }
     };
-    // Native steps are short parallel sections: a spinning team serves them (see team.rs).
+    // Native steps are short parallel sections: a spinning team serves them (see team.rs),
+    // as many threads as a batch has row chunks (two for sbi's batch of 200), at least two.
     let result = if native {
-        crate::team::with_team(&mut run)
+        let useful = cfg.batch_size.div_ceil(crate::fused_maf::MAX_CHUNK).max(2);
+        crate::team::with_team(useful, &mut run)
     } else {
         run()
     };
