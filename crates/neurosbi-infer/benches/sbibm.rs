@@ -20,9 +20,11 @@
 //!   library's 200, as sbi 0.27's own default)
 //! - SBIBM_SEED: run seed (default 1, the seeds of all recorded rows): shifts the seed given to
 //!   `infer`, from which simulations, proposals and training seeds derive
-//! - SBIBM_CHAINS: MCMC chains for the final draws (default: the library's 20; sbibm's SNLE
-//!   used 100). On a multimodal posterior (slcp has four modes) each chain stays in one
-//!   mode, so few chains give noisy mode weights.
+//! - SBIBM_CHAINS: MCMC chains (default: the library's 20; sbibm's SNLE used 100), for the
+//!   final draws and every round's proposal. On a multimodal posterior (slcp has four
+//!   modes) each chain stays in one mode, so few chains give noisy mode weights.
+//! - SBIBM_THIN, SBIBM_WARMUP: MCMC thinning and warm-up sweeps (default: the library's 1 and
+//!   200; sbibm's SNLE used 10 and 25).
 //!
 //! Per observation it prints (to stderr) the epochs of each round's training, the acceptance
 //! rate of the posterior draws and, for MCMC, the largest split-R-hat.
@@ -95,14 +97,26 @@ fn main() {
     let chains: Option<usize> = std::env::var("SBIBM_CHAINS")
         .ok()
         .map(|s| s.parse().expect("SBIBM_CHAINS: a number of chains"));
+    let mut mcmc = neurosbi_infer::mcmc::SliceConfig::default();
+    if let Some(c) = chains {
+        mcmc.num_chains = c;
+    }
+    if let Ok(t) = std::env::var("SBIBM_THIN") {
+        mcmc.thin = t.parse().expect("SBIBM_THIN: a positive number");
+    }
+    if let Ok(w) = std::env::var("SBIBM_WARMUP") {
+        mcmc.warmup = w.parse().expect("SBIBM_WARMUP: a number of sweeps");
+    }
     let train_seed: u64 = std::env::var("SBIBM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     println!(
-        "method {method_name} ({est_name}), {rounds} round(s), {n_obs} observations, {n_samples} samples, batch {}, seed {train_seed}, chains {}",
+        "method {method_name} ({est_name}), {rounds} round(s), {n_obs} observations, {n_samples} samples, batch {}, seed {train_seed}, mcmc chains {} thin {} warmup {}",
         batch.as_deref().unwrap_or("default"),
-        chains.map_or("default".to_string(), |c| c.to_string())
+        mcmc.num_chains,
+        mcmc.thin,
+        mcmc.warmup
     );
     println!(
         "{:<18} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}",
@@ -146,6 +160,7 @@ fn main() {
                 run: RunConfig::default(),
                 seed,
                 posterior: posterior_kind,
+                mcmc: mcmc.clone(),
             };
             let mut run = |x_o: Option<&[f64]>, seed: u64| {
                 // `infer` derives each round's training seed from its own seed, so SBIBM_SEED
@@ -156,7 +171,7 @@ fn main() {
                         .wrapping_mul(0x9E37_79B9_7F4A_7C15),
                 );
                 let t = Instant::now();
-                let mut post = infer(
+                let post = infer(
                     task.as_ref(),
                     prior.clone(),
                     x_o,
@@ -172,9 +187,6 @@ fn main() {
                     "  {name} seed {seed}: epochs per round {epochs:?} ({:.0} s)",
                     t.elapsed().as_secs_f64()
                 );
-                if let Some(c) = chains {
-                    post.0.settings.mcmc.num_chains = c;
-                }
                 post.0
             };
             let shared: Option<Posterior> = amortised.then(|| run(None, budget as u64));

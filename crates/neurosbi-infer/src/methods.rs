@@ -152,6 +152,9 @@ pub struct InferenceConfig {
     /// How the returned posterior samples (`None`: the method's default, see
     /// [`Method::posterior_kinds`]); checked against the method before anything runs.
     pub posterior: Option<PosteriorKind>,
+    /// Slice-sampler settings of every MCMC posterior the run builds: each sequential round's
+    /// proposal and the returned posterior (their seeds come from the run's seed).
+    pub mcmc: crate::mcmc::SliceConfig,
 }
 
 impl Default for InferenceConfig {
@@ -165,6 +168,7 @@ impl Default for InferenceConfig {
             run: RunConfig::default(),
             seed: 0,
             posterior: None,
+            mcmc: crate::mcmc::SliceConfig::default(),
         }
     }
 }
@@ -680,6 +684,9 @@ pub fn infer(
     let mut npe_a_proposals: Vec<(usize, Option<(Gaussian, f64)>)> = Vec::new();
     for (r, &n) in cfg.rounds.iter().enumerate() {
         let seed = derive_seed(cfg.seed, 1000 + r as u64);
+        if let Some(p) = posterior.as_mut() {
+            p.settings.mcmc = cfg.mcmc.clone();
+        }
         let mut npe_a_component = None;
         let sims = match (&posterior, x_o) {
             (Some(post), Some(x)) => {
@@ -861,6 +868,7 @@ pub fn infer(
         report.train.push(rep);
     }
     let mut post = posterior.ok_or_else(|| invalid_arg("rounds", "no round was run"))?;
+    post.settings.mcmc = cfg.mcmc.clone();
     if let Some(k) = cfg.posterior {
         post.set_kind(k)?;
     }

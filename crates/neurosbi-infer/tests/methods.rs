@@ -171,6 +171,48 @@ fn apt_and_tsnpe_two_rounds_recover_the_conjugate_posterior() {
     }
 }
 
+/// The run's MCMC settings reach every sequential round's proposal and the returned
+/// posterior (sbibm's SNLE protocol uses 100 chains, thin 10, warm-up 25).
+#[test]
+fn sequential_nle_uses_the_run_mcmc_settings() {
+    let x_o = [0.5, -0.2];
+    let mcmc = neurosbi_infer::mcmc::SliceConfig {
+        num_chains: 6,
+        thin: 2,
+        warmup: 30,
+        ..Default::default()
+    };
+    let cfg = InferenceConfig {
+        method: Method::Nle,
+        rounds: vec![300, 300],
+        estimator: small_maf(),
+        train: quick_train(),
+        seed: 9,
+        mcmc: mcmc.clone(),
+        ..Default::default()
+    };
+    let (post, rep) = infer(
+        &Gauss2(0.5),
+        normal_prior(),
+        Some(&x_o),
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap();
+    assert_eq!(rep.train.len(), 2);
+    let got = &post.settings.mcmc;
+    assert_eq!(
+        (got.num_chains, got.thin, got.warmup),
+        (mcmc.num_chains, mcmc.thin, mcmc.warmup)
+    );
+    let draws = post.sample(60, &x_o, 3).unwrap();
+    assert_eq!(draws.theta.len(), 120);
+    // Six chains: one split-R-hat per dimension.
+    assert_eq!(draws.rhat.as_ref().map(|r| r.len()), Some(2));
+}
+
 #[test]
 fn multi_round_needs_a_valid_observation() {
     let cfg = InferenceConfig {
