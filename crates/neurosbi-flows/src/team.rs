@@ -34,6 +34,9 @@ struct Team {
     /// Helpers holding the current job pointer.
     busy: AtomicUsize,
     panicked: AtomicBool,
+    /// A section is running: a `par_map` called from inside one of its items runs
+    /// sequentially instead of re-entering the team.
+    in_section: AtomicBool,
 }
 
 /// Teams alive in the process: a second one (trainings run side by side) would make the
@@ -144,6 +147,7 @@ pub(crate) fn with_team<R>(max_threads: usize, f: impl FnOnce() -> R) -> R {
         pending: AtomicUsize::new(0),
         busy: AtomicUsize::new(0),
         panicked: AtomicBool::new(false),
+        in_section: AtomicBool::new(false),
     };
     std::thread::scope(|s| {
         for _ in 1..size {
@@ -169,15 +173,19 @@ pub(crate) fn with_team<R>(max_threads: usize, f: impl FnOnce() -> R) -> R {
 /// [`with_team`], else on the rayon pool.
 pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     match CURRENT.with(|c| c.get()) {
-        Some(team) if n > 1 => {
+        // SAFETY: `CURRENT` is only set inside `with_team`, on this thread, while the team
+        // lives; it is unset before the team is dropped.
+        Some(team) if n > 1 && !unsafe { &*team }.in_section.load(SeqCst) => {
             let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
             let job = |i: usize| {
                 let v = f(i);
                 *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
             };
-            // SAFETY: `CURRENT` is only set inside `with_team`, on this thread, while the team
-            // lives; it is unset before the team is dropped.
-            unsafe { &*team }.run(n, &job);
+            // SAFETY: as above.
+            let team = unsafe { &*team };
+            team.in_section.store(true, SeqCst);
+            team.run(n, &job);
+            team.in_section.store(false, SeqCst);
             slots
                 .into_iter()
                 .map(|m| {
@@ -187,7 +195,8 @@ pub(crate) fn par_map<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T
                 })
                 .collect()
         }
-        _ => {
+        Some(_) => (0..n).map(f).collect(),
+        None => {
             use rayon::prelude::*;
             (0..n).into_par_iter().map(&f).collect()
         }
@@ -214,6 +223,17 @@ mod tests {
                 }
                 // Nested teams are not created; the inner call uses the outer team.
                 with_team(3, || assert_eq!(par_map(5, |i| i), vec![0, 1, 2, 3, 4]));
+                // A par_map inside an item runs its items in order, sequentially.
+                let nested = par_map(4, |i| par_map(3, move |j| 10 * i + j));
+                assert_eq!(
+                    nested,
+                    vec![
+                        vec![0, 1, 2],
+                        vec![10, 11, 12],
+                        vec![20, 21, 22],
+                        vec![30, 31, 32]
+                    ]
+                );
             })
         });
     }
