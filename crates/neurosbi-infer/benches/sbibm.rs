@@ -7,6 +7,8 @@
 //! - SBIBM_TASKS: comma list (default: gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm)
 //! - SBIBM_BUDGETS: comma list (default: 1000,10000)
 //! - SBIBM_OBS: observations per task, 1..=10 (default 10)
+//! - SBIBM_FIRST_OBS: the first of them (default 1), so that a long run can be split into
+//!   processes (each observation is seeded by its number, so the parts give the same scores)
 //! - SBIBM_METHOD: any method name of `Method::from_name` (npe, npe_a, npe_b, tsnpe, nle,
 //!   nre_a, nre_b, nre_c, bnre, fmpe, npse, rejection_abc, smc_abc, ...; default npe)
 //! - SBIBM_POSTERIOR: posterior kind (direct, mcmc, sir, rejection, vi; default: the method's)
@@ -71,6 +73,12 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10)
         .clamp(1, 10);
+    let first_obs: usize = std::env::var("SBIBM_FIRST_OBS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .clamp(1, 10);
+    let n_obs = n_obs.min(11 - first_obs);
     let n_samples: usize = std::env::var("SBIBM_SAMPLES")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -191,7 +199,7 @@ fn main() {
             };
             let shared: Option<Posterior> = amortised.then(|| run(None, budget as u64));
             let mut scores = Vec::new();
-            for obs in 1..=n_obs {
+            for obs in first_obs..first_obs + n_obs {
                 let x_o = task.observation(obs).expect("observation");
                 let owned;
                 let post = match &shared {
