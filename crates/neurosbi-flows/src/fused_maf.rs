@@ -127,6 +127,27 @@ fn copy_row_major(
 /// Columns of one register tile.
 const NB: usize = 16;
 
+/// `dst (m x n, row-major) = A B`, or `+= A B` with `accumulate`, for small f32 matrices: A is
+/// m x k and B is k x n, each given with its (row stride, column stride), so transposes cost
+/// nothing. Single-threaded; the widest vector unit with FMA is picked at run time.
+///
+/// The MAF's own product kernel, shared with other small native nets (the C2ST classifier of
+/// `neurosbi-infer`). Panics if `dst` or an operand is too small for the given shapes.
+#[allow(clippy::too_many_arguments)]
+pub fn small_matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    mm(m, n, k, dst, accumulate, a, a_strides, b, b_strides);
+}
+
 struct MmArgs<'a> {
     m: usize,
     n: usize,

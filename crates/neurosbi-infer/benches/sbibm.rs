@@ -27,6 +27,8 @@
 //!   modes) each chain stays in one mode, so few chains give noisy mode weights.
 //! - SBIBM_THIN, SBIBM_WARMUP: MCMC thinning and warm-up sweeps (default: the library's 1 and
 //!   200; sbibm's SNLE used 10 and 25).
+//! - SBIBM_DUMP: a directory; each observation's posterior draws are written there as
+//!   `{task}_{budget}_{obs}.csv` (one row per draw) for inspection.
 //!
 //! Per observation it prints (to stderr) the epochs of each round's training, the acceptance
 //! rate of the posterior draws and, for MCMC, the largest split-R-hat.
@@ -210,6 +212,18 @@ fn main() {
                     }
                 };
                 let draws = post.sample(n_samples, &x_o, obs as u64).expect("sampling");
+                if let Ok(dir) = std::env::var("SBIBM_DUMP") {
+                    let path = format!("{dir}/{name}_{budget}_{obs}.csv");
+                    let text: String = draws
+                        .theta
+                        .chunks(dim)
+                        .map(|r| {
+                            let cells: Vec<String> = r.iter().map(|v| v.to_string()).collect();
+                            cells.join(",") + "\n"
+                        })
+                        .collect();
+                    std::fs::write(&path, text).expect("SBIBM_DUMP: writable directory");
+                }
                 let reference = task
                     .reference_posterior(&x_o, n_samples, 1000 + obs as u64)
                     .expect("reference");
@@ -220,8 +234,12 @@ fn main() {
                     .as_ref()
                     .map(|r| format!(", max R-hat {:.3}", r.iter().fold(0.0f64, |a, &b| a.max(b))))
                     .unwrap_or_default();
+                let ess = draws
+                    .ess
+                    .map(|e| format!(", ess {e:.1}"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "  {name} {budget} observation {obs}: c2st {score:.3}, acceptance {:.3}{rhat}",
+                    "  {name} {budget} observation {obs}: c2st {score:.3}, acceptance {:.3}{rhat}{ess}",
                     draws.acceptance_rate
                 );
                 scores.push(score);

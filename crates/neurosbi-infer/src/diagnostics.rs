@@ -6,7 +6,7 @@ use crate::error::{InferError, Result, check_finite, invalid_arg, rows_of};
 use crate::prior::Prior;
 use crate::rng::{purpose, stream_rng};
 use crate::simulator::{FromPrior, Simulator, simulate_chunk};
-use nalgebra::DMatrix;
+use neurosbi_flows::small_matmul;
 use rand::RngExt;
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -57,151 +57,259 @@ impl Default for C2stConfig {
 /// two-sample test does not need more precision.
 type R = f32;
 
-/// A 2-hidden-layer ReLU MLP with a logistic output, trained with Adam.
+/// A 2-hidden-layer ReLU MLP with a logistic output, trained with Adam, on row-major buffers.
 ///
-/// Hand-written on nalgebra (whose large products go to matrixmultiply): the classifier is tiny,
-/// must be seeded, and candle's stock graph would be slower for it (see PERFORMANCE.md).
+/// Hand-written on [`neurosbi_flows::small_matmul`] (the MAF's register-tiled product kernel)
+/// with every buffer allocated once per fold: the classifier is tiny, trained for hundreds of
+/// epochs of 200-row batches, must be seeded, and a general gemm's blocking or candle's graph
+/// cost more than the arithmetic at these sizes (see PERFORMANCE.md). C2ST dominated the
+/// sbibm benchmark's time.
 struct Mlp {
-    w: [DMatrix<R>; 3],
-    b: [DMatrix<R>; 3],
+    d: usize,
+    h: usize,
+    /// All parameters, flat: W0 (d x h), b0 (h), W1 (h x h), b1 (h), W2 (h), b2 (1).
+    p: Vec<R>,
 }
 
-struct Adam {
-    m: Vec<DMatrix<R>>,
-    v: Vec<DMatrix<R>>,
-    t: i32,
+/// Offsets of the parameter blocks in [`Mlp::p`].
+struct Layout {
+    w0: usize,
+    b0: usize,
+    w1: usize,
+    b1: usize,
+    w2: usize,
+    b2: usize,
+    len: usize,
 }
 
-fn col_sums(m: &DMatrix<R>) -> DMatrix<R> {
-    DMatrix::from_iterator(1, m.ncols(), m.row_sum().iter().copied())
-}
-
-fn relu_inplace(m: &mut DMatrix<R>) {
-    m.iter_mut().for_each(|v| *v = v.max(0.0));
-}
-
-fn add_row(m: &mut DMatrix<R>, b: &DMatrix<R>) {
-    for mut r in m.row_iter_mut() {
-        r += b;
+fn layout(d: usize, h: usize) -> Layout {
+    let w0 = 0;
+    let b0 = w0 + d * h;
+    let w1 = b0 + h;
+    let b1 = w1 + h * h;
+    let w2 = b1 + h;
+    let b2 = w2 + h;
+    Layout {
+        w0,
+        b0,
+        w1,
+        b1,
+        w2,
+        b2,
+        len: b2 + 1,
     }
+}
+
+/// Per-fold buffers of one training step.
+struct Scratch {
+    xb: Vec<R>,
+    h1: Vec<R>,
+    h2: Vec<R>,
+    dz: Vec<R>,
+    dh1: Vec<R>,
+    dh2: Vec<R>,
+    w1t: Vec<R>,
+    grad: Vec<R>,
+    m: Vec<R>,
+    v: Vec<R>,
+    t: i32,
 }
 
 impl Mlp {
     fn new(d: usize, h: usize, seed: u64) -> Self {
         let mut rng = stream_rng(seed, purpose::DIAGNOSTIC, 0);
-        let sizes = [(d, h), (h, h), (h, 1)];
-        // Glorot uniform, as sklearn initialises ReLU networks.
-        let mut mk = |fi: usize, fo: usize| {
+        let lay = layout(d, h);
+        let mut p = vec![0.0; lay.len];
+        // Glorot uniform, as sklearn initialises ReLU networks; weights drawn column by column.
+        let mut fill = |p: &mut [R], w: usize, b: usize, fi: usize, fo: usize| {
             let bound = (6.0 / (fi + fo) as R).sqrt();
-            let w = DMatrix::from_fn(fi, fo, |_, _| bound * (2.0 * rng.random::<R>() - 1.0));
-            let b = DMatrix::from_fn(1, fo, |_, _| bound * (2.0 * rng.random::<R>() - 1.0));
-            (w, b)
+            for j in 0..fo {
+                for i in 0..fi {
+                    p[w + i * fo + j] = bound * (2.0 * rng.random::<R>() - 1.0);
+                }
+            }
+            for j in 0..fo {
+                p[b + j] = bound * (2.0 * rng.random::<R>() - 1.0);
+            }
         };
-        let (w0, b0) = mk(sizes[0].0, sizes[0].1);
-        let (w1, b1) = mk(sizes[1].0, sizes[1].1);
-        let (w2, b2) = mk(sizes[2].0, sizes[2].1);
-        Self {
-            w: [w0, w1, w2],
-            b: [b0, b1, b2],
+        fill(&mut p, lay.w0, lay.b0, d, h);
+        fill(&mut p, lay.w1, lay.b1, h, h);
+        fill(&mut p, lay.w2, lay.b2, h, 1);
+        Self { d, h, p }
+    }
+
+    fn scratch(&self, rows: usize) -> Scratch {
+        let h = self.h;
+        Scratch {
+            xb: vec![0.0; rows * self.d],
+            h1: vec![0.0; rows * h],
+            h2: vec![0.0; rows * h],
+            dz: vec![0.0; rows],
+            dh1: vec![0.0; rows * h],
+            dh2: vec![0.0; rows * h],
+            w1t: vec![0.0; h * h],
+            grad: vec![0.0; self.p.len()],
+            m: vec![0.0; self.p.len()],
+            v: vec![0.0; self.p.len()],
+            t: 0,
         }
     }
 
-    fn forward(&self, x: &DMatrix<R>) -> (DMatrix<R>, DMatrix<R>, DMatrix<R>) {
-        let mut h1 = x * &self.w[0];
-        add_row(&mut h1, &self.b[0]);
-        relu_inplace(&mut h1);
-        let mut h2 = &h1 * &self.w[1];
-        add_row(&mut h2, &self.b[1]);
-        relu_inplace(&mut h2);
-        let mut z = &h2 * &self.w[2];
-        add_row(&mut z, &self.b[2]);
-        (h1, h2, z)
+    /// Hidden activations and logits of `rows` rows of `x` (row-major); `z` gets the logits.
+    fn forward(&self, x: &[R], rows: usize, h1: &mut [R], h2: &mut [R], z: &mut [R]) {
+        let (d, h) = (self.d, self.h);
+        let lay = layout(d, h);
+        let p = &self.p;
+        let affine_relu = |out: &mut [R], bias: &[R]| {
+            for row in out[..rows * h].chunks_exact_mut(h) {
+                for (o, b) in row.iter_mut().zip(bias) {
+                    *o = (*o + b).max(0.0);
+                }
+            }
+        };
+        small_matmul(rows, h, d, h1, false, x, (d, 1), &p[lay.w0..], (h, 1));
+        affine_relu(h1, &p[lay.b0..lay.b0 + h]);
+        small_matmul(rows, h, h, h2, false, h1, (h, 1), &p[lay.w1..], (h, 1));
+        affine_relu(h2, &p[lay.b1..lay.b1 + h]);
+        let w2 = &p[lay.w2..lay.w2 + h];
+        for (zi, row) in z[..rows].iter_mut().zip(h2.chunks_exact(h)) {
+            *zi = p[lay.b2] + row.iter().zip(w2).map(|(a, b)| a * b).sum::<R>();
+        }
     }
 
-    /// One Adam step on a batch; returns the batch loss (log-loss + L2 term).
-    fn step(&mut self, x: &DMatrix<R>, y: &[R], cfg: &C2stConfig, adam: &mut Adam) -> f64 {
-        let n = x.nrows() as R;
+    /// One Adam step on the rows `idx` of `x`; returns the batch loss (log-loss + L2 term).
+    fn step(&mut self, x: &[R], y: &[R], idx: &[usize], cfg: &C2stConfig, s: &mut Scratch) -> f64 {
+        let (d, h) = (self.d, self.h);
+        let lay = layout(d, h);
+        let rows = idx.len();
+        for (dst, &i) in s.xb.chunks_exact_mut(d).zip(idx) {
+            dst.copy_from_slice(&x[i * d..(i + 1) * d]);
+        }
+        let mut z = std::mem::take(&mut s.dz);
+        self.forward(&s.xb, rows, &mut s.h1, &mut s.h2, &mut z);
+        s.dz = z;
+        let n = rows as R;
         let alpha = cfg.alpha as R;
-        let (h1, h2, z) = self.forward(x);
         let mut loss = 0.0;
-        let mut dz = DMatrix::zeros(z.nrows(), 1);
-        for i in 0..z.nrows() {
-            let zi = z[(i, 0)];
+        for (k, &i) in idx.iter().enumerate() {
+            let zi = s.dz[k];
             // log(1 + e^z) - y z, stably.
             loss += zi.max(0.0) + (-zi.abs()).exp().ln_1p() - y[i] * zi;
-            dz[(i, 0)] = (1.0 / (1.0 + (-zi).exp()) - y[i]) / n;
+            s.dz[k] = (1.0 / (1.0 + (-zi).exp()) - y[i]) / n;
         }
-        let l2: R = self.w.iter().map(|w| w.norm_squared()).sum();
+        let p = &self.p;
+        let l2: R = [lay.w0..lay.b0, lay.w1..lay.b1, lay.w2..lay.b2]
+            .into_iter()
+            .map(|r| p[r].iter().map(|w| w * w).sum::<R>())
+            .sum();
         loss = loss / n + 0.5 * alpha * l2 / n;
-        let gw2 = h2.transpose() * &dz + &self.w[2] * (alpha / n);
-        let gb2 = col_sums(&dz);
-        let mut dh2 = &dz * self.w[2].transpose();
-        dh2.zip_apply(&h2, |g, h| {
-            if h <= 0.0 {
-                *g = 0.0
+        let g = &mut s.grad;
+        // Output layer.
+        g[lay.w2..lay.b2].fill(0.0);
+        let mut gb2 = 0.0;
+        let w2 = &p[lay.w2..lay.w2 + h];
+        for ((dzk, h2row), dh2row) in s.dz[..rows]
+            .iter()
+            .zip(s.h2.chunks_exact(h))
+            .zip(s.dh2.chunks_exact_mut(h))
+        {
+            gb2 += dzk;
+            for j in 0..h {
+                g[lay.w2 + j] += h2row[j] * dzk;
+                dh2row[j] = if h2row[j] > 0.0 { dzk * w2[j] } else { 0.0 };
             }
-        });
-        let gw1 = h1.transpose() * &dh2 + &self.w[1] * (alpha / n);
-        let gb1 = col_sums(&dh2);
-        let mut dh1 = &dh2 * self.w[1].transpose();
-        dh1.zip_apply(&h1, |g, h| {
-            if h <= 0.0 {
-                *g = 0.0
+        }
+        g[lay.b2] = gb2;
+        // Second hidden layer: gW1 = h1^T dh2, dh1 = dh2 W1^T masked by h1 > 0.
+        small_matmul(
+            h,
+            h,
+            rows,
+            &mut g[lay.w1..lay.b1],
+            false,
+            &s.h1,
+            (1, h),
+            &s.dh2,
+            (h, 1),
+        );
+        for i in 0..h {
+            for j in 0..h {
+                s.w1t[j * h + i] = p[lay.w1 + i * h + j];
             }
-        });
-        let gw0 = x.transpose() * &dh1 + &self.w[0] * (alpha / n);
-        let gb0 = col_sums(&dh1);
-        adam.t += 1;
+        }
+        small_matmul(
+            rows,
+            h,
+            h,
+            &mut s.dh1,
+            false,
+            &s.dh2,
+            (h, 1),
+            &s.w1t,
+            (h, 1),
+        );
+        for (g1, h1) in s.dh1[..rows * h].iter_mut().zip(&s.h1) {
+            if *h1 <= 0.0 {
+                *g1 = 0.0;
+            }
+        }
+        // First layer: gW0 = x^T dh1.
+        small_matmul(
+            d,
+            h,
+            rows,
+            &mut g[lay.w0..lay.b0],
+            false,
+            &s.xb,
+            (1, d),
+            &s.dh1,
+            (h, 1),
+        );
+        let col_sums = |m: &[R], out: &mut [R]| {
+            out.fill(0.0);
+            for row in m[..rows * h].chunks_exact(h) {
+                for (o, v) in out.iter_mut().zip(row) {
+                    *o += v;
+                }
+            }
+        };
+        col_sums(&s.dh2, &mut g[lay.b1..lay.b1 + h]);
+        col_sums(&s.dh1, &mut g[lay.b0..lay.b0 + h]);
+        for r in [lay.w0..lay.b0, lay.w1..lay.b1, lay.w2..lay.b2] {
+            for (gk, wk) in g[r.clone()].iter_mut().zip(&p[r]) {
+                *gk += wk * (alpha / n);
+            }
+        }
+        s.t += 1;
         let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8 as R);
-        let lr = (cfg.learning_rate * (1.0 - f64::powi(b2, adam.t)).sqrt()
-            / (1.0 - f64::powi(b1, adam.t))) as R;
-        let grads = [gw0, gw1, gw2, gb0, gb1, gb2];
-        for (k, g) in grads.iter().enumerate() {
-            let p = if k < 3 {
-                &mut self.w[k]
-            } else {
-                &mut self.b[k - 3]
-            };
-            let m = &mut adam.m[k];
-            let v = &mut adam.v[k];
-            for i in 0..g.len() {
-                m[i] = b1 as R * m[i] + (1.0 - b1) as R * g[i];
-                v[i] = b2 as R * v[i] + (1.0 - b2) as R * g[i] * g[i];
-                p[i] -= lr * m[i] / (v[i].sqrt() + eps);
-            }
+        let lr = (cfg.learning_rate * (1.0 - f64::powi(b2, s.t)).sqrt()
+            / (1.0 - f64::powi(b1, s.t))) as R;
+        let (b1, b2) = (b1 as R, b2 as R);
+        for (((pk, gk), mk), vk) in self.p.iter_mut().zip(&s.grad).zip(&mut s.m).zip(&mut s.v) {
+            *mk = b1 * *mk + (1.0 - b1) * gk;
+            *vk = b2 * *vk + (1.0 - b2) * gk * gk;
+            *pk -= lr * *mk / (vk.sqrt() + eps);
         }
         f64::from(loss)
     }
 }
 
+/// Trains the classifier on the rows `train` of `data` (`d` columns, row-major) and returns its
+/// accuracy on the rows `test`.
 fn train_and_score(
-    x_train: &DMatrix<R>,
-    y_train: &[R],
-    x_test: &DMatrix<R>,
-    y_test: &[R],
+    data: &[R],
+    labels: &[R],
+    d: usize,
+    train: &[usize],
+    test: &[usize],
     cfg: &C2stConfig,
     fold: u64,
 ) -> f64 {
-    let d = x_train.ncols();
     let mut mlp = Mlp::new(d, cfg.hidden_factor * d, cfg.seed ^ (fold << 32));
-    let mut adam = Adam {
-        m: mlp
-            .w
-            .iter()
-            .chain(mlp.b.iter())
-            .map(|p| DMatrix::zeros(p.nrows(), p.ncols()))
-            .collect(),
-        v: mlp
-            .w
-            .iter()
-            .chain(mlp.b.iter())
-            .map(|p| DMatrix::zeros(p.nrows(), p.ncols()))
-            .collect(),
-        t: 0,
-    };
-    let n = x_train.nrows();
+    let n = train.len();
     let bs = cfg.batch_size.min(n).max(1);
-    let mut order: Vec<usize> = (0..n).collect();
+    let mut s = mlp.scratch(bs);
+    let mut order: Vec<usize> = train.to_vec();
     let mut rng = stream_rng(cfg.seed, purpose::DIAGNOSTIC, 1000 + fold);
     let mut best = f64::INFINITY;
     let mut no_improve = 0;
@@ -209,9 +317,7 @@ fn train_and_score(
         order.shuffle(&mut rng);
         let mut total = 0.0;
         for idx in order.chunks(bs) {
-            let xb = x_train.select_rows(idx);
-            let yb: Vec<R> = idx.iter().map(|&i| y_train[i]).collect();
-            total += mlp.step(&xb, &yb, cfg, &mut adam) * idx.len() as f64;
+            total += mlp.step(data, labels, idx, cfg, &mut s) * idx.len() as f64;
         }
         let epoch_loss = total / n as f64;
         // sklearn's convergence rule: stop after n_iter_no_change epochs without beating the
@@ -226,11 +332,22 @@ fn train_and_score(
             break;
         }
     }
-    let (_, _, z) = mlp.forward(x_test);
-    let correct = (0..z.nrows())
-        .filter(|&i| (z[(i, 0)] > 0.0) == (y_test[i] > 0.5))
-        .count();
-    correct as f64 / z.nrows() as f64
+    let h = mlp.h;
+    let mut correct = 0;
+    let mut z = vec![0.0; bs];
+    for idx in test.chunks(bs) {
+        for (dst, &i) in s.xb.chunks_exact_mut(d).zip(idx) {
+            dst.copy_from_slice(&data[i * d..(i + 1) * d]);
+        }
+        mlp.forward(&s.xb, idx.len(), &mut s.h1, &mut s.h2, &mut z);
+        debug_assert_eq!(s.h1.len() % h, 0);
+        correct += idx
+            .iter()
+            .zip(&z)
+            .filter(|&(&i, &zi)| (zi > 0.0) == (labels[i] > 0.5))
+            .count();
+    }
+    correct as f64 / test.len() as f64
 }
 
 /// Classifier two-sample test: cross-validated accuracy of an MLP telling rows of `x` from rows of
@@ -256,14 +373,15 @@ pub fn c2st(x: &[f64], y: &[f64], dim: usize, cfg: &C2stConfig) -> Result<f64> {
         std[k] = if v > 0.0 { v.sqrt() } else { 1.0 };
     }
     let n = nx + ny;
-    let data = DMatrix::<R>::from_fn(n, dim, |i, k| {
-        let v = if i < nx {
-            x[i * dim + k]
-        } else {
-            y[(i - nx) * dim + k]
-        };
-        ((v - mean[k]) / std[k]) as R
-    });
+    let data: Vec<R> = x
+        .chunks_exact(dim)
+        .chain(y.chunks_exact(dim))
+        .flat_map(|row| {
+            row.iter()
+                .zip(mean.iter().zip(&std))
+                .map(|(v, (m, sd))| ((v - m) / sd) as R)
+        })
+        .collect();
     let labels: Vec<R> = (0..n).map(|i| if i < nx { 0.0 } else { 1.0 }).collect();
     let mut perm: Vec<usize> = (0..n).collect();
     perm.shuffle(&mut stream_rng(cfg.seed, purpose::DIAGNOSTIC, 999));
@@ -274,16 +392,7 @@ pub fn c2st(x: &[f64], y: &[f64], dim: usize, cfg: &C2stConfig) -> Result<f64> {
             let (lo, hi) = (f * n / cfg.n_folds, (f + 1) * n / cfg.n_folds);
             let test: Vec<usize> = perm[lo..hi].to_vec();
             let train: Vec<usize> = perm[..lo].iter().chain(&perm[hi..]).copied().collect();
-            let yt: Vec<R> = train.iter().map(|&i| labels[i]).collect();
-            let ys: Vec<R> = test.iter().map(|&i| labels[i]).collect();
-            train_and_score(
-                &data.select_rows(&train),
-                &yt,
-                &data.select_rows(&test),
-                &ys,
-                cfg,
-                f as u64,
-            )
+            train_and_score(&data, &labels, dim, &train, &test, cfg, f as u64)
         })
         .collect();
     Ok(scores.iter().sum::<f64>() / scores.len() as f64)
@@ -476,4 +585,95 @@ pub fn posterior_predictive(
     seed: u64,
 ) -> Result<Vec<f64>> {
     crate::simulator::simulate_rows(simulator, samples, seed, 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The classifier's loss (log-loss + L2) in f64 by plain loops, from the flat parameters.
+    fn plain_loss(p: &[f64], d: usize, h: usize, x: &[f64], y: &[f64], alpha: f64) -> f64 {
+        let lay = layout(d, h);
+        let n = y.len() as f64;
+        let mut loss = 0.0;
+        for (row, &yi) in x.chunks(d).zip(y) {
+            let h1: Vec<f64> = (0..h)
+                .map(|j| {
+                    let s: f64 = (0..d).map(|i| row[i] * p[lay.w0 + i * h + j]).sum();
+                    (s + p[lay.b0 + j]).max(0.0)
+                })
+                .collect();
+            let h2: Vec<f64> = (0..h)
+                .map(|j| {
+                    let s: f64 = (0..h).map(|i| h1[i] * p[lay.w1 + i * h + j]).sum();
+                    (s + p[lay.b1 + j]).max(0.0)
+                })
+                .collect();
+            let z = p[lay.b2] + (0..h).map(|i| h2[i] * p[lay.w2 + i]).sum::<f64>();
+            loss += (1.0 + z.exp()).ln() - yi * z;
+        }
+        let l2: f64 = [lay.w0..lay.b0, lay.w1..lay.b1, lay.w2..lay.b2]
+            .into_iter()
+            .map(|r| p[r].iter().map(|w| w * w).sum::<f64>())
+            .sum();
+        loss / n + 0.5 * alpha * l2 / n
+    }
+
+    #[test]
+    fn classifier_step_matches_plain_loss_and_finite_difference_gradients() {
+        let (d, h, rows) = (3, 7, 9);
+        let mlp = Mlp::new(d, h, 5);
+        let x: Vec<R> = (0..rows * d)
+            .map(|i| ((i * 37 % 17) as R / 8.0 - 1.0) * 1.3)
+            .collect();
+        let y: Vec<R> = (0..rows).map(|i| (i % 2) as R).collect();
+        let idx: Vec<usize> = (0..rows).collect();
+        let cfg = C2stConfig {
+            alpha: 0.05,
+            ..C2stConfig::default()
+        };
+        let p64: Vec<f64> = mlp.p.iter().map(|&v| f64::from(v)).collect();
+        let x64: Vec<f64> = x.iter().map(|&v| f64::from(v)).collect();
+        let y64: Vec<f64> = y.iter().map(|&v| f64::from(v)).collect();
+        let mut stepped = Mlp {
+            d,
+            h,
+            p: mlp.p.clone(),
+        };
+        let mut s = stepped.scratch(rows);
+        let loss = stepped.step(&x, &y, &idx, &cfg, &mut s);
+        let want = plain_loss(&p64, d, h, &x64, &y64, cfg.alpha);
+        assert!(
+            (loss - want).abs() < 1e-5 * want.abs().max(1.0),
+            "{loss} vs {want}"
+        );
+        // The step moved every parameter with a non-zero gradient, by at most lr (Adam's
+        // first step is lr * sign(g)).
+        for k in 0..p64.len() {
+            let mut hi = p64.clone();
+            let mut lo = p64.clone();
+            let e = 1e-6;
+            hi[k] += e;
+            lo[k] -= e;
+            let fd = (plain_loss(&hi, d, h, &x64, &y64, cfg.alpha)
+                - plain_loss(&lo, d, h, &x64, &y64, cfg.alpha))
+                / (2.0 * e);
+            let g = f64::from(s.grad[k]);
+            assert!(
+                (g - fd).abs() < 1e-4 + 1e-3 * fd.abs(),
+                "parameter {k}: gradient {g} vs finite difference {fd}"
+            );
+            let moved = f64::from(stepped.p[k]) - p64[k];
+            assert!(
+                moved.abs() <= cfg.learning_rate * 1.001,
+                "parameter {k} moved {moved}"
+            );
+            if fd.abs() > 1e-3 {
+                assert!(
+                    moved * fd < 0.0,
+                    "parameter {k} moved {moved} against gradient {fd}"
+                );
+            }
+        }
+    }
 }

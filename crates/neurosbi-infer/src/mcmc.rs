@@ -120,6 +120,9 @@ pub struct McmcOutput {
     pub rhat: Vec<f64>,
     /// Density evaluations (rows) spent.
     pub evaluations: u64,
+    /// How [`sample_posterior_mcmc`] chose the starting points (by [`sir_init`] or
+    /// [`tempered_init`]; its `theta` is left empty); `None` when the caller gave them.
+    pub init: Option<McmcInit>,
 }
 
 impl McmcOutput {
@@ -290,6 +293,7 @@ pub fn slice_sample(
         chains,
         rhat,
         evaluations: evals,
+        init: None,
     })
 }
 
@@ -330,16 +334,64 @@ pub fn split_rhat(chains: &[Vec<f64>], d: usize) -> Vec<f64> {
         .collect()
 }
 
-/// Chooses `num_chains` starting points by sampling-importance-resampling: draws `num_candidates`
-/// points from the prior and resamples them with weights `exp(target - prior log density)`
-/// (sbi's "resample" initialisation). Returns rows in theta space.
+/// Prior candidates per batch of [`sir_init`].
+pub const SIR_BATCH: usize = 10_000;
+/// Most prior candidates [`sir_init`] draws before it settles for a smaller effective sample size.
+pub const SIR_MAX_CANDIDATES: usize = 100_000;
+
+/// SIR's effective sample size (or the number of chains, if smaller) below which
+/// [`sample_posterior_mcmc`] starts its chains from a tempered SMC run instead.
+pub const SIR_MIN_ESS: f64 = 100.0;
+/// Particles of [`tempered_init`] (at least the number of chains).
+pub const SMC_PARTICLES: usize = 1000;
+/// Slice-sampling sweeps per tempering stage of [`tempered_init`].
+pub const SMC_MOVES: usize = 3;
+/// Most tempering stages of [`tempered_init`].
+const SMC_MAX_STAGES: usize = 500;
+
+/// Starting points of MCMC chains, with how well they were found.
+#[derive(Clone, Debug)]
+pub struct McmcInit {
+    /// `num_chains x dim` rows in theta space.
+    pub theta: Vec<f64>,
+    /// Prior candidates drawn (by SIR, plus the SMC particles if it ran).
+    pub candidates: usize,
+    /// Kish effective sample size of SIR's importance weights (the last stage's, after SMC).
+    pub ess: f64,
+    /// Tempering stages of the SMC start; 0 when SIR alone chose the points.
+    pub stages: usize,
+}
+
+/// Log-weights below the running maximum by more than this carry less than e^-60 of the mass
+/// and are dropped, so memory stays small however many batches are drawn.
+const SIR_LOG_CUTOFF: f64 = 60.0;
+
+impl McmcInit {
+    fn without_points(self) -> Self {
+        Self {
+            theta: Vec::new(),
+            ..self
+        }
+    }
+}
+
+/// Chooses `num_chains` starting points by sampling-importance-resampling: draws prior candidates
+/// in batches of [`SIR_BATCH`] and resamples them with weights `exp(target - prior log density)`
+/// (sbi's "resample" initialisation).
+///
+/// Slice-sampling chains rarely cross between separated modes, so the share of chains that
+/// starts in each mode becomes that mode's weight in the draws. With a posterior much narrower
+/// than the prior, one batch may hold only a handful of candidates with non-negligible weight,
+/// and all chains would start in the mode of the luckiest one. So batches are drawn until the
+/// weights' effective sample size reaches `num_chains` (at least `min_candidates` and at most
+/// [`SIR_MAX_CANDIDATES`] candidates).
 pub fn sir_init(
     prior: &dyn Prior,
     target: &dyn LogDensity,
     num_chains: usize,
-    num_candidates: usize,
+    min_candidates: usize,
     seed: u64,
-) -> Result<Vec<f64>> {
+) -> Result<McmcInit> {
     let d = prior.dim();
     if target.dim() != d {
         return Err(InferError::DimMismatch {
@@ -348,63 +400,282 @@ pub fn sir_init(
             got: target.dim(),
         });
     }
-    let cand = crate::prior::sample_prior(
-        prior,
-        num_candidates.max(num_chains),
-        crate::rng::derive_seed(seed, 1),
-    );
-    let mut lw = vec![0.0; cand.len() / d];
-    target.log_density(&cand, &mut lw);
-    for (w, row) in lw.iter_mut().zip(cand.chunks(d)) {
-        *w -= prior.log_prob(row);
-        if !w.is_finite() {
-            *w = f64::NEG_INFINITY;
+    let min_candidates = min_candidates.max(num_chains).min(SIR_MAX_CANDIDATES);
+    // Kept candidates: (log weight, row).
+    let mut kept_lw: Vec<f64> = Vec::new();
+    let mut kept: Vec<f64> = Vec::new();
+    let mut mx = f64::NEG_INFINITY;
+    let mut drawn = 0usize;
+    let mut ess = 0.0;
+    let mut batch_index = 0u64;
+    while drawn < SIR_MAX_CANDIDATES {
+        let m = SIR_BATCH.min(SIR_MAX_CANDIDATES - drawn);
+        // Batch 0 keeps the seed of the single-batch scheme, so small targets start as before.
+        let cand = crate::prior::sample_prior(
+            prior,
+            m,
+            crate::rng::derive_seed(seed, 1 + batch_index * 0x9e37_79b9),
+        );
+        batch_index += 1;
+        drawn += m;
+        let mut lw = vec![0.0; m];
+        target.log_density(&cand, &mut lw);
+        for (w, row) in lw.iter_mut().zip(cand.chunks(d)) {
+            *w -= prior.log_prob(row);
+            if !w.is_finite() {
+                *w = f64::NEG_INFINITY;
+            }
+        }
+        mx = lw.iter().copied().fold(mx, f64::max);
+        if mx == f64::NEG_INFINITY {
+            continue;
+        }
+        for (w, row) in lw.iter().zip(cand.chunks(d)) {
+            if *w > mx - SIR_LOG_CUTOFF {
+                kept_lw.push(*w);
+                kept.extend_from_slice(row);
+            }
+        }
+        if kept_lw.iter().any(|w| *w <= mx - SIR_LOG_CUTOFF) {
+            let mut j = 0;
+            for i in 0..kept_lw.len() {
+                if kept_lw[i] > mx - SIR_LOG_CUTOFF {
+                    kept_lw[j] = kept_lw[i];
+                    kept.copy_within(i * d..(i + 1) * d, j * d);
+                    j += 1;
+                }
+            }
+            kept_lw.truncate(j);
+            kept.truncate(j * d);
+        }
+        let (s1, s2) = kept_lw.iter().fold((0.0, 0.0), |(a, b), w| {
+            let e = (w - mx).exp();
+            (a + e, b + e * e)
+        });
+        ess = s1 * s1 / s2;
+        if drawn >= min_candidates && ess >= num_chains as f64 {
+            break;
         }
     }
-    let mx = lw.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     if mx == f64::NEG_INFINITY {
         return Err(InferError::NonFinite {
             what: "MCMC initialisation: every candidate has zero density".into(),
             index: 0,
         });
     }
-    let mut cum = Vec::with_capacity(lw.len());
+    let mut cum = Vec::with_capacity(kept_lw.len());
     let mut s = 0.0;
-    for w in &lw {
+    for w in &kept_lw {
         s += (w - mx).exp();
         cum.push(s);
     }
-    let mut out = Vec::with_capacity(num_chains * d);
+    let mut theta = Vec::with_capacity(num_chains * d);
     for j in 0..num_chains {
         let mut rng = stream_rng(seed, purpose::MCMC ^ 0xff, j as u64);
         let r = rng.random::<f64>() * s;
         let i = cum.partition_point(|&c| c < r).min(cum.len() - 1);
-        out.extend_from_slice(&cand[i * d..(i + 1) * d]);
+        theta.extend_from_slice(&kept[i * d..(i + 1) * d]);
     }
-    Ok(out)
+    Ok(McmcInit {
+        theta,
+        candidates: drawn,
+        ess,
+        stages: 0,
+    })
+}
+
+/// `prior^(1-beta) * target^beta` over theta: the tempered bridge from prior to target.
+struct Tempered<'a> {
+    prior: &'a dyn Prior,
+    target: &'a dyn LogDensity,
+    beta: f64,
+}
+
+impl LogDensity for Tempered<'_> {
+    fn dim(&self) -> usize {
+        self.prior.dim()
+    }
+    fn log_density(&self, points: &[f64], out: &mut [f64]) {
+        self.target.log_density(points, out);
+        let d = self.prior.dim();
+        for (o, row) in out.iter_mut().zip(points.chunks(d)) {
+            let lp = self.prior.log_prob(row);
+            *o = if lp == f64::NEG_INFINITY || !o.is_finite() {
+                f64::NEG_INFINITY
+            } else {
+                lp + self.beta * (*o - lp)
+            };
+        }
+    }
+}
+
+/// Kish effective sample size of weights `exp(delta * l_i)`.
+fn tempered_ess(l: &[f64], delta: f64) -> f64 {
+    let mx = l.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(delta * b));
+    if mx == f64::NEG_INFINITY {
+        return 0.0;
+    }
+    let (s1, s2) = l.iter().fold((0.0, 0.0), |(a, b), &v| {
+        let e = (delta * v - mx).exp();
+        (a + e, b + e * e)
+    });
+    s1 * s1 / s2
+}
+
+/// Log-likelihood part `target - log prior` of each theta row (`-inf` where undefined).
+fn log_ratio(prior: &dyn Prior, target: &dyn LogDensity, theta: &[f64]) -> Vec<f64> {
+    let d = prior.dim();
+    let mut l = vec![0.0; theta.len() / d];
+    target.log_density(theta, &mut l);
+    for (v, row) in l.iter_mut().zip(theta.chunks(d)) {
+        *v -= prior.log_prob(row);
+        if !v.is_finite() {
+            *v = f64::NEG_INFINITY;
+        }
+    }
+    l
+}
+
+/// Chooses `num_chains` starting points by a tempered sequential Monte Carlo run (Del Moral et
+/// al. 2006): [`SMC_PARTICLES`] prior draws move through `prior^(1-beta) * target^beta`, with
+/// each step in beta chosen so the weights keep an effective sample size of half the particles,
+/// then resampling and [`SMC_MOVES`] slice-sampling sweeps.
+///
+/// Unlike SIR from the prior, it needs no candidate to land in the posterior by chance, so the
+/// share of particles in each separated mode follows the mode's mass even when the posterior is
+/// many orders of magnitude narrower than the prior.
+pub fn tempered_init(
+    prior: &dyn Prior,
+    target: &dyn LogDensity,
+    num_chains: usize,
+    seed: u64,
+) -> Result<McmcInit> {
+    let d = prior.dim();
+    if target.dim() != d {
+        return Err(InferError::DimMismatch {
+            what: "MCMC target vs prior".into(),
+            expected: d,
+            got: target.dim(),
+        });
+    }
+    let n = num_chains.max(SMC_PARTICLES);
+    let mut theta = crate::prior::sample_prior(prior, n, crate::rng::derive_seed(seed, 2));
+    let mut l = log_ratio(prior, target, &theta);
+    if l.iter().all(|v| *v == f64::NEG_INFINITY) {
+        return Err(InferError::NonFinite {
+            what: "MCMC initialisation: every candidate has zero density".into(),
+            index: 0,
+        });
+    }
+    let mut beta = 0.0;
+    let mut stages = 0;
+    let mut ess = n as f64;
+    while beta < 1.0 && stages < SMC_MAX_STAGES {
+        let rest = 1.0 - beta;
+        let half = 0.5 * n as f64;
+        let delta = if tempered_ess(&l, rest) >= half {
+            rest
+        } else {
+            let (mut lo, mut hi) = (0.0, rest);
+            for _ in 0..60 {
+                let mid = 0.5 * (lo + hi);
+                if tempered_ess(&l, mid) >= half {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            // Particles outside the support keep the ESS under half at any step; move on
+            // by the smallest step the bisection tried rather than stall.
+            lo.max(hi.min(rest) * 1e-6).max(1e-12)
+        };
+        beta = if delta >= rest { 1.0 } else { beta + delta };
+        ess = tempered_ess(&l, delta);
+        // Systematic resampling with weights exp(delta * l).
+        let mx = l.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(delta * b));
+        let w: Vec<f64> = l.iter().map(|&v| (delta * v - mx).exp()).collect();
+        let total: f64 = w.iter().sum();
+        let mut rng = stream_rng(seed, purpose::MCMC ^ 0x5c, stages as u64);
+        let start = rng.random::<f64>() / n as f64;
+        let mut chosen = Vec::with_capacity(n * d);
+        let (mut cum, mut i) = (w[0] / total, 0);
+        for k in 0..n {
+            let point = start + k as f64 / n as f64;
+            while cum < point && i + 1 < n {
+                i += 1;
+                cum += w[i] / total;
+            }
+            chosen.extend_from_slice(&theta[i * d..(i + 1) * d]);
+        }
+        let bridge = Tempered {
+            prior,
+            target,
+            beta,
+        };
+        let unc = Unconstrained {
+            prior,
+            target: &bridge,
+        };
+        let moved = slice_sample(
+            &unc,
+            &unc.unconstrain(&chosen),
+            n,
+            &SliceConfig {
+                num_chains: n,
+                warmup: SMC_MOVES - 1,
+                thin: 1,
+                seed: crate::rng::derive_seed(seed, 0x5300 + stages as u64),
+                ..Default::default()
+            },
+        )?;
+        theta = moved.chains.iter().flat_map(|c| unc.to_theta(c)).collect();
+        l = log_ratio(prior, target, &theta);
+        stages += 1;
+    }
+    // The particles are now (equally weighted) draws of the target; pick the chains' starts.
+    let mut out = Vec::with_capacity(num_chains * d);
+    for j in 0..num_chains {
+        let mut rng = stream_rng(seed, purpose::MCMC ^ 0x5d, j as u64);
+        let i = rng.random_range(0..n);
+        out.extend_from_slice(&theta[i * d..(i + 1) * d]);
+    }
+    Ok(McmcInit {
+        theta: out,
+        candidates: n,
+        ess,
+        stages,
+    })
 }
 
 /// Samples `target` (a density over theta on the prior's support) with the slice sampler in
-/// unconstrained space, initialised by [`sir_init`]. Returns the MCMC output in theta space.
+/// unconstrained space, initialised by [`sir_init`], or by [`tempered_init`] where SIR's
+/// effective sample size stays under [`SIR_MIN_ESS`] (or the number of chains). Returns the MCMC
+/// output in theta space.
 pub fn sample_posterior_mcmc(
     prior: &dyn Prior,
     target: &dyn LogDensity,
     n_samples: usize,
     cfg: &SliceConfig,
 ) -> Result<McmcOutput> {
-    let init = sir_init(
+    let mut init = sir_init(
         prior,
         target,
         cfg.num_chains,
         1000.max(10 * cfg.num_chains),
         cfg.seed,
     )?;
+    if init.ess < SIR_MIN_ESS.min(cfg.num_chains as f64) {
+        let sir_candidates = init.candidates;
+        init = tempered_init(prior, target, cfg.num_chains, cfg.seed)?;
+        init.candidates += sir_candidates;
+    }
     let unc = Unconstrained { prior, target };
-    let u0 = unc.unconstrain(&init);
+    let u0 = unc.unconstrain(&init.theta);
     let mut out = slice_sample(&unc, &u0, n_samples, cfg)?;
     for ch in &mut out.chains {
         *ch = unc.to_theta(ch);
     }
     out.rhat = split_rhat(&out.chains, out.dim);
+    out.init = Some(init.without_points());
     Ok(out)
 }

@@ -76,6 +76,10 @@ pub(crate) fn log_sum_exp(v: &[f64]) -> f64 {
 /// Acceptance rate below which NPE sampling reports a warning (as sbi does).
 pub const LOW_ACCEPTANCE_WARNING: f64 = 0.01;
 
+/// Effective sample size of the MCMC starting candidates below which sampling reports a
+/// warning (or below the number of chains, if that is smaller).
+pub const LOW_INIT_ESS: f64 = 20.0;
+
 /// The trained network behind a posterior.
 #[derive(Debug)]
 pub enum Estimator {
@@ -211,7 +215,8 @@ pub struct Draws {
     pub warning: Option<String>,
     /// Split-R-hat per dimension for MCMC draws.
     pub rhat: Option<Vec<f64>>,
-    /// Effective sample size of the weighted candidates (SIR) or of the weighted ABC samples.
+    /// Effective sample size of the weighted candidates (SIR, and the SIR start of MCMC) or of
+    /// the weighted ABC samples.
     pub ess: Option<f64>,
 }
 
@@ -733,12 +738,26 @@ impl Posterior {
                     ..self.settings.mcmc.clone()
                 };
                 let mc = sample_posterior_mcmc(self.prior.as_ref(), &target, n, &cfg)?;
+                let init = mc.init.clone();
+                // Chains keep to the mode they start in, so too few distinct starting
+                // candidates leave the mode weights to chance.
+                let warning = init
+                    .as_ref()
+                    .filter(|i| i.ess < LOW_INIT_ESS.min(cfg.num_chains as f64))
+                    .map(|i| {
+                        format!(
+                            "MCMC starting points: effective sample size {:.1} from {} prior \
+                             candidates; the posterior is much narrower than the prior, so the \
+                             weights of separated modes may be off",
+                            i.ess, i.candidates
+                        )
+                    });
                 Ok(Draws {
                     theta: mc.samples(n),
                     acceptance_rate: 1.0,
-                    warning: None,
+                    warning,
                     rhat: Some(mc.rhat),
-                    ess: None,
+                    ess: init.map(|i| i.ess),
                 })
             }
         }
