@@ -262,7 +262,8 @@ const SBIBM_TABLE_ROWS: [(&str, &str, usize, &str); 16] = [
 /// simulations through the `sbibm` bench, one process per cell, appending each finished
 /// cell to a CSV (`SBIBM_TABLE`, default target/sbibm-table.csv) and skipping cells already
 /// there, so an interrupted run resumes. Prints the markdown table at the end.
-/// `SBIBM_TABLE_ROWS` / `SBIBM_TASKS` (comma lists) and `SBIBM_OBS` narrow it.
+/// `SBIBM_TABLE_ROWS` / `SBIBM_TASKS` (comma lists) and `SBIBM_OBS` narrow it;
+/// `SBIBM_TABLE_JOBS` runs cells in parallel and `SBIBM_BENCH_BIN` uses a prebuilt bench binary.
 fn sbibm_table() -> Result<()> {
     let csv = std::env::var("SBIBM_TABLE")
         .map(PathBuf::from)
@@ -290,6 +291,8 @@ fn sbibm_table() -> Result<()> {
         done = format!("{header}\n");
         std::fs::write(&csv, &done)?;
     }
+    // Cells still to run, in table order.
+    let mut cells = Vec::new();
     for (label, method, rounds, est) in SBIBM_TABLE_ROWS {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == label) {
             continue;
@@ -297,48 +300,97 @@ fn sbibm_table() -> Result<()> {
         for task in &tasks {
             for budget in ["1000", "10000"] {
                 let key = format!("{label},{method},{rounds},{est},{task},{budget},{obs},");
-                if done.lines().any(|l| l.starts_with(&key)) {
-                    continue;
+                if !done.lines().any(|l| l.starts_with(&key)) {
+                    cells.push((label, method, rounds, est, task.clone(), budget, key));
                 }
-                let mut cmd = cargo();
-                cmd.args(["bench", "-q", "-p", "neurosbi-infer", "--bench", "sbibm"])
-                    .env("SBIBM_TASKS", task)
-                    .env("SBIBM_BUDGETS", budget)
-                    .env("SBIBM_METHOD", method)
-                    .env("SBIBM_ROUNDS", rounds.to_string())
-                    .env("SBIBM_ESTIMATOR", est)
-                    .env("SBIBM_OBS", &obs);
-                eprintln!("xtask: sbibm table cell {label} {task} {budget}");
-                let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
-                let text = String::from_utf8_lossy(&out.stdout);
-                // The bench prints one row per (task, budget): task budget c2st spread
-                // sbibm-npe best train-s total-s.
-                let row = text
-                    .lines()
-                    .map(|l| l.split_whitespace().collect::<Vec<_>>())
-                    .find(|f| f.len() == 8 && f[0] == task && f[1] == budget);
-                let Some(f) = row else {
-                    eprintln!(
-                        "xtask: cell {label} {task} {budget} failed ({}); stderr tail:\n{}",
-                        out.status,
-                        String::from_utf8_lossy(&out.stderr)
-                            .lines()
-                            .rev()
-                            .take(5)
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    );
-                    continue;
-                };
-                let line = format!("{key}{}\n", f[2..].join(","));
-                done.push_str(&line);
-                std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&csv)?
-                    .write_all(line.as_bytes())?;
             }
         }
     }
+    // SBIBM_BENCH_BIN runs a prebuilt bench binary (e.g. on another machine without a build);
+    // SBIBM_TABLE_JOBS runs that many cells at once, each with RAYON_NUM_THREADS set to its
+    // share of the cores (results do not depend on the thread count).
+    let bin = std::env::var("SBIBM_BENCH_BIN").ok();
+    let jobs: usize = std::env::var("SBIBM_TABLE_JOBS")
+        .ok()
+        .map(|j| {
+            j.parse()
+                .context("SBIBM_TABLE_JOBS: a number of parallel cells")
+        })
+        .transpose()?
+        .unwrap_or(1)
+        .max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let table = std::sync::Mutex::new((done, std::fs::OpenOptions::new().append(true).open(&csv)?));
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((label, method, rounds, est, task, budget, key)) = cells.get(i) else {
+                        return;
+                    };
+                    let mut cmd = match &bin {
+                        Some(b) => {
+                            let mut c = Command::new(b);
+                            c.arg("--bench");
+                            c
+                        }
+                        None => {
+                            let mut c = cargo();
+                            c.args(["bench", "-q", "-p", "neurosbi-infer", "--bench", "sbibm"]);
+                            c
+                        }
+                    };
+                    cmd.env("SBIBM_TASKS", task)
+                        .env("SBIBM_BUDGETS", budget)
+                        .env("SBIBM_METHOD", method)
+                        .env("SBIBM_ROUNDS", rounds.to_string())
+                        .env("SBIBM_ESTIMATOR", est)
+                        .env("SBIBM_OBS", &obs);
+                    if jobs > 1 {
+                        cmd.env("RAYON_NUM_THREADS", threads.to_string());
+                    }
+                    eprintln!("xtask: sbibm table cell {label} {task} {budget}");
+                    let out = match cmd.output() {
+                        Ok(o) => o,
+                        Err(e) => {
+                            eprintln!("xtask: cell {label} {task} {budget}: starting {cmd:?}: {e}");
+                            continue;
+                        }
+                    };
+                    let text = String::from_utf8_lossy(&out.stdout);
+                    // The bench prints one row per (task, budget): task budget c2st spread
+                    // sbibm-npe best train-s total-s.
+                    let row = text
+                        .lines()
+                        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                        .find(|f| f.len() == 8 && f[0] == task.as_str() && f[1] == *budget);
+                    let Some(f) = row else {
+                        eprintln!(
+                            "xtask: cell {label} {task} {budget} failed ({}); stderr tail:\n{}",
+                            out.status,
+                            String::from_utf8_lossy(&out.stderr)
+                                .lines()
+                                .rev()
+                                .take(5)
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        );
+                        continue;
+                    };
+                    let line = format!("{key}{}\n", f[2..].join(","));
+                    let mut t = table.lock().expect("a table writer panicked");
+                    t.0.push_str(&line);
+                    if let Err(e) = t.1.write_all(line.as_bytes()) {
+                        eprintln!("xtask: writing {}: {e}", csv.display());
+                    }
+                }
+            });
+        }
+    });
+    let done = table.into_inner().expect("a table writer panicked").0;
     println!("| method | task | budget | obs | C2ST | spread | sbibm NPE | sbibm best @10k |");
     println!("|---|---|---|---|---|---|---|---|");
     for l in done.lines().skip(1) {

@@ -719,7 +719,7 @@ impl ConditionalEstimator {
         let Net::Field(field) = &this.net else {
             unreachable!("train_field is only called for vector-field kinds")
         };
-        let res = fit_phased(&this.params, &mut state, n, cfg, obs, &|idx, phase| {
+        let loss = |idx: &Tensor, phase: Phase| {
             let xb = this.standardise(&x.index_select(idx, 0)?)?;
             let cb = this.embed(&c.index_select(idx, 0)?)?;
             match phase {
@@ -730,7 +730,9 @@ impl ConditionalEstimator {
                     field.loss(&xb, &cb, &mut r, true)
                 }
             }
-        });
+        };
+        // Flow- and score-matching losses are noisy regressions: average the weights.
+        let res = fit_phased(&this.params, &mut state, n, cfg, obs, &loss, true);
         self.state = state;
         res
     }
