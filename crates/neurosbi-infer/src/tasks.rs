@@ -162,12 +162,13 @@ impl LogDensity for PosteriorTarget<'_> {
     }
 }
 
-/// Reference posterior by slice sampling the analytic posterior: 20 chains, long warm-up, thinned.
+/// Reference posterior by slice sampling the analytic posterior: 100 chains (so that the
+/// weights of separated modes rest on many chains), long warm-up, thinned.
 pub fn mcmc_reference(task: &dyn Task, x_o: &[f64], n: usize, seed: u64) -> Result<Vec<f64>> {
     check_obs(task, x_o)?;
     let target = PosteriorTarget { task, x_o };
     let cfg = SliceConfig {
-        num_chains: 20,
+        num_chains: 100,
         warmup: 500,
         thin: 5,
         seed,
