@@ -304,6 +304,59 @@ fn atomic_training_on_gpu_follows_the_cpu() {
     }
 }
 
+/// Flow matching (FMPE) and score matching (NPSE, VE) through `TrainConfig.device`, with the
+/// weight average that their training keeps: the same noise is drawn on the host for both
+/// devices, so the first epochs' losses agree, and the averaged weights that come back give
+/// the CPU's validation loss and a log_prob (probability-flow ODE) close to the CPU's.
+#[test]
+fn vector_field_training_on_gpu_follows_the_cpu() {
+    gpu();
+    let (theta, x) = two_moons(3000, 14);
+    let (t_eval, x_eval) = two_moons(300, 15);
+    let cfg = TrainConfig {
+        max_epochs: Some(4),
+        learning_rate: 1e-3,
+        ..TrainConfig::default()
+    };
+    let on_gpu = TrainConfig {
+        device: Some(GPU.to_string()),
+        ..cfg.clone()
+    };
+    for (name, ecfg) in [
+        ("fmpe", EstimatorConfig::fmpe()),
+        ("npse_ve", EstimatorConfig::npse_ve()),
+    ] {
+        let new = || ConditionalEstimator::new(&ecfg, &theta, &x, 2, 2, 4).unwrap();
+        let (mut q_cpu, mut q_gpu) = (new(), new());
+        let rc = q_cpu.train(&theta, &x, &cfg, &mut NoObserver).unwrap();
+        let rg = q_gpu.train(&theta, &x, &on_gpu, &mut NoObserver).unwrap();
+        let (lc, lg) = (
+            mean(&q_cpu.log_prob(&t_eval, &x_eval).unwrap()),
+            mean(&q_gpu.log_prob(&t_eval, &x_eval).unwrap()),
+        );
+        println!(
+            "{name} via TrainConfig.device: train {:?} (CPU {:?}); best validation {:.4} (CPU \
+             {:.4}); mean held-out log_prob {lg:.4} (CPU {lc:.4})",
+            rg.train_losses, rc.train_losses, rg.best_val_loss, rc.best_val_loss
+        );
+        assert!(q_gpu.device().is_cpu(), "{name}: weights stay on the CPU");
+        assert!(finite(&rg), "{name}");
+        assert!(
+            close(rc.train_losses[0], rg.train_losses[0], 1e-2),
+            "{name}: first epoch CPU {} GPU {}",
+            rc.train_losses[0],
+            rg.train_losses[0]
+        );
+        assert!(
+            close(rc.best_val_loss, rg.best_val_loss, 5e-2),
+            "{name}: best validation CPU {} GPU {}",
+            rc.best_val_loss,
+            rg.best_val_loss
+        );
+        assert!((lc - lg).abs() < 0.2, "{name}: log_prob CPU {lc} GPU {lg}");
+    }
+}
+
 #[test]
 fn classifier_on_gpu_matches_cpu_and_trains() {
     let dev = gpu();
