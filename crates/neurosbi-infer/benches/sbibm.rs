@@ -227,8 +227,10 @@ fn main() {
                 let reference = task
                     .reference_posterior(&x_o, n_samples, 1000 + obs as u64)
                     .expect("reference");
+                let t_c2st = Instant::now();
                 let score =
                     c2st(&reference, &draws.theta, dim, &C2stConfig::default()).expect("c2st");
+                let c2st_s = t_c2st.elapsed().as_secs_f64();
                 let rhat = draws
                     .rhat
                     .as_ref()
@@ -239,7 +241,8 @@ fn main() {
                     .map(|e| format!(", ess {e:.1}"))
                     .unwrap_or_default();
                 eprintln!(
-                    "  {name} {budget} observation {obs}: c2st {score:.3}, acceptance {:.3}{rhat}{ess}",
+                    "  {name} {budget} observation {obs}: c2st {score:.3} ({c2st_s:.1} s), acceptance \
+                     {:.3}{rhat}{ess}",
                     draws.acceptance_rate
                 );
                 scores.push(score);
