@@ -416,6 +416,7 @@ fn bench(args: &[String]) -> Result<()> {
         "flows",
         "npe",
         "e2e",
+        "c2st",
         "sbibm",
         "sbibm-table",
         "store",
@@ -446,6 +447,7 @@ fn bench(args: &[String]) -> Result<()> {
         ("features", "neurosbi-features", "features", true),
         ("flows", "neurosbi-flows", "flows", true),
         ("npe", "neurosbi-infer", "e2e", true),
+        ("c2st", "neurosbi-infer", "c2st", true),
         ("sbibm", "neurosbi-infer", "sbibm", false),
     ] {
         if which == name || (which == "all" && in_all) {

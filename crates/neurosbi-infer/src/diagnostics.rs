@@ -71,6 +71,27 @@ struct Mlp {
     p: Vec<R>,
 }
 
+/// Sum of squares in eight lanes: one running sum would be a chain of dependent additions.
+fn sum_of_squares(v: &[R]) -> R {
+    let mut acc = [0.0; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: R = chunks.remainder().iter().map(|w| w * w).sum();
+    for c in chunks {
+        for (a, w) in acc.iter_mut().zip(c) {
+            *a += w * w;
+        }
+    }
+    acc.iter().sum::<R>() + tail
+}
+
+/// Zeroes the gradient where the ReLU was off (`h <= 0`), with a bit mask so that it vectorises.
+fn relu_mask(g: &mut [R], h: &[R]) {
+    for (g, &h) in g.iter_mut().zip(h) {
+        let keep = u32::from(h > 0.0).wrapping_neg();
+        *g = R::from_bits(g.to_bits() & keep);
+    }
+}
+
 /// Offsets of the parameter blocks in [`Mlp::p`].
 struct Layout {
     w0: usize,
@@ -200,25 +221,28 @@ impl Mlp {
         let p = &self.p;
         let l2: R = [lay.w0..lay.b0, lay.w1..lay.b1, lay.w2..lay.b2]
             .into_iter()
-            .map(|r| p[r].iter().map(|w| w * w).sum::<R>())
+            .map(|r| sum_of_squares(&p[r]))
             .sum();
         loss = loss / n + 0.5 * alpha * l2 / n;
         let g = &mut s.grad;
         // Output layer.
-        g[lay.w2..lay.b2].fill(0.0);
-        let mut gb2 = 0.0;
-        let w2 = &p[lay.w2..lay.w2 + h];
-        for ((dzk, h2row), dh2row) in s.dz[..rows]
-            .iter()
-            .zip(s.h2.chunks_exact(h))
-            .zip(s.dh2.chunks_exact_mut(h))
-        {
-            gb2 += dzk;
-            for j in 0..h {
-                g[lay.w2 + j] += h2row[j] * dzk;
-                dh2row[j] = if h2row[j] > 0.0 { dzk * w2[j] } else { 0.0 };
-            }
-        }
+        // As products and branch-free masks: written as plain loops, these compile to
+        // scalar, branching code that costs as much as the products.
+        let gw2 = &mut g[lay.w2..lay.b2];
+        small_matmul(1, h, rows, gw2, false, &s.dz, (rows, 1), &s.h2, (h, 1));
+        let gb2: R = s.dz[..rows].iter().sum();
+        small_matmul(
+            rows,
+            h,
+            1,
+            &mut s.dh2,
+            false,
+            &s.dz,
+            (1, 1),
+            &p[lay.w2..lay.b2],
+            (h, 1),
+        );
+        relu_mask(&mut s.dh2[..rows * h], &s.h2);
         g[lay.b2] = gb2;
         // Second hidden layer: gW1 = h1^T dh2, dh1 = dh2 W1^T masked by h1 > 0.
         small_matmul(
@@ -232,9 +256,10 @@ impl Mlp {
             &s.dh2,
             (h, 1),
         );
-        for i in 0..h {
-            for j in 0..h {
-                s.w1t[j * h + i] = p[lay.w1 + i * h + j];
+        let w1 = &p[lay.w1..lay.b1];
+        for (j, trow) in s.w1t.chunks_exact_mut(h).enumerate() {
+            for (t, w) in trow.iter_mut().zip(w1[j..].iter().step_by(h)) {
+                *t = *w;
             }
         }
         small_matmul(
@@ -248,11 +273,7 @@ impl Mlp {
             &s.w1t,
             (h, 1),
         );
-        for (g1, h1) in s.dh1[..rows * h].iter_mut().zip(&s.h1) {
-            if *h1 <= 0.0 {
-                *g1 = 0.0;
-            }
-        }
+        relu_mask(&mut s.dh1[..rows * h], &s.h1);
         // First layer: gW0 = x^T dh1.
         small_matmul(
             d,
