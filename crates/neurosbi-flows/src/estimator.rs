@@ -691,6 +691,7 @@ impl ConditionalEstimator {
             cfg,
             obs,
             Objective::Native(&loss),
+            false,
         );
         self.state = state;
         res

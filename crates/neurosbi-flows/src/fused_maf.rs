@@ -20,7 +20,9 @@ use crate::nn::{Linear, Params};
 pub(crate) const MAX_CHUNK: usize = 100;
 
 /// `dst (m x n, row-major) (+)= A B` with A (m x k) and B (k x n) given by their row and
-/// column strides, single-threaded (the parallelism is over chunks).
+/// column strides, single-threaded (the parallelism is over chunks). Exported as
+/// [`crate::small_matmul`] for other small native nets (the C2ST classifier of
+/// `neurosbi-infer`); panics if `dst` or an operand is too small for the shapes.
 ///
 /// Why by hand: these products are small (tens of rows and columns, k from 2 to 100) and
 /// many (about 45 per chunk and step), where a general gemm's blocking and dispatch cost
@@ -29,7 +31,7 @@ pub(crate) const MAX_CHUNK: usize = 100;
 /// unit with FMA is picked at run time. Results do not depend on the thread count (each
 /// chunk is computed alike), only, in the last bits, on the instruction set.
 #[allow(clippy::too_many_arguments)]
-fn mm(
+pub fn mm(
     m: usize,
     n: usize,
     k: usize,
@@ -126,27 +128,6 @@ fn copy_row_major(
 
 /// Columns of one register tile.
 const NB: usize = 16;
-
-/// `dst (m x n, row-major) = A B`, or `+= A B` with `accumulate`, for small f32 matrices: A is
-/// m x k and B is k x n, each given with its (row stride, column stride), so transposes cost
-/// nothing. Single-threaded; the widest vector unit with FMA is picked at run time.
-///
-/// The MAF's own product kernel, shared with other small native nets (the C2ST classifier of
-/// `neurosbi-infer`). Panics if `dst` or an operand is too small for the given shapes.
-#[allow(clippy::too_many_arguments)]
-pub fn small_matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    a: &[f32],
-    a_strides: (usize, usize),
-    b: &[f32],
-    b_strides: (usize, usize),
-) {
-    mm(m, n, k, dst, accumulate, a, a_strides, b, b_strides);
-}
 
 struct MmArgs<'a> {
     m: usize,

@@ -85,7 +85,7 @@ pub use classifier::{ClassifierConfig, ClassifierKind, RatioClassifier};
 pub use config::{EmbeddingConfig, EstimatorConfig, EstimatorKind, TrainConfig, VectorFieldConfig};
 pub use error::FlowError;
 pub use estimator::ConditionalEstimator;
-pub use fused_maf::small_matmul;
+pub use fused_maf::mm as small_matmul;
 pub use persist::FORMAT_VERSION;
 pub use train::{NoObserver, TrainObserver, TrainReport};
 

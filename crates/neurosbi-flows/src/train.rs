@@ -142,7 +142,7 @@ pub(crate) fn fit_phased(
     batch_loss: &dyn Fn(&Tensor, Phase) -> candle_core::Result<Tensor>,
     ema: bool,
 ) -> Result<TrainReport, FlowError> {
-    fit_objective_ema(
+    fit_objective(
         params,
         state,
         n,
@@ -153,19 +153,8 @@ pub(crate) fn fit_phased(
     )
 }
 
-/// The training loop for either kind of [`Objective`].
+/// The training loop for either kind of [`Objective`]; `ema` as in [`fit_phased`].
 pub(crate) fn fit_objective(
-    params: &Params,
-    state: &mut Option<TrainState>,
-    n: usize,
-    cfg: &TrainConfig,
-    obs: &mut dyn TrainObserver,
-    objective: Objective<'_>,
-) -> Result<TrainReport, FlowError> {
-    fit_objective_ema(params, state, n, cfg, obs, objective, false)
-}
-
-fn fit_objective_ema(
     params: &Params,
     state: &mut Option<TrainState>,
     n: usize,

@@ -375,6 +375,19 @@ impl McmcInit {
     }
 }
 
+/// The prior's dimension, checked against the target's.
+fn check_target_dim(prior: &dyn Prior, target: &dyn LogDensity) -> Result<usize> {
+    let d = prior.dim();
+    if target.dim() != d {
+        return Err(InferError::DimMismatch {
+            what: "MCMC target vs prior".into(),
+            expected: d,
+            got: target.dim(),
+        });
+    }
+    Ok(d)
+}
+
 /// Chooses `num_chains` starting points by sampling-importance-resampling: draws prior candidates
 /// in batches of [`SIR_BATCH`] and resamples them with weights `exp(target - prior log density)`
 /// (sbi's "resample" initialisation).
@@ -392,14 +405,7 @@ pub fn sir_init(
     min_candidates: usize,
     seed: u64,
 ) -> Result<McmcInit> {
-    let d = prior.dim();
-    if target.dim() != d {
-        return Err(InferError::DimMismatch {
-            what: "MCMC target vs prior".into(),
-            expected: d,
-            got: target.dim(),
-        });
-    }
+    let d = check_target_dim(prior, target)?;
     let min_candidates = min_candidates.max(num_chains).min(SIR_MAX_CANDIDATES);
     // Kept candidates: (log weight, row).
     let mut kept_lw: Vec<f64> = Vec::new();
@@ -418,14 +424,7 @@ pub fn sir_init(
         );
         batch_index += 1;
         drawn += m;
-        let mut lw = vec![0.0; m];
-        target.log_density(&cand, &mut lw);
-        for (w, row) in lw.iter_mut().zip(cand.chunks(d)) {
-            *w -= prior.log_prob(row);
-            if !w.is_finite() {
-                *w = f64::NEG_INFINITY;
-            }
-        }
+        let lw = log_ratio(prior, target, &cand);
         mx = lw.iter().copied().fold(mx, f64::max);
         if mx == f64::NEG_INFINITY {
             continue;
@@ -550,14 +549,7 @@ pub fn tempered_init(
     num_chains: usize,
     seed: u64,
 ) -> Result<McmcInit> {
-    let d = prior.dim();
-    if target.dim() != d {
-        return Err(InferError::DimMismatch {
-            what: "MCMC target vs prior".into(),
-            expected: d,
-            got: target.dim(),
-        });
-    }
+    let d = check_target_dim(prior, target)?;
     let n = num_chains.max(SMC_PARTICLES);
     let mut theta = crate::prior::sample_prior(prior, n, crate::rng::derive_seed(seed, 2));
     let mut l = log_ratio(prior, target, &theta);
