@@ -231,8 +231,9 @@ pub(crate) fn fit_objective(
                         if let Some((t, avg)) = ema.as_mut() {
                             *t += 1;
                             let decay = EMA_DECAY.min((1.0 + *t as f64) / (10.0 + *t as f64));
-                            for (a, w) in avg.iter_mut().zip(params.snapshot()?) {
-                                *a = (a.affine(decay, 0.0)? + w.affine(1.0 - decay, 0.0)?)?;
+                            for (a, (_, w)) in avg.iter_mut().zip(&params.vars) {
+                                *a = (a.affine(decay, 0.0)?
+                                    + w.as_tensor().affine(1.0 - decay, 0.0)?)?;
                             }
                         }
                         l
