@@ -14,7 +14,8 @@ use crate::FlowError;
 use crate::config::{EmbeddingConfig, EstimatorConfig, EstimatorKind, TrainConfig};
 use crate::embedding::Embedding;
 use crate::error::rows_of;
-use crate::fused_maf::{Evaluation, FusedMaf, Grads};
+use crate::fused_maf::{Evaluation, FusedMaf, Grads, NativeFlow};
+use crate::fused_nsf::FusedNsf;
 use crate::maf::Maf;
 use crate::mdn::Mdn;
 use crate::mnle::Mixed;
@@ -495,9 +496,8 @@ impl ConditionalEstimator {
         let (n, m) = self.check_pairs(inputs, context)?;
         self.check_mixed_inputs(inputs)?;
         let (di, dc) = (self.header.d_in, self.header.d_ctx);
-        if let Some(maf) = self.native_maf() {
+        if let Some(kernel) = self.native_kernel()? {
             // The native kernel: no graph per chunk, rows in parallel (MCMC potentials).
-            let kernel = FusedMaf::new(maf, &self.params, dc, self.header.inputs.log_std_sum())?;
             let x = standardised_f32(inputs, &self.header.inputs);
             let c = standardised_f32(context, &self.header.context);
             debug_assert!(m == 1 || m == n);
@@ -632,9 +632,9 @@ impl ConditionalEstimator {
         if self.header.config.kind.is_vector_field() {
             return self.train_field(inputs, context, cfg, obs);
         }
-        if self.native_maf().is_some() {
-            // The native kernel of crate::fused_maf: same loss as the graph, faster, and
-            // parallel over row chunks.
+        if self.has_native_kernel() {
+            // The native kernels of crate::fused_maf and crate::fused_nsf: same loss as the
+            // graph, faster, and parallel over row chunks.
             return self.train_native(inputs, context, cfg, obs, &|k, x, c, rows, want| {
                 k.evaluate(x, c, rows, want)
             });
@@ -644,15 +644,32 @@ impl ConditionalEstimator {
         })
     }
 
-    /// The MAF when the native kernel applies: a MAF without embedding net on the CPU.
-    fn native_maf(&self) -> Option<&Maf> {
-        match (&self.net, &self.embedding) {
-            (Net::Maf(maf), None) if self.device.is_cpu() => Some(maf),
-            _ => None,
-        }
+    /// Whether a native kernel applies: a MAF, or an NSF with 2 or more inputs, without
+    /// embedding net, on the CPU.
+    fn has_native_kernel(&self) -> bool {
+        let net = match &self.net {
+            Net::Maf(_) => true,
+            Net::Nsf(_) => self.header.d_in >= 2,
+            _ => false,
+        };
+        net && self.embedding.is_none() && self.device.is_cpu()
     }
 
-    /// The training loop over a native MAF objective: `eval` gets the kernel (the current
+    /// The native kernel of the current weights, when one applies.
+    fn native_kernel(&self) -> candle_core::Result<Option<Box<dyn NativeFlow + Send>>> {
+        if !self.has_native_kernel() {
+            return Ok(None);
+        }
+        let (d, dc) = (self.header.d_in, self.header.d_ctx);
+        let log_std_sum = self.header.inputs.log_std_sum();
+        Ok(Some(match &self.net {
+            Net::Maf(maf) => Box::new(FusedMaf::new(maf, &self.params, dc, log_std_sum)?),
+            Net::Nsf(nsf) => Box::new(FusedNsf::new(nsf, &self.params, d, dc, log_std_sum)?),
+            _ => unreachable!("has_native_kernel admits MAF and NSF only"),
+        }))
+    }
+
+    /// The training loop over a native objective: `eval` gets the kernel (the current
     /// weights), the standardised inputs and context, the batch rows and whether gradients
     /// are wanted, and returns batch sums.
     fn train_native(
@@ -668,21 +685,15 @@ impl ConditionalEstimator {
         let c = standardised_f32(context, &self.header.context);
         let mut state = self.state.take();
         let this = &*self;
-        let Some(maf) = this.native_maf() else {
-            unreachable!("native training is only called when the kernel applies")
+        let Some(kernel) = this.native_kernel()? else {
+            unreachable!("native training is only called when a kernel applies")
         };
-        let log_std_sum = this.header.inputs.log_std_sum();
         // One kernel for the whole run; each call loads the step's weights into it.
-        let kernel = std::cell::RefCell::new(FusedMaf::new(
-            maf,
-            &this.params,
-            this.header.d_ctx,
-            log_std_sum,
-        )?);
+        let kernel = std::cell::RefCell::new(kernel);
         let loss = |host: &[Vec<f32>], rows: &[u32], want: bool| {
             let mut k = kernel.borrow_mut();
             k.load(host);
-            Ok(mean_of(eval(&k, &x, &c, rows, want), rows.len()))
+            Ok(mean_of(eval(&**k, &x, &c, rows, want), rows.len()))
         };
         let res = fit_objective(
             &this.params,
@@ -859,7 +870,7 @@ impl ConditionalEstimator {
         // Atoms come from proposals inside the prior's support; clamp so that a stray
         // -inf cannot turn the softmax into NaN.
         let lp: Vec<f64> = log_prior.iter().map(|v| v.max(-1e30)).collect();
-        if self.native_maf().is_none() || cfg.device.is_some() {
+        if !self.has_native_kernel() || cfg.device.is_some() {
             let lp32: Vec<f32> = lp.iter().map(|&v| v as f32).collect();
             return self.train_atomic_graph(inputs, context, &lp32, num_atoms, cfg, obs);
         }
@@ -941,7 +952,8 @@ impl ConditionalEstimator {
 
 /// A native MAF objective: (kernel, standardised inputs, standardised context, batch rows,
 /// gradients wanted) to batch sums.
-type NativeEval<'a> = dyn Fn(&FusedMaf, &[f32], &[f32], &[u32], bool) -> Evaluation + Sync + 'a;
+type NativeEval<'a> =
+    dyn Fn(&dyn NativeFlow, &[f32], &[f32], &[u32], bool) -> Evaluation + Sync + 'a;
 
 /// Loss and gradients of a batch sum turned into those of the batch mean.
 fn mean_of(ev: Evaluation, rows: usize) -> (f64, Option<Grads>) {

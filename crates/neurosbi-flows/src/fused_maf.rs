@@ -371,7 +371,7 @@ fn tile_rows<const R: usize>(args: &MmArgs<'_>, i: usize, dst: &mut [f32]) {
 
 /// Rows of `bias` repeated `m` times (the start of `x W + b`).
 #[inline(always)]
-fn tile(bias: &[f32], m: usize) -> Vec<f32> {
+pub(crate) fn tile(bias: &[f32], m: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(m * bias.len());
     for _ in 0..m {
         out.extend_from_slice(bias);
@@ -381,7 +381,7 @@ fn tile(bias: &[f32], m: usize) -> Vec<f32> {
 
 /// `acc[j] += sum_r g[r, j]`.
 #[inline(always)]
-fn add_colsum(acc: &mut [f32], g: &[f32]) {
+pub(crate) fn add_colsum(acc: &mut [f32], g: &[f32]) {
     for row in g.chunks_exact(acc.len()) {
         for (a, v) in acc.iter_mut().zip(row) {
             *a += v;
@@ -401,25 +401,38 @@ pub(crate) fn sigmoid(x: f32) -> f32 {
 }
 
 /// The gradient accumulator of parameter `i`, created as zeros on first use.
-fn slot<'a>(grads: &'a mut [Option<Vec<f32>>], sizes: &[usize], i: usize) -> &'a mut [f32] {
+pub(crate) fn slot<'a>(
+    grads: &'a mut [Option<Vec<f32>>],
+    sizes: &[usize],
+    i: usize,
+) -> &'a mut [f32] {
     grads[i].get_or_insert_with(|| vec![0f32; sizes[i]])
+}
+
+/// The position of the variable with tensor id `id` in `params.vars`.
+pub(crate) fn var_index(params: &Params, id: TensorId) -> Result<usize> {
+    params
+        .vars
+        .iter()
+        .position(|(_, v)| v.as_tensor().id() == id)
+        .ok_or_else(|| candle_core::Error::Msg("native flow: weight not in params".into()))
 }
 
 /// One dense layer on the host: weights (in, out) already masked, bias, mask, and the
 /// indices of its weight and bias in `Params::vars`.
-struct HostLinear {
-    w: Vec<f32>,
-    b: Vec<f32>,
+pub(crate) struct HostLinear {
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Vec<f32>,
     mask: Option<Vec<f32>>,
-    n_in: usize,
-    n_out: usize,
-    w_var: usize,
-    b_var: usize,
+    pub(crate) n_in: usize,
+    pub(crate) n_out: usize,
+    pub(crate) w_var: usize,
+    pub(crate) b_var: usize,
 }
 
 impl HostLinear {
     /// Reloads the weight (masked as in `read`) and bias from host weights.
-    fn load(&mut self, host: &[Vec<f32>]) {
+    pub(crate) fn load(&mut self, host: &[Vec<f32>]) {
         let src = &host[self.w_var];
         match &self.mask {
             Some(m) => {
@@ -432,14 +445,11 @@ impl HostLinear {
         self.b.copy_from_slice(&host[self.b_var]);
     }
 
-    fn read(l: &Linear, mask: Option<&candle_core::Tensor>, params: &Params) -> Result<Self> {
-        let find = |id: TensorId| {
-            params
-                .vars
-                .iter()
-                .position(|(_, v)| v.as_tensor().id() == id)
-                .ok_or_else(|| candle_core::Error::Msg("fused maf: weight not in params".into()))
-        };
+    pub(crate) fn read(
+        l: &Linear,
+        mask: Option<&candle_core::Tensor>,
+        params: &Params,
+    ) -> Result<Self> {
         let (n_in, n_out) = l.w.as_tensor().dims2()?;
         let mut w = l.w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
         let mask = match mask {
@@ -458,8 +468,8 @@ impl HostLinear {
             mask,
             n_in,
             n_out,
-            w_var: find(l.w.as_tensor().id())?,
-            b_var: find(l.b.as_tensor().id())?,
+            w_var: var_index(params, l.w.as_tensor().id())?,
+            b_var: var_index(params, l.b.as_tensor().id())?,
         })
     }
 }
@@ -513,7 +523,7 @@ fn reduce(parts: Vec<Evaluation>) -> Evaluation {
 
 /// What a pass computes besides the per-row losses.
 #[derive(Clone, Copy)]
-enum Mode<'a> {
+pub(crate) enum Mode<'a> {
     /// Nothing.
     Value,
     /// Gradients of the sum of the row losses.
@@ -543,58 +553,76 @@ pub(crate) struct Evaluation {
     pub(crate) grads: Option<Grads>,
 }
 
-impl FusedMaf {
-    /// Reads the current weights of `maf` (all of whose parameters must be in `params`).
-    /// `log_std_sum` is the log-Jacobian of the inputs' standardisation.
-    pub(crate) fn new(maf: &Maf, params: &Params, d_ctx: usize, log_std_sum: f64) -> Result<Self> {
-        let mut layers = Vec::new();
-        for (made, perm) in maf.layers() {
-            layers.push(HostMade {
-                initial: HostLinear::read(&made.initial, Some(&made.initial_mask), params)?,
-                context: made
-                    .context
-                    .as_ref()
-                    .map(|c| HostLinear::read(c, None, params))
-                    .transpose()?,
-                hidden: made
-                    .hidden
-                    .iter()
-                    .map(|(l, m)| HostLinear::read(l, Some(m), params))
-                    .collect::<Result<_>>()?,
-                last: HostLinear::read(&made.last, Some(&made.last_mask), params)?,
-                perm: perm.iter().map(|&p| p as usize).collect(),
-            });
+/// Defines `simd_pass`, which runs the type's `pass_impl` compiled for the widest vector
+/// unit the CPU has. The element-wise loops of a pass (activations, bias rows, derivative
+/// products) vectorise to the widest registers only when compiled for them. Every such loop
+/// is lane-independent and sums keep their order, so the versions give identical numbers.
+macro_rules! simd_pass {
+    () => {
+        fn simd_pass(
+            &self,
+            z: Vec<f32>,
+            ctx: Vec<f32>,
+            mode: $crate::fused_maf::Mode<'_>,
+        ) -> (Vec<f64>, Option<$crate::fused_maf::Grads>) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let fma = std::arch::is_x86_feature_detected!("fma");
+                if fma && std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+                    return unsafe { self.pass_avx512(z, ctx, mode) };
+                }
+                if fma && std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2 and FMA (checked just above).
+                    return unsafe { self.pass_avx2(z, ctx, mode) };
+                }
+            }
+            self.pass_impl(z, ctx, mode)
         }
-        let d = maf.dim();
-        Ok(Self {
-            d,
-            k: d_ctx,
-            layers,
-            gauss_norm: (0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()) as f32,
-            log_std_sum: log_std_sum as f32,
-            n_vars: params.vars.len(),
-            var_sizes: params.vars.iter().map(|(_, v)| v.elem_count()).collect(),
-        })
-    }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,fma")]
+        fn pass_avx512(
+            &self,
+            z: Vec<f32>,
+            ctx: Vec<f32>,
+            mode: $crate::fused_maf::Mode<'_>,
+        ) -> (Vec<f64>, Option<$crate::fused_maf::Grads>) {
+            self.pass_impl(z, ctx, mode)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        fn pass_avx2(
+            &self,
+            z: Vec<f32>,
+            ctx: Vec<f32>,
+            mode: $crate::fused_maf::Mode<'_>,
+        ) -> (Vec<f64>, Option<$crate::fused_maf::Grads>) {
+            self.pass_impl(z, ctx, mode)
+        }
+    };
+}
+pub(crate) use simd_pass;
+
+/// A flow whose per-row negative log-likelihood and its parameter gradients are computed
+/// natively on the host ([`FusedMaf`], [`crate::fused_nsf::FusedNsf`]); batching, chunking
+/// over threads and the APT loss are shared here.
+pub(crate) trait NativeFlow: Sync {
+    /// (input dimension, context dimension).
+    fn dims(&self) -> (usize, usize);
 
     /// Replaces every weight with the values in `host` (one vector per variable of the
     /// `Params` the kernel was read from), as native training does after each step.
-    pub(crate) fn load(&mut self, host: &[Vec<f32>]) {
-        for l in &mut self.layers {
-            l.initial.load(host);
-            if let Some(c) = &mut l.context {
-                c.load(host);
-            }
-            for h in &mut l.hidden {
-                h.load(host);
-            }
-            l.last.load(host);
-        }
-    }
+    fn load(&mut self, host: &[Vec<f32>]);
+
+    /// Per-row negative log-likelihood of the gathered rows `z` (m x d) given `ctx`
+    /// (m x k), and the gradients that `mode` asks for.
+    fn pass(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>);
 
     /// Negative log-likelihood of the rows `rows` of `x` (standardised inputs, n x d) given
     /// the same rows of `c` (standardised context, n x k), summed; gradients if `grads`.
-    pub(crate) fn evaluate(&self, x: &[f32], c: &[f32], rows: &[u32], grads: bool) -> Evaluation {
+    fn evaluate(&self, x: &[f32], c: &[f32], rows: &[u32], grads: bool) -> Evaluation {
         let b = rows.len();
         let n_chunks = b.div_ceil(MAX_CHUNK).max(1);
         let size = b.div_ceil(n_chunks).max(1);
@@ -607,7 +635,7 @@ impl FusedMaf {
     /// own input and those of the next `num_atoms - 1` rows of the batch, cyclically),
     /// summed over the batch, and its gradient if asked. `log_prior` holds log p of each
     /// row's raw input. See [`crate::ConditionalEstimator::train_atomic`].
-    pub(crate) fn evaluate_atomic(
+    fn evaluate_atomic(
         &self,
         x: &[f32],
         c: &[f32],
@@ -618,7 +646,7 @@ impl FusedMaf {
     ) -> Evaluation {
         let b = rows.len();
         let k = num_atoms.clamp(2, b.max(2)).min(b);
-        let (d, kc) = (self.d, self.k);
+        let (d, kc) = self.dims();
         // Groups (one per batch row, its k atoms) never straddle chunks: each chunk
         // normalises its own groups.
         let per_chunk = (MAX_CHUNK / k).max(1);
@@ -675,8 +703,8 @@ impl FusedMaf {
 
     /// log q of standardised rows `x` (n x d) given standardised context `c` (n x k, or
     /// one row shared by all), including the standardisation's log-Jacobian.
-    pub(crate) fn log_probs(&self, x: &[f32], c: &[f32]) -> Vec<f64> {
-        let (d, k) = (self.d, self.k);
+    fn log_probs(&self, x: &[f32], c: &[f32]) -> Vec<f64> {
+        let (d, k) = self.dims();
         let n = x.len() / d.max(1);
         let shared = k > 0 && c.len() == k && n != 1;
         let idx: Vec<usize> = (0..n).collect();
@@ -697,7 +725,7 @@ impl FusedMaf {
     }
 
     fn chunk(&self, x: &[f32], c: &[f32], rows: &[u32], want_grads: bool) -> Evaluation {
-        let (d, k, m) = (self.d, self.k, rows.len());
+        let ((d, k), m) = (self.dims(), rows.len());
         let mut z = Vec::with_capacity(m * d);
         let mut ctx = Vec::with_capacity(m * k);
         for &r in rows {
@@ -712,40 +740,43 @@ impl FusedMaf {
             grads,
         }
     }
+}
 
-    /// Per-row negative log-likelihood of the gathered rows `z` (m x d) given `ctx`
-    /// (m x k), and the summed gradients if asked.
-    fn pass(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
-        // The element-wise loops (rational tanh with its division, bias rows, derivative
-        // products) vectorise to the widest registers only when compiled for them. Every
-        // such loop is lane-independent and sums keep their order, so the three versions
-        // give identical numbers.
-        #[cfg(target_arch = "x86_64")]
-        {
-            let fma = std::arch::is_x86_feature_detected!("fma");
-            if fma && std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
-                return unsafe { self.pass_avx512(z, ctx, mode) };
-            }
-            if fma && std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2 and FMA (checked just above).
-                return unsafe { self.pass_avx2(z, ctx, mode) };
-            }
+impl FusedMaf {
+    /// Reads the current weights of `maf` (all of whose parameters must be in `params`).
+    /// `log_std_sum` is the log-Jacobian of the inputs' standardisation.
+    pub(crate) fn new(maf: &Maf, params: &Params, d_ctx: usize, log_std_sum: f64) -> Result<Self> {
+        let mut layers = Vec::new();
+        for (made, perm) in maf.layers() {
+            layers.push(HostMade {
+                initial: HostLinear::read(&made.initial, Some(&made.initial_mask), params)?,
+                context: made
+                    .context
+                    .as_ref()
+                    .map(|c| HostLinear::read(c, None, params))
+                    .transpose()?,
+                hidden: made
+                    .hidden
+                    .iter()
+                    .map(|(l, m)| HostLinear::read(l, Some(m), params))
+                    .collect::<Result<_>>()?,
+                last: HostLinear::read(&made.last, Some(&made.last_mask), params)?,
+                perm: perm.iter().map(|&p| p as usize).collect(),
+            });
         }
-        self.pass_impl(z, ctx, mode)
+        let d = maf.dim();
+        Ok(Self {
+            d,
+            k: d_ctx,
+            layers,
+            gauss_norm: (0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()) as f32,
+            log_std_sum: log_std_sum as f32,
+            n_vars: params.vars.len(),
+            var_sizes: params.vars.iter().map(|(_, v)| v.elem_count()).collect(),
+        })
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,fma")]
-    fn pass_avx512(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
-        self.pass_impl(z, ctx, mode)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    fn pass_avx2(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
-        self.pass_impl(z, ctx, mode)
-    }
+    simd_pass!();
 
     #[inline(always)]
     fn pass_impl(
@@ -976,8 +1007,31 @@ impl FusedMaf {
     }
 }
 
+impl NativeFlow for FusedMaf {
+    fn dims(&self) -> (usize, usize) {
+        (self.d, self.k)
+    }
+
+    fn load(&mut self, host: &[Vec<f32>]) {
+        for l in &mut self.layers {
+            l.initial.load(host);
+            if let Some(c) = &mut l.context {
+                c.load(host);
+            }
+            for h in &mut l.hidden {
+                h.load(host);
+            }
+            l.last.load(host);
+        }
+    }
+
+    fn pass(&self, z: Vec<f32>, ctx: Vec<f32>, mode: Mode<'_>) -> (Vec<f64>, Option<Grads>) {
+        self.simd_pass(z, ctx, mode)
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::nn::std_normal_log_prob;
     use candle_core::{Device, Tensor};
@@ -1064,16 +1118,20 @@ mod tests {
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    pub(crate) fn data(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         (0..n * dim)
             .map(|_| rng.random::<f32>() * 4.0 - 2.0)
             .collect()
     }
 
-    /// Loss and gradients of the candle graph of the same MAF (the reference).
+    /// A flow's forward pass as a graph: standardised rows and context to (z, log|det J|).
+    pub(crate) type GraphForward<'a> =
+        &'a dyn Fn(&Tensor, Option<&Tensor>) -> candle_core::Result<(Tensor, Tensor)>;
+
+    /// Loss and gradients of the candle graph of the same flow (the reference).
     fn graph(
-        maf: &Maf,
+        forward: GraphForward<'_>,
         p: &Params,
         x: &[f32],
         c: &[f32],
@@ -1084,7 +1142,7 @@ mod tests {
         let n = x.len() / d;
         let xt = Tensor::from_vec(x.to_vec(), (n, d), &Device::Cpu).unwrap();
         let ct = Tensor::from_vec(c.to_vec(), (n, k), &Device::Cpu).unwrap();
-        let (z, ld) = maf.forward(&xt, (k > 0).then_some(&ct)).unwrap();
+        let (z, ld) = forward(&xt, (k > 0).then_some(&ct)).unwrap();
         let lp = (std_normal_log_prob(&z).unwrap() + ld).unwrap();
         let loss = ((lp.mean_all().unwrap().neg().unwrap()) + off).unwrap();
         let grads = loss.backward().unwrap();
@@ -1101,6 +1159,71 @@ mod tests {
         (loss.to_scalar::<f32>().unwrap() as f64, g)
     }
 
+    /// Moves every weight of `p` away from its initialisation so every term matters.
+    pub(crate) fn perturb(p: &Params, seed: u64, scale: f64) {
+        for (i, (_, v)) in p.vars.iter().enumerate() {
+            let w = data(1, v.elem_count(), seed + i as u64);
+            let t = Tensor::from_vec(w, v.as_tensor().shape(), &Device::Cpu).unwrap();
+            v.set(&(t * scale).unwrap()).unwrap();
+        }
+    }
+
+    /// Checks a native kernel's summed loss and gradients over all `n` rows of `x`, and its
+    /// loss on a subset of rows, against candle's autograd of `forward` with the same
+    /// weights `p` (`off`: the kernel's log-std offset).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assert_matches_graph(
+        kernel: &dyn NativeFlow,
+        forward: GraphForward<'_>,
+        p: &Params,
+        x: &[f32],
+        c: &[f32],
+        off: f64,
+        label: &str,
+    ) {
+        let (d, k) = kernel.dims();
+        let n = x.len() / d;
+        let (l_ref, g_ref) = graph(forward, p, x, c, d, k, off);
+        let rows: Vec<u32> = (0..n as u32).collect();
+        let ev = kernel.evaluate(x, c, &rows, true);
+        let loss = ev.loss_sum / n as f64;
+        assert!(
+            (loss - l_ref).abs() < 1e-5 * l_ref.abs().max(1.0),
+            "{label}: loss {loss} vs graph {l_ref}"
+        );
+        let grads = ev.grads.unwrap();
+        for (i, (name, _)) in p.vars.iter().enumerate() {
+            let ours: Vec<f32> = grads[i]
+                .as_ref()
+                .unwrap_or_else(|| panic!("{label}: {name} got no gradient"))
+                .iter()
+                .map(|g| g / n as f32)
+                .collect();
+            let scale = g_ref[i].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+            for (j, (a, b)) in ours.iter().zip(&g_ref[i]).enumerate() {
+                assert!(
+                    (a - b).abs() < 2e-4 * scale,
+                    "{label}: {name}[{j}] = {a} vs graph {b} (scale {scale})"
+                );
+            }
+        }
+        // A subset of rows is the loss of those rows alone.
+        let sub = [3u32, 0, 7];
+        let ev_sub = kernel.evaluate(x, c, &sub, false);
+        let pick = |src: &[f32], dim: usize| -> Vec<f32> {
+            sub.iter()
+                .flat_map(|&r| src[r as usize * dim..(r as usize + 1) * dim].to_vec())
+                .collect()
+        };
+        let (l_sub, _) = graph(forward, p, &pick(x, d), &pick(c, k), d, k, off);
+        assert!(
+            (ev_sub.loss_sum / 3.0 - l_sub).abs() < 1e-5 * l_sub.abs().max(1.0),
+            "{label}: subset loss {} vs graph {l_sub}",
+            ev_sub.loss_sum / 3.0
+        );
+        assert!(ev_sub.grads.is_none());
+    }
+
     #[test]
     fn loss_and_gradients_match_candle_autograd() {
         for (d, k, n) in [
@@ -1112,53 +1235,12 @@ mod tests {
             let mut rng = ChaCha8Rng::seed_from_u64(d as u64 * 10 + k as u64);
             let mut p = Params::new(&Device::Cpu);
             let maf = Maf::new(&mut p, d, k, 16, 3, &mut rng).unwrap();
-            // Move the weights away from the initialisation so every term matters.
-            for (i, (_, v)) in p.vars.iter().enumerate() {
-                let w = data(1, v.elem_count(), 100 + i as u64);
-                let t = Tensor::from_vec(w, v.as_tensor().shape(), &Device::Cpu).unwrap();
-                v.set(&(t * 0.4).unwrap()).unwrap();
-            }
+            perturb(&p, 100, 0.4);
             let (x, c) = (data(n, d, 1), data(n, k, 2));
             let off = 0.37;
-            let (l_ref, g_ref) = graph(&maf, &p, &x, &c, d, k, off);
             let kernel = FusedMaf::new(&maf, &p, k, off).unwrap();
-            let rows: Vec<u32> = (0..n as u32).collect();
-            let ev = kernel.evaluate(&x, &c, &rows, true);
-            let loss = ev.loss_sum / n as f64;
-            assert!(
-                (loss - l_ref).abs() < 1e-5 * l_ref.abs().max(1.0),
-                "d {d} k {k}: loss {loss} vs graph {l_ref}"
-            );
-            let grads = ev.grads.unwrap();
-            for (i, (name, _)) in p.vars.iter().enumerate() {
-                let ours: Vec<f32> = grads[i]
-                    .as_ref()
-                    .expect("every MAF parameter gets a gradient")
-                    .iter()
-                    .map(|g| g / n as f32)
-                    .collect();
-                let scale = g_ref[i].iter().fold(1e-3f32, |m, v| m.max(v.abs()));
-                for (j, (a, b)) in ours.iter().zip(&g_ref[i]).enumerate() {
-                    assert!(
-                        (a - b).abs() < 2e-4 * scale,
-                        "d {d} k {k}: {name}[{j}] = {a} vs graph {b} (scale {scale})"
-                    );
-                }
-            }
-            // A subset of rows is the loss of those rows alone.
-            let sub = [3u32, 0, 7];
-            let ev_sub = kernel.evaluate(&x, &c, &sub, false);
-            let picked: Vec<f32> = sub
-                .iter()
-                .flat_map(|&r| x[r as usize * d..(r as usize + 1) * d].to_vec())
-                .collect();
-            let picked_c: Vec<f32> = sub
-                .iter()
-                .flat_map(|&r| c[r as usize * k..(r as usize + 1) * k].to_vec())
-                .collect();
-            let (l_sub, _) = graph(&maf, &p, &picked, &picked_c, d, k, off);
-            assert!((ev_sub.loss_sum / 3.0 - l_sub).abs() < 1e-5 * l_sub.abs().max(1.0));
-            assert!(ev_sub.grads.is_none());
+            let forward = |x: &Tensor, c: Option<&Tensor>| maf.forward(x, c);
+            assert_matches_graph(&kernel, &forward, &p, &x, &c, off, &format!("d {d} k {k}"));
         }
     }
 

@@ -38,8 +38,33 @@ fn sizes(logits: &[f32], scale: f32, min: f32, out: &mut [f32], soft: &mut [f32]
     }
 }
 
+/// Per-thread buffers of the per-row functions (bin sizes, softmaxes, size gradients), so
+/// that rows allocate nothing.
+pub(crate) struct Scratch {
+    w: Vec<f32>,
+    h: Vec<f32>,
+    soft_w: Vec<f32>,
+    soft_h: Vec<f32>,
+    gw: Vec<f32>,
+    gh: Vec<f32>,
+}
+
+impl Scratch {
+    pub(crate) fn new(bins: usize) -> Self {
+        let v = || vec![0f32; bins];
+        Self {
+            w: v(),
+            h: v(),
+            soft_w: v(),
+            soft_h: v(),
+            gw: v(),
+            gh: v(),
+        }
+    }
+}
+
 /// Everything about one row that the backward pass needs.
-struct Row {
+pub(crate) struct Row {
     inside: bool,
     bin: usize,
     xi: f32,
@@ -48,30 +73,29 @@ struct Row {
     hk: f32,
     dk: f32,
     dk1: f32,
-    y: f32,
-    logdet: f32,
+    pub(crate) y: f32,
+    pub(crate) logdet: f32,
 }
 
 impl SplineForward {
-    /// Evaluates one row; fills the softmaxes of the widths and heights.
-    fn row(&self, x: f32, p: &[f32], soft_w: &mut [f32], soft_h: &mut [f32]) -> Row {
+    /// Evaluates one row; fills the scratch's bin sizes and their softmaxes.
+    pub(crate) fn row(&self, x: f32, p: &[f32], sc: &mut Scratch) -> Row {
         let (k, b) = (self.bins, self.bound);
-        let mut w = vec![0f32; k];
-        let mut h = vec![0f32; k];
         sizes(
             &p[..k],
             self.logit_scale,
             MIN_BIN_WIDTH as f32,
-            &mut w,
-            soft_w,
+            &mut sc.w,
+            &mut sc.soft_w,
         );
         sizes(
             &p[k..2 * k],
             self.logit_scale,
             MIN_BIN_HEIGHT as f32,
-            &mut h,
-            soft_h,
+            &mut sc.h,
+            &mut sc.soft_h,
         );
+        let (w, h) = (&sc.w, &sc.h);
         if !(x >= -b && x <= b) {
             return Row {
                 inside: false,
@@ -101,7 +125,7 @@ impl SplineForward {
         }
         let ch: f32 = h[..bin].iter().sum();
         let yk = ch * (2.0 * b) - b;
-        let wk = (cw_at(&w, bin + 1) * (2.0 * b) - b) - xk;
+        let wk = (cw_at(w, bin + 1) * (2.0 * b) - b) - xk;
         let hk = ((ch + h[bin]) * (2.0 * b) - b) - yk;
         let deriv = |j: usize| {
             if j == 0 || j == k {
@@ -130,6 +154,86 @@ impl SplineForward {
             y: yk + num / den,
             logdet: dnum.ln() - 2.0 * den.ln(),
         }
+    }
+
+    /// The backward pass of one row: given the gradients `gy` and `gl` of y and
+    /// log|dy/dx|, writes the gradient of the row's raw parameters into `out` (3K-1) and
+    /// returns that of x.
+    pub(crate) fn row_backward(
+        &self,
+        x: f32,
+        p: &[f32],
+        gy: f32,
+        gl: f32,
+        sc: &mut Scratch,
+        out: &mut [f32],
+    ) -> f32 {
+        let (k, b) = (self.bins, self.bound);
+        let r = self.row(x, p, sc);
+        if !r.inside {
+            out.fill(0.0);
+            return gy;
+        }
+        let Row {
+            bin,
+            xi,
+            s,
+            wk,
+            hk,
+            dk,
+            dk1,
+            ..
+        } = r;
+        let xi1 = xi * (1.0 - xi);
+        let dsum = dk1 + dk - 2.0 * s;
+        let num_n = s * xi * xi + dk * xi1;
+        let den = s + dsum * xi1;
+        let m = dk1 * xi * xi + 2.0 * s * xi1 + dk * (1.0 - xi) * (1.0 - xi);
+        // y = yk + hk N / den
+        let dy_dn = hk / den;
+        let dy_dden = -hk * num_n / (den * den);
+        let g_s = gy * (dy_dn * xi * xi + dy_dden * (1.0 - 2.0 * xi1))
+            + gl * (2.0 / s + 2.0 * xi1 / m - 2.0 * (1.0 - 2.0 * xi1) / den);
+        let g_xi = gy
+            * (dy_dn * (2.0 * s * xi + dk * (1.0 - 2.0 * xi)) + dy_dden * dsum * (1.0 - 2.0 * xi))
+            + gl * ((2.0 * dk1 * xi + 2.0 * s * (1.0 - 2.0 * xi) - 2.0 * dk * (1.0 - xi)) / m
+                - 2.0 * dsum * (1.0 - 2.0 * xi) / den);
+        let g_dk =
+            gy * (dy_dn + dy_dden) * xi1 + gl * ((1.0 - xi) * (1.0 - xi) / m - 2.0 * xi1 / den);
+        let g_dk1 = gy * dy_dden * xi1 + gl * (xi * xi / m - 2.0 * xi1 / den);
+        let mut g_hk = gy * num_n / den + g_s / wk;
+        let mut g_wk = -g_s * hk / (wk * wk) - g_xi * xi / wk;
+        let g_xk = -g_xi / wk;
+        let g_yk = gy;
+        let gx = g_xi / wk;
+        // Knot sums: xk = 2B sum_{j<bin} w_j - B, wk = 2B w_bin (likewise heights).
+        g_hk *= 2.0 * b;
+        g_wk *= 2.0 * b;
+        for j in 0..k {
+            sc.gw[j] = if j < bin { 2.0 * b * g_xk } else { 0.0 };
+            sc.gh[j] = if j < bin { 2.0 * b * g_yk } else { 0.0 };
+        }
+        sc.gw[bin] += g_wk;
+        sc.gh[bin] += g_hk;
+        for (g, soft, min, off) in [
+            (&sc.gw, &sc.soft_w, MIN_BIN_WIDTH as f32, 0),
+            (&sc.gh, &sc.soft_h, MIN_BIN_HEIGHT as f32, k),
+        ] {
+            // Through size = softmax * (1 - K min) + min and the logit scale.
+            let dot: f32 = g.iter().zip(soft.iter()).map(|(a, c)| a * c).sum();
+            let f = (1.0 - min * k as f32) * self.logit_scale;
+            for j in 0..k {
+                out[off + j] = f * soft[j] * (g[j] - dot);
+            }
+        }
+        out[2 * k..].fill(0.0);
+        if bin >= 1 {
+            out[2 * k + bin - 1] += g_dk * sigmoid(p[2 * k + bin - 1]);
+        }
+        if bin < k - 1 {
+            out[2 * k + bin] += g_dk1 * sigmoid(p[2 * k + bin]);
+        }
+        gx
     }
 
     fn check(&self, l1: &Layout, l2: &Layout) -> Result<(usize, usize, usize)> {
@@ -172,15 +276,10 @@ impl CustomOp2 for SplineForward {
         };
         let (n, o1, o2) = self.check(l1, l2)?;
         let (k, width) = (self.bins, 3 * self.bins - 1);
-        let (mut sw, mut sh) = (vec![0f32; k], vec![0f32; k]);
+        let mut sc = Scratch::new(k);
         let mut out = Vec::with_capacity(2 * n);
         for i in 0..n {
-            let r = self.row(
-                x[o1 + i],
-                &p[o2 + i * width..o2 + (i + 1) * width],
-                &mut sw,
-                &mut sh,
-            );
+            let r = self.row(x[o1 + i], &p[o2 + i * width..o2 + (i + 1) * width], &mut sc);
             out.push(r.y);
             out.push(r.logdet);
         }
@@ -194,84 +293,23 @@ impl CustomOp2 for SplineForward {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (k, width, b) = (self.bins, 3 * self.bins - 1, self.bound);
+        let (k, width) = (self.bins, 3 * self.bins - 1);
         let xs = x.flatten_all()?.to_vec1::<f32>()?;
         let ps = params.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let gs = grad.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let n = xs.len();
         let mut gx = vec![0f32; n];
         let mut gp = vec![0f32; n * width];
-        let (mut sw, mut sh) = (vec![0f32; k], vec![0f32; k]);
-        let mut gw = vec![0f32; k];
-        let mut gh = vec![0f32; k];
+        let mut sc = Scratch::new(k);
         for i in 0..n {
-            let p = &ps[i * width..(i + 1) * width];
-            let r = self.row(xs[i], p, &mut sw, &mut sh);
-            let (gy, gl) = (gs[2 * i], gs[2 * i + 1]);
-            if !r.inside {
-                gx[i] = gy;
-                continue;
-            }
-            let Row {
-                bin,
-                xi,
-                s,
-                wk,
-                hk,
-                dk,
-                dk1,
-                ..
-            } = r;
-            let xi1 = xi * (1.0 - xi);
-            let dsum = dk1 + dk - 2.0 * s;
-            let num_n = s * xi * xi + dk * xi1;
-            let den = s + dsum * xi1;
-            let m = dk1 * xi * xi + 2.0 * s * xi1 + dk * (1.0 - xi) * (1.0 - xi);
-            // y = yk + hk N / den
-            let dy_dn = hk / den;
-            let dy_dden = -hk * num_n / (den * den);
-            let g_s = gy * (dy_dn * xi * xi + dy_dden * (1.0 - 2.0 * xi1))
-                + gl * (2.0 / s + 2.0 * xi1 / m - 2.0 * (1.0 - 2.0 * xi1) / den);
-            let g_xi = gy
-                * (dy_dn * (2.0 * s * xi + dk * (1.0 - 2.0 * xi))
-                    + dy_dden * dsum * (1.0 - 2.0 * xi))
-                + gl * ((2.0 * dk1 * xi + 2.0 * s * (1.0 - 2.0 * xi) - 2.0 * dk * (1.0 - xi)) / m
-                    - 2.0 * dsum * (1.0 - 2.0 * xi) / den);
-            let g_dk =
-                gy * (dy_dn + dy_dden) * xi1 + gl * ((1.0 - xi) * (1.0 - xi) / m - 2.0 * xi1 / den);
-            let g_dk1 = gy * dy_dden * xi1 + gl * (xi * xi / m - 2.0 * xi1 / den);
-            let mut g_hk = gy * num_n / den + g_s / wk;
-            let mut g_wk = -g_s * hk / (wk * wk) - g_xi * xi / wk;
-            let g_xk = -g_xi / wk;
-            let g_yk = gy;
-            gx[i] = g_xi / wk;
-            // Knot sums: xk = 2B sum_{j<bin} w_j - B, wk = 2B w_bin (likewise heights).
-            g_hk *= 2.0 * b;
-            g_wk *= 2.0 * b;
-            for j in 0..k {
-                gw[j] = if j < bin { 2.0 * b * g_xk } else { 0.0 };
-                gh[j] = if j < bin { 2.0 * b * g_yk } else { 0.0 };
-            }
-            gw[bin] += g_wk;
-            gh[bin] += g_hk;
-            let out = &mut gp[i * width..(i + 1) * width];
-            for (g, soft, min, off) in [
-                (&gw, &sw, MIN_BIN_WIDTH as f32, 0),
-                (&gh, &sh, MIN_BIN_HEIGHT as f32, k),
-            ] {
-                // Through size = softmax * (1 - K min) + min and the logit scale.
-                let dot: f32 = g.iter().zip(soft.iter()).map(|(a, c)| a * c).sum();
-                let f = (1.0 - min * k as f32) * self.logit_scale;
-                for j in 0..k {
-                    out[off + j] = f * soft[j] * (g[j] - dot);
-                }
-            }
-            if bin >= 1 {
-                out[2 * k + bin - 1] += g_dk * sigmoid(p[2 * k + bin - 1]);
-            }
-            if bin < k - 1 {
-                out[2 * k + bin] += g_dk1 * sigmoid(p[2 * k + bin]);
-            }
+            gx[i] = self.row_backward(
+                xs[i],
+                &ps[i * width..(i + 1) * width],
+                gs[2 * i],
+                gs[2 * i + 1],
+                &mut sc,
+                &mut gp[i * width..(i + 1) * width],
+            );
         }
         Ok((
             Some(Tensor::from_vec(gx, x.shape(), x.device())?),

@@ -65,6 +65,7 @@ mod error;
 mod estimator;
 mod fastops;
 mod fused_maf;
+mod fused_nsf;
 mod fused_spline;
 pub mod losses;
 mod maf;

@@ -194,9 +194,9 @@ impl Mlp {
 /// of each block starts near zero (U(+-1e-3)), as nflows' `zero_initialization`.
 #[derive(Clone)]
 pub(crate) struct ResidualNet {
-    initial: Linear,
-    blocks: Vec<(Linear, Linear, Option<Linear>)>,
-    last: Linear,
+    pub(crate) initial: Linear,
+    pub(crate) blocks: Vec<(Linear, Linear, Option<Linear>)>,
+    pub(crate) last: Linear,
 }
 
 impl ResidualNet {

@@ -15,29 +15,29 @@ use crate::spline::rq_spline;
 const LU_EPS: f64 = 1e-3;
 
 #[derive(Clone)]
-enum Conditioner {
+pub(crate) enum Conditioner {
     Residual(ResidualNet),
     ContextOnly(Mlp),
 }
 
 #[derive(Clone)]
-struct Coupling {
-    identity: Vec<u32>,
-    transform: Vec<u32>,
+pub(crate) struct Coupling {
+    pub(crate) identity: Vec<u32>,
+    pub(crate) transform: Vec<u32>,
     /// Column order that puts `[identity, transform]` back in place.
     unshuffle: Vec<u32>,
-    net: Conditioner,
+    pub(crate) net: Conditioner,
 }
 
 /// `y = L U x + b`, L unit lower triangular, U upper triangular with diagonal
 /// softplus(.) + 1e-3 (nflows' `LULinear`).
 #[derive(Clone)]
-struct LuLinear {
+pub(crate) struct LuLinear {
     d: usize,
-    lower: candle_core::Var,
-    upper: candle_core::Var,
-    diag: candle_core::Var,
-    bias: candle_core::Var,
+    pub(crate) lower: candle_core::Var,
+    pub(crate) upper: candle_core::Var,
+    pub(crate) diag: candle_core::Var,
+    pub(crate) bias: candle_core::Var,
     lower_place: Tensor,
     upper_place: Tensor,
     diag_place: Tensor,
@@ -140,6 +140,61 @@ impl LuLinear {
     }
 }
 
+/// L (unit lower), U (upper with softplus(diag) + eps on the diagonal), both row-major,
+/// of an LU layer of dimension `d` from its raw parameters.
+pub(crate) fn lu_factors(
+    d: usize,
+    lower: &[f32],
+    upper: &[f32],
+    diag: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let mut l = vec![0f32; d * d];
+    let mut u = vec![0f32; d * d];
+    let (mut a, mut b) = (0, 0);
+    for i in 0..d {
+        l[i * d + i] = 1.0;
+        for j in 0..i {
+            l[i * d + j] = lower[a];
+            a += 1;
+        }
+        u[i * d + i] = crate::fused_maf::softplus(diag[i]) + LU_EPS as f32;
+        for j in i + 1..d {
+            u[i * d + j] = upper[b];
+            b += 1;
+        }
+    }
+    (l, u)
+}
+
+/// Gradients of the raw parameters (lower, upper, diag) of an LU layer from those of its
+/// weight W = L U (`gw`, row-major d x d) and of log|det W| (`glog`).
+pub(crate) fn lu_grads(
+    d: usize,
+    (l, u): (&[f32], &[f32]),
+    diag: &[f32],
+    gw: &[f32],
+    glog: f32,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    // W = L U: dL = dW U^T, dU = L^T dW.
+    let dl = |i: usize, j: usize| (0..d).map(|k| gw[i * d + k] * u[j * d + k]).sum::<f32>();
+    let du = |i: usize, j: usize| (0..d).map(|k| l[k * d + i] * gw[k * d + j]).sum::<f32>();
+    let m = d * (d - 1) / 2;
+    let mut g_lower = Vec::with_capacity(m);
+    let mut g_upper = Vec::with_capacity(m);
+    let mut g_diag = Vec::with_capacity(d);
+    for i in 0..d {
+        for j in 0..i {
+            g_lower.push(dl(i, j));
+        }
+        let uii = u[i * d + i];
+        g_diag.push((du(i, i) + glog / uii) * crate::fused_maf::sigmoid(diag[i]));
+        for j in i + 1..d {
+            g_upper.push(du(i, j));
+        }
+    }
+    (g_lower, g_upper, g_diag)
+}
+
 /// `(lower (1, m), upper (1, m), diag (1, d)) -> (d * d + 1,)`: W = L U row-major, then
 /// log|det W|, in one pass with an analytic backward. As a graph this is ~20 tiny ops per
 /// layer and call (placements, softplus, eye, products), a large share of an NSF step in 2-D.
@@ -148,27 +203,6 @@ struct LuWeight {
 }
 
 impl LuWeight {
-    /// L (unit lower), U (upper with softplus(diag) + eps on the diagonal), both row-major.
-    fn factors(&self, lower: &[f32], upper: &[f32], diag: &[f32]) -> (Vec<f32>, Vec<f32>) {
-        let d = self.d;
-        let mut l = vec![0f32; d * d];
-        let mut u = vec![0f32; d * d];
-        let (mut a, mut b) = (0, 0);
-        for i in 0..d {
-            l[i * d + i] = 1.0;
-            for j in 0..i {
-                l[i * d + j] = lower[a];
-                a += 1;
-            }
-            u[i * d + i] = crate::fused_maf::softplus(diag[i]) + LU_EPS as f32;
-            for j in i + 1..d {
-                u[i * d + j] = upper[b];
-                b += 1;
-            }
-        }
-        (l, u)
-    }
-
     fn slices<'a>(s: &'a CpuStorage, l: &Layout, n: usize, what: &str) -> Result<&'a [f32]> {
         let CpuStorage::F32(v) = s else {
             candle_core::bail!("lu weight: {what} must be f32")
@@ -199,7 +233,7 @@ impl CustomOp3 for LuWeight {
         let lower = Self::slices(s1, l1, m, "lower")?;
         let upper = Self::slices(s2, l2, m, "upper")?;
         let diag = Self::slices(s3, l3, d, "diag")?;
-        let (l, u) = self.factors(lower, upper, diag);
+        let (l, u) = lu_factors(d, lower, upper, diag);
         let mut out = vec![0f32; d * d + 1];
         for i in 0..d {
             for j in 0..d {
@@ -223,24 +257,8 @@ impl CustomOp3 for LuWeight {
         let uv = upper.flatten_all()?.to_vec1::<f32>()?;
         let dv = diag.flatten_all()?.to_vec1::<f32>()?;
         let g = grad.flatten_all()?.to_vec1::<f32>()?;
-        let (l, u) = self.factors(&lv, &uv, &dv);
-        let (gw, glog) = (&g[..d * d], g[d * d]);
-        // W = L U: dL = dW U^T, dU = L^T dW.
-        let dl = |i: usize, j: usize| (0..d).map(|k| gw[i * d + k] * u[j * d + k]).sum::<f32>();
-        let du = |i: usize, j: usize| (0..d).map(|k| l[k * d + i] * gw[k * d + j]).sum::<f32>();
-        let mut g_lower = Vec::with_capacity(lv.len());
-        let mut g_upper = Vec::with_capacity(uv.len());
-        let mut g_diag = Vec::with_capacity(d);
-        for i in 0..d {
-            for j in 0..i {
-                g_lower.push(dl(i, j));
-            }
-            let uii = u[i * d + i];
-            g_diag.push((du(i, i) + glog / uii) * crate::fused_maf::sigmoid(dv[i]));
-            for j in i + 1..d {
-                g_upper.push(du(i, j));
-            }
-        }
+        let (l, u) = lu_factors(d, &lv, &uv, &dv);
+        let (g_lower, g_upper, g_diag) = lu_grads(d, (&l, &u), &dv, &g[..d * d], g[d * d]);
         let t = |v: Vec<f32>, like: &Tensor| Tensor::from_vec(v, like.shape(), like.device());
         Ok((
             Some(t(g_lower, lower)?),
@@ -287,11 +305,11 @@ pub(crate) fn invert(a: &[f64], d: usize) -> Option<Vec<f64>> {
 /// Stack of spline couplings and LU layers.
 #[derive(Clone)]
 pub(crate) struct Nsf {
-    layers: Vec<(Coupling, Option<LuLinear>)>,
-    num_bins: usize,
-    bound: f64,
+    pub(crate) layers: Vec<(Coupling, Option<LuLinear>)>,
+    pub(crate) num_bins: usize,
+    pub(crate) bound: f64,
     /// nflows divides the width and height logits by sqrt(hidden features).
-    logit_scale: f64,
+    pub(crate) logit_scale: f64,
 }
 
 impl Nsf {
