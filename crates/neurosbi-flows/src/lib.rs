@@ -26,10 +26,11 @@
 //! On the CPU the heavy operations run through fused custom ops (linear layer with bias,
 //! matrix product, rational tanh, the NSF's spline, each with its backward); candle's own
 //! threaded matrix product was 4x slower for nets of this size on a busy 2-core machine.
-//! A MAF without embedding net goes further: its likelihood training (also APT's atomic
-//! loss, [`ConditionalEstimator::train_atomic`]) and its `log_prob` run in one native
-//! kernel (forward, backward and all gradients, no graph) over fixed row chunks on the
-//! rayon pool, summed in chunk order, so the numbers do not depend on the thread count.
+//! A MAF, or an NSF with two or more inputs, without embedding net goes further: its
+//! likelihood training (also APT's atomic loss, [`ConditionalEstimator::train_atomic`])
+//! and its `log_prob` run in one native kernel (forward, backward and all gradients, no
+//! graph) over fixed row chunks on the rayon pool, summed in chunk order, so the numbers do
+//! not depend on the thread count. Sampling (the inverse) still runs on the graph.
 //!
 //! The ODE of FMPE / NPSE uses a fixed number of RK4 steps
 //! ([`VectorFieldConfig::ode_steps`]) rather than sbi's adaptive solver, so that each row's
