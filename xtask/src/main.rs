@@ -323,7 +323,7 @@ fn sbibm_algorithm(label: &str) -> Option<&'static str> {
 /// simulations through the `sbibm` bench, one process per cell, appending each finished
 /// cell to a CSV (`SBIBM_TABLE`, default target/sbibm-table.csv) and skipping cells already
 /// there, so an interrupted run resumes. Prints the markdown table at the end.
-/// `SBIBM_TABLE_ROWS` / `SBIBM_TASKS` (comma lists) and `SBIBM_OBS` narrow it;
+/// `SBIBM_TABLE_ROWS` / `SBIBM_TASKS` / `SBIBM_TABLE_BUDGETS` (comma lists) and `SBIBM_OBS` narrow it;
 /// `SBIBM_TABLE_JOBS` runs cells in parallel and `SBIBM_BENCH_BIN` uses a prebuilt bench binary.
 /// A row name that matches nothing (`SBIBM_TABLE_ROWS=none`) only prints the table of the CSV.
 fn sbibm_table() -> Result<()> {
@@ -343,6 +343,8 @@ fn sbibm_table() -> Result<()> {
         "gaussian_linear,two_moons,slcp,gaussian_mixture,bernoulli_glm",
     );
     let wanted = list("SBIBM_TABLE_ROWS", "");
+    // SBIBM_TABLE_BUDGETS picks the budgets to run (e.g. all cheap 1 000 cells first).
+    let budgets = list("SBIBM_TABLE_BUDGETS", "1000,10000");
     let obs = std::env::var("SBIBM_OBS").unwrap_or_else(|_| "10".into());
     let header = "label,method,rounds,estimator,task,budget,observations,c2st,spread,sbibm_npe,sbibm_best,train_s,total_s";
     let mut done = std::fs::read_to_string(&csv).unwrap_or_default();
@@ -360,7 +362,7 @@ fn sbibm_table() -> Result<()> {
             continue;
         }
         for task in &tasks {
-            for budget in ["1000", "10000"] {
+            for budget in &budgets {
                 let key = format!("{label},{method},{rounds},{est},{task},{budget},{obs},");
                 if !done.lines().any(|l| l.starts_with(&key)) {
                     cells.push((label, method, rounds, est, task.clone(), budget, key));
