@@ -492,6 +492,43 @@ struct Saved {
     scale: Vec<f32>,
 }
 
+/// d loss / dz at the top of a pass (m x d) and the row weights of the loss sum.
+pub(crate) type TopGradient = (Vec<f32>, Vec<f32>);
+
+/// The base Gaussian's end of a pass over `m` rows: each row's loss -log q from the final
+/// z (m x d) and its summed log-determinant, and, when `mode` asks for gradients, the
+/// gradient with respect to z of the weighted loss sum (z times the row's weight) and the
+/// row weights (which each log-determinant's gradient is minus of).
+pub(crate) fn base_gaussian(
+    z: Vec<f32>,
+    logdet: &[f32],
+    d: usize,
+    gauss_norm: f32,
+    log_std_sum: f32,
+    mode: Mode<'_>,
+) -> (Vec<f64>, Option<TopGradient>) {
+    let losses: Vec<f64> = logdet
+        .iter()
+        .enumerate()
+        .map(|(r, ld)| {
+            // In f32 and in the graph's order, so both paths round alike.
+            let sq: f32 = z[r * d..(r + 1) * d].iter().map(|v| v * v).sum();
+            let lp = (sq * -0.5 - gauss_norm) + ld - log_std_sum;
+            -f64::from(lp)
+        })
+        .collect();
+    let w: Vec<f32> = match mode {
+        Mode::Value => return (losses, None),
+        Mode::Sum => vec![1.0; logdet.len()],
+        Mode::Weighted(f) => f(&losses),
+    };
+    let mut gz = z;
+    for (g, wr) in gz.chunks_exact_mut(d.max(1)).zip(&w) {
+        g.iter_mut().for_each(|v| *v *= wr);
+    }
+    (losses, Some((gz, w)))
+}
+
 /// Gradients per variable of `Params::vars` (`None`: the variable got none).
 pub(crate) type Grads = Vec<Option<Vec<f32>>>;
 
@@ -862,26 +899,12 @@ impl FusedMaf {
                 scale,
             });
         }
-        let losses: Vec<f64> = (0..m)
-            .map(|r| {
-                // In f32 and in the graph's order, so both paths round alike.
-                let sq: f32 = z[r * d..(r + 1) * d].iter().map(|v| v * v).sum();
-                let lp = (sq * -0.5 - self.gauss_norm) + logdet[r] - self.log_std_sum;
-                -f64::from(lp)
-            })
-            .collect();
-        let w: Vec<f32> = match mode {
-            Mode::Value => return (losses, None),
-            Mode::Sum => vec![1.0; m],
-            Mode::Weighted(f) => f(&losses),
+        let (losses, top) = base_gaussian(z, &logdet, d, self.gauss_norm, self.log_std_sum, mode);
+        let Some((mut gz, w)) = top else {
+            return (losses, None);
         };
         let mut grads: Grads = vec![None; self.n_vars];
         let sizes = &self.var_sizes;
-        // d(0.5 |z|^2)/dz = z at the top; each transform adds -sum ln scale.
-        let mut gz = z;
-        for (g, wr) in gz.chunks_exact_mut(d).zip(&w) {
-            g.iter_mut().for_each(|v| *v *= wr);
-        }
         for (l, s) in self.layers.iter().zip(saved).rev() {
             let mut gy = vec![0f32; m * d];
             for r in 0..m {

@@ -12,7 +12,8 @@
 use candle_core::Result;
 
 use crate::fused_maf::{
-    Grads, HostLinear, Mode, NativeFlow, add_colsum, mm, sigmoid, simd_pass, slot, tile, var_index,
+    Grads, HostLinear, Mode, NativeFlow, add_colsum, base_gaussian, mm, sigmoid, simd_pass, slot,
+    tile, var_index,
 };
 use crate::fused_spline::{Scratch, SplineForward};
 use crate::nn::Params;
@@ -294,25 +295,12 @@ impl FusedNsf {
                 mid: std::mem::replace(&mut z, y),
             });
         }
-        let losses: Vec<f64> = (0..m)
-            .map(|r| {
-                let sq: f32 = z[r * d..(r + 1) * d].iter().map(|v| v * v).sum();
-                let lp = (sq * -0.5 - self.gauss_norm) + logdet[r] - self.log_std_sum;
-                -f64::from(lp)
-            })
-            .collect();
-        let w: Vec<f32> = match mode {
-            Mode::Value => return (losses, None),
-            Mode::Sum => vec![1.0; m],
-            Mode::Weighted(f) => f(&losses),
+        let (losses, top) = base_gaussian(z, &logdet, d, self.gauss_norm, self.log_std_sum, mode);
+        let Some((mut gz, w)) = top else {
+            return (losses, None);
         };
         let mut grads: Grads = vec![None; self.n_vars];
         let sizes = &self.var_sizes;
-        // Each row's loss is 0.5 |z|^2 - (sum of log-determinants) + constants.
-        let mut gz = z;
-        for (g, wr) in gz.chunks_exact_mut(d).zip(&w) {
-            g.iter_mut().for_each(|v| *v *= wr);
-        }
         let w_sum: f32 = w.iter().sum();
         for (l, s) in self.layers.iter().zip(saved).rev() {
             let lu = &l.lu;
