@@ -1,5 +1,6 @@
-//! The MAF's native training kernel (used by `train` for a MAF without embedding net on the
-//! CPU) against the candle-graph path (`train_with_loss` with the same likelihood loss).
+//! The native training kernels (used by `train` for a MAF, or an NSF with 2 or more inputs,
+//! without embedding net on the CPU) against the candle-graph path (`train_with_loss` with
+//! the same likelihood loss).
 
 mod common;
 
@@ -73,17 +74,33 @@ fn assert_follows(rn: &Record, rg: &Record) {
     );
 }
 
+/// The flows with a native kernel.
+fn kernels() -> [(&'static str, EstimatorConfig); 2] {
+    [
+        ("maf", EstimatorConfig::maf()),
+        ("nsf", EstimatorConfig::nsf()),
+    ]
+}
+
 #[test]
 fn native_training_follows_the_graph_path() {
-    let ((rn, _), (rg, _)) = both(&EstimatorConfig::maf(), 2_000, 2, 4);
-    assert_eq!(rn.0.len(), 4);
-    assert_follows(&rn, &rg);
+    for (name, est) in kernels() {
+        let ((rn, _), (rg, _)) = both(&est, 2_000, 2, 4);
+        assert_eq!(rn.0.len(), 4, "{name}");
+        assert_follows(&rn, &rg);
+    }
 }
 
 #[test]
 fn native_log_prob_matches_the_graph() {
+    for (_, est) in kernels() {
+        log_prob_matches_the_graph(&est);
+    }
+}
+
+fn log_prob_matches_the_graph(est: &EstimatorConfig) {
     let (x, c) = bimodal(500, 2, 4);
-    let mut q = ConditionalEstimator::new(&EstimatorConfig::maf(), &x, &c, 2, 1, 7).unwrap();
+    let mut q = ConditionalEstimator::new(est, &x, &c, 2, 1, 7).unwrap();
     q.train(&x, &c, &cfg(3), &mut Record::default()).unwrap();
     let graph = |inputs: &[f64], ctx: &[f64], rows_ctx: usize| -> Vec<f64> {
         let dev = candle_core::Device::Cpu;
@@ -118,13 +135,19 @@ fn native_log_prob_matches_the_graph() {
 
 #[test]
 fn native_atomic_training_follows_the_graph_path() {
+    for (_, est) in kernels() {
+        atomic_training_follows_the_graph_path(&est);
+    }
+}
+
+fn atomic_training_follows_the_graph_path(est: &EstimatorConfig) {
     let (x, c) = bimodal(1_500, 2, 21);
     // A Gaussian "prior" so that the log-prior term matters.
     let log_prior: Vec<f64> = x
         .chunks(2)
         .map(|t| -0.5 * (t[0] * t[0] + t[1] * t[1]))
         .collect();
-    let make = || ConditionalEstimator::new(&EstimatorConfig::maf(), &x, &c, 2, 1, 9).unwrap();
+    let make = || ConditionalEstimator::new(est, &x, &c, 2, 1, 9).unwrap();
     let (mut native, mut graph) = (make(), make());
     let (mut rn, mut rg) = (Record::default(), Record::default());
     native
@@ -151,25 +174,16 @@ fn native_atomic_training_follows_the_graph_path() {
 #[ignore = "timing printout"]
 fn epoch_time_native_vs_graph() {
     let epochs = 10;
-    let ((rn, tn), (rg, tg)) = both(&EstimatorConfig::maf(), 10_000, 2, epochs);
-    println!(
-        "MAF, 10 000 pairs, {epochs} epochs: native {:.4} s/epoch, graph {:.4} s/epoch ({:.2}x); final val {:.4} vs {:.4}",
-        tn / epochs as f64,
-        tg / epochs as f64,
-        tg / tn,
-        rn.0[epochs - 1].1,
-        rg.0[epochs - 1].1
-    );
-    assert!(rn.0[epochs - 1].1.is_finite());
-    // NSF: `train` uses the fused spline op; print its epoch time for reference.
-    let (x, c) = bimodal(10_000, 2, 11);
-    let mut q = ConditionalEstimator::new(&EstimatorConfig::nsf(), &x, &c, 2, 1, 5).unwrap();
-    let mut r = Record::default();
-    let t = Instant::now();
-    q.train(&x, &c, &cfg(epochs), &mut r).unwrap();
-    println!(
-        "NSF, 10 000 pairs, {epochs} epochs: {:.4} s/epoch; final val {:.4}",
-        t.elapsed().as_secs_f64() / epochs as f64,
-        r.0[epochs - 1].1
-    );
+    for (name, est) in kernels() {
+        let ((rn, tn), (rg, tg)) = both(&est, 10_000, 2, epochs);
+        println!(
+            "{name}, 10 000 pairs, {epochs} epochs: native {:.4} s/epoch, graph {:.4} s/epoch ({:.2}x); final val {:.4} vs {:.4}",
+            tn / epochs as f64,
+            tg / epochs as f64,
+            tg / tn,
+            rn.0[epochs - 1].1,
+            rg.0[epochs - 1].1
+        );
+        assert!(rn.0[epochs - 1].1.is_finite());
+    }
 }
