@@ -555,7 +555,10 @@ impl ConditionalEstimator {
             for s in (0..n).step_by(CHUNK) {
                 let len = CHUNK.min(n - s);
                 let ctx = ctx1.broadcast_as((len, ctx1.dim(1)?))?.contiguous()?;
-                parts.push(inverse(&z.narrow(0, s, len)?, &ctx)?);
+                // Detached, each chunk's output drops the graph of its intermediates (which
+                // it would otherwise keep alive through the weights' Vars): with a million
+                // rows those graphs filled the memory.
+                parts.push(inverse(&z.narrow(0, s, len)?, &ctx)?.detach());
             }
             Tensor::cat(&parts, 0)
         };

@@ -169,7 +169,12 @@ impl Mixed {
             }
             let idx_t = Tensor::from_vec(chunk_idx, (len, k), dev)?;
             let fctx = self.flow_context(&ctx, &idx_t)?;
-            parts.push(self.flow.inverse(&z.narrow(0, s, len)?, Some(&fctx))?);
+            // Detached so that each chunk's intermediates are freed (see the estimator's sample).
+            parts.push(
+                self.flow
+                    .inverse(&z.narrow(0, s, len)?, Some(&fctx))?
+                    .detach(),
+            );
         }
         Ok((idx, Tensor::cat(&parts, 0)?))
     }
