@@ -128,11 +128,42 @@ pub(crate) enum Objective<'a> {
     Native(NativeLoss<'a>),
 }
 
+/// Weight of the newest validation loss in the smoothed series that
+/// [`noisy_epoch_fruitless`] takes its spread from (sbi's `ema_loss_decay`).
+const VAL_SMOOTHING: f64 = 0.1;
+
+/// sbi 0.27's convergence test for flow- and score-matching losses: an epoch without a new
+/// best counts as fruitless only if its validation loss is more than two standard
+/// deviations above the best, the deviation taken over the last `2 stop_after_epochs`
+/// values of the exponentially smoothed validation losses; an epoch within that band
+/// resets the count. `None` (nothing counted) until `stop_after_epochs` epochs have run.
+/// Why: these losses are regressions onto noisy targets, and a plain patience count stops
+/// them while they still improve (NPSE on two moons with 1 000 simulations stopped after
+/// 26 epochs at C2ST 0.98).
+fn noisy_epoch_fruitless(val_losses: &[f64], best: f64, cfg: &TrainConfig) -> Option<bool> {
+    let window = cfg.stop_after_epochs;
+    if val_losses.len() < window {
+        return None;
+    }
+    let mut smoothed = Vec::with_capacity(val_losses.len());
+    for &v in val_losses {
+        let prev = smoothed.last().copied().unwrap_or(v);
+        smoothed.push((1.0 - VAL_SMOOTHING) * prev + VAL_SMOOTHING * v);
+    }
+    let recent = &smoothed[smoothed.len().saturating_sub(2 * window)..];
+    let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+    let var =
+        recent.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (recent.len().max(2) - 1) as f64;
+    let last = *val_losses.last()?;
+    Some((last - best) / var.sqrt() > 2.0)
+}
+
 /// [`fit`] with a loss that is told which pass it serves. With `ema`, validation, early
 /// stopping and the returned weights use an exponential moving average of the weights
 /// (decay up to [`EMA_DECAY`]) instead of the last step's: stochastic regression losses
 /// (flow and score matching) leave the raw weights jittering around the optimum, and their
-/// average is the better estimator (as in score-based diffusion models).
+/// average is the better estimator (as in score-based diffusion models). Early stopping
+/// then counts epochs as [`noisy_epoch_fruitless`] does.
 pub(crate) fn fit_phased(
     params: &Params,
     state: &mut Option<TrainState>,
@@ -197,6 +228,8 @@ pub(crate) fn fit_objective(
         Objective::Graph(_) => None,
     };
     let native = matches!(objective, Objective::Native(_));
+    // Weight averaging marks the noisy regression losses (see noisy_epoch_fruitless).
+    let noisy = ema;
     let mut run = || loop {
         if cfg.max_epochs.is_some_and(|m| st.epoch >= m) {
             break Ok(());
@@ -297,8 +330,10 @@ pub(crate) fn fit_objective(
             st.best_val = val_loss;
             st.best = Some(params.snapshot()?);
             since_best = 0;
-        } else {
+        } else if !noisy {
             since_best += 1;
+        } else if let Some(fruitless) = noisy_epoch_fruitless(&st.val_losses, st.best_val, cfg) {
+            since_best = if fruitless { since_best + 1 } else { 0 };
         }
         if let Some(raw) = raw {
             params.restore(&raw)?;
@@ -331,6 +366,28 @@ pub(crate) fn fit_objective(
 mod tests {
     use super::*;
     use rand::RngExt;
+
+    /// The vector-field stopping rule: nothing counted before the window fills, an epoch
+    /// within two standard deviations of the best resets the count, a clear rise counts.
+    #[test]
+    fn noisy_losses_stop_only_on_a_clear_rise() {
+        let cfg = TrainConfig {
+            stop_after_epochs: 5,
+            ..Default::default()
+        };
+        // A slow decline with jitter: the best so far is 1.0 at epoch 6.
+        let mut v: Vec<f64> = (0..12)
+            .map(|i| 2.0 - 0.1 * i as f64 + if i % 2 == 0 { 0.05 } else { -0.05 })
+            .collect();
+        let best = v.iter().copied().fold(f64::INFINITY, f64::min);
+        assert_eq!(noisy_epoch_fruitless(&v[..4], best, &cfg), None);
+        // Within the spread of the smoothed losses: not fruitless.
+        v.push(best + 0.05);
+        assert_eq!(noisy_epoch_fruitless(&v, best, &cfg), Some(false));
+        // Far above it: fruitless.
+        v.push(best + 5.0);
+        assert_eq!(noisy_epoch_fruitless(&v, best, &cfg), Some(true));
+    }
 
     /// Fits one weight to noisy targets (loss = mean (w - y)^2) with a large learning rate, so
     /// the raw weight jitters around the optimum; returns |w - mean of the training targets|.
