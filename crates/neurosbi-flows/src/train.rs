@@ -264,9 +264,13 @@ pub(crate) fn fit_objective(
                         if let Some((t, avg)) = ema.as_mut() {
                             *t += 1;
                             let decay = EMA_DECAY.min((1.0 + *t as f64) / (10.0 + *t as f64));
+                            // Detached: a sum of a Var keeps a backprop graph that links each
+                            // step's average to the previous one and so every step's weights
+                            // (FMPE on two moons, 16 000 steps, grew to 14 GB).
                             for (a, (_, w)) in avg.iter_mut().zip(&params.vars) {
                                 *a = (a.affine(decay, 0.0)?
-                                    + w.as_tensor().affine(1.0 - decay, 0.0)?)?;
+                                    + w.as_tensor().affine(1.0 - decay, 0.0)?)?
+                                .detach();
                             }
                         }
                         l
