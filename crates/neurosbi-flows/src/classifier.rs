@@ -194,8 +194,8 @@ impl RatioClassifier {
                 &mut rng,
             )?),
         };
-        let (tm, ts) = header.theta.tensors(&device)?;
-        let (xm, xs) = header.x.tensors(&device)?;
+        let (tm, ts) = header.theta.tensors(&device, DType::F32)?;
+        let (xm, xs) = header.x.tensors(&device, DType::F32)?;
         Ok(Self {
             header,
             params,

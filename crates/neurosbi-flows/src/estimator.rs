@@ -139,7 +139,12 @@ impl ConditionalEstimator {
         Self::build(header, Device::Cpu)
     }
 
-    fn build(mut header: Header, device: Device) -> Result<Self, FlowError> {
+    fn build(header: Header, device: Device) -> Result<Self, FlowError> {
+        Self::build_as(header, device, DType::F32)
+    }
+
+    /// [`Self::build`] with parameters of `dtype` (F64 only for [`Self::f64_reference`]).
+    fn build_as(mut header: Header, device: Device, dtype: DType) -> Result<Self, FlowError> {
         let cfg = &header.config;
         cfg.validate()?;
         if header.d_in == 0 || header.d_ctx == 0 {
@@ -163,7 +168,7 @@ impl ConditionalEstimator {
             }
         }
         let mut rng = ChaCha8Rng::seed_from_u64(header.seed);
-        let mut params = Params::new(&device);
+        let mut params = Params::with_dtype(&device, dtype);
         let (embedding, d_emb) = match &cfg.embedding {
             Some(e) => {
                 let (e, d) = Embedding::new(e, &mut params, header.d_ctx, &mut rng)?;
@@ -244,8 +249,8 @@ impl ConditionalEstimator {
                 )?)
             }
         };
-        let (in_mean, in_std) = header.inputs.tensors(&device)?;
-        let (ctx_mean, ctx_std) = header.context.tensors(&device)?;
+        let (in_mean, in_std) = header.inputs.tensors(&device, dtype)?;
+        let (ctx_mean, ctx_std) = header.context.tensors(&device, dtype)?;
         Ok(Self {
             header,
             params,
@@ -321,6 +326,36 @@ impl ConditionalEstimator {
         Ok(moved)
     }
 
+    /// A copy of a MAF or NSF without embedding net whose graph computes in f64 with the
+    /// same (f32-valued) weights: the reference that tells how far the f32 evaluations
+    /// (graph, native kernel, GPU) are from the model's exact density. On the CPU only;
+    /// `log_prob_tensor` of the copy takes and returns f64 tensors.
+    #[doc(hidden)]
+    pub fn f64_reference(&self) -> Result<Self, FlowError> {
+        let fits = matches!(
+            self.header.config.kind,
+            EstimatorKind::Maf | EstimatorKind::Nsf
+        ) && self.embedding.is_none();
+        if !fits {
+            return Err(FlowError::Invalid {
+                what: "f64 reference",
+                why: format!(
+                    "only for a MAF or NSF without embedding net, not {:?}",
+                    self.header.config.kind
+                ),
+            });
+        }
+        let copy = Self::build_as(self.header.clone(), Device::Cpu, DType::F64)?;
+        for ((_, src), (_, dst)) in self.params.vars.iter().zip(&copy.params.vars) {
+            dst.set(
+                &src.as_tensor()
+                    .to_device(&Device::Cpu)?
+                    .to_dtype(DType::F64)?,
+            )?;
+        }
+        Ok(copy)
+    }
+
     #[cfg(test)]
     pub(crate) fn params(&self) -> &Params {
         &self.params
@@ -329,7 +364,7 @@ impl ConditionalEstimator {
     /// Standardised, embedded context.
     fn embed(&self, context: &Tensor) -> candle_core::Result<Tensor> {
         let c = context
-            .to_dtype(DType::F32)?
+            .to_dtype(self.ctx_mean.dtype())?
             .broadcast_sub(&self.ctx_mean)?
             .broadcast_div(&self.ctx_std)?;
         match &self.embedding {
@@ -378,10 +413,10 @@ impl ConditionalEstimator {
         lp - self.header.inputs.log_std_sum()
     }
 
-    /// Inputs in standardised units, f32.
+    /// Inputs in standardised units, in the model's dtype (f32).
     fn standardise(&self, inputs: &Tensor) -> candle_core::Result<Tensor> {
         inputs
-            .to_dtype(DType::F32)?
+            .to_dtype(self.in_mean.dtype())?
             .broadcast_sub(&self.in_mean)?
             .broadcast_div(&self.in_std)
     }

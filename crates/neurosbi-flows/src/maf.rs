@@ -23,7 +23,7 @@ pub(crate) struct Made {
 }
 
 /// Mask in (in, out) layout: entry (i, o) is 1 when output `o` may see input `i`.
-fn mask(in_deg: &[usize], out_deg: &[usize], strict: bool, dev: &Device) -> Result<Tensor> {
+fn mask(in_deg: &[usize], out_deg: &[usize], strict: bool, p: &Params) -> Result<Tensor> {
     let mut m = Vec::with_capacity(in_deg.len() * out_deg.len());
     for &di in in_deg {
         for &dout in out_deg {
@@ -31,7 +31,7 @@ fn mask(in_deg: &[usize], out_deg: &[usize], strict: bool, dev: &Device) -> Resu
             m.push(if ok { 1f32 } else { 0f32 });
         }
     }
-    Tensor::from_vec(m, (in_deg.len(), out_deg.len()), dev)
+    Tensor::from_vec(m, (in_deg.len(), out_deg.len()), &p.device)?.to_dtype(p.dtype)
 }
 
 impl Made {
@@ -50,12 +50,11 @@ impl Made {
         num_blocks: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self> {
-        let dev = p.device.clone();
         let in_deg: Vec<usize> = (1..=d).collect();
         let hid_deg: Vec<usize> = (0..hidden).map(|k| k % d).collect();
         let out_deg: Vec<usize> = (0..2 * d).map(|j| j % d + 1).collect();
         let initial = p.linear(&format!("{name}.initial"), d, hidden, rng)?;
-        let initial_mask = mask(&in_deg, &hid_deg, false, &dev)?;
+        let initial_mask = mask(&in_deg, &hid_deg, false, p)?;
         let context = if d_ctx > 0 {
             Some(p.linear(&format!("{name}.context"), d_ctx, hidden, rng)?)
         } else {
@@ -64,10 +63,10 @@ impl Made {
         let mut hid = Vec::new();
         for i in 0..num_blocks {
             let l = p.linear(&format!("{name}.block{i}"), hidden, hidden, rng)?;
-            hid.push((l, mask(&hid_deg, &hid_deg, false, &dev)?));
+            hid.push((l, mask(&hid_deg, &hid_deg, false, p)?));
         }
         let last = p.linear(&format!("{name}.final"), hidden, 2 * d, rng)?;
-        let last_mask = mask(&hid_deg, &out_deg, true, &dev)?;
+        let last_mask = mask(&hid_deg, &out_deg, true, p)?;
         Ok(Self {
             d,
             initial,

@@ -10,13 +10,21 @@ use rand_chacha::ChaCha8Rng;
 pub(crate) struct Params {
     pub(crate) vars: Vec<(String, Var)>,
     pub(crate) device: Device,
+    /// F32 for every model; F64 only for the reference copies of
+    /// `ConditionalEstimator::f64_reference` that measure f32 rounding.
+    pub(crate) dtype: DType,
 }
 
 impl Params {
     pub(crate) fn new(device: &Device) -> Self {
+        Self::with_dtype(device, DType::F32)
+    }
+
+    pub(crate) fn with_dtype(device: &Device, dtype: DType) -> Self {
         Self {
             vars: Vec::new(),
             device: device.clone(),
+            dtype,
         }
     }
 
@@ -42,7 +50,8 @@ impl Params {
         shape: &[usize],
         data: Vec<f32>,
     ) -> Result<Var> {
-        let v = Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?)?;
+        let v =
+            Var::from_tensor(&Tensor::from_vec(data, shape, &self.device)?.to_dtype(self.dtype)?)?;
         self.vars.push((name, v.clone()));
         Ok(v)
     }

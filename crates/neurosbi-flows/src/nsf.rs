@@ -5,7 +5,7 @@
 //! alone (sbi's `ContextSplineMap`: linear, ReLU, linear, ReLU, linear) and there is no LU
 //! layer.
 
-use candle_core::{CpuStorage, CustomOp3, D, Device, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, D, Layout, Result, Shape, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use crate::fused_spline::spline_forward;
@@ -43,12 +43,12 @@ pub(crate) struct LuLinear {
     diag_place: Tensor,
 }
 
-fn placement(d: usize, cells: &[(usize, usize)], dev: &Device) -> Result<Tensor> {
+fn placement(d: usize, cells: &[(usize, usize)], p: &Params) -> Result<Tensor> {
     let mut m = vec![0f32; cells.len() * d * d];
     for (r, &(i, j)) in cells.iter().enumerate() {
         m[r * d * d + i * d + j] = 1.0;
     }
-    Tensor::from_vec(m, (cells.len(), d * d), dev)
+    Tensor::from_vec(m, (cells.len(), d * d), &p.device)?.to_dtype(p.dtype)
 }
 
 impl LuLinear {
@@ -59,7 +59,6 @@ impl LuLinear {
 
     fn new(p: &mut Params, name: &str, d: usize) -> Result<Self> {
         let m = d * (d - 1) / 2;
-        let dev = p.device.clone();
         let lower = p.with_values(format!("{name}.lower"), &[1, m], vec![0.0; m])?;
         let upper = p.with_values(format!("{name}.upper"), &[1, m], vec![0.0; m])?;
         let diag = p.with_values(
@@ -79,9 +78,9 @@ impl LuLinear {
             upper,
             diag,
             bias,
-            lower_place: placement(d, &lower_cells, &dev)?,
-            upper_place: placement(d, &upper_cells, &dev)?,
-            diag_place: placement(d, &diag_cells, &dev)?,
+            lower_place: placement(d, &lower_cells, p)?,
+            upper_place: placement(d, &upper_cells, p)?,
+            diag_place: placement(d, &diag_cells, p)?,
         })
     }
 
@@ -105,7 +104,7 @@ impl LuLinear {
         let d = self.d;
         let dev = self.bias.device();
         let diag = (softplus(self.diag.as_tensor())? + LU_EPS)?;
-        let eye = Tensor::eye(d, candle_core::DType::F32, dev)?;
+        let eye = Tensor::eye(d, self.diag.dtype(), dev)?;
         let mm = crate::fastops::matmul;
         let l = (mm(self.lower.as_tensor(), &self.lower_place)?.reshape((d, d))? + eye)?;
         let u = (mm(self.upper.as_tensor(), &self.upper_place)? + mm(&diag, &self.diag_place)?)?
@@ -461,18 +460,18 @@ mod tests {
     #[test]
     fn fused_lu_weight_matches_the_graph_and_its_gradients() {
         for d in [2usize, 3, 5] {
-            let mut p = Params::new(&Device::Cpu);
+            let mut p = Params::new(&candle_core::Device::Cpu);
             let lu = LuLinear::new_for_test(&mut p, d);
             let mut rng = ChaCha8Rng::seed_from_u64(d as u64);
             for (_, v) in &p.vars {
                 let vals: Vec<f32> = (0..v.elem_count())
                     .map(|_| rng.random::<f32>() * 2.0 - 1.0)
                     .collect();
-                v.set(&Tensor::from_vec(vals, v.shape(), &Device::Cpu).unwrap())
+                v.set(&Tensor::from_vec(vals, v.shape(), &candle_core::Device::Cpu).unwrap())
                     .unwrap();
             }
             let cot: Vec<f32> = (0..d * d).map(|_| rng.random::<f32>() - 0.5).collect();
-            let cot = Tensor::from_vec(cot, (d, d), &Device::Cpu).unwrap();
+            let cot = Tensor::from_vec(cot, (d, d), &candle_core::Device::Cpu).unwrap();
             let run = |(w, ld): (Tensor, Tensor)| {
                 let obj = ((&w * &cot).unwrap().sum_all().unwrap() + (&ld * 0.7).unwrap()).unwrap();
                 let g = obj.backward().unwrap();

@@ -1,7 +1,7 @@
 //! Per-dimension standardisation, as sbi's `standardizing_transform` / `standardizing_net`
 //! (mean and unbiased standard deviation of the training data, floored at 1e-14).
 
-use candle_core::{Device, Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Mean and standard deviation per dimension.
@@ -51,14 +51,8 @@ impl ZScore {
         }
     }
 
-    pub(crate) fn tensors(&self, dev: &Device) -> Result<(Tensor, Tensor)> {
-        let f = |v: &[f64]| {
-            Tensor::from_vec(
-                v.iter().map(|&x| x as f32).collect::<Vec<_>>(),
-                (1, v.len()),
-                dev,
-            )
-        };
+    pub(crate) fn tensors(&self, dev: &Device, dtype: DType) -> Result<(Tensor, Tensor)> {
+        let f = |v: &[f64]| Tensor::from_vec(v.to_vec(), (1, v.len()), dev)?.to_dtype(dtype);
         Ok((f(&self.mean)?, f(&self.std)?))
     }
 

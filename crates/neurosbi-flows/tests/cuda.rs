@@ -12,9 +12,9 @@ use neurosbi_flows::{
     ClassifierConfig, ConditionalEstimator, EstimatorConfig, EstimatorKind, NoObserver,
     RatioClassifier, TrainConfig, TrainReport, device_from_name, losses,
 };
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, StandardNormal};
+mod common;
+
+use common::{f32_error, two_moons};
 
 /// The device the GPU tests train on through `TrainConfig.device`.
 const GPU: &str = "cuda";
@@ -23,23 +23,6 @@ fn gpu() -> Device {
     let d = device_from_name(GPU).expect("these tests need a CUDA GPU");
     assert!(d.is_cuda());
     d
-}
-
-/// sbibm's two moons: theta ~ U(-1, 1)^2, x = moon(r, a) shifted by a rotation of theta.
-fn two_moons(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
-    let mut r = ChaCha8Rng::seed_from_u64(seed);
-    let (mut theta, mut x) = (Vec::with_capacity(2 * n), Vec::with_capacity(2 * n));
-    for _ in 0..n {
-        let (t0, t1): (f64, f64) = (r.random_range(-1.0..1.0), r.random_range(-1.0..1.0));
-        let a: f64 = r.random_range(-std::f64::consts::FRAC_PI_2..std::f64::consts::FRAC_PI_2);
-        let noise: f64 = StandardNormal.sample(&mut r);
-        let rad = 0.1 + 0.01 * noise;
-        let (px, py) = (rad * a.cos() + 0.25, rad * a.sin());
-        let s = std::f64::consts::FRAC_1_SQRT_2;
-        theta.extend([t0, t1]);
-        x.extend([px - (t0 + t1).abs() * s, py + (-t0 + t1) * s]);
-    }
-    (theta, x)
 }
 
 fn config(kind: EstimatorKind) -> EstimatorConfig {
@@ -169,17 +152,36 @@ fn training_on_gpu_decreases_the_loss() {
         assert!(r.train_losses[4] < r.train_losses[0] - 0.1, "{kind:?}");
         assert!(r.best_val_loss < r.val_losses[0], "{kind:?}");
         assert!(g.device().is_cuda());
-        // The trained weights give the same densities on the CPU.
+        // The trained weights give the same densities on the CPU. A trained flow's f32
+        // log density is only good to ~3e-4 relative in some rows (steep spline bins), for
+        // the GPU graph, the CPU graph and the CPU kernel alike, so per-row agreement at
+        // 1e-4 is not a property of correct code: flows are held to the f64 evaluation of
+        // the same weights instead, each row within 1e-3 and on average no worse than 3x
+        // the CPU's own rounding.
         let (t_eval, x_eval) = two_moons(500, 5);
         let cpu = g.to_device(&Device::Cpu).unwrap();
         let (a, b) = (
             g.log_prob(&t_eval, &x_eval).unwrap(),
             cpu.log_prob(&t_eval, &x_eval).unwrap(),
         );
-        assert!(
-            a.iter().zip(&b).all(|(a, b)| close(*a, *b, 1e-4)),
-            "{kind:?}"
-        );
+        if kind == EstimatorKind::Mdn {
+            assert!(
+                a.iter().zip(&b).all(|(a, b)| close(*a, *b, 1e-4)),
+                "{kind:?}"
+            );
+        } else {
+            let exact = common::f64_log_prob(&cpu, &t_eval, &x_eval);
+            let (gpu_max, gpu_mean) = f32_error(&a, &exact);
+            let (cpu_max, cpu_mean) = f32_error(&b, &exact);
+            println!(
+                "{kind:?}: f32 error against f64, GPU max {gpu_max:.2e} mean {gpu_mean:.2e}, CPU max {cpu_max:.2e} mean {cpu_mean:.2e}"
+            );
+            assert!(gpu_max < 1e-3, "{kind:?}: GPU max error {gpu_max:e}");
+            assert!(
+                gpu_mean < 3.0 * cpu_mean + 1e-7,
+                "{kind:?}: GPU mean error {gpu_mean:e} vs CPU {cpu_mean:e}"
+            );
+        }
     }
 }
 
