@@ -433,14 +433,9 @@ fn sbibm_table() -> Result<()> {
                         .find(|f| f.len() == 8 && f[0] == task.as_str() && f[1] == *budget);
                     let Some(f) = row else {
                         eprintln!(
-                            "xtask: cell {label} {task} {budget} failed ({}); stderr tail:\n{}",
+                            "xtask: cell {label} {task} {budget} failed ({}):\n{}",
                             out.status,
-                            String::from_utf8_lossy(&out.stderr)
-                                .lines()
-                                .rev()
-                                .take(5)
-                                .collect::<Vec<_>>()
-                                .join("\n")
+                            failure_summary(&String::from_utf8_lossy(&out.stderr))
                         );
                         continue;
                     };
@@ -557,4 +552,35 @@ fn bench(args: &[String]) -> Result<()> {
         run(cmd)?;
     }
     Ok(())
+}
+
+/// What a failed bench run said: its panic message (which a backtrace would push out of a
+/// plain tail), else its last 5 lines, in order.
+fn failure_summary(stderr: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let picked: Vec<&str> = match lines.iter().rposition(|l| l.contains("panicked at")) {
+        Some(i) => lines[i..]
+            .iter()
+            .take_while(|l| !l.starts_with("stack backtrace") && !l.starts_with("note:"))
+            .take(5)
+            .copied()
+            .collect(),
+        None => lines[lines.len().saturating_sub(5)..].to_vec(),
+    };
+    picked.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failure_summary;
+
+    #[test]
+    fn failure_summary_keeps_the_panic_message_ahead_of_a_backtrace() {
+        let err = "  slcp seed 1: epochs\nthread 'main' panicked at a.rs:1:2:\nsampling: LowAcceptance\nstack backtrace:\n   0: x\n   1: y\n   2: z\n   3: w\n   4: v\n";
+        assert_eq!(
+            failure_summary(err),
+            "thread 'main' panicked at a.rs:1:2:\nsampling: LowAcceptance"
+        );
+        assert_eq!(failure_summary("a\nb\nc\nd\ne\nf\ng"), "c\nd\ne\nf\ng");
+    }
 }

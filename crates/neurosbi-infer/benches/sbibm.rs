@@ -37,8 +37,8 @@ use neurosbi_flows::{ClassifierConfig, EstimatorConfig, NoObserver, TrainConfig}
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
 use neurosbi_infer::tasks::task_by_name;
 use neurosbi_infer::{
-    InferenceConfig, Method, MethodOptions, Posterior, PosteriorKind, Prior, Quiet, RunConfig,
-    infer,
+    InferError, InferenceConfig, Method, MethodOptions, Posterior, PosteriorKind, Prior, Quiet,
+    RunConfig, infer,
 };
 use std::sync::Arc;
 use std::time::Instant;
@@ -199,19 +199,34 @@ fn main() {
                 );
                 post.0
             };
-            let shared: Option<Posterior> = amortised.then(|| run(None, budget as u64));
+            let mut shared: Option<Posterior> = amortised.then(|| run(None, budget as u64));
             let mut scores = Vec::new();
             for obs in first_obs..first_obs + n_obs {
                 let x_o = task.observation(obs).expect("observation");
-                let owned;
-                let post = match &shared {
+                let mut owned = None;
+                let post = match shared.as_mut() {
                     Some(p) => p,
-                    None => {
-                        owned = run(Some(&x_o), obs as u64);
-                        &owned
-                    }
+                    None => owned.insert(run(Some(&x_o), obs as u64)),
                 };
-                let draws = post.sample(n_samples, &x_o, obs as u64).expect("sampling");
+                let draws = match post.sample(n_samples, &x_o, obs as u64) {
+                    // A flow that leaks nearly all its mass out of the prior support: sbi's
+                    // rejection loop would run for hours, its advice is MCMC, so do that
+                    // and say so (sbibm's runs never report this case).
+                    Err(InferError::LowAcceptance { accepted, drawn })
+                        if post.kind() == PosteriorKind::Direct =>
+                    {
+                        eprintln!(
+                            "  {name} {budget} observation {obs}: {accepted} of {drawn} direct \
+                             draws inside the prior support; sampling with MCMC instead"
+                        );
+                        post.set_kind(PosteriorKind::Mcmc).expect("mcmc");
+                        let d = post.sample(n_samples, &x_o, obs as u64);
+                        post.set_kind(PosteriorKind::Direct).expect("direct");
+                        d
+                    }
+                    r => r,
+                }
+                .expect("sampling");
                 if let Ok(dir) = std::env::var("SBIBM_DUMP") {
                     let path = format!("{dir}/{name}_{budget}_{obs}.csv");
                     let text: String = draws
