@@ -15,6 +15,10 @@
 //! - SBIBM_ROUNDS: rounds the budget is split into (default 1; sbibm's sequential methods: 10).
 //!   One round: trained once per budget (amortised) and sampled for each observation;
 //!   several rounds (and ABC): one run per observation.
+//!   ABC runs with sbibm's settings, whatever the library's defaults: rejection ABC keeps the
+//!   100 closest simulations, SMC-ABC has populations of 100 (1 000 above 10 000
+//!   simulations) and epsilon at the 0.2 quantile, and both draw from a KDE with a
+//!   cross-validated bandwidth (`kde = "cv"`) fitted to what they keep.
 //! - SBIBM_ESTIMATOR: maf | nsf | mdn (default nsf; FMPE/NPSE/NPE-A choose their own)
 //! - SBIBM_SAMPLES: posterior and reference draws per observation (default 10000, as sbibm)
 //! - SBIBM_BATCH: training batch size, a number or `sbibm` (sbibm's SNPE/SNLE/SNRE runs:
@@ -162,7 +166,7 @@ fn main() {
             };
             let mut train_s = 0.0;
             let config = |seed: u64| InferenceConfig {
-                method,
+                method: sbibm_settings(&method_name, budget).unwrap_or(method),
                 rounds: vec![per_round; rounds],
                 estimator: est.clone(),
                 classifier: ClassifierConfig::residual(),
@@ -294,4 +298,23 @@ fn main() {
             );
         }
     }
+}
+
+/// sbibm's settings of its ABC runs (`sbibm/algorithms/sbi/{mcabc,smcabc}.py` defaults) for a
+/// budget; `None` for the other methods.
+fn sbibm_settings(method: &str, budget: usize) -> Option<Method> {
+    let options = match Method::from_name(method, &MethodOptions::new()).ok()? {
+        Method::RejectionAbc { .. } => MethodOptions::new()
+            .with("quantile", 100.0 / budget as f64)
+            .with("kde", "cv"),
+        Method::SmcAbc { .. } => MethodOptions::new()
+            .with(
+                "population_size",
+                if budget > 10_000 { 1000.0 } else { 100.0 },
+            )
+            .with("epsilon_quantile", 0.2)
+            .with("kde", "cv"),
+        _ => return None,
+    };
+    Some(Method::from_name(method, &options).expect("sbibm's ABC settings are valid"))
 }

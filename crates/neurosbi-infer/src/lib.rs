@@ -39,6 +39,7 @@
 pub mod abc;
 pub mod diagnostics;
 pub mod error;
+pub mod kde;
 pub mod mcmc;
 pub mod methods;
 pub mod posterior;
@@ -53,6 +54,7 @@ pub mod vi;
 
 pub use abc::{AbcSamples, Distance, RejectionAbcConfig, SmcAbcConfig, rejection_abc, smc_abc};
 pub use error::{InferError, Result};
+pub use kde::KdeBandwidth;
 pub use methods::{
     InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre,
 };

@@ -6,6 +6,7 @@
 //! same driver, following sbi's defaults. Choose one by name with [`Method::from_name`].
 
 use crate::error::{InferError, Result, check_finite, invalid_arg, rows_of};
+use crate::kde::KdeBandwidth;
 use crate::posterior::{Estimator, Posterior, PosteriorKind, ProposalMixture};
 use crate::prior::Prior;
 use crate::rng::derive_seed;
@@ -90,6 +91,8 @@ pub enum Method {
         eps: Option<f64>,
         /// Linear regression adjustment of the accepted parameters.
         regression_adjustment: bool,
+        /// Kernel density smoothing of the accepted parameters for sampling (default none).
+        kde: KdeBandwidth,
     },
     /// SMC-ABC (Beaumont et al. 2009, sbi `SMCABC`); see [`crate::abc::smc_abc`].
     SmcAbc {
@@ -101,6 +104,8 @@ pub enum Method {
         kernel_scale: f64,
         /// Linear regression adjustment of the final population.
         regression_adjustment: bool,
+        /// Kernel density smoothing of the final population for sampling (default none).
+        kde: KdeBandwidth,
     },
 }
 
@@ -573,6 +578,7 @@ fn run_abc(
             quantile,
             eps,
             regression_adjustment,
+            ..
         } => crate::abc::rejection_abc(
             sim,
             prior.as_ref(),
@@ -592,6 +598,7 @@ fn run_abc(
             epsilon_quantile,
             kernel_scale,
             regression_adjustment,
+            ..
         } => crate::abc::smc_abc(
             sim,
             prior.as_ref(),
@@ -609,7 +616,13 @@ fn run_abc(
         )?,
         m => unreachable!("run_abc called for {}", m.name()),
     };
-    let post = Posterior::from_samples(prior, x, &samples.theta, &samples.weights)?;
+    let kde = match cfg.method {
+        Method::RejectionAbc { kde, .. } | Method::SmcAbc { kde, .. } => kde,
+        _ => KdeBandwidth::None,
+    };
+    let bandwidth = kde.select(&samples.theta, prior.dim())?;
+    let post = Posterior::from_samples(prior, x, &samples.theta, &samples.weights)?
+        .with_kde_bandwidth(bandwidth)?;
     let report = InferenceReport {
         train: Vec::new(),
         valid_per_round: vec![(samples.n_simulations - samples.n_invalid) as usize],

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Format version of saved posteriors; bump on any layout change.
-pub const POSTERIOR_FORMAT_VERSION: u32 = 2;
+pub const POSTERIOR_FORMAT_VERSION: u32 = 3;
 
 /// How a posterior draws samples (sbi's posterior classes), chosen by name in model files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +63,29 @@ impl ProposalMixture {
             .collect();
         log_sum_exp(&terms)
     }
+}
+
+/// One smoothed draw: `row + bandwidth * N(0, I)`, the noise redrawn (up to 1 000 times, then
+/// the row itself) while the point is outside the prior's support, so that no draw is a
+/// parameter the model cannot take (sbi's KDE has no such check).
+fn kernel_draw(
+    row: &[f64],
+    bandwidth: f64,
+    prior: &dyn Prior,
+    rng: &mut impl rand::Rng,
+) -> Vec<f64> {
+    if bandwidth > 0.0 {
+        for _ in 0..1000 {
+            let p: Vec<f64> = row
+                .iter()
+                .map(|v| v + bandwidth * rng.sample::<f64, _>(rand_distr::StandardNormal))
+                .collect();
+            if prior.log_prob(&p) > f64::NEG_INFINITY {
+                return p;
+            }
+        }
+    }
+    row.to_vec()
 }
 
 pub(crate) fn log_sum_exp(v: &[f64]) -> f64 {
@@ -111,6 +134,8 @@ pub enum Estimator {
         theta: Vec<f64>,
         /// Their weights (positive, summing to 1).
         weights: Vec<f64>,
+        /// Gaussian kernel bandwidth added to each draw (0: plain resampling).
+        bandwidth: f64,
     },
 }
 
@@ -136,6 +161,7 @@ impl Estimator {
                 x_o,
                 theta,
                 weights,
+                ..
             } => (theta.len() / weights.len(), x_o.len()),
         }
     }
@@ -231,6 +257,7 @@ struct SavedMeta {
     proposal: Option<ProposalMixture>,
     ensemble_weights: Vec<f64>,
     samples: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    kde_bandwidth: f64,
 }
 
 /// A posterior p(theta | x) for any observation x (amortised for NPE).
@@ -400,8 +427,32 @@ impl Posterior {
                 x_o: x_o.to_vec(),
                 theta: theta.to_vec(),
                 weights: weights.iter().map(|w| w / s).collect(),
+                bandwidth: 0.0,
             },
         )
+    }
+
+    /// Smooths a posterior of samples ([`Posterior::from_samples`]) with a Gaussian kernel of
+    /// this bandwidth (parameter units; 0 keeps plain resampling): each draw is a sample plus
+    /// `bandwidth` x N(0, I), the noise redrawn while the point falls outside the prior's
+    /// support (see [`crate::kde`]).
+    pub fn with_kde_bandwidth(mut self, bandwidth: f64) -> Result<Self> {
+        if !(bandwidth >= 0.0 && bandwidth.is_finite()) {
+            return Err(invalid_arg(
+                "KDE bandwidth",
+                format!("{bandwidth} is not >= 0"),
+            ));
+        }
+        match &mut self.estimator {
+            Estimator::Samples { bandwidth: b, .. } => *b = bandwidth,
+            e => {
+                return Err(invalid_arg(
+                    "KDE bandwidth",
+                    format!("a `{}` posterior is not a posterior of samples", e.kind()),
+                ));
+            }
+        }
+        Ok(self)
     }
 
     /// The sampling kind in use (the settings' or the estimator's default).
@@ -651,6 +702,7 @@ impl Posterior {
                     x_o: own,
                     theta,
                     weights,
+                    bandwidth,
                 },
             ) => {
                 if own.as_slice() != x_o {
@@ -670,7 +722,13 @@ impl Posterior {
                     let mut rng = stream_rng(seed, purpose::SAMPLING, j as u64);
                     let r = rng.random::<f64>() * s;
                     let i = cum.partition_point(|&c| c < r).min(cum.len() - 1);
-                    out.extend_from_slice(&theta[i * d..(i + 1) * d]);
+                    let row = &theta[i * d..(i + 1) * d];
+                    out.extend_from_slice(&kernel_draw(
+                        row,
+                        *bandwidth,
+                        self.prior.as_ref(),
+                        &mut rng,
+                    ));
                 }
                 let ess = 1.0 / weights.iter().map(|w| w * w).sum::<f64>();
                 Ok(Draws {
@@ -943,6 +1001,7 @@ impl Posterior {
             proposal: None,
             ensemble_weights: Vec::new(),
             samples: None,
+            kde_bandwidth: 0.0,
         };
         let net = dir.join("estimator.safetensors");
         match &self.estimator {
@@ -962,7 +1021,11 @@ impl Posterior {
                 x_o,
                 theta,
                 weights,
-            } => meta.samples = Some((x_o.clone(), theta.clone(), weights.clone())),
+                bandwidth,
+            } => {
+                meta.samples = Some((x_o.clone(), theta.clone(), weights.clone()));
+                meta.kde_bandwidth = *bandwidth;
+            }
         }
         let bytes = postcard::to_stdvec(&meta)
             .map_err(|e| invalid_arg("posterior encoding", e.to_string()))?;
@@ -1010,7 +1073,8 @@ impl Posterior {
                     .ok_or_else(|| corrupt("sample posterior without its samples"))?;
                 // Validated as new samples, then given back their stored (already
                 // normalised) weights so draws and ESS are bit-identical.
-                let mut p = Self::from_samples(prior, &x_o, &theta, &weights)?;
+                let mut p = Self::from_samples(prior, &x_o, &theta, &weights)?
+                    .with_kde_bandwidth(meta.kde_bandwidth)?;
                 if let Estimator::Samples { weights: w, .. } = &mut p.estimator {
                     *w = weights;
                 }

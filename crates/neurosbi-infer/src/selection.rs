@@ -6,6 +6,7 @@
 //! option and the method.
 
 use crate::error::{Result, invalid_arg};
+use crate::kde::KdeBandwidth;
 use crate::methods::Method;
 use crate::posterior::PosteriorKind;
 use std::collections::BTreeMap;
@@ -116,12 +117,13 @@ fn method_options(canonical: &str) -> &'static [&'static str] {
         "bnre" => &["regularization_strength"],
         "mnle" => &["num_discrete"],
         "npse" => &["sde"],
-        "abc_rejection" => &["quantile", "eps", "regression_adjustment"],
+        "abc_rejection" => &["quantile", "eps", "regression_adjustment", "kde"],
         "smc_abc" => &[
             "population_size",
             "epsilon_quantile",
             "kernel_scale",
             "regression_adjustment",
+            "kde",
         ],
         _ => &[],
     }
@@ -206,6 +208,16 @@ impl Reader<'_> {
                 format!("expected true or false, got {v:?}"),
             )),
         }
+    }
+    /// `kde`: none, cv, scott, silverman (strings) or a bandwidth (number).
+    fn kde(&self) -> Result<KdeBandwidth> {
+        let parsed = match self.options.get("kde") {
+            None => return Ok(KdeBandwidth::None),
+            Some(OptionValue::Text(s)) => KdeBandwidth::parse(s),
+            Some(OptionValue::Number(h)) => KdeBandwidth::parse(&h.to_string()),
+            Some(v) => Err(format!("expected a string or a number, got {v:?}")),
+        };
+        parsed.map_err(|why| invalid_arg(&self.what("kde"), why))
     }
     fn text(&self, option: &str, default: &str) -> Result<String> {
         match self.options.get(option) {
@@ -316,6 +328,7 @@ impl Method {
                     quantile: if eps.is_some() { None } else { Some(quantile) },
                     eps,
                     regression_adjustment: r.flag("regression_adjustment", false)?,
+                    kde: r.kde()?,
                 }
             }
             "smc_abc" => Method::SmcAbc {
@@ -323,6 +336,7 @@ impl Method {
                 epsilon_quantile: r.fraction("epsilon_quantile", 0.5)?,
                 kernel_scale: r.positive("kernel_scale", 2.0)?,
                 regression_adjustment: r.flag("regression_adjustment", false)?,
+                kde: r.kde()?,
             },
             _ => unreachable!("every canonical name is matched"),
         };

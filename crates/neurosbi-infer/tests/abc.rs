@@ -292,3 +292,140 @@ fn smc_abc_weights_recover_a_conjugate_posterior() {
     assert!((m - 0.5).abs() < 0.06, "mean {m}");
     assert!((v - 0.5).abs() < 0.07, "var {v}");
 }
+
+/// `kde = "cv"` (sbibm's ABC setting): draws are the kept parameters plus Gaussian noise of the
+/// cross-validated bandwidth, so they do not repeat; they stay inside the prior's support, and
+/// their covariance is the kept samples' plus bandwidth^2 on the diagonal. Without it draws
+/// resample the kept parameters. The smoothed posterior saves and loads with its bandwidth.
+#[test]
+fn kde_smooths_abc_draws_inside_the_support() {
+    use neurosbi_flows::NoObserver;
+    use neurosbi_infer::{
+        InferenceConfig, KdeBandwidth, Method, MethodOptions, Posterior, Quiet, infer,
+    };
+    /// x = theta + 0.3 N(0, I) on the unit square.
+    struct Box2;
+    impl Simulator for Box2 {
+        fn dim_theta(&self) -> usize {
+            2
+        }
+        fn dim_x(&self) -> usize {
+            2
+        }
+        fn simulate(
+            &self,
+            theta: &[f64],
+            rngs: &mut [SimRng],
+            x: &mut [f64],
+        ) -> Result<(), SimulationError> {
+            for ((t, rng), out) in theta.chunks(2).zip(rngs).zip(x.chunks_mut(2)) {
+                out[0] = t[0] + 0.3 * rng.sample::<f64, _>(StandardNormal);
+                out[1] = t[1] + 0.3 * rng.sample::<f64, _>(StandardNormal);
+            }
+            Ok(())
+        }
+    }
+    let prior: std::sync::Arc<dyn neurosbi_infer::Prior> = std::sync::Arc::new(
+        IndependentPrior::new(vec![
+            Marginal::Uniform {
+                low: 0.0,
+                high: 1.0,
+            },
+            Marginal::Uniform {
+                low: -3.0,
+                high: 3.0,
+            },
+        ])
+        .unwrap(),
+    );
+    // theta_1 near the edge of its support (the kernel is trimmed there), theta_2 far from it.
+    let x_o = [0.05, 0.0];
+    let run = |kde: &str| {
+        let cfg = InferenceConfig {
+            method: Method::from_name(
+                "abc_rejection",
+                &MethodOptions::new().with("kde", kde).with("quantile", 0.02),
+            )
+            .unwrap(),
+            rounds: vec![5_000],
+            seed: 4,
+            ..Default::default()
+        };
+        infer(
+            &Box2,
+            prior.clone(),
+            Some(&x_o),
+            &cfg,
+            None,
+            &mut Quiet,
+            &mut NoObserver,
+        )
+        .unwrap()
+        .0
+    };
+    let distinct = |t: &[f64]| {
+        let mut rows: Vec<Vec<u64>> = t
+            .chunks(2)
+            .map(|r| r.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        rows.sort();
+        rows.dedup();
+        rows.len()
+    };
+    let plain = run("none").sample(4000, &x_o, 1).unwrap().theta;
+    assert!(distinct(&plain) <= 100, "{}", distinct(&plain));
+    let post = run("cv");
+    let draws = post.sample(4000, &x_o, 1).unwrap().theta;
+    assert_eq!(distinct(&draws), 4000);
+    assert!(draws.chunks(2).all(|r| (0.0..=1.0).contains(&r[0])));
+    // The kept parameters, in the order the posterior got them, and their bandwidth.
+    let kept = rejection_abc(
+        &Box2,
+        prior.as_ref(),
+        &x_o,
+        &RejectionAbcConfig {
+            n_simulations: 5_000,
+            quantile: Some(0.02),
+            seed: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let h = KdeBandwidth::Cv.select(&kept.theta, 2).unwrap();
+    assert!(h > 0.0 && h < 0.5, "{h}");
+    let kept = cov2(&kept.theta);
+    // A fixed bandwidth adds its square to the kept samples' variance in the free coordinate.
+    let wide = run("0.3").sample(8000, &x_o, 2).unwrap().theta;
+    let (got, want) = (cov2(&wide)[3], kept[3] + 0.09);
+    eprintln!(
+        "kde 0.3: kept var {:.4}, smoothed var {got:.4}, want {want:.4}",
+        kept[3]
+    );
+    assert!((got - want).abs() < 0.06 * want, "{got} vs {want}");
+    let dir = std::env::temp_dir().join(format!("neurosbi-kde-{}", std::process::id()));
+    post.save(&dir).unwrap();
+    let back = Posterior::load(&dir).unwrap();
+    assert_eq!(
+        back.sample(500, &x_o, 9).unwrap().theta,
+        post.sample(500, &x_o, 9).unwrap().theta
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Covariance (row-major 2x2) of 2-D rows.
+fn cov2(t: &[f64]) -> [f64; 4] {
+    let n = (t.len() / 2) as f64;
+    let m = [
+        t.chunks(2).map(|r| r[0]).sum::<f64>() / n,
+        t.chunks(2).map(|r| r[1]).sum::<f64>() / n,
+    ];
+    let mut c = [0.0; 4];
+    for r in t.chunks(2) {
+        for i in 0..2 {
+            for j in 0..2 {
+                c[i * 2 + j] += (r[i] - m[i]) * (r[j] - m[j]) / n;
+            }
+        }
+    }
+    c
+}

@@ -3,8 +3,8 @@
 
 use neurosbi_flows::NoObserver;
 use neurosbi_infer::{
-    IndependentPrior, InferenceConfig, Method, MethodOptions, PosteriorKind, Prior, Quiet, SimRng,
-    SimulationError, Simulator, infer,
+    IndependentPrior, InferenceConfig, KdeBandwidth, Method, MethodOptions, PosteriorKind, Prior,
+    Quiet, SimRng, SimulationError, Simulator, infer,
 };
 use std::sync::Arc;
 
@@ -53,6 +53,7 @@ fn every_name_builds_its_method_with_sbi_defaults() {
                 quantile: Some(0.01),
                 eps: None,
                 regression_adjustment: false,
+                kde: KdeBandwidth::None,
             },
         ),
         (
@@ -62,6 +63,7 @@ fn every_name_builds_its_method_with_sbi_defaults() {
                 epsilon_quantile: 0.5,
                 kernel_scale: 2.0,
                 regression_adjustment: false,
+                kde: KdeBandwidth::None,
             },
         ),
     ];
@@ -105,7 +107,8 @@ fn options_are_read_and_checked() {
         Method::RejectionAbc {
             quantile: None,
             eps: Some(0.3),
-            regression_adjustment: false
+            regression_adjustment: false,
+            kde: KdeBandwidth::None,
         }
     );
     let o = MethodOptions::new().with("posterior", "sir");

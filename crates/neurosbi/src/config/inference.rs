@@ -96,6 +96,7 @@ const METHOD_OPTION_KEYS: &[&str] = &[
     "epsilon_quantile",
     "kernel_scale",
     "regression_adjustment",
+    "kde",
 ];
 
 pub(super) fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
