@@ -9,6 +9,7 @@
 //! grid search over a closed-form leave-fold-out likelihood, not worth a dependency.
 
 use crate::error::{Result, invalid_arg};
+use rayon::prelude::*;
 
 /// How the kernel bandwidth of a KDE over ABC samples is chosen.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -89,16 +90,18 @@ fn cv_score(theta: &[f64], d: usize, h: f64) -> f64 {
     let n = theta.len() / d;
     let k = FOLDS.min(n);
     let log_norm = -0.5 * d as f64 * (2.0 * std::f64::consts::PI * h * h).ln();
-    let mut total = 0.0;
-    let mut start = 0;
+    // Each row's fold, then every row's held-out log density in parallel (O(n^2 d) work);
+    // summed in row order, so the score does not depend on the thread count.
+    let mut fold = Vec::with_capacity(n);
     for f in 0..k {
-        let len = n / k + usize::from(f < n % k);
-        let test = start..start + len;
-        let n_train = (n - len) as f64;
-        for i in test.clone() {
+        fold.extend(std::iter::repeat_n(f, n / k + usize::from(f < n % k)));
+    }
+    let held_out: Vec<f64> = (0..n)
+        .into_par_iter()
+        .map(|i| {
             let xi = &theta[i * d..(i + 1) * d];
             let terms: Vec<f64> = (0..n)
-                .filter(|j| !test.contains(j))
+                .filter(|&j| fold[j] != fold[i])
                 .map(|j| {
                     let r2: f64 = xi
                         .iter()
@@ -108,11 +111,10 @@ fn cv_score(theta: &[f64], d: usize, h: f64) -> f64 {
                     -0.5 * r2 / (h * h)
                 })
                 .collect();
-            total += crate::posterior::log_sum_exp(&terms) - n_train.ln() + log_norm;
-        }
-        start += len;
-    }
-    total / k as f64
+            crate::posterior::log_sum_exp(&terms) - (terms.len() as f64).ln() + log_norm
+        })
+        .collect();
+    held_out.iter().sum::<f64>() / k as f64
 }
 
 /// sbi's grid search, refined between the best bandwidth and its better neighbour while the
@@ -189,6 +191,15 @@ mod tests {
         let h = KdeBandwidth::Cv.select(&theta, 1).unwrap();
         let sd = pooled_sd(&theta);
         assert!(h > 0.25 * sd && h < 0.6 * sd, "h {h}, sd {sd}");
+        let on = |threads: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| KdeBandwidth::Cv.select(&theta, 1).unwrap())
+        };
+        assert_eq!(on(1).to_bits(), h.to_bits());
+        assert_eq!(on(3).to_bits(), h.to_bits());
         let at = cv_score(&theta, 1, h);
         for other in [0.1, 0.2, 0.3, 0.5, 0.8] {
             assert!(at >= cv_score(&theta, 1, other * sd) - 1e-9, "{other}");
