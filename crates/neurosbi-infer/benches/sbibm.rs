@@ -17,7 +17,8 @@
 //!   several rounds (and ABC): one run per observation.
 //!   ABC runs with sbibm's settings, whatever the library's defaults: rejection ABC keeps the
 //!   100 closest simulations, SMC-ABC has populations of 100 (1 000 above 10 000
-//!   simulations) and epsilon at the 0.2 quantile, and both draw from a KDE with a
+//!   simulations), epsilon at the 0.2 quantile and a kernel of 0.5 x the population's
+//!   covariance (sbi's variant C), and both draw from a KDE with a
 //!   cross-validated bandwidth (`kde = "cv"`) fitted to what they keep.
 //! - SBIBM_ESTIMATOR: maf | nsf | mdn (default nsf; FMPE/NPSE/NPE-A choose their own)
 //! - SBIBM_SAMPLES: posterior and reference draws per observation (default 10000, as sbibm)
@@ -313,6 +314,7 @@ fn sbibm_settings(method: &str, budget: usize) -> Option<Method> {
                 if budget > 10_000 { 1000.0 } else { 100.0 },
             )
             .with("epsilon_quantile", 0.2)
+            .with("kernel_scale", 0.5)
             .with("kde", "cv"),
         _ => return None,
     };
