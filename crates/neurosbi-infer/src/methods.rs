@@ -573,52 +573,54 @@ fn run_abc(
         )
     })?;
     let n: usize = cfg.rounds.iter().sum();
-    let samples = match cfg.method {
+    let (samples, kde) = match cfg.method {
         Method::RejectionAbc {
             quantile,
             eps,
             regression_adjustment,
-            ..
-        } => crate::abc::rejection_abc(
-            sim,
-            prior.as_ref(),
-            x,
-            &crate::abc::RejectionAbcConfig {
-                n_simulations: n,
-                quantile,
-                eps,
-                regression_adjustment,
-                seed: cfg.seed,
-                batch_size: cfg.run.batch_size,
-                ..Default::default()
-            },
-        )?,
+            kde,
+        } => (
+            crate::abc::rejection_abc(
+                sim,
+                prior.as_ref(),
+                x,
+                &crate::abc::RejectionAbcConfig {
+                    n_simulations: n,
+                    quantile,
+                    eps,
+                    regression_adjustment,
+                    seed: cfg.seed,
+                    batch_size: cfg.run.batch_size,
+                    ..Default::default()
+                },
+            )?,
+            kde,
+        ),
         Method::SmcAbc {
             population_size,
             epsilon_quantile,
             kernel_scale,
             regression_adjustment,
-            ..
-        } => crate::abc::smc_abc(
-            sim,
-            prior.as_ref(),
-            x,
-            &crate::abc::SmcAbcConfig {
-                population_size,
-                n_simulations: n,
-                epsilon_quantile,
-                kernel_scale,
-                regression_adjustment,
-                seed: cfg.seed,
-                batch_size: cfg.run.batch_size,
-                ..Default::default()
-            },
-        )?,
+            kde,
+        } => (
+            crate::abc::smc_abc(
+                sim,
+                prior.as_ref(),
+                x,
+                &crate::abc::SmcAbcConfig {
+                    population_size,
+                    n_simulations: n,
+                    epsilon_quantile,
+                    kernel_scale,
+                    regression_adjustment,
+                    seed: cfg.seed,
+                    batch_size: cfg.run.batch_size,
+                    ..Default::default()
+                },
+            )?,
+            kde,
+        ),
         m => unreachable!("run_abc called for {}", m.name()),
-    };
-    let kde = match cfg.method {
-        Method::RejectionAbc { kde, .. } | Method::SmcAbc { kde, .. } => kde,
-        _ => KdeBandwidth::None,
     };
     let bandwidth = kde.select(&samples.theta, prior.dim())?;
     let post = Posterior::from_samples(prior, x, &samples.theta, &samples.weights)?
