@@ -39,6 +39,10 @@ pub enum Method {
     NpeA {
         /// Mixture components of the MDN (sbi: 10).
         num_components: usize,
+        /// Train each round on that round's simulations only and correct by that round's
+        /// proposal alone (Papamakarios & Murray's algorithm), instead of on all rounds'
+        /// simulations corrected by the mixture of all proposals.
+        last_round_only: bool,
     },
     /// SNPE-B (Lueckmann et al. 2017): maximum likelihood weighted by prior / proposal, the
     /// proposal being the mixture of the prior and the earlier rounds' posteriors.
@@ -291,7 +295,7 @@ fn nre_loss(method: Method) -> NreLoss {
 /// NPSE and MNLE use the estimator kinds of the same names with sbi's defaults.
 pub fn estimator_for(method: Method, base: &EstimatorConfig) -> Result<EstimatorConfig> {
     match method {
-        Method::NpeA { num_components } => Ok(EstimatorConfig {
+        Method::NpeA { num_components, .. } => Ok(EstimatorConfig {
             kind: neurosbi_flows::EstimatorKind::Mdn,
             num_components,
             ..base.clone()
@@ -743,7 +747,14 @@ pub fn infer(
         x_all.extend_from_slice(&sims.x);
         let train = seeded(&cfg.train, derive_seed(cfg.seed, 2000 + r as u64));
         match cfg.method {
-            Method::NpeA { .. } => npe_a_proposals.push((sims.len(), npe_a_component)),
+            Method::NpeA {
+                last_round_only, ..
+            } => {
+                if last_round_only {
+                    npe_a_proposals.clear();
+                }
+                npe_a_proposals.push((sims.len(), npe_a_component));
+            }
             Method::NpeB => {
                 let prev = match (&posterior, r) {
                     (Some(Posterior { .. }), _) if r > 0 => {
@@ -835,6 +846,16 @@ pub fn infer(
                             train_observer,
                             &move |est, t, x| weighted_nll(est, t, x, &table),
                         )?
+                    }
+                    (
+                        Estimator::Corrected { q: e, .. },
+                        Method::NpeA {
+                            last_round_only: true,
+                            ..
+                        },
+                    ) => {
+                        check_training_data(prior.as_ref(), &sims.theta, &sims.x, dx)?;
+                        e.train(&sims.theta, &sims.x, &train, train_observer)?
                     }
                     (Estimator::Npe(e), _) | (Estimator::Corrected { q: e, .. }, _) => {
                         e.train(&theta_all, &x_all, &train, train_observer)?

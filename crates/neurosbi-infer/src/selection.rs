@@ -111,7 +111,7 @@ pub const METHOD_NAMES: &[(&str, &str)] = &[
 fn method_options(canonical: &str) -> &'static [&'static str] {
     match canonical {
         "npe" | "nre_b" => &["num_atoms"],
-        "npe_a" => &["num_components"],
+        "npe_a" => &["num_components", "train_on"],
         "tsnpe" => &["epsilon"],
         "nre_c" => &["num_classes", "gamma"],
         "bnre" => &["regularization_strength"],
@@ -268,9 +268,28 @@ impl Method {
             "npe" => Method::Npe {
                 num_atoms: r.count("num_atoms", 10, 2)?,
             },
-            "npe_a" => Method::NpeA {
-                num_components: r.count("num_components", 10, 1)?,
-            },
+            "npe_a" => {
+                let num_components = r.count("num_components", 10, 1)?;
+                // One Gaussian fits the last round's proposal posterior exactly when the
+                // posterior is Gaussian, but not the mixture over all rounds; with several
+                // components, q / proposal is unbounded in q's tails unless the prior is
+                // part of the proposal mixture (docs/methods.md, SNPE-A).
+                let default = if num_components == 1 { "last" } else { "all" };
+                let last_round_only = match r.text("train_on", default)?.as_str() {
+                    "all" => false,
+                    "last" => true,
+                    o => {
+                        return Err(invalid_arg(
+                            &r.what("train_on"),
+                            format!("unknown value `{o}` (expected all or last)"),
+                        ));
+                    }
+                };
+                Method::NpeA {
+                    num_components,
+                    last_round_only,
+                }
+            }
             "npe_b" => Method::NpeB,
             "tsnpe" => Method::Tsnpe {
                 epsilon: r.fraction("epsilon", 1e-4)?,

@@ -19,7 +19,13 @@ fn every_name_builds_its_method_with_sbi_defaults() {
         ("npe", Method::Npe { num_atoms: 10 }),
         ("SNPE_C", Method::Npe { num_atoms: 10 }),
         ("apt", Method::Npe { num_atoms: 10 }),
-        ("snpe_a", Method::NpeA { num_components: 10 }),
+        (
+            "snpe_a",
+            Method::NpeA {
+                num_components: 10,
+                last_round_only: false,
+            },
+        ),
         ("npe_b", Method::NpeB),
         ("tsnpe", Method::Tsnpe { epsilon: 1e-4 }),
         ("nle", Method::Nle),
@@ -101,6 +107,32 @@ fn options_are_read_and_checked() {
             variance_preserving: true
         }
     );
+    // One component trains on the last round only unless told otherwise, and vice versa.
+    let one = MethodOptions::new().with("num_components", 1usize);
+    let m = Method::from_name("npe_a", &one).unwrap();
+    assert_eq!(
+        m,
+        Method::NpeA {
+            num_components: 1,
+            last_round_only: true
+        }
+    );
+    let m = Method::from_name("npe_a", &one.with("train_on", "all")).unwrap();
+    assert_eq!(
+        m,
+        Method::NpeA {
+            num_components: 1,
+            last_round_only: false
+        }
+    );
+    let m = Method::from_name("npe_a", &MethodOptions::new().with("train_on", "Last")).unwrap();
+    assert_eq!(
+        m,
+        Method::NpeA {
+            num_components: 10,
+            last_round_only: true
+        }
+    );
     let m = Method::from_name("abc_rejection", &MethodOptions::new().with("eps", 0.3)).unwrap();
     assert_eq!(
         m,
@@ -149,6 +181,8 @@ fn bad_options_name_the_option_and_the_method() {
         e.contains("regularization_strength") && e.contains("bnre"),
         "{e}"
     );
+    let e = err("npe_a", MethodOptions::new().with("train_on", "first"));
+    assert!(e.contains("train_on") && e.contains("npe_a"), "{e}");
     let e = err("npse", MethodOptions::new().with("sde", "subvp"));
     assert!(e.contains("sde") && e.contains("npse"), "{e}");
     let e = err(

@@ -97,6 +97,7 @@ const METHOD_OPTION_KEYS: &[&str] = &[
     "kernel_scale",
     "regression_adjustment",
     "kde",
+    "train_on",
 ];
 
 pub(super) fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
@@ -319,7 +320,23 @@ gK = "1*uS"
         );
         assert_eq!(c.inference.posterior, Some(PosteriorKind::Sir));
         let c = parse("method = \"snpe_a\"\nnum_components = 2\n").unwrap();
-        assert_eq!(c.inference.method, Method::NpeA { num_components: 2 });
+        assert_eq!(
+            c.inference.method,
+            Method::NpeA {
+                num_components: 2,
+                last_round_only: false
+            }
+        );
+        let c = parse("method = \"snpe_a\"\nnum_components = 1\n").unwrap();
+        assert_eq!(
+            c.inference.method,
+            Method::NpeA {
+                num_components: 1,
+                last_round_only: true
+            }
+        );
+        let e = parse("method = \"snpe_a\"\ntrain_on = \"first\"\n").unwrap_err();
+        assert!(e.to_string().contains("train_on"), "{e}");
         assert_eq!(c.inference.posterior, None);
     }
 
