@@ -110,6 +110,11 @@ pub struct SmcAbcConfig {
     pub distance: Distance,
     /// Linear regression adjustment of the final population (sbi's `lra`; default off).
     pub regression_adjustment: bool,
+    /// When the budget runs out with the final population partly filled, complete it with
+    /// the previous population's closest particles and reweight them all, instead of
+    /// discarding the new particles and returning the previous population (default on, as
+    /// sbi's `use_last_pop_samples`, which sbibm uses).
+    pub fill_last_population: bool,
     /// Seed of the run.
     pub seed: u64,
     /// Rows handed to the simulator per call.
@@ -127,6 +132,7 @@ impl Default for SmcAbcConfig {
             ess_min: None,
             distance: Distance::L2,
             regression_adjustment: false,
+            fill_last_population: true,
             seed: 0,
             batch_size: 100,
         }
@@ -152,6 +158,10 @@ pub struct AbcSamples {
     pub n_invalid: u64,
     /// Epsilon of each completed SMC round (the initial round first); empty for rejection ABC.
     pub epsilons: Vec<f64>,
+    /// SMC-ABC: rows at the end of the final population carried over from the previous one
+    /// (its closest particles) because the budget ran out before the population filled
+    /// ([`SmcAbcConfig::fill_last_population`]); their distances may exceed `epsilon`.
+    pub carried_over: usize,
 }
 
 impl AbcSamples {
@@ -319,6 +329,7 @@ pub fn rejection_abc(
         n_simulations: sims.n_attempted,
         n_invalid: sims.n_invalid,
         epsilons: Vec::new(),
+        carried_over: 0,
     })
 }
 
@@ -514,6 +525,7 @@ pub fn smc_abc(
     let mut weights = vec![1.0 / keep as f64; keep];
     let mut epsilons = vec![distances[keep - 1]];
     let mut used = n0 as u64;
+    let mut carried_over = 0;
     let mut n_invalid = sims.n_invalid;
     let budget = cfg.n_simulations as u64;
     let bs = cfg.batch_size.max(1);
@@ -571,7 +583,17 @@ pub fn smc_abc(
             }
         }
         if new_dist.len() < n_pop {
-            break;
+            // The budget ran out mid-population (not a block wholly outside the support):
+            // the new particles still carry information, so keep them with the best old ones.
+            if !(cfg.fill_last_population && used >= budget && !new_dist.is_empty()) {
+                break;
+            }
+            carried_over = n_pop - new_dist.len();
+            for &j in order_by_distance(&distances).iter().take(carried_over) {
+                new_theta.extend_from_slice(&theta[j * dt..(j + 1) * dt]);
+                new_x.extend_from_slice(&xs[j * dx..(j + 1) * dx]);
+                new_dist.push(distances[j]);
+            }
         }
         weights = importance_weights(&new_theta, &theta, &weights, &kernel, prior, dt);
         theta = new_theta;
@@ -611,6 +633,7 @@ pub fn smc_abc(
         n_simulations: used,
         n_invalid,
         epsilons,
+        carried_over,
     })
 }
 

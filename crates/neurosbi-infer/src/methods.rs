@@ -108,6 +108,9 @@ pub enum Method {
         kernel_scale: f64,
         /// Linear regression adjustment of the final population.
         regression_adjustment: bool,
+        /// Complete a final population cut short by the budget with the previous one's
+        /// closest particles (sbi's `use_last_pop_samples`, true).
+        use_last_pop_samples: bool,
         /// Kernel density smoothing of the final population for sampling (default none).
         kde: KdeBandwidth,
     },
@@ -605,6 +608,7 @@ fn run_abc(
             epsilon_quantile,
             kernel_scale,
             regression_adjustment,
+            use_last_pop_samples,
             kde,
         } => (
             crate::abc::smc_abc(
@@ -617,6 +621,7 @@ fn run_abc(
                     epsilon_quantile,
                     kernel_scale,
                     regression_adjustment,
+                    fill_last_population: use_last_pop_samples,
                     seed: cfg.seed,
                     batch_size: cfg.run.batch_size,
                     ..Default::default()

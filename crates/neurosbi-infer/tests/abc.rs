@@ -75,7 +75,8 @@ fn smc_abc_meets_the_bound_with_fewer_simulations() {
         "{:?}",
         post.epsilons
     );
-    assert!(post.distances.iter().all(|&d| d <= post.epsilon));
+    let fresh = post.len() - post.carried_over;
+    assert!(post.distances[..fresh].iter().all(|&d| d <= post.epsilon));
     let draws = post.resample(1000, 11);
     let acc = c2st_vs_reference(&task, &x_o, &draws);
     eprintln!(
@@ -428,4 +429,48 @@ fn cov2(t: &[f64]) -> [f64; 4] {
         }
     }
     c
+}
+
+/// A budget that runs out mid-population: by default (sbi's `use_last_pop_samples`) the new
+/// particles are kept and the population is completed with the previous one's closest
+/// particles; without it the previous population comes back unchanged.
+#[test]
+fn a_population_cut_short_by_the_budget_is_completed_from_the_previous_one() {
+    let task = GaussianLinear::new();
+    let x_o = task.observation(1).unwrap();
+    let run = |fill: bool| {
+        let cfg = SmcAbcConfig {
+            population_size: 100,
+            n_simulations: 700,
+            fill_last_population: fill,
+            seed: 2,
+            ..Default::default()
+        };
+        smc_abc(&task, task.prior(), &x_o, &cfg).unwrap()
+    };
+    let (filled, previous) = (run(true), run(false));
+    assert_eq!(previous.carried_over, 0);
+    assert_eq!(filled.n_simulations, 700);
+    assert_eq!(filled.len(), 100);
+    let k = filled.carried_over;
+    assert!(k > 0 && k < 100, "carried over {k}");
+    assert_eq!(filled.epsilons.len(), previous.epsilons.len() + 1);
+    assert!(filled.epsilon < previous.epsilon);
+    assert!(
+        filled.distances[..100 - k]
+            .iter()
+            .all(|&d| d <= filled.epsilon)
+    );
+    // The carried rows are the previous population's k closest particles.
+    let mut closest: Vec<usize> = (0..previous.len()).collect();
+    closest.sort_by(|&a, &b| previous.distances[a].total_cmp(&previous.distances[b]));
+    for (r, &j) in closest[..k].iter().enumerate() {
+        let row = 100 - k + r;
+        assert_eq!(
+            filled.theta[row * 10..(row + 1) * 10],
+            previous.theta[j * 10..(j + 1) * 10]
+        );
+        assert_eq!(filled.distances[row], previous.distances[j]);
+    }
+    assert!((filled.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
 }

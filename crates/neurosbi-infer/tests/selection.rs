@@ -69,6 +69,7 @@ fn every_name_builds_its_method_with_sbi_defaults() {
                 epsilon_quantile: 0.5,
                 kernel_scale: 2.0,
                 regression_adjustment: false,
+                use_last_pop_samples: true,
                 kde: KdeBandwidth::None,
             },
         ),
@@ -143,6 +144,18 @@ fn options_are_read_and_checked() {
             kde: KdeBandwidth::None,
         }
     );
+    let m = Method::from_name(
+        "smc_abc",
+        &MethodOptions::new().with("use_last_pop_samples", false),
+    )
+    .unwrap();
+    assert!(matches!(
+        m,
+        Method::SmcAbc {
+            use_last_pop_samples: false,
+            ..
+        }
+    ));
     let o = MethodOptions::new().with("posterior", "sir");
     let m = Method::from_name("nle", &o).unwrap();
     assert_eq!(
@@ -179,6 +192,14 @@ fn bad_options_name_the_option_and_the_method() {
     );
     assert!(
         e.contains("regularization_strength") && e.contains("bnre"),
+        "{e}"
+    );
+    let e = err(
+        "smc_abc",
+        MethodOptions::new().with("use_last_pop_samples", "yes"),
+    );
+    assert!(
+        e.contains("use_last_pop_samples") && e.contains("smc_abc"),
         "{e}"
     );
     let e = err("npe_a", MethodOptions::new().with("train_on", "first"));

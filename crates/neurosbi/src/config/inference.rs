@@ -98,6 +98,7 @@ const METHOD_OPTION_KEYS: &[&str] = &[
     "regression_adjustment",
     "kde",
     "train_on",
+    "use_last_pop_samples",
 ];
 
 pub(super) fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceSettings> {
