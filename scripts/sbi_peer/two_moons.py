@@ -7,10 +7,11 @@ SBIBM_BUDGETS=N SBIBM_OBS=1 SBIBM_METHOD=<method> [SBIBM_ROUNDS=10] cargo xtask 
 through a C2ST against sbibm's reference samples of that observation.
 
 - fmpe, npse, nre_a, bnre: one round of N simulations from the prior.
+- npe_mdn: one round of N simulations, NPE with sbi's MDN (10 components).
 - npe_b, npe_c: 10 rounds of N/10 simulations with an NSF, each round's proposal the current
   posterior at observation 1 (npe_c: APT with 10 atoms, prior samples kept, as sbibm).
 
-usage: python two_moons.py fmpe|npse|nre_a|bnre|npe_b|npe_c N OUT.csv [SEED]
+usage: python two_moons.py fmpe|npse|nre_a|bnre|npe_mdn|npe_b|npe_c N OUT.csv [SEED]
 """
 
 import math
@@ -59,8 +60,9 @@ if method in ("npe_b", "npe_c"):
         print(f"round {r}: {inference.epoch} epochs, {time.time() - t0:.0f} s", flush=True)
     posterior = proposal
 else:
-    methods = {"fmpe": FMPE, "npse": NPSE, "nre_a": NRE_A, "bnre": BNRE}
-    inference = methods[method](prior=prior, show_progress_bars=False)
+    methods = {"fmpe": FMPE, "npse": NPSE, "nre_a": NRE_A, "bnre": BNRE, "npe_mdn": NPE_C}
+    kw = {"density_estimator": "mdn"} if method == "npe_mdn" else {}
+    inference = methods[method](prior=prior, show_progress_bars=False, **kw)
     theta = prior.sample((n,))
     inference.append_simulations(theta, simulate(theta)).train()
     print(f"{method} n {n}: train {time.time() - t0:.1f} s, {inference.epoch} epochs", flush=True)
