@@ -858,10 +858,7 @@ pub fn infer(
                             last_round_only: true,
                             ..
                         },
-                    ) => {
-                        check_training_data(prior.as_ref(), &sims.theta, &sims.x, dx)?;
-                        e.train(&sims.theta, &sims.x, &train, train_observer)?
-                    }
+                    ) => e.train(&sims.theta, &sims.x, &train, train_observer)?,
                     (Estimator::Npe(e), _) | (Estimator::Corrected { q: e, .. }, _) => {
                         e.train(&theta_all, &x_all, &train, train_observer)?
                     }
