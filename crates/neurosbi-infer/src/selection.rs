@@ -220,6 +220,21 @@ impl Reader<'_> {
         };
         parsed.map_err(|why| invalid_arg(&self.what("kde"), why))
     }
+    /// A string option that must be one of `values`' names; gives that name's value.
+    fn choice<T: Copy>(&self, option: &str, default: &str, values: &[(&str, T)]) -> Result<T> {
+        let v = self.text(option, default)?;
+        values
+            .iter()
+            .find(|(n, _)| *n == v)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = values.iter().map(|(n, _)| *n).collect();
+                invalid_arg(
+                    &self.what(option),
+                    format!("unknown value `{v}` (expected {})", names.join(" or ")),
+                )
+            })
+    }
     fn text(&self, option: &str, default: &str) -> Result<String> {
         match self.options.get(option) {
             None => Ok(default.to_string()),
@@ -276,16 +291,8 @@ impl Method {
                 // components, q / proposal is unbounded in q's tails unless the prior is
                 // part of the proposal mixture (docs/methods.md, SNPE-A).
                 let default = if num_components == 1 { "last" } else { "all" };
-                let last_round_only = match r.text("train_on", default)?.as_str() {
-                    "all" => false,
-                    "last" => true,
-                    o => {
-                        return Err(invalid_arg(
-                            &r.what("train_on"),
-                            format!("unknown value `{o}` (expected all or last)"),
-                        ));
-                    }
-                };
+                let last_round_only =
+                    r.choice("train_on", default, &[("all", false), ("last", true)])?;
                 Method::NpeA {
                     num_components,
                     last_round_only,
@@ -321,16 +328,7 @@ impl Method {
             }
             "fmpe" => Method::Fmpe,
             "npse" => Method::Npse {
-                variance_preserving: match r.text("sde", "ve")?.as_str() {
-                    "ve" => false,
-                    "vp" => true,
-                    o => {
-                        return Err(invalid_arg(
-                            &r.what("sde"),
-                            format!("unknown SDE `{o}` (expected ve or vp)"),
-                        ));
-                    }
-                },
+                variance_preserving: r.choice("sde", "ve", &[("ve", false), ("vp", true)])?,
             },
             "abc_rejection" => {
                 let quantile = r.fraction("quantile", 0.01)?;
