@@ -53,7 +53,6 @@ pub fn sir(
     oversampling: usize,
     seed: u64,
 ) -> Result<WeightedDraws> {
-    let d = prior.dim();
     if oversampling == 0 {
         return Err(invalid_arg("sir_oversampling", "must be positive"));
     }
@@ -64,6 +63,30 @@ pub fn sir(
         1.3,
         derive_seed(seed, 0x5a),
     )?;
+    sir_with(
+        prior.dim(),
+        n,
+        oversampling,
+        seed,
+        |m, s| Ok(env.sample(m, s)),
+        |rows| Ok(env.log_weights(target, rows)),
+    )
+}
+
+/// The resampling step of [`sir`] for any proposal: `draw(m, seed)` gives `m` candidate rows
+/// and `log_weights(rows)` their `log target - log proposal` (`-inf` for a zero target). Each
+/// of the `n` draws picks one of its own `oversampling` candidates by weight.
+pub fn sir_with(
+    d: usize,
+    n: usize,
+    oversampling: usize,
+    seed: u64,
+    mut draw: impl FnMut(usize, u64) -> Result<Vec<f64>>,
+    mut log_weights: impl FnMut(&[f64]) -> Result<Vec<f64>>,
+) -> Result<WeightedDraws> {
+    if oversampling == 0 {
+        return Err(invalid_arg("sir_oversampling", "must be positive"));
+    }
     let mut out = Vec::with_capacity(n * d);
     let mut all_lw = Vec::with_capacity(n * oversampling);
     // Groups are processed in chunks so memory stays bounded for large n.
@@ -71,8 +94,8 @@ pub fn sir(
     let mut start = 0;
     while start < n {
         let m = chunk.min(n - start);
-        let cand = env.sample(m * oversampling, derive_seed(seed, 0x51c0 + start as u64));
-        let lw = env.log_weights(target, &cand);
+        let cand = draw(m * oversampling, derive_seed(seed, 0x51c0 + start as u64))?;
+        let lw = log_weights(&cand)?;
         for g in 0..m {
             let w = &lw[g * oversampling..(g + 1) * oversampling];
             let mx = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);

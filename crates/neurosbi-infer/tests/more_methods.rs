@@ -5,7 +5,7 @@
 
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::diagnostics::{C2stConfig, c2st};
-use neurosbi_infer::tasks::{GaussianLinear, Task};
+use neurosbi_infer::tasks::{BernoulliGlm, GaussianLinear, Task};
 use neurosbi_infer::{
     Estimator, InferenceConfig, Method, MethodOptions, Posterior, PosteriorKind, Prior, Quiet,
     RunConfig, infer,
@@ -124,6 +124,49 @@ fn npe_a_corrects_by_the_proposals_of_the_rounds_it_trained_on() {
     // All rounds: the prior and the round-2 Gaussian, in proportion to their simulations.
     assert_eq!(quick("all"), vec![(0.75, true), (0.25, false)]);
     assert_eq!(quick("last"), vec![(1.0, false)]);
+}
+
+#[test]
+fn npe_a_importance_samples_its_own_network() {
+    // bernoulli_glm's posterior is narrow in 10-D: an envelope fitted from prior draws
+    // degenerated there (C2ST up to 0.996 in the sbibm table). Trained on `all` rounds, the
+    // correction divides by a mixture holding the prior with weight 1/2, so q's own draws
+    // weighted by prior / proposal have weights of at most 2.
+    let task = BernoulliGlm::new();
+    let prior: Arc<dyn Prior> = Arc::from(task.prior().spec().unwrap().build().unwrap());
+    let opts = MethodOptions::new()
+        .with("num_components", 2usize)
+        .with("train_on", "all");
+    let x_o = task.observation(10).unwrap();
+    let cfg = InferenceConfig {
+        method: Method::from_name("snpe_a", &opts).unwrap(),
+        rounds: vec![1000, 1000],
+        estimator: EstimatorConfig::mdn(),
+        train: TrainConfig {
+            max_epochs: Some(40),
+            ..Default::default()
+        },
+        seed: 5,
+        ..Default::default()
+    };
+    let (post, _) = infer(
+        &task,
+        prior,
+        Some(&x_o),
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap();
+    assert_eq!(post.kind(), PosteriorKind::Sir);
+    let n = 2000;
+    let sir = post.sample(n, &x_o, 11).unwrap();
+    let reference = task.reference_posterior(&x_o, n, 8).unwrap();
+    let score = c2st(&reference, &sir.theta, 10, &C2stConfig::default()).unwrap();
+    // Measured 0.724; the envelope fitted from prior draws gave 0.993. (MCMC on the same
+    // corrected density does not mix here: split-R-hat up to 3.1, C2ST 0.985.)
+    assert!(score < 0.8, "c2st {score} (ESS {:?})", sir.ess);
 }
 
 #[test]
