@@ -29,9 +29,8 @@ pub enum PosteriorKind {
     Direct,
     /// Slice-sampling MCMC on the potential (default for NLE / NRE).
     Mcmc,
-    /// Sampling-importance-resampling (default for NPE-A, whose candidates come from its
-    /// network q(theta | x_o) when prior draws are in its training data; otherwise from an
-    /// envelope fitted to the potential).
+    /// Sampling-importance-resampling (default for NPE-A, whose candidates come half from its
+    /// network q(theta | x_o), half from an envelope fitted to the potential).
     Sir,
     /// Rejection sampling under a fitted envelope.
     Rejection,
@@ -671,34 +670,8 @@ impl Posterior {
             ess: Some(w.ess),
         };
         match (kind, &self.estimator) {
-            // The target is q * prior / proposal, so q's own draws weighted by
-            // prior / proposal are an importance sampler whose weights are at most
-            // 1 / (the prior's share) when prior draws are in the training data (`train_on =
-            // all`). An envelope fitted from prior draws degenerates on narrow 10-D
-            // posteriors there (bernoulli_glm: ESS 1.5 of 320 000 candidates, C2ST 0.996).
-            // Without the prior, prior / proposal grows without bound in q's tails (one
-            // Gaussian, `last`: C2ST 0.615 against 0.538 with the envelope), so the fitted
-            // envelope stays.
-            (PosteriorKind::Sir, Estimator::Corrected { q, proposal })
-                if proposal.components.iter().any(|(_, c)| c.is_none()) =>
-            {
-                let prior = self.prior.as_ref();
-                Ok(weighted(crate::samplers::sir_with(
-                    d,
-                    n,
-                    self.settings.sir_oversampling,
-                    seed,
-                    |m, s| Ok(q.sample(m, x_o, s)?),
-                    |rows| {
-                        Ok(rows
-                            .chunks(d)
-                            .map(|r| {
-                                let w = prior.log_prob(r) - proposal.log_prob(prior, r);
-                                if w.is_finite() { w } else { f64::NEG_INFINITY }
-                            })
-                            .collect())
-                    },
-                )?))
+            (PosteriorKind::Sir, Estimator::Corrected { q, proposal }) => {
+                self.sample_corrected_sir(q, proposal, n, x_o, seed)
             }
             (PosteriorKind::Sir, _) => Ok(weighted(crate::samplers::sir(
                 self.prior.as_ref(),
@@ -850,6 +823,115 @@ impl Posterior {
                 })
             }
         }
+    }
+
+    /// SIR for NPE-A's corrected density q x prior / proposal. Half of each draw's candidates
+    /// come from q(theta | x_o) restricted to the prior support, half from the envelope
+    /// fitted to the potential (as for the other posteriors), and every candidate is weighted
+    /// by the target over the equal mixture of the two (the balance heuristic of multiple
+    /// importance sampling). q's draws alone have weights prior / proposal, at most
+    /// 1 / (the prior's share) when prior draws are in the training data, but unbounded in
+    /// q's tails without them; the envelope alone degenerates on narrow 10-D posteriors
+    /// (bernoulli_glm: ESS 1.5 of 320 000 candidates, C2ST 0.996). The mixture's weights are
+    /// at most twice the smaller of the two.
+    fn sample_corrected_sir(
+        &self,
+        q: &ConditionalEstimator,
+        proposal: &ProposalMixture,
+        n: usize,
+        x_o: &[f64],
+        seed: u64,
+    ) -> Result<Draws> {
+        let d = self.dim_theta();
+        let prior = self.prior.as_ref();
+        let target = Potential { post: self, x_o };
+        let env = crate::samplers::fit_proposal(
+            prior,
+            &target,
+            crate::samplers::PROPOSAL_FIT_DRAWS,
+            1.3,
+            derive_seed(seed, 0x5a),
+        )?;
+        let probe = self.settings.leakage_samples.max(1);
+        let inside = q
+            .sample(probe, x_o, derive_seed(seed, 0x1ea4))?
+            .chunks(d)
+            .filter(|r| prior.in_support(r))
+            .count();
+        let log_inside = (inside as f64 / probe as f64).ln();
+        // Below 1 % inside the support, drawing q's half would cost too many network draws;
+        // the envelope alone is then sbi's fallback situation anyway (advice: MCMC).
+        let use_q = inside * 100 >= probe;
+        let draw = |m: usize, s: u64| -> Result<Vec<f64>> {
+            let e = env.sample(m, derive_seed(s, 1));
+            if !use_q {
+                return Ok(e);
+            }
+            let want = m.div_ceil(2);
+            let mut from_q = Vec::with_capacity(want * d);
+            let mut round = 0u64;
+            while from_q.len() < want * d {
+                let left = want - from_q.len() / d;
+                let batch = (left as f64 / (inside as f64 / probe as f64) * 1.2).ceil() as usize;
+                for r in q
+                    .sample(batch.max(100), x_o, derive_seed(s, 2 + round))?
+                    .chunks(d)
+                {
+                    if prior.in_support(r) && from_q.len() < want * d {
+                        from_q.extend_from_slice(r);
+                    }
+                }
+                round += 1;
+            }
+            // Even candidates from q, odd ones from the envelope, so every draw's group of
+            // candidates holds both.
+            let mut out = Vec::with_capacity(m * d);
+            for j in 0..m {
+                let src = if j % 2 == 0 { &from_q } else { &e };
+                let k = if j % 2 == 0 { j / 2 } else { j };
+                out.extend_from_slice(&src[k * d..(k + 1) * d]);
+            }
+            Ok(out)
+        };
+        let log_weights = |rows: &[f64]| -> Result<Vec<f64>> {
+            let lq = q.log_prob(rows, x_o)?;
+            Ok(rows
+                .chunks(d)
+                .zip(lq)
+                .map(|(r, lq)| {
+                    let lp = prior.log_prob(r);
+                    if lp == f64::NEG_INFINITY {
+                        return f64::NEG_INFINITY;
+                    }
+                    let lt = lq + lp - proposal.log_prob(prior, r);
+                    let le = env.log_prob(r);
+                    let lprop = if use_q {
+                        let a = lq - log_inside;
+                        let m = a.max(le);
+                        m + (0.5 * (a - m).exp() + 0.5 * (le - m).exp()).ln()
+                    } else {
+                        le
+                    };
+                    let w = lt - lprop;
+                    if w.is_finite() { w } else { f64::NEG_INFINITY }
+                })
+                .collect())
+        };
+        let w = crate::samplers::sir_with(
+            d,
+            n,
+            self.settings.sir_oversampling,
+            seed,
+            draw,
+            log_weights,
+        )?;
+        Ok(Draws {
+            theta: w.theta,
+            acceptance_rate: w.acceptance_rate,
+            warning: w.warning,
+            rhat: None,
+            ess: Some(w.ess),
+        })
     }
 
     fn sample_ensemble(

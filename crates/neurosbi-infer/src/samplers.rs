@@ -267,7 +267,7 @@ impl Default for RejectionSettings {
 }
 
 /// Draws per adaptation step of [`fit_proposal`].
-const PROPOSAL_FIT_DRAWS: usize = 10_000;
+pub(crate) const PROPOSAL_FIT_DRAWS: usize = 10_000;
 
 /// Weight of the prior in the defensive mixture.
 const PRIOR_SHARE: f64 = 0.1;
