@@ -1,8 +1,9 @@
 //! Samplers for unnormalised posterior densities besides MCMC: sampling-importance-resampling
-//! (SIR) from the prior, and rejection sampling under a fitted envelope.
+//! (SIR) and rejection sampling, both under an envelope fitted to the target.
 //!
 //! Both take the target as a [`LogDensity`] over theta and the prior, so they serve every
-//! posterior (NPE, NLE, NRE, corrected NPE-A, ensembles).
+//! posterior (NPE, NLE, NRE, corrected NPE-A, ensembles); [`sir_with`] resamples candidates
+//! of any other proposal (NPE-A mixes in draws of its network).
 
 use crate::error::{InferError, Result, invalid_arg};
 use crate::mcmc::LogDensity;
