@@ -160,7 +160,11 @@ fn npe_a_sir_draws_follow_the_corrected_density() {
     let direct = q.sample(n, &x_o, 12).unwrap();
     let score = c2st(&direct, &sir.theta, 10, &C2stConfig::default()).unwrap();
     eprintln!("npe_a SIR against q: c2st {score:.3}, ESS {:?}", sir.ess);
-    assert!(score < 0.55, "SIR draws against q's draws: c2st {score} (ESS {:?})", sir.ess);
+    assert!(
+        score < 0.55,
+        "SIR draws against q's draws: c2st {score} (ESS {:?})",
+        sir.ess
+    );
 }
 
 #[test]
