@@ -884,7 +884,9 @@ impl Posterior {
                 round += 1;
             }
             // Even candidates from q, odd ones from the envelope, so every draw's group of
-            // candidates holds both.
+            // candidates holds both. Envelope candidate j is the envelope's row j (its own
+            // random stream); the rows at even j are drawn and unused, which costs little
+            // next to the network's draws and log densities.
             let mut out = Vec::with_capacity(m * d);
             for j in 0..m {
                 let src = if j % 2 == 0 { &from_q } else { &e };
