@@ -670,9 +670,9 @@ impl Posterior {
             ess: Some(w.ess),
         };
         match (kind, &self.estimator) {
-            (PosteriorKind::Sir, Estimator::Corrected { q, proposal }) => {
-                self.sample_corrected_sir(q, proposal, n, x_o, seed)
-            }
+            (PosteriorKind::Sir, Estimator::Corrected { q, proposal }) => Ok(weighted(
+                self.sample_corrected_sir(q, proposal, n, x_o, seed)?,
+            )),
             (PosteriorKind::Sir, _) => Ok(weighted(crate::samplers::sir(
                 self.prior.as_ref(),
                 &target,
@@ -841,7 +841,7 @@ impl Posterior {
         n: usize,
         x_o: &[f64],
         seed: u64,
-    ) -> Result<Draws> {
+    ) -> Result<crate::samplers::WeightedDraws> {
         let d = self.dim_theta();
         let prior = self.prior.as_ref();
         let target = Potential { post: self, x_o };
@@ -859,8 +859,8 @@ impl Posterior {
             .filter(|r| prior.in_support(r))
             .count();
         let log_inside = (inside as f64 / probe as f64).ln();
-        // Below 1 % inside the support, drawing q's half would cost too many network draws;
-        // the envelope alone is then sbi's fallback situation anyway (advice: MCMC).
+        // Below 1 % inside the support, q's half would cost over 100 network draws per
+        // candidate; the envelope alone serves then.
         let use_q = inside * 100 >= probe;
         let draw = |m: usize, s: u64| -> Result<Vec<f64>> {
             let e = env.sample(m, derive_seed(s, 1));
@@ -919,21 +919,14 @@ impl Posterior {
                 })
                 .collect())
         };
-        let w = crate::samplers::sir_with(
+        crate::samplers::sir_with(
             d,
             n,
             self.settings.sir_oversampling,
             seed,
             draw,
             log_weights,
-        )?;
-        Ok(Draws {
-            theta: w.theta,
-            acceptance_rate: w.acceptance_rate,
-            warning: w.warning,
-            rhat: None,
-            ess: Some(w.ess),
-        })
+        )
     }
 
     fn sample_ensemble(
