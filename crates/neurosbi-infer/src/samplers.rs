@@ -54,9 +54,6 @@ pub fn sir(
     oversampling: usize,
     seed: u64,
 ) -> Result<WeightedDraws> {
-    if oversampling == 0 {
-        return Err(invalid_arg("sir_oversampling", "must be positive"));
-    }
     let env = fit_proposal(
         prior,
         target,
