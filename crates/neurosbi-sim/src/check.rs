@@ -2,7 +2,7 @@
 
 use crate::error::{Location, Result, SimError, closest};
 use crate::ir::{self, Cmp, Ex, Func, Slot};
-use crate::syntax::{BinOp, Expr, ExprKind, Source, UnOp};
+use crate::syntax::{BinOp, Expr, ExprKind, MAX_DEPTH, Source, UnOp};
 use crate::units::{Dimension, Quantity, lookup_unit};
 use std::collections::HashMap;
 
@@ -24,6 +24,9 @@ pub(crate) struct Scope {
     pub subexprs: Vec<SubexprEntry>,
     /// Noise sources met so far (`xi`, `xi_name`).
     pub noise: Vec<String>,
+    /// Depth in the lowered tree of the node being lowered, subexpressions written out:
+    /// bounds both the recursion of lowering and the depth of what it builds.
+    level: usize,
 }
 
 pub(crate) struct SubexprEntry {
@@ -31,6 +34,8 @@ pub(crate) struct SubexprEntry {
     pub expr: Expr,
     pub dim: Dimension,
     pub lowered: Option<Ex>,
+    /// Tree depth of `lowered`.
+    pub depth: usize,
     pub in_progress: bool,
 }
 
@@ -49,6 +54,16 @@ const NOISE_DIM: Dimension = Dimension::new(0.0, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0);
 const SECOND: Dimension = Dimension::new(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0);
 
 impl Scope {
+    /// An empty scope.
+    pub fn new() -> Self {
+        Scope {
+            symbols: HashMap::new(),
+            subexprs: Vec::new(),
+            noise: Vec::new(),
+            level: 0,
+        }
+    }
+
     fn all_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.symbols.keys().cloned().collect();
         v.extend(["t", "dt", "i", "xi"].map(String::from));
@@ -58,6 +73,29 @@ impl Scope {
 
     /// Lowers `e` (from `src`), returning its form and dimension.
     pub fn lower(&mut self, src: &Source, e: &Expr, ctx: Context) -> Result<(Ex, Dimension)> {
+        self.level += 1;
+        let r = self
+            .check_depth(src, e.offset, 0)
+            .and_then(|()| self.lower_node(src, e, ctx));
+        self.level -= 1;
+        r
+    }
+
+    /// Refuses a node at the current level whose lowered form adds `extra` levels below it.
+    fn check_depth(&self, src: &Source, offset: usize, extra: usize) -> Result<()> {
+        let depth = self.level + extra;
+        if depth > MAX_DEPTH {
+            return Err(SimError::syntax(
+                src.locate(offset),
+                format!(
+                    "expression nested too deeply: depth {depth} exceeds the limit of {MAX_DEPTH} (with subexpressions written out)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn lower_node(&mut self, src: &Source, e: &Expr, ctx: Context) -> Result<(Ex, Dimension)> {
         let at = |o: usize| src.locate(o);
         match &e.kind {
             ExprKind::Num(v) => Ok((Ex::Num(*v), Dimension::DIMENSIONLESS)),
@@ -243,7 +281,7 @@ impl Scope {
                     if ctx == Context::Constant {
                         return not_here("a subexpression");
                     }
-                    self.subexpr(src, k, at)
+                    self.subexpr(src, k, offset)
                 }
             };
         }
@@ -279,13 +317,15 @@ impl Scope {
         }
     }
 
-    fn subexpr(&mut self, src: &Source, k: usize, at: Location) -> Result<(Ex, Dimension)> {
+    fn subexpr(&mut self, src: &Source, k: usize, offset: usize) -> Result<(Ex, Dimension)> {
         if let Some(l) = &self.subexprs[k].lowered {
+            // The name's node is replaced by the whole lowered tree.
+            self.check_depth(src, offset, self.subexprs[k].depth - 1)?;
             return Ok((l.clone(), self.subexprs[k].dim));
         }
         if self.subexprs[k].in_progress {
             return Err(SimError::syntax(
-                at,
+                src.locate(offset),
                 format!(
                     "subexpression `{}` refers to itself (directly or through others)",
                     self.subexprs[k].name
@@ -294,7 +334,11 @@ impl Scope {
         }
         self.subexprs[k].in_progress = true;
         let expr = self.subexprs[k].expr.clone();
-        let (x, d) = self.lower(src, &expr, Context::Plain)?;
+        // Its root takes the name's place, on the name's level.
+        self.level -= 1;
+        let lowered = self.lower(src, &expr, Context::Plain);
+        self.level += 1;
+        let (x, d) = lowered?;
         let declared = self.subexprs[k].dim;
         if d != declared {
             return Err(SimError::Dimension {
@@ -308,6 +352,7 @@ impl Scope {
             });
         }
         self.subexprs[k].in_progress = false;
+        self.subexprs[k].depth = x.depth();
         self.subexprs[k].lowered = Some(x.clone());
         Ok((x, d))
     }

@@ -247,6 +247,36 @@ pub fn neg(a: Ex) -> Ex {
 }
 
 impl Ex {
+    /// The operands of a node.
+    fn children(&self) -> impl Iterator<Item = &Ex> {
+        let (a, b, c): (Option<&Ex>, Option<&Ex>, Option<&Ex>) = match self {
+            Ex::Num(_) | Ex::Slot(_) => (None, None, None),
+            Ex::Neg(a) | Ex::Call(_, a) | Ex::Not(a) => (Some(a), None, None),
+            Ex::Add(a, b)
+            | Ex::Sub(a, b)
+            | Ex::Mul(a, b)
+            | Ex::Div(a, b)
+            | Ex::Pow(a, b)
+            | Ex::Cmp(_, a, b)
+            | Ex::And(a, b)
+            | Ex::Or(a, b) => (Some(a), Some(b), None),
+            Ex::Clip(a, b, c) => (Some(a), Some(b), Some(c)),
+        };
+        a.into_iter().chain(b).chain(c)
+    }
+
+    /// Depth of the tree (a leaf has depth 1). Iterative, so that it is safe on any tree:
+    /// it is what checks that trees stay within [`crate::syntax::MAX_DEPTH`].
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 1)];
+        while let Some((e, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            stack.extend(e.children().map(|c| (c, d + 1)));
+        }
+        deepest
+    }
+
     /// Whether the expression reads `slot`.
     pub fn depends_on(&self, slot: Slot) -> bool {
         let mut found = false;

@@ -67,11 +67,7 @@ impl Model {
 
 /// Parses a quantity such as `10*nS`, `-70*mV` or `1*uF/cm**2` (numbers and units) into SI.
 pub fn parse_quantity(text: &str) -> Result<Quantity> {
-    let mut scope = check::Scope {
-        symbols: Default::default(),
-        subexprs: Vec::new(),
-        noise: Vec::new(),
-    };
+    let mut scope = check::Scope::new();
     check::eval_constant(&mut scope, "quantity", text)
 }
 

@@ -4,9 +4,8 @@ use crate::check::{Context, Scope, SubexprEntry, Symbol};
 use crate::equations::{AssignOp, EquationKind, EquationSet, parse_statements};
 use crate::error::{Result, SimError};
 use crate::ir::{self, Ex, Slot};
-use crate::syntax::{Source, parse_expr};
+use crate::syntax::{MAX_DEPTH, Source, parse_expr};
 use crate::units::{Dimension, Quantity};
-use std::collections::HashMap;
 use std::fmt;
 
 /// Integration methods (Brian's names).
@@ -204,11 +203,7 @@ impl Model {
     pub fn new(desc: &ModelDescription) -> Result<Model> {
         let eqs = EquationSet::parse("equations", &desc.equations)?;
         let src = eqs.source.clone();
-        let mut scope = Scope {
-            symbols: HashMap::new(),
-            subexprs: Vec::new(),
-            noise: Vec::new(),
-        };
+        let mut scope = Scope::new();
         for (name, q) in &desc.constants {
             if crate::equations::is_reserved(name) {
                 return Err(SimError::Model(format!(
@@ -251,6 +246,7 @@ impl Model {
                             .expect("subexpressions have a right-hand side"),
                         dim: eq.dim,
                         lowered: None,
+                        depth: 0,
                         in_progress: false,
                     });
                     Symbol::Subexpr(scope.subexprs.len() - 1)
@@ -423,6 +419,17 @@ impl Model {
                     AssignOp::Mul => ir::mul(old, x),
                     AssignOp::Div => ir::div(old, x),
                 };
+                // Statements compose (`v += 1` repeated nests `v`), so their depth adds up.
+                let depth = new.depth();
+                if depth > MAX_DEPTH {
+                    return Err(SimError::syntax(
+                        rsrc.locate(st.offset),
+                        format!(
+                            "reset nested too deeply: `{}` after this statement has depth {depth}, which exceeds the limit of {MAX_DEPTH}",
+                            st.target
+                        ),
+                    ));
+                }
                 current[j] = Some(new);
             }
             reset = current
@@ -544,7 +551,7 @@ impl Model {
         {
             return Err(e.clone());
         }
-        Ok(Model {
+        let model = Model {
             states,
             params,
             inputs,
@@ -559,7 +566,29 @@ impl Model {
             subexprs,
             method,
             equations: eqs,
-        })
+        };
+        // Lowering and the reset check bound every tree they build, and the linear split
+        // never deepens a tree, so the compiler's recursion over these is bounded too.
+        debug_assert!(model.expressions().all(|e| e.depth() <= MAX_DEPTH));
+        Ok(model)
+    }
+
+    /// Every expression the compiled kernel is built from.
+    fn expressions(&self) -> impl Iterator<Item = &Ex> {
+        let linear = self.linear.iter().flatten().flat_map(|(a, b)| [a, b]);
+        let refractory = match &self.refractory {
+            Refractory::None => None,
+            Refractory::Duration(e) | Refractory::Condition(e) => Some(e),
+        };
+        self.drift
+            .iter()
+            .chain(self.diffusion.iter().flatten())
+            .chain(linear)
+            .chain(&self.threshold)
+            .chain(self.reset.iter().map(|(_, e)| e))
+            .chain(refractory)
+            .chain(&self.initial)
+            .chain(self.subexprs.iter().map(|(_, e, _)| e))
     }
 
     /// State variables.

@@ -6,7 +6,6 @@ use crate::check::{Scope, eval_constant};
 use crate::error::{Result, SimError};
 use crate::model::{Model, ModelDescription};
 use crate::units::Quantity;
-use std::collections::HashMap;
 use std::path::Path;
 
 /// A model file's contents, with every quantity evaluated to SI.
@@ -98,11 +97,7 @@ impl ModelSpec {
         };
         let equations =
             string("equations")?.ok_or_else(|| spec_err(file, "equations", "missing"))?;
-        let mut scope = Scope {
-            symbols: HashMap::new(),
-            subexprs: Vec::new(),
-            noise: Vec::new(),
-        };
+        let mut scope = Scope::new();
         let quantity = |scope: &mut Scope, key: &str, v: &toml::Value| -> Result<Quantity> {
             let text = match v {
                 toml::Value::String(s) => s.clone(),

@@ -322,11 +322,27 @@ struct Parser<'a> {
     src: &'a Source,
     tok: Tok,
     tok_at: usize,
-    depth: usize,
+    /// Open recursive calls (parentheses, unary operators, exponents), which a flat tree
+    /// does not show: `((((1))))` is one node but nine stack frames per parenthesis.
+    nesting: usize,
 }
 
-/// Deeply nested input must give an error, not overflow the stack.
-const MAX_DEPTH: usize = 200;
+/// The deepest expression accepted, counted both as nesting while parsing and as the
+/// depth of the built tree. Every later pass over expressions (lowering, printing,
+/// linearity analysis, code generation, dropping) recurses once per tree level, so this
+/// one bound keeps them all within the default 2 MiB thread stack; lowering re-checks it
+/// after inlining subexpressions (see `check.rs`).
+pub const MAX_DEPTH: usize = 256;
+
+/// A parsed subtree with the depth of its tree (a leaf has depth 1).
+type Node = (Expr, usize);
+
+fn too_deep(src: &Source, offset: usize, depth: usize) -> SimError {
+    SimError::syntax(
+        src.locate(offset),
+        format!("expression nested too deeply: depth {depth} exceeds the limit of {MAX_DEPTH}"),
+    )
+}
 
 impl<'a> Parser<'a> {
     fn bump(&mut self) -> Result<()> {
@@ -357,51 +373,66 @@ impl<'a> Parser<'a> {
     }
 
     fn enter(&mut self) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return self.err("expression nested too deeply");
+        self.nesting += 1;
+        if self.nesting > MAX_DEPTH {
+            return Err(too_deep(self.src, self.tok_at, self.nesting));
         }
         Ok(())
     }
 
-    fn or(&mut self) -> Result<Expr> {
+    /// A node over `children`, refused when it would make the tree too deep.
+    fn node(&self, kind: ExprKind, offset: usize, child_depth: usize) -> Result<Node> {
+        let depth = child_depth + 1;
+        if depth > MAX_DEPTH {
+            return Err(too_deep(self.src, offset, depth));
+        }
+        Ok((Expr { kind, offset }, depth))
+    }
+
+    fn bin(&self, op: BinOp, (a, da): Node, (b, db): Node) -> Result<Node> {
+        let offset = a.offset;
+        self.node(
+            ExprKind::Binary(op, Box::new(a), Box::new(b)),
+            offset,
+            da.max(db),
+        )
+    }
+
+    fn or(&mut self) -> Result<Node> {
         self.enter()?;
         let mut lhs = self.and()?;
         while self.is_kw("or") {
             self.bump()?;
             let rhs = self.and()?;
-            lhs = bin(BinOp::Or, lhs, rhs);
+            lhs = self.bin(BinOp::Or, lhs, rhs)?;
         }
-        self.depth -= 1;
+        self.nesting -= 1;
         Ok(lhs)
     }
 
-    fn and(&mut self) -> Result<Expr> {
+    fn and(&mut self) -> Result<Node> {
         let mut lhs = self.not()?;
         while self.is_kw("and") {
             self.bump()?;
             let rhs = self.not()?;
-            lhs = bin(BinOp::And, lhs, rhs);
+            lhs = self.bin(BinOp::And, lhs, rhs)?;
         }
         Ok(lhs)
     }
 
-    fn not(&mut self) -> Result<Expr> {
+    fn not(&mut self) -> Result<Node> {
         if self.is_kw("not") {
             let at = self.tok_at;
             self.bump()?;
             self.enter()?;
-            let a = self.not()?;
-            self.depth -= 1;
-            return Ok(Expr {
-                kind: ExprKind::Unary(UnOp::Not, Box::new(a)),
-                offset: at,
-            });
+            let (a, d) = self.not()?;
+            self.nesting -= 1;
+            return self.node(ExprKind::Unary(UnOp::Not, Box::new(a)), at, d);
         }
         self.comparison()
     }
 
-    fn comparison(&mut self) -> Result<Expr> {
+    fn comparison(&mut self) -> Result<Node> {
         let lhs = self.additive()?;
         let op = match self.tok {
             Tok::Op("<") => BinOp::Lt,
@@ -417,10 +448,10 @@ impl<'a> Parser<'a> {
         if matches!(self.tok, Tok::Op("<" | "<=" | ">" | ">=" | "==" | "!=")) {
             return self.err("chained comparisons are not supported; combine them with `and`");
         }
-        Ok(bin(op, lhs, rhs))
+        self.bin(op, lhs, rhs)
     }
 
-    fn additive(&mut self) -> Result<Expr> {
+    fn additive(&mut self) -> Result<Node> {
         let mut lhs = self.multiplicative()?;
         loop {
             let op = match self.tok {
@@ -430,11 +461,11 @@ impl<'a> Parser<'a> {
             };
             self.bump()?;
             let rhs = self.multiplicative()?;
-            lhs = bin(op, lhs, rhs);
+            lhs = self.bin(op, lhs, rhs)?;
         }
     }
 
-    fn multiplicative(&mut self) -> Result<Expr> {
+    fn multiplicative(&mut self) -> Result<Node> {
         let mut lhs = self.unary()?;
         loop {
             let op = match self.tok {
@@ -444,11 +475,11 @@ impl<'a> Parser<'a> {
             };
             self.bump()?;
             let rhs = self.unary()?;
-            lhs = bin(op, lhs, rhs);
+            lhs = self.bin(op, lhs, rhs)?;
         }
     }
 
-    fn unary(&mut self) -> Result<Expr> {
+    fn unary(&mut self) -> Result<Node> {
         let op = match self.tok {
             Tok::Op("-") => UnOp::Neg,
             Tok::Op("+") => UnOp::Pos,
@@ -457,35 +488,35 @@ impl<'a> Parser<'a> {
         let at = self.tok_at;
         self.bump()?;
         self.enter()?;
-        let a = self.unary()?;
-        self.depth -= 1;
-        Ok(Expr {
-            kind: ExprKind::Unary(op, Box::new(a)),
-            offset: at,
-        })
+        let (a, d) = self.unary()?;
+        self.nesting -= 1;
+        self.node(ExprKind::Unary(op, Box::new(a)), at, d)
     }
 
-    fn power(&mut self) -> Result<Expr> {
+    fn power(&mut self) -> Result<Node> {
         let base = self.atom()?;
         if self.tok == Tok::Op("**") {
             self.bump()?;
             self.enter()?;
             let exp = self.unary()?;
-            self.depth -= 1;
-            return Ok(bin(BinOp::Pow, base, exp));
+            self.nesting -= 1;
+            return self.bin(BinOp::Pow, base, exp);
         }
         Ok(base)
     }
 
-    fn atom(&mut self) -> Result<Expr> {
+    fn atom(&mut self) -> Result<Node> {
         let at = self.tok_at;
         match self.tok.clone() {
             Tok::Num(v) => {
                 self.bump()?;
-                Ok(Expr {
-                    kind: ExprKind::Num(v),
-                    offset: at,
-                })
+                Ok((
+                    Expr {
+                        kind: ExprKind::Num(v),
+                        offset: at,
+                    },
+                    1,
+                ))
             }
             Tok::Ident(name) => {
                 if matches!(name.as_str(), "and" | "or" | "not") {
@@ -493,33 +524,15 @@ impl<'a> Parser<'a> {
                 }
                 self.bump()?;
                 if self.tok == Tok::LParen {
-                    self.bump()?;
-                    let mut args = Vec::new();
-                    if self.tok != Tok::RParen {
-                        loop {
-                            args.push(self.or()?);
-                            match self.tok {
-                                Tok::Comma => self.bump()?,
-                                Tok::RParen => break,
-                                _ => {
-                                    return self.err(format!(
-                                        "expected `,` or `)` in the arguments of `{name}`, found {}",
-                                        self.describe()
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                    self.bump()?;
-                    return Ok(Expr {
-                        kind: ExprKind::Call(name, args),
-                        offset: at,
-                    });
+                    return self.call(name, at);
                 }
-                Ok(Expr {
-                    kind: ExprKind::Name(name),
-                    offset: at,
-                })
+                Ok((
+                    Expr {
+                        kind: ExprKind::Name(name),
+                        offset: at,
+                    },
+                    1,
+                ))
             }
             Tok::LParen => {
                 self.bump()?;
@@ -533,13 +546,31 @@ impl<'a> Parser<'a> {
             _ => self.err(format!("expected a value, found {}", self.describe())),
         }
     }
-}
 
-fn bin(op: BinOp, a: Expr, b: Expr) -> Expr {
-    let offset = a.offset;
-    Expr {
-        kind: ExprKind::Binary(op, Box::new(a), Box::new(b)),
-        offset,
+    /// The arguments of a call to `name` (at `at`), with the current token on `(`.
+    fn call(&mut self, name: String, at: usize) -> Result<Node> {
+        self.bump()?;
+        let mut args = Vec::new();
+        let mut depth = 0;
+        if self.tok != Tok::RParen {
+            loop {
+                let (a, d) = self.or()?;
+                args.push(a);
+                depth = depth.max(d);
+                match self.tok {
+                    Tok::Comma => self.bump()?,
+                    Tok::RParen => break,
+                    _ => {
+                        return self.err(format!(
+                            "expected `,` or `)` in the arguments of `{name}`, found {}",
+                            self.describe()
+                        ));
+                    }
+                }
+            }
+        }
+        self.bump()?;
+        self.node(ExprKind::Call(name, args), at, depth)
     }
 }
 
@@ -554,13 +585,13 @@ pub fn parse_expr_range(src: &Source, text: &str, start: usize, end: usize) -> R
         src,
         tok: Tok::End,
         tok_at: start,
-        depth: 0,
+        nesting: 0,
     };
     p.bump()?;
     if p.tok == Tok::End {
         return p.err("empty expression");
     }
-    let e = p.or()?;
+    let (e, _) = p.or()?;
     if p.tok != Tok::End {
         return p.err(format!(
             "unexpected {} after a complete expression",
