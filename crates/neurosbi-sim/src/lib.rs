@@ -10,7 +10,9 @@
 //!
 //! // A leaky integrator driven to 10 mV above rest: v(t) = 10 mV (1 - exp(-t/tau)).
 //! let desc = ModelDescription::new("dv/dt = (v_inf - v)/tau : volt\ntau : second (constant)")
-//!     .constant("v_inf", Quantity::new(0.010, lookup_unit("volt").unwrap().dim));
+//!     .constant("v_inf", Quantity::new(0.010, lookup_unit("volt").unwrap().dim))
+//!     // Exact for this equation (Brian2 would pick its `exact` method).
+//!     .method("exponential_euler");
 //! let model = Model::new(&desc).unwrap();
 //! let cfg = RunConfig::new(1e-4, 200).record(&["v"]);
 //! // Two neurons: tau = 10 ms and tau = 20 ms.

@@ -121,7 +121,9 @@ pub struct ModelDescription {
     pub reset: Option<String>,
     /// A duration (`2*ms`) or a condition (`m > 0.5`).
     pub refractory: Option<String>,
-    /// Integration method; `None` picks one as Brian would (see [`Model::method`]).
+    /// Integration method; `None` picks one in Brian2's order: `exact` (linear systems
+    /// without noise: an error here, since neurosbi has no `exact` yet), then `euler`
+    /// (`euler_maruyama` for additive noise), then `heun` (multiplicative noise).
     pub method: Option<String>,
     /// Input variables read from stimulus arrays, with their dimensions.
     pub inputs: Vec<(String, Dimension)>,
@@ -530,9 +532,7 @@ impl Model {
 
         let method = match &desc.method {
             Some(m) => Method::parse(m)?,
-            None if n_noise > 0 => Method::EulerMaruyama,
-            None if linear.is_ok() => Method::ExponentialEuler,
-            None => Method::Euler,
+            None => default_method(&drift, &diffusion)?,
         };
         let mut method = method;
         if n_noise > 0 {
@@ -607,8 +607,9 @@ impl Model {
     pub fn noise_sources(&self) -> &[String] {
         &self.noise
     }
-    /// The integration method in use (given, or chosen: Euler-Maruyama with noise,
-    /// exponential Euler when every equation is conditionally linear, Euler otherwise).
+    /// The integration method in use: given, or chosen in Brian2's order (see
+    /// [`ModelDescription::method`]): `euler` without noise, `euler_maruyama` with additive
+    /// noise, `heun` with multiplicative noise.
     pub fn method(&self) -> Method {
         self.method
     }
@@ -643,4 +644,65 @@ impl Model {
         };
         Ok(self)
     }
+}
+
+/// The method Brian2 picks when none is named: the first of `exact`, `euler`, `heun` that
+/// can integrate the equations. A model copied from Brian without its method must not
+/// silently simulate differently, so where Brian would take `exact` this is an error.
+fn default_method(drift: &[Ex], diffusion: &[Vec<Ex>]) -> Result<Method> {
+    let stochastic = diffusion.iter().any(|g| !g.is_empty());
+    if !stochastic {
+        if is_linear_system(drift) {
+            return Err(SimError::Model(
+                "this model names no `method`; Brian2 would integrate it with `exact` (its \
+                 equations are linear with coefficients constant over a step), which neurosbi \
+                 does not have yet: name a method, e.g. method = \"exponential_euler\" (exact \
+                 for uncoupled linear equations with inputs constant over a step) or \"rk4\""
+                    .into(),
+            ));
+        }
+        return Ok(Method::Euler);
+    }
+    // Brian's `euler` takes additive noise only; `heun` is its Stratonovich scheme.
+    if diffusion.iter().flatten().any(varies_within_step) {
+        Ok(Method::Heun)
+    } else {
+        Ok(Method::EulerMaruyama)
+    }
+}
+
+/// Whether a value may change during a step: it reads a state variable or the clock.
+/// Inputs count too: Brian writes them `I(t)` with a `TimedArray`, and it calls noise
+/// multiplicative as soon as its coefficient mentions `t`.
+fn varies_within_step(e: &Ex) -> bool {
+    let mut varies = false;
+    e.visit(&mut |n| {
+        varies |= matches!(n, Ex::Slot(Slot::State(_) | Slot::Time | Slot::Input(_)));
+    });
+    varies
+}
+
+/// Whether `dX/dt = M X + B` with `M` and `B` free of state variables and of `t`: what
+/// Brian's `exact` (`LinearStateUpdater`) accepts. Inputs are allowed, as Brian allows a
+/// `TimedArray` whose steps are those of the simulation. (Brian also gives up on `exact`
+/// when sympy cannot solve or exponentiate `M`, e.g. for a pure integrator `dv/dt = I/C`;
+/// those are refused here too, which costs the user a `method` line but never a silent
+/// difference.)
+fn is_linear_system(drift: &[Ex]) -> bool {
+    let n = drift.len();
+    let constant = |e: &Ex| {
+        let mut ok = true;
+        e.visit(&mut |n| ok &= !matches!(n, Ex::Slot(Slot::State(_) | Slot::Time)));
+        ok
+    };
+    drift.iter().all(|f| {
+        let mut rest = f.clone();
+        for k in 0..n {
+            match rest.linear_in(Slot::State(k)) {
+                Ok((a, b)) if constant(&a) => rest = b,
+                _ => return false,
+            }
+        }
+        constant(&rest)
+    })
 }

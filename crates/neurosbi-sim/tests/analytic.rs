@@ -16,6 +16,7 @@ fn q(v: f64, u: &str) -> Quantity {
 #[test]
 fn exponential_decay_is_exact_under_exponential_euler_and_close_under_rk4() {
     let desc = ModelDescription::new("dv/dt = -v/tau : volt\ntau : second (constant)")
+        .method("exponential_euler")
         .initial("v", "1*volt");
     for (method, tol) in [(Method::ExponentialEuler, 1e-13), (Method::Rk4, 1e-9)] {
         let model = Model::new(&desc).unwrap().with_method(method).unwrap();
@@ -54,7 +55,8 @@ fn lif_voltage_and_first_spike_time_match_the_analytic_solution() {
     .threshold("v > Vt")
     .reset("v = El")
     .refractory("5*ms")
-    .initial("v", "El");
+    .initial("v", "El")
+    .method("exponential_euler");
     let model = Model::new(&desc).unwrap();
     assert_eq!(model.method(), Method::ExponentialEuler);
     let dt = 1e-4;
@@ -278,7 +280,8 @@ fn subexpressions_can_be_recorded() {
     let desc = ModelDescription::new("dv/dt = -v/tau : volt\nI_l = v/R : amp")
         .constant("tau", q(10.0, "ms"))
         .constant("R", q(100.0, "Mohm"))
-        .initial("v", "10*mV");
+        .initial("v", "10*mV")
+        .method("exponential_euler");
     let model = Model::new(&desc).unwrap();
     let out = model
         .simulate(&[], 1, &[], &RunConfig::new(1e-4, 10).record(&["I_l", "v"]))
@@ -337,7 +340,8 @@ fn refractory_durations_can_be_per_neuron_parameters() {
     .constant("tau", q(10.0, "ms"))
     .threshold("v > 20*mV")
     .reset("v = 0*mV")
-    .refractory("tau_ref");
+    .refractory("tau_ref")
+    .method("exponential_euler");
     let model = Model::new(&desc).unwrap();
     let out = model
         .simulate(&[1e-3, 4e-3], 1, &[], &RunConfig::new(1e-4, 2000))

@@ -152,7 +152,8 @@ fn structural_errors() {
 fn stimulus_and_run_configuration_errors() {
     let model = Model::new(
         &ModelDescription::new("dv/dt = (I*ohm - v)/ms : volt\ng : siemens (constant)")
-            .input("I", lookup_unit("amp").unwrap().dim),
+            .input("I", lookup_unit("amp").unwrap().dim)
+            .method("euler"),
     )
     .unwrap();
     let cfg = RunConfig::new(1e-4, 10);
@@ -264,9 +265,9 @@ fn noise_must_enter_additively_and_builtins_cannot_be_shadowed() {
             .contains("argument of `int` must be dimensionless"),
         "{e}"
     );
-    let model = Model::new(&ModelDescription::new(
-        "dv/dt = -v/tau : volt\ntau : second (constant)",
-    ))
+    let model = Model::new(
+        &ModelDescription::new("dv/dt = -v/tau : volt\ntau : second (constant)").method("euler"),
+    )
     .unwrap();
     let e = model
         .simulate(&[], 1, &[], &RunConfig::new(1e-4, 10))
