@@ -39,8 +39,8 @@ fn opts(out: &Path) -> FitOptions {
 }
 
 /// Runs every shard of a `k`-way split of `round` into `out`.
-fn run_shards(cfg: &FitConfig, text: &str, o: &FitOptions, round: usize, k: u32) {
-    let job = ShardJob::new(cfg, text, o).expect("job");
+fn run_shards(cfg: &FitConfig, o: &FitOptions, round: usize, k: u32) {
+    let job = ShardJob::new(cfg, o).expect("job");
     for i in 0..k {
         let s = job
             .run(round, ShardSpec::new(i, k).unwrap(), false, &mut |_| {})
@@ -75,7 +75,7 @@ fn any_split_gives_the_same_store_and_posterior() {
     for k in [1u32, 3, 4] {
         let out = out_dir(&format!("split{k}"));
         let o = opts(&out);
-        run_shards(&cfg, &text(), &o, 0, k);
+        run_shards(&cfg, &o, 0, k);
         let merged = merge(&out, None).expect("merges");
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].shards, k as usize);
@@ -115,16 +115,16 @@ fn rounds_after_the_first_shard_through_the_merged_proposal() {
 
     let out = out_dir("rounds-sharded");
     let o = opts(&out);
-    let job = ShardJob::new(&cfg, &text, &o).unwrap();
+    let job = ShardJob::new(&cfg, &o).unwrap();
     // Round 1 cannot run before round 0's proposal exists.
     let err = job
         .run(1, ShardSpec::new(0, 2).unwrap(), false, &mut |_| {})
         .unwrap_err();
     assert!(matches!(err, ScaleError::Round { round: 1, .. }), "{err}");
-    run_shards(&cfg, &text, &o, 0, 3);
+    run_shards(&cfg, &o, 0, 3);
     merge(&out, Some(&job.run)).unwrap();
     train_proposal(&job, 0).expect("proposal");
-    run_shards(&cfg, &text, &o, 1, 2);
+    run_shards(&cfg, &o, 1, 2);
     let merged = merge(&out, Some(&job.run)).unwrap();
     assert!(merged[0].already && !merged[1].already);
     let got = fit(&cfg, &o).expect("fit on merged rounds");
@@ -160,17 +160,17 @@ fn fixture() -> &'static Fixture {
             v
         };
         let out = out_dir("fixture4");
-        run_shards(&cfg, &text(), &opts(&out), 0, 4);
+        run_shards(&cfg, &opts(&out), 0, 4);
         let four = read(&out);
         let out3 = out_dir("fixture3");
-        let job = ShardJob::new(&cfg, &text(), &opts(&out3)).unwrap();
+        let job = ShardJob::new(&cfg, &opts(&out3)).unwrap();
         job.run(0, ShardSpec::new(1, 3).unwrap(), false, &mut |_| {})
             .unwrap();
         let three_1 = read(&out3).remove(0);
         let outs = out_dir("fixture-seed");
         let mut o = opts(&outs);
         o.seed = Some(99);
-        let job = ShardJob::new(&cfg, &text(), &o).unwrap();
+        let job = ShardJob::new(&cfg, &o).unwrap();
         job.run(0, ShardSpec::new(0, 4).unwrap(), false, &mut |_| {})
             .unwrap();
         let other_seed = read(&outs).remove(0);
@@ -196,7 +196,7 @@ fn folder(name: &str, files: &[(String, Vec<u8>)]) -> PathBuf {
 /// Merges and returns the problems; checks nothing was written.
 fn problems(out: &Path) -> Vec<MergeProblem> {
     let job_cfg = config();
-    let job = ShardJob::new(&job_cfg, &text(), &opts(out)).unwrap();
+    let job = ShardJob::new(&job_cfg, &opts(out)).unwrap();
     let err = merge(out, Some(&job.run)).expect_err("merge must fail");
     assert!(
         !out.join("simulations/store.meta").exists(),
@@ -327,14 +327,20 @@ fn shards_of_another_run_are_refused() {
             if path.ends_with("other.shard") && what.contains("seed 99 vs 7"))),
         "{p:?}"
     );
-    // Another fit file: the same shards checked against a changed file.
+    // Another fit file: the same shards checked against a changed prior are refused, naming
+    // what changed; a changed sample count does not change the simulations, so they merge.
     let out = folder("file", &f.four);
-    let changed = text().replace("samples = 2000", "samples = 2001");
+    let changed = text().replace("\"80*mS/cm**2\"", "\"81*mS/cm**2\"");
     let cfg = FitConfig::parse(&example(), &changed).unwrap();
-    let job = ShardJob::new(&cfg, &changed, &opts(&out)).unwrap();
+    let job = ShardJob::new(&cfg, &opts(&out)).unwrap();
     let err = merge(&out, Some(&job.run)).unwrap_err();
-    assert!(err.to_string().contains("fit-file hash"), "{err}");
+    assert!(err.to_string().contains("priors differ"), "{err}");
     assert!(!out.join("simulations/store.meta").exists());
+    let same_sims = text().replace("samples = 2000", "samples = 2001");
+    let cfg = FitConfig::parse(&example(), &same_sims).unwrap();
+    let job = ShardJob::new(&cfg, &opts(&out)).unwrap();
+    assert_eq!(merge(&out, Some(&job.run)).unwrap()[0].valid, 2000);
+    let out = folder("file-2", &f.four);
     // Without a fit file to compare with, the same shards merge.
     assert_eq!(merge(&out, None).unwrap()[0].valid, 2000);
 }
@@ -414,7 +420,7 @@ fn a_finished_shard_is_reused_and_another_needs_force() {
     let cfg = config();
     let out = out_dir("reuse");
     let o = opts(&out);
-    let job = ShardJob::new(&cfg, &text(), &o).unwrap();
+    let job = ShardJob::new(&cfg, &o).unwrap();
     let spec = ShardSpec::new(3, 4).unwrap();
     let first = job.run(0, spec, false, &mut |_| {}).unwrap();
     let again = job.run(0, spec, false, &mut |_| {}).unwrap();
@@ -423,7 +429,7 @@ fn a_finished_shard_is_reused_and_another_needs_force() {
     // A different run's shard in the same place is not silently replaced.
     let mut o2 = o.clone();
     o2.seed = Some(5);
-    let job2 = ShardJob::new(&cfg, &text(), &o2).unwrap();
+    let job2 = ShardJob::new(&cfg, &o2).unwrap();
     let err = job2.run(0, spec, false, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
     assert!(!job2.run(0, spec, true, &mut |_| {}).unwrap().reused);

@@ -55,6 +55,28 @@ pub enum InferError {
         /// The first simulator error message, or "non-finite output".
         first_error: String,
     },
+    /// More than the allowed fraction of a round's simulations were invalid.
+    #[error(
+        "{}; more than {:.0} % of the simulations are invalid, so the model fails over most of the prior: narrow the prior away from where it fails, fix the model, or choose features defined there",
+        report.describe(&[]), 100.0 * max_fraction
+    )]
+    TooManyInvalid {
+        /// The allowed fraction.
+        max_fraction: f64,
+        /// Counts, reasons and where they fail.
+        report: Box<crate::invalid::InvalidReport>,
+    },
+    /// A store was made for another problem (or its round from another proposal).
+    #[error(
+        "{path} holds simulations of another problem: {} changed since they were made. Rerun with --force to resimulate (the old simulations are replaced once the new run completes), or write to another output folder with --out",
+        changes.join(", ")
+    )]
+    StoreMismatch {
+        /// The store.
+        path: PathBuf,
+        /// Names of what changed (fingerprint parts).
+        changes: Vec<String>,
+    },
     /// An observation or input contains NaN or infinity.
     #[error("{what} has a non-finite value at index {index}")]
     NonFinite {

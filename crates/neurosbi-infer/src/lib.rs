@@ -39,11 +39,13 @@
 pub mod abc;
 pub mod diagnostics;
 pub mod error;
+pub mod invalid;
 pub mod kde;
 pub mod mcmc;
 pub mod methods;
 pub mod posterior;
 pub mod prior;
+pub mod provenance;
 pub mod rng;
 pub mod samplers;
 pub mod selection;
@@ -54,6 +56,7 @@ pub mod vi;
 
 pub use abc::{AbcSamples, Distance, RejectionAbcConfig, SmcAbcConfig, rejection_abc, smc_abc};
 pub use error::{InferError, Result};
+pub use invalid::{InvalidReasons, InvalidReport};
 pub use kde::KdeBandwidth;
 pub use methods::{
     InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre,
@@ -65,6 +68,7 @@ pub use posterior::{
 pub use prior::{
     IndependentPrior, Marginal, MultivariateNormalPrior, Prior, PriorSpec, sample_prior,
 };
+pub use provenance::Fingerprint;
 pub use rng::{SimRng, stream_rng};
 pub use samplers::{Gaussian, RejectionSettings, WeightedDraws, effective_sample_size};
 pub use selection::{METHOD_NAMES, MethodOptions, OptionValue};

@@ -194,6 +194,9 @@ pub struct InferenceReport {
     pub valid_per_round: Vec<usize>,
     /// Invalid (excluded) simulations per round.
     pub invalid_per_round: Vec<u64>,
+    /// Counts, reasons and parameter region of the invalid simulations, all rounds together
+    /// (empty for ABC, whose simulations are not kept).
+    pub invalid: Option<crate::invalid::InvalidReport>,
 }
 
 /// Checks that training data agree with each other and with the prior.
@@ -419,6 +422,7 @@ fn truncated_prior_draws(
 fn simulate_round(
     sim: &dyn Simulator,
     source: &dyn ThetaSource,
+    source_digest: &str,
     n: usize,
     run: &RunConfig,
     seed: u64,
@@ -437,14 +441,24 @@ fn simulate_round(
             observer,
         ),
         Some(store) => {
-            // Resume the matching round if it exists (same size and seed), else add it.
+            // Resume the matching round if it exists (same size and seed), else add it; a
+            // round of the same size and seed drawn from another proposal is refused.
             let r = store
                 .rounds()
                 .iter()
                 .position(|p| p.n == n as u64 && p.seed == seed);
             let r = match r {
+                Some(r) if store.rounds()[r].source != source_digest => {
+                    return Err(InferError::StoreMismatch {
+                        path: store.dir().to_path_buf(),
+                        changes: vec![format!(
+                            "the proposal of round {} (the training settings or the earlier rounds)",
+                            r + 1
+                        )],
+                    });
+                }
                 Some(r) => r,
-                None => store.add_round(n as u64, seed, run.chunk_size as u64)?,
+                None => store.add_round(n as u64, seed, run.chunk_size as u64, source_digest)?,
             };
             store.run_round(r, sim, source, run.batch_size, observer)?;
             if !store.is_round_complete(r)? {
@@ -454,7 +468,7 @@ fn simulate_round(
                 ));
             }
             let s = store.load_round(r)?;
-            s.require_valid()?;
+            s.require_valid(run.max_invalid_fraction)?;
             Ok(s)
         }
     }
@@ -638,6 +652,7 @@ fn run_abc(
         train: Vec::new(),
         valid_per_round: vec![(samples.n_simulations - samples.n_invalid) as usize],
         invalid_per_round: vec![samples.n_invalid],
+        invalid: None,
     };
     Ok((post, report))
 }
@@ -700,6 +715,12 @@ pub fn infer(
         train: Vec::new(),
         valid_per_round: Vec::new(),
         invalid_per_round: Vec::new(),
+        invalid: None,
+    };
+    let mut all_sims = SimulationSet {
+        dim_theta: sim.dim_theta(),
+        dim_x: sim.dim_x(),
+        ..Default::default()
     };
     let mut posterior: Option<Posterior> = None;
     // SNPE-B: the proposals so far (simulations, None = prior / Some = that round's posterior).
@@ -729,6 +750,7 @@ pub fn infer(
                 simulate_round(
                     sim,
                     &src,
+                    &crate::provenance::sha256_f64(&rows),
                     n,
                     &cfg.run,
                     seed,
@@ -739,6 +761,7 @@ pub fn infer(
             _ => simulate_round(
                 sim,
                 &FromPrior(prior.as_ref()),
+                "prior",
                 n,
                 &cfg.run,
                 seed,
@@ -748,6 +771,14 @@ pub fn infer(
         };
         report.valid_per_round.push(sims.len());
         report.invalid_per_round.push(sims.n_invalid);
+        all_sims.n_attempted += sims.n_attempted;
+        all_sims.n_invalid += sims.n_invalid;
+        all_sims
+            .invalid_theta
+            .extend_from_slice(&sims.invalid_theta);
+        all_sims.theta.extend_from_slice(&sims.theta);
+        all_sims.reasons.merge(&sims.reasons);
+        report.invalid = Some(all_sims.invalid_report());
         theta_all.extend_from_slice(&sims.theta);
         x_all.extend_from_slice(&sims.x);
         let train = seeded(&cfg.train, derive_seed(cfg.seed, 2000 + r as u64));

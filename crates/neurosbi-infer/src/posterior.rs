@@ -9,7 +9,7 @@ use crate::mcmc::{LogDensity, SliceConfig, sample_posterior_mcmc};
 use crate::prior::{Prior, PriorSpec};
 use crate::rng::{derive_seed, purpose, stream_rng};
 use crate::samplers::{Gaussian, RejectionSettings};
-use crate::store::{read_versioned, write_atomic};
+use crate::store::{read_versioned, write_versioned};
 use crate::vi::{TensorPotential, VariationalFlow, ViConfig};
 use neurosbi_flows::candle_core::{self, Device, Tensor};
 use neurosbi_flows::{ConditionalEstimator, RatioClassifier};
@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// Format version of saved posteriors; bump on any layout change.
-pub const POSTERIOR_FORMAT_VERSION: u32 = 3;
+pub const POSTERIOR_FORMAT_VERSION: u32 = 4;
 
 /// How a posterior draws samples (sbi's posterior classes), chosen by name in model files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,6 +259,9 @@ struct SavedMeta {
     ensemble_weights: Vec<f64>,
     samples: Option<(Vec<f64>, Vec<f64>, Vec<f64>)>,
     kde_bandwidth: f64,
+    /// SHA-256 of `estimator.safetensors`, when there is one: a flipped weight would
+    /// otherwise give other samples without an error.
+    estimator_sha256: Option<String>,
 }
 
 /// A posterior p(theta | x) for any observation x (amortised for NPE).
@@ -1110,6 +1113,7 @@ impl Posterior {
             ensemble_weights: Vec::new(),
             samples: None,
             kde_bandwidth: 0.0,
+            estimator_sha256: None,
         };
         let net = dir.join("estimator.safetensors");
         match &self.estimator {
@@ -1135,9 +1139,17 @@ impl Posterior {
                 meta.kde_bandwidth = *bandwidth;
             }
         }
-        let bytes = postcard::to_stdvec(&meta)
-            .map_err(|e| invalid_arg("posterior encoding", e.to_string()))?;
-        write_atomic(&dir.join("posterior.meta"), &bytes)
+        if net.exists() {
+            let bytes = std::fs::read(&net).map_err(io_err(&net))?;
+            meta.estimator_sha256 = Some(crate::provenance::sha256_hex(&bytes));
+        }
+        write_versioned(&dir.join("posterior.meta"), &meta)
+    }
+
+    /// Whether the posterior has a density (everything but ABC's weighted samples), so that
+    /// `log_prob` and `map` are defined.
+    pub fn has_density(&self) -> bool {
+        !matches!(self.estimator, Estimator::Samples { .. })
     }
 
     /// Loads a posterior saved by [`Posterior::save`], checking the format version.
@@ -1145,6 +1157,18 @@ impl Posterior {
         let meta_path = dir.join("posterior.meta");
         let meta: SavedMeta = read_versioned(&meta_path, POSTERIOR_FORMAT_VERSION)?;
         let net = dir.join("estimator.safetensors");
+        if let Some(sum) = &meta.estimator_sha256 {
+            let bytes = crate::store::read_bounded(&net, 4 << 30)?;
+            if crate::provenance::sha256_hex(&bytes) != *sum {
+                return Err(InferError::Corrupt {
+                    path: net,
+                    reason: format!(
+                        "checksum mismatch: these are not the weights {} was saved with",
+                        meta_path.display()
+                    ),
+                });
+            }
+        }
         let corrupt = |reason: &str| InferError::Corrupt {
             path: meta_path.clone(),
             reason: reason.into(),

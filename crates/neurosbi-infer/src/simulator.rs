@@ -3,6 +3,7 @@
 //! stream derived from (seed, i).
 
 use crate::error::{InferError, Result, rows_of};
+use crate::invalid::InvalidReasons;
 use crate::prior::Prior;
 use crate::rng::{SimRng, purpose, stream_rng};
 use rayon::prelude::*;
@@ -93,6 +94,9 @@ pub struct RunConfig {
     pub batch_size: usize,
     /// Rows per chunk (unit of progress reports and of store writes).
     pub chunk_size: usize,
+    /// A round with a larger fraction of invalid simulations stops with
+    /// [`InferError::TooManyInvalid`] instead of training on the few valid ones.
+    pub max_invalid_fraction: f64,
 }
 
 impl Default for RunConfig {
@@ -101,6 +105,7 @@ impl Default for RunConfig {
             seed: 0,
             batch_size: 100,
             chunk_size: 1000,
+            max_invalid_fraction: 0.99,
         }
     }
 }
@@ -116,6 +121,10 @@ pub struct Chunk {
     pub invalid: Vec<u32>,
     /// First simulator error message in the chunk, if any.
     pub first_error: Option<String>,
+    /// Parameters of the invalid simulations, row-major (where the model fails).
+    pub invalid_theta: Vec<f64>,
+    /// Why the invalid simulations failed.
+    pub reasons: InvalidReasons,
     /// Parameters of the valid simulations, row-major.
     pub theta: Vec<f64>,
     /// Outputs of the valid simulations, row-major.
@@ -183,7 +192,7 @@ pub fn simulate_chunk(
     let bs = batch_size.max(1);
     let mut theta = vec![0.0; n * dt];
     let mut x = vec![f64::NAN; n * dx];
-    let errors: Vec<Option<String>> = theta
+    let errors: Vec<Vec<Option<String>>> = theta
         .par_chunks_mut(bs * dt)
         .zip(x.par_chunks_mut(bs * dx))
         .enumerate()
@@ -197,35 +206,48 @@ pub fn simulate_chunk(
                 .map(|r| stream_rng(seed, purpose::SIMULATION, first + r as u64))
                 .collect();
             match sim.simulate(th, &mut rngs, xs) {
-                Ok(()) => None,
+                Ok(()) => vec![None; rows],
                 Err(_) => {
                     // Retry one by one with fresh streams so the outcome of each row is the
                     // same as in any other batching.
-                    let mut first_err = None;
-                    for r in 0..rows {
-                        let mut rng = [stream_rng(seed, purpose::SIMULATION, first + r as u64)];
-                        let xr = &mut xs[r * dx..(r + 1) * dx];
-                        if let Err(e) = sim.simulate(&th[r * dt..(r + 1) * dt], &mut rng, xr) {
-                            xr.fill(f64::NAN);
-                            first_err.get_or_insert(e.0);
-                        }
-                    }
-                    first_err
+                    (0..rows)
+                        .map(|r| {
+                            let mut rng = [stream_rng(seed, purpose::SIMULATION, first + r as u64)];
+                            let xr = &mut xs[r * dx..(r + 1) * dx];
+                            let res = sim.simulate(&th[r * dt..(r + 1) * dt], &mut rng, xr);
+                            res.err().map(|e| {
+                                xr.fill(f64::NAN);
+                                e.0
+                            })
+                        })
+                        .collect()
                 }
             }
         })
         .collect();
-    let first_error = errors.into_iter().flatten().next();
+    let errors: Vec<Option<String>> = errors.into_iter().flatten().collect();
+    let first_error = errors.iter().flatten().next().cloned();
     let mut invalid = Vec::new();
+    let mut invalid_theta = Vec::new();
+    let mut reasons = InvalidReasons::default();
     let mut keep_t = Vec::with_capacity(theta.len());
     let mut keep_x = Vec::with_capacity(x.len());
     for i in 0..n {
-        let xr = &x[i * dx..(i + 1) * dx];
-        if xr.iter().all(|v| v.is_finite()) {
-            keep_t.extend_from_slice(&theta[i * dt..(i + 1) * dt]);
-            keep_x.extend_from_slice(xr);
-        } else {
-            invalid.push(i as u32);
+        let (th, xr) = (&theta[i * dt..(i + 1) * dt], &x[i * dx..(i + 1) * dx]);
+        match (&errors[i], xr.iter().position(|v| !v.is_finite())) {
+            (None, None) => {
+                keep_t.extend_from_slice(th);
+                keep_x.extend_from_slice(xr);
+            }
+            (err, col) => {
+                invalid.push(i as u32);
+                invalid_theta.extend_from_slice(th);
+                reasons.add(match (err, col) {
+                    (Some(e), _) => format!("simulator error: {e}"),
+                    (None, Some(j)) => format!("non-finite output x[{j}]"),
+                    (None, None) => unreachable!("matched above"),
+                });
+            }
         }
     }
     Ok(Chunk {
@@ -233,6 +255,8 @@ pub fn simulate_chunk(
         n: n as u32,
         invalid,
         first_error,
+        invalid_theta,
+        reasons,
         theta: keep_t,
         x: keep_x,
     })
@@ -255,6 +279,10 @@ pub struct SimulationSet {
     pub n_invalid: u64,
     /// First simulator error message seen, if any.
     pub first_error: Option<String>,
+    /// Parameters of the invalid simulations, row-major.
+    pub invalid_theta: Vec<f64>,
+    /// Why the invalid simulations failed.
+    pub reasons: InvalidReasons,
 }
 
 impl SimulationSet {
@@ -274,9 +302,14 @@ impl SimulationSet {
         if self.first_error.is_none() {
             self.first_error.clone_from(&c.first_error);
         }
+        self.invalid_theta.extend_from_slice(&c.invalid_theta);
+        self.reasons.merge(&c.reasons);
     }
-    /// Errors with [`InferError::AllSimulationsInvalid`] if nothing valid is left.
-    pub fn require_valid(&self) -> Result<()> {
+    /// Errors with [`InferError::AllSimulationsInvalid`] if nothing valid is left, and with
+    /// [`InferError::TooManyInvalid`] if more than `max_fraction` of the simulations were
+    /// invalid (the model fails over most of the prior; training on the rest would be
+    /// silently biased).
+    pub fn require_valid(&self, max_fraction: f64) -> Result<()> {
         if self.is_empty() {
             return Err(InferError::AllSimulationsInvalid {
                 n: self.n_attempted as usize,
@@ -286,7 +319,32 @@ impl SimulationSet {
                     .unwrap_or_else(|| "non-finite output".into()),
             });
         }
+        let report = self.invalid_report();
+        if report.fraction() > max_fraction {
+            return Err(InferError::TooManyInvalid {
+                max_fraction,
+                report: Box::new(report),
+            });
+        }
         Ok(())
+    }
+
+    /// Counts, reasons and the parameter region of the invalid simulations.
+    pub fn invalid_report(&self) -> crate::invalid::InvalidReport {
+        crate::invalid::InvalidReport::new(self)
+    }
+
+    /// Appends the simulations of `other` (same dimensions).
+    pub fn append(&mut self, other: SimulationSet) {
+        self.theta.extend(other.theta);
+        self.x.extend(other.x);
+        self.n_attempted += other.n_attempted;
+        self.n_invalid += other.n_invalid;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+        self.invalid_theta.extend(other.invalid_theta);
+        self.reasons.merge(&other.reasons);
     }
 }
 
@@ -323,7 +381,7 @@ pub fn simulate(
             break;
         }
     }
-    set.require_valid()?;
+    set.require_valid(cfg.max_invalid_fraction)?;
     Ok(set)
 }
 

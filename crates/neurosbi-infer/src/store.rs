@@ -1,13 +1,17 @@
 //! A resumable simulation store on disk.
 //!
-//! Layout of a store directory: `store.meta` (dimensions and the plan of each round) and one file
-//! per finished chunk, `r{round}_c{chunk}.chunk`. Both are postcard, start with the format
-//! version, and are written to a temporary file then renamed, so a crash leaves either the old
-//! file or the new one. An interrupted round resumes by simulating only the missing chunks; since
+//! Layout of a store directory: `store.meta` (dimensions, the [`Fingerprint`] of the problem
+//! and the plan of each round, with a digest of where its parameters came from) and one file
+//! per finished chunk, `r{round}_c{chunk}.chunk`, which holds its own round and index. Both are
+//! postcard, start with the format version, end with a SHA-256 of everything before it (so a
+//! flipped byte, a cut file or a chunk copied under another name is an error naming the file),
+//! and are written to a temporary file then renamed, so a crash leaves either the old file or
+//! the new one. An interrupted round resumes by simulating only the missing chunks; since
 //! every draw is seeded by (seed, index), the result is bit-identical to an uninterrupted run.
 //! Per simulation the store keeps only the raw f64 payload (plus a few bytes per chunk).
 
 use crate::error::{InferError, Result, invalid_arg, io_err};
+use crate::provenance::{Fingerprint, frame, unframe};
 use crate::simulator::{
     Chunk, Progress, RunObserver, SimulationSet, Simulator, ThetaSource, check_dims, simulate_chunk,
 };
@@ -17,7 +21,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Format version of store files; bump on any change of their layout.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+pub const STORE_FORMAT_VERSION: u32 = 2;
 
 const META_FILE: &str = "store.meta";
 
@@ -30,6 +34,9 @@ pub struct RoundPlan {
     pub seed: u64,
     /// Simulations per chunk.
     pub chunk_size: u64,
+    /// Digest of where the round's parameters come from (`"prior"`, or the proposal's draws),
+    /// so a resumed round never mixes draws of two proposals.
+    pub source: String,
 }
 
 impl RoundPlan {
@@ -43,6 +50,7 @@ struct Meta {
     version: u32,
     dim_theta: u64,
     dim_x: u64,
+    fingerprint: Fingerprint,
     rounds: Vec<RoundPlan>,
 }
 
@@ -50,6 +58,7 @@ struct Meta {
 struct ChunkFile {
     version: u32,
     round: u32,
+    index: u64,
     chunk: Chunk,
 }
 
@@ -80,12 +89,21 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 
-/// Reads a postcard file whose first field is a u32 format version, checking the version.
+/// Writes `v` as a checksummed postcard file (see the module doc), atomically.
+pub(crate) fn write_versioned<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    write_atomic(path, &frame(encode(v)?))
+}
+
+/// Largest store file read (a chunk of 10^6 simulations of 100 values is 800 MB).
+const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// Reads a file written by [`write_versioned`] whose first field is a u32 format version:
+/// checks the version, then the checksum, then decodes.
 pub(crate) fn read_versioned<T: for<'de> Deserialize<'de>>(
     path: &Path,
     expected: u32,
 ) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = read_bounded(path, MAX_FILE_BYTES)?;
     let (found, _) = postcard::take_from_bytes::<u32>(&bytes).map_err(|e| InferError::Corrupt {
         path: path.into(),
         reason: e.to_string(),
@@ -97,10 +115,32 @@ pub(crate) fn read_versioned<T: for<'de> Deserialize<'de>>(
             expected,
         });
     }
-    postcard::from_bytes(&bytes).map_err(|e| InferError::Corrupt {
+    postcard::from_bytes(unframe(path, &bytes)?).map_err(|e| InferError::Corrupt {
         path: path.into(),
         reason: e.to_string(),
     })
+}
+
+/// Reads a regular file of at most `limit` bytes (a FIFO or `/dev/zero` in its place is an
+/// error, not a hang or an exhausted memory).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(InferError::Corrupt {
+            path: path.into(),
+            reason: "not a regular file".into(),
+        });
+    }
+    if meta.len() > limit {
+        return Err(InferError::Corrupt {
+            path: path.into(),
+            reason: format!(
+                "{} bytes, more than the {limit} this reader accepts",
+                meta.len()
+            ),
+        });
+    }
+    std::fs::read(path).map_err(io_err(path))
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
@@ -108,8 +148,14 @@ fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {
 }
 
 impl Store {
-    /// Creates a new empty store in `dir` (created if missing; must not already hold a store).
-    pub fn create(dir: impl AsRef<Path>, dim_theta: usize, dim_x: usize) -> Result<Self> {
+    /// Creates a new empty store in `dir` (created if missing; must not already hold a store)
+    /// for the problem identified by `fingerprint`.
+    pub fn create(
+        dir: impl AsRef<Path>,
+        dim_theta: usize,
+        dim_x: usize,
+        fingerprint: Fingerprint,
+    ) -> Result<Self> {
         let dir = dir.as_ref().to_path_buf();
         if dim_theta == 0 || dim_x == 0 {
             return Err(invalid_arg(
@@ -131,6 +177,7 @@ impl Store {
                 version: STORE_FORMAT_VERSION,
                 dim_theta: dim_theta as u64,
                 dim_x: dim_x as u64,
+                fingerprint,
                 rounds: Vec::new(),
             },
         };
@@ -145,8 +192,49 @@ impl Store {
         Ok(Self { dir, meta })
     }
 
+    /// Opens the store in `dir` if it holds one, else creates it; either way it must be for
+    /// `fingerprint` and these dimensions, else [`InferError::StoreMismatch`] names what changed.
+    pub fn open_or_create(
+        dir: impl AsRef<Path>,
+        dim_theta: usize,
+        dim_x: usize,
+        fingerprint: Fingerprint,
+    ) -> Result<Self> {
+        let dir = dir.as_ref();
+        if !dir.join(META_FILE).exists() {
+            return Self::create(dir, dim_theta, dim_x, fingerprint);
+        }
+        let s = Self::open(dir)?;
+        s.require(dim_theta, dim_x, &fingerprint)?;
+        Ok(s)
+    }
+
+    /// Errors unless the store is for `fingerprint` and these dimensions.
+    pub fn require(&self, dim_theta: usize, dim_x: usize, fingerprint: &Fingerprint) -> Result<()> {
+        let mut changes = self.meta.fingerprint.changes(fingerprint);
+        if changes.is_empty() && (self.dim_theta(), self.dim_x()) != (dim_theta, dim_x) {
+            changes.push(format!(
+                "the dimensions ({} parameters and {} features, now {dim_theta} and {dim_x})",
+                self.dim_theta(),
+                self.dim_x()
+            ));
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        Err(InferError::StoreMismatch {
+            path: self.dir.clone(),
+            changes,
+        })
+    }
+
+    /// What determined the store's simulations.
+    pub fn fingerprint(&self) -> &Fingerprint {
+        &self.meta.fingerprint
+    }
+
     fn write_meta(&self) -> Result<()> {
-        write_atomic(&self.dir.join(META_FILE), &encode(&self.meta)?)
+        write_versioned(&self.dir.join(META_FILE), &self.meta)
     }
 
     fn chunk_path(&self, round: usize, chunk: u64) -> PathBuf {
@@ -170,8 +258,9 @@ impl Store {
         &self.meta.rounds
     }
 
-    /// Adds a round of `n` simulations (run it with [`Store::run_round`]); returns its number.
-    pub fn add_round(&mut self, n: u64, seed: u64, chunk_size: u64) -> Result<usize> {
+    /// Adds a round of `n` simulations whose parameters come from `source` (a digest, see
+    /// [`RoundPlan::source`]); run it with [`Store::run_round`]. Returns its number.
+    pub fn add_round(&mut self, n: u64, seed: u64, chunk_size: u64, source: &str) -> Result<usize> {
         if n == 0 || chunk_size == 0 {
             return Err(invalid_arg("round", "n and chunk_size must be > 0"));
         }
@@ -179,6 +268,7 @@ impl Store {
             n,
             seed,
             chunk_size,
+            source: source.to_string(),
         });
         self.write_meta()?;
         Ok(self.meta.rounds.len() - 1)
@@ -253,9 +343,10 @@ impl Store {
             let file = ChunkFile {
                 version: STORE_FORMAT_VERSION,
                 round: round as u32,
+                index: c,
                 chunk,
             };
-            write_atomic(&path, &encode(&file)?)?;
+            write_versioned(&path, &file)?;
             report.chunks_run += 1;
             done += len;
             if observer
@@ -314,9 +405,10 @@ impl Store {
         let file = ChunkFile {
             version: STORE_FORMAT_VERSION,
             round: round as u32,
+            index: c,
             chunk,
         };
-        write_atomic(&self.chunk_path(round, c), &encode(&file)?)
+        write_versioned(&self.chunk_path(round, c), &file)
     }
 
     fn read_chunk(&self, round: usize, c: u64) -> Result<Option<Chunk>> {
@@ -325,15 +417,26 @@ impl Store {
             return Ok(None);
         }
         let f: ChunkFile = read_versioned(&path, STORE_FORMAT_VERSION)?;
+        if (f.round as usize, f.index) != (round, c) {
+            return Err(InferError::Corrupt {
+                path,
+                reason: format!(
+                    "holds chunk {} of round {}, not chunk {c} of round {round} (a file copied or renamed by hand?)",
+                    f.index, f.round
+                ),
+            });
+        }
         let (dt, dx) = (self.dim_theta(), self.dim_x());
-        let valid = f.chunk.n as usize - f.chunk.invalid.len();
-        if f.round as usize != round
-            || f.chunk.theta.len() != valid * dt
-            || f.chunk.x.len() != valid * dx
+        let plan = self.plan(round)?;
+        let valid = (f.chunk.n as usize).checked_sub(f.chunk.invalid.len());
+        if f.chunk.start != c * plan.chunk_size
+            || f.chunk.n as u64 != plan.chunk_size.min(plan.n - f.chunk.start.min(plan.n))
+            || valid.is_none_or(|v| f.chunk.theta.len() != v * dt || f.chunk.x.len() != v * dx)
+            || f.chunk.invalid_theta.len() != f.chunk.invalid.len() * dt
         {
             return Err(InferError::Corrupt {
                 path,
-                reason: "chunk header and payload disagree".into(),
+                reason: "chunk header and payload disagree with the round's plan".into(),
             });
         }
         Ok(Some(f.chunk))
@@ -363,36 +466,14 @@ impl Store {
             ..Default::default()
         };
         for r in 0..self.meta.rounds.len() {
-            let s = self.load_round(r)?;
-            set.theta.extend(s.theta);
-            set.x.extend(s.x);
-            set.n_attempted += s.n_attempted;
-            set.n_invalid += s.n_invalid;
-            if set.first_error.is_none() {
-                set.first_error = s.first_error;
-            }
+            set.append(self.load_round(r)?);
         }
         Ok(set)
     }
 
     /// Appends every round of `other` (same dimensions) to this store as new rounds.
     pub fn merge_from(&mut self, other: &Store) -> Result<()> {
-        for (what, expected, got) in [
-            ("dim_theta", self.dim_theta(), other.dim_theta()),
-            ("dim_x", self.dim_x(), other.dim_x()),
-        ] {
-            if expected != got {
-                return Err(InferError::DimMismatch {
-                    what: format!(
-                        "merge {} into {}: {what}",
-                        other.dir.display(),
-                        self.dir.display()
-                    ),
-                    expected,
-                    got,
-                });
-            }
-        }
+        other.require(self.dim_theta(), self.dim_x(), self.fingerprint())?;
         for (r, plan) in other.meta.rounds.iter().enumerate() {
             let new_round = self.meta.rounds.len();
             for c in 0..plan.num_chunks() {
@@ -400,9 +481,10 @@ impl Store {
                     let file = ChunkFile {
                         version: STORE_FORMAT_VERSION,
                         round: new_round as u32,
+                        index: c,
                         chunk,
                     };
-                    write_atomic(&self.chunk_path(new_round, c), &encode(&file)?)?;
+                    write_versioned(&self.chunk_path(new_round, c), &file)?;
                 }
             }
             self.meta.rounds.push(plan.clone());
@@ -513,17 +595,17 @@ mod tests {
             high: 1.0,
         }])
         .unwrap();
-        let run = Store::create(tmp("run"), 1, 2).unwrap();
+        let run = Store::create(tmp("run"), 1, 2, Fingerprint::new()).unwrap();
         let mut run = run;
-        let r = run.add_round(1234, 5, 100).unwrap();
+        let r = run.add_round(1234, 5, 100, "prior").unwrap();
         run.run_round(r, &Noisy, &FromPrior(&prior), 7, &mut Quiet)
             .unwrap();
         let want = run.load_round(r).unwrap();
         assert!(want.n_invalid > 0, "the test needs invalid rows");
 
         // The same simulations in 300-row chunks written into a store planned with them.
-        let mut built = Store::create(tmp("built"), 1, 2).unwrap();
-        let r = built.add_round(1234, 5, 300).unwrap();
+        let mut built = Store::create(tmp("built"), 1, 2, Fingerprint::new()).unwrap();
+        let r = built.add_round(1234, 5, 300, "prior").unwrap();
         let mut start = 0u64;
         while start < 1234 {
             let n = 300.min(1234 - start) as usize;

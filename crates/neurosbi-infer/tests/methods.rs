@@ -2,8 +2,8 @@ use neurosbi_flows::{
     ClassifierConfig, ConditionalEstimator, EstimatorConfig, NoObserver, TrainConfig,
 };
 use neurosbi_infer::{
-    Estimator, FromPrior, IndependentPrior, InferError, InferenceConfig, Marginal, Method,
-    POSTERIOR_FORMAT_VERSION, Posterior, Prior, Quiet, RunConfig, SimRng, SimulationError,
+    Estimator, Fingerprint, FromPrior, IndependentPrior, InferError, InferenceConfig, Marginal,
+    Method, POSTERIOR_FORMAT_VERSION, Posterior, Prior, Quiet, RunConfig, SimRng, SimulationError,
     Simulator, Store, infer, simulate, train_npe,
 };
 use rand::RngExt;
@@ -144,7 +144,7 @@ fn apt_and_tsnpe_two_rounds_recover_the_conjugate_posterior() {
         (Method::npe(), "apt"),
         (Method::Tsnpe { epsilon: 1e-4 }, "tsnpe"),
     ] {
-        let mut store = Store::create(dir.join(name), 2, 2).unwrap();
+        let mut store = Store::create(dir.join(name), 2, 2, Fingerprint::new()).unwrap();
         let cfg = InferenceConfig {
             method,
             rounds: vec![1000, 1000],

@@ -1,7 +1,7 @@
 use neurosbi_infer::store::StopAfterChunks;
 use neurosbi_infer::{
-    FromPrior, IndependentPrior, InferError, Progress, Quiet, RunConfig, STORE_FORMAT_VERSION,
-    SimRng, SimulationError, Simulator, Store, simulate,
+    Fingerprint, FromPrior, IndependentPrior, InferError, Progress, Quiet, RunConfig,
+    STORE_FORMAT_VERSION, SimRng, SimulationError, Simulator, Store, simulate,
 };
 use rand::RngExt;
 use std::ops::ControlFlow;
@@ -59,6 +59,7 @@ fn results_are_bit_identical_for_any_threads_batch_and_chunk_size() {
             seed: 11,
             batch_size: batch,
             chunk_size: chunk,
+            ..Default::default()
         };
         pool.install(|| simulate(&Toy, &FromPrior(&p), 1000, &cfg, &mut Quiet).unwrap())
     };
@@ -84,6 +85,7 @@ fn invalid_count_matches_the_failure_rule() {
         seed: 5,
         batch_size: 50,
         chunk_size: 300,
+        ..Default::default()
     };
     let s = simulate(&Toy, &FromPrior(&p), 2000, &cfg, &mut Quiet).unwrap();
     // Recompute the parameters of every index and count the rows the rule makes invalid.
@@ -170,6 +172,7 @@ fn observer_sees_progress_and_can_stop_the_run() {
         seed: 1,
         batch_size: 10,
         chunk_size: 100,
+        ..Default::default()
     };
     let s = simulate(&Toy, &FromPrior(&p), 1000, &cfg, &mut obs).unwrap();
     assert_eq!(seen, vec![100, 200, 300]);
@@ -180,16 +183,16 @@ fn observer_sees_progress_and_can_stop_the_run() {
 fn interrupted_then_resumed_store_equals_uninterrupted_run() {
     let p = prior();
     let (d1, d2) = (tmp("resume-a"), tmp("resume-b"));
-    let full = Store::create(&d1, 2, 3).unwrap();
+    let full = Store::create(&d1, 2, 3, Fingerprint::new()).unwrap();
     let mut full = full;
-    let r = full.add_round(1050, 42, 100).unwrap();
+    let r = full.add_round(1050, 42, 100, "prior").unwrap();
     let rep = full
         .run_round(r, &Toy, &FromPrior(&p), 25, &mut Quiet)
         .unwrap();
     assert!(rep.complete && rep.chunks_run == 11);
 
-    let mut part = Store::create(&d2, 2, 3).unwrap();
-    let r = part.add_round(1050, 42, 100).unwrap();
+    let mut part = Store::create(&d2, 2, 3, Fingerprint::new()).unwrap();
+    let r = part.add_round(1050, 42, 100, "prior").unwrap();
     let rep = part
         .run_round(
             r,
@@ -223,6 +226,7 @@ fn interrupted_then_resumed_store_equals_uninterrupted_run() {
             seed: 42,
             batch_size: 100,
             chunk_size: 1050,
+            ..Default::default()
         },
         &mut Quiet,
     )
@@ -236,8 +240,8 @@ fn interrupted_then_resumed_store_equals_uninterrupted_run() {
 fn store_overhead_is_under_ten_bytes_per_simulation() {
     let p = prior();
     let d = tmp("overhead");
-    let mut s = Store::create(&d, 2, 3).unwrap();
-    let r = s.add_round(5000, 3, 1000).unwrap();
+    let mut s = Store::create(&d, 2, 3, Fingerprint::new()).unwrap();
+    let r = s.add_round(5000, 3, 1000, "prior").unwrap();
     s.run_round(r, &Toy, &FromPrior(&p), 100, &mut Quiet)
         .unwrap();
     let set = s.load().unwrap();
@@ -254,16 +258,16 @@ fn store_overhead_is_under_ten_bytes_per_simulation() {
 fn rounds_append_and_stores_merge() {
     let p = prior();
     let (da, db) = (tmp("merge-a"), tmp("merge-b"));
-    let mut a = Store::create(&da, 2, 3).unwrap();
-    let r0 = a.add_round(300, 1, 100).unwrap();
+    let mut a = Store::create(&da, 2, 3, Fingerprint::new()).unwrap();
+    let r0 = a.add_round(300, 1, 100, "prior").unwrap();
     a.run_round(r0, &Toy, &FromPrior(&p), 50, &mut Quiet)
         .unwrap();
-    let r1 = a.add_round(200, 2, 100).unwrap();
+    let r1 = a.add_round(200, 2, 100, "prior").unwrap();
     a.run_round(r1, &Toy, &FromPrior(&p), 50, &mut Quiet)
         .unwrap();
     assert_eq!(a.load().unwrap().n_attempted, 500);
-    let mut b = Store::create(&db, 2, 3).unwrap();
-    let r = b.add_round(150, 9, 100).unwrap();
+    let mut b = Store::create(&db, 2, 3, Fingerprint::new()).unwrap();
+    let r = b.add_round(150, 9, 100, "prior").unwrap();
     b.run_round(r, &Toy, &FromPrior(&p), 50, &mut Quiet)
         .unwrap();
     let before = a.load().unwrap();
@@ -273,17 +277,21 @@ fn rounds_append_and_stores_merge() {
     assert_eq!(after.n_attempted, 650);
     assert_eq!(after.theta, [before.theta, bs.theta].concat());
     assert_eq!(Store::open(&da).unwrap().rounds().len(), 3);
-    // Dimension mismatch on merge is a typed error.
+    // Dimension mismatch on merge is a typed error naming the dimensions.
     let dc = tmp("merge-c");
-    let c = Store::create(&dc, 2, 4).unwrap();
-    assert!(matches!(
-        a.merge_from(&c).unwrap_err(),
-        InferError::DimMismatch {
-            expected: 3,
-            got: 4,
-            ..
-        }
-    ));
+    let c = Store::create(&dc, 2, 4, Fingerprint::new()).unwrap();
+    let e = a.merge_from(&c).unwrap_err();
+    assert!(
+        matches!(&e, InferError::StoreMismatch { changes, .. } if changes[0].contains("4 features, now 2 and 3")),
+        "{e}"
+    );
+    // So is a store of another problem, naming what changed.
+    let dd = tmp("merge-d");
+    let fp = |prior: &str| Fingerprint::new().with("model", "m").with("priors", prior);
+    let d = Store::create(&dd, 2, 3, fp("uniform(0, 2)")).unwrap();
+    let mut e_store = Store::create(tmp("merge-e"), 2, 3, fp("uniform(0, 3)")).unwrap();
+    let e = e_store.merge_from(&d).unwrap_err().to_string();
+    assert!(e.contains("priors changed") && e.contains("--force"), "{e}");
     // Running a simulator of other dimensions into a store is refused.
     assert!(matches!(
         c.run_round(0, &Toy, &FromPrior(&p), 1, &mut Quiet)
@@ -295,7 +303,7 @@ fn rounds_append_and_stores_merge() {
 #[test]
 fn store_of_another_format_version_is_refused() {
     let d = tmp("version");
-    let s = Store::create(&d, 2, 3).unwrap();
+    let s = Store::create(&d, 2, 3, Fingerprint::new()).unwrap();
     drop(s);
     let meta = d.join("store.meta");
     let mut bytes = std::fs::read(&meta).unwrap();
@@ -321,8 +329,8 @@ fn store_of_another_format_version_is_refused() {
 fn npy_export_has_a_valid_header_and_payload() {
     let p = prior();
     let d = tmp("npy");
-    let mut s = Store::create(&d, 2, 3).unwrap();
-    let r = s.add_round(100, 4, 100).unwrap();
+    let mut s = Store::create(&d, 2, 3, Fingerprint::new()).unwrap();
+    let r = s.add_round(100, 4, 100, "prior").unwrap();
     s.run_round(r, &Toy, &FromPrior(&p), 100, &mut Quiet)
         .unwrap();
     let (tp, xp) = (d.join("theta.npy"), d.join("x.npy"));

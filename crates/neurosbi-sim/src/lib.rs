@@ -26,6 +26,7 @@
 // they are only built on the cold path, so their size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod canonical;
 pub mod check;
 pub mod equations;
 pub mod error;

@@ -84,11 +84,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (dt + dx) * 8
     );
 
+    let run = RunIdentity {
+        fingerprint: neurosbi::infer::Fingerprint::new().with("bench", "bench"),
+        seed: 11,
+        dim_theta: dt as u32,
+        dim_x: dx as u32,
+    };
     // One process into the store.
     let direct = root.join("direct");
     let t = Instant::now();
-    let mut store = Store::create(direct.join("simulations"), dt, dx)?;
-    let r = store.add_round(n, 11, neurosbi::fit::STORE_CHUNK_SIZE as u64)?;
+    let mut store = Store::create(direct.join("simulations"), dt, dx, run.fingerprint.clone())?;
+    let r = store.add_round(n, 11, neurosbi::fit::STORE_CHUNK_SIZE as u64, "prior")?;
     store.run_round(
         r,
         &sim,
@@ -111,12 +117,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sharded = root.join("sharded");
     let sdir = shards_dir(&sharded);
     std::fs::create_dir_all(&sdir)?;
-    let run = RunIdentity {
-        model_hash: "bench".into(),
-        seed: 11,
-        dim_theta: dt as u32,
-        dim_x: dx as u32,
-    };
     let t = Instant::now();
     for i in 0..4 {
         let spec = ShardSpec::new(i, 4)?;
@@ -126,6 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             round: 0,
             round_size: n,
             round_seed: 11,
+            source: "prior".into(),
             shard: i,
             num_shards: 4,
             start,

@@ -3,13 +3,18 @@
 
 use crate::config::FitConfig;
 use crate::error::{Error, Result};
+use crate::outdir::OutDir;
 use crate::plot::{self, PairData, TracePanel};
+use crate::problem::Problem;
 use crate::problem::{NeuronSimulator, Observed};
 use crate::report;
 use crate::summary::{self, ParameterSummary, csv_text, write_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use neurosbi_flows::TrainObserver;
-use neurosbi_infer::{InferenceConfig, Posterior, Prior, Progress, RunConfig, Store, write_npy};
+use neurosbi_infer::{
+    Fingerprint, InferError, InferenceConfig, InvalidReport, Posterior, Prior, Progress, RunConfig,
+    Store, write_npy,
+};
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -135,22 +140,162 @@ impl TrainObserver for TrainBar {
     }
 }
 
-/// Refuses to run when outputs exist already (unless `force`), before anything is computed.
-pub fn check_outputs(out: &Path, force: bool) -> Result<()> {
-    for f in OUTPUT_FILES {
-        let p = out.join(f);
-        if p.exists() {
-            if !force {
-                return Err(Error::Exists { path: p });
-            }
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p).map_err(Error::io(&p))?;
-            } else {
-                std::fs::remove_file(&p).map_err(Error::io(&p))?;
-            }
+/// Refuses to replace outputs of another run (unless `force`), before anything is computed.
+/// Outputs of the same run (same fingerprint and settings, recorded in `run.json`) are no
+/// obstacle: a rerun or a resumed run reproduces them. Nothing is deleted here; the new outputs
+/// replace the old ones only when the run completes ([`OutDir::commit`]).
+pub fn check_outputs(out: &Path, force: bool, manifest: &RunManifest) -> Result<()> {
+    if force {
+        return Ok(());
+    }
+    let Some(existing) = OUTPUT_FILES
+        .iter()
+        .map(|f| out.join(f))
+        .find(|p| p.exists() && !p.ends_with("fit.toml"))
+    else {
+        return Ok(());
+    };
+    let previous = RunManifest::read(&out.join(MANIFEST)).ok();
+    match previous {
+        Some(prev) if prev.run == manifest.run => Ok(()),
+        Some(prev) => Err(Error::invalid(
+            out.display().to_string(),
+            format!(
+                "holds the outputs of another run ({} changed); pass --force to replace them once the new run completes, or choose another output folder with --out",
+                prev.changes(manifest).join(", ")
+            ),
+        )),
+        None => Err(Error::Exists { path: existing }),
+    }
+}
+
+/// File in the output folder that says what produced its outputs.
+pub const MANIFEST: &str = "run.json";
+
+/// Provenance of a fit's outputs: the program, the fit file and the fingerprint of everything
+/// that determined the simulations, plus a digest of all settings (`run`) that decides
+/// whether existing outputs belong to the same run.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunManifest {
+    /// neurosbi version that wrote the outputs.
+    pub neurosbi: String,
+    /// The fit file, as given.
+    pub fit_file: String,
+    /// SHA-256 of the fit file's bytes (empty for a problem built in code).
+    pub fit_file_sha256: String,
+    /// The seed.
+    pub seed: u64,
+    /// The simulations' fingerprint: (part, SHA-256) pairs.
+    pub simulations: Vec<(String, String)>,
+    /// SHA-256 of the inference, training and sampling settings.
+    pub settings: String,
+    /// Digest of all of the above but the program version and file name.
+    pub run: String,
+}
+
+impl RunManifest {
+    /// The manifest of `cfg` run with `seed`, whose simulations have fingerprint `fp`.
+    pub fn new(cfg: &FitConfig, seed: u64, fp: &Fingerprint) -> Self {
+        use neurosbi_infer::provenance::sha256_hex;
+        let settings = sha256_hex(format!("{:?} truth {:?}", cfg.inference, cfg.truth).as_bytes());
+        let fit_file_sha256 = read_bounded(&cfg.file, 1 << 26)
+            .map(|b| sha256_hex(&b))
+            .unwrap_or_default();
+        Self {
+            neurosbi: env!("CARGO_PKG_VERSION").into(),
+            fit_file: cfg.file.display().to_string(),
+            fit_file_sha256,
+            seed,
+            simulations: fp.parts().to_vec(),
+            run: sha256_hex(format!("{} {}", fp.digest(), settings).as_bytes()),
+            settings,
         }
     }
-    Ok(())
+
+    /// Reads a manifest written by a fit.
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = read_bounded(path, 1 << 20)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+    }
+
+    /// What differs from `other`: names of fingerprint parts, or the settings.
+    pub fn changes(&self, other: &RunManifest) -> Vec<String> {
+        let fp = |m: &RunManifest| {
+            m.simulations
+                .iter()
+                .fold(Fingerprint::new(), |f, (n, d)| f.with(n, d))
+        };
+        let mut c = fp(self).changes(&fp(other));
+        if self.settings != other.settings {
+            c.push("the inference settings".into());
+        }
+        c
+    }
+}
+
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    Ok(neurosbi_infer::store::read_bounded(path, limit)?)
+}
+
+/// The store a fit uses: `OUT/simulations` when it holds this problem's simulations (a
+/// resumed or repeated run) or does not exist yet; with `force`, a store of another problem
+/// is left in place and a new one is made in the staging folder, to replace it when the run
+/// completes. A forced run that was interrupted left its store there: it is resumed.
+fn open_store(dir: &OutDir, p: &Problem, fp: Fingerprint, force: bool) -> Result<Store> {
+    let main = dir.root().join("simulations");
+    let staged = dir.staging().join("simulations");
+    let (dt, dx) = (p.dim_theta(), p.dim_x());
+    if staged.exists()
+        && let Ok(s) = Store::open(&staged)
+        && s.require(dt, dx, &fp).is_ok()
+    {
+        return Ok(s);
+    }
+    match Store::open_or_create(&main, dt, dx, fp.clone()) {
+        Ok(s) => Ok(s),
+        Err(e @ (InferError::StoreMismatch { .. } | InferError::FormatVersion { .. })) => {
+            if !force {
+                return Err(stale_store(e));
+            }
+            if staged.exists() {
+                std::fs::remove_dir_all(&staged).map_err(Error::io(&staged))?;
+            }
+            Ok(Store::create(&staged, dt, dx, fp)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A store of an older format gets the same two ways out as one of another problem.
+fn stale_store(e: InferError) -> Error {
+    match e {
+        InferError::FormatVersion { path, found, .. } => Error::invalid(
+            path.display().to_string(),
+            format!(
+                "holds simulations stored by another version of neurosbi (format {found}); rerun with --force to resimulate, or choose another output folder with --out"
+            ),
+        ),
+        e => e.into(),
+    }
+}
+
+/// Fraction of invalid simulations above which a run warns (with where they fail).
+pub const WARN_INVALID_FRACTION: f64 = 0.2;
+
+/// The valid/invalid counts with their reasons, for the end of every run; with a loud warning
+/// and the parameter region where simulations fail when more than `warn_above` are invalid.
+pub fn invalid_lines(report: &InvalidReport, names: &[String], warn_above: f64) -> String {
+    let text = report.describe(names);
+    if report.fraction() > warn_above {
+        format!(
+            "WARNING: {:.0} % of the simulations are invalid (more than {:.0} %): the posterior only reflects the region where the model works.\n{text}",
+            100.0 * report.fraction(),
+            100.0 * warn_above
+        )
+    } else {
+        text
+    }
 }
 
 /// Simulations per chunk of the store (unit of resumption and of progress reports).
@@ -168,6 +313,7 @@ pub fn inference_config(cfg: &FitConfig, seed: u64) -> InferenceConfig {
             seed,
             batch_size: cfg.inference.batch_size,
             chunk_size: STORE_CHUNK_SIZE,
+            ..Default::default()
         },
         seed,
         posterior: cfg.inference.posterior,
@@ -175,18 +321,14 @@ pub fn inference_config(cfg: &FitConfig, seed: u64) -> InferenceConfig {
     }
 }
 
-/// Runs the whole job of a fit file.
+/// Runs the whole job of a fit file. The outputs are written beside any previous ones and
+/// replace them only when the run is complete; the folder is locked meanwhile.
 pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     let seed = opts.seed.unwrap_or(cfg.seed);
     let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
-    check_outputs(&out, opts.force)?;
-    std::fs::create_dir_all(&out).map_err(Error::io(&out))?;
-    let bars = Bars::new(opts.quiet);
-    let mut timings = Vec::new();
+    crate::outdir::check_out(&out)?;
     let t0 = Instant::now();
     let problem = &cfg.problem;
-
-    // The observation and its features.
     let observed = cfg.observation()?;
     let x_o = problem.observed_features(&observed)?;
     let names = problem.feature_names();
@@ -196,29 +338,76 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
             "is undefined for the observation; choose features defined for the observed data",
         ));
     }
-    timings.push(("observation".to_string(), t0.elapsed().as_secs_f64()));
+    let fp = problem.fingerprint(&observed, seed);
+    let manifest = RunManifest::new(cfg, seed, &fp);
+    let dir = OutDir::open(&out)?;
+    check_outputs(&out, opts.force, &manifest)?;
+    let mut store = open_store(&dir, problem, fp, opts.force)?;
+    let mut timings = vec![("observation".to_string(), t0.elapsed().as_secs_f64())];
+    let bars = Bars::new(opts.quiet);
+    let t1 = Instant::now();
+    let trained = train(cfg, seed, &observed, &x_o, &mut store, &bars)?;
+    timings.push((
+        "simulation + training".to_string(),
+        t1.elapsed().as_secs_f64(),
+    ));
+    // Shown at the end of every run, and even with --quiet when many failed.
+    let invalid_text = trained
+        .report
+        .invalid
+        .as_ref()
+        .filter(|r| !opts.quiet || r.fraction() > WARN_INVALID_FRACTION)
+        .map(|r| invalid_lines(r, &problem.parameter_names(), WARN_INVALID_FRACTION));
+    let stage = dir.staging();
+    trained.posterior.save(&stage.join("posterior"))?;
+    let outcome = write_outputs(
+        cfg, opts, seed, &stage, &observed, &x_o, &trained, timings, t0,
+    )?;
+    write_file(
+        &stage.join(MANIFEST),
+        serde_json::to_string_pretty(&manifest)
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    if !same_file(&cfg.file, &out.join("fit.toml")) && cfg.file.is_file() {
+        std::fs::copy(&cfg.file, stage.join("fit.toml"))
+            .map_err(Error::io(stage.join("fit.toml")))?;
+    }
+    dir.commit()?;
+    if let Some(t) = invalid_text {
+        eprintln!("simulations: {t}");
+    }
+    Ok(FitOutcome { out, ..outcome })
+}
 
-    // Simulations into a resumable store, training.
-    let sim = NeuronSimulator::new(problem.clone(), Some(observed.clone()))?;
+/// Whether two paths name the same existing file (the fit file may live in its own output
+/// folder; it is an input and is never replaced).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// A trained posterior with its report and training curves.
+struct Trained {
+    posterior: Posterior,
+    report: neurosbi_infer::InferenceReport,
+    curves: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+/// Simulations into the store (resumable) and training, with progress bars.
+fn train(
+    cfg: &FitConfig,
+    seed: u64,
+    observed: &[Observed],
+    x_o: &[f64],
+    store: &mut Store,
+    bars: &Bars,
+) -> Result<Trained> {
+    let problem = &cfg.problem;
+    let sim = NeuronSimulator::new(problem.clone(), Some(observed.to_vec()))?;
     let prior: Arc<dyn Prior> = Arc::new(problem.prior()?);
-    let store_dir = out.join("simulations");
-    let mut store = if let Ok(s) = Store::open(&store_dir) {
-        if s.dim_theta() != problem.dim_theta() || s.dim_x() != problem.dim_x() {
-            return Err(Error::invalid(
-                store_dir.display().to_string(),
-                format!(
-                    "holds simulations of {} parameters and {} features, this fit has {} and {}; use another output folder",
-                    s.dim_theta(),
-                    s.dim_x(),
-                    problem.dim_theta(),
-                    problem.dim_x()
-                ),
-            ));
-        }
-        s
-    } else {
-        Store::create(&store_dir, problem.dim_theta(), problem.dim_x())?
-    };
     let total: usize = cfg.inference.rounds.iter().sum();
     let sim_bar = bars.bar(total as u64, "simulating");
     let mut done_before = 0u64;
@@ -239,32 +428,70 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         last_epoch: 0,
     };
     let icfg = inference_config(cfg, seed);
-    let t1 = Instant::now();
     let (posterior, report) = neurosbi_infer::infer(
         &sim,
         prior,
-        Some(&x_o),
+        Some(x_o),
         &icfg,
-        Some(&mut store),
+        Some(store),
         &mut sim_obs,
         &mut train_obs,
-    )?;
+    )
+    .map_err(|e| name_parameters(e, &problem.parameter_names()))?;
     sim_bar.finish_and_clear();
     train_obs.bar.finish_and_clear();
-    timings.push((
-        "simulation + training".to_string(),
-        t1.elapsed().as_secs_f64(),
-    ));
-    posterior.save(&out.join("posterior"))?;
+    Ok(Trained {
+        posterior,
+        report,
+        curves: train_obs.curves,
+    })
+}
 
-    // Sampling and summary.
+/// Too many invalid simulations: the message names the parameters, not their indices.
+fn name_parameters(e: InferError, names: &[String]) -> Error {
+    match e {
+        InferError::TooManyInvalid {
+            max_fraction,
+            report,
+        } => Error::invalid(
+            "simulations",
+            format!(
+                "{}\nMore than {:.0} % of the simulations are invalid, so the model fails over most of the prior: narrow the prior away from where it fails, fix the model, or choose features defined there.",
+                report.describe(names),
+                100.0 * max_fraction
+            ),
+        ),
+        e => e.into(),
+    }
+}
+
+/// Samples, summary, tables, figures and the report, written into `stage`.
+#[allow(clippy::too_many_arguments)]
+fn write_outputs(
+    cfg: &FitConfig,
+    opts: &FitOptions,
+    seed: u64,
+    stage: &Path,
+    observed: &[Observed],
+    x_o: &[f64],
+    trained: &Trained,
+    mut timings: Vec<(String, f64)>,
+    t0: Instant,
+) -> Result<FitOutcome> {
+    let problem = &cfg.problem;
+    let posterior = &trained.posterior;
+    let names = problem.feature_names();
     let t2 = Instant::now();
-    let sbar = bars.spinner("sampling");
-    sbar.set_message(format!("{} samples", cfg.inference.samples));
-    sbar.tick();
-    let draws = posterior.sample(cfg.inference.samples, &x_o, seed ^ 0x5a5a)?;
-    let map = posterior.map(&x_o, seed ^ 0xa5a5)?;
-    sbar.finish_and_clear();
+    let draws = posterior.sample(cfg.inference.samples, x_o, seed ^ 0x5a5a)?;
+    // Weighted samples (ABC) have no density, hence no MAP: the summary says so with NaN.
+    let map = if posterior.has_density() {
+        posterior.map(x_o, seed ^ 0xa5a5)?
+    } else {
+        if !opts.quiet {
+            eprintln!("note: no MAP estimate: an ABC posterior of weighted samples has no density");
+        }
+        vec![f64::NAN; problem.dim_theta()]
+    };
     if let Some(w) = &draws.warning
         && !opts.quiet
     {
@@ -274,61 +501,47 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     let pnames = problem.parameter_names();
     let units: Vec<String> = problem.free.iter().map(|p| p.unit.name.clone()).collect();
     let sum = summary::summarise(&draws.theta, &pnames, &units, &map, cfg.truth.as_deref());
-
-    // Files.
     let t3 = Instant::now();
     let d = pnames.len();
     let header: Vec<String> = problem
         .free
         .iter()
-        .map(|p| {
-            format!(
-                "{}{}",
-                p.name,
-                if p.unit.name.is_empty() {
-                    String::new()
-                } else {
-                    format!(" [{}]", p.unit.name)
-                }
-            )
+        .map(|p| match p.unit.name.as_str() {
+            "" => p.name.clone(),
+            u => format!("{} [{u}]", p.name),
         })
         .collect();
     write_file(
-        &out.join("observation.csv"),
-        csv_text(&names, &x_o).as_bytes(),
+        &stage.join("observation.csv"),
+        csv_text(&names, x_o).as_bytes(),
     )?;
     write_file(
-        &out.join("samples.csv"),
+        &stage.join("samples.csv"),
         csv_text(&header, &draws.theta).as_bytes(),
     )?;
     write_npy(
-        &out.join("samples.npy"),
+        &stage.join("samples.npy"),
         &draws.theta,
         draws.theta.len() / d,
         d,
     )?;
     write_file(
-        &out.join("summary.csv"),
+        &stage.join("summary.csv"),
         summary::summary_csv(&sum).as_bytes(),
     )?;
     write_file(
-        &out.join("summary.json"),
+        &stage.join("summary.json"),
         serde_json::to_string_pretty(&sum)
             .unwrap_or_default()
             .as_bytes(),
     )?;
     let mut tcsv = String::from("round,epoch,train_loss,val_loss\n");
-    for (r, (tr, va)) in train_obs.curves.iter().enumerate() {
+    for (r, (tr, va)) in trained.curves.iter().enumerate() {
         for (e, (a, b)) in tr.iter().zip(va).enumerate() {
             tcsv.push_str(&format!("{},{},{a},{b}\n", r + 1, e + 1));
         }
     }
-    write_file(&out.join("training.csv"), tcsv.as_bytes())?;
-    if cfg.file.exists() {
-        std::fs::copy(&cfg.file, out.join("fit.toml")).map_err(Error::io(out.join("fit.toml")))?;
-    }
-
-    // Figures.
+    write_file(&stage.join("training.csv"), tcsv.as_bytes())?;
     let labels: Vec<String> = pnames
         .iter()
         .zip(&units)
@@ -341,7 +554,7 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         })
         .collect();
     let pair_svg = plot::pairplot(
-        &out,
+        stage,
         "pairplot",
         &PairData {
             samples: &draws.theta,
@@ -350,36 +563,36 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         },
     )?;
     let n_pred = cfg.inference.predictive.min(draws.theta.len() / d);
-    let pred_theta = &draws.theta[..n_pred * d];
-    let panels = predictive_panels(cfg, &observed, pred_theta, seed)?;
-    let traces_svg = plot::traces(&out, &panels.0)?;
-    write_file(&out.join("predictive.csv"), panels.1.as_bytes())?;
-    let curves_svg = plot::training_curves(&out, &train_obs.curves)?;
+    let panels = predictive_panels(cfg, observed, &draws.theta[..n_pred * d], seed)?;
+    let traces_svg = plot::traces(stage, &panels.0)?;
+    write_file(&stage.join("predictive.csv"), panels.1.as_bytes())?;
+    let curves_svg = plot::training_curves(stage, &trained.curves)?;
     timings.push(("outputs".to_string(), t3.elapsed().as_secs_f64()));
     timings.push(("total".to_string(), t0.elapsed().as_secs_f64()));
     let mut tim = String::from("phase,seconds\n");
     for (p, s) in &timings {
         tim.push_str(&format!("{p},{s:.3}\n"));
     }
-    write_file(&out.join("timings.csv"), tim.as_bytes())?;
-    let sims: Vec<(usize, u64)> = report
+    write_file(&stage.join("timings.csv"), tim.as_bytes())?;
+    let r = &trained.report;
+    let sims: Vec<(usize, u64)> = r
         .valid_per_round
         .iter()
-        .zip(&report.invalid_per_round)
+        .zip(&r.invalid_per_round)
         .map(|(a, b)| (*a, *b))
         .collect();
     write_report(
-        &out,
+        stage,
         cfg,
         &sum,
         &sims,
         &names,
-        &x_o,
+        x_o,
         &timings,
         [&pair_svg, &traces_svg, &curves_svg],
     )?;
     Ok(FitOutcome {
-        out,
+        out: stage.to_path_buf(),
         samples: draws.theta,
         summary: sum,
         timings,
@@ -450,13 +663,11 @@ pub fn simulate_only(cfg: &FitConfig, opts: &FitOptions) -> Result<(usize, u64)>
     let out = opts.out.clone().unwrap_or_else(|| cfg.out.clone());
     let problem = &cfg.problem;
     let observed = cfg.observation()?;
+    let fp = problem.fingerprint(&observed, seed);
     let sim = NeuronSimulator::new(problem.clone(), Some(observed))?;
     let prior = problem.prior()?;
-    let store_dir = out.join("simulations");
-    let mut store = match Store::open(&store_dir) {
-        Ok(s) => s,
-        Err(_) => Store::create(&store_dir, problem.dim_theta(), problem.dim_x())?,
-    };
+    let dir = OutDir::open(&out)?;
+    let mut store = open_store(&dir, problem, fp, opts.force)?;
     let n = cfg.inference.rounds[0];
     // The same round seed as `infer` derives for round 0, so `fit` finds this round.
     let round_seed = neurosbi_infer::rng::derive_seed(seed, 1000);
@@ -466,7 +677,7 @@ pub fn simulate_only(cfg: &FitConfig, opts: &FitOptions) -> Result<(usize, u64)>
         .position(|p| p.n == n as u64 && p.seed == round_seed)
     {
         Some(r) => r,
-        None => store.add_round(n as u64, round_seed, STORE_CHUNK_SIZE as u64)?,
+        None => store.add_round(n as u64, round_seed, STORE_CHUNK_SIZE as u64, "prior")?,
     };
     let bars = Bars::new(opts.quiet);
     let bar = bars.bar(n as u64, "simulating");
@@ -483,6 +694,9 @@ pub fn simulate_only(cfg: &FitConfig, opts: &FitOptions) -> Result<(usize, u64)>
     )?;
     bar.finish_and_clear();
     let s = store.load_round(r)?;
+    if store.is_round_complete(r)? {
+        dir.commit()?;
+    }
     Ok((s.len(), s.n_invalid))
 }
 

@@ -384,10 +384,12 @@ impl Inferencer {
         };
         let mut st = match store {
             None => None,
-            Some(dir) => Some(match Store::open(dir) {
-                Ok(s) => s,
-                Err(_) => Store::create(dir, self.problem.dim_theta(), self.problem.dim_x())?,
-            }),
+            Some(dir) => Some(Store::open_or_create(
+                dir,
+                self.problem.dim_theta(),
+                self.problem.dim_x(),
+                self.problem.fingerprint(&self.observed, self.seed),
+            )?),
         };
         let (post, report) = neurosbi_infer::infer(
             &sim,

@@ -59,6 +59,7 @@ pub mod inferencer;
 #[cfg(feature = "mpi")]
 pub mod mpi_gather;
 pub mod observe;
+pub mod outdir;
 pub mod plot;
 pub mod problem;
 pub mod quantity;

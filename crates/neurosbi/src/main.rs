@@ -188,16 +188,8 @@ enum Command {
 }
 
 /// Runs one shard of a round (`neurosbi simulate --shard I --num-shards N`).
-fn simulate_shard(
-    cfg: &FitConfig,
-    file: &Path,
-    opts: &FitOptions,
-    round: usize,
-    spec: ShardSpec,
-) -> Result<()> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let job = ShardJob::new(cfg, &text, opts)?;
+fn simulate_shard(cfg: &FitConfig, opts: &FitOptions, round: usize, spec: ShardSpec) -> Result<()> {
+    let job = ShardJob::new(cfg, opts)?;
     let bars = neurosbi::fit::Bars::new(opts.quiet);
     let bar = bars.bar(0, "simulating");
     let s = job.run(round, spec, opts.force, &mut |p| {
@@ -231,9 +223,7 @@ fn merge(path: &Path, opts: &FitOptions, no_proposal: bool) -> Result<()> {
         return Ok(());
     }
     let cfg = FitConfig::from_file(path)?;
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let job = ShardJob::new(&cfg, &text, opts)?;
+    let job = ShardJob::new(&cfg, opts)?;
     // Rounds simulated straight into the store (MPI, or `simulate` without shards) leave no
     // shards; the next round's proposal is still needed.
     match neurosbi::scale::merge(&job.out, Some(&job.run)) {
@@ -283,7 +273,27 @@ fn report_merge(merged: &[neurosbi::scale::MergedRound], quiet: bool) {
     }
 }
 
-fn main() -> Result<()> {
+/// Ordinary errors (bad input, missing files) print their message only, even with
+/// RUST_BACKTRACE set; a panic is a bug and says where to report it.
+fn main() -> std::process::ExitCode {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!(
+            "neurosbi: internal error (a bug, not a problem with your input). Please report it \
+             to the neurosbi issue tracker with the command line and the files it read."
+        );
+        default_hook(info);
+    }));
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     // Ranks sharing a machine share its cores unless --threads says otherwise.
     #[cfg(feature = "mpi")]
@@ -333,9 +343,7 @@ fn main() -> Result<()> {
             let cfg = FitConfig::from_file(file)?;
             #[cfg(feature = "mpi")]
             if spec.is_none() && neurosbi::mpi_gather::launched_by_mpi() {
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                let job = ShardJob::new(&cfg, &text, &opts)?;
+                let job = ShardJob::new(&cfg, &opts)?;
                 if let Some(o) = neurosbi::mpi_gather::simulate(&job, *round)?
                     && !cli.quiet
                 {
@@ -360,7 +368,7 @@ fn main() -> Result<()> {
                     Some(s) => s,
                     None => ShardSpec::new(0, 1)?,
                 };
-                simulate_shard(&cfg, file, &opts, *round, spec)?;
+                simulate_shard(&cfg, &opts, *round, spec)?;
             }
         }
         Command::Merge { path, no_proposal } => merge(path, &opts, *no_proposal)?,
@@ -486,6 +494,9 @@ fn main() -> Result<()> {
             data,
             n,
         } => {
+            if *n == 0 {
+                bail!("--n 0: give the number of samples to draw (at least 1)");
+            }
             let cfg = FitConfig::from_file(file)?;
             let out = cli.out.clone().unwrap_or(cfg.out.clone());
             let posterior = neurosbi::fit::load_posterior(&out)
@@ -530,7 +541,11 @@ fn main() -> Result<()> {
                 .iter()
                 .map(|p| p.unit.name.clone())
                 .collect();
-            let map = posterior.map(&x_o, seed)?;
+            let map = if posterior.has_density() {
+                posterior.map(&x_o, seed)?
+            } else {
+                vec![f64::NAN; d]
+            };
             let s = neurosbi::summary::summarise(
                 &draws.theta,
                 &header,

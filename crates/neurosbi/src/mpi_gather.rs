@@ -152,17 +152,12 @@ fn gather(
     let setup = job.setup(round)?;
     let p = &job.cfg.problem;
     let store_dir = job.out.join("simulations");
-    let mut store = match Store::open(&store_dir) {
-        Ok(s) => s,
-        Err(_) => Store::create(&store_dir, p.dim_theta(), p.dim_x())?,
-    };
-    if (store.dim_theta(), store.dim_x()) != (p.dim_theta(), p.dim_x()) {
-        return Err(crate::Error::invalid(
-            store_dir.display().to_string(),
-            "holds simulations of another model; use another output folder",
-        )
-        .into());
-    }
+    let mut store = Store::open_or_create(
+        &store_dir,
+        p.dim_theta(),
+        p.dim_x(),
+        job.run.fingerprint.clone(),
+    )?;
     let ri = match store
         .rounds()
         .iter()
@@ -181,7 +176,12 @@ fn gather(
                     ),
                 });
             }
-            store.add_round(setup.n, setup.seed, STORE_CHUNK_SIZE as u64)?
+            store.add_round(
+                setup.n,
+                setup.seed,
+                STORE_CHUNK_SIZE as u64,
+                &setup.source_digest(),
+            )?
         }
     };
     let chunk = store.rounds()[ri].chunk_size;

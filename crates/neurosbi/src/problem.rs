@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::quantity::Unit;
 use neurosbi_features::{FeatureSet, Recording};
-use neurosbi_infer::{IndependentPrior, Marginal, SimRng, SimulationError, Simulator};
+use neurosbi_infer::{Fingerprint, IndependentPrior, Marginal, SimRng, SimulationError, Simulator};
 use neurosbi_sim::{CompiledKernel, Model, RunConfig, SimResult, Stimulus};
 use rand::RngExt;
 use std::sync::Arc;
@@ -117,6 +117,72 @@ impl Problem {
         Ok(IndependentPrior::new(
             self.free.iter().map(|p| p.prior).collect(),
         )?)
+    }
+
+    /// What determines the simulations of this problem run with `seed`, part by part (see
+    /// [`Fingerprint`]): the stores and shards of a run carry it, so simulations made for
+    /// another model, prior, stimulus or feature set are never reused. Estimator, training and
+    /// sampling settings are left out: retraining on the same simulations stays possible.
+    pub fn fingerprint(&self, observed: &[Observed], seed: u64) -> Fingerprint {
+        let bits = |vals: &mut dyn Iterator<Item = &f64>| -> Vec<u8> {
+            vals.flat_map(|v| v.to_bits().to_le_bytes()).collect()
+        };
+        let mut stimuli = Vec::new();
+        for s in &self.stimuli {
+            stimuli.extend(format!("{}:{}:", s.name, s.n_traces).into_bytes());
+            stimuli.extend(bits(&mut s.values.iter()));
+        }
+        let names: Vec<&str> = self
+            .model
+            .parameters()
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let mut values = format!("{names:?}").into_bytes();
+        values.extend(bits(&mut self.base.iter()));
+        let priors: Vec<String> = self
+            .free
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} [{} = {:e}] {:?}",
+                    p.name, p.unit.name, p.unit.scale, p.prior
+                )
+            })
+            .collect();
+        let features: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} [{} = {:e}] {:?}",
+                    o.variable, o.unit.name, o.unit.scale, o.feature_names
+                )
+            })
+            .collect();
+        // Spike-train features compare with the observed trains, so those are inputs too.
+        let mut spikes = Vec::new();
+        for (o, obs) in self.outputs.iter().zip(observed) {
+            if let (true, Observed::Spikes(trains)) = (o.variable == SPIKES, obs) {
+                for t in trains {
+                    spikes.extend(bits(&mut t.iter()));
+                    spikes.push(b';');
+                }
+            }
+        }
+        Fingerprint::new()
+            .with("format", neurosbi_infer::STORE_FORMAT_VERSION.to_le_bytes())
+            .with("model", self.model.canonical_form())
+            .with("constants and fixed values", values)
+            .with("stimuli", stimuli)
+            .with(
+                "dt and duration",
+                bits(&mut [self.dt, self.n_steps as f64].iter()),
+            )
+            .with("priors", format!("{priors:?}"))
+            .with("features", format!("{features:?} window {:?}", self.window))
+            .with("observed spike trains", spikes)
+            .with("seed", seed.to_le_bytes())
     }
 
     fn index_of(&self, name: &str) -> Result<usize> {

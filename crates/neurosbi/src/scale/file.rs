@@ -30,6 +30,9 @@ pub struct ShardHeader {
     pub round_size: u64,
     /// Seed of the round (derived from the master seed as `fit` does).
     pub round_seed: u64,
+    /// Digest of where the round's parameters come from (`"prior"` or the proposal's
+    /// draws), as the store records it.
+    pub source: String,
     /// This shard.
     pub shard: u32,
     /// Shards of the round.

@@ -234,6 +234,12 @@ pub fn merge(dir: &Path, expect: Option<&RunIdentity>) -> Result<Vec<MergedRound
                         h.round_size, h.round_seed, first.round_size, first.round_seed
                     ),
                 });
+            } else if h.source != first.source {
+                problems.push(MergeProblem::ForeignRun {
+                    path: p.clone(),
+                    reference: shards[0].0.display().to_string(),
+                    what: format!("round {round} drawn from another proposal"),
+                });
             }
         }
         let n = first.round_size;
@@ -302,23 +308,20 @@ pub fn merge(dir: &Path, expect: Option<&RunIdentity>) -> Result<Vec<MergedRound
 
     // The store: rounds must come in order, and a round merged before must match.
     let store_dir = out.join("simulations");
-    let store = Store::open(&store_dir).ok();
+    let store = match store_dir.join("store.meta").exists() {
+        true => Some(Store::open(&store_dir)?),
+        false => None,
+    };
     let mut plan_rounds: Vec<(u64, u64)> = store
         .as_ref()
         .map(|s| s.rounds().iter().map(|p| (p.n, p.seed)).collect())
         .unwrap_or_default();
     if let (Some(s), Some((_, r))) = (&store, &reference)
-        && (s.dim_theta(), s.dim_x()) != (r.dim_theta as usize, r.dim_x as usize)
+        && let Err(e) = s.require(r.dim_theta as usize, r.dim_x as usize, &r.fingerprint)
     {
         problems.push(MergeProblem::Store {
             store: store_dir.clone(),
-            message: format!(
-                "holds simulations of {} parameters and {} features, the shards have {} and {}",
-                s.dim_theta(),
-                s.dim_x(),
-                r.dim_theta,
-                r.dim_x
-            ),
+            message: e.to_string(),
         });
     }
     for (&round, shards) in &rounds {
@@ -354,7 +357,12 @@ pub fn merge(dir: &Path, expect: Option<&RunIdentity>) -> Result<Vec<MergedRound
     let (_, r) = reference.expect("at least one shard");
     let mut store = match store {
         Some(s) => s,
-        None => Store::create(&store_dir, r.dim_theta as usize, r.dim_x as usize)?,
+        None => Store::create(
+            &store_dir,
+            r.dim_theta as usize,
+            r.dim_x as usize,
+            r.fingerprint.clone(),
+        )?,
     };
     let mut report = Vec::new();
     for (&round, shards) in &rounds {
@@ -365,6 +373,7 @@ pub fn merge(dir: &Path, expect: Option<&RunIdentity>) -> Result<Vec<MergedRound
                 h.round_size,
                 h.round_seed,
                 merged_chunk_size(r.dim_theta as usize + r.dim_x as usize),
+                &h.source,
             )?;
         }
         let valid = shards.iter().map(|s| s.2.valid).sum();

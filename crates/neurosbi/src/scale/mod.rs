@@ -4,7 +4,8 @@
 //! Simulation `i` of a round draws its parameters and its noise from streams derived from
 //! (seed, round, `i`) only, so any split gives bit-identical data. A shard holds the global
 //! index range `start..end` of one round and says where it comes from: format version,
-//! a hash of the fit file and of what it reads, the seed, the round, its range and counts.
+//! the fingerprint of what determines the simulations, the seed, the round, its range and
+//! counts.
 //!
 //! A shard file is `MAGIC`, the format version (u32 LE), then frames `[len u32][crc32 u32]
 //! [postcard payload]`: one header, the chunks in index order, one footer with the counts.
@@ -23,14 +24,15 @@ use crate::config::FitConfig;
 use crate::error::Error;
 use crate::fit::{FitOptions, inference_config};
 use crate::problem::NeuronSimulator;
-use neurosbi_infer::{FromPrior, FromRows, Method, Posterior, Prior, Progress, Store, ThetaSource};
+use neurosbi_infer::{
+    Fingerprint, FromPrior, FromRows, Method, Posterior, Prior, Progress, Store, ThetaSource,
+};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Format version of shard files; bump on any change of their layout.
-pub const SHARD_FORMAT_VERSION: u32 = 1;
+pub const SHARD_FORMAT_VERSION: u32 = 2;
 
 /// Errors of sharding and merging.
 #[derive(Debug, thiserror::Error)]
@@ -159,10 +161,10 @@ impl ShardSpec {
 /// What identifies a run: shards of one run agree on all of it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunIdentity {
-    /// SHA-256 (hex) of the fit file's text, the parameter and feature names, the time grid,
-    /// the stimuli, every parameter value, the priors and the observed features (so stimulus
-    /// and data files and model-library defaults read through the fit file count too).
-    pub model_hash: String,
+    /// What determined the simulations (see [`crate::problem::Problem::fingerprint`]): the
+    /// model, values, stimuli, time grid, priors, features and seed, part by part; the
+    /// store the shards are merged into carries the same.
+    pub fingerprint: Fingerprint,
     /// Master seed.
     pub seed: u64,
     /// Parameters per simulation.
@@ -172,40 +174,11 @@ pub struct RunIdentity {
 }
 
 impl RunIdentity {
-    /// The identity of `cfg` (parsed from `text`) run with `seed`.
-    pub fn new(cfg: &FitConfig, text: &str, seed: u64) -> Result<Self> {
+    /// The identity of `cfg` run with `seed`.
+    pub fn new(cfg: &FitConfig, seed: u64) -> Result<Self> {
         let p = &cfg.problem;
-        let x_o = p.observed_features(&cfg.observation()?)?;
-        let mut h = Sha256::new();
-        h.update(b"neurosbi run v1\0");
-        h.update((text.len() as u64).to_le_bytes());
-        h.update(text.as_bytes());
-        for name in p.parameter_names().iter().chain(&p.feature_names()) {
-            h.update((name.len() as u64).to_le_bytes());
-            h.update(name.as_bytes());
-        }
-        h.update((p.n_steps as u64).to_le_bytes());
-        h.update((p.n_traces as u64).to_le_bytes());
-        h.update(p.dt.to_bits().to_le_bytes());
-        // What the simulations see besides the text: stimuli (possibly read from files),
-        // every parameter value (model-library defaults too), priors, the observation.
-        let window = [p.window.0, p.window.1];
-        let values = p
-            .stimuli
-            .iter()
-            .flat_map(|s| s.values.iter())
-            .chain(&p.base)
-            .chain(&x_o)
-            .chain(&window);
-        for v in values {
-            h.update(v.to_bits().to_le_bytes());
-        }
-        for f in &p.free {
-            h.update(format!("{:?}", f.prior).as_bytes());
-        }
-        let model_hash = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(Self {
-            model_hash,
+            fingerprint: p.fingerprint(&cfg.observation()?, seed),
             seed,
             dim_theta: p.dim_theta() as u32,
             dim_x: p.dim_x() as u32,
@@ -213,13 +186,14 @@ impl RunIdentity {
     }
 
     fn differences(&self, other: &RunIdentity) -> Option<String> {
-        let mut d = Vec::new();
-        if self.model_hash != other.model_hash {
-            d.push(format!(
-                "fit-file hash {} vs {}",
-                &self.model_hash[..12.min(self.model_hash.len())],
-                &other.model_hash[..12.min(other.model_hash.len())]
-            ));
+        let mut d: Vec<String> = self
+            .fingerprint
+            .changes(&other.fingerprint)
+            .into_iter()
+            .filter(|c| c != "seed")
+            .collect();
+        if !d.is_empty() {
+            d = vec![format!("{} differ", d.join(", "))];
         }
         if self.seed != other.seed {
             d.push(format!("seed {} vs {}", self.seed, other.seed));
@@ -289,6 +263,13 @@ pub struct RoundSetup {
 }
 
 impl RoundSetup {
+    /// Digest of where the parameters come from, as `neurosbi_infer::infer` records it.
+    pub fn source_digest(&self) -> String {
+        self.rows
+            .as_deref()
+            .map_or_else(|| "prior".into(), neurosbi_infer::provenance::sha256_f64)
+    }
+
     /// Where the parameters of simulation `i` come from: the prior (first round) or the
     /// proposal's draws.
     pub fn source(&self) -> Result<Box<dyn ThetaSource + '_>> {
@@ -310,12 +291,12 @@ pub struct ShardJob<'a> {
 }
 
 impl<'a> ShardJob<'a> {
-    /// The job of `cfg` (parsed from `text`) under the command line's options.
-    pub fn new(cfg: &'a FitConfig, text: &str, opts: &FitOptions) -> Result<Self> {
+    /// The job of `cfg` under the command line's options.
+    pub fn new(cfg: &'a FitConfig, opts: &FitOptions) -> Result<Self> {
         let seed = opts.seed.unwrap_or(cfg.seed);
         Ok(Self {
             cfg,
-            run: RunIdentity::new(cfg, text, seed)?,
+            run: RunIdentity::new(cfg, seed)?,
             out: opts.out.clone().unwrap_or_else(|| cfg.out.clone()),
         })
     }
@@ -396,11 +377,13 @@ impl<'a> ShardJob<'a> {
     ) -> Result<ShardSummary> {
         let n = self.round_size(round)?;
         let (start, end) = spec.range(n);
+        let setup = self.setup(round)?;
         let header = ShardHeader {
             run: self.run.clone(),
             round: round as u32,
             round_size: n,
             round_seed: round_seed(self.run.seed, round),
+            source: setup.source_digest(),
             shard: spec.shard,
             num_shards: spec.num_shards,
             start,
@@ -438,7 +421,6 @@ impl<'a> ShardJob<'a> {
                 }
             }
         }
-        let setup = self.setup(round)?;
         let source = setup.source()?;
         let (counts, bytes) = write_shard(
             &path,
