@@ -77,6 +77,7 @@ dt = "0.1*ms"
 duration = "10*ms"
 [model]
 equations = "dv/dt = (El - v)/tau : volt\nEl : volt (constant)\ntau : second (constant)"
+method = "exponential_euler"
 [outputs.v]
 unit = "mV"
 features = ["mean"]
