@@ -77,6 +77,7 @@ dt = "0.1*ms"
 duration = "10*ms"
 [model]
 equations = "dv/dt = (El - v)/tau : volt\nEl : volt (constant)\ntau : second (constant)"
+method = "exponential_euler"
 [outputs.v]
 unit = "mV"
 features = ["mean"]
@@ -158,4 +159,77 @@ fn every_shipped_example_fit_file_reads() {
         }
     }
     assert!(n >= 5, "{n} example fit files");
+}
+
+/// A passive membrane (linear equations, no method of its own), everything but the method.
+const LINEAR: &str = r#"
+dt = "0.1*ms"
+duration = "10*ms"
+[fixed]
+El = "-70*mV"
+[outputs.v]
+unit = "mV"
+features = ["mean"]
+[priors]
+tau = ["5*ms", "50*ms"]
+[synthetic]
+tau = "10*ms"
+"#;
+
+const LINEAR_MODEL: &str =
+    "equations = \"dv/dt = (El - v)/tau : volt\\nEl : volt (constant)\\ntau : second (constant)\"\n";
+
+/// A scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("neurosbi-bad-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_fit_files_method_reaches_a_linear_model_without_one() {
+    let inline = format!("method = \"exponential_euler\"\n{LINEAR}[model]\n{LINEAR_MODEL}");
+    FitConfig::parse(&path(), &inline).unwrap();
+    let dir = scratch("method");
+    std::fs::write(dir.join("passive.toml"), LINEAR_MODEL).unwrap();
+    let by_file = format!("model = \"passive.toml\"\nmethod = \"exponential_euler\"\n{LINEAR}");
+    FitConfig::parse(&dir.join("fit.toml"), &by_file).unwrap();
+    // Without the override the model's own (missing) method is refused, naming `method`.
+    let msg = error_of(&format!("{LINEAR}[model]\n{LINEAR_MODEL}"));
+    assert_mentions(&msg, &["bad.toml", "model", "method"]);
+    let msg = error_of(&format!("method = \"eulerr\"\n{LINEAR}[model]\n{LINEAR_MODEL}"));
+    assert_mentions(&msg, &["bad.toml", "`method`", "eulerr"]);
+}
+
+#[test]
+fn files_that_are_not_regular_or_too_large_are_refused() {
+    let msg = error_of(&GOOD.replace("models/hh_c.toml", "/dev/zero"));
+    assert_mentions(&msg, &["bad.toml", "`model`", "/dev/zero", "not a regular file"]);
+    let msg = error_of(&GOOD.replace("models/hh_c.toml", "/tmp"));
+    assert_mentions(&msg, &["`model`", "a directory"]);
+    let e = FitConfig::from_file(Path::new("/dev/zero")).unwrap_err().to_string();
+    assert_mentions(&e, &["/dev/zero", "not a regular file"]);
+    let no_synthetic = GOOD.replace("[synthetic]\ngNa = \"32*uS\"\ngK = \"1*uS\"\n", "");
+    let with_data = |data: &str| {
+        no_synthetic.replace("unit = \"mV\"\n", &format!("unit = \"mV\"\ndata = \"{data}\"\n"))
+    };
+    let msg = error_of(&with_data("/dev/zero"));
+    assert_mentions(&msg, &["outputs.v.data", "/dev/zero", "not a regular file"]);
+    let stim = GOOD.replace(
+        "kind = \"step\"\namplitude = \"1*nA\"\nstart = \"20*ms\"\n",
+        "kind = \"file\"\nfile = \"/dev/zero\"\nunit = \"nA\"\n",
+    );
+    let msg = error_of(&stim);
+    assert_mentions(&msg, &["stimuli.I.file", "/dev/zero", "not a regular file"]);
+    #[cfg(unix)]
+    {
+        let dir = scratch("fifo");
+        let fifo = dir.join("v.csv");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let msg = error_of(&with_data(&fifo.display().to_string()));
+            assert_mentions(&msg, &["outputs.v.data", "a FIFO"]);
+        }
+    }
 }

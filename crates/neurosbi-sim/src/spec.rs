@@ -53,6 +53,13 @@ impl ModelSpec {
 
     /// Parses model-file text; `file` names it in errors.
     pub fn parse(file: &str, text: &str) -> Result<Self> {
+        Self::parse_with_method(file, text, None)
+    }
+
+    /// [`parse`](Self::parse) with the file's integration method replaced by `method` when
+    /// one is given (a fit file's `method`), before the model is checked: a model whose
+    /// equations need a method named takes it from there.
+    pub fn parse_with_method(file: &str, text: &str, method: Option<&str>) -> Result<Self> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let at = e
                 .span()
@@ -118,6 +125,9 @@ impl ModelSpec {
         };
         let mut desc = ModelDescription::new(equations);
         desc.method = string("method")?;
+        if let Some(m) = method {
+            desc.method = Some(m.to_string());
+        }
         desc.threshold = string("threshold")?;
         desc.reset = string("reset")?;
         desc.refractory = string("refractory")?;

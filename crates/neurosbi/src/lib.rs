@@ -14,7 +14,8 @@
 //!         .input("I", lookup_unit("amp").unwrap().dim)
 //!         .constant("El", Quantity::new(-0.07, lookup_unit("volt").unwrap().dim))
 //!         .constant("C", Quantity::new(100e-12, lookup_unit("farad").unwrap().dim))
-//!         .initial("v", "El"),
+//!         .initial("v", "El")
+//!         .method("exponential_euler"),
 //! )?;
 //! let n = 500; // 50 ms at dt 0.1 ms
 //! let step: Vec<f64> = (0..n).map(|k| if k >= 100 { 0.1e-9 } else { 0.0 }).collect();
@@ -30,7 +31,10 @@
 //! assert_eq!(inf.observed_features().len(), 2);
 //!
 //! // Mistakes name what is wrong: a prior in the wrong unit.
-//! let model = Model::new(&ModelDescription::new("dv/dt = -v/tau : volt\ntau : second (constant)"))?;
+//! let model = Model::new(
+//!     &ModelDescription::new("dv/dt = -v/tau : volt\ntau : second (constant)")
+//!         .method("exponential_euler"),
+//! )?;
 //! let err = Inferencer::builder(model)
 //!     .dt(1e-4)
 //!     .output_traces("v", "mV", vec![vec![0.0; 10]])

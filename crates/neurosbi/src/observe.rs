@@ -79,7 +79,8 @@ pub fn with_data(file: &Path, text: &str, data: &[(String, PathBuf)]) -> Result<
 
 /// [`with_data`] on the fit file that `cfg` was read from.
 pub fn with_data_file(cfg: &FitConfig, data: &[(String, PathBuf)]) -> Result<FitConfig> {
-    let text = std::fs::read_to_string(&cfg.file).map_err(Error::io(&cfg.file))?;
+    let text = crate::config::read_text_bounded(&cfg.file, crate::config::TOML_LIMIT)
+        .map_err(Error::io(&cfg.file))?;
     with_data(&cfg.file, &text, data)
 }
 

@@ -11,6 +11,8 @@ pub fn parse_quantity(file: &str, key: &str, text: &str) -> Result<Quantity> {
     // reaches it through the public model-file parser, so both read units identically.
     let mut t = toml::Table::new();
     t.insert("equations".into(), "dq__/dt = 0*Hz : 1".into());
+    // Named, since a linear model without a method is refused.
+    t.insert("method".into(), "euler".into());
     let mut c = toml::Table::new();
     c.insert("q".into(), text.into());
     t.insert("constants".into(), c.into());

@@ -73,38 +73,55 @@ pub fn summarise(
         .collect()
 }
 
+/// CSV text of records, quoted where a cell needs it (a feature name holding a comma).
+fn csv_of<I, R>(records: I) -> String
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator,
+    R::Item: AsRef<[u8]>,
+{
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::new());
+    for r in records {
+        // Writing to memory cannot fail.
+        w.write_record(r).expect("CSV into memory");
+    }
+    let bytes = w.into_inner().expect("CSV into memory");
+    String::from_utf8(bytes).expect("CSV of UTF-8 cells")
+}
+
 /// CSV text of a row-major matrix with a header.
 pub fn csv_text(header: &[String], data: &[f64]) -> String {
     let d = header.len().max(1);
-    let mut s = header.join(",");
-    s.push('\n');
-    for row in data.chunks(d) {
-        let cells: Vec<String> = row.iter().map(|v| format!("{v}")).collect();
-        s.push_str(&cells.join(","));
-        s.push('\n');
-    }
-    s
+    let rows = data
+        .chunks(d)
+        .map(|row| row.iter().map(f64::to_string).collect::<Vec<_>>());
+    csv_of(std::iter::once(header.to_vec()).chain(rows))
 }
 
 /// The summary as CSV.
 pub fn summary_csv(rows: &[ParameterSummary]) -> String {
-    let mut s = String::from("parameter,unit,mean,std,median,q2.5,q97.5,map,truth\n");
-    for r in rows {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{}",
-            r.name,
-            r.unit,
-            r.mean,
-            r.std,
-            r.median,
-            r.q025,
-            r.q975,
-            r.map,
-            r.truth.map(|t| t.to_string()).unwrap_or_default()
-        );
-    }
-    s
+    let header = [
+        "parameter",
+        "unit",
+        "mean",
+        "std",
+        "median",
+        "q2.5",
+        "q97.5",
+        "map",
+        "truth",
+    ];
+    let body = rows.iter().map(|r| {
+        let numbers = [r.mean, r.std, r.median, r.q025, r.q975, r.map];
+        [r.name.clone(), r.unit.clone()]
+            .into_iter()
+            .chain(numbers.iter().map(f64::to_string))
+            .chain([r.truth.map(|t| t.to_string()).unwrap_or_default()])
+            .collect::<Vec<_>>()
+    });
+    csv_of(std::iter::once(header.map(String::from).to_vec()).chain(body))
 }
 
 /// The summary as an aligned text table (for the terminal).
@@ -176,5 +193,20 @@ mod tests {
         assert_eq!(s[1].truth, Some(25.0));
         let csv = summary_csv(&s);
         assert!(csv.lines().nth(2).unwrap().starts_with("b,mV,20,10,20"));
+    }
+
+    #[test]
+    fn a_header_with_commas_round_trips() {
+        let header = ["perm_entropy(order=3, delay=1)".to_string(), "mean".into()];
+        let text = csv_text(&header, &[1.5, -2.0, 3.0, f64::NAN]);
+        assert!(
+            text.starts_with("\"perm_entropy(order=3, delay=1)\",mean\n"),
+            "{text}"
+        );
+        let back = crate::config::parse_csv(&text, false).unwrap();
+        assert_eq!(back.header.as_deref(), Some(&header[..]));
+        assert_eq!(back.rows[0], vec![1.5, -2.0]);
+        assert_eq!(back.rows[1][0], 3.0);
+        assert!(back.rows[1][1].is_nan());
     }
 }

@@ -13,8 +13,13 @@ use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod data;
+mod files;
 mod inference;
 mod stimulus;
+
+pub use data::{NumberTable, parse_csv, parse_npy};
+pub use files::{DATA_LIMIT, TOML_LIMIT, read_bounded, read_text_bounded};
 
 use inference::{inference, prior};
 use stimulus::{read_matrix, stimulus};
@@ -160,10 +165,58 @@ fn usize_of(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<usize> {
         .ok_or_else(|| ctx.err(key, "expected a positive integer"))
 }
 
+/// The fit file's integration method (`method`), checked.
+fn method_override(ctx: &Ctx, top: &toml::Table) -> Result<Option<String>> {
+    let Some(m) = top.get("method") else {
+        return Ok(None);
+    };
+    let name = m
+        .as_str()
+        .ok_or_else(|| ctx.err("method", "expected an integration method name"))?;
+    neurosbi_sim::Method::parse(name).map_err(|e| ctx.err("method", e.to_string()))?;
+    Ok(Some(name.to_string()))
+}
+
+/// The model: a model-library file or an inline table of the same schema, with the fit
+/// file's `method` (when given) replacing the model's before the model is checked.
+fn model_spec(ctx: &Ctx, top: &toml::Table) -> Result<ModelSpec> {
+    let method = method_override(ctx, top)?;
+    let (name, text) = match top.get("model") {
+        Some(toml::Value::String(p)) => {
+            let mp = ctx.dir.join(p);
+            let text = read_text_bounded(&mp, TOML_LIMIT).map_err(|e| {
+                ctx.err(
+                    "model",
+                    format!("cannot read model file {}: {e}", mp.display()),
+                )
+            })?;
+            (mp.display().to_string(), text)
+        }
+        Some(toml::Value::Table(t)) => {
+            let src = toml::to_string(t).map_err(|e| ctx.err("model", e.to_string()))?;
+            (format!("{} [model]", ctx.file), src)
+        }
+        Some(o) => {
+            return Err(ctx.err(
+                "model",
+                format!(
+                    "expected a path to a model file or a table, found {}",
+                    o.type_str()
+                ),
+            ));
+        }
+        None => return Err(ctx.err("model", "missing (a model file path or a [model] table)")),
+    };
+    ModelSpec::parse_with_method(&name, &text, method.as_deref()).map_err(|e| {
+        let with = method.map_or(String::new(), |m| format!(" (with method = \"{m}\")"));
+        ctx.err("model", format!("{e}{with}"))
+    })
+}
+
 impl FitConfig {
     /// Reads and checks a fit file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        let text = read_text_bounded(path, TOML_LIMIT).map_err(Error::io(path))?;
         Self::parse(path, &text)
     }
 
@@ -181,39 +234,8 @@ impl FitConfig {
         })?;
         ctx.check_keys("", &top, &TOP_KEYS)?;
 
-        // The model: a model-library file or an inline table of the same schema.
-        let spec = match top.get("model") {
-            Some(toml::Value::String(p)) => {
-                let mp = dir.join(p);
-                ModelSpec::from_file(&mp).map_err(|e| ctx.err("model", e.to_string()))?
-            }
-            Some(toml::Value::Table(t)) => {
-                let src = toml::to_string(t).map_err(|e| ctx.err("model", e.to_string()))?;
-                ModelSpec::parse(&format!("{file} [model]"), &src)
-                    .map_err(|e| ctx.err("model", e.to_string()))?
-            }
-            Some(o) => {
-                return Err(ctx.err(
-                    "model",
-                    format!(
-                        "expected a path to a model file or a table, found {}",
-                        o.type_str()
-                    ),
-                ));
-            }
-            None => return Err(ctx.err("model", "missing (a model file path or a [model] table)")),
-        };
-        let mut model = spec.build().map_err(|e| ctx.err("model", e.to_string()))?;
-        if let Some(m) = top.get("method") {
-            let name = m
-                .as_str()
-                .ok_or_else(|| ctx.err("method", "expected an integration method name"))?;
-            let method =
-                neurosbi_sim::Method::parse(name).map_err(|e| ctx.err("method", e.to_string()))?;
-            model = model
-                .with_method(method)
-                .map_err(|e| ctx.err("method", e.to_string()))?;
-        }
+        let spec = model_spec(&ctx, &top)?;
+        let model = spec.build().map_err(|e| ctx.err("model", e.to_string()))?;
 
         let dt = ctx.quantity(
             "dt",

@@ -1,6 +1,7 @@
 //! `[stimuli]` entries (generated kinds and files) and reading numeric files (CSV, `.npy`).
 
 use super::*;
+use data::{parse_csv, parse_npy};
 
 type StimRows = (Vec<Vec<f64>>, Option<(f64, f64)>);
 
@@ -196,67 +197,19 @@ pub(super) fn stimulus(
 /// Reads rows of numbers from a CSV (one trace per line; a non-numeric first line is a
 /// header) or a 1-D/2-D `.npy`. `ragged` allows rows of different lengths (spike times).
 pub(super) fn read_matrix(
-    ctx_file: &Ctx,
+    ctx: &Ctx,
     key: &str,
     path: &Path,
     ragged: bool,
 ) -> Result<Vec<Vec<f64>>> {
-    let err = |m: String| ctx_file.err(key, format!("{}: {m}", path.display()));
-    if path.extension().is_some_and(|e| e == "npy") {
-        let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-        let npy = npyz::NpyFile::new(&bytes[..]).map_err(|e| err(e.to_string()))?;
-        let shape = npy.shape().to_vec();
-        let data: Vec<f64> = match npy.dtype() {
-            npyz::DType::Plain(t)
-                if t.size_field() == 4 && t.type_char() == npyz::TypeChar::Float =>
-            {
-                npy.into_vec::<f32>()
-                    .map_err(|e| err(e.to_string()))?
-                    .into_iter()
-                    .map(f64::from)
-                    .collect()
-            }
-            _ => npy
-                .into_vec::<f64>()
-                .map_err(|e| err(format!("{e} (expected float64 or float32)")))?,
-        };
-        return match shape.as_slice() {
-            [n] => Ok(vec![data[..*n as usize].to_vec()]),
-            [r, c] => Ok(data
-                .chunks(*c as usize)
-                .take(*r as usize)
-                .map(|x| x.to_vec())
-                .collect()),
-            s => Err(err(format!(
-                "expected a 1-D or 2-D array, found shape {s:?}"
-            ))),
-        };
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let mut rows = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.starts_with('#') || (line.is_empty() && !ragged) {
-            continue;
-        }
-        let cells: Vec<&str> = line
-            .split([',', ';', '\t', ' '])
-            .map(str::trim)
-            .filter(|c| !c.is_empty())
-            .collect();
-        let parsed: std::result::Result<Vec<f64>, _> =
-            cells.iter().map(|c| c.parse::<f64>()).collect();
-        match parsed {
-            Ok(r) => rows.push(r),
-            Err(_) if i == 0 => {} // header
-            Err(e) => {
-                return Err(err(format!(
-                    "line {}: {e} (expected numbers separated by commas)",
-                    i + 1
-                )));
-            }
-        }
-    }
+    let err = |m: String| ctx.err(key, format!("{}: {m}", path.display()));
+    let bytes = read_bounded(path, DATA_LIMIT).map_err(|e| err(e.to_string()))?;
+    let rows = if path.extension().is_some_and(|e| e == "npy") {
+        parse_npy(&bytes).map_err(err)?
+    } else {
+        let text = std::str::from_utf8(&bytes).map_err(|e| err(format!("not UTF-8 text ({e})")))?;
+        parse_csv(text, ragged).map_err(err)?.rows
+    };
     if !ragged && rows.is_empty() {
         return Err(err("no data rows".into()));
     }
