@@ -110,7 +110,7 @@ fn saved_posterior_resamples_identically() {
 }
 
 #[test]
-fn existing_outputs_are_not_overwritten_without_force() {
+fn existing_outputs_of_another_run_are_not_overwritten_without_force() {
     let (cfg, out) = fitted();
     let before = std::fs::read(out.out.join("summary.csv")).unwrap();
     let opts = FitOptions {
@@ -118,8 +118,14 @@ fn existing_outputs_are_not_overwritten_without_force() {
         out: Some(out.out.clone()),
         ..FitOptions::default()
     };
-    let err = fit(cfg, &opts).unwrap_err();
-    assert!(err.to_string().contains("--force"), "{err}");
+    // Other sampling settings: the same simulations, but other outputs.
+    let mut other = cfg.clone();
+    other.inference.samples += 1;
+    let err = fit(&other, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("another run") && err.contains("inference settings") && err.contains("--force"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(out.out.join("summary.csv")).unwrap(), before);
 }
 
