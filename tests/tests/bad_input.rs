@@ -176,8 +176,7 @@ tau = ["5*ms", "50*ms"]
 tau = "10*ms"
 "#;
 
-const LINEAR_MODEL: &str =
-    "equations = \"dv/dt = (El - v)/tau : volt\\nEl : volt (constant)\\ntau : second (constant)\"\n";
+const LINEAR_MODEL: &str = "equations = \"dv/dt = (El - v)/tau : volt\\nEl : volt (constant)\\ntau : second (constant)\"\n";
 
 /// A scratch folder for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -197,21 +196,31 @@ fn the_fit_files_method_reaches_a_linear_model_without_one() {
     // Without the override the model's own (missing) method is refused, naming `method`.
     let msg = error_of(&format!("{LINEAR}[model]\n{LINEAR_MODEL}"));
     assert_mentions(&msg, &["bad.toml", "model", "method"]);
-    let msg = error_of(&format!("method = \"eulerr\"\n{LINEAR}[model]\n{LINEAR_MODEL}"));
+    let msg = error_of(&format!(
+        "method = \"eulerr\"\n{LINEAR}[model]\n{LINEAR_MODEL}"
+    ));
     assert_mentions(&msg, &["bad.toml", "`method`", "eulerr"]);
 }
 
 #[test]
 fn files_that_are_not_regular_or_too_large_are_refused() {
     let msg = error_of(&GOOD.replace("models/hh_c.toml", "/dev/zero"));
-    assert_mentions(&msg, &["bad.toml", "`model`", "/dev/zero", "not a regular file"]);
+    assert_mentions(
+        &msg,
+        &["bad.toml", "`model`", "/dev/zero", "not a regular file"],
+    );
     let msg = error_of(&GOOD.replace("models/hh_c.toml", "/tmp"));
     assert_mentions(&msg, &["`model`", "a directory"]);
-    let e = FitConfig::from_file(Path::new("/dev/zero")).unwrap_err().to_string();
+    let e = FitConfig::from_file(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
     assert_mentions(&e, &["/dev/zero", "not a regular file"]);
     let no_synthetic = GOOD.replace("[synthetic]\ngNa = \"32*uS\"\ngK = \"1*uS\"\n", "");
     let with_data = |data: &str| {
-        no_synthetic.replace("unit = \"mV\"\n", &format!("unit = \"mV\"\ndata = \"{data}\"\n"))
+        no_synthetic.replace(
+            "unit = \"mV\"\n",
+            &format!("unit = \"mV\"\ndata = \"{data}\"\n"),
+        )
     };
     let msg = error_of(&with_data("/dev/zero"));
     assert_mentions(&msg, &["outputs.v.data", "/dev/zero", "not a regular file"]);
@@ -243,7 +252,10 @@ fn a_parameter_both_fixed_and_free_is_named() {
 #[test]
 fn a_ground_truth_outside_its_prior_is_named() {
     let msg = error_of(&GOOD.replace("gNa = \"32*uS\"", "gNa = \"100*uS\""));
-    assert_mentions(&msg, &["synthetic.gNa", "100", "[0.5, 80]", "uS", "outside"]);
+    assert_mentions(
+        &msg,
+        &["synthetic.gNa", "100", "[0.5, 80]", "uS", "outside"],
+    );
 }
 
 #[test]
@@ -251,7 +263,14 @@ fn a_duration_that_is_not_a_multiple_of_dt_names_the_nearest() {
     let msg = error_of(&GOOD.replace("duration = \"100*ms\"", "duration = \"100.03*ms\""));
     assert_mentions(
         &msg,
-        &["`duration`", "100.03 ms", "0.05 ms", "100 ms", "100.05 ms", "whole multiple"],
+        &[
+            "`duration`",
+            "100.03 ms",
+            "0.05 ms",
+            "100 ms",
+            "100.05 ms",
+            "whole multiple",
+        ],
     );
     // Rounding error of the decimal text is not a mistake.
     let ok = GOOD
@@ -268,7 +287,9 @@ fn windows_past_the_run_or_backwards_are_errors() {
     assert_mentions(&msg, &["stimuli.I", "negative"]);
     let msg = error_of(&GOOD.replace("start = \"20*ms\"", "start = \"20*ms\"\nstop = \"10*ms\""));
     assert_mentions(&msg, &["stimuli.I", "starts at or after its end"]);
-    let msg = error_of(&format!("{GOOD}[features]\nwindow = [\"50*ms\", \"150*ms\"]\n"));
+    let msg = error_of(&format!(
+        "{GOOD}[features]\nwindow = [\"50*ms\", \"150*ms\"]\n"
+    ));
     assert_mentions(&msg, &["features.window", "ends after the run"]);
     let pulses = GOOD.replace(
         "kind = \"step\"\namplitude = \"1*nA\"\nstart = \"20*ms\"\n",
@@ -294,7 +315,10 @@ fn with_trace(name: &str, value: f64, unit: &str) -> String {
 #[test]
 fn voltage_data_in_the_wrong_unit_is_named() {
     let msg = error_of(&with_trace("volts", -0.07, "mV"));
-    assert_mentions(&msg, &["outputs.v.data", "0.07 mV", "-200 mV", "unit = \"volt\""]);
+    assert_mentions(
+        &msg,
+        &["outputs.v.data", "0.07 mV", "-200 mV", "unit = \"volt\""],
+    );
     let msg = error_of(&with_trace("millivolts", -70.0, "volt"));
     assert_mentions(&msg, &["outputs.v.data", "70 volt", "unit = \"mV\""]);
     let msg = error_of(&with_trace("microvolts", -70000.0, "mV"));
@@ -305,7 +329,10 @@ fn voltage_data_in_the_wrong_unit_is_named() {
 #[test]
 fn runs_larger_than_the_machine_are_refused_before_allocating() {
     let msg = error_of(&GOOD.replace("duration = \"100*ms\"", "duration = \"1e30*second\""));
-    assert_mentions(&msg, &["`duration`", "this run needs", "GB", "the machine has"]);
+    assert_mentions(
+        &msg,
+        &["`duration`", "this run needs", "GB", "the machine has"],
+    );
     let noise = GOOD.replace(
         "kind = \"step\"\namplitude = \"1*nA\"\nstart = \"20*ms\"\n",
         "kind = \"noise\"\nstd = \"1*nA\"\ntraces = 1000000000000\n",
