@@ -176,8 +176,7 @@ tau = ["5*ms", "50*ms"]
 tau = "10*ms"
 "#;
 
-const LINEAR_MODEL: &str =
-    "equations = \"dv/dt = (El - v)/tau : volt\\nEl : volt (constant)\\ntau : second (constant)\"\n";
+const LINEAR_MODEL: &str = "equations = \"dv/dt = (El - v)/tau : volt\\nEl : volt (constant)\\ntau : second (constant)\"\n";
 
 /// A scratch folder for one test.
 fn scratch(name: &str) -> PathBuf {
@@ -197,21 +196,31 @@ fn the_fit_files_method_reaches_a_linear_model_without_one() {
     // Without the override the model's own (missing) method is refused, naming `method`.
     let msg = error_of(&format!("{LINEAR}[model]\n{LINEAR_MODEL}"));
     assert_mentions(&msg, &["bad.toml", "model", "method"]);
-    let msg = error_of(&format!("method = \"eulerr\"\n{LINEAR}[model]\n{LINEAR_MODEL}"));
+    let msg = error_of(&format!(
+        "method = \"eulerr\"\n{LINEAR}[model]\n{LINEAR_MODEL}"
+    ));
     assert_mentions(&msg, &["bad.toml", "`method`", "eulerr"]);
 }
 
 #[test]
 fn files_that_are_not_regular_or_too_large_are_refused() {
     let msg = error_of(&GOOD.replace("models/hh_c.toml", "/dev/zero"));
-    assert_mentions(&msg, &["bad.toml", "`model`", "/dev/zero", "not a regular file"]);
+    assert_mentions(
+        &msg,
+        &["bad.toml", "`model`", "/dev/zero", "not a regular file"],
+    );
     let msg = error_of(&GOOD.replace("models/hh_c.toml", "/tmp"));
     assert_mentions(&msg, &["`model`", "a directory"]);
-    let e = FitConfig::from_file(Path::new("/dev/zero")).unwrap_err().to_string();
+    let e = FitConfig::from_file(Path::new("/dev/zero"))
+        .unwrap_err()
+        .to_string();
     assert_mentions(&e, &["/dev/zero", "not a regular file"]);
     let no_synthetic = GOOD.replace("[synthetic]\ngNa = \"32*uS\"\ngK = \"1*uS\"\n", "");
     let with_data = |data: &str| {
-        no_synthetic.replace("unit = \"mV\"\n", &format!("unit = \"mV\"\ndata = \"{data}\"\n"))
+        no_synthetic.replace(
+            "unit = \"mV\"\n",
+            &format!("unit = \"mV\"\ndata = \"{data}\"\n"),
+        )
     };
     let msg = error_of(&with_data("/dev/zero"));
     assert_mentions(&msg, &["outputs.v.data", "/dev/zero", "not a regular file"]);
@@ -232,4 +241,118 @@ fn files_that_are_not_regular_or_too_large_are_refused() {
             assert_mentions(&msg, &["outputs.v.data", "a FIFO"]);
         }
     }
+}
+
+#[test]
+fn a_parameter_both_fixed_and_free_is_named() {
+    let msg = error_of(&format!("{GOOD}[fixed]\ngK = \"2*uS\"\n"));
+    assert_mentions(&msg, &["bad.toml", "priors.gK", "fixed.gK", "both"]);
+}
+
+#[test]
+fn a_ground_truth_outside_its_prior_is_named() {
+    let msg = error_of(&GOOD.replace("gNa = \"32*uS\"", "gNa = \"100*uS\""));
+    assert_mentions(
+        &msg,
+        &["synthetic.gNa", "100", "[0.5, 80]", "uS", "outside"],
+    );
+}
+
+#[test]
+fn a_duration_that_is_not_a_multiple_of_dt_names_the_nearest() {
+    let msg = error_of(&GOOD.replace("duration = \"100*ms\"", "duration = \"100.03*ms\""));
+    assert_mentions(
+        &msg,
+        &[
+            "`duration`",
+            "100.03 ms",
+            "0.05 ms",
+            "100 ms",
+            "100.05 ms",
+            "whole multiple",
+        ],
+    );
+    // Rounding error of the decimal text is not a mistake.
+    let ok = GOOD
+        .replace("dt = \"0.05*ms\"", "dt = \"0.1*ms\"")
+        .replace("duration = \"100*ms\"", "duration = \"0.3*second\"");
+    FitConfig::parse(&path(), &ok).unwrap();
+}
+
+#[test]
+fn windows_past_the_run_or_backwards_are_errors() {
+    let msg = error_of(&GOOD.replace("start = \"20*ms\"", "start = \"20*ms\"\nstop = \"120*ms\""));
+    assert_mentions(&msg, &["stimuli.I", "ends after the run", "100 ms"]);
+    let msg = error_of(&GOOD.replace("start = \"20*ms\"", "start = \"-5*ms\""));
+    assert_mentions(&msg, &["stimuli.I", "negative"]);
+    let msg = error_of(&GOOD.replace("start = \"20*ms\"", "start = \"20*ms\"\nstop = \"10*ms\""));
+    assert_mentions(&msg, &["stimuli.I", "starts at or after its end"]);
+    let msg = error_of(&format!(
+        "{GOOD}[features]\nwindow = [\"50*ms\", \"150*ms\"]\n"
+    ));
+    assert_mentions(&msg, &["features.window", "ends after the run"]);
+    let pulses = GOOD.replace(
+        "kind = \"step\"\namplitude = \"1*nA\"\nstart = \"20*ms\"\n",
+        "kind = \"pulses\"\namplitude = \"1*nA\"\nwidth = \"1*ms\"\nperiod = \"10*ms\"\ncount = 1000000000000\n",
+    );
+    let msg = error_of(&pulses);
+    assert_mentions(&msg, &["stimuli.I", "ends after the run"]);
+}
+
+/// GOOD with the observation read from a CSV of 2000 samples of `value`.
+fn with_trace(name: &str, value: f64, unit: &str) -> String {
+    let dir = scratch(name);
+    let data = dir.join("v.csv");
+    let row: Vec<String> = (0..2000).map(|_| value.to_string()).collect();
+    std::fs::write(&data, row.join(",") + "\n").unwrap();
+    GOOD.replace("[synthetic]\ngNa = \"32*uS\"\ngK = \"1*uS\"\n", "")
+        .replace(
+            "unit = \"mV\"\n",
+            &format!("unit = \"{unit}\"\ndata = \"{}\"\n", data.display()),
+        )
+}
+
+#[test]
+fn voltage_data_in_the_wrong_unit_is_named() {
+    let msg = error_of(&with_trace("volts", -0.07, "mV"));
+    assert_mentions(
+        &msg,
+        &["outputs.v.data", "0.07 mV", "-200 mV", "unit = \"volt\""],
+    );
+    let msg = error_of(&with_trace("millivolts", -70.0, "volt"));
+    assert_mentions(&msg, &["outputs.v.data", "70 volt", "unit = \"mV\""]);
+    let msg = error_of(&with_trace("microvolts", -70000.0, "mV"));
+    assert_mentions(&msg, &["outputs.v.data", "70000 mV", "unit = \"uV\""]);
+    FitConfig::parse(&path(), &with_trace("fine", -70.0, "mV")).unwrap();
+}
+
+#[test]
+fn runs_larger_than_the_machine_are_refused_before_allocating() {
+    let msg = error_of(&GOOD.replace("duration = \"100*ms\"", "duration = \"1e30*second\""));
+    assert_mentions(
+        &msg,
+        &["`duration`", "this run needs", "GB", "the machine has"],
+    );
+    let noise = GOOD.replace(
+        "kind = \"step\"\namplitude = \"1*nA\"\nstart = \"20*ms\"\n",
+        "kind = \"noise\"\nstd = \"1*nA\"\ntraces = 1000000000000\n",
+    );
+    let msg = error_of(&noise);
+    assert_mentions(&msg, &["stimuli.I", "the stimulus", "the machine has"]);
+    for (key, value, what) in [
+        ("samples", "1000000000000000", "the samples"),
+        ("predictive", "1000000000000", "posterior-predictive"),
+        ("batch_size", "1000000000000", "one batch"),
+        ("simulations", "1000000000000000", "simulations"),
+        ("hidden_features", "100000000", "density estimator"),
+    ] {
+        let msg = error_of(&format!("{GOOD}[inference]\n{key} = {value}\n"));
+        assert_mentions(&msg, &[&format!("inference.{key}"), what, "this run needs"]);
+    }
+}
+
+#[test]
+fn an_empty_output_folder_is_refused() {
+    let msg = error_of(&format!("output = \"\"\n{GOOD}"));
+    assert_mentions(&msg, &["bad.toml", "`output`", "working directory"]);
 }

@@ -13,6 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod checks;
 mod data;
 mod files;
 mod inference;
@@ -89,6 +90,8 @@ const TOP_KEYS: [&str; 13] = [
 struct Ctx<'a> {
     file: &'a str,
     dir: &'a Path,
+    /// The machine's memory, bytes (for [`Ctx::need`]).
+    memory: f64,
 }
 
 impl Ctx<'_> {
@@ -224,7 +227,11 @@ impl FitConfig {
     pub fn parse(path: &Path, text: &str) -> Result<Self> {
         let file = path.display().to_string();
         let dir = path.parent().unwrap_or(Path::new("."));
-        let ctx = Ctx { file: &file, dir };
+        let ctx = Ctx {
+            file: &file,
+            dir,
+            memory: checks::machine_memory(),
+        };
         let top: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e
                 .span()
@@ -252,10 +259,7 @@ impl FitConfig {
                 .ok_or_else(|| ctx.err("duration", "missing (e.g. duration = \"350*ms\")"))?,
             "second",
         )?;
-        let n_steps = (duration / dt).round() as usize;
-        if n_steps < 2 {
-            return Err(ctx.err("duration", "must cover at least two time steps"));
-        }
+        let n_steps = checks::step_count(&ctx, dt, duration)?;
         let seed = match top.get("seed") {
             None => 0,
             Some(v) => v
@@ -326,6 +330,7 @@ impl FitConfig {
                     .ok_or_else(|| ctx.err("features.window", "expected [start, stop]"))?;
                 let on = ctx.quantity("features.window", &a[0], "second")?;
                 let off = ctx.quantity("features.window", &a[1], "second")?;
+                checks::window(&ctx, "features.window", (on, off), duration)?;
                 window = Some((on, off));
             }
         }
@@ -385,9 +390,18 @@ impl FitConfig {
         let priors = table(&ctx, &top, "priors")?
             .ok_or_else(|| ctx.err("priors", "missing: give a prior for each free parameter"))?;
         let mut free = Vec::new();
+        let fixed = table(&ctx, &top, "fixed")?;
         for (name, v) in priors {
             let key = format!("priors.{name}");
             let j = param_index(&key, name)?;
+            if fixed.is_some_and(|f| f.contains_key(name)) {
+                return Err(ctx.err(
+                    &key,
+                    format!(
+                        "`{name}` is both fixed (fixed.{name}) and free (priors.{name}): remove one"
+                    ),
+                ));
+            }
             let (prior, unit) = prior(&ctx, &key, v, &model.parameters()[j].dim)?;
             free.push(FreeParameter {
                 name: name.clone(),
@@ -533,6 +547,7 @@ impl FitConfig {
                                 format!("{}: trace {k} has {} samples, expected {n_steps} (duration / dt)", path.display(), r.len()),
                             ));
                         }
+                        checks::voltage_data(&ctx, &format!("{key}.data"), &unit, &rows)?;
                         Some(Observed::Traces(rows))
                     }
                 }
@@ -610,7 +625,9 @@ impl FitConfig {
                             ),
                         ));
                     }
-                    truth.push(q.value / p.unit.scale);
+                    let value = q.value / p.unit.scale;
+                    checks::truth_in_prior(&ctx, &key, value, p)?;
+                    truth.push(value);
                 }
                 (None, Some(truth))
             }
@@ -639,6 +656,7 @@ impl FitConfig {
         };
 
         let inference = inference(&ctx, table(&ctx, &top, "inference")?)?;
+        checks::run_size(&ctx, &inference, &problem)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
@@ -647,7 +665,13 @@ impl FitConfig {
             None => PathBuf::from("neurosbi-out").join(&name),
             Some(v) => PathBuf::from(
                 v.as_str()
-                    .ok_or_else(|| ctx.err("output", "expected a folder path"))?,
+                    .filter(|s| !s.trim().is_empty())
+                    .ok_or_else(|| {
+                        ctx.err(
+                            "output",
+                            "expected a folder path (an empty one would write into the working directory)",
+                        )
+                    })?,
             ),
         };
         Ok(FitConfig {

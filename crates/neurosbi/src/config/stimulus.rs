@@ -65,6 +65,9 @@ pub(super) fn stimulus(
         })
     };
     let duration = n_steps as f64 * dt;
+    // Checked before the rows are built: one row of n_steps samples per trace.
+    let rows_fit = |n: usize| ctx.need(key, "the stimulus", n as f64 * n_steps as f64 * 8.0);
+    let windowed = |w: (f64, f64)| checks::window(ctx, key, w, duration).map(|()| Some(w));
     // Sample k holds for k*dt <= t < (k+1)*dt; a step is on where its sample time lies in
     // [start, stop).
     let on = |i: usize, a: f64, b: f64| {
@@ -73,8 +76,11 @@ pub(super) fn stimulus(
     };
     Ok(match kind {
         "step" => {
-            let (a, b) = (time("start", 0.0)?, time("stop", duration)?);
-            let rows = amp("amplitude", None)?
+            let w = windowed((time("start", 0.0)?, time("stop", duration)?))?;
+            let (a, b) = w.unwrap_or_default();
+            let amps = amp("amplitude", None)?;
+            rows_fit(amps.len())?;
+            let rows = amps
                 .into_iter()
                 .map(|amp| {
                     (0..n_steps)
@@ -82,13 +88,15 @@ pub(super) fn stimulus(
                         .collect()
                 })
                 .collect();
-            (rows, Some((a, b)))
+            (rows, w)
         }
         "ramp" => {
-            let (a, b) = (time("start", 0.0)?, time("stop", duration)?);
+            let w = windowed((time("start", 0.0)?, time("stop", duration)?))?;
+            let (a, b) = w.unwrap_or_default();
             let from = amp("from", Some(0.0))?;
             let to = amp("to", None)?;
             let n = from.len().max(to.len());
+            rows_fit(n)?;
             let rows = (0..n)
                 .map(|r| {
                     let (f, g) = (from[r.min(from.len() - 1)], to[r.min(to.len() - 1)]);
@@ -103,7 +111,7 @@ pub(super) fn stimulus(
                         .collect()
                 })
                 .collect();
-            (rows, Some((a, b)))
+            (rows, w)
         }
         "pulses" => {
             let a = time("start", 0.0)?;
@@ -115,7 +123,10 @@ pub(super) fn stimulus(
             let count = t
                 .get("count")
                 .map_or(Ok(1), |v| usize_of(ctx, &format!("{key}.count"), v))?;
-            let rows = amp("amplitude", None)?
+            let w = windowed((a, a + (count - 1) as f64 * period + width))?;
+            let amps = amp("amplitude", None)?;
+            rows_fit(amps.len())?;
+            let rows = amps
                 .into_iter()
                 .map(|amp| {
                     (0..n_steps)
@@ -129,7 +140,7 @@ pub(super) fn stimulus(
                         .collect()
                 })
                 .collect();
-            (rows, Some((a, a + (count - 1) as f64 * period + width)))
+            (rows, w)
         }
         "noise" => {
             let mean = amp("mean", Some(0.0))?;
@@ -143,6 +154,7 @@ pub(super) fn stimulus(
                     ctx.err(&format!("{key}.seed"), "expected a non-negative integer")
                 })? as u64,
             };
+            rows_fit(traces)?;
             let rows = (0..traces)
                 .map(|r| {
                     let mut rng = neurosbi_infer::stream_rng(s, 0x5715, r as u64);
