@@ -57,6 +57,8 @@ struct Meta {
 #[derive(Serialize, Deserialize)]
 struct ChunkFile {
     version: u32,
+    /// Digest of the store's fingerprint: a chunk of another problem's store is refused.
+    problem: String,
     round: u32,
     index: u64,
     chunk: Chunk,
@@ -293,8 +295,7 @@ impl Store {
 
     /// Whether every chunk of `round` is on disk.
     pub fn is_round_complete(&self, round: usize) -> Result<bool> {
-        let p = self.plan(round)?;
-        Ok((0..p.num_chunks()).all(|c| self.chunk_path(round, c).exists()))
+        Ok(self.missing_chunks(round)?.is_empty())
     }
 
     /// Runs the missing chunks of `round` in order, writing each as it finishes. The observer
@@ -342,6 +343,7 @@ impl Store {
             invalid += chunk.invalid.len() as u64;
             let file = ChunkFile {
                 version: STORE_FORMAT_VERSION,
+                problem: self.meta.fingerprint.digest(),
                 round: round as u32,
                 index: c,
                 chunk,
@@ -404,6 +406,7 @@ impl Store {
         }
         let file = ChunkFile {
             version: STORE_FORMAT_VERSION,
+            problem: self.meta.fingerprint.digest(),
             round: round as u32,
             index: c,
             chunk,
@@ -417,6 +420,15 @@ impl Store {
             return Ok(None);
         }
         let f: ChunkFile = read_versioned(&path, STORE_FORMAT_VERSION)?;
+        if f.problem != self.meta.fingerprint.digest() {
+            return Err(InferError::Corrupt {
+                path,
+                reason: format!(
+                    "holds simulations of another problem than {} describes (a file copied from another store?)",
+                    self.dir.join(META_FILE).display()
+                ),
+            });
+        }
         if (f.round as usize, f.index) != (round, c) {
             return Err(InferError::Corrupt {
                 path,
@@ -480,6 +492,7 @@ impl Store {
                 if let Some(chunk) = other.read_chunk(r, c)? {
                     let file = ChunkFile {
                         version: STORE_FORMAT_VERSION,
+                        problem: self.meta.fingerprint.digest(),
                         round: new_round as u32,
                         index: c,
                         chunk,
@@ -493,8 +506,28 @@ impl Store {
         Ok(())
     }
 
-    /// Writes all valid theta and x as two `.npy` files (float64, C order).
+    /// The chunk files of `round` that are not on disk.
+    pub fn missing_chunks(&self, round: usize) -> Result<Vec<PathBuf>> {
+        let p = self.plan(round)?;
+        Ok((0..p.num_chunks())
+            .map(|c| self.chunk_path(round, c))
+            .filter(|path| !path.exists())
+            .collect())
+    }
+
+    /// Writes all valid theta and x as two `.npy` files (float64, C order); every round must
+    /// be complete, so an export never silently lacks simulations.
     pub fn export_npy(&self, theta_path: &Path, x_path: &Path) -> Result<()> {
+        for r in 0..self.meta.rounds.len() {
+            if let Some(path) = self.missing_chunks(r)?.into_iter().next() {
+                return Err(InferError::Corrupt {
+                    path,
+                    reason: format!(
+                        "is missing, so round {r} is incomplete (an interrupted run, or a deleted file): run `neurosbi fit` again to simulate it"
+                    ),
+                });
+            }
+        }
         let s = self.load()?;
         write_npy(theta_path, &s.theta, s.len(), s.dim_theta)?;
         write_npy(x_path, &s.x, s.len(), s.dim_x)

@@ -42,16 +42,32 @@ const KNOWN_KEYS: [&str; 12] = [
     "priors",
 ];
 
+/// Largest model file [`ModelSpec::from_file`] reads.
+pub const MAX_MODEL_FILE_BYTES: u64 = 16 << 20;
+
 impl ModelSpec {
     /// Reads a model file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            SimError::Model(format!("cannot read model file {}: {e}", path.display()))
-        })?;
+        let fail = |why: String| SimError::Model(format!("model file {}: {why}", path.display()));
+        // A FIFO or a device in its place would hang or exhaust memory; a model file is small.
+        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if !meta.is_file() {
+            return Err(fail("is not a regular file".into()));
+        }
+        if meta.len() > MAX_MODEL_FILE_BYTES {
+            return Err(fail(format!(
+                "is {} bytes; a model file is at most {MAX_MODEL_FILE_BYTES}",
+                meta.len()
+            )));
+        }
+        let text =
+            std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
         Self::parse(&path.display().to_string(), &text)
     }
 
     /// Parses model-file text; `file` names it in errors.
+    ///
+    /// Files are read by [`ModelSpec::from_file`] up to [`MAX_MODEL_FILE_BYTES`].
     pub fn parse(file: &str, text: &str) -> Result<Self> {
         Self::parse_with_method(file, text, None)
     }

@@ -191,6 +191,13 @@ pub struct RunManifest {
     pub settings: String,
     /// Digest of all of the above but the program version and file name.
     pub run: String,
+    /// SHA-256 of each output file (name, digest); commands that read an output check it,
+    /// so an edited or damaged file is named instead of being used.
+    #[serde(default)]
+    pub files: Vec<(String, String)>,
+    /// SHA-256 of this manifest without this field.
+    #[serde(default)]
+    pub self_sha256: String,
 }
 
 impl RunManifest {
@@ -209,14 +216,56 @@ impl RunManifest {
             simulations: fp.parts().to_vec(),
             run: sha256_hex(format!("{} {}", fp.digest(), settings).as_bytes()),
             settings,
+            files: Vec::new(),
+            self_sha256: String::new(),
         }
     }
 
-    /// Reads a manifest written by a fit.
+    /// Records the checksum of each output file present in `dir` (replacing older ones).
+    pub fn record_files(&mut self, dir: &Path) -> Result<()> {
+        for name in OUTPUT_FILES {
+            let p = dir.join(name);
+            if p.is_file() {
+                let sum = neurosbi_infer::provenance::sha256_hex(&read_bounded(&p, 1 << 32)?);
+                self.files.retain(|(n, _)| n != name);
+                self.files.push((name.to_string(), sum));
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the manifest as `dir/run.json`, with its checksum.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let sealed = Self {
+            self_sha256: self.digest(),
+            ..self.clone()
+        };
+        let text = serde_json::to_string_pretty(&sealed)
+            .map_err(|e| Error::invalid(MANIFEST, e.to_string()))?;
+        write_file(&dir.join(MANIFEST), text.as_bytes())
+    }
+
+    /// Reads a manifest written by a fit, checking its own checksum.
     pub fn read(path: &Path) -> Result<Self> {
         let bytes = read_bounded(path, 1 << 20)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+        let bad = |why: String| Error::invalid(path.display().to_string(), why);
+        let m: Self = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        if m.self_sha256 != m.digest() {
+            return Err(bad(
+                "checksum mismatch: the file was edited or damaged after the fit wrote it".into(),
+            ));
+        }
+        Ok(m)
+    }
+
+    /// SHA-256 of the manifest without its own checksum.
+    fn digest(&self) -> String {
+        let bare = Self {
+            self_sha256: String::new(),
+            ..self.clone()
+        };
+        let text = serde_json::to_string(&bare).unwrap_or_default();
+        neurosbi_infer::provenance::sha256_hex(text.as_bytes())
     }
 
     /// What differs from `other`: names of fingerprint parts, or the settings.
@@ -363,16 +412,13 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
     let outcome = write_outputs(
         cfg, opts, seed, &stage, &observed, &x_o, &trained, timings, t0,
     )?;
-    write_file(
-        &stage.join(MANIFEST),
-        serde_json::to_string_pretty(&manifest)
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
     if !same_file(&cfg.file, &out.join("fit.toml")) && cfg.file.is_file() {
         std::fs::copy(&cfg.file, stage.join("fit.toml"))
             .map_err(Error::io(stage.join("fit.toml")))?;
     }
+    let mut manifest = manifest;
+    manifest.record_files(&stage)?;
+    manifest.write(&stage)?;
     dir.commit()?;
     if let Some(t) = invalid_text {
         eprintln!("simulations: {t}");
@@ -884,22 +930,50 @@ fn write_report(
     )
 }
 
+/// Reads an output file of a fit, checked against the checksum `run.json` recorded for it.
 fn read_text(path: &Path) -> Result<String> {
-    std::fs::read_to_string(path).map_err(Error::io(path))
+    let bytes = read_bounded(path, 1 << 30)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let manifest = RunManifest::read(&dir.join(MANIFEST)).map_err(|e| {
+        Error::invalid(
+            path.display().to_string(),
+            format!("cannot be checked against {MANIFEST} ({e}); rerun the fit"),
+        )
+    })?;
+    let recorded = manifest.files.iter().find(|(n, _)| n == name);
+    match recorded {
+        Some((_, sum)) if *sum == neurosbi_infer::provenance::sha256_hex(&bytes) => {}
+        Some(_) => {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                format!(
+                    "differs from the file the fit wrote (checksum in {MANIFEST}): it was edited or damaged; rerun the fit with --force"
+                ),
+            ));
+        }
+        None => {
+            return Err(Error::invalid(
+                path.display().to_string(),
+                format!("is not listed in {MANIFEST}, so it was not written by this fit"),
+            ));
+        }
+    }
+    String::from_utf8(bytes).map_err(|e| Error::invalid(path.display().to_string(), e.to_string()))
+}
+
+/// Records the new checksums of the outputs a command rewrote in `out`.
+fn update_manifest(out: &Path) -> Result<()> {
+    let mut m = RunManifest::read(&out.join(MANIFEST))?;
+    m.record_files(out)?;
+    m.write(out)
 }
 
 /// Parses a CSV written by [`csv_text`] (header, then numbers) into its rows, flattened.
 fn read_numbers(path: &Path) -> Result<Vec<f64>> {
-    let text = read_text(path)?;
-    let mut v = Vec::new();
-    for (i, line) in text.lines().enumerate().skip(1) {
-        for c in line.split(',') {
-            v.push(c.trim().parse::<f64>().map_err(|e| {
-                Error::invalid(format!("{} line {}", path.display(), i + 1), e.to_string())
-            })?);
-        }
-    }
-    Ok(v)
+    let table = crate::config::parse_csv(&read_text(path)?, false)
+        .map_err(|e| Error::invalid(path.display().to_string(), e))?;
+    Ok(table.rows.concat())
 }
 
 /// Redraws the figures of a finished fit from its output folder (`neurosbi plot`):
@@ -954,7 +1028,7 @@ pub fn redraw(cfg: &FitConfig, opts: &FitOptions) -> Result<()> {
         curves[r - 1].1.push(row[3]);
     }
     plot::training_curves(&out, &curves)?;
-    Ok(())
+    update_manifest(&out)
 }
 
 /// Rebuilds `report.html` of a finished fit from the files in its output folder
@@ -999,5 +1073,6 @@ pub fn rebuild_report(cfg: &FitConfig, opts: &FitOptions) -> Result<PathBuf> {
         &timings,
         [&pair, &traces, &training],
     )?;
+    update_manifest(&out)?;
     Ok(path)
 }

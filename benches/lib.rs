@@ -1,1 +1,0 @@
-//! Criterion benchmarks that span crates live in `benches/benches/`.
