@@ -268,3 +268,66 @@ fn corruption_matrix_every_output_damaged_ends_in_a_named_error_or_the_same_resu
     eprintln!("corruption matrix:\n{}", matrix.join("\n"));
     assert_eq!(matrix.len(), files.len() * 3 + 2);
 }
+
+#[test]
+fn abc_methods_run_through_fit_without_a_map() {
+    for method in ["rejection_abc", "smc_abc"] {
+        let out = out_dir(method);
+        let mut t = text().replace("method = \"npe\"", &format!("method = \"{method}\""));
+        if method == "smc_abc" {
+            t = t.replace("max_epochs = 3", "population_size = 100");
+        } else {
+            t = t.replace("max_epochs = 3", "");
+        }
+        let f = fit(&config(&t), &opts(&out, false)).unwrap_or_else(|e| panic!("{method}: {e}"));
+        assert_eq!(f.samples.len(), 300 * 2, "{method}");
+        assert!(
+            f.summary
+                .iter()
+                .all(|s| s.map.is_nan() && s.mean.is_finite()),
+            "{method}"
+        );
+        assert!(out.join("report.html").exists() && out.join("run.json").exists());
+        rebuild_report(&config(&t), &opts(&out, true)).unwrap_or_else(|e| panic!("{method}: {e}"));
+    }
+}
+
+#[test]
+fn many_invalid_simulations_give_a_loud_warning_with_named_parameters() {
+    use neurosbi::fit::{WARN_INVALID_FRACTION, invalid_lines};
+    let mut set = neurosbi::infer::SimulationSet {
+        dim_theta: 2,
+        dim_x: 1,
+        ..Default::default()
+    };
+    for i in 0..200 {
+        let row = [(i % 20) as f64, (i / 20) as f64];
+        set.n_attempted += 1;
+        if row[0] < 8.0 {
+            set.n_invalid += 1;
+            set.invalid_theta.extend(row);
+            set.reasons.add("simulator error: spike train empty".into());
+        } else {
+            set.theta.extend(row);
+        }
+    }
+    let names = ["gNa".to_string(), "gK".to_string()];
+    let text = invalid_lines(&set.invalid_report(), &names, WARN_INVALID_FRACTION);
+    assert!(
+        text.starts_with("WARNING: 40 % of the simulations are invalid"),
+        "{text}"
+    );
+    assert!(
+        text.contains("80 x simulator error: spike train empty"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quartile of gNa") && !text.contains("gK"),
+        "{text}"
+    );
+    let calm = invalid_lines(&set.invalid_report(), &names, 0.5);
+    assert!(
+        !calm.contains("WARNING") && calm.contains("120 of 200 simulations valid"),
+        "{calm}"
+    );
+}

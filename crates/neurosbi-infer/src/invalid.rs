@@ -40,16 +40,30 @@ pub struct ParameterRegion {
     pub edges: [f64; 5],
     /// Fraction of invalid simulations in each quartile.
     pub invalid_rate: [f64; 4],
+    /// Range of the valid simulations' values (NaN when none is valid).
+    pub valid_range: (f64, f64),
 }
 
 impl ParameterRegion {
-    /// Largest minus smallest quartile failure rate: how much failure depends on this one.
+    /// How much failure depends on this parameter: the larger of the spread of the quartile
+    /// failure rates and the share of the simulated range where no simulation was valid.
     pub fn spread(&self) -> f64 {
         let (lo, hi) = self
             .invalid_rate
             .iter()
             .fold((1.0f64, 0.0f64), |(a, b), &r| (a.min(r), b.max(r)));
-        hi - lo
+        (hi - lo).max(1.0 - self.valid_share())
+    }
+
+    /// Share of the simulated range spanned by the valid simulations.
+    pub fn valid_share(&self) -> f64 {
+        let width = self.edges[4] - self.edges[0];
+        let (a, b) = self.valid_range;
+        if width > 0.0 && a <= b {
+            (b - a) / width
+        } else {
+            1.0
+        }
     }
 }
 
@@ -112,6 +126,13 @@ impl InvalidReport {
                 .cloned()
                 .unwrap_or_else(|| format!("parameter {}", g.index + 1));
             let e = g.edges;
+            if g.valid_share() < 0.5 {
+                s.push_str(&format!(
+                    "\n  valid only for {name} in [{:.4}, {:.4}] (simulated [{:.4}, {:.4}])",
+                    g.valid_range.0, g.valid_range.1, e[0], e[4]
+                ));
+                continue;
+            }
             let r = g.invalid_rate.map(|v| 100.0 * v);
             s.push_str(&format!(
                 "\n  invalid by quartile of {name}: [{:.4}, {:.4}] {:.0} %, [{:.4}, {:.4}] {:.0} %, \
@@ -147,10 +168,16 @@ fn region_of(set: &SimulationSet, j: usize) -> ParameterRegion {
             bad[k] as f64 / total[k] as f64
         }
     });
+    let valid_range = valid
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
     ParameterRegion {
         index: j,
         edges,
         invalid_rate,
+        valid_range,
     }
 }
 

@@ -346,6 +346,86 @@ fn all_invalid_simulations_and_mismatched_training_data_are_typed_errors() {
     );
 }
 
+/// Fails (NaN) wherever theta_1 is above `cut`, so the failure fraction is known.
+struct FailsAbove(f64);
+impl Simulator for FailsAbove {
+    fn dim_theta(&self) -> usize {
+        2
+    }
+    fn dim_x(&self) -> usize {
+        2
+    }
+    fn simulate(
+        &self,
+        theta: &[f64],
+        _: &mut [SimRng],
+        x: &mut [f64],
+    ) -> Result<(), SimulationError> {
+        for (t, xi) in theta.chunks(2).zip(x.chunks_mut(2)) {
+            xi[0] = t[0];
+            xi[1] = if t[1] > self.0 { f64::NAN } else { t[1] };
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_round_that_is_almost_all_invalid_stops_naming_where_the_model_fails() {
+    let prior: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform_box(2, 0.0, 1.0).unwrap());
+    let cfg = InferenceConfig {
+        rounds: vec![2000],
+        ..Default::default()
+    };
+    let run = |sim: &FailsAbove| {
+        infer(
+            sim,
+            prior.clone(),
+            None,
+            &cfg,
+            None,
+            &mut Quiet,
+            &mut NoObserver,
+        )
+    };
+    // 99.5 % invalid: an error with the counts, the reason and the deciding parameter.
+    let e = run(&FailsAbove(0.005)).unwrap_err();
+    let InferError::TooManyInvalid { report, .. } = &e else {
+        panic!("{e}")
+    };
+    assert!(
+        report.fraction() > 0.99 && report.regions[0].index == 1,
+        "{e}"
+    );
+    let text = e.to_string();
+    assert!(
+        text.contains("x non-finite output x[1]")
+            && text.contains("valid only for parameter 2 in [0.00"),
+        "{text}"
+    );
+    // 40 % invalid: it trains, and the report says how many and where.
+    let cfg = InferenceConfig {
+        rounds: vec![300],
+        train: quick_train(),
+        estimator: small_maf(),
+        ..Default::default()
+    };
+    let (_, rep) = infer(
+        &FailsAbove(0.6),
+        prior.clone(),
+        None,
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap();
+    let inv = rep.invalid.expect("an invalid report");
+    assert!((0.3..0.5).contains(&inv.fraction()), "{}", inv.fraction());
+    assert_eq!(inv.regions[0].index, 1);
+    assert_eq!(inv.regions[0].invalid_rate[0], 0.0);
+    assert_eq!(inv.regions[0].invalid_rate[3], 1.0);
+}
+
 /// theta ~ U(0, 1)^2, x ~ N(theta, 0.3^2): for x_o near the corner much of q(theta | x_o) leaks
 /// outside the box.
 fn boxed_npe() -> (Posterior, Arc<dyn Prior>) {

@@ -21,10 +21,16 @@ pub struct ParameterSummary {
     pub q025: f64,
     /// 97.5 % quantile.
     pub q975: f64,
-    /// Maximum a posteriori estimate.
+    /// Maximum a posteriori estimate; NaN where the posterior has no density (ABC), written
+    /// as `null` in JSON and read back as NaN.
+    #[serde(deserialize_with = "null_as_nan")]
     pub map: f64,
     /// Ground truth, when known.
     pub truth: Option<f64>,
+}
+
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Linear-interpolation quantile of sorted values (numpy's default).
