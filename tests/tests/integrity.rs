@@ -192,9 +192,12 @@ fn readers_of(name: &str, cfg: &FitConfig, out: &Path, reference: &[f64]) -> Vec
             .observed_features(&cfg.observation().unwrap())
             .unwrap();
         let r = load_posterior(out)
-            .and_then(|p| Ok(p.sample(50, &x_o, 3)?.theta))
-            .map(Some)
-            .map_err(|e| e.to_string());
+            .map_err(|e| e.to_string())
+            .and_then(|p| {
+                p.sample(50, &x_o, 3)
+                    .map(|d| Some(d.theta))
+                    .map_err(|e| e.to_string())
+            });
         judge("sample", r);
     } else if name.starts_with("simulations/") {
         judge(

@@ -419,10 +419,10 @@ fn truncated_prior_draws(
     Ok(out)
 }
 
+/// Simulates round `n` from `source` (parameters, and the digest the store records for them).
 fn simulate_round(
     sim: &dyn Simulator,
-    source: &dyn ThetaSource,
-    source_digest: &str,
+    (source, source_digest): (&dyn ThetaSource, &str),
     n: usize,
     run: &RunConfig,
     seed: u64,
@@ -749,8 +749,7 @@ pub fn infer(
                 let src = FromRows::new(&rows, prior.dim())?;
                 simulate_round(
                     sim,
-                    &src,
-                    &crate::provenance::sha256_f64(&rows),
+                    (&src, &crate::provenance::sha256_f64(&rows)),
                     n,
                     &cfg.run,
                     seed,
@@ -760,8 +759,7 @@ pub fn infer(
             }
             _ => simulate_round(
                 sim,
-                &FromPrior(prior.as_ref()),
-                "prior",
+                (&FromPrior(prior.as_ref()), "prior"),
                 n,
                 &cfg.run,
                 seed,
