@@ -71,6 +71,7 @@ pub mod raw;
 pub mod report;
 pub mod scale;
 pub mod slurm;
+pub mod spec;
 pub mod summary;
 
 pub use error::{Error, Result};
