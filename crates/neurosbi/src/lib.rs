@@ -43,7 +43,7 @@
 //!     .build()
 //!     .err()
 //!     .unwrap();
-//! assert!(err.to_string().contains("prior of `tau`"));
+//! assert!(err.to_string().contains("priors.tau"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
