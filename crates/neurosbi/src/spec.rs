@@ -252,3 +252,103 @@ pub struct ProblemSpec {
 
 /// File name that errors of a description built in code are reported under.
 pub const BUILDER_ORIGIN: &str = "Inferencer::builder";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Inferencer;
+    use crate::config::FitConfig;
+    use neurosbi_sim::units::lookup_unit;
+    use neurosbi_sim::{Model, Quantity};
+    use std::path::{Path, PathBuf};
+
+    fn examples() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    }
+
+    /// TOML and JSON give back the same description.
+    fn round_trip(spec: &ProblemSpec) {
+        let toml_text = toml::to_string(spec).expect("to TOML");
+        let back: ProblemSpec = toml::from_str(&toml_text).expect("from TOML");
+        assert_eq!(&back, spec, "TOML round trip:\n{toml_text}");
+        let json = serde_json::to_string(spec).expect("to JSON");
+        let back: ProblemSpec = serde_json::from_str(&json).expect("from JSON");
+        assert_eq!(&back, spec, "JSON round trip:\n{json}");
+    }
+
+    /// Two validated descriptions are the same problem, observation and settings.
+    fn same_problem(a: &FitConfig, b: &FitConfig) {
+        let (oa, ob) = (a.observation().unwrap(), b.observation().unwrap());
+        assert_eq!(oa, ob);
+        assert_eq!(
+            a.problem.fingerprint(&oa, a.seed),
+            b.problem.fingerprint(&ob, b.seed)
+        );
+        assert_eq!(a.problem.noise_seed, b.problem.noise_seed);
+        assert_eq!(a.truth, b.truth);
+        assert_eq!(
+            format!("{:?}", a.inference),
+            format!("{:?}", b.inference)
+        );
+        assert_eq!((&a.out, &a.name, a.seed), (&b.out, &b.name, b.seed));
+    }
+
+    #[test]
+    fn fit_files_round_trip_through_toml_and_json_to_the_same_problem() {
+        for name in ["small_hh_noise.toml", "hh_c_synthetic.toml", "expif_spikes.toml"] {
+            let path = examples().join(name);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let spec = ProblemSpec::from_toml(&path, &text).unwrap();
+            round_trip(&spec);
+            let direct = FitConfig::parse(&path, &text).unwrap();
+            let toml_text = toml::to_string(&spec).unwrap();
+            let again: ProblemSpec = toml::from_str(&toml_text).unwrap();
+            same_problem(&direct, &again.validate(&path).unwrap());
+            // The serialised description is itself a fit file.
+            same_problem(&direct, &FitConfig::parse(&path, &toml_text).unwrap());
+        }
+    }
+
+    #[test]
+    fn a_builder_description_round_trips_to_the_same_problem() {
+        let volt = lookup_unit("volt").unwrap().dim;
+        let model = Model::new(
+            &ModelDescription::new("dv/dt = (El - v)/tau + I/C : volt\ntau : second (constant)")
+                .input("I", lookup_unit("amp").unwrap().dim)
+                .constant("El", Quantity::new(-0.07, volt))
+                .constant("C", Quantity::new(100e-12, lookup_unit("farad").unwrap().dim))
+                .initial("v", "El")
+                .method("exponential_euler"),
+        )
+        .unwrap();
+        let n = 200;
+        let step: Vec<f64> = (0..n).map(|k| if k >= 50 { 0.1e-9 } else { 0.0 }).collect();
+        let v: Vec<f64> = (0..n).map(|k| -70.0 + (k as f64 / 20.0).min(5.0)).collect();
+        let spec = Inferencer::builder(model)
+            .dt(1e-4)
+            .input("I", vec![step])
+            .output_traces("v", "mV", vec![v])
+            .features("v", &["mean(window=stim)", "max"])
+            .stimulus_window(5.0, 20.0)
+            .prior(
+                "tau",
+                "ms",
+                Marginal::LogNormal {
+                    mu: 2.0,
+                    sigma: 0.5,
+                },
+            )
+            .seed(3)
+            .into_spec();
+        round_trip(&spec);
+        let origin = Path::new(BUILDER_ORIGIN);
+        let json: ProblemSpec =
+            serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
+        same_problem(&spec.validate(origin).unwrap(), &json.validate(origin).unwrap());
+        let toml_back: ProblemSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
+        same_problem(
+            &spec.validate(origin).unwrap(),
+            &toml_back.validate(origin).unwrap(),
+        );
+    }
+}
