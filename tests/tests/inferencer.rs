@@ -215,7 +215,10 @@ fn errors_say_which_parameter_input_or_output() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("outputs.w") && e.contains("cannot be recorded"), "{e}");
+    assert!(
+        e.contains("outputs.w") && e.contains("cannot be recorded"),
+        "{e}"
+    );
 }
 
 /// A fit file for HH model B (membrane noise): the same problem is described below through
@@ -265,7 +268,10 @@ fn fit_file_and_builder_give_identical_results_for_the_same_seed() {
         .unwrap()
         .build()
         .unwrap();
-    assert!(!model.noise_sources().is_empty(), "model B has membrane noise");
+    assert!(
+        !model.noise_sources().is_empty(),
+        "model B has membrane noise"
+    );
     let mut b = Inferencer::builder(model)
         // The values the fit file's text evaluates to: the builder takes SI numbers.
         .dt(cfg.problem.dt)
@@ -284,7 +290,12 @@ fn fit_file_and_builder_give_identical_results_for_the_same_seed() {
     assert_eq!((l.dt, l.n_steps, l.window), (f.dt, f.n_steps, f.window));
     // The free parameters' entries of `base` are overwritten by every simulation; the model
     // file gives them default values there, a model built in code has none.
-    let names: Vec<_> = l.model.parameters().iter().map(|p| p.name.clone()).collect();
+    let names: Vec<_> = l
+        .model
+        .parameters()
+        .iter()
+        .map(|p| p.name.clone())
+        .collect();
     for p in &f.free {
         let j = names.iter().position(|n| *n == p.name).unwrap();
         l.base[j] = f.base[j];
@@ -306,7 +317,10 @@ fn fit_file_and_builder_give_identical_results_for_the_same_seed() {
         "the builder's problem simulates the fit file's observation"
     );
     let theta = [50.0, 5.0, 20.0, 2.0];
-    let (rf, rl) = (f.simulate(&theta, 11).unwrap(), l.simulate(&theta, 11).unwrap());
+    let (rf, rl) = (
+        f.simulate(&theta, 11).unwrap(),
+        l.simulate(&theta, 11).unwrap(),
+    );
     assert_eq!(
         bits(&f.features_of(&rf, Some(&observed))),
         bits(&l.features_of(&rl, Some(&observed)))

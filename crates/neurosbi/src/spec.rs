@@ -286,16 +286,17 @@ mod tests {
         );
         assert_eq!(a.problem.noise_seed, b.problem.noise_seed);
         assert_eq!(a.truth, b.truth);
-        assert_eq!(
-            format!("{:?}", a.inference),
-            format!("{:?}", b.inference)
-        );
+        assert_eq!(format!("{:?}", a.inference), format!("{:?}", b.inference));
         assert_eq!((&a.out, &a.name, a.seed), (&b.out, &b.name, b.seed));
     }
 
     #[test]
     fn fit_files_round_trip_through_toml_and_json_to_the_same_problem() {
-        for name in ["small_hh_noise.toml", "hh_c_synthetic.toml", "expif_spikes.toml"] {
+        for name in [
+            "small_hh_noise.toml",
+            "hh_c_synthetic.toml",
+            "expif_spikes.toml",
+        ] {
             let path = examples().join(name);
             let text = std::fs::read_to_string(&path).unwrap();
             let spec = ProblemSpec::from_toml(&path, &text).unwrap();
@@ -316,7 +317,10 @@ mod tests {
             &ModelDescription::new("dv/dt = (El - v)/tau + I/C : volt\ntau : second (constant)")
                 .input("I", lookup_unit("amp").unwrap().dim)
                 .constant("El", Quantity::new(-0.07, volt))
-                .constant("C", Quantity::new(100e-12, lookup_unit("farad").unwrap().dim))
+                .constant(
+                    "C",
+                    Quantity::new(100e-12, lookup_unit("farad").unwrap().dim),
+                )
                 .initial("v", "El")
                 .method("exponential_euler"),
         )
@@ -344,7 +348,10 @@ mod tests {
         let origin = Path::new(BUILDER_ORIGIN);
         let json: ProblemSpec =
             serde_json::from_str(&serde_json::to_string(&spec).unwrap()).unwrap();
-        same_problem(&spec.validate(origin).unwrap(), &json.validate(origin).unwrap());
+        same_problem(
+            &spec.validate(origin).unwrap(),
+            &json.validate(origin).unwrap(),
+        );
         let toml_back: ProblemSpec = toml::from_str(&toml::to_string(&spec).unwrap()).unwrap();
         same_problem(
             &spec.validate(origin).unwrap(),

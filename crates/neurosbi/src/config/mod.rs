@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::problem::{FreeParameter, Observed, Output, Problem, SPIKES};
-use crate::spec::{ProblemSpec, QuantitySpec};
 use crate::quantity::{Unit, parse_quantity};
+use crate::spec::{ProblemSpec, QuantitySpec};
 use neurosbi_flows::{EstimatorConfig, TrainConfig};
 use neurosbi_infer::{Marginal, Method, MethodOptions, OptionValue, PosteriorKind};
 use neurosbi_sim::units::lookup_unit;

@@ -143,7 +143,10 @@ fn read_features(ctx: &Ctx, top: &toml::Table) -> Result<FeaturesSpec> {
                 .as_array()
                 .filter(|a| a.len() == 2)
                 .ok_or_else(|| ctx.err("features.window", "expected [start, stop]"))?;
-            let q = |v| ctx.quantity_text("features.window", v).map(QuantitySpec::Text);
+            let q = |v| {
+                ctx.quantity_text("features.window", v)
+                    .map(QuantitySpec::Text)
+            };
             Some([q(&a[0])?, q(&a[1])?])
         }
     };

@@ -88,7 +88,8 @@ impl ProblemSpec {
                 if let Some(m) = method {
                     d.method = Some(m.to_string());
                 }
-                let model = Model::new(&d).map_err(|e| ctx.err("model", format!("{e}{}", with())))?;
+                let model =
+                    Model::new(&d).map_err(|e| ctx.err("model", format!("{e}{}", with())))?;
                 return Ok((model, Vec::new()));
             }
             Some(ModelSource::File(p)) => {
@@ -164,7 +165,10 @@ impl ProblemSpec {
         {
             return Err(ctx.err(
                 &format!("stimuli.{k}"),
-                format!("not an input of the model (inputs: {})", names(model.inputs())),
+                format!(
+                    "not an input of the model (inputs: {})",
+                    names(model.inputs())
+                ),
             ));
         }
         let n_traces = stimuli.first().map_or(1, |s| s.n_traces);
@@ -205,7 +209,12 @@ impl ProblemSpec {
         let params = model.parameters();
         let mut base: Vec<Option<f64>> = params
             .iter()
-            .map(|p| defaults.iter().find(|(n, _)| *n == p.name).map(|(_, q)| q.value))
+            .map(|p| {
+                defaults
+                    .iter()
+                    .find(|(n, _)| *n == p.name)
+                    .map(|(_, q)| q.value)
+            })
             .collect();
         let param_index = |key: &str, name: &str| -> Result<usize> {
             params.iter().position(|p| p.name == name).ok_or_else(|| {
@@ -225,7 +234,10 @@ impl ProblemSpec {
             if q.dim != params[j].dim {
                 return Err(ctx.err(
                     &key,
-                    format!("has dimension {}, the parameter is {}", q.dim, params[j].dim),
+                    format!(
+                        "has dimension {}, the parameter is {}",
+                        q.dim, params[j].dim
+                    ),
                 ));
             }
             base[j] = Some(q.value);
@@ -379,7 +391,10 @@ impl ProblemSpec {
                 ));
             }
         };
-        if let Some(k) = s.keys().find(|k| !problem.free.iter().any(|p| &p.name == *k)) {
+        if let Some(k) = s
+            .keys()
+            .find(|k| !problem.free.iter().any(|p| &p.name == *k))
+        {
             return Err(ctx.err(
                 &format!("synthetic.{k}"),
                 "not a free parameter (set fixed values under [fixed])",
