@@ -123,7 +123,9 @@ fn existing_outputs_of_another_run_are_not_overwritten_without_force() {
     other.inference.samples += 1;
     let err = fit(&other, &opts).unwrap_err().to_string();
     assert!(
-        err.contains("another run") && err.contains("inference settings") && err.contains("--force"),
+        err.contains("another run")
+            && err.contains("inference settings")
+            && err.contains("--force"),
         "{err}"
     );
     assert_eq!(std::fs::read(out.out.join("summary.csv")).unwrap(), before);
