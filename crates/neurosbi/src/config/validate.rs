@@ -17,6 +17,9 @@ pub fn noise_seed(seed: u64) -> u64 {
 /// The model, its default parameter values (SI, from a model file's `[parameters]`).
 type BuiltModel = (Model, Vec<(String, neurosbi_sim::Quantity)>);
 
+/// Observed data of every output, or the ground truth (display units) to simulate.
+type Observation = (Option<Vec<Observed>>, Option<Vec<f64>>);
+
 /// Stimuli, traces per input, stimulus window (s) when a stimulus has one.
 type BuiltStimuli = (Vec<Stimulus>, usize, Option<(f64, f64)>);
 
@@ -364,7 +367,7 @@ impl ProblemSpec {
         ctx: &Ctx,
         problem: &Problem,
         observed: Vec<Option<Observed>>,
-    ) -> Result<(Option<Vec<Observed>>, Option<Vec<f64>>)> {
+    ) -> Result<Observation> {
         let n_files = observed.iter().filter(|o| o.is_some()).count();
         let s = match (&self.synthetic, n_files) {
             (Some(_), n) if n > 0 => {
