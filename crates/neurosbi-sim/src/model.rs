@@ -111,7 +111,9 @@ pub struct Var {
 }
 
 /// Everything needed to build a [`Model`]: equation strings, their namespace and options.
-#[derive(Clone, Debug, Default)]
+/// Serialisable, so a problem description can carry a model built in code.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelDescription {
     /// The equations (Brian syntax, see `docs/model-language.md`).
     pub equations: String,
@@ -198,6 +200,9 @@ pub struct Model {
     pub(crate) subexprs: Vec<(String, Ex, Dimension)>,
     pub(crate) method: Method,
     pub(crate) equations: EquationSet,
+    /// What the model was built from (with the method in use), so it can be rebuilt or
+    /// written down: a problem description holds this, not the compiled model.
+    pub(crate) description: ModelDescription,
 }
 
 impl Model {
@@ -566,6 +571,7 @@ impl Model {
             subexprs,
             method,
             equations: eqs,
+            description: desc.clone(),
         };
         // Lowering and the reset check bound every tree they build, and the linear split
         // never deepens a tree, so the compiler's recursion over these is bounded too.
@@ -617,6 +623,11 @@ impl Model {
     pub fn equations(&self) -> &EquationSet {
         &self.equations
     }
+    /// The description this model was built from; its `method` is the one in use after
+    /// [`Model::with_method`].
+    pub fn description(&self) -> &ModelDescription {
+        &self.description
+    }
     /// Names that can be recorded: state variables and subexpressions.
     pub fn recordable(&self) -> Vec<String> {
         self.states
@@ -642,6 +653,7 @@ impl Model {
         } else {
             method
         };
+        self.description.method = Some(self.method.to_string());
         Ok(self)
     }
 }

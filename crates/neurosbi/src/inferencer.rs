@@ -3,14 +3,14 @@
 
 use crate::error::{Error, Result};
 use crate::plot::{self, PairData};
-use crate::problem::{FreeParameter, NeuronSimulator, Observed, Output, Problem, SPIKES};
-use crate::quantity::Unit;
+use crate::problem::{NeuronSimulator, Observed, Problem, SPIKES};
+use crate::spec::{BUILDER_ORIGIN, DataSpec, Entries, FeaturesSpec, ModelSource, OutputSpec};
+use crate::spec::{PriorSpec, ProblemSpec, QuantitySpec, StimulusSpec};
 use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
 use neurosbi_infer::{
     InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig, Store,
 };
-use neurosbi_sim::units::lookup_unit;
-use neurosbi_sim::{Model, Quantity, Stimulus};
+use neurosbi_sim::{Model, Quantity};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -87,211 +87,89 @@ impl InferencerBuilder {
         self
     }
 
-    /// Checks everything and builds the inferencer.
-    pub fn build(self) -> Result<Inferencer> {
-        let dt = self
-            .dt
-            .filter(|d| *d > 0.0)
-            .ok_or_else(|| Error::invalid("dt", "missing or not positive"))?;
-        let model = self.model;
-        let mut stimuli = Vec::new();
-        for inp in model.inputs() {
-            let rows = self
-                .inputs
-                .iter()
-                .find(|(n, _)| *n == inp.name)
-                .map(|(_, r)| r)
-                .ok_or_else(|| Error::invalid(format!("input `{}`", inp.name), "missing"))?;
-            stimuli.push(Stimulus::from_rows(&inp.name, rows)?);
-        }
-        if let Some((n, _)) = self
+    /// The builder's fields as a problem description: the model's description, `dt` and
+    /// the duration (from the first input's or trace's length) in SI, the inputs' rows as
+    /// stimulus values, the outputs with their data and features, the priors as marginals
+    /// in their units, the window in ms. [`InferencerBuilder::build`] validates exactly this.
+    pub fn into_spec(self) -> ProblemSpec {
+        let n_steps = self
             .inputs
-            .iter()
-            .find(|(n, _)| !model.inputs().iter().any(|i| &i.name == n))
-        {
-            return Err(Error::invalid(
-                format!("input `{n}`"),
-                "not an input of the model",
-            ));
-        }
-        let n_traces = stimuli.first().map_or(1, |s| s.n_traces);
-        let n_steps = match stimuli.first() {
-            Some(s) => s.n_steps(),
-            None => match self.outputs.iter().find_map(|(_, _, o)| match o {
-                Observed::Traces(r) => r.first().map(Vec::len),
-                Observed::Spikes(_) => None,
-            }) {
-                Some(n) => n,
-                None => {
-                    return Err(Error::invalid(
-                        "inputs",
-                        "without inputs or traces the number of steps is unknown",
-                    ));
-                }
-            },
-        };
-        for s in &stimuli {
-            if s.n_traces != n_traces || s.n_steps() != n_steps {
-                return Err(Error::invalid(
-                    format!("input `{}`", s.name),
-                    format!(
-                        "shape {} x {}, expected {n_traces} x {n_steps}",
-                        s.n_traces,
-                        s.n_steps()
-                    ),
-                ));
-            }
-        }
-        let mut base: Vec<Option<f64>> = vec![None; model.parameters().len()];
-        let index = |name: &str| {
-            model
-                .parameters()
-                .iter()
-                .position(|p| p.name == name)
-                .ok_or_else(|| {
-                    Error::invalid(
-                        format!("parameter `{name}`"),
-                        "not a parameter of the model",
-                    )
-                })
-        };
-        for (n, q) in &self.fixed {
-            let j = index(n)?;
-            if q.dim != model.parameters()[j].dim {
-                return Err(Error::invalid(
-                    format!("parameter `{n}`"),
-                    format!(
-                        "value has dimension {}, the parameter is {}",
-                        q.dim,
-                        model.parameters()[j].dim
-                    ),
-                ));
-            }
-            base[j] = Some(q.value);
-        }
-        let mut free = Vec::new();
-        for (n, u, m) in &self.priors {
-            let j = index(n)?;
-            let unit = Unit::named(u).ok_or_else(|| {
-                Error::invalid(format!("prior of `{n}`"), format!("unknown unit `{u}`"))
-            })?;
-            let pdim = model.parameters()[j].dim;
-            let udim = unit.dim().unwrap_or(pdim);
-            if udim != pdim {
-                return Err(Error::invalid(
-                    format!("prior of `{n}`"),
-                    format!("unit `{u}` has dimension {udim}, the parameter is {pdim}"),
-                ));
-            }
-            m.validate(free.len())?;
-            base[j].get_or_insert(0.0);
-            free.push(FreeParameter {
-                name: n.clone(),
-                unit,
-                prior: *m,
-            });
-        }
-        let base: Vec<f64> = base
-            .into_iter()
-            .zip(model.parameters())
-            .map(|(b, p)| {
-                b.ok_or_else(|| {
-                    Error::invalid(
-                        format!("parameter `{}`", p.name),
-                        "missing: give it a prior (to fit it) or a fixed value",
-                    )
+            .first()
+            .and_then(|(_, r)| r.first())
+            .or_else(|| {
+                self.outputs.iter().find_map(|(_, _, o)| match o {
+                    Observed::Traces(r) => r.first(),
+                    Observed::Spikes(_) => None,
                 })
             })
-            .collect::<Result<_>>()?;
-        if free.is_empty() {
-            return Err(Error::invalid("priors", "no free parameter"));
-        }
-        let recordable = model.recordable();
-        let mut outputs = Vec::new();
-        let mut observed = Vec::new();
-        for (var, unit, obs) in self.outputs {
-            let what = format!("output `{var}`");
-            if var != SPIKES && !recordable.contains(&var) {
-                return Err(Error::invalid(
-                    what,
-                    format!("cannot be recorded (recordable: {})", recordable.join(", ")),
-                ));
-            }
-            let u = Unit::named(&unit)
-                .ok_or_else(|| Error::invalid(&what, format!("unknown unit `{unit}`")))?;
-            if var != SPIKES
-                && let Some(sv) = model.state_vars().iter().find(|s| s.name == var)
-                && !u.name.is_empty()
-                && lookup_unit(&u.name).is_some_and(|q| q.dim != sv.dim)
-            {
-                return Err(Error::invalid(
-                    &what,
-                    format!(
-                        "unit `{unit}` does not match the dimension {} of `{var}`",
-                        sv.dim
-                    ),
-                ));
-            }
-            let rows = match &obs {
-                Observed::Traces(r) | Observed::Spikes(r) => r,
-            };
-            if rows.len() != n_traces {
-                return Err(Error::invalid(
-                    &what,
-                    format!("{} traces, the inputs have {n_traces}", rows.len()),
-                ));
-            }
-            if let Observed::Traces(r) = &obs
-                && let Some((k, t)) = r.iter().enumerate().find(|(_, t)| t.len() != n_steps)
-            {
-                return Err(Error::invalid(
-                    &what,
-                    format!("trace {k} has {} samples, expected {n_steps}", t.len()),
-                ));
-            }
-            let names = self
-                .features
-                .iter()
-                .find(|(v, _)| *v == var)
-                .map(|(_, f)| f.clone())
-                .ok_or_else(|| Error::invalid(&what, "no features given for this output"))?;
-            let features =
-                crate::raw::feature_set(&names, n_steps).map_err(|e| Error::invalid(&what, e))?;
-            outputs.push(Output {
-                variable: var,
-                unit: u,
-                feature_names: names,
-                features,
-            });
-            observed.push(obs);
-        }
-        if outputs.is_empty() {
-            return Err(Error::invalid(
-                "outputs",
-                "give at least one observed output",
-            ));
-        }
-        let problem = Problem {
-            model: Arc::new(model),
-            dt,
-            n_steps,
-            stimuli,
-            n_traces,
-            window: self.window.unwrap_or((0.0, n_steps as f64 * dt * 1e3)),
-            base,
-            free,
-            outputs,
-            noise_seed: self.seed,
-        };
-        let x_o = problem.observed_features(&observed)?;
-        Ok(Inferencer {
-            problem,
-            observed,
-            x_o,
+            .map(Vec::len);
+        let features = self.features;
+        let outputs = self
+            .outputs
+            .into_iter()
+            .map(|(var, unit, obs)| {
+                let features = features
+                    .iter()
+                    .find(|(v, _)| *v == var)
+                    .map(|(_, f)| f.clone())
+                    .unwrap_or_default();
+                let (Observed::Traces(rows) | Observed::Spikes(rows)) = obs;
+                let out = OutputSpec {
+                    unit: Some(unit),
+                    features,
+                    data: Some(DataSpec::Rows(rows)),
+                    time_unit: None,
+                };
+                (var, out)
+            })
+            .collect();
+        ProblemSpec {
+            model: Some(ModelSource::Description {
+                description: self.model.description().clone(),
+            }),
+            dt: self.dt.map(|dt| QuantitySpec::si(dt, "second")),
+            duration: self
+                .dt
+                .zip(n_steps)
+                .map(|(dt, n)| QuantitySpec::si(n as f64 * dt, "second")),
             seed: self.seed,
-            posterior: None,
-            report: None,
-        })
+            stimuli: Entries(
+                self.inputs
+                    .into_iter()
+                    .map(|(n, values)| (n, StimulusSpec::Values { values }))
+                    .collect(),
+            ),
+            features: FeaturesSpec {
+                // Written in ms as a fit file would, so both read the same window.
+                window: self.window.map(|(on, off)| {
+                    [
+                        QuantitySpec::Text(format!("{on}*ms")),
+                        QuantitySpec::Text(format!("{off}*ms")),
+                    ]
+                }),
+            },
+            outputs: Some(Entries(outputs)),
+            priors: Some(Entries(
+                self.priors
+                    .into_iter()
+                    .map(|(n, unit, marginal)| (n, PriorSpec::Marginal { unit, marginal }))
+                    .collect(),
+            )),
+            fixed: Entries(
+                self.fixed
+                    .into_iter()
+                    .map(|(n, q)| (n, QuantitySpec::Si(q)))
+                    .collect(),
+            ),
+            ..ProblemSpec::default()
+        }
+    }
+
+    /// Checks everything and builds the inferencer: [`InferencerBuilder::into_spec`], then
+    /// [`Inferencer::from_spec`]. Errors name the key of the description (`priors.gK`,
+    /// `outputs.v.data`, `stimuli.I`).
+    pub fn build(self) -> Result<Inferencer> {
+        Inferencer::from_spec(&self.into_spec(), Path::new(BUILDER_ORIGIN))
     }
 }
 
@@ -329,6 +207,7 @@ impl InferSettings {
 /// Built with [`Inferencer::builder`]; [`Inferencer::infer`] simulates, trains and keeps the
 /// posterior, after which it can be sampled, evaluated and plotted.
 pub struct Inferencer {
+    spec: ProblemSpec,
     problem: Problem,
     observed: Vec<Observed>,
     x_o: Vec<f64>,
@@ -351,6 +230,29 @@ impl Inferencer {
             window: None,
             seed: 0,
         }
+    }
+
+    /// Validates a problem description (see [`ProblemSpec::validate`]; `file` names it in
+    /// errors and anchors its relative paths) and builds the inferencer for its observation:
+    /// its data, or the simulation of its synthetic ground truth.
+    pub fn from_spec(spec: &ProblemSpec, file: &Path) -> Result<Inferencer> {
+        let cfg = spec.validate(file)?;
+        let observed = cfg.observation()?;
+        let x_o = cfg.problem.observed_features(&observed)?;
+        Ok(Inferencer {
+            spec: spec.clone(),
+            problem: cfg.problem,
+            observed,
+            x_o,
+            seed: spec.seed,
+            posterior: None,
+            report: None,
+        })
+    }
+
+    /// The problem description this inferencer was built from.
+    pub fn spec(&self) -> &ProblemSpec {
+        &self.spec
     }
 
     /// The problem (model, stimuli, features, priors).

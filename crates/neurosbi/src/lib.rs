@@ -43,7 +43,7 @@
 //!     .build()
 //!     .err()
 //!     .unwrap();
-//! assert!(err.to_string().contains("prior of `tau`"));
+//! assert!(err.to_string().contains("priors.tau"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -71,6 +71,7 @@ pub mod raw;
 pub mod report;
 pub mod scale;
 pub mod slurm;
+pub mod spec;
 pub mod summary;
 
 pub use error::{Error, Result};
