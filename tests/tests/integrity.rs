@@ -297,7 +297,7 @@ fn abc_methods_run_through_fit_without_a_map() {
 
 #[test]
 fn many_invalid_simulations_give_a_loud_warning_with_named_parameters() {
-    use neurosbi::fit::{WARN_INVALID_FRACTION, invalid_lines};
+    use neurosbi::fit::invalid_lines;
     let mut set = neurosbi::infer::SimulationSet {
         dim_theta: 2,
         dim_x: 1,
@@ -315,7 +315,7 @@ fn many_invalid_simulations_give_a_loud_warning_with_named_parameters() {
         }
     }
     let names = ["gNa".to_string(), "gK".to_string()];
-    let text = invalid_lines(&set.invalid_report(), &names, WARN_INVALID_FRACTION);
+    let text = invalid_lines(&set.invalid_report(), &names, 0.2);
     assert!(
         text.starts_with("WARNING: 40 % of the simulations are invalid"),
         "{text}"
@@ -332,5 +332,29 @@ fn many_invalid_simulations_give_a_loud_warning_with_named_parameters() {
     assert!(
         !calm.contains("WARNING") && calm.contains("120 of 200 simulations valid"),
         "{calm}"
+    );
+}
+
+#[test]
+fn invalid_thresholds_are_read_and_checked() {
+    let t = text().replace(
+        "predictive = 2",
+        "predictive = 2\nwarn_invalid = 0.05\nmax_invalid = 0.5",
+    );
+    let cfg = config(&t);
+    assert_eq!(
+        (cfg.inference.warn_invalid, cfg.inference.max_invalid),
+        (0.05, 0.5)
+    );
+    let d = config(&text());
+    assert_eq!(
+        (d.inference.warn_invalid, d.inference.max_invalid),
+        (0.2, 0.99)
+    );
+    let bad = text().replace("predictive = 2", "predictive = 2\nmax_invalid = 1.5");
+    let err = FitConfig::parse(&example(), &bad).unwrap_err().to_string();
+    assert!(
+        err.contains("inference.max_invalid") && err.contains("fraction"),
+        "{err}"
     );
 }

@@ -329,9 +329,6 @@ fn stale_store(e: InferError) -> Error {
     }
 }
 
-/// Fraction of invalid simulations above which a run warns (with where they fail).
-pub const WARN_INVALID_FRACTION: f64 = 0.2;
-
 /// The valid/invalid counts with their reasons, for the end of every run; with a loud warning
 /// and the parameter region where simulations fail when more than `warn_above` are invalid.
 pub fn invalid_lines(report: &InvalidReport, names: &[String], warn_above: f64) -> String {
@@ -362,7 +359,7 @@ pub fn inference_config(cfg: &FitConfig, seed: u64) -> InferenceConfig {
             seed,
             batch_size: cfg.inference.batch_size,
             chunk_size: STORE_CHUNK_SIZE,
-            ..Default::default()
+            max_invalid_fraction: cfg.inference.max_invalid,
         },
         seed,
         posterior: cfg.inference.posterior,
@@ -405,8 +402,8 @@ pub fn fit(cfg: &FitConfig, opts: &FitOptions) -> Result<FitOutcome> {
         .report
         .invalid
         .as_ref()
-        .filter(|r| !opts.quiet || r.fraction() > WARN_INVALID_FRACTION)
-        .map(|r| invalid_lines(r, &problem.parameter_names(), WARN_INVALID_FRACTION));
+        .filter(|r| !opts.quiet || r.fraction() > cfg.inference.warn_invalid)
+        .map(|r| invalid_lines(r, &problem.parameter_names(), cfg.inference.warn_invalid));
     let stage = dir.staging();
     trained.posterior.save(&stage.join("posterior"))?;
     let outcome = write_outputs(

@@ -126,6 +126,8 @@ pub(super) fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceS
             "batch_size",
             "predictive",
             "embedding",
+            "warn_invalid",
+            "max_invalid",
         ]
         .iter()
         .chain(METHOD_OPTION_KEYS)
@@ -263,7 +265,19 @@ pub(super) fn inference(ctx: &Ctx, t: Option<&toml::Table>) -> Result<InferenceS
             .map_err(|e| ctx.err("inference.device", e.to_string()))?;
         train.device = Some(name.to_string());
     }
+    let fraction = |k: &str, d: f64| -> Result<f64> {
+        let v = f(k, d)?;
+        if v > 1.0 {
+            return Err(ctx.err(
+                &format!("inference.{k}"),
+                format!("{v} is not a fraction of the simulations (0 < {k} <= 1)"),
+            ));
+        }
+        Ok(v)
+    };
     Ok(InferenceSettings {
+        warn_invalid: fraction("warn_invalid", 0.2)?,
+        max_invalid: fraction("max_invalid", 0.99)?,
         method,
         method_name,
         posterior,

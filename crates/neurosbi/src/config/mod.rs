@@ -52,6 +52,10 @@ pub struct InferenceSettings {
     pub batch_size: usize,
     /// Posterior-predictive simulations to draw for the trace plot.
     pub predictive: usize,
+    /// Fraction of invalid simulations above which a run warns, naming where they fail.
+    pub warn_invalid: f64,
+    /// Fraction of invalid simulations above which a round stops with an error.
+    pub max_invalid: f64,
 }
 
 /// A parsed and checked fit file.
