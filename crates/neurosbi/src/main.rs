@@ -318,148 +318,11 @@ fn run() -> Result<()> {
         out: cli.out.clone(),
     };
     match &cli.command {
-        Command::Fit { file } | Command::Train { file } => {
-            let mut cfg = FitConfig::from_file(file)?;
-            if let Some(d) = &cli.device {
-                neurosbi::flows::device_from_name(d).context("--device")?;
-                cfg.inference.train.device = Some(d.clone());
-            }
-            let outcome = fit(&cfg, &opts)?;
-            if !cli.quiet {
-                say!("{}", neurosbi::summary::summary_table(&outcome.summary));
-                for (p, s) in &outcome.timings {
-                    say!("{p:<24} {s:>8.2} s");
-                }
-                say!("outputs in {}", outcome.out.display());
-            }
-        }
-        Command::Simulate {
-            file,
-            shard,
-            num_shards,
-            round,
-        } => {
-            let spec = ShardSpec::resolve(*shard, *num_shards, |v| std::env::var(v).ok())?;
-            let cfg = FitConfig::from_file(file)?;
-            #[cfg(feature = "mpi")]
-            if spec.is_none() && neurosbi::mpi_gather::launched_by_mpi() {
-                let job = ShardJob::new(&cfg, &opts)?;
-                if let Some(o) = neurosbi::mpi_gather::simulate(&job, *round)?
-                    && !cli.quiet
-                {
-                    say!(
-                        "round {round}: {} valid and {} invalid simulations stored by {} MPI ranks (chunks per rank {:?}, {} already stored)",
-                        o.valid,
-                        o.invalid,
-                        o.ranks,
-                        o.chunks_per_rank,
-                        o.chunks_resumed
-                    );
-                }
-                return Ok(());
-            }
-            if spec.is_none() && *round == 0 {
-                let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, &opts)?;
-                if !cli.quiet {
-                    say!("{valid} valid and {invalid} invalid simulations stored");
-                }
-            } else {
-                let spec = match spec {
-                    Some(s) => s,
-                    None => ShardSpec::new(0, 1)?,
-                };
-                simulate_shard(&cfg, &opts, *round, spec)?;
-            }
-        }
+        Command::Fit { .. } | Command::Train { .. } => cmd_fit(&cli, &opts)?,
+        Command::Simulate { .. } => cmd_simulate(&cli, &opts)?,
         Command::Merge { path, no_proposal } => merge(path, &opts, *no_proposal)?,
-        Command::Slurm {
-            file,
-            array_size,
-            max_running,
-            partition,
-            time,
-            cpus,
-            mem,
-            train_partition,
-            train_gres,
-            train_time,
-            train_cpus,
-            dir,
-            program,
-        } => {
-            let cfg = FitConfig::from_file(file)?;
-            let cwd = std::env::current_dir().context("the working directory")?;
-            let out = cwd.join(cli.out.clone().unwrap_or(cfg.out.clone()));
-            let program = match program {
-                Some(p) => cwd.join(p),
-                None => std::env::current_exe().context("locating this program")?,
-            };
-            let so = neurosbi::slurm::SlurmOptions {
-                program,
-                file: cwd.join(file),
-                out: out.clone(),
-                workdir: cwd,
-                rounds: cfg.inference.rounds.clone(),
-                array_size: *array_size,
-                max_running: *max_running,
-                partition: partition.clone(),
-                time: time.clone(),
-                cpus: *cpus,
-                mem: mem.clone(),
-                train_partition: train_partition.clone(),
-                train_gres: train_gres.clone(),
-                train_time: train_time.clone(),
-                train_cpus: *train_cpus,
-                seed: cli.seed,
-                force: cli.force,
-            };
-            let dir = dir.clone().unwrap_or_else(|| out.join("slurm"));
-            let paths = so.write(&dir, cli.force)?;
-            if !cli.quiet {
-                for p in &paths {
-                    say!("wrote {}", p.display());
-                }
-                say!("submit with: {}", dir.join("submit.sh").display());
-            }
-        }
-        Command::Check {
-            file,
-            n_sbc,
-            n_posterior,
-        } => {
-            let cfg = FitConfig::from_file(file)?;
-            let rep = neurosbi::fit::check(&cfg, &opts, *n_sbc, *n_posterior)?;
-            for (n, p) in &rep.sbc_ks {
-                say!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
-            }
-            for (l, c) in rep
-                .coverage
-                .iter()
-                .filter(|(l, _)| [0.5, 0.8, 0.95].iter().any(|k| (k - l).abs() < 1e-9))
-            {
-                say!(
-                    "expected coverage at {:>3.0} %: {:.1} %",
-                    l * 100.0,
-                    c * 100.0
-                );
-            }
-            let outside = rep.predictive_outliers();
-            say!(
-                "posterior predictive: {} of {} observed features inside their 95 % predictive interval{}{}",
-                rep.predictive.len() - outside.len(),
-                rep.predictive.len(),
-                if outside.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (outside: {})", outside.join(", "))
-                },
-                if rep.predictive_invalid > 0 {
-                    format!("; {} predictive simulations failed", rep.predictive_invalid)
-                } else {
-                    String::new()
-                }
-            );
-        }
+        Command::Slurm { .. } => cmd_slurm(&cli)?,
+        Command::Check { .. } => cmd_check(&cli, &opts)?,
         Command::Plot { file } => {
             let cfg = FitConfig::from_file(file)?;
             neurosbi::fit::redraw(&cfg, &opts)?;
@@ -488,118 +351,319 @@ fn run() -> Result<()> {
                 cfg.problem.n_steps
             );
         }
-        Command::Sample {
-            file,
-            observation,
-            data,
-            n,
-        } => {
-            if *n == 0 {
-                bail!("--n 0: give the number of samples to draw (at least 1)");
-            }
-            let cfg = FitConfig::from_file(file)?;
-            let out = cli.out.clone().unwrap_or(cfg.out.clone());
-            let posterior = neurosbi::fit::load_posterior(&out)
-                .with_context(|| format!("loading the posterior from {}", out.display()))?;
-            let obs_cfg = match observation {
-                Some(f) => FitConfig::from_file(f)?,
-                None if !data.is_empty() => {
-                    let pairs = data
-                        .iter()
-                        .map(|a| neurosbi::observe::parse_data_arg(a).map_err(anyhow::Error::from))
-                        .collect::<Result<Vec<_>>>()?;
-                    neurosbi::observe::with_data_file(&cfg, &pairs)?
-                }
-                None => cfg.clone(),
-            };
-            let x_o = obs_cfg.problem.observed_features(&obs_cfg.observation()?)?;
-            if x_o.len() != posterior.dim_x() {
-                bail!(
-                    "the observation has {} features, the posterior was trained on {}",
-                    x_o.len(),
-                    posterior.dim_x()
-                );
-            }
-            let seed = cli.seed.unwrap_or(cfg.seed);
-            let draws = posterior.sample(*n, &x_o, seed)?;
-            let d = cfg.problem.dim_theta();
-            let path = out.join("resampled.csv");
-            if path.exists() && !cli.force {
-                bail!(
-                    "{} already exists; pass --force to overwrite it",
-                    path.display()
-                );
-            }
-            let header: Vec<String> = cfg.problem.parameter_names();
-            neurosbi::summary::write_file(
-                &path,
-                neurosbi::summary::csv_text(&header, &draws.theta).as_bytes(),
-            )?;
-            let units: Vec<String> = cfg
-                .problem
-                .free
-                .iter()
-                .map(|p| p.unit.name.clone())
-                .collect();
-            let map = if posterior.has_density() {
-                posterior.map(&x_o, seed)?
-            } else {
-                vec![f64::NAN; d]
-            };
-            let s = neurosbi::summary::summarise(
-                &draws.theta,
-                &header,
-                &units,
-                &map,
-                obs_cfg.truth.as_deref(),
+        Command::Sample { .. } => cmd_sample(&cli)?,
+        Command::Models { .. } => cmd_models(&cli)?,
+        Command::Features => cmd_features(&cli)?,
+    }
+    Ok(())
+}
+
+/// `neurosbi fit` and `neurosbi train`: the whole job, then the summary table.
+fn cmd_fit(cli: &Cli, opts: &FitOptions) -> Result<()> {
+    let (Command::Fit { file } | Command::Train { file }) = &cli.command else {
+        unreachable!("dispatched on fit or train")
+    };
+    let mut cfg = FitConfig::from_file(file)?;
+    if let Some(d) = &cli.device {
+        neurosbi::flows::device_from_name(d).context("--device")?;
+        cfg.inference.train.device = Some(d.clone());
+    }
+    let outcome = fit(&cfg, opts)?;
+    if !cli.quiet {
+        say!("{}", neurosbi::summary::summary_table(&outcome.summary));
+        for (p, s) in &outcome.timings {
+            say!("{p:<24} {s:>8.2} s");
+        }
+        say!("outputs in {}", outcome.out.display());
+    }
+    Ok(())
+}
+
+/// `neurosbi simulate`: the first round into the store, a shard, or (MPI) ranks gathered by rank 0.
+fn cmd_simulate(cli: &Cli, opts: &FitOptions) -> Result<()> {
+    let Command::Simulate {
+        file,
+        shard,
+        num_shards,
+        round,
+    } = &cli.command
+    else {
+        unreachable!("dispatched on simulate")
+    };
+    let spec = ShardSpec::resolve(*shard, *num_shards, |v| std::env::var(v).ok())?;
+    let cfg = FitConfig::from_file(file)?;
+    #[cfg(feature = "mpi")]
+    if spec.is_none() && neurosbi::mpi_gather::launched_by_mpi() {
+        let job = ShardJob::new(&cfg, opts)?;
+        if let Some(o) = neurosbi::mpi_gather::simulate(&job, *round)?
+            && !cli.quiet
+        {
+            say!(
+                "round {round}: {} valid and {} invalid simulations stored by {} MPI ranks (chunks per rank {:?}, {} already stored)",
+                o.valid,
+                o.invalid,
+                o.ranks,
+                o.chunks_per_rank,
+                o.chunks_resumed
             );
-            if !cli.quiet {
-                say!("{}", neurosbi::summary::summary_table(&s));
-                say!("{} samples of {d} parameters in {}", n, path.display());
-            }
         }
-        Command::Models { dir } => {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .with_context(|| format!("reading {}", dir.display()))?
-                .filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-                .collect();
-            entries.sort();
-            let mut o = std::io::stdout().lock();
-            for p in entries {
-                let line = match neurosbi::sim::ModelSpec::from_file(&p) {
-                    Ok(s) => {
-                        let params: Vec<String> =
-                            s.priors.iter().map(|(n, _, _)| n.clone()).collect();
-                        format!(
-                            "{:<12} {}\n{:<12} free: {}",
-                            s.name,
-                            s.description,
-                            "",
-                            params.join(", ")
-                        )
-                    }
-                    Err(e) => format!("{}: {e}", p.display()),
-                };
-                // Stop quietly when the reader has gone (`neurosbi models | head`).
-                if writeln!(o, "{line}").is_err() {
-                    break;
-                }
-            }
+        return Ok(());
+    }
+    if spec.is_none() && *round == 0 {
+        let (valid, invalid) = neurosbi::fit::simulate_only(&cfg, opts)?;
+        if !cli.quiet {
+            say!("{valid} valid and {invalid} invalid simulations stored");
         }
-        Command::Features => {
-            let cat = neurosbi::features::Catalogue::standard();
-            let mut o = std::io::stdout().lock();
-            for e in cat.entries() {
-                let line = format!(
-                    "{:<32} {:<10} {:<8} {}  [{}]",
-                    e.name, e.group, e.unit, e.summary, e.params
-                );
-                if writeln!(o, "{line}").is_err() {
-                    break;
-                }
+    } else {
+        let spec = match spec {
+            Some(s) => s,
+            None => ShardSpec::new(0, 1)?,
+        };
+        simulate_shard(&cfg, opts, *round, spec)?;
+    }
+    Ok(())
+}
+
+/// `neurosbi slurm`: writes the sbatch scripts of a fit file.
+fn cmd_slurm(cli: &Cli) -> Result<()> {
+    let Command::Slurm {
+        file,
+        array_size,
+        max_running,
+        partition,
+        time,
+        cpus,
+        mem,
+        train_partition,
+        train_gres,
+        train_time,
+        train_cpus,
+        dir,
+        program,
+    } = &cli.command
+    else {
+        unreachable!("dispatched on slurm")
+    };
+    let cfg = FitConfig::from_file(file)?;
+    let cwd = std::env::current_dir().context("the working directory")?;
+    let out = cwd.join(cli.out.clone().unwrap_or(cfg.out.clone()));
+    let program = match program {
+        Some(p) => cwd.join(p),
+        None => std::env::current_exe().context("locating this program")?,
+    };
+    let so = neurosbi::slurm::SlurmOptions {
+        program,
+        file: cwd.join(file),
+        out: out.clone(),
+        workdir: cwd,
+        rounds: cfg.inference.rounds.clone(),
+        array_size: *array_size,
+        max_running: *max_running,
+        partition: partition.clone(),
+        time: time.clone(),
+        cpus: *cpus,
+        mem: mem.clone(),
+        train_partition: train_partition.clone(),
+        train_gres: train_gres.clone(),
+        train_time: train_time.clone(),
+        train_cpus: *train_cpus,
+        seed: cli.seed,
+        force: cli.force,
+    };
+    let dir = dir.clone().unwrap_or_else(|| out.join("slurm"));
+    let paths = so.write(&dir, cli.force)?;
+    if !cli.quiet {
+        for p in &paths {
+            say!("wrote {}", p.display());
+        }
+        say!("submit with: {}", dir.join("submit.sh").display());
+    }
+    Ok(())
+}
+
+/// `neurosbi check`: calibration, coverage and the posterior-predictive check.
+fn cmd_check(cli: &Cli, opts: &FitOptions) -> Result<()> {
+    let Command::Check {
+        file,
+        n_sbc,
+        n_posterior,
+    } = &cli.command
+    else {
+        unreachable!("dispatched on check")
+    };
+    if *n_sbc == 0 || *n_posterior == 0 {
+        bail!("--n-sbc and --n-posterior must be at least 1 (got {n_sbc} and {n_posterior})");
+    }
+    let cfg = FitConfig::from_file(file)?;
+    // SBC keeps every draw's posterior samples; the check simulates n_posterior traces.
+    let draws = *n_sbc as f64 * *n_posterior as f64 * cfg.problem.dim_theta() as f64;
+    let traces = *n_posterior as f64 * (cfg.problem.n_steps * cfg.problem.n_traces) as f64;
+    neurosbi::config::fits_in_memory("the check's samples and traces", 8.0 * (draws + traces))
+        .map_err(anyhow::Error::msg)?;
+    let rep = neurosbi::fit::check(&cfg, opts, *n_sbc, *n_posterior)?;
+    for (n, p) in &rep.sbc_ks {
+        say!("SBC rank uniformity (KS p-value) {n:<10} {p:.3}");
+    }
+    for (l, c) in rep
+        .coverage
+        .iter()
+        .filter(|(l, _)| [0.5, 0.8, 0.95].iter().any(|k| (k - l).abs() < 1e-9))
+    {
+        say!(
+            "expected coverage at {:>3.0} %: {:.1} %",
+            l * 100.0,
+            c * 100.0
+        );
+    }
+    let outside = rep.predictive_outliers();
+    say!(
+        "posterior predictive: {} of {} observed features inside their 95 % predictive interval{}{}",
+        rep.predictive.len() - outside.len(),
+        rep.predictive.len(),
+        if outside.is_empty() {
+            String::new()
+        } else {
+            format!(" (outside: {})", outside.join(", "))
+        },
+        if rep.predictive_invalid > 0 {
+            format!("; {} predictive simulations failed", rep.predictive_invalid)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// `neurosbi sample`: draws from the saved posterior for the fit file's or another observation.
+fn cmd_sample(cli: &Cli) -> Result<()> {
+    let Command::Sample {
+        file,
+        observation,
+        data,
+        n,
+    } = &cli.command
+    else {
+        unreachable!("dispatched on sample")
+    };
+    if *n == 0 {
+        bail!("--n 0: give the number of samples to draw (at least 1)");
+    }
+    let cfg = FitConfig::from_file(file)?;
+    // The draws, their CSV text and the sampler's work arrays, about 8x the samples.
+    let bytes = *n as f64 * cfg.problem.dim_theta() as f64 * 8.0 * 8.0;
+    neurosbi::config::fits_in_memory(&format!("--n {n} samples"), bytes)
+        .map_err(anyhow::Error::msg)?;
+    let out = cli.out.clone().unwrap_or(cfg.out.clone());
+    let posterior = neurosbi::fit::load_posterior(&out)
+        .with_context(|| format!("loading the posterior from {}", out.display()))?;
+    let obs_cfg = match observation {
+        Some(f) => FitConfig::from_file(f)?,
+        None if !data.is_empty() => {
+            let pairs = data
+                .iter()
+                .map(|a| neurosbi::observe::parse_data_arg(a).map_err(anyhow::Error::from))
+                .collect::<Result<Vec<_>>>()?;
+            neurosbi::observe::with_data_file(&cfg, &pairs)?
+        }
+        None => cfg.clone(),
+    };
+    let x_o = obs_cfg.problem.observed_features(&obs_cfg.observation()?)?;
+    if x_o.len() != posterior.dim_x() {
+        bail!(
+            "the observation has {} features, the posterior was trained on {}",
+            x_o.len(),
+            posterior.dim_x()
+        );
+    }
+    let seed = cli.seed.unwrap_or(cfg.seed);
+    let draws = posterior.sample(*n, &x_o, seed)?;
+    let d = cfg.problem.dim_theta();
+    let path = out.join("resampled.csv");
+    if path.exists() && !cli.force {
+        bail!(
+            "{} already exists; pass --force to overwrite it",
+            path.display()
+        );
+    }
+    let header: Vec<String> = cfg.problem.parameter_names();
+    neurosbi::summary::write_file(
+        &path,
+        neurosbi::summary::csv_text(&header, &draws.theta).as_bytes(),
+    )?;
+    let units: Vec<String> = cfg
+        .problem
+        .free
+        .iter()
+        .map(|p| p.unit.name.clone())
+        .collect();
+    let map = if posterior.has_density() {
+        posterior.map(&x_o, seed)?
+    } else {
+        vec![f64::NAN; d]
+    };
+    let s = neurosbi::summary::summarise(
+        &draws.theta,
+        &header,
+        &units,
+        &map,
+        obs_cfg.truth.as_deref(),
+    );
+    if !cli.quiet {
+        say!("{}", neurosbi::summary::summary_table(&s));
+        say!("{} samples of {d} parameters in {}", n, path.display());
+    }
+    Ok(())
+}
+
+/// `neurosbi models`: the model library.
+fn cmd_models(cli: &Cli) -> Result<()> {
+    let Command::Models { dir } = &cli.command else {
+        unreachable!("dispatched on models")
+    };
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    entries.sort();
+    let mut o = std::io::stdout().lock();
+    for p in entries {
+        let line = match neurosbi::sim::ModelSpec::from_file(&p) {
+            Ok(s) => {
+                let params: Vec<String> = s.priors.iter().map(|(n, _, _)| n.clone()).collect();
+                format!(
+                    "{:<12} {}\n{:<12} free: {}",
+                    s.name,
+                    s.description,
+                    "",
+                    params.join(", ")
+                )
             }
+            Err(e) => format!("{}: {e}", p.display()),
+        };
+        // Stop quietly when the reader has gone (`neurosbi models | head`).
+        if writeln!(o, "{line}").is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// `neurosbi features`: the feature catalogue.
+fn cmd_features(cli: &Cli) -> Result<()> {
+    let Command::Features = &cli.command else {
+        unreachable!("dispatched on features")
+    };
+    let cat = neurosbi::features::Catalogue::standard();
+    let mut o = std::io::stdout().lock();
+    for e in cat.entries() {
+        let line = format!(
+            "{:<32} {:<10} {:<8} {}  [{}]",
+            e.name, e.group, e.unit, e.summary, e.params
+        );
+        if writeln!(o, "{line}").is_err() {
+            break;
         }
     }
     Ok(())

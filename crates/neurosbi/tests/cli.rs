@@ -32,6 +32,35 @@ fn ordinary_errors_print_no_backtrace_even_with_rust_backtrace_set() {
     }
     let (_, err) = neurosbi(&["sample", "../../examples/hh_c_synthetic.toml", "--n", "0"]);
     assert!(err.contains("--n 0"), "{err}");
+    for args in [
+        &[
+            "sample",
+            "../../examples/hh_c_synthetic.toml",
+            "--n",
+            "100000000000000",
+        ][..],
+        &[
+            "check",
+            "../../examples/hh_c_synthetic.toml",
+            "--n-sbc",
+            "100000000",
+            "--n-posterior",
+            "1000000",
+        ][..],
+    ] {
+        let (ok, err) = neurosbi(args);
+        assert!(
+            !ok && err.contains("the machine has") && !err.contains("backtrace"),
+            "{args:?}: {err}"
+        );
+    }
+    let (_, err) = neurosbi(&[
+        "check",
+        "../../examples/hh_c_synthetic.toml",
+        "--n-sbc",
+        "0",
+    ]);
+    assert!(err.contains("--n-sbc"), "{err}");
     let (_, err) = neurosbi(&["validate", "/dev/zero"]);
     assert!(
         err.contains("/dev/zero") && err.contains("not a regular file"),

@@ -36,20 +36,30 @@ fn gigabytes(bytes: f64) -> String {
     }
 }
 
+/// Why `bytes` for `what` do not fit in `memory` bytes, or `None` when they do.
+fn too_large(what: &str, bytes: f64, memory: f64) -> Option<String> {
+    (bytes.is_nan() || bytes > memory).then(|| {
+        format!(
+            "this run needs {} for {what}; the machine has {}",
+            gigabytes(bytes),
+            gigabytes(memory)
+        )
+    })
+}
+
+/// Refuses work that needs more than the machine's memory for `what` (command-line sizes
+/// such as `sample --n`), before anything is allocated.
+pub fn fits_in_memory(what: &str, bytes: f64) -> std::result::Result<(), String> {
+    too_large(what, bytes, machine_memory()).map_or(Ok(()), Err)
+}
+
 impl Ctx<'_> {
     /// Refuses a run that needs more than the machine's memory for `what`.
     pub(super) fn need(&self, key: &str, what: &str, bytes: f64) -> Result<()> {
-        if bytes.is_nan() || bytes > self.memory {
-            return Err(self.err(
-                key,
-                format!(
-                    "this run needs {} for {what}; the machine has {}",
-                    gigabytes(bytes),
-                    gigabytes(self.memory)
-                ),
-            ));
+        match too_large(what, bytes, self.memory) {
+            Some(m) => Err(self.err(key, m)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -22,6 +22,7 @@ mod read;
 mod stimulus;
 mod validate;
 
+pub use checks::fits_in_memory;
 pub use data::{NumberTable, parse_csv, parse_npy};
 pub use files::{DATA_LIMIT, TOML_LIMIT, read_bounded, read_text_bounded};
 pub use validate::noise_seed;
