@@ -290,28 +290,11 @@ impl Ex {
         found
     }
 
-    /// Calls `f` on every node.
+    /// Calls `f` on every node (pre-order).
     pub fn visit(&self, f: &mut impl FnMut(&Ex)) {
         f(self);
-        match self {
-            Ex::Num(_) | Ex::Slot(_) => {}
-            Ex::Neg(a) | Ex::Call(_, a) | Ex::Not(a) => a.visit(f),
-            Ex::Add(a, b)
-            | Ex::Sub(a, b)
-            | Ex::Mul(a, b)
-            | Ex::Div(a, b)
-            | Ex::Pow(a, b)
-            | Ex::Cmp(_, a, b)
-            | Ex::And(a, b)
-            | Ex::Or(a, b) => {
-                a.visit(f);
-                b.visit(f);
-            }
-            Ex::Clip(a, b, c) => {
-                a.visit(f);
-                b.visit(f);
-                c.visit(f);
-            }
+        for c in self.children() {
+            c.visit(f);
         }
     }
 
