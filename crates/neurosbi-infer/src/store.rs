@@ -124,25 +124,27 @@ pub(crate) fn read_versioned<T: for<'de> Deserialize<'de>>(
 }
 
 /// Reads a regular file of at most `limit` bytes (a FIFO or `/dev/zero` in its place is an
-/// error, not a hang or an exhausted memory).
+/// error, not a hang or an exhausted memory; a file that grows while read is cut off).
 pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let corrupt = |reason: String| InferError::Corrupt {
+        path: path.into(),
+        reason,
+    };
     let meta = std::fs::metadata(path).map_err(io_err(path))?;
     if !meta.is_file() {
-        return Err(InferError::Corrupt {
-            path: path.into(),
-            reason: "not a regular file".into(),
-        });
+        return Err(corrupt("not a regular file".into()));
     }
-    if meta.len() > limit {
-        return Err(InferError::Corrupt {
-            path: path.into(),
-            reason: format!(
-                "{} bytes, more than the {limit} this reader accepts",
-                meta.len()
-            ),
-        });
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+        .map_err(io_err(path))?;
+    if bytes.len() as u64 > limit {
+        return Err(corrupt(format!(
+            "more than the {limit} bytes this reader accepts"
+        )));
     }
-    std::fs::read(path).map_err(io_err(path))
+    Ok(bytes)
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>> {

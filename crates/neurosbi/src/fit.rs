@@ -283,8 +283,9 @@ impl RunManifest {
     }
 }
 
+/// The facade's one bounded reader, with the path in its error.
 fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    Ok(neurosbi_infer::store::read_bounded(path, limit)?)
+    crate::config::read_bounded(path, limit).map_err(Error::io(path))
 }
 
 /// The store a fit uses: `OUT/simulations` when it holds this problem's simulations (a
