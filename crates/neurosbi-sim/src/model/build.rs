@@ -1,0 +1,523 @@
+//! Building a [`Model`] from its description: declaring the names, lowering every
+//! expression in the model's scope, and choosing the integration method.
+//!
+//! The stages run in a fixed order because lowering fills the scope as it goes (the
+//! noise sources, the lowered subexpressions) and because the first error met is the one
+//! reported.
+
+use super::{Method, Model, ModelDescription, Refractory, Var};
+use crate::check::{Context, Scope, SubexprEntry, Symbol};
+use crate::equations::{AssignOp, EquationKind, EquationSet, Statement, parse_statements};
+use crate::error::{Result, SimError};
+use crate::ir::{self, Ex, Slot};
+use crate::syntax::{Expr, ExprKind, MAX_DEPTH, Source, parse_expr};
+use crate::units::Dimension;
+
+const SECOND: Dimension = Dimension::new(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0);
+
+impl Model {
+    /// Parses and checks a model description.
+    pub fn new(desc: &ModelDescription) -> Result<Model> {
+        let eqs = EquationSet::parse("equations", &desc.equations)?;
+        let mut scope = constants_scope(desc)?;
+        let (states, params) = declare_equations(desc, &eqs, &mut scope)?;
+        let inputs = declare_inputs(desc, &mut scope)?;
+        if states.is_empty() {
+            return Err(SimError::Model(
+                "the equations declare no differential equation".into(),
+            ));
+        }
+        let rhs = lower_equations(&eqs, &mut scope)?;
+        lower_subexpressions(&eqs.source, &mut scope)?;
+        let (drift, diffusion) = split_noise(&rhs, &scope.noise)?;
+        let linear = linear_split(&drift, &states);
+        let threshold = lower_threshold(desc, &mut scope)?;
+        let reset = lower_reset(desc, &states, &mut scope)?;
+        let refractory = lower_refractory(desc, &mut scope)?;
+        let initial = lower_initial(desc, &states, &mut scope)?;
+        let subexprs = lowered_subexprs(&scope);
+        let method = choose_method(desc, &drift, &diffusion, &scope.noise, &linear)?;
+        let model = Model {
+            states,
+            params,
+            inputs,
+            noise: scope.noise,
+            drift,
+            diffusion,
+            linear,
+            threshold,
+            reset,
+            refractory,
+            initial,
+            subexprs,
+            method,
+            equations: eqs,
+            description: desc.clone(),
+        };
+        // Lowering and the reset check bound every tree they build, and the linear split
+        // never deepens a tree, so the compiler's recursion over these is bounded too.
+        debug_assert!(model.expressions().all(|e| e.depth() <= MAX_DEPTH));
+        Ok(model)
+    }
+}
+
+/// A scope holding the description's constants.
+fn constants_scope(desc: &ModelDescription) -> Result<Scope> {
+    let mut scope = Scope::new();
+    for (name, q) in &desc.constants {
+        if crate::equations::is_reserved(name) {
+            return Err(SimError::Model(format!(
+                "constant `{name}` would hide a built-in name; rename it"
+            )));
+        }
+        scope.symbols.insert(name.clone(), Symbol::Const(*q));
+    }
+    Ok(scope)
+}
+
+/// Adds the names the equations declare to `scope`; returns the state variables and the
+/// parameters, in the order written.
+fn declare_equations(
+    desc: &ModelDescription,
+    eqs: &EquationSet,
+    scope: &mut Scope,
+) -> Result<(Vec<Var>, Vec<Var>)> {
+    let (mut states, mut params) = (Vec::new(), Vec::new());
+    for eq in &eqs.equations {
+        let var = Var {
+            name: eq.name.clone(),
+            dim: eq.dim,
+            unless_refractory: eq.flags.unless_refractory,
+        };
+        if desc.constants.iter().any(|(n, _)| *n == eq.name) {
+            return Err(SimError::syntax(
+                eqs.source.locate(eq.offset),
+                format!(
+                    "`{}` is declared in the equations and also given as a constant",
+                    eq.name
+                ),
+            ));
+        }
+        let sym = match eq.kind {
+            EquationKind::Differential => {
+                states.push(var);
+                Symbol::Slot(Slot::State(states.len() - 1), eq.dim)
+            }
+            EquationKind::Parameter => {
+                params.push(var);
+                Symbol::Slot(Slot::Param(params.len() - 1), eq.dim)
+            }
+            EquationKind::Subexpression => {
+                scope.subexprs.push(SubexprEntry {
+                    name: eq.name.clone(),
+                    expr: eq
+                        .expr
+                        .clone()
+                        .expect("subexpressions have a right-hand side"),
+                    dim: eq.dim,
+                    lowered: None,
+                    depth: 0,
+                    in_progress: false,
+                });
+                Symbol::Subexpr(scope.subexprs.len() - 1)
+            }
+        };
+        scope.symbols.insert(eq.name.clone(), sym);
+    }
+    Ok((states, params))
+}
+
+/// Adds the description's inputs to `scope`, which must not know their names yet.
+fn declare_inputs(desc: &ModelDescription, scope: &mut Scope) -> Result<Vec<Var>> {
+    let mut inputs = Vec::new();
+    for (name, dim) in &desc.inputs {
+        if scope.symbols.contains_key(name) {
+            return Err(SimError::Model(format!(
+                "input `{name}` is also declared in the equations or as a constant"
+            )));
+        }
+        inputs.push(Var {
+            name: name.clone(),
+            dim: *dim,
+            unless_refractory: false,
+        });
+        scope.symbols.insert(
+            name.clone(),
+            Symbol::Slot(Slot::Input(inputs.len() - 1), *dim),
+        );
+    }
+    Ok(inputs)
+}
+
+/// The right-hand sides of the differential equations, noise still in them, each with
+/// the name of its state variable.
+fn lower_equations(eqs: &EquationSet, scope: &mut Scope) -> Result<Vec<(Ex, String)>> {
+    let src = &eqs.source;
+    let mut rhs = Vec::new();
+    for eq in eqs
+        .equations
+        .iter()
+        .filter(|e| e.kind == EquationKind::Differential)
+    {
+        let e = eq
+            .expr
+            .as_ref()
+            .expect("differential equations have a right-hand side");
+        let (x, d) = scope.lower(src, e, Context::Differential)?;
+        let want = eq.dim.div(&SECOND);
+        if d != want {
+            return Err(SimError::Dimension {
+                at: src.locate(e.offset),
+                context: format!("d{}/dt: right-hand side vs declared unit / second", eq.name),
+                left: d,
+                right: want,
+            });
+        }
+        rhs.push((x, eq.name.clone()));
+    }
+    Ok(rhs)
+}
+
+/// Lowers every subexpression, used or not, so errors in unused ones surface too.
+fn lower_subexpressions(src: &Source, scope: &mut Scope) -> Result<()> {
+    for k in 0..scope.subexprs.len() {
+        let ex = Expr {
+            kind: ExprKind::Name(scope.subexprs[k].name.clone()),
+            offset: scope.subexprs[k].expr.offset,
+        };
+        scope.lower(src, &ex, Context::Plain)?;
+    }
+    Ok(())
+}
+
+/// Splits each right-hand side into its drift and its coefficients of the `noise`
+/// sources, which must enter additively.
+fn split_noise(rhs: &[(Ex, String)], noise: &[String]) -> Result<(Vec<Ex>, Vec<Vec<Ex>>)> {
+    let mut drift = Vec::new();
+    let mut diffusion = Vec::new();
+    for (x, name) in rhs {
+        let mut rest = x.clone();
+        let mut g = Vec::new();
+        for (k, xi) in noise.iter().enumerate() {
+            let (gk, r) = rest.linear_in(Slot::Noise(k)).map_err(|why| {
+                SimError::Model(format!(
+                    "the noise `{xi}` must enter d{name}/dt linearly (as `g*{xi}`), but {why}"
+                ))
+            })?;
+            if gk.depends_on(Slot::Noise(k)) || r.depends_on(Slot::Noise(k)) {
+                return Err(SimError::Model(format!(
+                    "the noise `{xi}` must enter d{name}/dt as an additive term `g*{xi}` (not inside a function, a denominator, a power or a comparison)"
+                )));
+            }
+            g.push(gk);
+            rest = r;
+        }
+        drift.push(rest);
+        diffusion.push(g);
+    }
+    Ok((drift, diffusion))
+}
+
+/// `dx_j/dt = A_j x_j + B_j` for every state, or why not: only exponential Euler needs
+/// it, so failing here is not yet an error.
+fn linear_split(drift: &[Ex], states: &[Var]) -> Result<Vec<(Ex, Ex)>> {
+    drift
+        .iter()
+        .enumerate()
+        .map(|(j, f)| {
+            f.linear_in(Slot::State(j))
+                .map_err(|reason| SimError::NotLinear {
+                    variable: states[j].name.clone(),
+                    reason,
+                })
+        })
+        .collect()
+}
+
+/// Every subexpression with its lowered form and dimension, for recording.
+fn lowered_subexprs(scope: &Scope) -> Vec<(String, Ex, Dimension)> {
+    scope
+        .subexprs
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.lowered.clone().unwrap_or(Ex::Num(f64::NAN)),
+                s.dim,
+            )
+        })
+        .collect()
+}
+
+/// Parses and lowers a per-neuron expression given outside the equations.
+fn lower_plain(scope: &mut Scope, origin: &str, text: &str) -> Result<(Ex, Dimension)> {
+    let s = Source::new(origin, text);
+    let e = parse_expr(origin, text)?;
+    scope.lower(&s, &e, Context::Plain)
+}
+
+/// A description's optional text, absent when blank.
+fn non_blank(text: Option<&str>) -> Option<&str> {
+    text.map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// Whether an expression reads something that changes while the neuron runs.
+fn reads_running_values(x: &Ex) -> bool {
+    let mut varying = false;
+    x.visit(&mut |e| {
+        if matches!(
+            e,
+            Ex::Slot(Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_))
+        ) {
+            varying = true;
+        }
+    });
+    varying
+}
+
+/// The threshold condition, if any.
+fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<Ex>> {
+    let Some(t) = non_blank(desc.threshold.as_deref()) else {
+        return Ok(None);
+    };
+    let (x, d) = lower_plain(scope, "threshold", t)?;
+    if !d.is_dimensionless() {
+        return Err(SimError::Dimension {
+            at: Source::new("threshold", t).locate(0),
+            context: "the threshold must be a condition (e.g. `v > -20*mV`)".into(),
+            left: d,
+            right: Dimension::DIMENSIONLESS,
+        });
+    }
+    Ok(Some(x))
+}
+
+/// The reset statements folded into one new value per state variable they change.
+fn lower_reset(
+    desc: &ModelDescription,
+    states: &[Var],
+    scope: &mut Scope,
+) -> Result<Vec<(usize, Ex)>> {
+    let Some(text) = desc.reset.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let rsrc = Source::new("reset", text);
+    // Statements run in order: later ones see earlier assignments.
+    let mut current: Vec<Option<Ex>> = vec![None; states.len()];
+    for st in parse_statements(&rsrc, text)? {
+        let Some(j) = states.iter().position(|s| s.name == st.target) else {
+            return Err(SimError::UnknownIdentifier {
+                name: st.target.clone(),
+                at: rsrc.locate(st.offset),
+                suggestion: crate::error::closest(
+                    &st.target,
+                    states.iter().map(|s| s.name.as_str()),
+                ),
+            });
+        };
+        let (x, d) = scope.lower(&rsrc, &st.expr, Context::Plain)?;
+        let x = x.subst(&|s| match s {
+            Slot::State(k) => current[k].clone(),
+            _ => None,
+        });
+        let old = current[j].clone().unwrap_or(Ex::Slot(Slot::State(j)));
+        current[j] = Some(assign(&rsrc, &st, &states[j], old, x, d)?);
+    }
+    Ok(current
+        .into_iter()
+        .enumerate()
+        .filter_map(|(j, e)| e.map(|e| (j, e)))
+        .collect())
+}
+
+/// The value of `state` after the reset statement `st`, which combines its value so far,
+/// `old`, with the lowered right-hand side `x` of dimension `d`.
+fn assign(rsrc: &Source, st: &Statement, state: &Var, old: Ex, x: Ex, d: Dimension) -> Result<Ex> {
+    let dim_ok = match st.op {
+        AssignOp::Set | AssignOp::Add | AssignOp::Sub => d == state.dim,
+        AssignOp::Mul | AssignOp::Div => d.is_dimensionless(),
+    };
+    if !dim_ok {
+        return Err(SimError::Dimension {
+            at: rsrc.locate(st.expr.offset),
+            context: format!("reset of `{}`", st.target),
+            left: d,
+            right: if matches!(st.op, AssignOp::Mul | AssignOp::Div) {
+                Dimension::DIMENSIONLESS
+            } else {
+                state.dim
+            },
+        });
+    }
+    let new = match st.op {
+        AssignOp::Set => x,
+        AssignOp::Add => ir::add(old, x),
+        AssignOp::Sub => ir::sub(old, x),
+        AssignOp::Mul => ir::mul(old, x),
+        AssignOp::Div => ir::div(old, x),
+    };
+    // Statements compose (`v += 1` repeated nests `v`), so their depth adds up.
+    let depth = new.depth();
+    if depth > MAX_DEPTH {
+        return Err(SimError::syntax(
+            rsrc.locate(st.offset),
+            format!(
+                "reset nested too deeply: `{}` after this statement has depth {depth}, which exceeds the limit of {MAX_DEPTH}",
+                st.target
+            ),
+        ));
+    }
+    Ok(new)
+}
+
+/// The refractory period: a duration fixed per neuron, or a condition.
+fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refractory> {
+    let Some(t) = non_blank(desc.refractory.as_deref()) else {
+        return Ok(Refractory::None);
+    };
+    let (x, d) = lower_plain(scope, "refractory", t)?;
+    if d == SECOND {
+        if reads_running_values(&x) || matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
+            return Err(SimError::Model(format!(
+                "refractory `{t}` must be a non-negative duration of constants and parameters, or a condition"
+            )));
+        }
+        Ok(Refractory::Duration(x))
+    } else if d.is_dimensionless() {
+        Ok(Refractory::Condition(x))
+    } else {
+        Err(SimError::Dimension {
+            at: Source::new("refractory", t).locate(0),
+            context: "refractory must be a duration or a condition".into(),
+            left: d,
+            right: SECOND,
+        })
+    }
+}
+
+/// The initial value of every state variable: as given, else zero.
+fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> Result<Vec<Ex>> {
+    let mut initial: Vec<Ex> = vec![Ex::Num(0.0); states.len()];
+    for (var, text) in &desc.initial {
+        let origin = format!("initial value of `{var}`");
+        let Some(j) = states.iter().position(|s| s.name == *var) else {
+            return Err(SimError::Model(format!(
+                "initial value given for `{var}`, which is not a state variable (state variables: {})",
+                states
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        let (x, d) = lower_plain(scope, &origin, text)?;
+        if d != states[j].dim {
+            return Err(SimError::Dimension {
+                at: Source::new(origin.clone(), text).locate(0),
+                context: format!("initial value of `{var}` vs its declared unit"),
+                left: d,
+                right: states[j].dim,
+            });
+        }
+        if reads_running_values(&x) {
+            return Err(SimError::Model(format!(
+                "{origin} may use constants, parameters and `i` only"
+            )));
+        }
+        initial[j] = x;
+    }
+    Ok(initial)
+}
+
+/// The method named in the description, or Brian2's default, checked against the noise
+/// and the linear split; `euler` with noise means Euler-Maruyama.
+fn choose_method(
+    desc: &ModelDescription,
+    drift: &[Ex],
+    diffusion: &[Vec<Ex>],
+    noise: &[String],
+    linear: &Result<Vec<(Ex, Ex)>>,
+) -> Result<Method> {
+    let mut method = match &desc.method {
+        Some(m) => Method::parse(m)?,
+        None => default_method(drift, diffusion)?,
+    };
+    if !noise.is_empty() {
+        if !method.supports_noise() {
+            return Err(SimError::Model(format!(
+                "method {method} cannot integrate stochastic equations (they use {}); use euler_maruyama, milstein or heun",
+                noise.join(", ")
+            )));
+        }
+        if method == Method::Euler {
+            method = Method::EulerMaruyama;
+        }
+    }
+    if method == Method::ExponentialEuler
+        && let Err(e) = linear
+    {
+        return Err(e.clone());
+    }
+    Ok(method)
+}
+
+/// The method Brian2 picks when none is named: the first of `exact`, `euler`, `heun` that
+/// can integrate the equations. A model copied from Brian without its method must not
+/// silently simulate differently, so where Brian would take `exact` this is an error.
+fn default_method(drift: &[Ex], diffusion: &[Vec<Ex>]) -> Result<Method> {
+    let stochastic = diffusion.iter().any(|g| !g.is_empty());
+    if !stochastic {
+        if is_linear_system(drift) {
+            return Err(SimError::Model(
+                "this model names no `method`; Brian2 would integrate it with `exact` (its \
+                 equations are linear with coefficients constant over a step), which neurosbi \
+                 does not have yet: name a method, e.g. method = \"exponential_euler\" (exact \
+                 for uncoupled linear equations with inputs constant over a step) or \"rk4\""
+                    .into(),
+            ));
+        }
+        return Ok(Method::Euler);
+    }
+    // Brian's `euler` takes additive noise only; `heun` is its Stratonovich scheme.
+    if diffusion.iter().flatten().any(varies_within_step) {
+        Ok(Method::Heun)
+    } else {
+        Ok(Method::EulerMaruyama)
+    }
+}
+
+/// Whether a value may change during a step: it reads a state variable or the clock.
+/// Inputs count too: Brian writes them `I(t)` with a `TimedArray`, and it calls noise
+/// multiplicative as soon as its coefficient mentions `t`.
+fn varies_within_step(e: &Ex) -> bool {
+    let mut varies = false;
+    e.visit(&mut |n| {
+        varies |= matches!(n, Ex::Slot(Slot::State(_) | Slot::Time | Slot::Input(_)));
+    });
+    varies
+}
+
+/// Whether `dX/dt = M X + B` with `M` and `B` free of state variables and of `t`: what
+/// Brian's `exact` (`LinearStateUpdater`) accepts. Inputs are allowed, as Brian allows a
+/// `TimedArray` whose steps are those of the simulation. (Brian also gives up on `exact`
+/// when sympy cannot solve or exponentiate `M`, e.g. for a pure integrator `dv/dt = I/C`;
+/// those are refused here too, which costs the user a `method` line but never a silent
+/// difference.)
+fn is_linear_system(drift: &[Ex]) -> bool {
+    let n = drift.len();
+    let constant = |e: &Ex| {
+        let mut ok = true;
+        e.visit(&mut |n| ok &= !matches!(n, Ex::Slot(Slot::State(_) | Slot::Time)));
+        ok
+    };
+    drift.iter().all(|f| {
+        let mut rest = f.clone();
+        for k in 0..n {
+            match rest.linear_in(Slot::State(k)) {
+                Ok((a, b)) if constant(&a) => rest = b,
+                _ => return false,
+            }
+        }
+        constant(&rest)
+    })
+}
