@@ -7,13 +7,10 @@
 
 use crate::error::{InferError, Result, check_finite, invalid_arg, rows_of};
 use crate::kde::KdeBandwidth;
-use crate::posterior::{Estimator, Posterior, PosteriorKind, ProposalMixture};
+use crate::posterior::{Estimator, Posterior, PosteriorKind};
 use crate::prior::Prior;
 use crate::rng::derive_seed;
-use crate::samplers::Gaussian;
-use crate::simulator::{
-    FromPrior, FromRows, RunConfig, RunObserver, SimulationSet, Simulator, ThetaSource, check_dims,
-};
+use crate::simulator::{FromPrior, RunConfig, RunObserver, Simulator, check_dims};
 use crate::store::Store;
 use neurosbi_flows::candle_core::{self, Tensor};
 use neurosbi_flows::losses::{bnre_loss, nre_a_loss_averaged, nre_b_loss, nre_c_loss};
@@ -21,8 +18,10 @@ use neurosbi_flows::{
     ClassifierConfig, ConditionalEstimator, EstimatorConfig, RatioClassifier, TrainConfig,
     TrainObserver, TrainReport,
 };
-use std::collections::HashMap;
 use std::sync::Arc;
+
+mod rounds;
+use rounds::Rounds;
 
 /// Inference method. Build one by name with [`Method::from_name`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -381,206 +380,6 @@ pub fn apt_atomic_loss(
     est.atomic_loss_tensor(theta, x, &log_prior, num_atoms)
 }
 
-/// Draws `n` parameters from the prior truncated to `{theta : log q(theta | x_o) >= threshold}`
-/// where the threshold is the `epsilon` quantile of log q over posterior draws (TSNPE).
-fn truncated_prior_draws(
-    post: &Posterior,
-    x_o: &[f64],
-    n: usize,
-    epsilon: f64,
-    seed: u64,
-) -> Result<Vec<f64>> {
-    let d = post.dim_theta();
-    let m = 10_000;
-    let s = post.sample(m, x_o, derive_seed(seed, 1))?;
-    let mut lq = post.potential(&s.theta, x_o)?;
-    lq.sort_by(|a, b| a.total_cmp(b));
-    let thr = lq[((epsilon * m as f64).floor() as usize).min(m - 1)];
-    let mut out = Vec::with_capacity(n * d);
-    let mut k = 0u64;
-    let mut drawn = 0u64;
-    while out.len() < n * d {
-        let cand = crate::prior::sample_prior(post.prior(), 10_000, derive_seed(seed, 100 + k));
-        k += 1;
-        drawn += 10_000;
-        let l = post.potential(&cand, x_o)?;
-        for (r, v) in cand.chunks(d).zip(l) {
-            if v >= thr && out.len() < n * d {
-                out.extend_from_slice(r);
-            }
-        }
-        if drawn > 100_000_000 {
-            return Err(InferError::LowAcceptance {
-                accepted: out.len() / d,
-                drawn,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Simulates round `n` from `source` (parameters, and the digest the store records for them).
-fn simulate_round(
-    sim: &dyn Simulator,
-    (source, source_digest): (&dyn ThetaSource, &str),
-    n: usize,
-    run: &RunConfig,
-    seed: u64,
-    store: Option<&mut Store>,
-    observer: &mut dyn RunObserver,
-) -> Result<SimulationSet> {
-    match store {
-        None => crate::simulator::simulate(
-            sim,
-            source,
-            n,
-            &RunConfig {
-                seed,
-                ..run.clone()
-            },
-            observer,
-        ),
-        Some(store) => {
-            // Resume the matching round if it exists (same size and seed), else add it; a
-            // round of the same size and seed drawn from another proposal is refused.
-            let r = store
-                .rounds()
-                .iter()
-                .position(|p| p.n == n as u64 && p.seed == seed);
-            let r = match r {
-                Some(r) if store.rounds()[r].source != source_digest => {
-                    return Err(InferError::StoreMismatch {
-                        path: store.dir().to_path_buf(),
-                        changes: vec![format!(
-                            "the proposal of round {} (the training settings or the earlier rounds)",
-                            r + 1
-                        )],
-                    });
-                }
-                Some(r) => r,
-                None => store.add_round(n as u64, seed, run.chunk_size as u64, source_digest)?,
-            };
-            store.run_round(r, sim, source, run.batch_size, observer)?;
-            if !store.is_round_complete(r)? {
-                return Err(invalid_arg(
-                    "simulation round",
-                    "the run was stopped before the round finished; call again to resume",
-                ));
-            }
-            let s = store.load_round(r)?;
-            s.require_valid(run.max_invalid_fraction)?;
-            Ok(s)
-        }
-    }
-}
-
-/// Copies an estimator (through its file format, which round-trips bit for bit).
-fn snapshot(e: &ConditionalEstimator, tag: u64) -> Result<ConditionalEstimator> {
-    let path = std::env::temp_dir().join(format!(
-        "neurosbi-snapshot-{}-{:x}-{tag}.safetensors",
-        std::process::id(),
-        derive_seed(tag, e as *const _ as u64)
-    ));
-    e.save(&path)?;
-    let c = ConditionalEstimator::load(&path);
-    let _ = std::fs::remove_file(&path);
-    Ok(c?)
-}
-
-/// Draws `n` rows from `g` truncated to the prior support; returns them and the log of the
-/// Gaussian's mass inside the support (estimated from at least 10 000 draws).
-fn truncated_gaussian(
-    g: &Gaussian,
-    prior: &dyn Prior,
-    n: usize,
-    seed: u64,
-) -> Result<(Vec<f64>, f64)> {
-    let d = prior.dim();
-    let mut out = Vec::with_capacity(n * d);
-    let mut row = vec![0.0; d];
-    let (mut tried, mut inside) = (0u64, 0u64);
-    while out.len() < n * d || tried < 10_000 {
-        let mut rng = crate::rng::stream_rng(seed, 3, tried);
-        g.sample_into(&mut rng, &mut row);
-        tried += 1;
-        if prior.in_support(&row) {
-            inside += 1;
-            if out.len() < n * d {
-                out.extend_from_slice(&row);
-            }
-        }
-        if tried > 100_000_000 {
-            return Err(InferError::LowAcceptance {
-                accepted: out.len() / d,
-                drawn: tried,
-            });
-        }
-    }
-    Ok((out, (inside as f64 / tried as f64).ln()))
-}
-
-/// SNPE-B weights `log prior(theta) - log proposal(theta)` for every training row, the
-/// proposal being the mixture of the rounds' proposals in proportion to their simulations
-/// (sbi `NPE_B._log_prob_proposal_posterior`). Proposals are the prior (`None`) or an
-/// earlier round's posterior.
-fn npe_b_log_weights(
-    prior: &dyn Prior,
-    proposals: &[(usize, Option<Posterior>)],
-    theta: &[f64],
-    x_o: &[f64],
-) -> Result<Vec<f64>> {
-    let d = prior.dim();
-    let total: usize = proposals.iter().map(|p| p.0).sum();
-    let lp: Vec<f64> = theta.chunks(d).map(|r| prior.log_prob(r)).collect();
-    let mut cols = Vec::with_capacity(proposals.len());
-    for (n, p) in proposals {
-        let lw = (*n as f64 / total as f64).ln();
-        let l = match p {
-            None => lp.clone(),
-            Some(post) => post.log_prob(theta, x_o)?,
-        };
-        cols.push(l.into_iter().map(|v| v + lw).collect::<Vec<f64>>());
-    }
-    Ok((0..lp.len())
-        .map(|i| {
-            let t: Vec<f64> = cols.iter().map(|c| c[i]).collect();
-            lp[i] - crate::posterior::log_sum_exp(&t)
-        })
-        .collect())
-}
-
-fn row_key(row: &[f32]) -> Vec<u32> {
-    row.iter().map(|v| v.to_bits()).collect()
-}
-
-/// SNPE-B loss: `-sum_i w_i log q(theta_i | x_i)` with the importance weights normalised over
-/// the batch; weights are looked up by the (f32) theta row.
-fn weighted_nll(
-    est: &ConditionalEstimator,
-    theta: &Tensor,
-    x: &Tensor,
-    log_w: &HashMap<Vec<u32>, f32>,
-) -> candle_core::Result<Tensor> {
-    let rows = theta.to_vec2::<f32>()?;
-    let lw: Vec<f32> = rows
-        .iter()
-        .map(|r| {
-            log_w.get(&row_key(r)).copied().ok_or_else(|| {
-                candle_core::Error::Msg("SNPE-B: a training row has no importance weight".into())
-            })
-        })
-        .collect::<candle_core::Result<_>>()?;
-    let m = lw.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let w: Vec<f32> = lw.iter().map(|l| (l - m).exp()).collect();
-    let s: f32 = w.iter().sum();
-    let w = Tensor::from_vec(
-        w.iter().map(|v| v / s).collect::<Vec<_>>(),
-        rows.len(),
-        theta.device(),
-    )?;
-    (est.log_prob_tensor(theta, x)? * w)?.sum_all()?.neg()
-}
-
 fn run_abc(
     sim: &dyn Simulator,
     prior: Arc<dyn Prior>,
@@ -672,7 +471,29 @@ pub fn infer(
     sim_observer: &mut dyn RunObserver,
     train_observer: &mut dyn TrainObserver,
 ) -> Result<(Posterior, InferenceReport)> {
-    check_dims(sim, &FromPrior(prior.as_ref()))?;
+    check_infer_args(sim, prior.as_ref(), x_o, cfg)?;
+    if matches!(
+        cfg.method,
+        Method::RejectionAbc { .. } | Method::SmcAbc { .. }
+    ) {
+        return run_abc(sim, prior, x_o, cfg);
+    }
+    check_sequential_args(x_o, cfg)?;
+    let mut rounds = Rounds::new(sim, prior, x_o, cfg)?;
+    for (r, &n) in cfg.rounds.iter().enumerate() {
+        rounds.run(r, n, store.as_deref_mut(), sim_observer, train_observer)?;
+    }
+    rounds.finish()
+}
+
+/// The checks of [`infer`] that come before anything runs, whatever the method.
+fn check_infer_args(
+    sim: &dyn Simulator,
+    prior: &dyn Prior,
+    x_o: Option<&[f64]>,
+    cfg: &InferenceConfig,
+) -> Result<()> {
+    check_dims(sim, &FromPrior(prior))?;
     if cfg.rounds.is_empty() || cfg.rounds.contains(&0) {
         return Err(invalid_arg(
             "rounds",
@@ -692,12 +513,12 @@ pub fn infer(
         }
         check_finite("observation", x)?;
     }
-    if matches!(
-        cfg.method,
-        Method::RejectionAbc { .. } | Method::SmcAbc { .. }
-    ) {
-        return run_abc(sim, prior, x_o, cfg);
-    }
+    Ok(())
+}
+
+/// The checks of [`infer`] for the trained (not ABC) methods: several rounds need the
+/// observation, and FMPE and NPSE run one round.
+fn check_sequential_args(x_o: Option<&[f64]>, cfg: &InferenceConfig) -> Result<()> {
     if cfg.rounds.len() > 1 {
         x_o.ok_or_else(|| invalid_arg("x_o", "multi-round inference needs the observation"))?;
         if matches!(cfg.method, Method::Fmpe | Method::Npse { .. }) {
@@ -707,237 +528,5 @@ pub fn infer(
             ));
         }
     }
-    let estimator = estimator_for(cfg.method, &cfg.estimator)?;
-    let dx = sim.dim_x();
-    let mut theta_all = Vec::new();
-    let mut x_all = Vec::new();
-    let mut report = InferenceReport {
-        train: Vec::new(),
-        valid_per_round: Vec::new(),
-        invalid_per_round: Vec::new(),
-        invalid: None,
-    };
-    let mut all_sims = SimulationSet {
-        dim_theta: sim.dim_theta(),
-        dim_x: sim.dim_x(),
-        ..Default::default()
-    };
-    let mut posterior: Option<Posterior> = None;
-    // SNPE-B: the proposals so far (simulations, None = prior / Some = that round's posterior).
-    let mut npe_b_proposals: Vec<(usize, Option<Posterior>)> = Vec::new();
-    // SNPE-A: the proposals so far (simulations, None = prior / Some = truncated Gaussian).
-    let mut npe_a_proposals: Vec<(usize, Option<(Gaussian, f64)>)> = Vec::new();
-    for (r, &n) in cfg.rounds.iter().enumerate() {
-        let seed = derive_seed(cfg.seed, 1000 + r as u64);
-        if let Some(p) = posterior.as_mut() {
-            p.settings.mcmc = cfg.mcmc.clone();
-        }
-        let mut npe_a_component = None;
-        let sims = match (&posterior, x_o) {
-            (Some(post), Some(x)) => {
-                let rows = match cfg.method {
-                    Method::Tsnpe { epsilon } => truncated_prior_draws(post, x, n, epsilon, seed)?,
-                    Method::NpeA { .. } => {
-                        let fit = post.sample(2000, x, derive_seed(seed, 7))?;
-                        let g = Gaussian::fit(&fit.theta, &vec![0.0; 2000], prior.dim(), 1.0)?;
-                        let (rows, log_mass) = truncated_gaussian(&g, prior.as_ref(), n, seed)?;
-                        npe_a_component = Some((g, log_mass));
-                        rows
-                    }
-                    _ => post.sample(n, x, seed)?.theta,
-                };
-                let src = FromRows::new(&rows, prior.dim())?;
-                simulate_round(
-                    sim,
-                    (&src, &crate::provenance::sha256_f64(&rows)),
-                    n,
-                    &cfg.run,
-                    seed,
-                    store.as_deref_mut(),
-                    sim_observer,
-                )?
-            }
-            _ => simulate_round(
-                sim,
-                (&FromPrior(prior.as_ref()), "prior"),
-                n,
-                &cfg.run,
-                seed,
-                store.as_deref_mut(),
-                sim_observer,
-            )?,
-        };
-        report.valid_per_round.push(sims.len());
-        report.invalid_per_round.push(sims.n_invalid);
-        all_sims.n_attempted += sims.n_attempted;
-        all_sims.n_invalid += sims.n_invalid;
-        all_sims
-            .invalid_theta
-            .extend_from_slice(&sims.invalid_theta);
-        all_sims.theta.extend_from_slice(&sims.theta);
-        all_sims.reasons.merge(&sims.reasons);
-        report.invalid = Some(all_sims.invalid_report());
-        theta_all.extend_from_slice(&sims.theta);
-        x_all.extend_from_slice(&sims.x);
-        let train = seeded(&cfg.train, derive_seed(cfg.seed, 2000 + r as u64));
-        match cfg.method {
-            Method::NpeA {
-                last_round_only, ..
-            } => {
-                if last_round_only {
-                    npe_a_proposals.clear();
-                }
-                npe_a_proposals.push((sims.len(), npe_a_component));
-            }
-            Method::NpeB => {
-                let prev = match (&posterior, r) {
-                    (Some(Posterior { .. }), _) if r > 0 => {
-                        let p = posterior.as_ref().expect("checked");
-                        let Estimator::Npe(e) = p.estimator() else {
-                            unreachable!("NPE-B trains an NPE estimator")
-                        };
-                        let mut snap =
-                            Posterior::new(prior.clone(), Estimator::Npe(snapshot(e, r as u64)?))?;
-                        snap.settings = p.settings.clone();
-                        Some(snap)
-                    }
-                    _ => None,
-                };
-                npe_b_proposals.push((sims.len(), prev));
-            }
-            _ => {}
-        }
-        let rep = match posterior.as_mut() {
-            None => {
-                let (p, rep) = if cfg.method.is_posterior_estimation() {
-                    train_npe(
-                        prior.clone(),
-                        &theta_all,
-                        &x_all,
-                        dx,
-                        &estimator,
-                        &train,
-                        train_observer,
-                    )?
-                } else if cfg.method.is_ratio_estimation() {
-                    train_nre(
-                        prior.clone(),
-                        &theta_all,
-                        &x_all,
-                        dx,
-                        cfg.method,
-                        &cfg.classifier,
-                        &train,
-                        train_observer,
-                    )?
-                } else {
-                    train_nle(
-                        prior.clone(),
-                        &theta_all,
-                        &x_all,
-                        dx,
-                        &estimator,
-                        &train,
-                        train_observer,
-                    )?
-                };
-                posterior = Some(p);
-                rep
-            }
-            Some(post) => {
-                check_training_data(prior.as_ref(), &theta_all, &x_all, dx)?;
-                let pr = prior.clone();
-                match (post.estimator_mut(), cfg.method) {
-                    (Estimator::Npe(e), Method::Npe { num_atoms }) => {
-                        let log_prior: Vec<f64> =
-                            theta_all.chunks(pr.dim()).map(|t| pr.log_prob(t)).collect();
-                        e.train_atomic(
-                            &theta_all,
-                            &x_all,
-                            &log_prior,
-                            num_atoms,
-                            &train,
-                            train_observer,
-                        )?
-                    }
-                    (Estimator::Npe(e), Method::NpeB) => {
-                        let x = x_o.expect("checked for several rounds");
-                        let lw =
-                            npe_b_log_weights(prior.as_ref(), &npe_b_proposals, &theta_all, x)?;
-                        let d = prior.dim();
-                        let table: HashMap<Vec<u32>, f32> = theta_all
-                            .chunks(d)
-                            .zip(&lw)
-                            .map(|(r, &w)| {
-                                let f: Vec<f32> = r.iter().map(|&v| v as f32).collect();
-                                (row_key(&f), w as f32)
-                            })
-                            .collect();
-                        e.train_with_loss(
-                            &theta_all,
-                            &x_all,
-                            &train,
-                            train_observer,
-                            &move |est, t, x| weighted_nll(est, t, x, &table),
-                        )?
-                    }
-                    (
-                        Estimator::Corrected { q: e, .. },
-                        Method::NpeA {
-                            last_round_only: true,
-                            ..
-                        },
-                    ) => e.train(&sims.theta, &sims.x, &train, train_observer)?,
-                    (Estimator::Npe(e), _) | (Estimator::Corrected { q: e, .. }, _) => {
-                        e.train(&theta_all, &x_all, &train, train_observer)?
-                    }
-                    (Estimator::Nle(e), _) => {
-                        e.train(&x_all, &theta_all, &train, train_observer)?
-                    }
-                    (Estimator::Nre(c), m) => c.train_with_loss(
-                        &theta_all,
-                        &x_all,
-                        &train,
-                        train_observer,
-                        &*nre_loss(m),
-                    )?,
-                    (Estimator::Ensemble { .. } | Estimator::Samples { .. }, _) => {
-                        unreachable!("infer never trains these")
-                    }
-                }
-            }
-        };
-        if let Method::NpeA { .. } = cfg.method {
-            // Wrap (or re-weight) the MDN with the proposals of all rounds so far.
-            let total: usize = npe_a_proposals.iter().map(|p| p.0).sum();
-            let mixture = ProposalMixture {
-                components: npe_a_proposals
-                    .iter()
-                    .map(|(k, c)| (*k as f64 / total as f64, c.clone()))
-                    .collect(),
-            };
-            let p = posterior.take().expect("trained above");
-            let settings = p.settings.clone();
-            let q = match p.into_estimator() {
-                Estimator::Npe(q) | Estimator::Corrected { q, .. } => q,
-                _ => unreachable!("NPE-A trains an MDN"),
-            };
-            let mut np = Posterior::new(
-                prior.clone(),
-                Estimator::Corrected {
-                    q,
-                    proposal: mixture,
-                },
-            )?;
-            np.settings = settings;
-            posterior = Some(np);
-        }
-        report.train.push(rep);
-    }
-    let mut post = posterior.ok_or_else(|| invalid_arg("rounds", "no round was run"))?;
-    post.settings.mcmc = cfg.mcmc.clone();
-    if let Some(k) = cfg.posterior {
-        post.set_kind(k)?;
-    }
-    Ok((post, report))
+    Ok(())
 }
