@@ -4,7 +4,9 @@
 //!   tests; tests that need a system component bring it up themselves or print why they skip.
 //!   Then, as root, the real SLURM test (scripts/slurm/ci.sh) and the MPI test
 //!   (scripts/mpi/ci.sh); each prints why when it is skipped. `cargo xtask slurm-test`
-//!   and `cargo xtask mpi-test` run them alone.
+//!   and `cargo xtask mpi-test` run them alone. Then the Python package's tests
+//!   (`cargo xtask python-test` alone): a virtual environment under the target dir with
+//!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
 //! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|all]`: runs the criterion and
 //!   ratio benchmarks and prints the figures the issues name.
 
@@ -20,9 +22,10 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("slurm-test") => slurm_test(),
         Some("mpi-test") => mpi_test(),
+        Some("python-test") => python_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|bench [sim|features|flows|npe|e2e|sbibm|store|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|bench [sim|features|flows|npe|e2e|sbibm|store|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -96,8 +99,101 @@ fn test(extra: &[String]) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run(doc)?;
+    python_test()?;
     slurm_test()?;
     mpi_test()
+}
+
+/// The Python package's tests: creates (once) a virtual environment in
+/// `<target>/python-venv` with maturin, pytest and numpy from PyPI, builds the package
+/// (dev profile, reusing the workspace's build) and the `train_npe` example its bit-for-bit
+/// test compares with, installs the wheel and runs `pytest python/tests`. Skipped, with the
+/// reason printed, when python3 or its venv module is missing (`NEUROSBI_PYTHON` picks
+/// another interpreter).
+fn python_test() -> Result<()> {
+    let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args(["-c", "import venv, ensurepip"])
+        .output();
+    let reason = match probe {
+        Err(e) => Some(format!("`{python}` cannot be started ({e})")),
+        Ok(o) if !o.status.success() => Some(format!(
+            "`{python}` has no venv/ensurepip module (Debian: apt-get install python3-venv): {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_) => None,
+    };
+    if let Some(reason) = reason {
+        eprintln!("xtask: SKIPPED the Python tests: {reason}");
+        return Ok(());
+    }
+    let root = workspace_root();
+    let target = target_dir()?;
+    let venv = target.join("python-venv");
+    let bin = venv.join("bin");
+    if !bin.join("python").exists() {
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "venv"]).arg(&venv);
+        run(cmd)?;
+    }
+    let mut pip = Command::new(bin.join("python"));
+    pip.args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "maturin>=1.9,<2",
+        "pytest",
+        "numpy",
+    ]);
+    run(pip)?;
+    let mut example = cargo();
+    example.args(["build", "-p", "neurosbi-python", "--example", "train_npe"]);
+    run(example)?;
+    let wheels = target.join("python-wheels");
+    let _ = std::fs::remove_dir_all(&wheels);
+    let mut build = Command::new(bin.join("maturin"));
+    build
+        .args(["build", "--profile", "dev", "--quiet", "-m"])
+        .arg(root.join("python").join("Cargo.toml"))
+        .arg("--out")
+        .arg(&wheels)
+        .env("VIRTUAL_ENV", &venv)
+        .env("CARGO_TARGET_DIR", &target);
+    run(build)?;
+    let wheel = std::fs::read_dir(&wheels)
+        .with_context(|| format!("reading {}", wheels.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .with_context(|| format!("maturin left no wheel in {}", wheels.display()))?;
+    let mut install = Command::new(bin.join("python"));
+    install
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+        ])
+        .arg(&wheel);
+    run(install)?;
+    let mut pytest = Command::new(bin.join("python"));
+    pytest
+        .args(["-m", "pytest", "python/tests", "-q", "-rs"])
+        .current_dir(&root)
+        .env(
+            "NEUROSBI_TRAIN_NPE_EXAMPLE",
+            target.join("debug").join("examples").join("train_npe"),
+        );
+    eprintln!("xtask: running {pytest:?}");
+    let status = pytest.status().context("starting pytest")?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // pytest's "no tests collected" is a failure here, not a pass.
+        Some(5) => bail!("pytest collected no tests in python/tests"),
+        _ => bail!("the Python tests failed ({status})"),
+    }
 }
 
 /// Whether Debian package `pkg` is installed.
