@@ -248,6 +248,22 @@ gNa = "50*mS/cm**2"
 gK = "5*mS/cm**2"
 "#;
 
+/// The builder's description of `NOISY_FIT` (parsed as `cfg`, observed traces `v`): the values
+/// the fit file's text evaluates to, since the builder takes SI numbers.
+fn builder_like(model: Model, cfg: &FitConfig, v: &[Vec<f64>]) -> Inferencer {
+    let mut b = Inferencer::builder(model)
+        .dt(cfg.problem.dt)
+        .input("I", vec![cfg.problem.stimuli[0].values.clone()])
+        .output_traces("v", "mV", v.to_vec())
+        .features("v", &["sbi_hh_tutorial"])
+        .stimulus_window(10.0, 50.0)
+        .seed(7);
+    for p in &cfg.problem.free {
+        b = b.prior(&p.name, &p.unit.name, p.prior);
+    }
+    b.build().unwrap()
+}
+
 /// Bit patterns, so NaN features compare equal to themselves.
 fn bits(x: &[f64]) -> Vec<u64> {
     x.iter().map(|v| v.to_bits()).collect()
@@ -272,18 +288,7 @@ fn fit_file_and_builder_give_identical_results_for_the_same_seed() {
         !model.noise_sources().is_empty(),
         "model B has membrane noise"
     );
-    let mut b = Inferencer::builder(model)
-        // The values the fit file's text evaluates to: the builder takes SI numbers.
-        .dt(cfg.problem.dt)
-        .input("I", vec![cfg.problem.stimuli[0].values.clone()])
-        .output_traces("v", "mV", v.clone())
-        .features("v", &["sbi_hh_tutorial"])
-        .stimulus_window(10.0, 50.0)
-        .seed(7);
-    for p in &cfg.problem.free {
-        b = b.prior(&p.name, &p.unit.name, p.prior);
-    }
-    let inf = b.build().unwrap();
+    let inf = builder_like(model, &cfg, v);
     let f = &cfg.problem;
     let mut l = inf.problem().clone();
     assert_eq!(l.noise_seed, f.noise_seed, "one noise seed for one seed");
@@ -344,17 +349,7 @@ fn fit_file_and_builder_give_identical_posterior_samples() {
         .unwrap()
         .build()
         .unwrap();
-    let mut b = Inferencer::builder(model)
-        .dt(cfg.problem.dt)
-        .input("I", vec![cfg.problem.stimuli[0].values.clone()])
-        .output_traces("v", "mV", v.clone())
-        .features("v", &["sbi_hh_tutorial"])
-        .stimulus_window(10.0, 50.0)
-        .seed(7);
-    for p in &cfg.problem.free {
-        b = b.prior(&p.name, &p.unit.name, p.prior);
-    }
-    let mut built = b.build().unwrap();
+    let mut built = builder_like(model, &cfg, v);
     let settings = InferSettings {
         train: TrainConfig {
             max_epochs: Some(3),
