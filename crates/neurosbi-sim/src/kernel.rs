@@ -99,6 +99,27 @@ pub trait Kernel: Sync {
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes recorded quantity `k` (as listed by the run's record names) into `out`.
     fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes);
+    /// [`Kernel::step`] where only the first `width` lanes matter (a block of a few
+    /// neurons); lanes past it may be left stale. By default all lanes are computed.
+    // Inlined into the runner's per-instruction-set copies, like the methods it wraps: a
+    // call would run the kernel without FMA, through libm's software `fma`.
+    #[inline(always)]
+    fn step_width(&self, frame: &mut [Lanes], width: usize) {
+        let _ = width;
+        self.step(frame);
+    }
+    /// [`Kernel::threshold`] where only the first `width` lanes matter.
+    #[inline(always)]
+    fn threshold_width(&self, frame: &mut [Lanes], out: &mut Lanes, width: usize) -> bool {
+        let _ = width;
+        self.threshold(frame, out)
+    }
+    /// [`Kernel::refractory_condition`] where only the first `width` lanes matter.
+    #[inline(always)]
+    fn refractory_condition_width(&self, frame: &mut [Lanes], out: &mut Lanes, width: usize) {
+        let _ = width;
+        self.refractory_condition(frame, out);
+    }
 }
 
 /// Symbolic step algebra: builds DAG nodes for a model's formulas.
@@ -337,9 +358,9 @@ impl CompiledKernel {
     }
 
     #[inline(always)]
-    fn run_into_states(&self, prog: usize, frame: &mut [Lanes]) {
+    fn run_into_states(&self, prog: usize, frame: &mut [Lanes], width: usize) {
         let p = &self.code.programs[prog];
-        p.exec(frame, self.code.n_regs);
+        p.exec_width(frame, self.code.n_regs, width);
         // Outputs are all computed before any state is overwritten. An output that is
         // another state's register (a permutation) needs a copy through a buffer.
         let crossed = p
@@ -372,19 +393,27 @@ impl Kernel for CompiledKernel {
     }
     fn init(&self, frame: &mut [Lanes]) {
         self.code.prologue.exec(frame, self.code.n_regs);
-        self.run_into_states(INIT, frame);
+        self.run_into_states(INIT, frame, crate::vm::LANES);
     }
     #[inline(always)]
     fn step(&self, frame: &mut [Lanes]) {
-        self.run_into_states(STEP, frame);
+        self.step_width(frame, crate::vm::LANES);
+    }
+    #[inline(always)]
+    fn step_width(&self, frame: &mut [Lanes], width: usize) {
+        self.run_into_states(STEP, frame, width);
     }
     #[inline(always)]
     fn threshold(&self, frame: &mut [Lanes], out: &mut Lanes) -> bool {
+        self.threshold_width(frame, out, crate::vm::LANES)
+    }
+    #[inline(always)]
+    fn threshold_width(&self, frame: &mut [Lanes], out: &mut Lanes, width: usize) -> bool {
         if !self.has_threshold {
             return false;
         }
         let p = &self.code.programs[THRESHOLD];
-        p.exec(frame, self.code.n_regs);
+        p.exec_width(frame, self.code.n_regs, width);
         *out = frame[p.outputs[0] as usize];
         true
     }
@@ -412,8 +441,12 @@ impl Kernel for CompiledKernel {
     }
     #[inline(always)]
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes) {
+        self.refractory_condition_width(frame, out, crate::vm::LANES);
+    }
+    #[inline(always)]
+    fn refractory_condition_width(&self, frame: &mut [Lanes], out: &mut Lanes, width: usize) {
         let p = &self.code.programs[REFRACTORY];
-        p.exec(frame, self.code.n_regs);
+        p.exec_width(frame, self.code.n_regs, width);
         *out = frame[p.outputs[0] as usize];
     }
     #[inline(always)]

@@ -52,12 +52,14 @@ impl LaneNormals {
         }
     }
 
-    /// Writes the next variate of every lane's stream, times `scale`, into `out`.
+    /// Writes the next variate of the first `width` lanes' streams, times `scale`, into
+    /// `out` (a lane's values depend only on its stream, not on `width`).
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // lane loops index several arrays at once
-    pub fn fill(&mut self, scale: f64, out: &mut Lanes) {
+    pub fn fill(&mut self, scale: f64, out: &mut Lanes, width: usize) {
+        let width = width.min(LANES);
         if self.have_spare {
-            for l in 0..LANES {
+            for l in 0..width {
                 out[l] = scale * self.spare[l];
             }
             self.have_spare = false;
@@ -67,10 +69,10 @@ impl LaneNormals {
         for (b, rng) in self.bits.iter_mut().zip(self.rngs.iter_mut()) {
             *b = rng.next_u64();
         }
-        for l in n..LANES {
+        for l in n..width {
             self.bits[l] = self.bits[n - 1];
         }
-        for l in 0..LANES {
+        for l in 0..width {
             let (z0, z1) = box_muller(self.bits[l]);
             out[l] = scale * z0;
             self.spare[l] = z1;
@@ -91,7 +93,7 @@ mod tests {
         let mut out = [0.0; LANES];
         (0..n)
             .map(|_| {
-                g.fill(1.0, &mut out);
+                g.fill(1.0, &mut out, LANES);
                 out[0]
             })
             .collect()
@@ -171,7 +173,7 @@ mod tests {
         let alone = draws(9, 5, 9);
         let mut out = [0.0; LANES];
         for want in alone {
-            block.fill(2.0, &mut out);
+            block.fill(2.0, &mut out, LANES);
             assert_eq!(out[5], 2.0 * want);
         }
     }

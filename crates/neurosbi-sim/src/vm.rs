@@ -902,76 +902,77 @@ unsafe fn regs<'a>(base: *mut Lanes, d: R, ops: [R; 3]) -> (&'a mut Lanes, [&'a 
     }
 }
 
+/// `d[l] = e` for the first `W` lanes (a constant, so LLVM emits straight vector code).
 macro_rules! lanes {
-    ($d:ident, $l:ident, $e:expr) => {
-        for $l in 0..LANES {
+    ($w:ident, $d:ident, $l:ident, $e:expr) => {
+        for $l in 0..$w {
             $d[$l] = $e;
         }
     };
 }
 
 #[inline(always)]
-fn bool_lanes(d: &mut Lanes, a: &Lanes, b: &Lanes, f: impl Fn(f64, f64) -> bool) {
-    lanes!(d, l, if f(a[l], b[l]) { 1.0 } else { 0.0 });
+fn bool_lanes<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes, f: impl Fn(f64, f64) -> bool) {
+    lanes!(W, d, l, if f(a[l], b[l]) { 1.0 } else { 0.0 });
 }
 
 #[inline(always)]
-fn bin_lanes(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
+fn bin_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
     match op {
-        Bin::Add => lanes!(d, l, a[l] + b[l]),
-        Bin::Sub => lanes!(d, l, a[l] - b[l]),
-        Bin::Mul => lanes!(d, l, a[l] * b[l]),
-        Bin::Div => lanes!(d, l, a[l] / b[l]),
-        Bin::Pow => lanes!(d, l, a[l].powf(b[l])),
-        Bin::Cmp(c) => bool_lanes(d, a, b, |x, y| c.eval(x, y)),
-        Bin::And => bool_lanes(d, a, b, |x, y| x != 0.0 && y != 0.0),
-        Bin::Or => bool_lanes(d, a, b, |x, y| x != 0.0 || y != 0.0),
+        Bin::Add => lanes!(W, d, l, a[l] + b[l]),
+        Bin::Sub => lanes!(W, d, l, a[l] - b[l]),
+        Bin::Mul => lanes!(W, d, l, a[l] * b[l]),
+        Bin::Div => lanes!(W, d, l, a[l] / b[l]),
+        Bin::Pow => lanes!(W, d, l, a[l].powf(b[l])),
+        Bin::Cmp(c) => bool_lanes::<W>(d, a, b, |x, y| c.eval(x, y)),
+        Bin::And => bool_lanes::<W>(d, a, b, |x, y| x != 0.0 && y != 0.0),
+        Bin::Or => bool_lanes::<W>(d, a, b, |x, y| x != 0.0 || y != 0.0),
     }
 }
 
 #[inline(always)]
-fn bin_k_lanes(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool) {
+fn bin_k_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool) {
     match (op, k_first) {
-        (Bin::Add, _) => lanes!(d, l, a[l] + k),
-        (Bin::Mul, _) => lanes!(d, l, a[l] * k),
-        (Bin::Sub, false) => lanes!(d, l, a[l] - k),
-        (Bin::Sub, true) => lanes!(d, l, k - a[l]),
-        (Bin::Div, false) => lanes!(d, l, a[l] / k),
-        (Bin::Div, true) => lanes!(d, l, k / a[l]),
-        (Bin::Pow, false) => lanes!(d, l, a[l].powf(k)),
-        (Bin::Pow, true) => lanes!(d, l, k.powf(a[l])),
+        (Bin::Add, _) => lanes!(W, d, l, a[l] + k),
+        (Bin::Mul, _) => lanes!(W, d, l, a[l] * k),
+        (Bin::Sub, false) => lanes!(W, d, l, a[l] - k),
+        (Bin::Sub, true) => lanes!(W, d, l, k - a[l]),
+        (Bin::Div, false) => lanes!(W, d, l, a[l] / k),
+        (Bin::Div, true) => lanes!(W, d, l, k / a[l]),
+        (Bin::Pow, false) => lanes!(W, d, l, a[l].powf(k)),
+        (Bin::Pow, true) => lanes!(W, d, l, k.powf(a[l])),
         _ => {
             let kb = [k; LANES];
             if k_first {
-                bin_lanes(op, d, &kb, a)
+                bin_lanes::<W>(op, d, &kb, a)
             } else {
-                bin_lanes(op, d, a, &kb)
+                bin_lanes::<W>(op, d, a, &kb)
             }
         }
     }
 }
 
 #[inline(always)]
-fn un_lanes(op: Un, d: &mut Lanes, a: &Lanes) {
+fn un_lanes<const W: usize>(op: Un, d: &mut Lanes, a: &Lanes) {
     match op {
-        Un::Not => lanes!(d, l, if a[l] == 0.0 { 1.0 } else { 0.0 }),
-        Un::PowI(2) => lanes!(d, l, a[l] * a[l]),
-        Un::PowI(3) => lanes!(d, l, a[l] * a[l] * a[l]),
-        Un::PowI(4) => lanes!(d, l, {
+        Un::Not => lanes!(W, d, l, if a[l] == 0.0 { 1.0 } else { 0.0 }),
+        Un::PowI(2) => lanes!(W, d, l, a[l] * a[l]),
+        Un::PowI(3) => lanes!(W, d, l, a[l] * a[l] * a[l]),
+        Un::PowI(4) => lanes!(W, d, l, {
             let s = a[l] * a[l];
             s * s
         }),
-        Un::PowI(n) => lanes!(d, l, powi(a[l], n)),
-        Un::Efun => lanes!(d, l, fastmath::efun(a[l])),
+        Un::PowI(n) => lanes!(W, d, l, powi(a[l], n)),
+        Un::Efun => lanes!(W, d, l, fastmath::efun(a[l])),
         Un::Fun(f) => match f {
-            Func::Exp => lanes!(d, l, fastmath::exp(a[l])),
-            Func::Exprel => lanes!(d, l, fastmath::exprel(a[l])),
-            Func::Abs => lanes!(d, l, a[l].abs()),
-            Func::Sqrt => lanes!(d, l, a[l].sqrt()),
-            Func::Floor => lanes!(d, l, a[l].floor()),
-            Func::Ceil => lanes!(d, l, a[l].ceil()),
-            Func::Int => lanes!(d, l, a[l].trunc()),
-            other => lanes!(d, l, other.eval(a[l])),
+            Func::Exp => lanes!(W, d, l, fastmath::exp(a[l])),
+            Func::Exprel => lanes!(W, d, l, fastmath::exprel(a[l])),
+            Func::Abs => lanes!(W, d, l, a[l].abs()),
+            Func::Sqrt => lanes!(W, d, l, a[l].sqrt()),
+            Func::Floor => lanes!(W, d, l, a[l].floor()),
+            Func::Ceil => lanes!(W, d, l, a[l].ceil()),
+            Func::Int => lanes!(W, d, l, a[l].trunc()),
+            other => lanes!(W, d, l, other.eval(a[l])),
         },
     }
 }
@@ -980,6 +981,25 @@ impl Program {
     /// Runs the program on a register file.
     #[inline(always)]
     pub fn exec(&self, file: &mut [Lanes], n_regs: usize) {
+        self.exec_w::<LANES>(file, n_regs);
+    }
+
+    /// Runs the program on the first `width` lanes only (1, 2, 4, 8 or [`LANES`]; other
+    /// widths run all lanes): what a block of a few neurons costs. Lanes are independent, so a
+    /// lane's results do not depend on the width.
+    #[inline(always)]
+    pub fn exec_width(&self, file: &mut [Lanes], n_regs: usize, width: usize) {
+        match width {
+            1 => self.exec_w::<1>(file, n_regs),
+            2 => self.exec_w::<2>(file, n_regs),
+            4 => self.exec_w::<4>(file, n_regs),
+            8 => self.exec_w::<8>(file, n_regs),
+            _ => self.exec_w::<LANES>(file, n_regs),
+        }
+    }
+
+    #[inline(always)]
+    fn exec_w<const W: usize>(&self, file: &mut [Lanes], n_regs: usize) {
         assert!(
             file.len() >= n_regs,
             "register file smaller than the program needs"
@@ -993,55 +1013,55 @@ impl Program {
                 match *ins {
                     Ins::Bin(op, d, a, b) => {
                         let (d, [a, b, _]) = regs(base, d, [a, b, b]);
-                        bin_lanes(op, d, a, b);
+                        bin_lanes::<W>(op, d, a, b);
                     }
                     Ins::BinK(op, d, a, k) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        bin_k_lanes(op, d, a, k, false);
+                        bin_k_lanes::<W>(op, d, a, k, false);
                     }
                     Ins::KBin(op, d, k, a) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        bin_k_lanes(op, d, a, k, true);
+                        bin_k_lanes::<W>(op, d, a, k, true);
                     }
                     Ins::MulAdd(d, a, b, c) => {
                         let (d, [a, b, c]) = regs(base, d, [a, b, c]);
-                        lanes!(d, l, a[l] * b[l] + c[l]);
+                        lanes!(W, d, l, a[l] * b[l] + c[l]);
                     }
                     Ins::MulAddK(d, a, k1, k2) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        lanes!(d, l, a[l] * k1 + k2);
+                        lanes!(W, d, l, a[l] * k1 + k2);
                     }
                     Ins::MulKAdd(d, a, k, c) => {
                         let (d, [a, c, _]) = regs(base, d, [a, c, c]);
-                        lanes!(d, l, a[l] * k + c[l]);
+                        lanes!(W, d, l, a[l] * k + c[l]);
                     }
                     Ins::MulAddC(d, a, b, k) => {
                         let (d, [a, b, _]) = regs(base, d, [a, b, b]);
-                        lanes!(d, l, a[l] * b[l] + k);
+                        lanes!(W, d, l, a[l] * b[l] + k);
                     }
                     Ins::Un(op, d, a) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        un_lanes(op, d, a);
+                        un_lanes::<W>(op, d, a);
                     }
                     Ins::Clip(d, a, lo, hi) => {
                         let (d, [a, lo, hi]) = regs(base, d, [a, lo, hi]);
-                        lanes!(d, l, clip(a[l], lo[l], hi[l]));
+                        lanes!(W, d, l, clip(a[l], lo[l], hi[l]));
                     }
                     Ins::Select(d, c, a, b) => {
                         let (d, [c, a, b]) = regs(base, d, [c, a, b]);
-                        lanes!(d, l, if c[l] != 0.0 { a[l] } else { b[l] });
+                        lanes!(W, d, l, if c[l] != 0.0 { a[l] } else { b[l] });
                     }
                     Ins::ExpEuler(d, x, a, b, dt) => {
                         let (d, [x, a, b]) = regs(base, d, [x, a, b]);
-                        lanes!(d, l, exp_euler_scalar(x[l], a[l], b[l], dt));
+                        lanes!(W, d, l, exp_euler_scalar(x[l], a[l], b[l], dt));
                     }
                     Ins::ExpAff(d, a, k) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        lanes!(d, l, fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3]);
+                        lanes!(W, d, l, fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3]);
                     }
                     Ins::Splat(d, k) => {
                         let d = &mut *base.add(d as usize);
-                        lanes!(d, l, k);
+                        lanes!(LANES, d, l, k);
                     }
                 }
             }
