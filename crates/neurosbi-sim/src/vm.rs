@@ -412,6 +412,11 @@ enum Ins {
     ExpEuler(R, R, R, R, f64),
     /// `d = exp(a*k[0] + k[1])*k[2] + k[3]`
     ExpAff(R, R, [f64; 4]),
+    /// `d = k[4] / (exp(a*k[0] + k[1])*k[2] + k[3])`: sigmoid-shaped rates. One loop, so
+    /// the divisions overlap the exponentials' multiply-adds.
+    ExpAffRecip(R, R, [f64; 5]),
+    /// `d = efun(a*k1 + k2)`
+    EfunAff(R, R, f64, f64),
     Splat(R, f64),
 }
 
@@ -608,12 +613,23 @@ impl Builder {
                 continue;
             }
             match *node {
-                // exp(x*k1 + k2): the affine argument goes into the exponential.
-                Node::Un(Un::Fun(Func::Exp), arg) => {
+                // exp(x*k1 + k2) and efun(x*k1 + k2): the affine argument goes into the
+                // function.
+                Node::Un(Un::Fun(Func::Exp) | Un::Efun, arg) => {
                     let au = arg as usize;
                     if uses[au] == 1 && same(au, id) && self.affine_arg(arg, &fused, uses) {
                         fused[au] = true;
                     }
+                }
+                // k / (exp(..)*k3 + k4): the exponential's instruction takes the division.
+                Node::Bin(Bin::Div, k, e)
+                    if self.konst(k).is_some()
+                        && uses[e as usize] == 1
+                        && !fused[e as usize]
+                        && same(e as usize, id)
+                        && self.exp_chain(e, &fused).is_some() =>
+                {
+                    fused[e as usize] = true;
                 }
                 Node::Bin(op, a, b) => {
                     // exp(..) + k and exp(..) * k.
@@ -703,9 +719,22 @@ impl Builder {
                 let rx = self.operand_reg(x, reg, out, next, extra);
                 out.push(Ins::ExpAff(d, rx, [k1, k2, 1.0, 0.0]));
             }
+            Node::Un(Un::Efun, a) if fused[a as usize] => {
+                let (x, k1, k2) = self.affine_parts(a, fused);
+                let rx = self.operand_reg(x, reg, out, next, extra);
+                out.push(Ins::EfunAff(d, rx, k1, k2));
+            }
             Node::Un(op, a) => {
                 let ra = self.operand_reg(a, reg, out, next, extra);
                 out.push(Ins::Un(op, d, ra));
+            }
+            Node::Bin(Bin::Div, k, e) if fused[e as usize] => {
+                let (x, [k1, k2, k3, k4]) = self
+                    .exp_chain(e, fused)
+                    .expect("the fusion plan fuses only exponential chains");
+                let k5 = self.konst(k).unwrap_or(f64::NAN);
+                let rx = self.operand_reg(x, reg, out, next, extra);
+                out.push(Ins::ExpAffRecip(d, rx, [k1, k2, k3, k4, k5]));
             }
             Node::Bin(op @ (Bin::Add | Bin::Mul), e, c)
                 if fused[e as usize] && self.is_exp(e) && self.konst(c).is_some() =>
@@ -819,6 +848,52 @@ impl Builder {
         if !fused[arg as usize] {
             return (arg, 1.0, 0.0);
         }
+        self.affine_parts(arg, fused)
+    }
+
+    /// What an exponential's instruction computes when node `id` is emitted as one:
+    /// `exp(x*k[0] + k[1])*k[2] + k[3]` as `(x, k)`; `None` for any other node.
+    fn exp_chain(&self, id: NodeId, fused: &[bool]) -> Option<(NodeId, [f64; 4])> {
+        match self.nodes[id as usize] {
+            Node::Un(Un::Fun(Func::Exp), _) => {
+                let (x, k1, k2) = self.exp_affine(id, fused);
+                Some((x, [k1, k2, 1.0, 0.0]))
+            }
+            Node::Bin(op @ (Bin::Add | Bin::Mul), e, c)
+                if fused[e as usize] && self.is_exp(e) && self.konst(c).is_some() =>
+            {
+                let (x, k1, k2) = self.exp_affine(e, fused);
+                let k = self.konst(c)?;
+                Some((
+                    x,
+                    if op == Bin::Add {
+                        [k1, k2, 1.0, k]
+                    } else {
+                        [k1, k2, k, 0.0]
+                    },
+                ))
+            }
+            Node::Bin(Bin::Add, a, b) => {
+                let (m, c) = if self.is_fused_mul(a, fused) {
+                    (a, b)
+                } else {
+                    (b, a)
+                };
+                let Node::Bin(Bin::Mul, x, y) = self.nodes[m as usize] else {
+                    return None;
+                };
+                if !(self.is_fused_mul(m, fused) && fused[x as usize] && self.is_exp(x)) {
+                    return None;
+                }
+                let (ex, k1, k2) = self.exp_affine(x, fused);
+                Some((ex, [k1, k2, self.konst(y)?, self.konst(c)?]))
+            }
+            _ => None,
+        }
+    }
+
+    /// `x*k1 + k2`, `x*k1` or `x + k2` (a fused affine node): `(x, k1, k2)`.
+    fn affine_parts(&self, arg: NodeId, fused: &[bool]) -> (NodeId, f64, f64) {
         match self.nodes[arg as usize] {
             Node::Bin(Bin::Add, m, c) => {
                 let k2 = self.konst(c).unwrap_or(f64::NAN);
@@ -1059,6 +1134,19 @@ impl Program {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
                         lanes!(W, d, l, fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3]);
                     }
+                    Ins::ExpAffRecip(d, a, k) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        lanes!(
+                            W,
+                            d,
+                            l,
+                            k[4] / (fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3])
+                        );
+                    }
+                    Ins::EfunAff(d, a, k1, k2) => {
+                        let (d, [a, _, _]) = regs(base, d, [a, a, a]);
+                        lanes!(W, d, l, fastmath::efun(a[l] * k1 + k2));
+                    }
                     Ins::Splat(d, k) => {
                         let d = &mut *base.add(d as usize);
                         lanes!(LANES, d, l, k);
@@ -1213,6 +1301,59 @@ mod tests {
         let c = b.compile(&[vec![o]]);
         assert_eq!(c.prologue.len(), 1);
         assert_eq!(c.programs[0].len(), 1);
+    }
+
+    #[test]
+    fn sigmoid_rates_and_efun_arguments_fuse_into_their_instruction() {
+        let x = || Ex::Slot(Slot::State(0));
+        let p = || Ex::Slot(Slot::Param(0));
+        let exp = |e: Ex| Ex::Call(Func::Exp, Box::new(e));
+        let exprs = [
+            // Hodgkin-Huxley's beta_h: 4/(1 + exp((40 mV - u)/5 mV)).
+            div(
+                Ex::Num(4000.0),
+                add(
+                    Ex::Num(1.0),
+                    exp(div(sub(Ex::Num(0.04), x()), Ex::Num(0.005))),
+                ),
+            ),
+            div(
+                Ex::Num(1.0),
+                add(
+                    mul(exp(mul(x(), Ex::Num(-3.0))), Ex::Num(2.0)),
+                    Ex::Num(0.5),
+                ),
+            ),
+            div(
+                Ex::Num(1.28),
+                Ex::Call(
+                    Func::Exprel,
+                    Box::new(add(mul(x(), Ex::Num(0.25)), Ex::Num(1.0))),
+                ),
+            ),
+            // The divisor depends on a parameter too: p*exp(x) is no exponential chain.
+            div(Ex::Num(2.0), mul(exp(x()), p())),
+        ];
+        let mut b = Builder::new(vec![false, true]);
+        let slot = |b: &mut Builder, s: Slot| match s {
+            Slot::State(0) => b.fixed(0),
+            _ => b.fixed(1),
+        };
+        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
+        let c = b.compile(&[outs]);
+        let code = format!("{:?}", c.programs[0].ins);
+        assert_eq!(code.matches("ExpAffRecip").count(), 2, "{code}");
+        assert_eq!(code.matches("EfunAff").count(), 1, "{code}");
+        for (xv, pv) in [(-0.07, 0.3), (0.04, 1.5), (-4.0, 2.0), (0.0, -0.2)] {
+            let got = run(&b, &c, &[xv, pv]);
+            for (e, g) in exprs.iter().zip(got) {
+                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
+                assert!(
+                    (g - want).abs() <= 1e-14 * want.abs(),
+                    "{e:?}: {g} vs {want}"
+                );
+            }
+        }
     }
 
     #[test]
