@@ -346,6 +346,11 @@ impl CompiledKernel {
         self.code.programs[STEP].len()
     }
 
+    /// The step program and the registers a frame needs (diagnostics: [`crate::profile`]).
+    pub(crate) fn step_program(&self) -> (&crate::vm::Program, usize) {
+        (&self.code.programs[STEP], self.code.n_regs)
+    }
+
     /// A readable listing of the prologue and step programs.
     pub fn listing(&self) -> String {
         format!(

@@ -37,6 +37,7 @@ pub mod kernel;
 pub mod model;
 pub mod native;
 pub mod noise;
+pub mod profile;
 pub mod run;
 pub mod spec;
 pub mod syntax;

@@ -1156,6 +1156,19 @@ impl Program {
         }
     }
 
+    /// A program of instruction `i` alone (diagnostics: [`crate::profile`]).
+    pub(crate) fn single(&self, i: usize) -> Program {
+        Program {
+            ins: vec![self.ins[i]],
+            outputs: Vec::new(),
+        }
+    }
+
+    /// Instruction `i` as text.
+    pub(crate) fn instruction_text(&self, i: usize) -> String {
+        format!("{:?}", self.ins[i])
+    }
+
     /// One instruction per line (diagnostics).
     pub fn listing(&self) -> String {
         let mut s = String::new();
