@@ -302,3 +302,112 @@ fn exact_follows_brians_conditions() {
     let e = error(&ModelDescription::new("dv/dt = -v*w/ms : 1\ndw/dt = -w/ms : 1").method("exact"));
     assert!(e.contains("depends on `w`"), "{e}");
 }
+
+/// `rand()` in an initial value: uniform in [0, 1), one draw per neuron from its own
+/// stream, so the same for a neuron whatever the batch size or the number of threads.
+#[test]
+fn rand_streams_do_not_depend_on_batch_size_or_threads() {
+    let desc = ModelDescription::new("dv/dt = -v/(10*ms) : volt\nx : 1")
+        .initial("v", "rand()*mV + x*mV")
+        .threshold("v > 100*mV")
+        .reset("v = randn()*mV");
+    let m = model(&desc);
+    let cfg = RunConfig::new(1e-4, 3).record(&["v"]).seed(11);
+    let v0 = |n: usize, threads: usize| -> Vec<f64> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let out = pool
+            .install(|| m.simulate(&vec![0.0; n], 1, &[], &cfg))
+            .unwrap();
+        (0..n).map(|k| out.trace("v", k).unwrap()[0]).collect()
+    };
+    let big = v0(200, 2);
+    assert_eq!(&v0(3, 1)[..], &big[..3]);
+    assert_eq!(v0(200, 1), big);
+    assert!(big.iter().all(|&v| (0.0..1e-3).contains(&v)));
+    let mean = big.iter().sum::<f64>() / 200.0;
+    // Uniform on [0, 1 mV): mean 0.5 mV, standard error 0.29/sqrt(200) mV = 0.02 mV.
+    assert!((mean - 5e-4).abs() < 4.0 * 2.04e-5, "{mean}");
+    // Another seed, other draws.
+    let other = m
+        .simulate(&[0.0; 3], 1, &[], &cfg.clone().seed(12))
+        .unwrap();
+    assert_ne!(other.trace("v", 0).unwrap()[0], big[0]);
+}
+
+/// A Poisson neuron in Brian's idiom: no equation, `threshold = 'rand() < rate*dt'`.
+#[test]
+fn rand_in_a_threshold_makes_a_poisson_neuron() {
+    let desc = ModelDescription::new("rate : Hz").threshold("rand() < rate*dt");
+    let m = model(&desc);
+    let (n, steps) = (400, 2000);
+    let cfg = RunConfig::new(1e-4, steps).seed(3);
+    let out = m.simulate(&vec![50.0; n], 1, &[], &cfg).unwrap();
+    let total: usize = out.spikes.iter().map(Vec::len).sum();
+    // Binomial(n*steps, 50 Hz * 0.1 ms): mean 4000, sd 63.
+    assert!((total as f64 - 4000.0).abs() < 4.0 * 63.2, "{total}");
+    // randn() in a reset: standard normal values.
+    let desc = ModelDescription::new("dv/dt = 0*Hz : 1")
+        .threshold("True")
+        .reset("v = randn()")
+        .method("euler");
+    let cfg = RunConfig::new(1e-4, 2).record(&["v"]).seed(5);
+    let out = model(&desc).simulate(&[], 1, &[], &cfg).unwrap();
+    assert_eq!(out.trace("v", 0).unwrap()[0], 0.0);
+    let out = model(&desc).simulate(&[], 1000, &[], &cfg).unwrap();
+    let v: Vec<f64> = (0..1000).map(|k| out.trace("v", k).unwrap()[1]).collect();
+    let mean = v.iter().sum::<f64>() / 1000.0;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 999.0;
+    assert!(mean.abs() < 4.0 / 1000f64.sqrt(), "{mean}");
+    assert!((var - 1.0).abs() < 4.0 * (2.0 / 999f64).sqrt(), "{var}");
+}
+
+#[test]
+fn rand_is_refused_where_brian_refuses_it() {
+    let e = error(&ModelDescription::new("dv/dt = rand()/ms : 1"));
+    assert!(e.contains("`rand()`") && e.contains("xi"), "{e}");
+    let e = error(&ModelDescription::new("dv/dt = r/ms : 1\nr = randn() : 1"));
+    assert!(e.contains("constant over dt"), "{e}");
+    let e = error(&ModelDescription::new("dv/dt = -v/ms : 1").initial("v", "rand(2)"));
+    assert!(e.contains("`rand` takes 0 argument"), "{e}");
+}
+
+/// An input called as a TimedArray, `stim(t)` or `stim(t, i)`, is the input itself.
+#[test]
+fn inputs_called_as_timed_arrays_and_timestep() {
+    use neurosbi_sim::{Stimulus, units::lookup_unit};
+    let amp = lookup_unit("amp").unwrap().dim;
+    let plain = ModelDescription::new("dv/dt = (-v + 1*Mohm*stim)/(5*ms) : volt")
+        .input("stim", amp)
+        .method("rk4");
+    let called = ModelDescription::new(
+        "dv/dt = (-v + 1*Mohm*I)/(5*ms) : volt\nI = stim(t) + 0*stim(t, i) : amp",
+    )
+    .input("stim", amp)
+    .method("rk4");
+    let steps = 50;
+    let stim = Stimulus::from_rows(
+        "stim",
+        &[(0..steps).map(|k| 1e-9 * (k % 7) as f64).collect()],
+    )
+    .unwrap();
+    let cfg = RunConfig::new(1e-4, steps).record(&["v"]);
+    let a = model(&plain)
+        .simulate(&[], 1, &[stim.clone()], &cfg)
+        .unwrap();
+    let b = model(&called).simulate(&[], 1, &[stim], &cfg).unwrap();
+    assert_eq!(a.trace("v", 0), b.trace("v", 0));
+    let e = error(
+        &ModelDescription::new("dv/dt = (-v + 1*Mohm*stim(t - dt))/(5*ms) : volt")
+            .input("stim", amp),
+    );
+    assert!(e.contains("TimedArray") && e.contains("stim(t)"), "{e}");
+    // timestep(t, dt) counts steps.
+    let desc = ModelDescription::new("k = timestep(t, dt) : 1\nx : 1");
+    let cfg = RunConfig::new(1e-4, 30).record(&["k"]);
+    let out = model(&desc).simulate(&[0.0], 1, &[], &cfg).unwrap();
+    let k: Vec<f64> = (0..30).map(f64::from).collect();
+    assert_eq!(out.trace("k", 0).unwrap(), &k[..]);
+}
