@@ -319,7 +319,10 @@ fn rand_streams_do_not_depend_on_batch_size_or_threads() {
             .build()
             .unwrap();
         let out = pool
-            .install(|| m.simulate(&vec![0.0; n], 1, &[], &cfg))
+            .install(|| {
+                m.simulate(&vec![0.0; n], 1, &[], &cfg)
+                    .map_err(|e| e.to_string())
+            })
             .unwrap();
         (0..n).map(|k| out.trace("v", k).unwrap()[0]).collect()
     };
@@ -395,7 +398,7 @@ fn inputs_called_as_timed_arrays_and_timestep() {
     .unwrap();
     let cfg = RunConfig::new(1e-4, steps).record(&["v"]);
     let a = model(&plain)
-        .simulate(&[], 1, &[stim.clone()], &cfg)
+        .simulate(&[], 1, std::slice::from_ref(&stim), &cfg)
         .unwrap();
     let b = model(&called).simulate(&[], 1, &[stim], &cfg).unwrap();
     assert_eq!(a.trace("v", 0), b.trace("v", 0));
