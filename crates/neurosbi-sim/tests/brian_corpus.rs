@@ -74,7 +74,7 @@ fn run(fx: &Value) -> Result<(), String> {
         / reference.len() as f64)
         .sqrt();
     let tol = fx["tolerance"].as_f64().unwrap();
-    if trace.len() != reference.len() || !(rmse < tol) {
+    if trace.len() != reference.len() || rmse.is_nan() || rmse >= tol {
         return Err(format!(
             "{var} RMSE {rmse:e} (tolerance {tol:e}), method {}",
             model.method()
