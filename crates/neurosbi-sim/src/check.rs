@@ -24,6 +24,8 @@ pub(crate) struct Scope {
     pub subexprs: Vec<SubexprEntry>,
     /// Noise sources met so far (`xi`, `xi_name`).
     pub noise: Vec<String>,
+    /// Random draws met so far, one per call of `rand()` (false) or `randn()` (true).
+    pub rand: Vec<bool>,
     /// Depth in the lowered tree of the node being lowered, subexpressions written out:
     /// bounds both the recursion of lowering and the depth of what it builds.
     level: usize,
@@ -60,13 +62,14 @@ impl Scope {
             symbols: HashMap::new(),
             subexprs: Vec::new(),
             noise: Vec::new(),
+            rand: Vec::new(),
             level: 0,
         }
     }
 
     fn all_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.symbols.keys().cloned().collect();
-        v.extend(["t", "dt", "i", "xi"].map(String::from));
+        v.extend(["t", "dt", "i", "xi", "pi", "inf", "True", "False"].map(String::from));
         v.extend(Func::NAMES.iter().map(|s| s.to_string()));
         v
     }
@@ -136,6 +139,15 @@ impl Scope {
                     }
                     BinOp::Mul => Ok((ir::mul(x, y), dx.mul(&dy))),
                     BinOp::Div => Ok((ir::div(x, y), dx.div(&dy))),
+                    BinOp::FloorDiv => {
+                        same("a floor division")?;
+                        Ok((floor_div(x, y), Dimension::DIMENSIONLESS))
+                    }
+                    BinOp::Mod => {
+                        same("a modulo")?;
+                        let q = floor_div(x.clone(), y.clone());
+                        Ok((ir::sub(x, ir::mul(y, q)), dx))
+                    }
                     BinOp::Pow => {
                         require_dimensionless(&dy, at(b.offset), "an exponent")?;
                         let dim = if dx.is_dimensionless() {
@@ -187,6 +199,9 @@ impl Scope {
                 }
             }
             ExprKind::Call(name, args) => {
+                if let Some(r) = self.special_call(src, e, name, args, ctx) {
+                    return r;
+                }
                 if name == "clip" {
                     if args.len() != 3 {
                         return Err(SimError::syntax(
@@ -252,6 +267,93 @@ impl Scope {
         }
     }
 
+    /// Brian's calls that are not plain functions: `rand()`, `randn()`, `timestep(x, dt)`
+    /// and inputs called as TimedArrays, `stim(t)` or `stim(t, i)`.
+    fn special_call(
+        &mut self,
+        src: &Source,
+        e: &Expr,
+        name: &str,
+        args: &[Expr],
+        ctx: Context,
+    ) -> Option<Result<(Ex, Dimension)>> {
+        let at = src.locate(e.offset);
+        let arity = |n: usize, form: &str| -> Result<()> {
+            if args.len() != n {
+                return Err(SimError::syntax(
+                    at.clone(),
+                    format!(
+                        "`{name}` takes {n} argument(s), as in `{form}`; got {}",
+                        args.len()
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        match name {
+            "rand" | "randn" if !self.symbols.contains_key(name) => Some((|| {
+                arity(0, &format!("{name}()"))?;
+                if ctx == Context::Constant {
+                    return Err(SimError::syntax(
+                        at.clone(),
+                        format!("`{name}()` is random and cannot be used in a constant"),
+                    ));
+                }
+                if ctx == Context::Differential {
+                    return Err(SimError::syntax(
+                        at.clone(),
+                        format!(
+                            "`{name}()` cannot appear in a differential equation (Brian refuses it too); white noise is written `xi`"
+                        ),
+                    ));
+                }
+                self.rand.push(name == "randn");
+                Ok((
+                    Ex::Slot(Slot::Rand(self.rand.len() - 1)),
+                    Dimension::DIMENSIONLESS,
+                ))
+            })()),
+            "timestep" if !self.symbols.contains_key(name) => Some((|| {
+                arity(2, "timestep(t, dt)")?;
+                let (x, dx) = self.lower(src, &args[0], ctx)?;
+                let (step, ds) = self.lower(src, &args[1], ctx)?;
+                if dx != SECOND || ds != SECOND {
+                    return Err(SimError::Dimension {
+                        at: at.clone(),
+                        context: "both arguments of `timestep` must be durations".into(),
+                        left: if dx != SECOND { dx } else { ds },
+                        right: SECOND,
+                    });
+                }
+                // Brian: int((x + 1e-3*dt)/dt), robust to the rounding of x.
+                let shifted = ir::add(x, ir::mul(Ex::Num(1e-3), step.clone()));
+                Ok((floor_div(shifted, step), Dimension::DIMENSIONLESS))
+            })()),
+            _ => match self.symbols.get(name) {
+                Some(Symbol::Slot(Slot::Input(k), d)) => {
+                    let (k, d) = (*k, *d);
+                    let is = |a: &Expr, n: &str| matches!(&a.kind, ExprKind::Name(x) if x == n);
+                    let ok = match args {
+                        [a] => is(a, "t"),
+                        [a, b] => is(a, "t") && is(b, "i"),
+                        _ => false,
+                    };
+                    Some(if ok {
+                        Ok((Ex::Slot(Slot::Input(k)), d))
+                    } else {
+                        Err(SimError::syntax(
+                            at,
+                            format!(
+                                "the input `{name}` is a TimedArray sampled at the current time: call it as `{name}(t)` or `{name}(t, i)` (other arguments are not supported)"
+                            ),
+                        ))
+                    })
+                }
+                _ => None,
+            },
+        }
+    }
+
     fn name(
         &mut self,
         src: &Source,
@@ -290,6 +392,8 @@ impl Scope {
             "t" => Ok((Ex::Slot(Slot::Time), SECOND)),
             "dt" => Ok((Ex::Slot(Slot::Dt), SECOND)),
             "i" => Ok((Ex::Slot(Slot::Index), Dimension::DIMENSIONLESS)),
+            "not_refractory" if ctx == Context::Constant => not_here("a per-neuron value"),
+            "not_refractory" => Ok((Ex::Slot(Slot::NotRefractory), Dimension::DIMENSIONLESS)),
             _ if n == "xi" || n.starts_with("xi_") => {
                 if ctx != Context::Differential {
                     return Err(SimError::syntax(
@@ -306,6 +410,10 @@ impl Scope {
                 };
                 Ok((Ex::Slot(Slot::Noise(k)), NOISE_DIM))
             }
+            _ if builtin_constant(n).is_some() => Ok((
+                Ex::Num(builtin_constant(n).unwrap_or(f64::NAN)),
+                Dimension::DIMENSIONLESS,
+            )),
             _ => match lookup_unit(n) {
                 Some(q) => Ok((Ex::Num(q.value), q.dim)),
                 None => Err(SimError::UnknownIdentifier {
@@ -368,6 +476,27 @@ fn require_dimensionless(d: &Dimension, at: Location, what: &str) -> Result<()> 
         });
     }
     Ok(())
+}
+
+/// Python's `a // b`, `floor(a/b)`, folded when both are numbers.
+fn floor_div(a: Ex, b: Ex) -> Ex {
+    match ir::div(a, b) {
+        Ex::Num(q) => Ex::Num(q.floor()),
+        q => Ex::Call(Func::Floor, Box::new(q)),
+    }
+}
+
+/// Brian's built-in constants (numpy's `pi`, `e`, `inf`) and Python's booleans; the
+/// namespace and the equations may shadow them, as in Brian.
+fn builtin_constant(n: &str) -> Option<f64> {
+    Some(match n {
+        "pi" => std::f64::consts::PI,
+        "e" => std::f64::consts::E,
+        "inf" => f64::INFINITY,
+        "True" => 1.0,
+        "False" => 0.0,
+        _ => return None,
+    })
 }
 
 fn not(x: Ex) -> Ex {

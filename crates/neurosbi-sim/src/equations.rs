@@ -6,8 +6,9 @@
 //! I_l = gl*(El - v) : amp                                  # a subexpression
 //! gl : siemens (constant)                                  # a parameter
 //! ```
-//! A statement continues over several lines while a parenthesis is open or a line ends in
-//! `\`. `#` starts a comment.
+//! A statement continues over several lines while a parenthesis is open, a line ends in
+//! `\`, or (as in Brian, whose expressions run up to the `:`) the equation has not reached
+//! its `: unit` yet. `#` starts a comment.
 
 use crate::error::{Result, SimError};
 use crate::syntax::{Expr, ExprKind, Source, parse_expr_range};
@@ -32,6 +33,9 @@ pub struct Flags {
     pub constant: bool,
     /// `(unless refractory)`: the variable is frozen while the neuron is refractory.
     pub unless_refractory: bool,
+    /// `(shared)`: one value for the whole group. A Brian group here is the neurons of one
+    /// parameter set (its stimulus traces), which share their parameters already.
+    pub shared: bool,
 }
 
 /// One line of an equation set.
@@ -71,6 +75,8 @@ pub(crate) fn statements(text: &str, split_on_semicolon: bool) -> (String, Vec<(
     let mut depth: i64 = 0;
     let mut start = 0;
     let mut i = 0;
+    // Equations only: whether the statement so far has its `:` (else it goes on).
+    let mut has_colon = split_on_semicolon;
     while i < clean.len() {
         match clean[i] {
             b'#' => {
@@ -97,10 +103,12 @@ pub(crate) fn statements(text: &str, split_on_semicolon: bool) -> (String, Vec<(
             }
             b'(' => depth += 1,
             b')' => depth -= 1,
-            b'\n' if depth <= 0 => {
+            b':' if depth <= 0 => has_colon = true,
+            b'\n' if depth <= 0 && (has_colon || clean[start..i].trim_ascii().is_empty()) => {
                 out.push((start, i));
                 start = i + 1;
                 depth = 0;
+                has_colon = split_on_semicolon;
             }
             b';' if split_on_semicolon && depth <= 0 => {
                 clean[i] = b' ';
@@ -168,7 +176,10 @@ fn is_assign(b: &[u8], i: usize) -> bool {
 /// Built-in names that the user cannot declare or shadow: the clock, the neuron index, white
 /// noise and the logical keywords.
 pub(crate) fn is_reserved(name: &str) -> bool {
-    matches!(name, "t" | "dt" | "i" | "xi" | "and" | "or" | "not") || name.starts_with("xi_")
+    matches!(
+        name,
+        "t" | "dt" | "i" | "xi" | "and" | "or" | "not" | "not_refractory" | "lastspike"
+    ) || name.starts_with("xi_")
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -281,12 +292,13 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
                 {
                     "constant" => flags.constant = true,
                     "unless refractory" => flags.unless_refractory = true,
+                    "shared" => flags.shared = true,
                     other => {
                         let at = o + 1 + text[o + 1..close].find(flag.trim()).unwrap_or(0);
                         return Err(SimError::syntax(
                             src.locate(at),
                             format!(
-                                "unknown flag `{other}`; known flags: constant, unless refractory"
+                                "unknown flag `{other}`; known flags: constant, unless refractory, shared"
                             ),
                         ));
                     }
@@ -307,6 +319,13 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
     let name_offset = lhs_s + (text[lhs_s..lhs_e].len() - text[lhs_s..lhs_e].trim_start().len());
     let (kind, name, expr) = match assign {
         Some(a) => {
+            if let Some(b) = find_top(text, a + 1, colon, is_assign, false) {
+                return Err(SimError::syntax(
+                    src.locate(b),
+                    "a second `=` in one equation: the equation before it lacks its `: unit` \
+                     (as in Brian, an equation runs over lines up to its `:`)",
+                ));
+            }
             let expr = parse_expr_range(src, text, a + 1, colon)?;
             let compact: String = lhs.chars().filter(|c| !c.is_whitespace()).collect();
             if let Some(var) = compact
@@ -376,6 +395,9 @@ impl fmt::Display for Equation {
         }
         if self.flags.unless_refractory {
             fl.push("unless refractory");
+        }
+        if self.flags.shared {
+            fl.push("shared");
         }
         if !fl.is_empty() {
             write!(f, " ({})", fl.join(", "))?;

@@ -44,6 +44,11 @@ pub trait StepAlgebra {
     fn diffusion(&mut self, x: &[Self::V], stage: f64) -> Vec<Vec<Self::V>>;
     /// `(A_j, B_j)` with `dx_j/dt = A_j x_j + B_j` at the current state and time.
     fn linear(&mut self) -> Vec<(Self::V, Self::V)>;
+    /// `(M, c)` with `dX/dt = M X + c`, for [`Method::Exact`]: only equation models have it
+    /// (native kernels refuse the method when they are built).
+    fn linear_system(&mut self) -> (Vec<Vec<Self::V>>, Vec<Self::V>) {
+        unreachable!("only equation models are integrated with `exact`")
+    }
     /// The Wiener increment of noise `k` over this step (`sqrt(dt) * N(0, 1)`).
     fn dw(&mut self, k: usize) -> Self::V;
     /// Whether `v` is known to be exactly zero before the run (a noise coefficient the
@@ -105,6 +110,10 @@ pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
         x.push(a.state(j));
     }
     let new = match method {
+        Method::Exact => {
+            let (m, c) = a.linear_system();
+            crate::exact::step(a, &x, &m, &c)
+        }
         Method::Euler => {
             let f = a.drift(&x, 0.0);
             axpy(a, &x, dt, &f)

@@ -40,6 +40,16 @@ pub enum Func {
     Int,
     /// `exprel(x) = (exp(x) - 1)/x`, 1 at 0.
     Exprel,
+    /// `arcsin`
+    Arcsin,
+    /// `arccos`
+    Arccos,
+    /// `arctan`
+    Arctan,
+    /// `expm1(x) = exp(x) - 1`, accurate near 0.
+    Expm1,
+    /// `log1p(x) = log(1 + x)`, accurate near 0.
+    Log1p,
 }
 
 impl Func {
@@ -62,6 +72,11 @@ impl Func {
             "ceil" => Func::Ceil,
             "int" => Func::Int,
             "exprel" => Func::Exprel,
+            "arcsin" => Func::Arcsin,
+            "arccos" => Func::Arccos,
+            "arctan" => Func::Arctan,
+            "expm1" => Func::Expm1,
+            "log1p" => Func::Log1p,
             _ => return None,
         })
     }
@@ -102,13 +117,18 @@ impl Func {
             Func::Ceil => x.ceil(),
             Func::Int => x.trunc(),
             Func::Exprel => crate::fastmath::exprel_scalar(x),
+            Func::Arcsin => x.asin(),
+            Func::Arccos => x.acos(),
+            Func::Arctan => x.atan(),
+            Func::Expm1 => x.exp_m1(),
+            Func::Log1p => x.ln_1p(),
         }
     }
 
     /// Every function name, for documentation and suggestions.
-    pub const NAMES: [&'static str; 17] = [
+    pub const NAMES: [&'static str; 22] = [
         "exp", "log", "log10", "sqrt", "abs", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sign",
-        "floor", "ceil", "int", "exprel", "clip",
+        "floor", "ceil", "int", "exprel", "clip", "arcsin", "arccos", "arctan", "expm1", "log1p",
     ];
 }
 
@@ -161,6 +181,11 @@ pub enum Slot {
     Dt,
     /// Neuron index `i`.
     Index,
+    /// Brian's `not_refractory`: 1 while the neuron is not refractory, else 0.
+    NotRefractory,
+    /// The draw of one `rand()` / `randn()` call, fresh for each neuron at each step
+    /// (and for the initial values).
+    Rand(usize),
 }
 
 /// A checked expression in SI units.

@@ -21,6 +21,8 @@ pub struct Layout {
     pub n_inputs: usize,
     /// Noise sources.
     pub n_noise: usize,
+    /// Calls of `rand()` / `randn()`.
+    pub n_rand: usize,
 }
 
 impl Layout {
@@ -52,9 +54,13 @@ impl Layout {
     pub fn noise(&self, k: usize) -> usize {
         self.time() + 3 + k
     }
+    /// Register holding the draw of random call `k` (`rand()` or `randn()`).
+    pub fn rand(&self, k: usize) -> usize {
+        self.noise(self.n_noise) + k
+    }
     /// Number of fixed registers.
     pub fn n_fixed(&self) -> usize {
-        self.noise(self.n_noise)
+        self.rand(self.n_rand)
     }
     /// Which fixed registers hold run-constant values (parameters and index).
     pub fn invariant(&self) -> Vec<bool> {
@@ -97,6 +103,10 @@ pub trait Kernel: Sync {
     fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes the refractory condition (1 = refractory).
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
+    /// Whether each random register ([`Layout::rand`]) holds a normal draw (else uniform).
+    fn rand_normal(&self) -> Vec<bool> {
+        Vec::new()
+    }
     /// Writes recorded quantity `k` (as listed by the run's record names) into `out`.
     fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes);
     /// [`Kernel::step`] where only the first `width` lanes matter (a block of a few
@@ -147,6 +157,8 @@ impl Symbolic<'_> {
                 }
                 Slot::Dt => b.num(dt),
                 Slot::Index => b.fixed(layout.index() as u32),
+                Slot::NotRefractory => b.fixed(layout.not_refractory() as u32),
+                Slot::Rand(k) => b.fixed(layout.rand(k) as u32),
             }
         };
         self.b.lower(e, &slot)
@@ -229,6 +241,21 @@ impl StepAlgebra for Symbolic<'_> {
             .map(|(a, b)| (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0)))
             .collect()
     }
+    fn linear_system(&mut self) -> (Vec<Vec<NodeId>>, Vec<NodeId>) {
+        let model = self.model;
+        let x = self.current();
+        let sys = model
+            .exact
+            .as_ref()
+            .expect("exact is only selected for linear systems");
+        let m = sys
+            .m
+            .iter()
+            .map(|row| row.iter().map(|e| self.lower(e, &x, 0.0)).collect())
+            .collect();
+        let c = sys.c.iter().map(|e| self.lower(e, &x, 0.0)).collect();
+        (m, c)
+    }
     fn dw(&mut self, k: usize) -> NodeId {
         self.b.fixed(self.layout.noise(k) as u32)
     }
@@ -246,6 +273,7 @@ pub struct CompiledKernel {
     has_threshold: bool,
     reset_targets: Vec<usize>,
     refractory: RefractoryKind,
+    rand_normal: Vec<bool>,
     /// For each recorded name: a state register, or an output of the record program.
     record: Vec<Recorded>,
 }
@@ -281,6 +309,7 @@ impl CompiledKernel {
             n_params: model.params.len(),
             n_inputs: model.inputs.len(),
             n_noise: model.noise.len(),
+            n_rand: model.rand.len(),
         };
         let mut b = Builder::new(layout.invariant());
         let mut alg = Symbolic {
@@ -332,6 +361,7 @@ impl CompiledKernel {
             state_names: model.states.iter().map(|s| s.name.clone()).collect(),
             has_threshold: model.threshold.is_some(),
             reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
+            rand_normal: model.rand.clone(),
             refractory: match model.refractory {
                 Refractory::None => RefractoryKind::None,
                 Refractory::Duration(_) => RefractoryKind::Duration,
@@ -439,6 +469,9 @@ impl Kernel for CompiledKernel {
     }
     fn refractory(&self) -> RefractoryKind {
         self.refractory
+    }
+    fn rand_normal(&self) -> Vec<bool> {
+        self.rand_normal.clone()
     }
     fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes) {
         // Same program as the condition: a model has one or the other.

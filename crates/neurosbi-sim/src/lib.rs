@@ -30,6 +30,7 @@ pub mod canonical;
 pub mod check;
 pub mod equations;
 pub mod error;
+pub mod exact;
 pub mod fastmath;
 pub mod integrate;
 pub mod ir;

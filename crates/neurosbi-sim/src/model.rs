@@ -14,6 +14,9 @@ mod build;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
+    /// Brian's `exact` (alias `linear`): the exact solution of a linear system with
+    /// coefficients constant over a step (see [`crate::exact`]).
+    Exact,
     /// Forward Euler (first order).
     Euler,
     /// Midpoint Runge-Kutta (second order).
@@ -32,7 +35,8 @@ pub enum Method {
 
 impl Method {
     /// All methods with their names.
-    pub const ALL: [(&'static str, Method); 7] = [
+    pub const ALL: [(&'static str, Method); 8] = [
+        ("exact", Method::Exact),
         ("euler", Method::Euler),
         ("rk2", Method::Rk2),
         ("rk4", Method::Rk4),
@@ -45,6 +49,12 @@ impl Method {
     /// The method of a name (`euler-maruyama` and `euler_maruyama` both work).
     pub fn parse(name: &str) -> Result<Method> {
         let norm = name.trim().to_ascii_lowercase().replace('-', "_");
+        // Brian's old name of `exact`.
+        let norm = if norm == "linear" {
+            "exact".into()
+        } else {
+            norm
+        };
         Method::ALL
             .iter()
             .find(|(n, _)| *n == norm)
@@ -66,6 +76,8 @@ impl Method {
             | Method::Milstein
             | Method::Heun
             | Method::ExponentialEuler => 1.0,
+            // No discretisation error at all on the equations it accepts.
+            Method::Exact => f64::INFINITY,
             Method::Rk2 => 2.0,
             Method::Rk4 => 4.0,
         }
@@ -87,6 +99,13 @@ impl fmt::Display for Method {
             .map_or("?", |(n, _)| n);
         write!(f, "{name}")
     }
+}
+
+/// The error for `exact` named on equations it cannot integrate.
+pub(crate) fn exact_refused(why: &str) -> SimError {
+    SimError::Model(format!(
+        "method `exact` (Brian's `linear`) cannot integrate these equations: {why}; name another method, e.g. exponential_euler or rk4"
+    ))
 }
 
 /// Refractoriness.
@@ -190,11 +209,15 @@ pub struct Model {
     pub(crate) params: Vec<Var>,
     pub(crate) inputs: Vec<Var>,
     pub(crate) noise: Vec<String>,
+    /// One entry per `rand()` (false) / `randn()` (true) call.
+    pub(crate) rand: Vec<bool>,
     pub(crate) drift: Vec<Ex>,
     /// `diffusion[j][k]`: coefficient of noise `k` in the equation of state `j`.
     pub(crate) diffusion: Vec<Vec<Ex>>,
     /// `dx_j/dt = A_j x_j + B_j`, or why not.
     pub(crate) linear: std::result::Result<Vec<(Ex, Ex)>, SimError>,
+    /// `dX/dt = M X + c` as Brian's `exact` needs it, or why not.
+    pub(crate) exact: std::result::Result<crate::exact::LinearSystem, String>,
     pub(crate) threshold: Option<Ex>,
     pub(crate) reset: Vec<(usize, Ex)>,
     pub(crate) refractory: Refractory,
@@ -211,6 +234,10 @@ impl Model {
     /// Every expression the compiled kernel is built from.
     fn expressions(&self) -> impl Iterator<Item = &Ex> {
         let linear = self.linear.iter().flatten().flat_map(|(a, b)| [a, b]);
+        let exact = self
+            .exact
+            .iter()
+            .flat_map(|s| s.m.iter().flatten().chain(&s.c));
         let refractory = match &self.refractory {
             Refractory::None => None,
             Refractory::Duration(e) | Refractory::Condition(e) => Some(e),
@@ -219,6 +246,7 @@ impl Model {
             .iter()
             .chain(self.diffusion.iter().flatten())
             .chain(linear)
+            .chain(exact)
             .chain(&self.threshold)
             .chain(self.reset.iter().map(|(_, e)| e))
             .chain(refractory)
@@ -276,6 +304,11 @@ impl Model {
             && let Err(e) = &self.linear
         {
             return Err(e.clone());
+        }
+        if method == Method::Exact
+            && let Err(why) = &self.exact
+        {
+            return Err(exact_refused(why));
         }
         self.method = if method == Method::Euler && !self.noise.is_empty() {
             Method::EulerMaruyama

@@ -238,8 +238,14 @@ impl<M: NativeModel> NativeKernel<M> {
             n_params: model.parameters().len(),
             n_inputs: model.inputs().len(),
             n_noise: 0,
+            n_rand: 0,
         };
         let method = model.method();
+        if method == Method::Exact {
+            return Err(crate::error::SimError::Model(
+                "native models cannot use `exact`: it needs the equations' linear system".into(),
+            ));
+        }
         if matches!(method, Method::EulerMaruyama | Method::Milstein) {
             return Err(crate::error::SimError::Model(format!(
                 "native models are deterministic; method {method} needs noise"

@@ -81,6 +81,45 @@ impl LaneNormals {
     }
 }
 
+/// The draws of `rand()` (uniform in [0, 1)) and `randn()` (standard normal) calls for the
+/// lanes of a block, one stream per neuron, kept apart from the white noise's streams so
+/// that adding a `rand()` to a reset does not change a model's noise.
+pub struct LaneDraws {
+    rngs: Vec<ChaCha8Rng>,
+    normal: Vec<bool>,
+}
+
+impl LaneDraws {
+    /// Streams for the lanes (as [`LaneNormals::new`]); `normal[k]` says whether call `k`
+    /// is `randn()`.
+    pub fn new(rngs: Vec<ChaCha8Rng>, normal: Vec<bool>) -> Self {
+        assert!(
+            !rngs.is_empty() && rngs.len() <= LANES,
+            "one to LANES streams"
+        );
+        LaneDraws { rngs, normal }
+    }
+
+    /// Writes a fresh draw of every call into `regs` (one register per call), for the
+    /// first `width` lanes.
+    pub fn fill(&mut self, regs: &mut [Lanes], width: usize) {
+        let n = self.rngs.len();
+        for (out, &normal) in regs.iter_mut().zip(&self.normal) {
+            for (l, rng) in self.rngs.iter_mut().enumerate() {
+                let bits = rng.next_u64();
+                out[l] = if normal {
+                    box_muller(bits).0
+                } else {
+                    // The top 53 bits: a uniform double in [0, 1), as numpy's `random()`.
+                    (bits >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
+                };
+            }
+            let last = out[n - 1];
+            out[n..width.clamp(n, LANES)].fill(last);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

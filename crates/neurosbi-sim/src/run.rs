@@ -7,7 +7,7 @@
 
 use crate::error::{Result, SimError};
 use crate::kernel::{Kernel, RefractoryKind};
-use crate::noise::LaneNormals;
+use crate::noise::{LaneDraws, LaneNormals};
 use crate::vm::{LANES, Lanes};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -145,6 +145,10 @@ impl SimResult {
         self.failed.iter().any(|f| f.neuron == neuron)
     }
 }
+
+/// Mixed into the seed of the streams of `rand()` and `randn()`, which are kept apart from
+/// those of the white noise.
+const RAND_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Steps between checks for non-finite states (a blown-up neuron stays non-finite).
 const CHECK_EVERY: usize = 32;
@@ -400,29 +404,34 @@ impl<K: Kernel> BlockCtx<'_, K> {
         for l in 0..LANES {
             frame[layout.index()][l] = neuron(l) as f64;
         }
-        k.init(&mut frame);
         let trace: Vec<usize> = (0..LANES).map(|l| neuron(l) % self.n_traces).collect();
         let shared_trace = trace.iter().all(|&t| t == trace[0]).then_some(trace[0]);
-        let mut normals: Option<LaneNormals> = if layout.n_noise > 0 {
-            Some(LaneNormals::new(
-                (0..valid)
-                    .map(|l| {
-                        let g = neuron(l);
-                        if cfg.set_seeds.is_empty() {
-                            let mut r = ChaCha8Rng::seed_from_u64(cfg.seed);
-                            r.set_stream(g as u64);
-                            r
-                        } else {
-                            let mut r = ChaCha8Rng::seed_from_u64(cfg.set_seeds[g / self.n_traces]);
-                            r.set_stream((g % self.n_traces) as u64);
-                            r
-                        }
-                    })
-                    .collect(),
-            ))
-        } else {
-            None
+        // One stream per neuron, by its index or by its set's seed and its trace.
+        let streams = |salt: u64| -> Vec<ChaCha8Rng> {
+            (0..valid)
+                .map(|l| {
+                    let g = neuron(l);
+                    let (seed, stream) = if cfg.set_seeds.is_empty() {
+                        (cfg.seed, g)
+                    } else {
+                        (cfg.set_seeds[g / self.n_traces], g % self.n_traces)
+                    };
+                    let mut r = ChaCha8Rng::seed_from_u64(seed ^ salt);
+                    r.set_stream(stream as u64);
+                    r
+                })
+                .collect()
         };
+        let mut normals: Option<LaneNormals> =
+            (layout.n_noise > 0).then(|| LaneNormals::new(streams(0)));
+        let rand_normal = k.rand_normal();
+        let mut draws: Option<LaneDraws> =
+            (!rand_normal.is_empty()).then(|| LaneDraws::new(streams(RAND_SALT), rand_normal));
+        let rand_regs = layout.rand(0)..layout.rand(layout.n_rand);
+        if let Some(d) = draws.as_mut() {
+            d.fill(&mut frame[rand_regs.clone()], LANES);
+        }
+        k.init(&mut frame);
         let sqrt_dt = dt.sqrt();
         let mut tmp: Lanes = [0.0; LANES];
         let refractory = k.refractory();
@@ -500,6 +509,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
                 for kk in 0..layout.n_noise {
                     g.fill(sqrt_dt, &mut frame[layout.noise(kk)], w);
                 }
+            }
+            if let Some(d) = draws.as_mut() {
+                d.fill(&mut frame[rand_regs.clone()], w);
             }
             k.step_width(&mut frame, w);
             if k.threshold_width(&mut frame, &mut mask, w) {

@@ -67,6 +67,10 @@ pub enum BinOp {
     Div,
     /// `**`
     Pow,
+    /// `//` (Python's floor division: `floor(a/b)`)
+    FloorDiv,
+    /// `%` (Python's modulo, with the sign of the divisor: `a - b*floor(a/b)`)
+    Mod,
     /// `<`
     Lt,
     /// `<=`
@@ -93,6 +97,8 @@ impl BinOp {
             BinOp::Mul => "*",
             BinOp::Div => "/",
             BinOp::Pow => "**",
+            BinOp::FloorDiv => "//",
+            BinOp::Mod => "%",
             BinOp::Lt => "<",
             BinOp::Le => "<=",
             BinOp::Gt => ">",
@@ -238,8 +244,8 @@ struct Lexer<'a> {
     end: usize,
 }
 
-const OPS: [&str; 14] = [
-    "**", "<=", ">=", "==", "!=", "+", "-", "*", "/", "<", ">", "=", ":", "%",
+const OPS: [&str; 15] = [
+    "**", "//", "<=", ">=", "==", "!=", "+", "-", "*", "/", "<", ">", "=", ":", "%",
 ];
 
 impl<'a> Lexer<'a> {
@@ -433,22 +439,36 @@ impl<'a> Parser<'a> {
     }
 
     fn comparison(&mut self) -> Result<Node> {
-        let lhs = self.additive()?;
-        let op = match self.tok {
+        let first = self.additive()?;
+        let mut result: Option<Node> = None;
+        let mut lhs = first;
+        // Python chains comparisons: `a < b <= c` means `(a < b) and (b <= c)`, with `b`
+        // evaluated once there; here it is written twice, which is the same for the
+        // side-effect-free expressions of a model.
+        while let Some(op) = self.comparison_op() {
+            self.bump()?;
+            let rhs = self.additive()?;
+            let next = rhs.clone();
+            let cmp = self.bin(op, lhs, rhs)?;
+            result = Some(match result {
+                None => cmp,
+                Some(acc) => self.bin(BinOp::And, acc, cmp)?,
+            });
+            lhs = next;
+        }
+        Ok(result.unwrap_or(lhs))
+    }
+
+    fn comparison_op(&self) -> Option<BinOp> {
+        Some(match self.tok {
             Tok::Op("<") => BinOp::Lt,
             Tok::Op("<=") => BinOp::Le,
             Tok::Op(">") => BinOp::Gt,
             Tok::Op(">=") => BinOp::Ge,
             Tok::Op("==") => BinOp::Eq,
             Tok::Op("!=") => BinOp::Ne,
-            _ => return Ok(lhs),
-        };
-        self.bump()?;
-        let rhs = self.additive()?;
-        if matches!(self.tok, Tok::Op("<" | "<=" | ">" | ">=" | "==" | "!=")) {
-            return self.err("chained comparisons are not supported; combine them with `and`");
-        }
-        self.bin(op, lhs, rhs)
+            _ => return None,
+        })
     }
 
     fn additive(&mut self) -> Result<Node> {
@@ -471,6 +491,8 @@ impl<'a> Parser<'a> {
             let op = match self.tok {
                 Tok::Op("*") => BinOp::Mul,
                 Tok::Op("/") => BinOp::Div,
+                Tok::Op("//") => BinOp::FloorDiv,
+                Tok::Op("%") => BinOp::Mod,
                 _ => return Ok(lhs),
             };
             self.bump()?;
@@ -627,6 +649,18 @@ mod tests {
     }
 
     #[test]
+    fn chained_comparisons_floor_division_and_modulo() {
+        let e = parse_expr("t", "a < b <= c").unwrap();
+        assert_eq!(e.to_string(), "(a < b) and (b <= c)");
+        let e = parse_expr("t", "0 < x < 1 < y").unwrap();
+        assert_eq!(e.to_string(), "((0.0 < x) and (x < 1.0)) and (1.0 < y)");
+        let e = parse_expr("t", "a // b % c * d").unwrap();
+        assert_eq!(e.to_string(), "((a // b) % c) * d");
+        let again = parse_expr("t", &e.to_string()).unwrap();
+        assert_eq!(e, again);
+    }
+
+    #[test]
     fn numbers_in_all_spellings() {
         for (s, v) in [("1e-3", 1e-3), (".5", 0.5), ("3.", 3.0), ("2E+2", 200.0)] {
             match parse_expr("t", s).unwrap().kind {
@@ -649,7 +683,7 @@ mod tests {
             e => panic!("{e:?}"),
         }
         assert!(parse_expr("t", "f(a,").is_err());
-        assert!(parse_expr("t", "a < b < c").is_err());
+        assert!(parse_expr("t", "a < b <").is_err());
         assert!(parse_expr("t", "").is_err());
         assert!(parse_expr("t", "a $ b").is_err());
     }

@@ -1,7 +1,7 @@
 //! The integration method of a model that names none follows Brian2's order: `exact` for
-//! linear systems (refused: neurosbi has no `exact` yet), else `euler` (Euler-Maruyama for
-//! additive noise), else `heun` (multiplicative noise). A model copied from Brian without
-//! its method therefore either simulates as in Brian or says what to write.
+//! linear systems (under Brian's conditions, see `exact.rs`), else `euler` (Euler-Maruyama
+//! for additive noise), else `heun` (multiplicative noise). A model copied from Brian without
+//! its method therefore simulates as in Brian.
 
 use neurosbi_sim::{Method, Model, ModelDescription, RunConfig, SimError};
 
@@ -14,13 +14,6 @@ const EXPIF_PARAMS: [f64; 4] = [-0.070, -0.050, 0.002, 0.010];
 
 fn model(desc: &ModelDescription) -> Model {
     Model::new(desc).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn error(desc: &ModelDescription) -> String {
-    match Model::new(desc) {
-        Ok(m) => panic!("expected an error, got method {}", m.method()),
-        Err(e) => e.to_string(),
-    }
 }
 
 /// The trace of `v` from both models, bit for bit.
@@ -37,7 +30,7 @@ fn same_run(a: &Model, b: &Model, params: &[f64]) {
 }
 
 #[test]
-fn a_linear_model_without_method_is_refused_with_what_to_write() {
+fn a_linear_model_without_method_gets_exact() {
     let lif = ModelDescription::new("dv/dt = (El - v + R*I)/tau : volt\nR : ohm (constant)")
         .input("I", neurosbi_sim::units::lookup_unit("amp").unwrap().dim)
         .constant(
@@ -48,24 +41,17 @@ fn a_linear_model_without_method_is_refused_with_what_to_write() {
             "tau",
             neurosbi_sim::parse_quantity("20*ms").unwrap_or_else(|e| panic!("{e}")),
         );
-    let e = error(&lif);
-    assert!(
-        e.contains("names no `method`")
-            && e.contains("Brian2 would integrate it with `exact`")
-            && e.contains("method = \"exponential_euler\"")
-            && e.contains("\"rk4\""),
-        "{e}"
-    );
-    // Naming a method is enough.
+    assert_eq!(model(&lif).method(), Method::Exact);
+    // Naming a method is still obeyed.
     assert_eq!(
         model(&lif.clone().method("exponential_euler")).method(),
         Method::ExponentialEuler
     );
-    // Coupled linear systems are linear too (Brian solves them with a matrix exponential).
+    // Coupled linear systems with real eigenvalues too (a matrix exponential).
     let coupled = ModelDescription::new(
-        "dv/dt = (-v + w)/(10*ms) : 1\ndw/dt = -(w + 2*v)/(5*ms) + g/ms : 1\ng : 1",
+        "dv/dt = (-v + w)/(10*ms) : 1\ndw/dt = -(w - 0.1*v)/(5*ms) + g/ms : 1\ng : 1",
     );
-    assert!(error(&coupled).contains("names no `method`"));
+    assert_eq!(model(&coupled).method(), Method::Exact);
 }
 
 #[test]
@@ -118,12 +104,12 @@ fn multiplicative_noise_gets_heun() {
 
 #[test]
 fn an_explicit_method_is_never_second_guessed() {
-    let e = Model::new(&ModelDescription::new("dv/dt = -v/ms : 1").method("exact")).unwrap_err();
+    let e = Model::new(&ModelDescription::new("dv/dt = -v/ms : 1").method("exakt")).unwrap_err();
     assert!(
-        matches!(&e, SimError::Model(m) if m.contains("unknown integration method `exact`")),
+        matches!(&e, SimError::Model(m) if m.contains("unknown integration method `exakt`")),
         "{e}"
     );
-    for m in ["euler", "rk2", "rk4", "exponential_euler"] {
+    for m in ["euler", "rk2", "rk4", "exponential_euler", "exact"] {
         let model = model(&ModelDescription::new("dv/dt = -v/ms : 1").method(m));
         assert_eq!(model.method().to_string(), m);
     }

@@ -22,29 +22,28 @@ impl Model {
         let mut scope = constants_scope(desc)?;
         let (states, params) = declare_equations(desc, &eqs, &mut scope)?;
         let inputs = declare_inputs(desc, &mut scope)?;
-        if states.is_empty() {
-            return Err(SimError::Model(
-                "the equations declare no differential equation".into(),
-            ));
-        }
         let rhs = lower_equations(&eqs, &mut scope)?;
         lower_subexpressions(&eqs.source, &mut scope)?;
         let (drift, diffusion) = split_noise(&rhs, &scope.noise)?;
+        refuse_rand_in_equations(&drift, &diffusion, &states)?;
         let linear = linear_split(&drift, &states);
+        let exact = crate::exact::linear_system(&drift, &states);
         let threshold = lower_threshold(desc, &mut scope)?;
         let reset = lower_reset(desc, &states, &mut scope)?;
         let refractory = lower_refractory(desc, &mut scope)?;
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
-        let method = choose_method(desc, &drift, &diffusion, &scope.noise, &linear)?;
+        let method = choose_method(desc, &diffusion, &scope.noise, &linear, &exact)?;
         let model = Model {
             states,
             params,
             inputs,
             noise: scope.noise,
+            rand: scope.rand,
             drift,
             diffusion,
             linear,
+            exact,
             threshold,
             reset,
             refractory,
@@ -218,6 +217,25 @@ fn split_noise(rhs: &[(Ex, String)], noise: &[String]) -> Result<(Vec<Ex>, Vec<V
     Ok((drift, diffusion))
 }
 
+/// Brian evaluates `rand()` once per call, which an integrator's stages cannot honour; a
+/// subexpression that draws may feed thresholds, resets and recordings, not equations.
+fn refuse_rand_in_equations(drift: &[Ex], diffusion: &[Vec<Ex>], states: &[Var]) -> Result<()> {
+    for (j, f) in drift.iter().enumerate() {
+        let mut random = false;
+        f.visit(&mut |e| random |= matches!(e, Ex::Slot(Slot::Rand(_))));
+        diffusion[j]
+            .iter()
+            .for_each(|g| g.visit(&mut |e| random |= matches!(e, Ex::Slot(Slot::Rand(_)))));
+        if random {
+            return Err(SimError::Model(format!(
+                "d{}/dt reads `rand()` or `randn()` through a subexpression; Brian requires such a subexpression to be flagged `(constant over dt)`, which neurosbi does not support: write white noise as `xi`",
+                states[j].name
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// `dx_j/dt = A_j x_j + B_j` for every state, or why not: only exponential Euler needs
 /// it, so failing here is not yet an error.
 fn linear_split(drift: &[Ex], states: &[Var]) -> Result<Vec<(Ex, Ex)>> {
@@ -267,7 +285,9 @@ fn reads_running_values(x: &Ex) -> bool {
     x.visit(&mut |e| {
         if matches!(
             e,
-            Ex::Slot(Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_))
+            Ex::Slot(
+                Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_) | Slot::NotRefractory
+            )
         ) {
             varying = true;
         }
@@ -395,9 +415,12 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
     }
 }
 
-/// The initial value of every state variable: as given, else zero.
+/// The initial value of every state variable: as given, else zero. As in Brian, a value
+/// may read other state variables (directly or through subexpressions) at their initial
+/// values, which are resolved in dependency order; a variable that reads itself sees its
+/// value before the assignment (zero).
 fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> Result<Vec<Ex>> {
-    let mut initial: Vec<Ex> = vec![Ex::Num(0.0); states.len()];
+    let mut given: Vec<Option<(Ex, String)>> = vec![None; states.len()];
     for (var, text) in &desc.initial {
         let origin = format!("initial value of `{var}`");
         let Some(j) = states.iter().position(|s| s.name == *var) else {
@@ -419,28 +442,97 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
                 right: states[j].dim,
             });
         }
-        if reads_running_values(&x) {
+        let x = x.subst(&|s| match s {
+            Slot::State(k) if k == j => Some(Ex::Num(0.0)),
+            // Initial values are computed at t = 0.
+            Slot::Time => Some(Ex::Num(0.0)),
+            _ => None,
+        });
+        let mut other = false;
+        x.visit(&mut |e| {
+            other |= matches!(
+                e,
+                Ex::Slot(Slot::Input(_) | Slot::Noise(_) | Slot::NotRefractory)
+            );
+        });
+        if other {
             return Err(SimError::Model(format!(
-                "{origin} may use constants, parameters and `i` only"
+                "{origin} may use constants, parameters, state variables, subexpressions, `t` and `i`, not inputs"
             )));
         }
-        initial[j] = x;
+        given[j] = Some((x, origin));
     }
-    Ok(initial)
+    let mut resolved: Vec<Option<Ex>> = vec![None; states.len()];
+    for j in 0..states.len() {
+        resolve_initial(j, &given, states, &mut resolved, &mut Vec::new())?;
+    }
+    Ok(resolved
+        .into_iter()
+        .map(|e| e.unwrap_or(Ex::Num(0.0)))
+        .collect())
+}
+
+/// The initial value of state `j` with the initial values of the states it reads written
+/// in; `visiting` is the chain of states being resolved, for the error on a cycle.
+fn resolve_initial(
+    j: usize,
+    given: &[Option<(Ex, String)>],
+    states: &[Var],
+    resolved: &mut [Option<Ex>],
+    visiting: &mut Vec<usize>,
+) -> Result<Ex> {
+    if let Some(e) = &resolved[j] {
+        return Ok(e.clone());
+    }
+    let Some((x, origin)) = &given[j] else {
+        resolved[j] = Some(Ex::Num(0.0));
+        return Ok(Ex::Num(0.0));
+    };
+    if let Some(p) = visiting.iter().position(|&k| k == j) {
+        let chain: Vec<&str> = visiting[p..]
+            .iter()
+            .chain([&j])
+            .map(|&k| states[k].name.as_str())
+            .collect();
+        return Err(SimError::Model(format!(
+            "initial values depend on each other in a cycle: {}",
+            chain.join(" -> ")
+        )));
+    }
+    visiting.push(j);
+    let mut values: Vec<Option<Ex>> = vec![None; states.len()];
+    for (k, value) in values.iter_mut().enumerate() {
+        if x.depends_on(Slot::State(k)) {
+            *value = Some(resolve_initial(k, given, states, resolved, visiting)?);
+        }
+    }
+    visiting.pop();
+    let e = x.subst(&|s| match s {
+        Slot::State(k) => values[k].clone(),
+        _ => None,
+    });
+    if e.depth() > MAX_DEPTH {
+        return Err(SimError::Model(format!(
+            "{origin} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            e.depth()
+        )));
+    }
+    resolved[j] = Some(e.clone());
+    Ok(e)
 }
 
 /// The method named in the description, or Brian2's default, checked against the noise
 /// and the linear split; `euler` with noise means Euler-Maruyama.
 fn choose_method(
     desc: &ModelDescription,
-    drift: &[Ex],
     diffusion: &[Vec<Ex>],
     noise: &[String],
     linear: &Result<Vec<(Ex, Ex)>>,
+    exact: &std::result::Result<crate::exact::LinearSystem, String>,
 ) -> Result<Method> {
     let mut method = match &desc.method {
         Some(m) => Method::parse(m)?,
-        None => default_method(drift, diffusion)?,
+        None => default_method(diffusion, exact),
     };
     if !noise.is_empty() {
         if !method.supports_noise() {
@@ -458,31 +550,33 @@ fn choose_method(
     {
         return Err(e.clone());
     }
+    if method == Method::Exact
+        && let Err(why) = exact
+    {
+        return Err(super::exact_refused(why));
+    }
     Ok(method)
 }
 
 /// The method Brian2 picks when none is named: the first of `exact`, `euler`, `heun` that
-/// can integrate the equations. A model copied from Brian without its method must not
-/// silently simulate differently, so where Brian would take `exact` this is an error.
-fn default_method(drift: &[Ex], diffusion: &[Vec<Ex>]) -> Result<Method> {
+/// can integrate the equations.
+fn default_method(
+    diffusion: &[Vec<Ex>],
+    exact: &std::result::Result<crate::exact::LinearSystem, String>,
+) -> Method {
     let stochastic = diffusion.iter().any(|g| !g.is_empty());
     if !stochastic {
-        if is_linear_system(drift) {
-            return Err(SimError::Model(
-                "this model names no `method`; Brian2 would integrate it with `exact` (its \
-                 equations are linear with coefficients constant over a step), which neurosbi \
-                 does not have yet: name a method, e.g. method = \"exponential_euler\" (exact \
-                 for uncoupled linear equations with inputs constant over a step) or \"rk4\""
-                    .into(),
-            ));
-        }
-        return Ok(Method::Euler);
+        return if exact.is_ok() {
+            Method::Exact
+        } else {
+            Method::Euler
+        };
     }
     // Brian's `euler` takes additive noise only; `heun` is its Stratonovich scheme.
     if diffusion.iter().flatten().any(varies_within_step) {
-        Ok(Method::Heun)
+        Method::Heun
     } else {
-        Ok(Method::EulerMaruyama)
+        Method::EulerMaruyama
     }
 }
 
@@ -495,29 +589,4 @@ fn varies_within_step(e: &Ex) -> bool {
         varies |= matches!(n, Ex::Slot(Slot::State(_) | Slot::Time | Slot::Input(_)));
     });
     varies
-}
-
-/// Whether `dX/dt = M X + B` with `M` and `B` free of state variables and of `t`: what
-/// Brian's `exact` (`LinearStateUpdater`) accepts. Inputs are allowed, as Brian allows a
-/// `TimedArray` whose steps are those of the simulation. (Brian also gives up on `exact`
-/// when sympy cannot solve or exponentiate `M`, e.g. for a pure integrator `dv/dt = I/C`;
-/// those are refused here too, which costs the user a `method` line but never a silent
-/// difference.)
-fn is_linear_system(drift: &[Ex]) -> bool {
-    let n = drift.len();
-    let constant = |e: &Ex| {
-        let mut ok = true;
-        e.visit(&mut |n| ok &= !matches!(n, Ex::Slot(Slot::State(_) | Slot::Time)));
-        ok
-    };
-    drift.iter().all(|f| {
-        let mut rest = f.clone();
-        for k in 0..n {
-            match rest.linear_in(Slot::State(k)) {
-                Ok((a, b)) if constant(&a) => rest = b,
-                _ => return false,
-            }
-        }
-        constant(&rest)
-    })
 }
