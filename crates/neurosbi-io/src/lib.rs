@@ -26,6 +26,7 @@
 
 mod abf;
 mod bytes;
+mod describe;
 mod error;
 mod protocol;
 mod recording;
