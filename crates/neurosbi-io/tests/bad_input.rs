@@ -89,6 +89,8 @@ fn a_missing_channel_or_sweep_lists_those_that_exist() {
 fn a_missing_file_names_it() {
     let err = open("/no/such/cell.abf").unwrap_err().to_string();
     assert!(err.starts_with("/no/such/cell.abf: "), "{err}");
+    let err = open("/dev/zero").unwrap_err().to_string();
+    assert!(err.contains("/dev/zero: not a regular file"), "{err}");
 }
 
 fn mutated(data: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {

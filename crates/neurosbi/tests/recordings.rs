@@ -179,3 +179,39 @@ fn the_real_cell_example_is_a_valid_fit_file() {
     // Recorded spikes overshoot 0 mV in every chosen sweep (+30 to +100 pA).
     assert!(rows.iter().all(|r| r.iter().any(|v| *v > 20.0)));
 }
+
+/// A gap-free recording with the membrane potential and the injected current recorded side by
+/// side: the stimulus comes from the recorded command channel, in the model's units.
+#[test]
+fn the_stimulus_can_come_from_a_recorded_channel() {
+    let abf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../neurosbi-io/tests/data/abf/2020_07_29_0062.abf");
+    let b = format!(
+        "dt = \"0.1*ms\"\nduration = \"1*second\"\n[stimuli.I]\nfrom = {abf:?}\nchannel = \"I_Com\"\n\
+         [outputs.v]\nunit = \"mV\"\nfeatures = [\"mean\"]\ndata = {abf:?}\n"
+    );
+    let e = error_of("no-channel", &b);
+    assert!(
+        e.contains("give `channel`") && e.contains("1 \"I_Com\" (pA)"),
+        "{e}"
+    );
+    let b = b.replace("features", "channel = \"Potential\"\nfeatures");
+    let cfg =
+        FitConfig::from_file(&fit_file("recorded-command", &b)).unwrap_or_else(|e| panic!("{e}"));
+    let rec = neurosbi::io::open(&abf).unwrap();
+    // 10 kHz file at dt 0.1 ms: the file's own samples, pA -> A.
+    let current = rec.sweep(1, 0).unwrap();
+    let stim = &cfg.problem.stimuli[0].values;
+    assert_eq!(stim.len(), 10_000);
+    for (k, v) in stim.iter().enumerate().step_by(331) {
+        assert!(
+            (v - current[k] * 1e-12).abs() <= 1e-9 * v.abs().max(1e-15),
+            "sample {k}"
+        );
+    }
+    let e = error_of(
+        "both",
+        &b.replace("channel = \"I_Com\"", "channel = \"I_Com\"\ncommand = 0"),
+    );
+    assert!(e.contains("not both"), "{e}");
+}

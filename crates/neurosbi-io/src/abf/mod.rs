@@ -41,13 +41,22 @@ pub(crate) struct Header {
     pub tag_tick_s: f64,
 }
 
-/// Reads an ABF file (version 1 or 2) into memory.
+/// Reads an ABF file (version 1 or 2) into memory. Only regular files are read, so a
+/// directory, FIFO or device (`/dev/zero`) is an error rather than a hang.
 pub fn read_abf(path: impl AsRef<Path>) -> Result<Recording> {
     let path = path.as_ref();
-    let data = std::fs::read(path).map_err(|source| Error::Io {
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let data = std::fs::read(path).map_err(io)?;
     parse_abf(path, &data)
 }
 
