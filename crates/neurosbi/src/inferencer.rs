@@ -119,6 +119,7 @@ impl InferencerBuilder {
                     features,
                     data: Some(DataSpec::Rows(rows)),
                     time_unit: None,
+                    ..OutputSpec::default()
                 };
                 (var, out)
             })

@@ -54,6 +54,7 @@
 pub use neurosbi_features as features;
 pub use neurosbi_flows as flows;
 pub use neurosbi_infer as infer;
+pub use neurosbi_io as io;
 pub use neurosbi_sim as sim;
 
 pub mod config;

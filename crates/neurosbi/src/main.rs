@@ -185,6 +185,12 @@ enum Command {
     },
     /// Lists the feature catalogue.
     Features,
+    /// Describes a recording (.abf): channels and units, sweeps, the stimulus protocol's
+    /// epochs and the duration, to help write a fit file's `data`, `channel` and `sweeps`.
+    Inspect {
+        /// The recording.
+        file: PathBuf,
+    },
 }
 
 /// Runs one shard of a round (`neurosbi simulate --shard I --num-shards N`).
@@ -354,6 +360,7 @@ fn run() -> Result<()> {
         Command::Sample { .. } => cmd_sample(&cli)?,
         Command::Models { .. } => cmd_models(&cli)?,
         Command::Features => cmd_features(&cli)?,
+        Command::Inspect { file } => print!("{}", neurosbi::io::open(file)?.describe()),
     }
     Ok(())
 }

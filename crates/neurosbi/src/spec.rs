@@ -151,7 +151,7 @@ pub enum StimulusSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum DataSpec {
-    /// A CSV or `.npy` file, relative to the fit file's folder.
+    /// A CSV, `.npy` or recording (`.abf`) file, relative to the fit file's folder.
     File(String),
     /// Rows given directly: traces in the output's unit, or spike times in `time_unit`.
     Rows(Vec<Vec<f64>>),
@@ -173,6 +173,25 @@ pub struct OutputSpec {
     /// Unit of spike times in `data` (default: ms).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_unit: Option<String>,
+    /// Sweeps of a recording (`data = "cell.abf"`) to take, from 0 (default: all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweeps: Option<Vec<usize>>,
+    /// Channel of a recording (default: its only channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<ChannelSpec>,
+    /// Allow linear interpolation of a recording sampled more coarsely than `dt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolate: Option<bool>,
+}
+
+/// A channel of a recording, by index (from 0) or by its name in the file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ChannelSpec {
+    /// By index, from 0.
+    Index(usize),
+    /// By name (`"IN 0"`).
+    Name(String),
 }
 
 /// A prior of one free parameter.

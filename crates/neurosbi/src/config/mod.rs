@@ -19,6 +19,7 @@ mod data;
 mod files;
 mod inference;
 mod read;
+mod recording;
 mod stimulus;
 mod validate;
 

@@ -161,7 +161,9 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
         let t = v
             .as_table()
             .ok_or_else(|| ctx.err(&key, "expected a table"))?;
-        ctx.check_keys(&key, t, &["unit", "features", "data", "time_unit"])?;
+        let mut allowed = vec!["unit", "features", "data", "time_unit"];
+        allowed.extend(recording::SELECTORS);
+        ctx.check_keys(&key, t, &allowed)?;
         let string = |k: &str, expected: &str| -> Result<Option<String>> {
             t.get(k)
                 .map(|u| {
@@ -192,6 +194,7 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
             Some(toml::Value::String(p)) => Some(DataSpec::File(p.clone())),
             Some(_) => return Err(ctx.err(&format!("{key}.data"), "expected a file path (string)")),
         };
+        let (sweeps, channel, interpolate) = recording::selectors(ctx, &key, t)?;
         entries.push(
             var.clone(),
             OutputSpec {
@@ -199,6 +202,9 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
                 features,
                 data,
                 time_unit: string("time_unit", TIME_UNIT)?,
+                sweeps,
+                channel,
+                interpolate,
             },
         );
     }

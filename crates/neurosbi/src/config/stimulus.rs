@@ -16,10 +16,13 @@ pub(super) fn stimulus(
     n_steps: usize,
     seed: u64,
 ) -> Result<StimRows> {
+    if !t.contains_key("kind") && t.get("from").is_some_and(toml::Value::is_str) {
+        return super::recording::stimulus(ctx, key, t, dim, dt, n_steps);
+    }
     let kind = t.get("kind").and_then(|k| k.as_str()).ok_or_else(|| {
         ctx.err(
             &format!("{key}.kind"),
-            "missing: one of step, ramp, pulses, noise, file",
+            "missing: one of step, ramp, pulses, noise, file (or `from = \"cell.abf\"` for a recording's command)",
         )
     })?;
     let allowed: &[&str] = match kind {

@@ -40,7 +40,7 @@ impl ProblemSpec {
         let (stimuli, n_traces, window) = self.stimuli(&ctx, &model, dt, n_steps)?;
         let window = self.window(&ctx, window, duration)?;
         let (base, free) = self.parameters(&ctx, &model, &defaults)?;
-        let (outputs, observed_files) = self.outputs(&ctx, &model, n_steps, n_traces)?;
+        let (outputs, observed_files) = self.outputs(&ctx, &model, dt, n_steps, n_traces)?;
         let problem = Problem {
             model: Arc::new(model),
             dt,
@@ -300,6 +300,7 @@ impl ProblemSpec {
         &self,
         ctx: &Ctx,
         model: &Model,
+        dt: f64,
         n_steps: usize,
         n_traces: usize,
     ) -> Result<(Vec<Output>, Vec<Option<Observed>>)> {
@@ -341,7 +342,12 @@ impl ProblemSpec {
             }
             let features = crate::raw::feature_set(&o.features, n_steps)
                 .map_err(|e| ctx.err(&format!("{key}.features"), e))?;
-            let obs = observed_data(ctx, &key, var, o, &unit, n_steps)?;
+            let dim = model
+                .state_vars()
+                .iter()
+                .find(|s| &s.name == var)
+                .map(|s| s.dim);
+            let obs = observed_data(ctx, &key, var, o, &unit, dim, (dt, n_steps))?;
             if let Some(Observed::Traces(r) | Observed::Spikes(r)) = &obs
                 && r.len() != n_traces
             {
@@ -513,11 +519,47 @@ fn observed_data(
     var: &str,
     o: &OutputSpec,
     unit: &Unit,
-    n_steps: usize,
+    dim: Option<neurosbi_sim::Dimension>,
+    (dt, n_steps): (f64, usize),
 ) -> Result<Option<Observed>> {
     let dkey = format!("{key}.data");
+    let from_recording =
+        matches!(&o.data, Some(DataSpec::File(p)) if recording::is_recording(Path::new(p)));
+    if !from_recording && (o.sweeps.is_some() || o.channel.is_some() || o.interpolate.is_some()) {
+        return Err(ctx.err(
+            key,
+            "`sweeps`, `channel` and `interpolate` choose from a recording: give `data = \"cell.abf\"`",
+        ));
+    }
     let (rows, origin) = match &o.data {
         None => return Ok(None),
+        Some(DataSpec::File(p)) if from_recording => {
+            let (Some(dim), false) = (dim, var == SPIKES) else {
+                return Err(ctx.err(
+                    &dkey,
+                    "a recording gives traces of a state variable, not spike times",
+                ));
+            };
+            let path = ctx.dir.join(p);
+            let rec = recording::open(ctx, &dkey, &path)?;
+            let take = recording::Take {
+                sweeps: o.sweeps.as_deref(),
+                interpolate: o.interpolate.unwrap_or(false),
+                target: var,
+                dim,
+                scale: unit.scale,
+            };
+            let rows = recording::channel_traces(
+                ctx,
+                &dkey,
+                &rec,
+                o.channel.as_ref(),
+                &take,
+                dt,
+                n_steps,
+            )?;
+            (rows, format!("{}: ", path.display()))
+        }
         Some(DataSpec::File(p)) => {
             let path = ctx.dir.join(p);
             let rows = read_matrix(ctx, &dkey, &path, var == SPIKES)?;
