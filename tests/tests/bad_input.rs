@@ -186,16 +186,20 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 #[test]
-fn the_fit_files_method_reaches_a_linear_model_without_one() {
+fn a_linear_model_gets_exact_unless_the_fit_file_names_a_method() {
+    use neurosbi_sim::Method;
     let inline = format!("method = \"exponential_euler\"\n{LINEAR}[model]\n{LINEAR_MODEL}");
-    FitConfig::parse(&path(), &inline).unwrap();
+    let cfg = FitConfig::parse(&path(), &inline).unwrap();
+    assert_eq!(cfg.problem.model.method(), Method::ExponentialEuler);
     let dir = scratch("method");
     std::fs::write(dir.join("passive.toml"), LINEAR_MODEL).unwrap();
     let by_file = format!("model = \"passive.toml\"\nmethod = \"exponential_euler\"\n{LINEAR}");
-    FitConfig::parse(&dir.join("fit.toml"), &by_file).unwrap();
-    // Without the override the model's own (missing) method is refused, naming `method`.
-    let msg = error_of(&format!("{LINEAR}[model]\n{LINEAR_MODEL}"));
-    assert_mentions(&msg, &["bad.toml", "model", "method"]);
+    let cfg = FitConfig::parse(&dir.join("fit.toml"), &by_file).unwrap();
+    assert_eq!(cfg.problem.model.method(), Method::ExponentialEuler);
+    // Without the override the model gets Brian's default for a linear model: `exact`.
+    let plain = format!("{LINEAR}[model]\n{LINEAR_MODEL}");
+    let cfg = FitConfig::parse(&path(), &plain).unwrap();
+    assert_eq!(cfg.problem.model.method(), Method::Exact);
     let msg = error_of(&format!(
         "method = \"eulerr\"\n{LINEAR}[model]\n{LINEAR_MODEL}"
     ));
