@@ -53,13 +53,40 @@ def check_verbatim(entry):
 
 def step_values(spec, dt, n):
     vals = np.zeros(n)
+    if "random_every" in spec:
+        # Uniform values held for `random_every` (a TimedArray of rand() values), sampled on dt.
+        every = int(round(float(ev(spec["random_every"])) / dt))
+        held = np.random.default_rng(spec["seed"]).random(n // every + 1)
+        return held[np.arange(n) // every]
     for start, value in spec["steps"]:
         k0 = int(round(float(ev(start)) / dt))
         vals[k0:] = float(ev(value))
     return vals
 
 
+N_STAT = 200  # neurons of a statistical comparison
+
+
+def neuron_stats(spikes, trace, duration):
+    """Per-neuron statistics: rate (Hz), ISI CV (nan below 3 spikes), mean and std of trace."""
+    isi = np.diff(spikes)
+    cv = float(np.std(isi) / np.mean(isi)) if len(spikes) >= 3 else float("nan")
+    return [len(spikes) / duration, cv, float(np.mean(trace)), float(np.std(trace))]
+
+
 def run(entry):
+    if entry.get("expected") == "rejected":
+        out = {k: entry[k] for k in ("name", "path", "equations", "threshold", "reset",
+                                     "refractory", "method", "namespace", "initial", "record",
+                                     "feature")}
+        out.update(expected="rejected", repository=entry["source"][0], commit=entry["source"][1],
+                   params={k: float(ev(v)) for k, v in entry["params"].items()},
+                   dt=float(ev(entry["dt"])), n_steps=1, record_every=1, inputs={},
+                   input_units={})
+        return out
+    stat = entry.get("statistics", False)
+    n_neurons = N_STAT if stat else 1
+    brian2.seed(22)
     dt = float(ev(entry["dt"]))
     duration = float(ev(entry["duration"]))
     n_steps = int(round(duration / dt))
@@ -88,7 +115,7 @@ def run(entry):
             kw["refractory"] = ev(r)
         except Exception:
             kw["refractory"] = r
-    G = NeuronGroup(1, eqs, namespace=ns, **kw)
+    G = NeuronGroup(n_neurons, eqs, namespace=ns, **kw)
     params = {}
     for name, value in entry["params"].items():
         q = ev(value)
@@ -97,21 +124,36 @@ def run(entry):
     for var, text in entry["initial"]:
         G.__setattr__(var, text)
     every = max(1, int(round(RECORD_SAMPLES / dt)))
-    mon = StateMonitor(G, entry["record"], record=0)
+    mon = StateMonitor(G, entry["record"], record=True)
     spk = SpikeMonitor(G) if entry["threshold"] else None
     net = Network(G, mon, *([spk] if spk is not None else []))
     net.run(duration * brian2.second, namespace=ns)
-    rec = np.asarray(getattr(mon, entry["record"] + "_")[0])[::every]
+    recs = np.asarray(getattr(mon, entry["record"] + "_"))
+    rec = recs[0][::every]
     out = {k: entry[k] for k in ("name", "path", "equations", "threshold", "reset",
                                  "refractory", "method", "namespace", "initial", "record")}
     out.update(
         repository=entry["source"][0], commit=entry["source"][1], params=params, dt=dt,
         n_steps=n_steps, record_every=every, inputs=inputs,
         input_units={k: v["unit"] for k, v in entry.get("inputs", {}).items()},
-        tolerance=entry.get("tolerance", 1e-4),
+        tolerance=entry.get("tolerance", 1e-4), expected=entry.get("expected", "statistics" if stat else "match"),
+        feature=entry.get("feature"),
+        compare_until=float(ev(entry["compare_until"])) if "compare_until" in entry else None,
         spikes=[float(t) for t in spk.t_] if spk is not None else [], recorded=[float(x) for x in rec],
         brian2_version=brian2.__version__,
     )
+    if stat:
+        trains = spk.spike_trains() if spk is not None else {}
+        per = np.array([neuron_stats(np.asarray(trains[k]) if k in trains else np.zeros(0),
+                                     recs[k], duration) for k in range(n_neurons)])
+        out["n_neurons"] = n_neurons
+        out["statistics"] = {}
+        for j, key in enumerate(("rate", "cv", "mean", "std")):
+            col = per[:, j][np.isfinite(per[:, j])]
+            if len(col) >= 10:
+                out["statistics"][key] = [float(np.mean(col)),
+                                          float(np.std(col, ddof=1) / np.sqrt(len(col)))]
+        out["spikes"], out["recorded"] = [], []
     return out
 
 
@@ -120,11 +162,12 @@ def main():
     for entry in CORPUS:
         check_verbatim(entry)
         fx = run(entry)
-        print(f"{entry['name']}: {len(fx['spikes'])} spikes, {len(fx['recorded'])} samples")
+        print(f"{entry['name']}: {fx['expected']}, {len(fx.get('spikes', []))} spikes, "
+              f"{fx.get('statistics', '')}")
         fixtures.append(fx)
     with open(OUT, "w") as f:
         json.dump({"brian2_version": brian2.__version__, "numpy_version": np.__version__,
-                   "models": fixtures}, f, indent=1)
+                   "models": fixtures}, f, separators=(",", ":"))
 
 
 if __name__ == "__main__":
