@@ -106,8 +106,10 @@ fn test(extra: &[String]) -> Result<()> {
 
 /// The Python package's tests: creates (once) a virtual environment in
 /// `<target>/python-venv` with maturin, pytest and numpy from PyPI, builds the package
-/// (dev profile, reusing the workspace's build) and the `train_npe` example its bit-for-bit
-/// test compares with, installs the wheel and runs `pytest python/tests`. Skipped, with the
+/// (dev profile, reusing the workspace's build), the `train_npe` example its bit-for-bit
+/// test compares with and the `neurosbi` program its agreement test runs, installs the
+/// wheel and runs `pytest python/tests` (which also executes python/examples, the notebook
+/// in a Jupyter kernel). Skipped, with the
 /// reason printed, when python3 or its venv module is missing (`NEUROSBI_PYTHON` picks
 /// another interpreter).
 fn python_test() -> Result<()> {
@@ -145,11 +147,19 @@ fn python_test() -> Result<()> {
         "maturin>=1.9,<2",
         "pytest",
         "numpy",
+        // The example notebook runs in a real Jupyter kernel (python/tests/test_examples.py).
+        "nbclient",
+        "nbformat",
+        "ipykernel",
     ]);
     run(pip)?;
     let mut example = cargo();
     example.args(["build", "-p", "neurosbi-python", "--example", "train_npe"]);
     run(example)?;
+    // The program the agreement test compares `neurosbi.Inferencer` with.
+    let mut cli = cargo();
+    cli.args(["build", "-p", "neurosbi", "--bin", "neurosbi"]);
+    run(cli)?;
     let wheels = target.join("python-wheels");
     let _ = std::fs::remove_dir_all(&wheels);
     let mut build = Command::new(bin.join("maturin"));
@@ -185,7 +195,8 @@ fn python_test() -> Result<()> {
         .env(
             "NEUROSBI_TRAIN_NPE_EXAMPLE",
             target.join("debug").join("examples").join("train_npe"),
-        );
+        )
+        .env("NEUROSBI_CLI", target.join("debug").join("neurosbi"));
     eprintln!("xtask: running {pytest:?}");
     let status = pytest.status().context("starting pytest")?;
     match status.code() {
