@@ -105,13 +105,9 @@ def _si_entry(value, unit_name, what):
 
 
 def _rows(arr, what):
-    """A 2-D float array (1-D: one trace) as a list of rows."""
-    a = np.asarray(arr, dtype=float)
-    if a.ndim == 1:
-        a = a[None, :]
-    if a.ndim != 2:
-        raise ValueError(f"{what}: expected (n_traces, n_steps) values, got shape {a.shape}")
-    return a.tolist()
+    """A 2-D float array (1-D: one trace) of finite values as a list of rows (checked by
+    the engine's array reader: dtype, shape, NaN/inf)."""
+    return _neurosbi.as_matrix(arr, what).tolist()
 
 
 def _suggest(name, allowed):
@@ -162,6 +158,7 @@ class Inferencer:
                 raise ValueError(
                     f"input {name}: plain numbers need a unit: units={{'{name}': 'nA'}} "
                     "(or pass a Brian quantity)")
+            _rows(np.asarray(values), f"input {name}")  # dtype, shape, finite
             si, exps = _quantity(values, self._units.get(name), f"input {name}")
             stimuli[name] = {"values": _rows(si, f"input {name}")}
             n_steps = n_steps or len(stimuli[name]["values"][0])
@@ -197,8 +194,7 @@ class Inferencer:
                                           "dim": {"exponents": [0, 0, 1, 0, 0, 0, 0]}}
         if synthetic is not None:
             self._spec["synthetic"] = {
-                n: _si_entry(v, self._units.get(n), f"synthetic.{n}")
-                for n, v in synthetic.items()}
+                n: _text(v, self._units.get(n), f"synthetic.{n}") for n, v in synthetic.items()}
         if window is not None:
             self._spec["features"] = {"window": [_text(w, self._units.get("window"), "window")
                                                  for w in window]}
@@ -292,17 +288,20 @@ class Inferencer:
                     f"infer() got an unexpected keyword argument '{name}'"
                     f"{_suggest(name, _INFER_KEYWORDS)} (a prior is name=[low, high])")
             low, high = bounds
-            if all(isinstance(b, str) for b in (low, high)):
+            unit = None if _dims(low) is not None else self._units.get(name)
+            if isinstance(low, str) and isinstance(high, str):
                 priors[name] = [low, high]
-            elif _dims(low) is not None or _dims(high) is not None:
-                si, exps = _quantity([low, high], None, f"priors.{name}")
-                unit = _neurosbi.display_unit(exps, float(np.max(np.abs(si))))
-                scale = _neurosbi.unit(unit)[0] if unit else 1.0
-                priors[name] = {"unit": unit or "1", "marginal": {
-                    "Uniform": {"low": float(si[0]) / scale, "high": float(si[1]) / scale}}}
-            elif name in self._units:
-                priors[name] = {"unit": self._units[name], "marginal": {
-                    "Uniform": {"low": float(low), "high": float(high)}}}
+            elif _dims(low) is not None or _dims(high) is not None or unit is not None:
+                # Quantity text in one display unit: the form a fit file has, so
+                # `to_fit_file` hands `neurosbi fit` the same numbers.
+                si, exps = _quantity([low, high], unit, f"priors.{name}")
+                shown = _neurosbi.display_unit(exps, float(np.max(np.abs(si))))
+                if unit is not None:
+                    priors[name] = [f"{float(low)!r}*{unit}", f"{float(high)!r}*{unit}"]
+                else:
+                    scale = _neurosbi.unit(shown)[0] if shown else 1.0
+                    priors[name] = [f"{float(v) / scale!r}*{shown}" if shown else repr(float(v))
+                                    for v in si]
             else:
                 priors[name] = [float(low), float(high)]
         return priors
@@ -386,6 +385,13 @@ class Inferencer:
         if getattr(self, "_store", None):
             shutil.rmtree(self._store, ignore_errors=True)
 
+    def _problem(self):
+        """The validated problem (after ``infer`` or ``set_priors``)."""
+        if self._rust is None:
+            raise _neurosbi.Error("the priors are not known yet: call infer(name=[low, high], "
+                                  "...) or set_priors(...) first")
+        return self._rust
+
     def _need(self):
         if self._rust is None or self.posterior is None:
             raise _neurosbi.Error("posterior: not trained yet: call infer() or "
@@ -397,17 +403,17 @@ class Inferencer:
     @property
     def param_names(self):
         """Free parameter names, in the order of the sample columns."""
-        return list(self._need().parameter_names)
+        return list(self._problem().parameter_names)
 
     @property
     def param_units(self):
         """Units of the sample columns (the priors' units; "" is SI)."""
-        return list(self._need().parameter_units)
+        return list(self._problem().parameter_units)
 
     @property
     def x_o(self):
         """Features of the observation, shape (dim x,)."""
-        return self._need().observed_features()
+        return self._problem().observed_features()
 
     def sample(self, shape, seed=None):
         """Posterior samples given the observation, shape (n, n_params), in the priors'
@@ -531,16 +537,16 @@ class Inferencer:
         self._spec_run, self._seed = spec, int(seed)
 
     def to_fit_file(self, path, samples=10_000, output=None):
-        """Writes the problem of the last ``infer`` as a fit file; ``neurosbi fit`` on it
-        runs the same problem with the same seed (``samples`` posterior draws)."""
+        """Writes the problem of the last ``infer`` as a fit file (its arrays in files beside
+        it); ``neurosbi fit`` on it runs the same problem with the same seed and draws
+        ``samples`` posterior samples, the same as ``sample((samples,))``."""
         if self._rust is None:
             raise _neurosbi.Error("to_fit_file: call infer() or set_priors() first")
         spec = dict(self._spec_run)
         spec["inference"] = dict(spec.get("inference", {}), samples=int(samples))
         if output is not None:
             spec["output"] = os.fspath(output)
-        with open(path, "w") as fh:
-            fh.write(_neurosbi.spec_toml(json.dumps(spec)))
+        _neurosbi.write_fit_file(json.dumps(spec), os.fspath(path))
 
     def __repr__(self):
         state = "trained" if self.posterior is not None else "not trained"

@@ -163,7 +163,11 @@ impl ProblemInferencer {
             total_epochs,
         };
         let inner = &mut self.inner;
-        let res = py.detach(|| inner.infer_with(&cfg, store.as_deref(), &mut sims, &mut train).map(drop));
+        let res = py.detach(|| {
+            inner
+                .infer_with(&cfg, store.as_deref(), &mut sims, &mut train)
+                .map(drop)
+        });
         if let Some(e) = sims.error.or(train.error) {
             return Err(e);
         }
@@ -194,9 +198,9 @@ impl ProblemInferencer {
                     std::process::id(),
                     crate::fresh_seed()
                 ));
-                let r = inner
-                    .save(&dir)
-                    .and_then(|()| Ok(neurosbi_infer::Posterior::load(&dir)?));
+                let r = inner.save(&dir).and_then(|()| {
+                    neurosbi_infer::Posterior::load(&dir).map_err(neurosbi::Error::from)
+                });
                 let _ = std::fs::remove_dir_all(&dir);
                 r
             })
@@ -381,14 +385,6 @@ pub(crate) fn store_simulations<'py>(
     ))
 }
 
-/// A problem description (JSON of `ProblemSpec`) as a fit file for `neurosbi fit`.
-#[pyfunction]
-pub(crate) fn spec_toml(spec_json: &str) -> PyResult<String> {
-    let spec: ProblemSpec = serde_json::from_str(spec_json)
-        .map_err(|e| PyValueError::new_err(format!("{ORIGIN}: problem description: {e}")))?;
-    toml::to_string(&spec).map_err(|e| Error::new_err(e.to_string()))
-}
-
 /// The SI scale and dimension exponents (m, kg, s, A, K, mol, cd) of a unit name or unit
 /// expression (`"nA"`, `"mS/cm**2"`, `"1"`).
 #[pyfunction]
@@ -404,17 +400,13 @@ pub(crate) fn unit(name: &str) -> PyResult<(f64, [f64; 7])> {
 /// [1, 1000) (`1e-8` siemens -> `nS`); `""` (SI) for dimensions without a named unit.
 #[pyfunction]
 pub(crate) fn display_unit(exponents: [f64; 7], magnitude: f64) -> String {
-    use neurosbi_sim::units::{base_unit_names, lookup_unit, prefixes};
+    use neurosbi_sim::units::{lookup_unit, prefixes};
     let dim = neurosbi_sim::Dimension { exponents };
     if dim.is_dimensionless() {
         return String::new();
     }
-    // Base units first in table order (siemens before mho-like aliases), short symbols
-    // preferred so labels read as a physiologist writes them (nS, mV, pF).
-    let Some(base) = base_unit_names()
-        .filter(|n| lookup_unit(n).is_some_and(|q| q.dim == dim && q.value == 1.0))
-        .min_by_key(|n| n.len())
-    else {
+    // Short symbols, so labels read as a physiologist writes them (nS, mV, pF).
+    let Some(base) = crate::fitfile::si_unit_name(&dim) else {
         return String::new();
     };
     let m = magnitude.abs();
@@ -428,7 +420,9 @@ pub(crate) fn display_unit(exponents: [f64; 7], magnitude: f64) -> String {
     } else {
         1.0
     };
-    let prefix = prefixes().find(|(_, _, x)| *x == f).map_or("", |(_, s, _)| s);
+    let prefix = prefixes()
+        .find(|(_, _, x)| *x == f)
+        .map_or("", |(_, s, _)| s);
     let name = format!("{prefix}{base}");
     if lookup_unit(&name).is_some_and(|q| q.dim == dim) {
         name

@@ -21,6 +21,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 
+mod fitfile;
 mod inferencer;
 
 create_exception!(
@@ -563,11 +564,14 @@ impl PyPosterior {
 
     /// A table for Jupyter.
     fn _repr_html_(&self) -> String {
-        let x = self.default_x.as_ref().map_or("none (pass x=...)".to_string(), |x| {
-            let shown: Vec<String> = x.iter().take(8).map(|v| format!("{v:.4}")).collect();
-            let more = if x.len() > 8 { ", ..." } else { "" };
-            format!("[{}{more}]", shown.join(", "))
-        });
+        let x = self
+            .default_x
+            .as_ref()
+            .map_or("none (pass x=...)".to_string(), |x| {
+                let shown: Vec<String> = x.iter().take(8).map(|v| format!("{v:.4}")).collect();
+                let more = if x.len() > 8 { ", ..." } else { "" };
+                format!("[{}{more}]", shown.join(", "))
+            });
         format!(
             "<table><caption>neurosbi posterior</caption>\
              <tr><th>kind</th><td>{:?}</td></tr><tr><th>dim theta</th><td>{}</td></tr>\
@@ -586,6 +590,18 @@ impl PyPosterior {
             self.inner.kind()
         )
     }
+}
+
+/// `obj` as a finite float64 matrix (a 1-D array is one row), checked as every array
+/// argument is: `what` names it in errors.
+#[pyfunction]
+fn as_matrix<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let m = matrix(py, obj, what, None, true)?;
+    to_numpy(py, m.data, m.rows, m.cols)
 }
 
 /// Loads a posterior saved with `Posterior.save(path)`.
@@ -617,12 +633,13 @@ fn _neurosbi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Trainer>()?;
     m.add_class::<PyPosterior>()?;
     m.add_function(wrap_pyfunction!(load_posterior, m)?)?;
+    m.add_function(wrap_pyfunction!(as_matrix, m)?)?;
     m.add_class::<inferencer::ProblemInferencer>()?;
     m.add_function(wrap_pyfunction!(inferencer::unit, m)?)?;
     m.add_function(wrap_pyfunction!(inferencer::display_unit, m)?)?;
     m.add_function(wrap_pyfunction!(inferencer::external_names, m)?)?;
     m.add_function(wrap_pyfunction!(inferencer::feature_catalogue, m)?)?;
     m.add_function(wrap_pyfunction!(inferencer::store_simulations, m)?)?;
-    m.add_function(wrap_pyfunction!(inferencer::spec_toml, m)?)?;
+    m.add_function(wrap_pyfunction!(fitfile::write_fit_file, m)?)?;
     Ok(())
 }
