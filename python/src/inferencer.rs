@@ -3,6 +3,10 @@
 //! by `neurosbi::Inferencer::from_spec` (the one validation of every door) and run exactly as
 //! `neurosbi fit` runs a fit file.
 
+// The facade's errors carry the lower layers' errors (as the facade itself allows): they are
+// built on the cold path only, so their size does not matter.
+#![allow(clippy::result_large_err)]
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -368,13 +372,13 @@ impl ProblemInferencer {
     }
 }
 
+/// Parameter rows and their feature rows.
+type ThetaX<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>);
+
 /// The valid simulations of the store folder `dir`: (theta, x), shapes (n, dim theta) and
 /// (n, dim x).
 #[pyfunction]
-pub(crate) fn store_simulations<'py>(
-    py: Python<'py>,
-    dir: PathBuf,
-) -> PyResult<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>)> {
+pub(crate) fn store_simulations<'py>(py: Python<'py>, dir: PathBuf) -> PyResult<ThetaX<'py>> {
     let set = py
         .detach(|| neurosbi_infer::Store::open(&dir).and_then(|s| s.load()))
         .map_err(to_py)?;
