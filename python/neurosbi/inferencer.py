@@ -200,6 +200,7 @@ class Inferencer:
                                                  for w in window]}
         self._rust = None
         self._store = None
+        self._given = None
         self._seed = 0
         self.posterior = None
         self._samples = None
@@ -351,10 +352,12 @@ class Inferencer:
                         inference_kwargs, train_kwargs, sbi_device))
         self._rust = _neurosbi.ProblemInferencer(json.dumps(spec))
         self._spec_run, self._seed = spec, int(seed)
+        self._new_store()
+        self._given = None
         if theta is not None:
+            self._given = (np.asarray(theta), np.asarray(x))
             self._train_on(theta, x, spec["inference"])
         else:
-            self._new_store()
             show = progress if progress is not None else n_samples * n_rounds >= 2000
             with progress_bar(show) as bar:
                 self._rust.infer(store=self._store, progress=bar)
@@ -498,10 +501,13 @@ class Inferencer:
         """Saves the simulations of the last ``infer`` (or the given theta, x) to ``f``
         (``.npz`` with arrays ``theta`` and ``x``)."""
         if theta is None or x is None:
-            if not self._store:
+            if getattr(self, "_given", None) is not None:
+                theta, x = self._given
+            elif self._store and os.listdir(self._store):
+                theta, x = _neurosbi.store_simulations(self._store)
+            else:
                 raise _neurosbi.Error("save_summary_statistics: no simulations yet: call "
                                       "infer() first or pass theta and x")
-            theta, x = _neurosbi.store_simulations(self._store)
         np.savez_compressed(f, theta=np.asarray(theta), x=np.asarray(x))
 
     def load_summary_statistics(self, f):
