@@ -247,3 +247,29 @@ def test_unknown_keywords_and_method():
         inf.infer(n_samples=10, inference_method="SNPX", **PRIORS)
     with pytest.raises(neurosbi.Error, match=r"not trained yet"):
         make().sample((3,))
+
+
+def test_any_method_float32_and_array_protocol_inputs():
+    class Wrapped:
+        def __init__(self, a):
+            self.a = a
+
+        def __array__(self, dtype=None, copy=None):
+            return self.a if dtype is None else self.a.astype(dtype)
+
+    inf = make(input={"I": Wrapped(step()[None, :].astype(np.float32))},
+               output={"v": membrane()[None, :].astype(np.float32)})
+    inf.infer(n_samples=200, seed=0, inference_method="SNLE", density_estimator_model="nsf",
+              train_kwargs=dict(max_num_epochs=2), **PRIORS)
+    draws = inf.sample((20,))
+    assert draws.shape == (20, 2)
+    assert np.all((draws >= [5, 50]) & (draws <= [50, 200]))
+    with pytest.raises(ValueError, match=r"input I: expected a 2-D float64 or float32 array .*got dtype int64"):
+        make(input={"I": np.ones((1, N_STEPS), dtype=np.int64)})
+
+
+def test_feature_catalogue():
+    cat = neurosbi.features()
+    assert {"mean", "max", "train_count", "sbi_hh_tutorial"} <= set(cat)
+    group, unit, summary, params = cat["mean"]
+    assert group == "moments" and "window" in params
