@@ -132,7 +132,11 @@ class Inferencer:
 
     def __init__(self, dt, model, input=None, output=None, features=None, method=None,
                  threshold=None, reset=None, refractory=None, param_init=None,
-                 units=None, namespace=None, window=None, synthetic=None, level=0):
+                 units=None, namespace=None, window=None, synthetic=None, level=0, **unknown):
+        for name in unknown:  # Python names no close match for a mistyped keyword
+            allowed = inspect.signature(Inferencer.__init__).parameters
+            raise TypeError(f"Inferencer() got an unexpected keyword argument '{name}'"
+                            f"{_suggest(name, [a for a in allowed if a not in ('self', 'unknown')])}")
         if not output:
             raise ValueError("output: give at least one recorded output, e.g. {'v': traces}")
         self._units = dict(units or {})

@@ -238,6 +238,8 @@ def test_bad_data_shapes_and_values():
 
 
 def test_unknown_keywords_and_method():
+    with pytest.raises(TypeError, match=r"'treshold'; did you mean 'threshold'\?"):
+        make(treshold="v > 0*mV")
     inf = make()
     with pytest.raises(TypeError, match=r"'n_round'; did you mean 'n_rounds'\?"):
         inf.infer(n_samples=10, n_round=2, **PRIORS)
