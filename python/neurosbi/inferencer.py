@@ -142,32 +142,9 @@ class Inferencer:
         self._units = dict(units or {})
         self._inputs = dict(input or {})
         self._outputs = dict(output)
-        equations = str(model)
-        description = {"equations": equations}
-        for key, value in (("threshold", threshold), ("reset", reset)):
-            if value is not None:
-                description[key] = str(value)
-        if refractory is not None:
-            description["refractory"] = _text(refractory, None, "refractory")
-        if method is not None:
-            description["method"] = str(method)
-        description["initial"] = [
-            [k, _text(v, self._units.get(k), f"param_init.{k}")]
-            for k, v in (param_init or {}).items()
-        ]
-        stimuli, n_steps = {}, None
-        inputs = []
-        for name, values in self._inputs.items():
-            if _dims(values) is None and name not in self._units:
-                raise ValueError(
-                    f"input {name}: plain numbers need a unit: units={{'{name}': 'nA'}} "
-                    "(or pass a Brian quantity)")
-            _rows(np.asarray(values), f"input {name}")  # dtype, shape, finite
-            si, exps = _quantity(values, self._units.get(name), f"input {name}")
-            stimuli[name] = {"values": _rows(si, f"input {name}")}
-            n_steps = n_steps or len(stimuli[name]["values"][0])
-            inputs.append([name, {"exponents": exps}])
-        description["inputs"] = inputs
+        description = self._description(model, method, threshold, reset, refractory,
+                                        param_init)
+        stimuli, n_steps = self._stimuli(description)
         outputs = {}
         for var, data in self._outputs.items():
             outputs[var], steps = self._output(var, data, features)
@@ -176,26 +153,18 @@ class Inferencer:
         # rule), looked up only for names the model uses and does not declare.
         strings = [str(v) for v in (threshold, reset, refractory) if isinstance(v, str)]
         strings += [e for _, e in description["initial"]]
-        wanted = [n for n in _neurosbi.external_names(equations, strings) if n not in stimuli]
+        wanted = [n for n in _neurosbi.external_names(description["equations"], strings)
+                  if n not in stimuli]
         found = self._namespace(wanted, namespace, level)
         description["constants"] = [
             [n, _si_entry(v, self._units.get(n), f"namespace.{n}")] for n, v in found.items()
         ]
-        if isinstance(dt, str) or (_dims(dt) is None and "dt" not in self._units):
-            dt_spec = dt if isinstance(dt, str) else float(dt)  # Rust names a missing unit
-        else:
-            dt_spec = _si_entry(dt, self._units.get("dt"), "dt")
-        self._spec = {
-            "model": {"description": description},
-            "dt": dt_spec,
-            "stimuli": stimuli,
-            "outputs": outputs,
-        }
-        if n_steps is not None:
-            dt_si = self._dt_seconds(self._spec["dt"])
-            if dt_si is not None:
-                self._spec["duration"] = {"value": n_steps * dt_si,
-                                          "dim": {"exponents": [0, 0, 1, 0, 0, 0, 0]}}
+        self._spec = {"model": {"description": description}, "dt": self._dt(dt),
+                      "stimuli": stimuli, "outputs": outputs}
+        dt_si = self._dt_seconds(self._spec["dt"])
+        if n_steps is not None and dt_si is not None:
+            self._spec["duration"] = {"value": n_steps * dt_si,
+                                      "dim": {"exponents": [0, 0, 1, 0, 0, 0, 0]}}
         if synthetic is not None:
             self._spec["synthetic"] = {
                 n: _text(v, self._units.get(n), f"synthetic.{n}") for n, v in synthetic.items()}
@@ -208,6 +177,44 @@ class Inferencer:
         self._seed = 0
         self.posterior = None
         self._samples = None
+
+    def _description(self, model, method, threshold, reset, refractory, param_init):
+        """The model's description (``neurosbi_sim::ModelDescription``), without constants."""
+        description = {"equations": str(model)}
+        for key, value in (("threshold", threshold), ("reset", reset)):
+            if value is not None:
+                description[key] = str(value)
+        if refractory is not None:
+            description["refractory"] = _text(refractory, None, "refractory")
+        if method is not None:
+            description["method"] = str(method)
+        description["initial"] = [
+            [k, _text(v, self._units.get(k), f"param_init.{k}")]
+            for k, v in (param_init or {}).items()
+        ]
+        return description
+
+    def _stimuli(self, description):
+        """Stimulus values (SI) per input, declaring each input's dimension in the model's
+        description; and the number of steps (None without inputs)."""
+        stimuli, n_steps, inputs = {}, None, []
+        for name, values in self._inputs.items():
+            if _dims(values) is None and name not in self._units:
+                raise ValueError(
+                    f"input {name}: plain numbers need a unit: units={{'{name}': 'nA'}} "
+                    "(or pass a Brian quantity)")
+            _rows(np.asarray(values), f"input {name}")  # dtype, shape, finite
+            si, exps = _quantity(values, self._units.get(name), f"input {name}")
+            stimuli[name] = {"values": _rows(si, f"input {name}")}
+            n_steps = n_steps or len(stimuli[name]["values"][0])
+            inputs.append([name, {"exponents": exps}])
+        description["inputs"] = inputs
+        return stimuli, n_steps
+
+    def _dt(self, dt):
+        if isinstance(dt, str) or (_dims(dt) is None and "dt" not in self._units):
+            return dt if isinstance(dt, str) else float(dt)  # validation names the unit
+        return _si_entry(dt, self._units.get("dt"), "dt")
 
     @staticmethod
     def _dt_seconds(dt):

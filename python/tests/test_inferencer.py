@@ -225,6 +225,12 @@ def test_prior_in_the_wrong_unit_or_empty():
         priors=dict(PRIORS, gl=[1, 2]))
 
 
+def test_bare_dt_and_an_input_in_the_wrong_unit():
+    bad(r"`dt`: \"0\.1\" has dimension 1 \(dimensionless\), expected second",
+        units={k: u for k, u in UNITS.items() if k != "dt"})
+    bad(r"`model`: dimension mismatch at equations line 2", units=dict(UNITS, I="mV"))
+
+
 def test_bad_data_shapes_and_values():
     v = membrane()
     v[7] = np.nan
