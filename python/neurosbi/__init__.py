@@ -105,13 +105,9 @@ class Trainer:
         """The posterior of the last training (amortised: give ``x`` when sampling).
         ``density_estimator`` (what sbi's ``train()`` returns) is accepted and ignored: the
         posterior is always the last training's. ``sample_with``: None (the method's own
-        sampler: direct for NPE, MCMC for NLE/NRE); other samplers are chosen in fit files
-        (``[inference] posterior``)."""
-        if sample_with is not None:
-            raise ValueError(
-                f"sample_with: `{sample_with}` is not available from Python yet; leave it out "
-                "for the method's own sampler (direct for NPE, MCMC for NLE and NRE)")
-        return self._rust.build_posterior()
+        sampler: direct for NPE, MCMC for NLE/NRE), or sbi's direct, mcmc, rejection,
+        importance, vi."""
+        return self._rust.build_posterior(sample_with)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(method={self.method!r}, prior={self.prior!r})"

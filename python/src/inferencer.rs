@@ -192,23 +192,8 @@ impl ProblemInferencer {
 
     /// The trained posterior, with the observation's features as its default x.
     fn posterior(&self, py: Python<'_>) -> PyResult<PyPosterior> {
-        let inner = &self.inner;
-        // A copy through its saved form (the engine's posterior is not `Clone`): the copy
-        // samples bit for bit as the original (python/tests: save/load round trip).
-        let copy = py
-            .detach(|| {
-                let dir = std::env::temp_dir().join(format!(
-                    "neurosbi-posterior-{}-{}",
-                    std::process::id(),
-                    crate::fresh_seed()
-                ));
-                let r = inner.save(&dir).and_then(|()| {
-                    neurosbi_infer::Posterior::load(&dir).map_err(neurosbi::Error::from)
-                });
-                let _ = std::fs::remove_dir_all(&dir);
-                r
-            })
-            .map_err(facade_err)?;
+        let p = self.inner.posterior().map_err(facade_err)?;
+        let copy = py.detach(|| crate::copy_posterior(p)).map_err(to_py)?;
         Ok(PyPosterior {
             inner: Arc::new(copy),
             default_x: Some(self.inner.observed_features().to_vec()),

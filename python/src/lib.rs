@@ -13,8 +13,8 @@ use std::sync::Arc;
 use neurosbi_flows::{ClassifierConfig, EstimatorConfig, FlowError, NoObserver, TrainConfig};
 use neurosbi_infer::methods::estimator_for;
 use neurosbi_infer::{
-    IndependentPrior, InferError, Method, MethodOptions, Posterior, Prior, train_nle, train_npe,
-    train_nre,
+    IndependentPrior, InferError, Method, MethodOptions, Posterior, PosteriorKind, Prior,
+    train_nle, train_npe, train_nre,
 };
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
 use pyo3::create_exception;
@@ -431,18 +431,47 @@ impl Trainer {
         Ok((rep.epochs, rep.best_val_loss))
     }
 
-    /// The posterior of the last training.
-    fn build_posterior(&self) -> PyResult<PyPosterior> {
-        match &self.posterior {
-            Some(p) => Ok(PyPosterior {
-                inner: p.clone(),
-                default_x: None,
-            }),
-            None => Err(Error::new_err(
+    /// The posterior of the last training; `sample_with` (sbi's names: direct, mcmc,
+    /// rejection, importance, vi) replaces the method's own sampler.
+    #[pyo3(signature = (sample_with=None))]
+    fn build_posterior(&self, py: Python<'_>, sample_with: Option<&str>) -> PyResult<PyPosterior> {
+        let Some(p) = &self.posterior else {
+            return Err(Error::new_err(
                 "build_posterior: nothing trained yet: call train() first",
-            )),
-        }
+            ));
+        };
+        let inner = match sample_with {
+            None => p.clone(),
+            Some(name) => {
+                let kind = PosteriorKind::from_name(name).map_err(|_| {
+                    value_error(
+                        "sample_with",
+                        format!("unknown sampler `{name}` (expected direct, mcmc, rejection, importance, vi)"),
+                    )
+                })?;
+                let mut copy = py.detach(|| copy_posterior(p)).map_err(to_py)?;
+                copy.set_kind(kind).map_err(to_py)?;
+                Arc::new(copy)
+            }
+        };
+        Ok(PyPosterior {
+            inner,
+            default_x: None,
+        })
     }
+}
+
+/// A copy of `p` through its saved form (`Posterior` is not `Clone`); the copy samples bit
+/// for bit as the original (python/tests: save/load round trip).
+pub(crate) fn copy_posterior(p: &Posterior) -> Result<Posterior, InferError> {
+    let dir = std::env::temp_dir().join(format!(
+        "neurosbi-posterior-{}-{}",
+        std::process::id(),
+        fresh_seed()
+    ));
+    let r = p.save(&dir).and_then(|()| Posterior::load(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 /// A posterior p(theta | x), amortised over x.

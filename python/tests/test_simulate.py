@@ -81,5 +81,9 @@ def test_sbi_flow_build_posterior_takes_the_estimator():
     estimator = inference.append_simulations(theta, x).train(max_num_epochs=3, seed=0)
     posterior = inference.build_posterior(estimator)
     assert posterior.sample((4,), x=[0.1, 0.2], seed=0).shape == (4, 2)
-    with pytest.raises(ValueError, match=r"sample_with: `vi` is not available"):
-        inference.build_posterior(sample_with="vi")
+    rejection = inference.build_posterior(sample_with="rejection")
+    assert "Rejection" in repr(rejection)
+    draws = rejection.sample((50,), x=[0.1, 0.2], seed=0)
+    assert draws.shape == (50, 2) and np.all(np.abs(draws) <= 2.0)
+    with pytest.raises(ValueError, match=r"sample_with: unknown sampler `gibbs`"):
+        inference.build_posterior(sample_with="gibbs")
