@@ -112,6 +112,20 @@ def test_python_and_cli_give_identical_samples(tmp_path):
     assert np.array_equal(from_cli, inf.sample((500,)))
 
 
+@pytest.mark.skipif(not CLI, reason="NEUROSBI_CLI is not set")
+def test_spike_train_problem_agrees_with_the_cli(tmp_path):
+    """The fit file carries spike trains (CSV), an inline model with a threshold and reset,
+    and a synthetic-free observation: `neurosbi fit` still draws the same samples."""
+    inf = make(output={"spikes": [np.array([0.0105, 0.0201, 0.029])]},
+               features={"spikes": ["train_count", "train_latency"]},
+               threshold="v > -55*mV", reset="v = El", units=dict(UNITS, spikes="second"))
+    inf.infer(n_samples=200, seed=2, train_kwargs=dict(max_num_epochs=2), **PRIORS)
+    inf.to_fit_file(tmp_path / "spikes.toml", samples=100, output=tmp_path / "out")
+    assert (tmp_path / "spikes.spikes.csv").read_text() == "0.0105,0.0201,0.029\n"
+    subprocess.run([CLI, "fit", str(tmp_path / "spikes.toml"), "--quiet"], check=True)
+    assert np.array_equal(np.load(tmp_path / "out" / "samples.npy"), inf.sample((100,)))
+
+
 class Dim:
     def __init__(self, exps):
         self._dims = exps
