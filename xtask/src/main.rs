@@ -118,13 +118,13 @@ fn python_test() -> Result<()> {
     };
     let root = workspace_root();
     let target = target_dir()?;
-    // The train_npe example (bit-for-bit test) and the program the agreement test runs.
+    // The train_npe example (bit-for-bit test) and the program the agreement test runs, in
+    // one build: built alone, the program unifies other dependency features and rebuilds
+    // most dependencies.
     let mut rust = cargo();
-    rust.args(["build", "-p", "neurosbi-python", "--example", "train_npe"]);
+    rust.args(["build", "-p", "neurosbi-python", "-p", "neurosbi"]);
+    rust.args(["--example", "train_npe", "--bin", "neurosbi"]);
     run(rust)?;
-    let mut cli = cargo();
-    cli.args(["build", "-p", "neurosbi", "--bin", "neurosbi"]);
-    run(cli)?;
     install_wheel(&bin, "dev")?;
     let mut pytest = Command::new(bin.join("python"));
     pytest
@@ -159,13 +159,11 @@ fn python_bench() -> Result<()> {
         "--release",
         "-p",
         "neurosbi-python",
-        "--example",
-        "train_npe",
+        "-p",
+        "neurosbi",
     ]);
+    rust.args(["--example", "train_npe", "--bin", "neurosbi"]);
     run(rust)?;
-    let mut cli = cargo();
-    cli.args(["build", "--release", "-p", "neurosbi", "--bin", "neurosbi"]);
-    run(cli)?;
     install_wheel(&bin, "release")?;
     let release = target.join("release");
     let mut bench = Command::new(bin.join("python"));
