@@ -37,6 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seed: a[7].parse()?,
         ..TrainConfig::default()
     };
+    // The training's own wall time, for `cargo xtask bench python` (stderr, so the
+    // bit-for-bit test is unaffected).
+    let t0 = std::time::Instant::now();
     let (posterior, _) = train_npe(
         prior,
         &theta,
@@ -46,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &train,
         &mut NoObserver,
     )?;
+    eprintln!("train_npe: trained in {:.3} s", t0.elapsed().as_secs_f64());
     posterior.save(std::path::Path::new(&a[8]))?;
     Ok(())
 }

@@ -18,10 +18,16 @@ import difflib
 
 from ._neurosbi import METHOD_NAMES, BoxUniform, Error, Posterior, load_posterior
 from ._neurosbi import Trainer as _RustTrainer
+from ._neurosbi import feature_catalogue as _feature_catalogue
 
 __all__ = [
     "BoxUniform",
     "Error",
+    "Figure",
+    "Inferencer",
+    "SimulatorError",
+    "features",
+    "simulate_for_sbi",
     "METHOD_NAMES",
     "NLE",
     "NPE",
@@ -30,6 +36,12 @@ __all__ = [
     "Trainer",
     "load_posterior",
 ]
+
+def features():
+    """The feature catalogue: ``{name: (group, unit, summary, parameters)}`` (the names
+    ``Inferencer(features={...})`` and fit files take; ``neurosbi features`` prints it)."""
+    return {n: (g, u, s, p) for n, g, u, s, p in _feature_catalogue()}
+
 
 # sbi's defaults (sbi 0.27), the same as neurosbi_flows::TrainConfig's.
 _TRAIN_DEFAULTS = {
@@ -89,9 +101,13 @@ class Trainer:
         epochs, best = self._rust.train(**args)
         return {"epochs": epochs, "best_validation_loss": best}
 
-    def build_posterior(self) -> Posterior:
-        """The posterior of the last training (amortised: give ``x`` when sampling)."""
-        return self._rust.build_posterior()
+    def build_posterior(self, density_estimator=None, sample_with=None) -> Posterior:
+        """The posterior of the last training (amortised: give ``x`` when sampling).
+        ``density_estimator`` (what sbi's ``train()`` returns) is accepted and ignored: the
+        posterior is always the last training's. ``sample_with``: None (the method's own
+        sampler: direct for NPE, MCMC for NLE/NRE), or sbi's direct, mcmc, rejection,
+        importance, vi."""
+        return self._rust.build_posterior(sample_with)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(method={self.method!r}, prior={self.prior!r})"
@@ -116,3 +132,9 @@ class NRE(Trainer):
 
     def __init__(self, prior: BoxUniform, classifier: str = "resnet"):
         super().__init__("nre", prior, classifier)
+
+
+# Imported last: they use the trainers above.
+from .figure import Figure  # noqa: E402
+from .inferencer import Inferencer  # noqa: E402
+from .simulate import SimulatorError, simulate_for_sbi  # noqa: E402

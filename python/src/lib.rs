@@ -13,13 +13,16 @@ use std::sync::Arc;
 use neurosbi_flows::{ClassifierConfig, EstimatorConfig, FlowError, NoObserver, TrainConfig};
 use neurosbi_infer::methods::estimator_for;
 use neurosbi_infer::{
-    IndependentPrior, InferError, Method, MethodOptions, Posterior, Prior, train_nle, train_npe,
-    train_nre,
+    IndependentPrior, InferError, Method, MethodOptions, Posterior, PosteriorKind, Prior,
+    train_nle, train_npe, train_nre,
 };
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
+
+mod fitfile;
+mod inferencer;
 
 create_exception!(
     _neurosbi,
@@ -29,7 +32,7 @@ create_exception!(
 );
 
 /// Maps a Rust error to the Python exception of its kind, keeping the Rust message.
-fn to_py(e: InferError) -> PyErr {
+pub(crate) fn to_py(e: InferError) -> PyErr {
     let msg = e.to_string();
     match &e {
         InferError::InvalidPrior { .. }
@@ -51,20 +54,20 @@ fn value_error(what: &str, why: impl std::fmt::Display) -> PyErr {
 }
 
 /// A seed from the operating system's randomness, for calls that give none.
-fn fresh_seed() -> u64 {
+pub(crate) fn fresh_seed() -> u64 {
     RandomState::new().build_hasher().finish()
 }
 
 /// A row-major matrix read from a Python object (numpy array, list, anything with `__array__`).
-struct Matrix {
-    data: Vec<f64>,
-    rows: usize,
-    cols: usize,
+pub(crate) struct Matrix {
+    pub(crate) data: Vec<f64>,
+    pub(crate) rows: usize,
+    pub(crate) cols: usize,
 }
 
 /// Reads `obj` as a 2-D float64/float32 array (a 1-D one is one row when `one_row` is set)
 /// with `cols` columns when given, and only finite values.
-fn matrix(
+pub(crate) fn matrix(
     py: Python<'_>,
     obj: &Bound<'_, PyAny>,
     what: &str,
@@ -149,13 +152,27 @@ fn vector(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f6
     Ok(v)
 }
 
-fn to_numpy<'py>(
+pub(crate) fn to_numpy<'py>(
     py: Python<'py>,
     data: Vec<f64>,
     rows: usize,
     cols: usize,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
     PyArray1::from_vec(py, data).reshape([rows, cols])
+}
+
+/// The number of draws of sbi's `sample_shape`: `(n,)`, `n`, or None (one draw).
+fn sample_count(shape: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    match shape {
+        None => Ok(1),
+        Some(s) => match (s.extract::<usize>(), s.extract::<(usize,)>()) {
+            (Ok(n), _) | (_, Ok((n,))) => Ok(n),
+            _ => Err(value_error(
+                "sample_shape",
+                format!("expected (n,) or n with n >= 0, got {s}"),
+            )),
+        },
+    }
 }
 
 /// A box-uniform prior, `BoxUniform(low, high)` (sbi's `BoxUniform`).
@@ -199,14 +216,15 @@ impl BoxUniform {
         self.high.clone()
     }
 
-    /// `n` draws, shape (n, dim).
-    #[pyo3(signature = (n, seed=None))]
+    /// Draws, shape (n, dim); `sample_shape` is sbi's `(n,)` or `n`.
+    #[pyo3(signature = (sample_shape=None, seed=None))]
     fn sample<'py>(
         &self,
         py: Python<'py>,
-        n: usize,
+        sample_shape: Option<&Bound<'py, PyAny>>,
         seed: Option<u64>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let n = sample_count(sample_shape)?;
         let seed = seed.unwrap_or_else(fresh_seed);
         let prior = self.prior.clone();
         let v = py.detach(move || neurosbi_infer::sample_prior(prior.as_ref(), n, seed));
@@ -413,25 +431,54 @@ impl Trainer {
         Ok((rep.epochs, rep.best_val_loss))
     }
 
-    /// The posterior of the last training.
-    fn build_posterior(&self) -> PyResult<PyPosterior> {
-        match &self.posterior {
-            Some(p) => Ok(PyPosterior {
-                inner: p.clone(),
-                default_x: None,
-            }),
-            None => Err(Error::new_err(
+    /// The posterior of the last training; `sample_with` (sbi's names: direct, mcmc,
+    /// rejection, importance, vi) replaces the method's own sampler.
+    #[pyo3(signature = (sample_with=None))]
+    fn build_posterior(&self, py: Python<'_>, sample_with: Option<&str>) -> PyResult<PyPosterior> {
+        let Some(p) = &self.posterior else {
+            return Err(Error::new_err(
                 "build_posterior: nothing trained yet: call train() first",
-            )),
-        }
+            ));
+        };
+        let inner = match sample_with {
+            None => p.clone(),
+            Some(name) => {
+                let kind = PosteriorKind::from_name(name).map_err(|_| {
+                    value_error(
+                        "sample_with",
+                        format!("unknown sampler `{name}` (expected direct, mcmc, rejection, importance, vi)"),
+                    )
+                })?;
+                let mut copy = py.detach(|| copy_posterior(p)).map_err(to_py)?;
+                copy.set_kind(kind).map_err(to_py)?;
+                Arc::new(copy)
+            }
+        };
+        Ok(PyPosterior {
+            inner,
+            default_x: None,
+        })
     }
+}
+
+/// A copy of `p` through its saved form (`Posterior` is not `Clone`); the copy samples bit
+/// for bit as the original (python/tests: save/load round trip).
+pub(crate) fn copy_posterior(p: &Posterior) -> Result<Posterior, InferError> {
+    let dir = std::env::temp_dir().join(format!(
+        "neurosbi-posterior-{}-{}",
+        std::process::id(),
+        fresh_seed()
+    ));
+    let r = p.save(&dir).and_then(|()| Posterior::load(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+    r
 }
 
 /// A posterior p(theta | x), amortised over x.
 #[pyclass(module = "neurosbi._neurosbi", name = "Posterior")]
-struct PyPosterior {
-    inner: Arc<Posterior>,
-    default_x: Option<Vec<f64>>,
+pub(crate) struct PyPosterior {
+    pub(crate) inner: Arc<Posterior>,
+    pub(crate) default_x: Option<Vec<f64>>,
 }
 
 impl PyPosterior {
@@ -496,18 +543,7 @@ impl PyPosterior {
         x: Option<&Bound<'py, PyAny>>,
         seed: Option<u64>,
     ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let n = match sample_shape {
-            None => 1,
-            Some(s) => match (s.extract::<usize>(), s.extract::<(usize,)>()) {
-                (Ok(n), _) | (_, Ok((n,))) => n,
-                _ => {
-                    return Err(value_error(
-                        "sample_shape",
-                        format!("expected (n,) or n with n >= 0, got {s}"),
-                    ));
-                }
-            },
-        };
+        let n = sample_count(sample_shape)?;
         let x_o = self.x_o(py, x)?;
         let seed = seed.unwrap_or_else(fresh_seed);
         let post = &self.inner;
@@ -555,6 +591,26 @@ impl PyPosterior {
         py.detach(move || post.save(&path)).map_err(to_py)
     }
 
+    /// A table for Jupyter.
+    fn _repr_html_(&self) -> String {
+        let x = self
+            .default_x
+            .as_ref()
+            .map_or("none (pass x=...)".to_string(), |x| {
+                let shown: Vec<String> = x.iter().take(8).map(|v| format!("{v:.4}")).collect();
+                let more = if x.len() > 8 { ", ..." } else { "" };
+                format!("[{}{more}]", shown.join(", "))
+            });
+        format!(
+            "<table><caption>neurosbi posterior</caption>\
+             <tr><th>kind</th><td>{:?}</td></tr><tr><th>dim theta</th><td>{}</td></tr>\
+             <tr><th>dim x</th><td>{}</td></tr><tr><th>default x</th><td>{x}</td></tr></table>",
+            self.inner.kind(),
+            self.inner.dim_theta(),
+            self.inner.dim_x()
+        )
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Posterior(dim_theta={}, dim_x={}, kind={:?})",
@@ -563,6 +619,18 @@ impl PyPosterior {
             self.inner.kind()
         )
     }
+}
+
+/// `obj` as a finite float64 matrix (a 1-D array is one row), checked as every array
+/// argument is: `what` names it in errors.
+#[pyfunction]
+fn as_matrix<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
+    what: &str,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let m = matrix(py, obj, what, None, true)?;
+    to_numpy(py, m.data, m.rows, m.cols)
 }
 
 /// Loads a posterior saved with `Posterior.save(path)`.
@@ -594,5 +662,13 @@ fn _neurosbi(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Trainer>()?;
     m.add_class::<PyPosterior>()?;
     m.add_function(wrap_pyfunction!(load_posterior, m)?)?;
+    m.add_function(wrap_pyfunction!(as_matrix, m)?)?;
+    m.add_class::<inferencer::ProblemInferencer>()?;
+    m.add_function(wrap_pyfunction!(inferencer::unit, m)?)?;
+    m.add_function(wrap_pyfunction!(inferencer::display_unit, m)?)?;
+    m.add_function(wrap_pyfunction!(inferencer::external_names, m)?)?;
+    m.add_function(wrap_pyfunction!(inferencer::feature_catalogue, m)?)?;
+    m.add_function(wrap_pyfunction!(inferencer::store_simulations, m)?)?;
+    m.add_function(wrap_pyfunction!(fitfile::write_fit_file, m)?)?;
     Ok(())
 }

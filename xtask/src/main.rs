@@ -7,8 +7,9 @@
 //!   and `cargo xtask mpi-test` run them alone. Then the Python package's tests
 //!   (`cargo xtask python-test` alone): a virtual environment under the target dir with
 //!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
-//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|all]`: runs the criterion and
-//!   ratio benchmarks and prints the figures the issues name.
+//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|all]`: runs the
+//!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
+//!   part of `all`: the Python package against the Rust paths and sbi).
 
 use anyhow::{Context, Result, bail};
 use std::io::Write;
@@ -25,7 +26,7 @@ fn main() -> Result<()> {
         Some("python-test") => python_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|bench [sim|features|flows|npe|e2e|sbibm|store|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -106,11 +107,81 @@ fn test(extra: &[String]) -> Result<()> {
 
 /// The Python package's tests: creates (once) a virtual environment in
 /// `<target>/python-venv` with maturin, pytest and numpy from PyPI, builds the package
-/// (dev profile, reusing the workspace's build) and the `train_npe` example its bit-for-bit
-/// test compares with, installs the wheel and runs `pytest python/tests`. Skipped, with the
-/// reason printed, when python3 or its venv module is missing (`NEUROSBI_PYTHON` picks
-/// another interpreter).
+/// (dev profile, reusing the workspace's build), the `train_npe` example its bit-for-bit
+/// test compares with and the `neurosbi` program its agreement test runs, installs the
+/// wheel and runs `pytest python/tests` (which also executes python/examples, the notebook
+/// in a Jupyter kernel). Skipped, with the reason printed, when python3 or its venv module
+/// is missing (`NEUROSBI_PYTHON` picks another interpreter).
 fn python_test() -> Result<()> {
+    let Some(bin) = python_venv()? else {
+        return Ok(());
+    };
+    let root = workspace_root();
+    let target = target_dir()?;
+    // The train_npe example (bit-for-bit test) and the program the agreement test runs, in
+    // one build: built alone, the program unifies other dependency features and rebuilds
+    // most dependencies.
+    let mut rust = cargo();
+    rust.args(["build", "-p", "neurosbi-python", "-p", "neurosbi"]);
+    rust.args(["--example", "train_npe", "--bin", "neurosbi"]);
+    run(rust)?;
+    install_wheel(&bin, "dev")?;
+    let mut pytest = Command::new(bin.join("python"));
+    pytest
+        .args(["-m", "pytest", "python/tests", "-q", "-rs"])
+        .current_dir(&root)
+        .env(
+            "NEUROSBI_TRAIN_NPE_EXAMPLE",
+            target.join("debug").join("examples").join("train_npe"),
+        )
+        .env("NEUROSBI_CLI", target.join("debug").join("neurosbi"));
+    eprintln!("xtask: running {pytest:?}");
+    let status = pytest.status().context("starting pytest")?;
+    match status.code() {
+        Some(0) => Ok(()),
+        // pytest's "no tests collected" is a failure here, not a pass.
+        Some(5) => bail!("pytest collected no tests in python/tests"),
+        _ => bail!("the Python tests failed ({status})"),
+    }
+}
+
+/// `cargo xtask bench python`: python/bench/bench_python.py on release builds of the
+/// package, the `train_npe` example and the `neurosbi` program (sbi's side runs when sbi
+/// and torch are importable in the virtual environment).
+fn python_bench() -> Result<()> {
+    let Some(bin) = python_venv()? else {
+        return Ok(());
+    };
+    let target = target_dir()?;
+    let mut rust = cargo();
+    rust.args([
+        "build",
+        "--release",
+        "-p",
+        "neurosbi-python",
+        "-p",
+        "neurosbi",
+    ]);
+    rust.args(["--example", "train_npe", "--bin", "neurosbi"]);
+    run(rust)?;
+    install_wheel(&bin, "release")?;
+    let release = target.join("release");
+    let mut bench = Command::new(bin.join("python"));
+    bench
+        .arg(workspace_root().join("python/bench/bench_python.py"))
+        .env(
+            "NEUROSBI_TRAIN_NPE_EXAMPLE",
+            release.join("examples").join("train_npe"),
+        )
+        .env("NEUROSBI_CLI", release.join("neurosbi"));
+    run(bench)
+}
+
+/// The virtual environment `<target>/python-venv` (created once) with maturin, pytest,
+/// numpy and what runs the example notebook; its `bin` folder, or None with the reason
+/// printed when python3 or its venv module is missing (`NEUROSBI_PYTHON` picks another
+/// interpreter).
+fn python_venv() -> Result<Option<std::path::PathBuf>> {
     let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = Command::new(&python)
         .args(["-c", "import venv, ensurepip"])
@@ -125,11 +196,9 @@ fn python_test() -> Result<()> {
     };
     if let Some(reason) = reason {
         eprintln!("xtask: SKIPPED the Python tests: {reason}");
-        return Ok(());
+        return Ok(None);
     }
-    let root = workspace_root();
-    let target = target_dir()?;
-    let venv = target.join("python-venv");
+    let venv = target_dir()?.join("python-venv");
     let bin = venv.join("bin");
     if !bin.join("python").exists() {
         let mut cmd = Command::new(&python);
@@ -145,20 +214,27 @@ fn python_test() -> Result<()> {
         "maturin>=1.9,<2",
         "pytest",
         "numpy",
+        // The example notebook runs in a real Jupyter kernel (python/tests/test_examples.py).
+        "nbclient",
+        "nbformat",
+        "ipykernel",
     ]);
     run(pip)?;
-    let mut example = cargo();
-    example.args(["build", "-p", "neurosbi-python", "--example", "train_npe"]);
-    run(example)?;
+    Ok(Some(bin))
+}
+
+/// Builds the package's wheel with cargo profile `profile` and installs it into the venv.
+fn install_wheel(bin: &std::path::Path, profile: &str) -> Result<()> {
+    let target = target_dir()?;
     let wheels = target.join("python-wheels");
     let _ = std::fs::remove_dir_all(&wheels);
     let mut build = Command::new(bin.join("maturin"));
     build
-        .args(["build", "--profile", "dev", "--quiet", "-m"])
-        .arg(root.join("python").join("Cargo.toml"))
+        .args(["build", "--profile", profile, "--quiet", "-m"])
+        .arg(workspace_root().join("python").join("Cargo.toml"))
         .arg("--out")
         .arg(&wheels)
-        .env("VIRTUAL_ENV", &venv)
+        .env("VIRTUAL_ENV", bin.parent().unwrap_or(bin))
         .env("CARGO_TARGET_DIR", &target);
     run(build)?;
     let wheel = std::fs::read_dir(&wheels)
@@ -177,23 +253,7 @@ fn python_test() -> Result<()> {
             "--no-deps",
         ])
         .arg(&wheel);
-    run(install)?;
-    let mut pytest = Command::new(bin.join("python"));
-    pytest
-        .args(["-m", "pytest", "python/tests", "-q", "-rs"])
-        .current_dir(&root)
-        .env(
-            "NEUROSBI_TRAIN_NPE_EXAMPLE",
-            target.join("debug").join("examples").join("train_npe"),
-        );
-    eprintln!("xtask: running {pytest:?}");
-    let status = pytest.status().context("starting pytest")?;
-    match status.code() {
-        Some(0) => Ok(()),
-        // pytest's "no tests collected" is a failure here, not a pass.
-        Some(5) => bail!("pytest collected no tests in python/tests"),
-        _ => bail!("the Python tests failed ({status})"),
-    }
+    run(install)
 }
 
 /// Whether Debian package `pkg` is installed.
@@ -586,6 +646,7 @@ fn bench(args: &[String]) -> Result<()> {
         "sbibm",
         "sbibm-table",
         "store",
+        "python",
         "all",
     ];
     if !known.contains(&which) {
@@ -593,6 +654,9 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if which == "sbibm-table" {
         return sbibm_table();
+    }
+    if which == "python" {
+        return python_bench();
     }
     if which == "sim" || which == "all" {
         let mut cmd = cargo();

@@ -1,7 +1,7 @@
 //! The whole job of `neurosbi fit`: observation -> simulations (resumable store) -> training ->
 //! posterior samples, summary, figures and the report, written into the output folder.
 
-use crate::config::FitConfig;
+use crate::config::{FitConfig, InferenceSettings};
 use crate::error::{Error, Result};
 use crate::outdir::OutDir;
 use crate::plot::{self, PairData, TracePanel};
@@ -351,19 +351,25 @@ pub const STORE_CHUNK_SIZE: usize = 500;
 /// The inference settings `fit` runs with for the seed `seed`; shards and proposals made on
 /// other machines (`neurosbi::scale`) use the same, so they reproduce `fit` exactly.
 pub fn inference_config(cfg: &FitConfig, seed: u64) -> InferenceConfig {
+    inference_config_for(&cfg.inference, seed)
+}
+
+/// [`inference_config`] from the settings alone (the Python package runs a validated
+/// description's settings through it, so it trains exactly as `fit` does).
+pub fn inference_config_for(s: &InferenceSettings, seed: u64) -> InferenceConfig {
     InferenceConfig {
-        method: cfg.inference.method,
-        rounds: cfg.inference.rounds.clone(),
-        estimator: cfg.inference.estimator.clone(),
-        train: cfg.inference.train.clone(),
+        method: s.method,
+        rounds: s.rounds.clone(),
+        estimator: s.estimator.clone(),
+        train: s.train.clone(),
         run: RunConfig {
             seed,
-            batch_size: cfg.inference.batch_size,
+            batch_size: s.batch_size,
             chunk_size: STORE_CHUNK_SIZE,
-            max_invalid_fraction: cfg.inference.max_invalid,
+            max_invalid_fraction: s.max_invalid,
         },
         seed,
-        posterior: cfg.inference.posterior,
+        posterior: s.posterior,
         ..InferenceConfig::default()
     }
 }

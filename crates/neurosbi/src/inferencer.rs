@@ -1,14 +1,16 @@
 //! The high-level [`Inferencer`]: brian2modelfitting's `Inferencer` as a Rust API, without its
 //! limits (several inputs and outputs, any prior of the inference engine, units checked).
 
+use crate::config::InferenceSettings;
 use crate::error::{Error, Result};
 use crate::plot::{self, PairData};
 use crate::problem::{NeuronSimulator, Observed, Problem, SPIKES};
 use crate::spec::{BUILDER_ORIGIN, DataSpec, Entries, FeaturesSpec, ModelSource, OutputSpec};
 use crate::spec::{PriorSpec, ProblemSpec, QuantitySpec, StimulusSpec};
-use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig};
+use neurosbi_flows::{EstimatorConfig, NoObserver, TrainConfig, TrainObserver};
 use neurosbi_infer::{
-    InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig, Store,
+    InferenceConfig, InferenceReport, Marginal, Method, Posterior, Prior, Quiet, RunConfig,
+    RunObserver, Store,
 };
 use neurosbi_sim::{Model, Quantity};
 use std::path::Path;
@@ -213,6 +215,7 @@ pub struct Inferencer {
     observed: Vec<Observed>,
     x_o: Vec<f64>,
     seed: u64,
+    settings: InferenceSettings,
     posterior: Option<Posterior>,
     report: Option<InferenceReport>,
 }
@@ -246,6 +249,7 @@ impl Inferencer {
             observed,
             x_o,
             seed: spec.seed,
+            settings: cfg.inference,
             posterior: None,
             report: None,
         })
@@ -261,6 +265,18 @@ impl Inferencer {
         &self.problem
     }
 
+    /// The description's validated inference settings (its `[inference]` table, with the
+    /// fit file's defaults); `crate::fit::inference_config_for` turns them into what `fit`
+    /// runs.
+    pub fn settings(&self) -> &InferenceSettings {
+        &self.settings
+    }
+
+    /// The observation (data, or the simulation of the synthetic ground truth).
+    pub fn observed(&self) -> &[Observed] {
+        &self.observed
+    }
+
     /// Features of the observation.
     pub fn observed_features(&self) -> &[f64] {
         &self.x_o
@@ -270,8 +286,6 @@ impl Inferencer {
     /// folder and a later call with the same settings reuses them (continue); without it,
     /// every call starts again (restart).
     pub fn infer(&mut self, settings: &InferSettings, store: Option<&Path>) -> Result<&Posterior> {
-        let sim = NeuronSimulator::new(self.problem.clone(), Some(self.observed.clone()))?;
-        let prior: Arc<dyn Prior> = Arc::new(self.problem.prior()?);
         let cfg = InferenceConfig {
             method: settings.method,
             rounds: settings.rounds.clone(),
@@ -285,6 +299,20 @@ impl Inferencer {
             posterior: settings.posterior,
             ..InferenceConfig::default()
         };
+        self.infer_with(&cfg, store, &mut Quiet, &mut NoObserver)
+    }
+
+    /// [`Inferencer::infer`] with every engine setting given (`cfg`; its seed decides the
+    /// simulations) and observers of the simulations and the training (progress bars).
+    pub fn infer_with(
+        &mut self,
+        cfg: &InferenceConfig,
+        store: Option<&Path>,
+        sim_observer: &mut dyn RunObserver,
+        train_observer: &mut dyn TrainObserver,
+    ) -> Result<&Posterior> {
+        let sim = NeuronSimulator::new(self.problem.clone(), Some(self.observed.clone()))?;
+        let prior: Arc<dyn Prior> = Arc::new(self.problem.prior()?);
         let mut st = match store {
             None => None,
             Some(dir) => Some(Store::open_or_create(
@@ -298,10 +326,10 @@ impl Inferencer {
             &sim,
             prior,
             Some(&self.x_o),
-            &cfg,
+            cfg,
             st.as_mut(),
-            &mut Quiet,
-            &mut NoObserver,
+            sim_observer,
+            train_observer,
         )?;
         self.report = Some(report);
         Ok(self.posterior.insert(post))
