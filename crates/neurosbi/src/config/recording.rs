@@ -61,11 +61,11 @@ pub(super) fn selectors(ctx: &Ctx, key: &str, t: &toml::Table) -> Result<Selecto
     Ok((sweeps, channel, interpolate))
 }
 
-/// Reads a recording (bounded, like every data file).
+/// Reads a recording (bounded, like every data file): ABF, or NWB when built with `nwb`.
 pub(super) fn open(ctx: &Ctx, key: &str, path: &Path) -> Result<Recording> {
     let bytes = read_bounded(path, DATA_LIMIT)
         .map_err(|e| ctx.err(key, format!("{}: {e}", path.display())))?;
-    neurosbi_io::parse_abf(path, &bytes).map_err(|e| ctx.err(key, e.to_string()))
+    neurosbi_io::parse(path, &bytes).map_err(|e| ctx.err(key, e.to_string()))
 }
 
 /// What to take from a recording and how.
