@@ -287,6 +287,11 @@ fn collect(
         let Ok(g) = group.group(&name) else { continue };
         let kind = string_attr(&g, "neurodata_type").unwrap_or_default();
         if kind != wanted {
+            let kind = if kind.is_empty() {
+                "untyped group"
+            } else {
+                &kind
+            };
             others.push(format!("{kind} {name:?}"));
             continue;
         }
