@@ -279,7 +279,12 @@ fn nwb_skipped_built_without_the_nwb_feature_and_an_nwb_file_says_how_to_enable(
     let nwb =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../neurosbi-io/tests/data/nwb/ic_steps.nwb");
     let b = format!(
-        "dt = \"0.1*ms\"\nduration = \"600*ms\"\n[outputs.v]\nunit = \"mV\"\nfeatures = [\"mean\"]\ndata = {nwb:?}\n"
+        "dt = \"0.1*ms\"\nduration = \"600*ms\"\n[stimuli.I]\nfrom = {nwb:?}\nchannel = \"stimulus\"\n\
+         [outputs.v]\nunit = \"mV\"\nfeatures = [\"mean\"]\ndata = {nwb:?}\n"
+    );
+    eprintln!(
+        "NWB fit-file test skipped: built without the `nwb` feature \
+         (`cargo test -p neurosbi --features nwb --test recordings`, or `cargo xtask test`)"
     );
     let e = error_of("nwb-off", &b);
     assert!(
