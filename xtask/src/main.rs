@@ -7,6 +7,8 @@
 //!   and `cargo xtask mpi-test` run them alone. Then the Python package's tests
 //!   (`cargo xtask python-test` alone): a virtual environment under the target dir with
 //!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
+//!   Then the NWB tests (`cargo xtask nwb-test` alone): neurosbi-io's and the fit-file tests
+//!   with `--features nwb`, after installing libhdf5-dev and pkg-config when root.
 //! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|all]`: runs the
 //!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
 //!   part of `all`: the Python package against the Rust paths and sbi).
@@ -24,9 +26,10 @@ fn main() -> Result<()> {
         Some("slurm-test") => slurm_test(),
         Some("mpi-test") => mpi_test(),
         Some("python-test") => python_test(),
+        Some("nwb-test") => nwb_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -100,9 +103,65 @@ fn test(extra: &[String]) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run(doc)?;
+    nwb_test()?;
     python_test()?;
     slurm_test()?;
     mpi_test()
+}
+
+/// The NWB tests: neurosbi-io's reader against the pynwb fixtures and the fit-file/`inspect`
+/// test, built with `--features nwb`, which links the system HDF5 found by pkg-config. Installs
+/// Debian's libhdf5-dev and pkg-config when missing and root; otherwise says why it skips.
+fn nwb_test() -> Result<()> {
+    if std::env::var_os("NEUROSBI_SKIP_NWB").is_some() {
+        eprintln!("xtask: SKIPPED the NWB tests: NEUROSBI_SKIP_NWB is set");
+        return Ok(());
+    }
+    let packages = ["libhdf5-dev", "pkg-config"];
+    let missing = || -> Vec<&str> {
+        packages
+            .iter()
+            .copied()
+            .filter(|p| !dpkg_installed(p))
+            .collect()
+    };
+    let need = missing();
+    if !need.is_empty() {
+        if !is_root() {
+            eprintln!(
+                "xtask: SKIPPED the NWB tests: Debian packages {} are missing and installing them needs root",
+                need.join(", ")
+            );
+            return Ok(());
+        }
+        eprintln!(
+            "xtask: installing Debian packages {} for the NWB tests",
+            need.join(", ")
+        );
+        apt_install(&need);
+        let still = missing();
+        if !still.is_empty() {
+            eprintln!(
+                "xtask: SKIPPED the NWB tests: could not install Debian packages {}",
+                still.join(", ")
+            );
+            return Ok(());
+        }
+    }
+    let mut io = cargo();
+    io.args(["test", "-p", "neurosbi-io", "--features", "nwb"]);
+    run(io)?;
+    let mut fit = cargo();
+    fit.args([
+        "test",
+        "-p",
+        "neurosbi",
+        "--features",
+        "nwb",
+        "--test",
+        "recordings",
+    ]);
+    run(fit)
 }
 
 /// The Python package's tests: creates (once) a virtual environment in

@@ -15,7 +15,7 @@ pub enum Error {
     },
     /// The file does not start like any format this crate reads.
     #[error(
-        "{path}: not an ABF file (the first bytes are {found:?}; an ABF file starts with \"ABF \" or \"ABF2\")"
+        "{path}: not an ABF file (the first bytes are {found:?}; an ABF file starts with \"ABF \" or \"ABF2\") nor an NWB file (HDF5, starting with \"\\x89HDF\")"
     )]
     UnknownFormat {
         /// The file.
@@ -81,6 +81,22 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// What is missing.
+        message: String,
+    },
+    /// An HDF5 (NWB) file, but this build has no NWB reader.
+    #[error(
+        "{path}: an HDF5 file (NWB?), but this build of neurosbi has no NWB support; rebuild with `--features nwb` (needs the HDF5 library: Debian/Ubuntu `apt-get install libhdf5-dev pkg-config`)"
+    )]
+    NoNwbSupport {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An NWB file that cannot be read as current-clamp data.
+    #[error("{path}: {message}")]
+    Nwb {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         message: String,
     },
 }

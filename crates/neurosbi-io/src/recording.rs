@@ -25,6 +25,9 @@ pub enum Samples {
     I16(Vec<i16>),
     /// 32-bit floats, already in the channel's units.
     F32(Vec<f32>),
+    /// 64-bit floats, already in the channel's units (NWB: `data * conversion + offset`,
+    /// applied at reading because each sweep's series has its own conversion).
+    F64(Vec<f64>),
 }
 
 impl Samples {
@@ -32,6 +35,7 @@ impl Samples {
         match self {
             Samples::I16(v) => v.len(),
             Samples::F32(v) => v.len(),
+            Samples::F64(v) => v.len(),
         }
     }
 }
@@ -43,6 +47,8 @@ pub enum RawSweep<'a> {
     I16(&'a [i16]),
     /// 32-bit floats.
     F32(&'a [f32]),
+    /// 64-bit floats.
+    F64(&'a [f64]),
 }
 
 /// A comment placed in the file during the recording.
@@ -77,7 +83,7 @@ impl std::fmt::Display for ChannelSelector {
 pub struct Recording {
     /// The file it was read from.
     pub path: PathBuf,
-    /// Format and version (`ABF 2.6.0.0`).
+    /// Format and version (`ABF 2.6.0.0`, `NWB 2.9.0`).
     pub format: String,
     /// Samples per second of each channel.
     pub sample_rate_hz: f64,
@@ -139,6 +145,7 @@ impl Recording {
         Ok(match samples {
             Samples::I16(v) => RawSweep::I16(&v[start..start + len]),
             Samples::F32(v) => RawSweep::F32(&v[start..start + len]),
+            Samples::F64(v) => RawSweep::F64(&v[start..start + len]),
         })
     }
 
@@ -152,6 +159,7 @@ impl Recording {
                 .map(|&x| f64::from(x) * ch.gain + ch.offset)
                 .collect(),
             RawSweep::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+            RawSweep::F64(v) => v.to_vec(),
         })
     }
 

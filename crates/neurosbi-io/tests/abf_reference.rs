@@ -98,6 +98,7 @@ fn raw_sha256(raw: RawSweep) -> String {
     match raw {
         RawSweep::I16(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
         RawSweep::F32(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
+        RawSweep::F64(v) => v.iter().for_each(|x| h.update(x.to_le_bytes())),
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

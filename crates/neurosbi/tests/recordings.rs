@@ -1,4 +1,4 @@
-//! Recordings (`.abf`) in fit files and `neurosbi inspect`: the observation and the stimulus
+//! Recordings (`.abf`, `.nwb` with feature `nwb`) in fit files and `neurosbi inspect`: the observation and the stimulus
 //! come from the file, in the model's units, at the fit's dt; wrong channels, sweeps, units and
 //! sampling rates are refused with the file and the key named.
 
@@ -214,4 +214,81 @@ fn the_stimulus_can_come_from_a_recorded_channel() {
         &b.replace("channel = \"I_Com\"", "channel = \"I_Com\"\ncommand = 0"),
     );
     assert!(e.contains("not both"), "{e}");
+}
+
+/// NWB (feature `nwb`): the same fit-file keys and `neurosbi inspect` read the NWB file that
+/// pynwb wrote from the same recording (its even sweeps, V and A), through the same code.
+#[cfg(feature = "nwb")]
+#[test]
+fn an_nwb_recording_gives_the_observation_the_stimulus_and_inspect() {
+    let nwb =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../neurosbi-io/tests/data/nwb/ic_steps.nwb");
+    let b = format!(
+        "dt = \"0.1*ms\"\nduration = \"600*ms\"\n[stimuli.I]\nfrom = {nwb:?}\nchannel = \"stimulus\"\n\
+         sweeps = [1, 2]\n[outputs.v]\nunit = \"mV\"\nfeatures = [\"spike_count\", \"mean\"]\n\
+         data = {nwb:?}\nchannel = \"Vm\"\nsweeps = [1, 2]\n"
+    );
+    let cfg = FitConfig::from_file(&fit_file("nwb", &b)).unwrap_or_else(|e| panic!("{e}"));
+    let abf = neurosbi::io::open(steps_abf()).unwrap();
+    let Observed::Traces(rows) = &cfg.observed.as_ref().unwrap()[0] else {
+        panic!("no traces")
+    };
+    let n = cfg.problem.n_steps;
+    let stim = &cfg.problem.stimuli[0].values;
+    // NWB sweeps 1 and 2 are ABF sweeps 2 and 4; 20 kHz at dt 0.1 ms is every second sample.
+    for (i, (row, sweep)) in rows.iter().zip([2, 4]).enumerate() {
+        let mv = abf.sweep(0, sweep).unwrap();
+        let pa = abf.command_waveform(0, sweep).unwrap();
+        for k in (0..n).step_by(53) {
+            assert!(
+                (row[k] - mv[2 * k]).abs() < 1e-6,
+                "sweep {sweep} sample {k}: V -> mV"
+            );
+            let a = stim[i * n + k];
+            assert!(
+                (a - pa[2 * k] * 1e-12).abs() < 1e-17,
+                "sweep {sweep} sample {k}: A"
+            );
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_neurosbi"))
+        .args(["inspect", nwb.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for want in [
+        "NWB 2.",
+        "sampling rate 20000 Hz",
+        "8 sweep(s)",
+        "\"Vm\"  in V",
+        "\"stimulus\"  in A",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+/// Without the `nwb` feature an NWB file is refused with how to enable it.
+#[cfg(not(feature = "nwb"))]
+#[test]
+fn nwb_skipped_built_without_the_nwb_feature_and_an_nwb_file_says_how_to_enable() {
+    let nwb =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../neurosbi-io/tests/data/nwb/ic_steps.nwb");
+    let b = format!(
+        "dt = \"0.1*ms\"\nduration = \"600*ms\"\n[stimuli.I]\nfrom = {nwb:?}\nchannel = \"stimulus\"\n\
+         [outputs.v]\nunit = \"mV\"\nfeatures = [\"mean\"]\ndata = {nwb:?}\n"
+    );
+    eprintln!(
+        "NWB fit-file test skipped: built without the `nwb` feature \
+         (`cargo test -p neurosbi --features nwb --test recordings`, or `cargo xtask test`)"
+    );
+    let e = error_of("nwb-off", &b);
+    assert!(
+        e.contains("ic_steps.nwb") && e.contains("--features nwb"),
+        "{e}"
+    );
 }

@@ -16,10 +16,11 @@ pub(super) type Selectors = (Option<Vec<usize>>, Option<ChannelSpec>, Option<boo
 /// Rows of a stimulus (SI) and its window (s).
 type StimRows = (Vec<Vec<f64>>, Option<(f64, f64)>);
 
-/// Whether `path` names a recording this module reads (by extension, any case).
+/// Whether `path` names a recording this module reads (by extension, any case). `.nwb` counts
+/// in every build, so one without the `nwb` feature says how to enable it.
 pub(super) fn is_recording(path: &Path) -> bool {
     path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("abf"))
+        .is_some_and(|e| e.eq_ignore_ascii_case("abf") || e.eq_ignore_ascii_case("nwb"))
 }
 
 /// `sweeps`, `channel` and `interpolate` of a table (`key` is the table's key).
@@ -61,11 +62,11 @@ pub(super) fn selectors(ctx: &Ctx, key: &str, t: &toml::Table) -> Result<Selecto
     Ok((sweeps, channel, interpolate))
 }
 
-/// Reads a recording (bounded, like every data file).
+/// Reads a recording (bounded, like every data file): ABF, or NWB when built with `nwb`.
 pub(super) fn open(ctx: &Ctx, key: &str, path: &Path) -> Result<Recording> {
     let bytes = read_bounded(path, DATA_LIMIT)
         .map_err(|e| ctx.err(key, format!("{}: {e}", path.display())))?;
-    neurosbi_io::parse_abf(path, &bytes).map_err(|e| ctx.err(key, e.to_string()))
+    neurosbi_io::parse(path, &bytes).map_err(|e| ctx.err(key, e.to_string()))
 }
 
 /// What to take from a recording and how.
@@ -213,7 +214,7 @@ pub(super) fn stimulus(
     if !is_recording(&path) {
         return Err(ctx.err(
             &fk,
-            "expected a recording (.abf); for CSV or .npy use kind = \"file\"",
+            "expected a recording (.abf or .nwb); for CSV or .npy use kind = \"file\"",
         ));
     }
     let rec = open(ctx, &fk, &path)?;
