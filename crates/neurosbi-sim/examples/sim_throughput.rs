@@ -12,7 +12,8 @@
 //! a bifurcation may gain or lose a spike, so up to 1 % of neurons may differ by one.
 //!
 //! Timings: each configuration runs 5 times, the sides alternating, and the median is
-//! printed, with everything pinned to one core for the one-thread rows.
+//! printed, with everything pinned to one core for the one-thread rows. The all-threads
+//! rows compare the string path per core with the one-thread C loop.
 //! `cargo xtask bench sim` runs it (or `cargo run --release -p neurosbi-sim --example
 //! sim_throughput`; `SIM_THROUGHPUT_N=10000` restricts the sizes, `SIM_REPS` the repeats).
 
@@ -191,7 +192,11 @@ struct Row {
     model: &'static str,
     n: usize,
     threads: usize,
+    /// The C loop's time (one thread), measured in this row or, for the all-threads row,
+    /// in the one-thread row before it.
     c: Option<f64>,
+    /// Whether `c` was measured in this row (printed in the C column).
+    c_here: bool,
     string: f64,
     native: Option<f64>,
 }
@@ -200,7 +205,10 @@ impl Row {
     fn print(&self) {
         let rate = |s: f64| (self.n * N_STEPS) as f64 / s / 1e6;
         let per_core = |s: f64| rate(s) / self.threads as f64;
-        let c = self.c.map_or("-".into(), |s| format!("{:.1}", rate(s)));
+        let c = match self.c {
+            Some(s) if self.c_here => format!("{:.1}", rate(s)),
+            _ => "-".into(),
+        };
         let native = self
             .native
             .map_or("-".into(), |s| format!("{:.1}", rate(s)));
@@ -276,6 +284,7 @@ fn main() {
         let model = load(file);
         for &n in &sizes {
             let p = params(n, si);
+            let mut c_time = None;
             for (threads, pool) in [(1, &pool_one), (threads_all, &pool_all)] {
                 if threads > 1 && n < 1000 {
                     continue;
@@ -293,11 +302,16 @@ fn main() {
                     cfg: &cfg,
                 };
                 let (tc, ts, tn, mismatch) = pool.install(|| run.measure(reps, c, &counts_file));
+                let c_here = !tc.is_empty();
+                if c_here {
+                    c_time = Some(median(tc));
+                }
                 Row {
                     model: label,
                     n,
                     threads,
-                    c: (!tc.is_empty()).then(|| median(tc)),
+                    c: c_time,
+                    c_here,
                     string: median(ts),
                     native: (!tn.is_empty()).then(|| median(tn)),
                 }
