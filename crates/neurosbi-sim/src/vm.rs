@@ -1207,6 +1207,41 @@ mod tests {
         p.outputs.iter().map(|&r| file[r as usize][0]).collect()
     }
 
+    /// Compiles `exprs` into one program over state 0 (register 0) and parameter 0
+    /// (register 1, run-constant).
+    fn compile_xp(exprs: &[Ex]) -> (Builder, Compiled) {
+        let mut b = Builder::new(vec![false, true]);
+        let slot = |b: &mut Builder, s: Slot| match s {
+            Slot::State(0) => b.fixed(0),
+            _ => b.fixed(1),
+        };
+        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
+        let c = b.compile(&[outs]);
+        (b, c)
+    }
+
+    /// Every output at every (x, p) within `rel` of the reference evaluation, relative to
+    /// the larger of |reference| and `floor`.
+    fn assert_agrees(
+        b: &Builder,
+        c: &Compiled,
+        exprs: &[Ex],
+        points: &[(f64, f64)],
+        rel: f64,
+        floor: f64,
+    ) {
+        for &(xv, pv) in points {
+            let got = run(b, c, &[xv, pv]);
+            for (e, g) in exprs.iter().zip(got) {
+                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
+                assert!(
+                    (g - want).abs() <= rel * want.abs().max(floor),
+                    "{e:?}: {g} vs {want}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn compiled_programs_agree_with_reference_evaluation() {
         // x = state 0 (fixed 0), p = param (fixed 1, invariant)
@@ -1221,23 +1256,9 @@ mod tests {
             mul(mul(p(), p()), add(x(), Ex::Num(1.0))),
             Ex::Clip(Box::new(x()), Box::new(Ex::Num(-1.0)), Box::new(p())),
         ];
-        let mut b = Builder::new(vec![false, true]);
-        let slot = |b: &mut Builder, s: Slot| match s {
-            Slot::State(0) => b.fixed(0),
-            _ => b.fixed(1),
-        };
-        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
-        let c = b.compile(&[outs]);
-        for (xv, pv) in [(0.3, 1.7), (-2.0, 0.5), (5.0, -1.0)] {
-            let got = run(&b, &c, &[xv, pv]);
-            for (e, g) in exprs.iter().zip(got) {
-                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
-                assert!(
-                    (g - want).abs() <= 1e-14 * want.abs().max(1.0),
-                    "{e:?}: {g} vs {want}"
-                );
-            }
-        }
+        let (b, c) = compile_xp(&exprs);
+        let points = [(0.3, 1.7), (-2.0, 0.5), (5.0, -1.0)];
+        assert_agrees(&b, &c, &exprs, &points, 1e-14, 1.0);
     }
 
     fn positive_tree() -> impl proptest::strategy::Strategy<Value = Ex> {
@@ -1347,26 +1368,12 @@ mod tests {
             // The divisor depends on a parameter too: p*exp(x) is no exponential chain.
             div(Ex::Num(2.0), mul(exp(x()), p())),
         ];
-        let mut b = Builder::new(vec![false, true]);
-        let slot = |b: &mut Builder, s: Slot| match s {
-            Slot::State(0) => b.fixed(0),
-            _ => b.fixed(1),
-        };
-        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
-        let c = b.compile(&[outs]);
+        let (b, c) = compile_xp(&exprs);
         let code = format!("{:?}", c.programs[0].ins);
         assert_eq!(code.matches("ExpAffRecip").count(), 2, "{code}");
         assert_eq!(code.matches("EfunAff").count(), 1, "{code}");
-        for (xv, pv) in [(-0.07, 0.3), (0.04, 1.5), (-4.0, 2.0), (0.0, -0.2)] {
-            let got = run(&b, &c, &[xv, pv]);
-            for (e, g) in exprs.iter().zip(got) {
-                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
-                assert!(
-                    (g - want).abs() <= 1e-14 * want.abs(),
-                    "{e:?}: {g} vs {want}"
-                );
-            }
-        }
+        let points = [(-0.07, 0.3), (0.04, 1.5), (-4.0, 2.0), (0.0, -0.2)];
+        assert_agrees(&b, &c, &exprs, &points, 1e-14, 0.0);
     }
 
     #[test]
@@ -1389,34 +1396,18 @@ mod tests {
                 ),
             ),
         ];
-        let mut b = Builder::new(vec![false, true]);
-        let slot = |b: &mut Builder, s: Slot| match s {
-            Slot::State(0) => b.fixed(0),
-            _ => b.fixed(1),
-        };
-        let outs: Vec<NodeId> = exprs.iter().map(|e| b.lower(e, &slot)).collect();
-        let c = b.compile(&[outs]);
+        let (b, c) = compile_xp(&exprs);
         let code = format!("{:?}", c.programs[0].ins);
         assert!(!code.contains("Div"), "{code}");
-        for (xv, pv) in [
+        let points = [
             (-0.07, 0.3),
             (0.013, 1.5),
             (0.02, -0.2),
             (0.013 + 1e-12, 0.0),
-        ] {
-            let got = run(&b, &c, &[xv, pv]);
-            for (e, g) in exprs.iter().zip(got) {
-                let want = e.eval(&|s| if s == Slot::State(0) { xv } else { pv });
-                assert!(
-                    (g - want).abs() <= 1e-13 * want.abs(),
-                    "{e:?}: {g} vs {want}"
-                );
-            }
-        }
+        ];
+        assert_agrees(&b, &c, &exprs, &points, 1e-13, 0.0);
         // (k - x)/k2 is one multiply-add.
-        let mut b = Builder::new(vec![false, true]);
-        let o = b.lower(&z(), &slot);
-        let c = b.compile(&[vec![o]]);
+        let (_, c) = compile_xp(&[z()]);
         assert_eq!(c.programs[0].len(), 1);
     }
 }
