@@ -138,6 +138,9 @@ struct Symbolic<'a> {
     model: &'a Model,
     layout: Layout,
     dt: f64,
+    /// While a circuit's phase is integrated: the states of that phase, and the latest
+    /// value of every state (the other phases' are held during this one).
+    phase: Option<(Vec<usize>, Vec<NodeId>)>,
 }
 
 impl Symbolic<'_> {
@@ -165,16 +168,77 @@ impl Symbolic<'_> {
     }
 
     fn current(&mut self) -> Vec<NodeId> {
+        if let Some((_, base)) = &self.phase {
+            return base.clone();
+        }
         (0..self.layout.n_states)
             .map(|j| self.b.fixed(j as u32))
             .collect()
     }
+
+    /// The global index of the integrator's state `j`.
+    fn global(&self, j: usize) -> usize {
+        self.phase.as_ref().map_or(j, |(p, _)| p[j])
+    }
+
+    /// The full state vector with the integrator's (phase-local) values `x` written in.
+    fn full(&mut self, x: &[NodeId]) -> Vec<NodeId> {
+        match &self.phase {
+            None => x.to_vec(),
+            Some((p, base)) => {
+                let mut full = base.clone();
+                for (k, &j) in p.iter().enumerate() {
+                    full[j] = x[k];
+                }
+                full
+            }
+        }
+    }
+
+    /// The global indices of the states being integrated.
+    fn integrated(&self) -> Vec<usize> {
+        match &self.phase {
+            None => (0..self.layout.n_states).collect(),
+            Some((p, _)) => p.clone(),
+        }
+    }
+}
+
+/// The step program's new states: `(constant over dt)` values assigned from the state at
+/// the step's start, then each phase integrated in turn (a circuit's objects in Brian's
+/// order). A model with neither gets the single-phase program unchanged.
+fn step_nodes(alg: &mut Symbolic, model: &Model) -> Vec<NodeId> {
+    if model.pre_step.is_empty() && model.phases.is_empty() {
+        return integrate::step(alg, model.method);
+    }
+    let start = alg.current();
+    let mut base = start.clone();
+    for (j, e) in &model.pre_step {
+        base[*j] = alg.lower(e, &start, 0.0);
+    }
+    // Held states have zero derivative, so every method leaves them as assigned.
+    let phases = if model.phases.is_empty() {
+        vec![(0..model.states.len()).collect()]
+    } else {
+        model.phases.clone()
+    };
+    for phase in phases {
+        alg.phase = Some((phase.clone(), base.clone()));
+        let new = integrate::step(alg, model.method);
+        for (k, &j) in phase.iter().enumerate() {
+            base[j] = new[k];
+        }
+    }
+    alg.phase = None;
+    base
 }
 
 impl StepAlgebra for Symbolic<'_> {
     type V = NodeId;
     fn n_states(&self) -> usize {
-        self.layout.n_states
+        self.phase
+            .as_ref()
+            .map_or(self.layout.n_states, |(p, _)| p.len())
     }
     fn n_noise(&self) -> usize {
         self.layout.n_noise
@@ -183,7 +247,10 @@ impl StepAlgebra for Symbolic<'_> {
         self.dt
     }
     fn state(&mut self, j: usize) -> NodeId {
-        self.b.fixed(j as u32)
+        match &self.phase {
+            Some((p, base)) => base[p[j]],
+            None => self.b.fixed(j as u32),
+        }
     }
     fn num(&mut self, v: f64) -> NodeId {
         self.b.num(v)
@@ -212,22 +279,28 @@ impl StepAlgebra for Symbolic<'_> {
         self.b.fixed(self.layout.not_refractory() as u32)
     }
     fn frozen_when_refractory(&self, j: usize) -> bool {
+        let j = self.global(j);
         self.model.states[j].unless_refractory && self.model.refractory != Refractory::None
     }
     fn drift(&mut self, x: &[NodeId], stage: f64) -> Vec<NodeId> {
         let model = self.model;
-        model
-            .drift
-            .iter()
-            .map(|f| self.lower(f, x, stage))
+        let full = self.full(x);
+        self.integrated()
+            .into_iter()
+            .map(|j| self.lower(&model.drift[j], &full, stage))
             .collect()
     }
     fn diffusion(&mut self, x: &[NodeId], stage: f64) -> Vec<Vec<NodeId>> {
         let model = self.model;
-        model
-            .diffusion
-            .iter()
-            .map(|g| g.iter().map(|e| self.lower(e, x, stage)).collect())
+        let full = self.full(x);
+        self.integrated()
+            .into_iter()
+            .map(|j| {
+                model.diffusion[j]
+                    .iter()
+                    .map(|e| self.lower(e, &full, stage))
+                    .collect()
+            })
             .collect()
     }
     fn linear(&mut self) -> Vec<(NodeId, NodeId)> {
@@ -237,8 +310,12 @@ impl StepAlgebra for Symbolic<'_> {
             .linear
             .as_ref()
             .expect("exponential Euler is only selected for linear models");
-        lin.iter()
-            .map(|(a, b)| (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0)))
+        self.integrated()
+            .into_iter()
+            .map(|j| {
+                let (a, b) = &lin[j];
+                (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0))
+            })
             .collect()
     }
     fn linear_system(&mut self) -> (Vec<Vec<NodeId>>, Vec<NodeId>) {
@@ -317,6 +394,7 @@ impl CompiledKernel {
             model,
             layout,
             dt,
+            phase: None,
         };
         let x = alg.current();
         let init: Vec<NodeId> = model
@@ -324,7 +402,7 @@ impl CompiledKernel {
             .iter()
             .map(|e| alg.lower(e, &x, 0.0))
             .collect();
-        let step = integrate::step(&mut alg, model.method);
+        let step = step_nodes(&mut alg, model);
         let threshold: Vec<NodeId> = model
             .threshold
             .iter()

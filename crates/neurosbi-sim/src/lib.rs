@@ -28,6 +28,7 @@
 
 pub mod canonical;
 pub mod check;
+pub mod circuit;
 pub mod equations;
 pub mod error;
 pub mod exact;

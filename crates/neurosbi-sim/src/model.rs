@@ -154,6 +154,14 @@ pub struct ModelDescription {
     pub constants: Vec<(String, Quantity)>,
     /// Initial values: state variable and an expression of constants and parameters.
     pub initial: Vec<(String, String)>,
+    /// For circuits (see [`crate::circuit`]): the state variables of each object, in the
+    /// order Brian integrates the objects; each phase reads the others' latest values.
+    /// Empty: every state is integrated at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<Vec<String>>,
+    /// The equations are a synapse's (checked on their own): synaptic flags are allowed.
+    #[serde(skip)]
+    pub(crate) synapse: bool,
 }
 
 impl ModelDescription {
@@ -224,6 +232,11 @@ pub struct Model {
     pub(crate) initial: Vec<Ex>,
     pub(crate) subexprs: Vec<(String, Ex, Dimension)>,
     pub(crate) method: Method,
+    /// `(constant over dt)` states and the expression each takes at a step's start.
+    pub(crate) pre_step: Vec<(usize, Ex)>,
+    /// States integrated together, phase after phase (objects of a circuit in Brian's
+    /// order); empty: all states in one phase.
+    pub(crate) phases: Vec<Vec<usize>>,
     pub(crate) equations: EquationSet,
     /// What the model was built from (with the method in use), so it can be rebuilt or
     /// written down: a problem description holds this, not the compiled model.
@@ -252,6 +265,7 @@ impl Model {
             .chain(refractory)
             .chain(&self.initial)
             .chain(self.subexprs.iter().map(|(_, e, _)| e))
+            .chain(self.pre_step.iter().map(|(_, e)| e))
     }
 
     /// State variables.

@@ -20,9 +20,11 @@ impl Model {
     pub fn new(desc: &ModelDescription) -> Result<Model> {
         let eqs = EquationSet::parse("equations", &desc.equations)?;
         let mut scope = constants_scope(desc)?;
+        refuse_synapse_flags(desc, &eqs)?;
         let (states, params) = declare_equations(desc, &eqs, &mut scope)?;
         let inputs = declare_inputs(desc, &mut scope)?;
         let rhs = lower_equations(&eqs, &mut scope)?;
+        let pre_step = lower_constant_over_dt(&eqs, &states, &mut scope)?;
         lower_subexpressions(&eqs.source, &mut scope)?;
         let (drift, diffusion) = split_noise(&rhs, &scope.noise)?;
         refuse_rand_in_equations(&drift, &diffusion, &states)?;
@@ -34,6 +36,7 @@ impl Model {
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
         let method = choose_method(desc, &diffusion, &scope.noise, &linear, &exact)?;
+        let phases = schedule(desc, &states, &pre_step, method)?;
         let model = Model {
             states,
             params,
@@ -50,6 +53,8 @@ impl Model {
             initial,
             subexprs,
             method,
+            pre_step,
+            phases,
             equations: eqs,
             description: desc.clone(),
         };
@@ -98,7 +103,9 @@ fn declare_equations(
             ));
         }
         let sym = match eq.kind {
-            EquationKind::Differential => {
+            // Held over the step like a state whose derivative is zero, and assigned at
+            // the step's start (see `lower_constant_over_dt`).
+            _ if is_state(eq) => {
                 states.push(var);
                 Symbol::Slot(Slot::State(states.len() - 1), eq.dim)
             }
@@ -106,7 +113,7 @@ fn declare_equations(
                 params.push(var);
                 Symbol::Slot(Slot::Param(params.len() - 1), eq.dim)
             }
-            EquationKind::Subexpression => {
+            EquationKind::Subexpression | EquationKind::Differential => {
                 scope.subexprs.push(SubexprEntry {
                     name: eq.name.clone(),
                     expr: eq
@@ -153,11 +160,11 @@ fn declare_inputs(desc: &ModelDescription, scope: &mut Scope) -> Result<Vec<Var>
 fn lower_equations(eqs: &EquationSet, scope: &mut Scope) -> Result<Vec<(Ex, String)>> {
     let src = &eqs.source;
     let mut rhs = Vec::new();
-    for eq in eqs
-        .equations
-        .iter()
-        .filter(|e| e.kind == EquationKind::Differential)
-    {
+    for eq in eqs.equations.iter().filter(|e| is_state(e)) {
+        if eq.kind == EquationKind::Subexpression {
+            rhs.push((Ex::Num(0.0), eq.name.clone()));
+            continue;
+        }
         let e = eq
             .expr
             .as_ref()
@@ -175,6 +182,124 @@ fn lower_equations(eqs: &EquationSet, scope: &mut Scope) -> Result<Vec<(Ex, Stri
         rhs.push((x, eq.name.clone()));
     }
     Ok(rhs)
+}
+
+/// Whether an equation declares a state variable: a differential equation, or a
+/// subexpression held over each step.
+fn is_state(eq: &crate::equations::Equation) -> bool {
+    eq.kind == EquationKind::Differential || eq.flags.constant_over_dt
+}
+
+/// The `(constant over dt)` subexpressions: each is a state with zero derivative, assigned
+/// its expression of the state at the start of every step (before integration), as Brian
+/// evaluates such subexpressions once per step.
+fn lower_constant_over_dt(
+    eqs: &EquationSet,
+    states: &[Var],
+    scope: &mut Scope,
+) -> Result<Vec<(usize, Ex)>> {
+    let src = &eqs.source;
+    let mut out = Vec::new();
+    for eq in eqs.equations.iter().filter(|e| e.flags.constant_over_dt) {
+        let e = eq
+            .expr
+            .as_ref()
+            .expect("subexpressions have a right-hand side");
+        let (x, d) = scope.lower(src, e, Context::Plain)?;
+        if d != eq.dim {
+            return Err(SimError::Dimension {
+                at: src.locate(e.offset),
+                context: format!("`{}`: right-hand side vs declared unit", eq.name),
+                left: d,
+                right: eq.dim,
+            });
+        }
+        let j = states
+            .iter()
+            .position(|s| s.name == eq.name)
+            .expect("declared as a state");
+        out.push((j, x));
+    }
+    Ok(out)
+}
+
+/// Synaptic flags belong to synapse equations; a neuron group's equations refuse them.
+fn refuse_synapse_flags(desc: &ModelDescription, eqs: &EquationSet) -> Result<()> {
+    for eq in &eqs.equations {
+        let f = eq.flags;
+        let flag = if f.event_driven {
+            "event-driven"
+        } else if desc.synapse {
+            continue;
+        } else if f.clock_driven {
+            "clock-driven"
+        } else if f.summed {
+            "summed"
+        } else {
+            continue;
+        };
+        let why = if desc.synapse {
+            "event-driven synaptic variables are not supported yet: write the variable as \
+             clock-driven (integrated every step), or update it in `on_pre`"
+                .to_string()
+        } else {
+            "it belongs to synapse equations (a `[synapses.NAME]` table of a circuit model \
+             file), not to a neuron group"
+                .to_string()
+        };
+        return Err(SimError::syntax(
+            eqs.source.locate(eq.offset),
+            format!("`{}` is flagged `({flag})`: {why}", eq.name),
+        ));
+    }
+    Ok(())
+}
+
+/// The integration phases: one per object of a circuit, in Brian's order (the
+/// description's `schedule`), or none for a single group (all states at once).
+fn schedule(
+    desc: &ModelDescription,
+    states: &[Var],
+    pre_step: &[(usize, Ex)],
+    method: Method,
+) -> Result<Vec<Vec<usize>>> {
+    if desc.schedule.is_empty() {
+        return Ok(Vec::new());
+    }
+    if method == Method::Exact && desc.schedule.len() > 1 {
+        return Err(SimError::Model(
+            "the `exact` method integrates one linear system; a circuit of several groups and \
+             synapses needs a step method (euler, exponential_euler, rk2, rk4, heun, ...)"
+                .into(),
+        ));
+    }
+    let mut seen = vec![false; states.len()];
+    for (j, _) in pre_step {
+        seen[*j] = true;
+    }
+    let mut phases = Vec::new();
+    for names in &desc.schedule {
+        let mut phase = Vec::new();
+        for name in names {
+            let j = states.iter().position(|s| &s.name == name).ok_or_else(|| {
+                SimError::Model(format!("schedule: `{name}` is not a state variable"))
+            })?;
+            if std::mem::replace(&mut seen[j], true) {
+                return Err(SimError::Model(format!(
+                    "schedule: `{name}` is integrated twice or is held over the step"
+                )));
+            }
+            phase.push(j);
+        }
+        phases.push(phase);
+    }
+    if let Some(j) = seen.iter().position(|s| !s) {
+        return Err(SimError::Model(format!(
+            "schedule: state `{}` is in no phase",
+            states[j].name
+        )));
+    }
+    Ok(phases)
 }
 
 /// Lowers every subexpression, used or not, so errors in unused ones surface too.
@@ -228,7 +353,7 @@ fn refuse_rand_in_equations(drift: &[Ex], diffusion: &[Vec<Ex>], states: &[Var])
             .for_each(|g| g.visit(&mut |e| random |= matches!(e, Ex::Slot(Slot::Rand(_)))));
         if random {
             return Err(SimError::Model(format!(
-                "d{}/dt reads `rand()` or `randn()` through a subexpression; Brian requires such a subexpression to be flagged `(constant over dt)`, which neurosbi does not support: write white noise as `xi`",
+                "d{}/dt reads `rand()` or `randn()` through a subexpression; flag that subexpression `(constant over dt)` (one draw per step, as Brian requires), or write white noise as `xi`",
                 states[j].name
             )));
         }
