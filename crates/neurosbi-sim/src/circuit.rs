@@ -32,7 +32,7 @@
 
 use crate::equations::{AssignOp, EquationKind, EquationSet, parse_statements};
 use crate::error::{Result, SimError};
-use crate::model::{Model, ModelDescription};
+use crate::model::{Model, ModelDescription, Phase};
 use crate::syntax::{Expr, ExprKind, Source, parse_expr};
 use crate::units::{Dimension, Quantity};
 use std::collections::BTreeMap;
@@ -52,8 +52,10 @@ pub struct GroupDescription {
     pub reset: Option<String>,
     /// Refractory duration or condition.
     pub refractory: Option<String>,
-    /// Integration method.
+    /// Integration method (default: the circuit's).
     pub method: Option<String>,
+    /// Brian's `order`: objects are integrated by (order, name).
+    pub order: i64,
     /// Input variables read from stimuli (one stimulus per neuron in the flat model).
     pub inputs: Vec<(String, Dimension)>,
     /// Constants of this group only.
@@ -73,6 +75,7 @@ impl GroupDescription {
             reset: None,
             refractory: None,
             method: None,
+            order: 0,
             inputs: Vec::new(),
             constants: Vec::new(),
             initial: Vec::new(),
@@ -110,8 +113,10 @@ pub struct SynapseDescription {
     pub on_post: Option<String>,
     /// Transmission delay.
     pub delay: Option<String>,
-    /// Integration method of the clock-driven equations.
+    /// Integration method of the clock-driven equations (default: the circuit's).
     pub method: Option<String>,
+    /// Brian's `order`: objects are integrated by (order, name).
+    pub order: i64,
     /// Connection pattern.
     pub connect: Connect,
     /// Constants of this object only.
@@ -137,6 +142,7 @@ impl SynapseDescription {
             on_post: None,
             delay: None,
             method: None,
+            order: 0,
             connect: Connect::All,
             constants: Vec::new(),
             initial: Vec::new(),
@@ -153,7 +159,8 @@ pub struct CircuitDescription {
     pub groups: Vec<GroupDescription>,
     /// Synapse objects.
     pub synapses: Vec<SynapseDescription>,
-    /// Integration method of every object that names none.
+    /// Integration method of every object that names none (none: Brian's choice for the
+    /// whole circuit).
     pub method: Option<String>,
 }
 
@@ -174,15 +181,16 @@ impl CircuitDescription {
 
     /// Checks every object and writes the circuit as one model (see the module doc).
     pub fn flatten(&self) -> Result<ModelDescription> {
-        let method = self.common_method()?;
         check_names(self)?;
         let mut groups = BTreeMap::new();
         for g in &self.groups {
-            groups.insert(g.name.as_str(), Checked::group(self, g, method.as_deref())?);
+            let method = g.method.as_ref().or(self.method.as_ref());
+            groups.insert(g.name.as_str(), Checked::group(self, g, method)?);
         }
         let mut synapses = Vec::new();
         for s in &self.synapses {
-            synapses.push(CheckedSynapse::new(self, s, &groups, method.as_deref())?);
+            let method = s.method.as_ref().or(self.method.as_ref());
+            synapses.push(CheckedSynapse::new(self, s, &groups, method)?);
         }
         let spiking: Vec<&GroupDescription> = self
             .groups
@@ -207,35 +215,10 @@ impl CircuitDescription {
         for g in &self.groups {
             groups[g.name.as_str()].emit_group(g, &mut flat)?;
         }
-        flat.finish(self, method)
-    }
-
-    /// The one method every object uses (objects may name it or leave it to the circuit).
-    fn common_method(&self) -> Result<Option<String>> {
-        let mut method = self.method.clone();
-        let named = self
-            .groups
-            .iter()
-            .map(|g| (format!("groups.{}", g.name), &g.method))
-            .chain(
-                self.synapses
-                    .iter()
-                    .map(|s| (format!("synapses.{}", s.name), &s.method)),
-            );
-        for (object, m) in named {
-            let Some(m) = m else { continue };
-            match &method {
-                None => method = Some(m.clone()),
-                Some(have) if have == m => {}
-                Some(have) => {
-                    return Err(SimError::Model(format!(
-                        "{object}: method `{m}` differs from `{have}`; the objects of a circuit \
-                         are integrated with one method for now"
-                    )));
-                }
-            }
-        }
-        Ok(method)
+        let desc = flat.finish(self)?;
+        // What only the whole circuit can get wrong (a method for the schedule).
+        Model::new(&desc).map_err(|e| SimError::Model(format!("circuit: {e}")))?;
+        Ok(desc)
     }
 }
 
@@ -350,13 +333,17 @@ struct Checked {
 }
 
 impl Checked {
-    fn group(c: &CircuitDescription, g: &GroupDescription, method: Option<&str>) -> Result<Self> {
+    fn group(
+        c: &CircuitDescription,
+        g: &GroupDescription,
+        method: Option<&String>,
+    ) -> Result<Self> {
         let at = |e: SimError| SimError::Model(format!("groups.{}: {e}", g.name));
         let mut desc = ModelDescription::new(g.equations.clone());
         desc.threshold = g.threshold.clone();
         desc.reset = g.reset.clone();
         desc.refractory = g.refractory.clone();
-        desc.method = method.map(str::to_string);
+        desc.method = method.cloned();
         desc.inputs = g.inputs.clone();
         desc.constants = c.constants.iter().chain(&g.constants).cloned().collect();
         desc.initial = g.initial.clone();
@@ -456,8 +443,8 @@ impl Checked {
                 )?);
             }
         }
-        flat.phases
-            .push((format!("{}_stateupdater", g.name), phase));
+        let key = (g.order, format!("{}_stateupdater", g.name));
+        flat.phases.push((key, phase, g.method.clone()));
         Ok(())
     }
 }
@@ -497,7 +484,7 @@ impl CheckedSynapse {
         c: &CircuitDescription,
         s: &SynapseDescription,
         groups: &BTreeMap<&str, Checked>,
-        method: Option<&str>,
+        method: Option<&String>,
     ) -> Result<Self> {
         let fail = |m: String| SimError::Model(format!("synapses.{}: {m}", s.name));
         let group = |role: &str, g: &str| {
@@ -579,7 +566,7 @@ impl CheckedSynapse {
         }
         let mut desc = ModelDescription::new(s.equations.clone());
         desc.synapse = true;
-        desc.method = method.map(str::to_string);
+        desc.method = method.cloned();
         desc.inputs = inputs;
         desc.constants = c.constants.iter().chain(&s.constants).cloned().collect();
         desc.initial = s.initial.clone();
@@ -678,8 +665,8 @@ impl CheckedSynapse {
                     .push((format!("{var}{sfx}"), e.to_string()));
             }
         }
-        flat.phases
-            .push((format!("{}_stateupdater", s.name), phase));
+        let key = (s.order, format!("{}_stateupdater", s.name));
+        flat.phases.push((key, phase, s.method.clone()));
         Ok(())
     }
 }
@@ -788,7 +775,8 @@ struct Flat {
     /// (group, variable) of every summed target, also where no synapse arrives, with the
     /// synapse object summing into it.
     summed_targets: BTreeMap<(String, String), String>,
-    phases: Vec<(String, Vec<String>)>,
+    /// Per object: Brian's sort key (order, updater name), its states, its method.
+    phases: Vec<((i64, String), Vec<String>, Option<String>)>,
 }
 
 impl Flat {
@@ -796,11 +784,7 @@ impl Flat {
         self.lines.push(l);
     }
 
-    fn finish(
-        mut self,
-        c: &CircuitDescription,
-        method: Option<String>,
-    ) -> Result<ModelDescription> {
+    fn finish(mut self, c: &CircuitDescription) -> Result<ModelDescription> {
         // Summed targets of neurons without incoming synapses were written as parameters
         // already; any left over name a neuron that does not exist (a bug).
         debug_assert!(
@@ -808,7 +792,7 @@ impl Flat {
             "unplaced summed terms: {:?}",
             self.summed
         );
-        let n_states: usize = self.phases.iter().map(|(_, p)| p.len()).sum();
+        let n_states: usize = self.phases.iter().map(|(_, p, _)| p.len()).sum();
         if n_states > MAX_FLAT_STATES {
             return Err(SimError::Model(format!(
                 "circuit: {n_states} state variables in all; a circuit simulated one instance \
@@ -820,12 +804,12 @@ impl Flat {
         self.desc.schedule = self
             .phases
             .into_iter()
-            .map(|(_, p)| p)
-            .filter(|p| !p.is_empty())
+            .filter(|(_, p, _)| !p.is_empty())
+            .map(|(_, states, method)| Phase { states, method })
             .collect();
         self.lines.append(&mut self.synapse_lines);
         self.desc.equations = self.lines.join("\n");
-        self.desc.method = method;
+        self.desc.method = c.method.clone();
         self.desc.constants = c
             .constants
             .iter()

@@ -218,13 +218,13 @@ fn step_nodes(alg: &mut Symbolic, model: &Model) -> Vec<NodeId> {
     }
     // Held states have zero derivative, so every method leaves them as assigned.
     let phases = if model.phases.is_empty() {
-        vec![(0..model.states.len()).collect()]
+        vec![((0..model.states.len()).collect(), model.method)]
     } else {
         model.phases.clone()
     };
-    for phase in phases {
+    for (phase, method) in phases {
         alg.phase = Some((phase.clone(), base.clone()));
-        let new = integrate::step(alg, model.method);
+        let new = integrate::step(alg, method);
         for (k, &j) in phase.iter().enumerate() {
             base[j] = new[k];
         }
@@ -306,14 +306,12 @@ impl StepAlgebra for Symbolic<'_> {
     fn linear(&mut self) -> Vec<(NodeId, NodeId)> {
         let model = self.model;
         let x = self.current();
-        let lin = model
-            .linear
-            .as_ref()
-            .expect("exponential Euler is only selected for linear models");
         self.integrated()
             .into_iter()
             .map(|j| {
-                let (a, b) = &lin[j];
+                let (a, b) = model.linear[j]
+                    .as_ref()
+                    .expect("exponential Euler is only selected for linear equations");
                 (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0))
             })
             .collect()

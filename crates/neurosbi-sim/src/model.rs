@@ -158,10 +158,21 @@ pub struct ModelDescription {
     /// order Brian integrates the objects; each phase reads the others' latest values.
     /// Empty: every state is integrated at once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub schedule: Vec<Vec<String>>,
+    pub schedule: Vec<Phase>,
     /// The equations are a synapse's (checked on their own): synaptic flags are allowed.
     #[serde(skip)]
     pub(crate) synapse: bool,
+}
+
+/// One object of a circuit as its model integrates it: its state variables and method
+/// (`None`: the model's).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Phase {
+    /// State variables integrated together.
+    pub states: Vec<String>,
+    /// Integration method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 impl ModelDescription {
@@ -223,7 +234,7 @@ pub struct Model {
     /// `diffusion[j][k]`: coefficient of noise `k` in the equation of state `j`.
     pub(crate) diffusion: Vec<Vec<Ex>>,
     /// `dx_j/dt = A_j x_j + B_j`, or why not.
-    pub(crate) linear: std::result::Result<Vec<(Ex, Ex)>, SimError>,
+    pub(crate) linear: Vec<std::result::Result<(Ex, Ex), SimError>>,
     /// `dX/dt = M X + c` as Brian's `exact` needs it, or why not.
     pub(crate) exact: std::result::Result<crate::exact::LinearSystem, String>,
     pub(crate) threshold: Option<Ex>,
@@ -234,9 +245,9 @@ pub struct Model {
     pub(crate) method: Method,
     /// `(constant over dt)` states and the expression each takes at a step's start.
     pub(crate) pre_step: Vec<(usize, Ex)>,
-    /// States integrated together, phase after phase (objects of a circuit in Brian's
-    /// order); empty: all states in one phase.
-    pub(crate) phases: Vec<Vec<usize>>,
+    /// States integrated together with their method, phase after phase (the objects of a
+    /// circuit in Brian's order); empty: all states in one phase with `method`.
+    pub(crate) phases: Vec<(Vec<usize>, Method)>,
     pub(crate) equations: EquationSet,
     /// What the model was built from (with the method in use), so it can be rebuilt or
     /// written down: a problem description holds this, not the compiled model.
@@ -315,9 +326,18 @@ impl Model {
             )));
         }
         if method == Method::ExponentialEuler
-            && let Err(e) = &self.linear
+            && let Some(e) = self.linear.iter().find_map(|l| l.as_ref().err())
         {
             return Err(e.clone());
+        }
+        if method == Method::Exact && self.phases.len() > 1 {
+            return Err(SimError::Model(
+                "the `exact` method integrates one linear system, not a circuit's objects in turn"
+                    .into(),
+            ));
+        }
+        for (_, m) in &mut self.phases {
+            *m = method;
         }
         if method == Method::Exact
             && let Err(why) = &self.exact

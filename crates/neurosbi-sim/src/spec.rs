@@ -446,6 +446,7 @@ fn circuit_description(
         } else {
             string_at(file, t, &p, "method")?
         };
+        g.order = order(file, t, &p)?;
         let mut local = scope_of(&c.constants);
         g.constants = constants(file, t, &p, &mut local)?;
         for (input, v) in sub_table(file, t, &p, "inputs")? {
@@ -475,6 +476,7 @@ fn circuit_description(
         } else {
             string_at(file, t, &p, "method")?
         };
+        s.order = order(file, t, &p)?;
         s.connect = connect(file, t, &p)?;
         let mut local = scope_of(&c.constants);
         s.constants = constants(file, t, &p, &mut local)?;
@@ -483,6 +485,19 @@ fn circuit_description(
     }
     c.flatten()
         .map_err(|e| SimError::Model(format!("{file}: {e}")))
+}
+
+/// Brian's `order` of an object (default 0).
+fn order(file: &str, t: &toml::Table, p: &str) -> Result<i64> {
+    match t.get("order") {
+        None => Ok(0),
+        Some(toml::Value::Integer(n)) => Ok(*n),
+        Some(other) => Err(spec_err(
+            file,
+            &format!("{p}order"),
+            format!("expected an integer, found {other}"),
+        )),
+    }
 }
 
 /// A scope holding `constants` (an object's own constants may use the file's).

@@ -36,7 +36,7 @@ impl Model {
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
         let method = choose_method(desc, &diffusion, &scope.noise, &linear, &exact)?;
-        let phases = schedule(desc, &states, &pre_step, method)?;
+        let phases = schedule(desc, &states, &pre_step, method, &linear, &diffusion)?;
         let model = Model {
             states,
             params,
@@ -256,31 +256,27 @@ fn refuse_synapse_flags(desc: &ModelDescription, eqs: &EquationSet) -> Result<()
 }
 
 /// The integration phases: one per object of a circuit, in Brian's order (the
-/// description's `schedule`), or none for a single group (all states at once).
+/// description's `schedule`), each with its method (its own, else the model's), or none
+/// for a single group (all states at once with the model's method).
 fn schedule(
     desc: &ModelDescription,
     states: &[Var],
     pre_step: &[(usize, Ex)],
     method: Method,
-) -> Result<Vec<Vec<usize>>> {
+    linear: &[Result<(Ex, Ex)>],
+    diffusion: &[Vec<Ex>],
+) -> Result<Vec<(Vec<usize>, Method)>> {
     if desc.schedule.is_empty() {
         return Ok(Vec::new());
-    }
-    if method == Method::Exact && desc.schedule.len() > 1 {
-        return Err(SimError::Model(
-            "the `exact` method integrates one linear system; a circuit of several groups and \
-             synapses needs a step method (euler, exponential_euler, rk2, rk4, heun, ...)"
-                .into(),
-        ));
     }
     let mut seen = vec![false; states.len()];
     for (j, _) in pre_step {
         seen[*j] = true;
     }
     let mut phases = Vec::new();
-    for names in &desc.schedule {
-        let mut phase = Vec::new();
-        for name in names {
+    for phase in &desc.schedule {
+        let mut idx = Vec::new();
+        for name in &phase.states {
             let j = states.iter().position(|s| &s.name == name).ok_or_else(|| {
                 SimError::Model(format!("schedule: `{name}` is not a state variable"))
             })?;
@@ -289,9 +285,25 @@ fn schedule(
                     "schedule: `{name}` is integrated twice or is held over the step"
                 )));
             }
-            phase.push(j);
+            idx.push(j);
         }
-        phases.push(phase);
+        let m = phase_method(
+            phase.method.as_deref(),
+            method,
+            &idx,
+            states,
+            linear,
+            diffusion,
+        )?;
+        if m == Method::Exact && desc.schedule.len() > 1 {
+            return Err(SimError::Model(
+                "the `exact` method integrates one linear system; a circuit's objects are \
+                 integrated in turn and need a step method (euler, exponential_euler, rk2, \
+                 rk4, heun, ...)"
+                    .into(),
+            ));
+        }
+        phases.push((idx, m));
     }
     if let Some(j) = seen.iter().position(|s| !s) {
         return Err(SimError::Model(format!(
@@ -300,6 +312,34 @@ fn schedule(
         )));
     }
     Ok(phases)
+}
+
+/// The method of one phase, checked against its states' noise and linearity.
+fn phase_method(
+    named: Option<&str>,
+    model: Method,
+    idx: &[usize],
+    states: &[Var],
+    linear: &[Result<(Ex, Ex)>],
+    diffusion: &[Vec<Ex>],
+) -> Result<Method> {
+    let mut m = named.map(Method::parse).transpose()?.unwrap_or(model);
+    let noisy = idx.iter().any(|&j| !diffusion[j].is_empty());
+    if noisy && !m.supports_noise() {
+        return Err(SimError::Model(format!(
+            "method {m} cannot integrate the stochastic equation of `{}`",
+            states[idx[0]].name
+        )));
+    }
+    if m == Method::Euler && noisy {
+        m = Method::EulerMaruyama;
+    }
+    if m == Method::ExponentialEuler
+        && let Some(e) = idx.iter().find_map(|&j| linear[j].as_ref().err())
+    {
+        return Err(e.clone());
+    }
+    Ok(m)
 }
 
 /// Lowers every subexpression, used or not, so errors in unused ones surface too.
@@ -363,7 +403,7 @@ fn refuse_rand_in_equations(drift: &[Ex], diffusion: &[Vec<Ex>], states: &[Var])
 
 /// `dx_j/dt = A_j x_j + B_j` for every state, or why not: only exponential Euler needs
 /// it, so failing here is not yet an error.
-fn linear_split(drift: &[Ex], states: &[Var]) -> Result<Vec<(Ex, Ex)>> {
+fn linear_split(drift: &[Ex], states: &[Var]) -> Vec<Result<(Ex, Ex)>> {
     drift
         .iter()
         .enumerate()
@@ -652,7 +692,7 @@ fn choose_method(
     desc: &ModelDescription,
     diffusion: &[Vec<Ex>],
     noise: &[String],
-    linear: &Result<Vec<(Ex, Ex)>>,
+    linear: &[Result<(Ex, Ex)>],
     exact: &std::result::Result<crate::exact::LinearSystem, String>,
 ) -> Result<Method> {
     let mut method = match &desc.method {
@@ -670,8 +710,10 @@ fn choose_method(
             method = Method::EulerMaruyama;
         }
     }
+    // A circuit's objects may name their own methods: checked per object (`schedule`).
     if method == Method::ExponentialEuler
-        && let Err(e) = linear
+        && desc.schedule.is_empty()
+        && let Some(e) = linear.iter().find_map(|l| l.as_ref().err())
     {
         return Err(e.clone());
     }
