@@ -444,7 +444,14 @@ impl Checked {
             }
         }
         let key = (g.order, format!("{}_stateupdater", g.name));
-        flat.phases.push((key, phase, g.method.clone()));
+        let method = g.method.clone();
+        flat.phases.push((
+            key,
+            Phase {
+                states: phase,
+                method,
+            },
+        ));
         Ok(())
     }
 }
@@ -666,7 +673,14 @@ impl CheckedSynapse {
             }
         }
         let key = (s.order, format!("{}_stateupdater", s.name));
-        flat.phases.push((key, phase, s.method.clone()));
+        let method = s.method.clone();
+        flat.phases.push((
+            key,
+            Phase {
+                states: phase,
+                method,
+            },
+        ));
         Ok(())
     }
 }
@@ -775,8 +789,8 @@ struct Flat {
     /// (group, variable) of every summed target, also where no synapse arrives, with the
     /// synapse object summing into it.
     summed_targets: BTreeMap<(String, String), String>,
-    /// Per object: Brian's sort key (order, updater name), its states, its method.
-    phases: Vec<((i64, String), Vec<String>, Option<String>)>,
+    /// Per object: Brian's sort key (order, updater name) and its phase.
+    phases: Vec<((i64, String), Phase)>,
 }
 
 impl Flat {
@@ -792,7 +806,7 @@ impl Flat {
             "unplaced summed terms: {:?}",
             self.summed
         );
-        let n_states: usize = self.phases.iter().map(|(_, p, _)| p.len()).sum();
+        let n_states: usize = self.phases.iter().map(|(_, p)| p.states.len()).sum();
         if n_states > MAX_FLAT_STATES {
             return Err(SimError::Model(format!(
                 "circuit: {n_states} state variables in all; a circuit simulated one instance \
@@ -804,8 +818,8 @@ impl Flat {
         self.desc.schedule = self
             .phases
             .into_iter()
-            .filter(|(_, p, _)| !p.is_empty())
-            .map(|(_, states, method)| Phase { states, method })
+            .map(|(_, p)| p)
+            .filter(|p| !p.states.is_empty())
             .collect();
         self.lines.append(&mut self.synapse_lines);
         self.desc.equations = self.lines.join("\n");
