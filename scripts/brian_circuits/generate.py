@@ -306,6 +306,24 @@ def run_model(spec: dict) -> dict:
 
     schedule = [[o.when, int(o.order), o.name, type(o).__name__] for o in net.sorted_objects]
     summary = str(net.scheduling_summary())
+    # Every clock-driven synapse state updater runs before the state updater of its source
+    # group, so it reads v_pre as it was at the start of the step (asserted, and noted).
+    position = {o.name: k for k, o in enumerate(net.sorted_objects)}
+    schedule_facts = []
+    for obj_spec in spec["objects"]:
+        if obj_spec["kind"] != "Synapses":
+            continue
+        name, source = obj_spec["name"], obj_spec["source"]
+        if f"{name}_stateupdater" in position and f"{source}_stateupdater" in position:
+            assert position[f"{name}_stateupdater"] < position[f"{source}_stateupdater"], name
+            schedule_facts.append(f"{name}_stateupdater runs before {source}_stateupdater: "
+                                  f"the synapse reads the pre-synaptic state of the step start")
+        for k, o in enumerate(net.sorted_objects):
+            if type(o).__name__ == "SummedVariableUpdater" and o.name.startswith(name + "_summed"):
+                target = obj_spec["target"]
+                assert k < position[f"{target}_stateupdater"]
+                schedule_facts.append(f"{o.name} (groups, order {o.order}) runs before every "
+                                      f"state updater (order 0), from the state of the step start")
 
     records = {}
     for mon_spec in spec["monitors"]:
@@ -372,6 +390,7 @@ def run_model(spec: dict) -> dict:
         "objects": objects_out,
         "schedule": schedule,
         "scheduling_summary": summary,
+        "schedule_facts": schedule_facts,
         "records": records,
         "final": final,
         "brian_code": setup + run,
