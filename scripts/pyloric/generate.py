@@ -152,6 +152,59 @@ def draws(lo, hi, names):
         yield f"prinz-{i}", theta
 
 
+def prior_and_observation(args, names):
+    lo, hi = prior_bounds(DEFAULT_SETUP, synapses_log_space=True)
+    obs = np.load(args.imm_npz)["summ_stats"]
+    labels_2020 = (
+        ["cycle_period", "burst_length_PM", "burst_length_LP", "burst_length_PY"]
+        + ["end_to_start_PM_LP", "end_to_start_LP_PY"]
+        + ["start_to_start_PM_LP", "start_to_start_PM_PY"]
+        + ["duty_cycle_PM", "duty_cycle_LP", "duty_cycle_PY"]
+        + ["phase_gap_PM_LP", "phase_gap_LP_PY", "phase_LP", "phase_PY"]
+        + ["plateau_length_PM", "plateau_length_LP", "plateau_length_PY"]
+    )
+    o = dict(zip(labels_2020, obs.tolist()))
+    package_order = [
+        o["cycle_period"],
+        o["burst_length_PM"], o["burst_length_LP"], o["burst_length_PY"],
+        o["duty_cycle_PM"], o["duty_cycle_LP"], o["duty_cycle_PY"],
+        o["phase_LP"], o["phase_PY"],
+        o["start_to_start_PM_LP"], o["start_to_start_PM_PY"] - o["start_to_start_PM_LP"],
+        o["end_to_start_PM_LP"], o["end_to_start_LP_PY"],
+        o["phase_gap_PM_LP"], o["phase_gap_LP_PY"],
+    ]
+    units = ["mS/cm**2"] * 24 + ["ln(mS)"] * 7
+    return {
+        "prior": {
+            "kind": "independent uniform (box), pyloric.prior.prior_bounds",
+            "source": f"mackelab/pyloric@{args.commit} pyloric/prior.py",
+            "names": names,
+            "low": lo.tolist(),
+            "high": hi.tolist(),
+            "units": units,
+            "note": "membrane maximal conductances are uniform on a linear scale in "
+            "mS/cm**2 (the simulator multiplies them by the area 0.628e-3 cm**2); "
+            "synaptic conductances are uniform in the natural log of the conductance in "
+            "mS (ln 1e-8 .. ln 1e-3, AB-LP up to ln 1e-2); the simulator uses exp(value).",
+        },
+        "observation_845_082_0044": {
+            "source": "mackelab/IdentifyMechanisticModels_2020@"
+            + args.imm_commit
+            + " 7_stg/results/31D_experimental/190807_summstats_prep845_082_0044.npz",
+            "labels_2020": labels_2020,
+            "values_2020": obs.tolist(),
+            "note": "18 values in the order of 7_stg/model/inference/summstats.py "
+            "PrinzStats (include_plateaus=True, pyloric_like dropped): the delays are "
+            "start-to-start PM->LP and PM->PY; the last three are plateau lengths. "
+            "package_order maps the 15 statistics to pyloric.summary_stats' order; its "
+            "starts_to_starts LP-PY is derived as start_to_start_PM_PY - start_to_start_PM_LP "
+            "(exact up to rounding, both are means over the same periods).",
+            "package_order_names": STAT_NAMES,
+            "package_order": package_order,
+        },
+    }
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pyloric-src", required=True)
