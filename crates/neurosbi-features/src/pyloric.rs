@@ -76,7 +76,7 @@ const PYLORIC_FRACTION: f64 = 0.7;
 /// so that spike times agree exactly.
 pub fn detect_spikes(v: &[f64], dt: f64) -> Vec<f64> {
     let mut window = (0.5 / dt) as usize;
-    if window % 2 == 0 {
+    if window.is_multiple_of(2) {
         window += 1;
     }
     // scipy refuses a window shorter than the cubic needs; the package's dt never asks.
