@@ -56,6 +56,28 @@ pub const STAT_NAMES: [&str; 15] = [
     "phase_gaps.LP-PY",
 ];
 
+/// The observed statistics of preparation 845_082_0044 (Gonçalves et al. 2020, Fig. 8),
+/// in the order of [`STAT_NAMES`]: mackelab/IdentifyMechanisticModels_2020 @ b93c90ec,
+/// `7_stg/results/31D_experimental/190807_summstats_prep845_082_0044.npz`, reordered;
+/// `starts_to_starts.LP-PY` is its AB/PD→PY delay minus its AB/PD→LP delay.
+pub const OBSERVATION_845_082_0044: [f64; 15] = [
+    1170.8585937500002,
+    206.03643410852757,
+    214.3070312499983,
+    412.84218749999985,
+    0.17597038208400437,
+    0.18303408489629858,
+    0.3525978198424098,
+    0.41160032801783486,
+    0.6305448926035179,
+    481.9257812500009,
+    256.35312499999895,
+    275.16484375000044,
+    42.04609375000071,
+    0.23501116635161598,
+    0.035910479689384524,
+];
+
 /// Minimum voltage (mV) of a spike peak (`spike_thresh`).
 const SPIKE_THRESHOLD: f64 = -10.0;
 /// Spikes closer than this (ms) belong to one burst (`ibi_threshold`).

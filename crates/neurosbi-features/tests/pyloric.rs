@@ -11,7 +11,7 @@
 //!   doubling them doubles the durations and leaves phases and duty cycles.
 
 use neurosbi_features::pyloric::{
-    Bursts, PyloricSettings, STAT_NAMES, pyloric_stats, stats_from_spikes,
+    Bursts, OBSERVATION_845_082_0044, PyloricSettings, STAT_NAMES, pyloric_stats, stats_from_spikes,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -62,6 +62,28 @@ fn assert_stats(ours: &[f64], theirs: &[f64], what: &str) {
             );
         }
     }
+}
+
+#[test]
+fn observation_constant_is_the_published_one() {
+    let text = std::fs::read_to_string(format!("{DIR}/prior_observation.json")).unwrap();
+    let root: Value = serde_json::from_str(&text).unwrap();
+    let obs = &root["observation_845_082_0044"];
+    let names: Vec<&str> = obs["package_order_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(names, STAT_NAMES);
+    assert_stats(
+        &OBSERVATION_845_082_0044,
+        &floats(&obs["package_order"]),
+        "observation",
+    );
+    // Consistency of the published values: phase = delay / period, duty = burst / period.
+    let o = OBSERVATION_845_082_0044;
+    assert!((o[7] - o[9] / o[0]).abs() < 1e-9 && (o[4] - o[1] / o[0]).abs() < 1e-9);
 }
 
 #[test]
