@@ -106,6 +106,9 @@ for g, ins in groups.items():
 # constant within it (not scaled by dt), inside V_inf. In Brian that is
 # run_regularly("I_noise = sigma_noise*randn()", when="start") before the state update;
 # I_noise is left at 0 here (the noise-free runs of the fixtures).
+# With g_leak = 0 the total conductance is exactly 0 at the first step (gates and s
+# start at 0): the package then takes a forward-Euler step; -B/A + (v + B/A)*exp(A*dt)
+# would give NaN, so the integrator must guard A = 0.
 method = "exponential_euler"
 equations = """
 {e}"""
