@@ -31,6 +31,8 @@
 
 mod savgol;
 
+use crate::error::RecordingError;
+
 /// Names of the three neurons in statistic order (the package calls AB/PD "PM").
 pub const NEURONS: [&str; 3] = ["AB/PD", "LP", "PY"];
 
@@ -181,7 +183,8 @@ impl PyloricStats {
     }
 }
 
-/// The 15 statistics from the spike times (ms, sorted) of AB/PD, LP and PY.
+/// The 15 statistics from the spike times (ms, sorted ascending, finite) of AB/PD, LP
+/// and PY, e.g. those of [`detect_spikes`] or a simulator's own.
 pub fn stats_from_spikes(spikes: [&[f64]; 3]) -> PyloricStats {
     let bursts = spikes.map(Bursts::from_spikes);
     let period = bursts[0].mean_cycle();
@@ -282,10 +285,32 @@ impl Default for PyloricSettings {
 ///
 /// As `pyloric.summary_stats`: samples before `int(burn_in / dt)` are dropped, spike
 /// times are measured from the end of the burn-in, then [`stats_from_spikes`].
-pub fn pyloric_stats(traces: [&[f64]; 3], settings: &PyloricSettings) -> PyloricStats {
-    let skip = (settings.burn_in / settings.dt) as usize;
-    let spikes = traces.map(|v| detect_spikes(v.get(skip..).unwrap_or(&[]), settings.dt));
-    stats_from_spikes([&spikes[0], &spikes[1], &spikes[2]])
+///
+/// A trace with a non-finite sample (a simulation that blew up; `index` counts from the
+/// start of that trace) or with nothing after the burn-in is a [`RecordingError`], not a
+/// set of NaN statistics, so that failed simulations are not mistaken for non-pyloric ones.
+pub fn pyloric_stats(
+    traces: [&[f64]; 3],
+    settings: &PyloricSettings,
+) -> Result<PyloricStats, RecordingError> {
+    let dt = settings.dt;
+    if !(dt.is_finite() && dt > 0.0) {
+        return Err(RecordingError::BadDt(dt));
+    }
+    let skip = (settings.burn_in / dt) as usize;
+    for v in traces {
+        if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+            return Err(RecordingError::NonFinite {
+                index,
+                value: v[index],
+            });
+        }
+        if v.len() <= skip {
+            return Err(RecordingError::Empty);
+        }
+    }
+    let spikes = traces.map(|v| detect_spikes(&v[skip..], dt));
+    Ok(stats_from_spikes([&spikes[0], &spikes[1], &spikes[2]]))
 }
 
 #[cfg(test)]
@@ -300,6 +325,29 @@ mod tests {
         assert_eq!(b.starts, vec![0.0, 600.0]);
         assert_eq!(b.ends, vec![50.0, 749.0]);
         assert_eq!(b.mean_cycle(), 600.0);
+    }
+
+    #[test]
+    fn failed_simulations_are_errors_not_nan_statistics() {
+        let ok = vec![-50.0; 100];
+        let mut bad = ok.clone();
+        bad[7] = f64::NAN;
+        let s = PyloricSettings {
+            dt: 0.025,
+            burn_in: 1.0,
+        };
+        let err = pyloric_stats([&ok, &bad, &ok], &s).unwrap_err();
+        assert!(matches!(err, RecordingError::NonFinite { index: 7, .. }));
+        let short = PyloricSettings {
+            dt: 0.025,
+            burn_in: 10.0,
+        };
+        assert_eq!(
+            pyloric_stats([&ok, &ok, &ok], &short),
+            Err(RecordingError::Empty)
+        );
+        let flat = pyloric_stats([&ok, &ok, &ok], &s).unwrap();
+        assert!(flat.values.iter().all(|v| v.is_nan()));
     }
 
     #[test]

@@ -178,7 +178,7 @@ fn statistics_from_full_traces_match_the_package_end_to_end() {
                 expected[n]
             );
         }
-        let s = pyloric_stats([&v[0], &v[1], &v[2]], &settings);
+        let s = pyloric_stats([&v[0], &v[1], &v[2]], &settings).unwrap();
         assert_stats(&s.values, &package_stats(&full["stats"]), &what);
         assert_eq!(s.triphasic, full["triphasic"].as_bool().unwrap(), "{what}");
         checked += 1;
