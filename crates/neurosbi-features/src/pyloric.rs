@@ -28,6 +28,25 @@
 //! - burst durations and duty cycles are defined whenever the neuron (and, for duty
 //!   cycles, AB/PD's cycle period) has bursts; phases, delays and gaps only when the
 //!   rhythm is triphasic, as means over the triphasic periods. Undefined values are NaN.
+//!
+//! ```
+//! use neurosbi_features::pyloric::{STAT_NAMES, stats_from_spikes};
+//!
+//! // A 1 s rhythm: AB/PD bursts at 0, LP at 400, PY at 650 ms into each cycle,
+//! // 10 spikes 20 ms apart (180 ms bursts).
+//! let train = |offset: f64| -> Vec<f64> {
+//!     (0..5)
+//!         .flat_map(|c| (0..10).map(move |k| 1000.0 * c as f64 + offset + 20.0 * k as f64))
+//!         .collect()
+//! };
+//! let s = stats_from_spikes([&train(0.0), &train(400.0), &train(650.0)]);
+//! assert!(s.triphasic && s.pyloric_like);
+//! assert_eq!(STAT_NAMES[0], "cycle_period");
+//! assert_eq!(s.values[0], 1000.0);
+//! assert_eq!(s.values[1], 180.0); // AB/PD burst duration
+//! assert_eq!(s.values[7], 0.4); // LP start phase
+//! assert_eq!(s.values[12], 650.0 - 580.0); // LP end to PY start
+//! ```
 
 mod savgol;
 
