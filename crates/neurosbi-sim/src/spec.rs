@@ -365,8 +365,9 @@ fn objects<'a>(
         .collect()
 }
 
-const GROUP_KEYS: [&str; 9] = [
+const GROUP_KEYS: [&str; 10] = [
     "n",
+    "order",
     "equations",
     "threshold",
     "reset",
@@ -376,8 +377,9 @@ const GROUP_KEYS: [&str; 9] = [
     "constants",
     "initial",
 ];
-const SYNAPSE_KEYS: [&str; 11] = [
+const SYNAPSE_KEYS: [&str; 12] = [
     "source",
+    "order",
     "target",
     "equations",
     "on_pre",
