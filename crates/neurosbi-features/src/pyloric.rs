@@ -48,7 +48,10 @@
 //! assert_eq!(s.values[12], 650.0 - 580.0); // LP end to PY start
 //! ```
 
+mod feature;
 mod savgol;
+pub use feature::PyloricFeature;
+pub(crate) use feature::entries;
 
 use crate::error::RecordingError;
 
