@@ -414,3 +414,54 @@ fn inputs_called_as_timed_arrays_and_timestep() {
     let k: Vec<f64> = (0..30).map(f64::from).collect();
     assert_eq!(out.trace("k", 0).unwrap(), &k[..]);
 }
+
+/// Every unit name Brian2 2.11 defines (all twenty SI prefixes on full names, the exponent
+/// suffixes `2` and `3`, the short names of `stdunits` such as `cm2` and `um3`) resolves to
+/// Brian's scale and dimension (`tests/fixtures/brian_units.json`, written by
+/// `scripts/brian_corpus/units.py`).
+#[test]
+fn every_brian_unit_name_resolves() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/brian_units.json");
+    let fx: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let units = fx["units"].as_object().unwrap();
+    assert!(units.len() > 2000, "{}", units.len());
+    let mut wrong = Vec::new();
+    for (name, v) in units {
+        let scale = v[0].as_f64().unwrap();
+        let dims: Vec<f64> = v[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        match neurosbi_sim::units::lookup_unit(name) {
+            Some(q)
+                if (q.value / scale - 1.0).abs() < 1e-12 && q.dim.exponents.to_vec() == dims => {}
+            got => wrong.push(format!("{name}: {got:?} vs {scale} {dims:?}")),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // In an equation: a conductance density in msiemens/cm2, as Brian's examples write it.
+    let desc = ModelDescription::new("dv/dt = g*(-v)/(1*uF/cm2) : volt\ng : msiemens/cm2")
+        .initial("v", "1*mV")
+        .method("euler");
+    let m = model(&desc);
+    assert_eq!(
+        m.parameters()[0].dim,
+        neurosbi_sim::units::lookup_unit("siemens")
+            .unwrap()
+            .dim
+            .div(&neurosbi_sim::units::lookup_unit("metre2").unwrap().dim)
+    );
+    // Names Brian does not define stay unknown: no prefixed symbols for the rare prefixes.
+    for name in ["EL", "aF", "mV2", "m2", "Tm"] {
+        assert!(neurosbi_sim::units::lookup_unit(name).is_none(), "{name}");
+    }
+}
