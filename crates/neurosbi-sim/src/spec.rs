@@ -158,7 +158,28 @@ impl ModelSpec {
             let q = quantity(&mut scope, &format!("inputs.{name}"), &v)?;
             desc.inputs.push((name, q.dim));
         }
-        for (name, v) in sub("initial")? {
+        // A table (in the order written: the TOML reader preserves it), or, to assign a
+        // variable more than once as Brian scripts do, an array of `[name, value]` pairs.
+        let initial = match table.get("initial") {
+            Some(toml::Value::Array(a)) => {
+                let mut pairs = Vec::new();
+                for (k, item) in a.iter().enumerate() {
+                    match item.as_array().map(|p| p.as_slice()) {
+                        Some([toml::Value::String(n), v]) => pairs.push((n.clone(), v.clone())),
+                        _ => {
+                            return Err(spec_err(
+                                file,
+                                &format!("initial[{k}]"),
+                                "expected a pair [\"name\", \"value\"]",
+                            ));
+                        }
+                    }
+                }
+                pairs
+            }
+            _ => sub("initial")?,
+        };
+        for (name, v) in initial {
             let text = match v {
                 toml::Value::String(s) => s,
                 toml::Value::Float(f) => f.to_string(),

@@ -465,3 +465,40 @@ fn every_brian_unit_name_resolves() {
         assert!(neurosbi_sim::units::lookup_unit(name).is_none(), "{name}");
     }
 }
+
+/// Brian assigns initial values in sequence: `m` reads the `v` assigned before it, not a
+/// later one; a variable assigned again reads its own earlier value. The same from a
+/// model file, whose `initial` may be an array of pairs to assign a variable twice.
+#[test]
+fn initial_values_are_assigned_in_sequence() {
+    let want_m = {
+        let a = 0.32 / 1e-3 * (-0.060 + 0.054) / 1e-3;
+        a / (a + 0.28 / 1e-3)
+    };
+    let desc = ModelDescription::new(HH_GATES)
+        .method("euler")
+        .initial("v", "-60*mV")
+        .initial("m", "alpha_m/(alpha_m + beta_m)")
+        .initial("v", "10*mV")
+        .initial("v", "v*2");
+    assert!((initial(&desc, &[], "m") - want_m).abs() < 1e-15);
+    assert!((initial(&desc, &[], "v") - 0.020).abs() < 1e-18);
+    let toml = format!(
+        "equations = '''\n{HH_GATES}\n'''\nmethod = 'euler'\ninitial = [['v', '-60*mV'], ['m', 'alpha_m/(alpha_m + beta_m)'], ['v', '10*mV'], ['v', 'v*2']]\n"
+    );
+    let spec = neurosbi_sim::ModelSpec::parse("x.toml", &toml).unwrap();
+    assert!((initial(&spec.model, &[], "m") - want_m).abs() < 1e-15);
+    assert!((initial(&spec.model, &[], "v") - 0.020).abs() < 1e-18);
+    // A table keeps the order written (`m` before `v`: dependency order, `m` reads -60 mV).
+    let toml = format!(
+        "equations = '''\n{HH_GATES}\n'''\nmethod = 'euler'\n[initial]\nm = 'alpha_m/(alpha_m + beta_m)'\nv = '-60*mV'\n"
+    );
+    let spec = neurosbi_sim::ModelSpec::parse("x.toml", &toml).unwrap();
+    assert_eq!(spec.model.initial[0].0, "m");
+    assert!((initial(&spec.model, &[], "m") - want_m).abs() < 1e-15);
+    let bad = format!("equations = '''\n{HH_GATES}\n'''\ninitial = [['v', '1*mV'], ['m']]\n");
+    let e = neurosbi_sim::ModelSpec::parse("x.toml", &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("initial[1]") && e.contains("pair"), "{e}");
+}

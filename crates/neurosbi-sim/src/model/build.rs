@@ -415,12 +415,15 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
     }
 }
 
-/// The initial value of every state variable: as given, else zero. As in Brian, a value
-/// may read other state variables (directly or through subexpressions) at their initial
-/// values, which are resolved in dependency order; a variable that reads itself sees its
-/// value before the assignment (zero).
+/// The initial value of every state variable: as given, else zero. As in Brian, the
+/// assignments run in sequence and a value may read state variables (directly or through
+/// subexpressions): it sees the latest earlier assignment of each (`v = 0*mV`, then
+/// `m = f(v)` reads 0 mV even if `v = 25*mV` follows). A variable with no earlier
+/// assignment is read at its first later one (dependency order, so a value may be written
+/// before the values it reads), or as zero if it is never assigned or is the variable being
+/// assigned; `t` is 0.
 fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> Result<Vec<Ex>> {
-    let mut given: Vec<Option<(Ex, String)>> = vec![None; states.len()];
+    let mut given: Vec<Assignment> = Vec::new();
     for (var, text) in &desc.initial {
         let origin = format!("initial value of `{var}`");
         let Some(j) = states.iter().position(|s| s.name == *var) else {
@@ -442,9 +445,8 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
                 right: states[j].dim,
             });
         }
+        // Initial values are computed at t = 0.
         let x = x.subst(&|s| match s {
-            Slot::State(k) if k == j => Some(Ex::Num(0.0)),
-            // Initial values are computed at t = 0.
             Slot::Time => Some(Ex::Num(0.0)),
             _ => None,
         });
@@ -460,64 +462,85 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
                 "{origin} may use constants, parameters, state variables, subexpressions, `t` and `i`, not inputs"
             )));
         }
-        given[j] = Some((x, origin));
+        given.push(Assignment {
+            state: j,
+            expr: x,
+            origin,
+        });
     }
-    let mut resolved: Vec<Option<Ex>> = vec![None; states.len()];
-    for j in 0..states.len() {
-        resolve_initial(j, &given, states, &mut resolved, &mut Vec::new())?;
-    }
-    Ok(resolved
-        .into_iter()
-        .map(|e| e.unwrap_or(Ex::Num(0.0)))
-        .collect())
+    let mut resolved: Vec<Option<Ex>> = vec![None; given.len()];
+    (0..states.len())
+        .map(|j| match given.iter().rposition(|a| a.state == j) {
+            Some(p) => resolve_initial(p, &given, states, &mut resolved, &mut Vec::new()),
+            None => Ok(Ex::Num(0.0)),
+        })
+        .collect()
 }
 
-/// The initial value of state `j` with the initial values of the states it reads written
-/// in; `visiting` is the chain of states being resolved, for the error on a cycle.
+/// One initial-value assignment, lowered.
+struct Assignment {
+    state: usize,
+    expr: Ex,
+    origin: String,
+}
+
+/// The value of assignment `p` with the values it reads written in; `visiting` is the
+/// chain of assignments being resolved, for the error on a cycle.
 fn resolve_initial(
-    j: usize,
-    given: &[Option<(Ex, String)>],
+    p: usize,
+    given: &[Assignment],
     states: &[Var],
     resolved: &mut [Option<Ex>],
     visiting: &mut Vec<usize>,
 ) -> Result<Ex> {
-    if let Some(e) = &resolved[j] {
+    if let Some(e) = &resolved[p] {
         return Ok(e.clone());
     }
-    let Some((x, origin)) = &given[j] else {
-        resolved[j] = Some(Ex::Num(0.0));
-        return Ok(Ex::Num(0.0));
-    };
-    if let Some(p) = visiting.iter().position(|&k| k == j) {
-        let chain: Vec<&str> = visiting[p..]
+    if let Some(at) = visiting.iter().position(|&q| q == p) {
+        let chain: Vec<&str> = visiting[at..]
             .iter()
-            .chain([&j])
-            .map(|&k| states[k].name.as_str())
+            .chain([&p])
+            .map(|&q| states[given[q].state].name.as_str())
             .collect();
         return Err(SimError::Model(format!(
             "initial values depend on each other in a cycle: {}",
             chain.join(" -> ")
         )));
     }
-    visiting.push(j);
+    let a = &given[p];
+    visiting.push(p);
     let mut values: Vec<Option<Ex>> = vec![None; states.len()];
     for (k, value) in values.iter_mut().enumerate() {
-        if x.depends_on(Slot::State(k)) {
-            *value = Some(resolve_initial(k, given, states, resolved, visiting)?);
+        if !a.expr.depends_on(Slot::State(k)) {
+            continue;
         }
+        let earlier = given[..p].iter().rposition(|b| b.state == k);
+        let later = (k != a.state)
+            .then(|| {
+                given[p + 1..]
+                    .iter()
+                    .position(|b| b.state == k)
+                    .map(|q| p + 1 + q)
+            })
+            .flatten();
+        *value = Some(match earlier.or(later) {
+            Some(q) => resolve_initial(q, given, states, resolved, visiting)?,
+            None => Ex::Num(0.0),
+        });
     }
     visiting.pop();
-    let e = x.subst(&|s| match s {
+    let e = a.expr.subst(&|s| match s {
         Slot::State(k) => values[k].clone(),
         _ => None,
     });
     if e.depth() > MAX_DEPTH {
         return Err(SimError::Model(format!(
-            "{origin} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            "{} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            a.origin,
             e.depth()
         )));
     }
-    resolved[j] = Some(e.clone());
+    resolved[p] = Some(e.clone());
     Ok(e)
 }
 
