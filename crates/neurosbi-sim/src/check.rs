@@ -394,6 +394,8 @@ impl Scope {
             "i" => Ok((Ex::Slot(Slot::Index), Dimension::DIMENSIONLESS)),
             "not_refractory" if ctx == Context::Constant => not_here("a per-neuron value"),
             "not_refractory" => Ok((Ex::Slot(Slot::NotRefractory), Dimension::DIMENSIONLESS)),
+            "lastspike" if ctx == Context::Constant => not_here("a per-neuron value"),
+            "lastspike" => Ok((Ex::Slot(Slot::LastSpike), SECOND)),
             _ if n == "xi" || n.starts_with("xi_") => {
                 if ctx != Context::Differential {
                     return Err(SimError::syntax(

@@ -183,6 +183,9 @@ pub enum Slot {
     Index,
     /// Brian's `not_refractory`: 1 while the neuron is not refractory, else 0.
     NotRefractory,
+    /// Brian's `lastspike`: the time of the neuron's last spike (seconds), -1e4 s before
+    /// the first one.
+    LastSpike,
     /// The draw of one `rand()` / `randn()` call, fresh for each neuron at each step
     /// (and for the initial values).
     Rand(usize),

@@ -23,6 +23,9 @@ pub struct Layout {
     pub n_noise: usize,
     /// Calls of `rand()` / `randn()`.
     pub n_rand: usize,
+    /// Whether a register holds `lastspike` (after the random draws; only for models that
+    /// read it, so that the others keep their programs).
+    pub lastspike: bool,
 }
 
 impl Layout {
@@ -58,9 +61,13 @@ impl Layout {
     pub fn rand(&self, k: usize) -> usize {
         self.noise(self.n_noise) + k
     }
+    /// Register holding `lastspike` (seconds), if [`Layout::lastspike`].
+    pub fn lastspike(&self) -> usize {
+        self.rand(self.n_rand)
+    }
     /// Number of fixed registers.
     pub fn n_fixed(&self) -> usize {
-        self.rand(self.n_rand)
+        self.rand(self.n_rand) + usize::from(self.lastspike)
     }
     /// Which fixed registers hold run-constant values (parameters and index).
     pub fn invariant(&self) -> Vec<bool> {
@@ -75,8 +82,13 @@ impl Layout {
 pub enum RefractoryKind {
     /// Never refractory.
     None,
-    /// For a duration after each spike, per neuron (see [`Kernel::refractory_duration`]).
+    /// For a duration after each spike, per neuron, fixed for the run (see
+    /// [`Kernel::refractory_duration`], called once after `init`).
     Duration,
+    /// For a duration after each spike that is evaluated at every step, at its start (it
+    /// reads state variables, `t`, `lastspike`, inputs or random draws), as Brian does:
+    /// `not_refractory = timestep(t - lastspike, dt) >= timestep(duration, dt)`.
+    DurationEachStep,
     /// While the kernel's refractory condition holds.
     Condition,
 }
@@ -99,7 +111,8 @@ pub trait Kernel: Sync {
     fn reset(&self, frame: &mut [Lanes], mask: &Lanes);
     /// Refractoriness.
     fn refractory(&self) -> RefractoryKind;
-    /// Writes the refractory duration in seconds (called once, after `init`).
+    /// Writes the refractory duration in seconds (once after `init` for
+    /// [`RefractoryKind::Duration`], at every step for [`RefractoryKind::DurationEachStep`]).
     fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes the refractory condition (1 = refractory).
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
@@ -159,6 +172,7 @@ impl Symbolic<'_> {
                 Slot::Index => b.fixed(layout.index() as u32),
                 Slot::NotRefractory => b.fixed(layout.not_refractory() as u32),
                 Slot::Rand(k) => b.fixed(layout.rand(k) as u32),
+                Slot::LastSpike => b.fixed(layout.lastspike() as u32),
             }
         };
         self.b.lower(e, &slot)
@@ -310,6 +324,7 @@ impl CompiledKernel {
             n_inputs: model.inputs.len(),
             n_noise: model.noise.len(),
             n_rand: model.rand.len(),
+            lastspike: model.reads_lastspike(),
         };
         let mut b = Builder::new(layout.invariant());
         let mut alg = Symbolic {
@@ -362,8 +377,11 @@ impl CompiledKernel {
             has_threshold: model.threshold.is_some(),
             reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
             rand_normal: model.rand.clone(),
-            refractory: match model.refractory {
+            refractory: match &model.refractory {
                 Refractory::None => RefractoryKind::None,
+                Refractory::Duration(e) if crate::model::reads_running_values(e) => {
+                    RefractoryKind::DurationEachStep
+                }
                 Refractory::Duration(_) => RefractoryKind::Duration,
                 Refractory::Condition(_) => RefractoryKind::Condition,
             },

@@ -2,7 +2,7 @@
 
 use crate::equations::EquationSet;
 use crate::error::{Result, SimError};
-use crate::ir::Ex;
+use crate::ir::{Ex, Slot};
 use crate::units::{Dimension, Quantity};
 use std::fmt;
 
@@ -232,7 +232,7 @@ pub struct Model {
 
 impl Model {
     /// Every expression the compiled kernel is built from.
-    fn expressions(&self) -> impl Iterator<Item = &Ex> {
+    pub(crate) fn expressions(&self) -> impl Iterator<Item = &Ex> {
         let linear = self.linear.iter().flatten().flat_map(|(a, b)| [a, b]);
         let exact = self
             .exact
@@ -252,6 +252,15 @@ impl Model {
             .chain(refractory)
             .chain(&self.initial)
             .chain(self.subexprs.iter().map(|(_, e, _)| e))
+    }
+
+    /// Whether an expression reads `lastspike`.
+    pub(crate) fn reads_lastspike(&self) -> bool {
+        let mut found = false;
+        for e in self.expressions() {
+            e.visit(&mut |n| found |= matches!(n, Ex::Slot(Slot::LastSpike)));
+        }
+        found
     }
 
     /// State variables.
@@ -318,4 +327,25 @@ impl Model {
         self.description.method = Some(self.method.to_string());
         Ok(self)
     }
+}
+
+/// Whether an expression reads something that changes while the neuron runs (so that a
+/// refractory duration made of it is evaluated at every step).
+pub(crate) fn reads_running_values(x: &Ex) -> bool {
+    let mut varying = false;
+    x.visit(&mut |e| {
+        varying |= matches!(
+            e,
+            Ex::Slot(
+                Slot::State(_)
+                    | Slot::Input(_)
+                    | Slot::Time
+                    | Slot::Noise(_)
+                    | Slot::NotRefractory
+                    | Slot::LastSpike
+                    | Slot::Rand(_)
+            )
+        );
+    });
+    varying
 }

@@ -444,6 +444,11 @@ impl<K: Kernel> BlockCtx<'_, K> {
             }
         }
         let mut last_spike = [i64::MIN / 2; LANES];
+        // Brian's `lastspike` before the first spike.
+        const NEVER: f64 = -1e4;
+        if layout.lastspike {
+            frame[layout.lastspike()] = [NEVER; LANES];
+        }
         let mut not_ref: Lanes = [1.0; LANES];
         let mut spikes: Vec<Vec<f64>> = vec![Vec::new(); valid];
         let mut failed: Vec<Failure> = Vec::new();
@@ -484,7 +489,14 @@ impl<K: Kernel> BlockCtx<'_, K> {
             }
             match refractory {
                 RefractoryKind::None => {}
-                RefractoryKind::Duration => {
+                RefractoryKind::Duration | RefractoryKind::DurationEachStep => {
+                    if refractory == RefractoryKind::DurationEachStep {
+                        // Brian evaluates the duration at every step, before the update.
+                        k.refractory_duration(&mut frame, &mut tmp);
+                        for l in 0..w {
+                            ref_steps[l] = crate::kernel::timestep(tmp[l], dt) as i64;
+                        }
+                    }
                     for l in 0..w {
                         not_ref[l] = if step as i64 - last_spike[l] >= ref_steps[l] {
                             1.0
@@ -528,6 +540,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
                                 spikes[l].push(t);
                             }
                             last_spike[l] = step as i64;
+                            if layout.lastspike {
+                                frame[layout.lastspike()][l] = t;
+                            }
                             if refractory != RefractoryKind::None {
                                 not_ref[l] = 0.0;
                             }

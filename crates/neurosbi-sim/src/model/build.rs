@@ -279,22 +279,6 @@ fn non_blank(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// Whether an expression reads something that changes while the neuron runs.
-fn reads_running_values(x: &Ex) -> bool {
-    let mut varying = false;
-    x.visit(&mut |e| {
-        if matches!(
-            e,
-            Ex::Slot(
-                Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_) | Slot::NotRefractory
-            )
-        ) {
-            varying = true;
-        }
-    });
-    varying
-}
-
 /// The threshold condition, if any.
 fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<Ex>> {
     let Some(t) = non_blank(desc.threshold.as_deref()) else {
@@ -390,16 +374,17 @@ fn assign(rsrc: &Source, st: &Statement, state: &Var, old: Ex, x: Ex, d: Dimensi
     Ok(new)
 }
 
-/// The refractory period: a duration fixed per neuron, or a condition.
+/// The refractory period: a duration (fixed per neuron, or read from state variables,
+/// `lastspike` or `t` at every step, as Brian does), or a condition.
 fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refractory> {
     let Some(t) = non_blank(desc.refractory.as_deref()) else {
         return Ok(Refractory::None);
     };
     let (x, d) = lower_plain(scope, "refractory", t)?;
     if d == SECOND {
-        if reads_running_values(&x) || matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
+        if matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
             return Err(SimError::Model(format!(
-                "refractory `{t}` must be a non-negative duration of constants and parameters, or a condition"
+                "refractory `{t}` must be a non-negative duration or a condition"
             )));
         }
         Ok(Refractory::Duration(x))
@@ -448,6 +433,8 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
         // Initial values are computed at t = 0.
         let x = x.subst(&|s| match s {
             Slot::Time => Some(Ex::Num(0.0)),
+            // Brian's value before any spike.
+            Slot::LastSpike => Some(Ex::Num(-1e4)),
             _ => None,
         });
         let mut other = false;
