@@ -410,6 +410,22 @@ impl CompiledKernel {
         )
     }
 
+    /// A readable listing of every program: prologue, initial values, step, threshold,
+    /// reset, refractoriness and recordings (for tests that two models compile alike).
+    pub fn full_listing(&self) -> String {
+        let names = ["init", "step", "threshold", "reset", "refractory", "record"];
+        let mut s = format!(
+            "registers: {} ({} fixed)\nprologue:\n{}",
+            self.code.n_regs,
+            self.layout.n_fixed(),
+            self.code.prologue.listing()
+        );
+        for (name, p) in names.iter().zip(&self.code.programs) {
+            s.push_str(&format!("{name}:\n{}", p.listing()));
+        }
+        s
+    }
+
     #[inline(always)]
     fn run_into_states(&self, prog: usize, frame: &mut [Lanes], width: usize) {
         let p = &self.code.programs[prog];
