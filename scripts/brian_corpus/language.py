@@ -1,5 +1,6 @@
 """Hand-written models for Brian features that the corpus examples use rarely or not at all
-(refractory periods read from state variables and parameters, `lastspike` in expressions),
+(refractory periods read from state variables and parameters, `lastspike` in expressions,
+`poisson()`),
 run in Brian2 2.11 (numpy target) by `generate.run` and written to
 `crates/neurosbi-sim/tests/fixtures/brian_language.json`, which `tests/brian_corpus.rs`
 (`hand_written_models_match_brian2`) compares against exactly as the corpus.
@@ -70,6 +71,19 @@ ref : second (constant)
         namespace={}, params={"ref": "4.05*ms"}, initial=[],
         dt="0.1*ms", duration="200*ms", record="v", tolerance=1e-9,
     ),
+    dict(
+        # `poisson()` in the reset (one draw per neuron and spike, here every step, with a
+        # mean that reads the state) and in an initial value; compared statistically over
+        # 200 neurons.
+        name="poisson_in_reset_and_initial", source=SOURCE, path=PATH,
+        equations="""
+dx/dt = 0/second : 1
+l : 1 (constant)
+""",
+        threshold="True", reset="x = poisson(l + 0.1*x)", refractory=None, method="euler",
+        namespace={}, params={"l": "3.5"}, initial=[("x", "poisson(20)")],
+        dt="0.1*ms", duration="100*ms", record="x", statistics=True,
+    ),
 ]
 
 
@@ -77,7 +91,8 @@ def main():
     fixtures = []
     for entry in MODELS:
         fx = run(entry)
-        print(f"{entry['name']}: {fx['expected']}, {len(fx['spikes'])} spikes {fx['spikes'][:6]}")
+        print(f"{entry['name']}: {fx['expected']}, {len(fx['spikes'])} spikes {fx['spikes'][:6]} "
+              f"{fx.get('statistics', '')}")
         fixtures.append(fx)
     with open(OUT, "w") as f:
         json.dump({"brian2_version": brian2.__version__, "numpy_version": np.__version__,

@@ -502,3 +502,39 @@ fn initial_values_are_assigned_in_sequence() {
         .to_string();
     assert!(e.contains("initial[1]") && e.contains("pair"), "{e}");
 }
+
+/// `poisson(lambda)`: the inverse-transform draw has the Poisson mean and variance (checked
+/// on a stratified grid of uniform draws, so within 1e-3 relative), also for means whose
+/// `exp(-lambda)` underflows; it is refused in differential equations (as by Brian) and
+/// for a mean with units. Against Brian2: `tests/brian_corpus.rs`.
+#[test]
+fn poisson_draws_have_the_poisson_moments() {
+    use neurosbi_sim::ir::poisson_quantile;
+    for lambda in [0.3, 3.5, 50.0, 2000.0] {
+        let n = if lambda > 100.0 { 10_000 } else { 100_000 };
+        let draws: Vec<f64> = (0..n)
+            .map(|k| poisson_quantile((k as f64 + 0.5) / n as f64, lambda))
+            .collect();
+        let mean = draws.iter().sum::<f64>() / n as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((mean / lambda - 1.0).abs() < 1e-3, "{lambda}: mean {mean}");
+        assert!(
+            (var / lambda - 1.0).abs() < 1e-2,
+            "{lambda}: variance {var}"
+        );
+        assert!(draws.iter().all(|x| x.fract() == 0.0 && *x >= 0.0));
+    }
+    assert_eq!(poisson_quantile(0.5, 0.0), 0.0);
+    assert!(poisson_quantile(0.5, f64::NAN).is_nan());
+    let e = error(&ModelDescription::new("dv/dt = poisson(2)/ms : 1"));
+    assert!(
+        e.contains("`poisson()` cannot appear in a differential equation"),
+        "{e}"
+    );
+    let e = error(
+        &ModelDescription::new("dv/dt = -v/ms : 1")
+            .threshold("v > 1")
+            .reset("v = poisson(2*ms)"),
+    );
+    assert!(e.contains("mean of `poisson`"), "{e}");
+}
