@@ -1,6 +1,6 @@
 """Hand-written models for Brian features that the corpus examples use rarely or not at all
 (refractory periods read from state variables and parameters, `lastspike` in expressions,
-`poisson()`),
+resets that write parameters, `poisson()`),
 run in Brian2 2.11 (numpy target) by `generate.run` and written to
 `crates/neurosbi-sim/tests/fixtures/brian_language.json`, which `tests/brian_corpus.rs`
 (`hand_written_models_match_brian2`) compares against exactly as the corpus.
@@ -69,6 +69,18 @@ ref : second (constant)
 """,
         threshold="v > 1", reset="v = 0", refractory="ref", method="exact",
         namespace={}, params={"ref": "4.05*ms"}, initial=[],
+        dt="0.1*ms", duration="200*ms", record="v", tolerance=1e-9,
+    ),
+    dict(
+        # A reset that writes a parameter, which keeps the new value: the drive falls and the
+        # threshold rises with each spike (`exact`, whose constant term reads the parameter).
+        name="reset_writes_a_parameter", source=SOURCE, path=PATH,
+        equations="""
+dv/dt = (2 - a - v)/(10*ms) : 1
+a : 1
+""",
+        threshold="v > 1 + 0.2*a", reset="v = 0\na += 0.1", refractory=None, method="exact",
+        namespace={}, params={"a": "0"}, initial=[],
         dt="0.1*ms", duration="200*ms", record="v", tolerance=1e-9,
     ),
     dict(

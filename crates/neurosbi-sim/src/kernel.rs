@@ -285,6 +285,7 @@ pub struct CompiledKernel {
     code: Compiled,
     state_names: Vec<String>,
     has_threshold: bool,
+    /// Registers the reset writes: state variables and written parameters.
     reset_targets: Vec<usize>,
     refractory: RefractoryKind,
     rand_normal: Vec<bool>,
@@ -326,7 +327,14 @@ impl CompiledKernel {
             n_rand: model.rand.len(),
             lastspike: model.reads_lastspike(),
         };
-        let mut b = Builder::new(layout.invariant());
+        // A parameter that the reset writes changes during the run.
+        let mut invariant = layout.invariant();
+        for (target, _) in &model.reset {
+            if let Slot::Param(k) = target {
+                invariant[layout.param(*k)] = false;
+            }
+        }
+        let mut b = Builder::new(invariant);
         let mut alg = Symbolic {
             b: &mut b,
             model,
@@ -375,7 +383,15 @@ impl CompiledKernel {
             code,
             state_names: model.states.iter().map(|s| s.name.clone()).collect(),
             has_threshold: model.threshold.is_some(),
-            reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
+            reset_targets: model
+                .reset
+                .iter()
+                .map(|(target, _)| match *target {
+                    Slot::Param(k) => layout.param(k),
+                    Slot::State(j) => layout.state(j),
+                    _ => unreachable!("resets write state variables and parameters"),
+                })
+                .collect(),
             rand_normal: model.rand.clone(),
             refractory: match &model.refractory {
                 Refractory::None => RefractoryKind::None,

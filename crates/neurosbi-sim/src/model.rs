@@ -219,7 +219,10 @@ pub struct Model {
     /// `dX/dt = M X + c` as Brian's `exact` needs it, or why not.
     pub(crate) exact: std::result::Result<crate::exact::LinearSystem, String>,
     pub(crate) threshold: Option<Ex>,
-    pub(crate) reset: Vec<(usize, Ex)>,
+    /// New values of the variables a reset changes: state variables (`Slot::State`) and,
+    /// as Brian allows, parameters (`Slot::Param`), which then keep the value for the rest
+    /// of the run.
+    pub(crate) reset: Vec<(Slot, Ex)>,
     pub(crate) refractory: Refractory,
     pub(crate) initial: Vec<Ex>,
     pub(crate) subexprs: Vec<(String, Ex, Dimension)>,

@@ -29,7 +29,7 @@ impl Model {
         let linear = linear_split(&drift, &states);
         let exact = crate::exact::linear_system(&drift, &states);
         let threshold = lower_threshold(desc, &mut scope)?;
-        let reset = lower_reset(desc, &states, &mut scope)?;
+        let reset = lower_reset(desc, &states, &params, &mut scope)?;
         let refractory = lower_refractory(desc, &mut scope)?;
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
@@ -300,37 +300,47 @@ fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<
 fn lower_reset(
     desc: &ModelDescription,
     states: &[Var],
+    params: &[Var],
     scope: &mut Scope,
-) -> Result<Vec<(usize, Ex)>> {
+) -> Result<Vec<(Slot, Ex)>> {
     let Some(text) = desc.reset.as_deref().filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
     let rsrc = Source::new("reset", text);
-    // Statements run in order: later ones see earlier assignments.
-    let mut current: Vec<Option<Ex>> = vec![None; states.len()];
+    // Statements run in order: later ones see earlier assignments. Targets are state
+    // variables, then parameters (Brian lets a reset write a parameter, which then keeps
+    // the new value).
+    let targets: Vec<(Slot, &Var)> = states
+        .iter()
+        .enumerate()
+        .map(|(j, v)| (Slot::State(j), v))
+        .chain(params.iter().enumerate().map(|(k, v)| (Slot::Param(k), v)))
+        .collect();
+    let mut current: Vec<Option<Ex>> = vec![None; targets.len()];
     for st in parse_statements(&rsrc, text)? {
-        let Some(j) = states.iter().position(|s| s.name == st.target) else {
+        let Some(j) = targets.iter().position(|(_, v)| v.name == st.target) else {
             return Err(SimError::UnknownIdentifier {
                 name: st.target.clone(),
                 at: rsrc.locate(st.offset),
                 suggestion: crate::error::closest(
                     &st.target,
-                    states.iter().map(|s| s.name.as_str()),
+                    targets.iter().map(|(_, v)| v.name.as_str()),
                 ),
             });
         };
         let (x, d) = scope.lower(&rsrc, &st.expr, Context::Plain)?;
-        let x = x.subst(&|s| match s {
-            Slot::State(k) => current[k].clone(),
-            _ => None,
+        let x = x.subst(&|s| {
+            let k = targets.iter().position(|(t, _)| *t == s)?;
+            current[k].clone()
         });
-        let old = current[j].clone().unwrap_or(Ex::Slot(Slot::State(j)));
-        current[j] = Some(assign(&rsrc, &st, &states[j], old, x, d)?);
+        let (slot, var) = targets[j];
+        let old = current[j].clone().unwrap_or(Ex::Slot(slot));
+        current[j] = Some(assign(&rsrc, &st, var, old, x, d)?);
     }
     Ok(current
         .into_iter()
-        .enumerate()
-        .filter_map(|(j, e)| e.map(|e| (j, e)))
+        .zip(&targets)
+        .filter_map(|(e, (slot, _))| e.map(|e| (*slot, e)))
         .collect())
 }
 
