@@ -446,6 +446,33 @@ pub fn clip(x: f64, lo: f64, hi: f64) -> f64 {
     }
 }
 
+/// The smallest `k` with `P(X <= k) > u` for `X ~ Poisson(lambda)`: a Poisson draw from one
+/// uniform draw `u` in [0, 1) (inverse transform). 0 for `lambda <= 0`, NaN for NaN.
+pub fn poisson_quantile(u: f64, lambda: f64) -> f64 {
+    if lambda.is_nan() || u.is_nan() {
+        return f64::NAN;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    if lambda.is_infinite() {
+        return f64::INFINITY;
+    }
+    // Terms in the log domain, so that `exp(-lambda)` cannot underflow; the walk stops
+    // well past the mean, where the remaining mass is below rounding.
+    let log_lambda = lambda.ln();
+    let mut log_p = -lambda;
+    let mut cdf = log_p.exp();
+    let mut k = 0.0;
+    let last = lambda + 40.0 * lambda.sqrt() + 40.0;
+    while cdf <= u && k < last {
+        k += 1.0;
+        log_p += log_lambda - f64::ln(k);
+        cdf += log_p.exp();
+    }
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -496,31 +523,4 @@ mod tests {
         let (a, _) = e.linear_in(Slot::State(0)).unwrap();
         assert_eq!(a, Ex::Num(0.0));
     }
-}
-
-/// The smallest `k` with `P(X <= k) > u` for `X ~ Poisson(lambda)`: a Poisson draw from one
-/// uniform draw `u` in [0, 1) (inverse transform). 0 for `lambda <= 0`, NaN for NaN.
-pub fn poisson_quantile(u: f64, lambda: f64) -> f64 {
-    if lambda.is_nan() || u.is_nan() {
-        return f64::NAN;
-    }
-    if lambda <= 0.0 {
-        return 0.0;
-    }
-    if lambda.is_infinite() {
-        return f64::INFINITY;
-    }
-    // Terms in the log domain, so that `exp(-lambda)` cannot underflow; the walk stops
-    // well past the mean, where the remaining mass is below rounding.
-    let log_lambda = lambda.ln();
-    let mut log_p = -lambda;
-    let mut cdf = log_p.exp();
-    let mut k = 0.0;
-    let last = lambda + 40.0 * lambda.sqrt() + 40.0;
-    while cdf <= u && k < last {
-        k += 1.0;
-        log_p += log_lambda - f64::ln(k);
-        cdf += log_p.exp();
-    }
-    k
 }
