@@ -392,9 +392,10 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
     };
     let (x, d) = lower_plain(scope, "refractory", t)?;
     if d == SECOND {
-        if matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
+        // A negative duration never makes a neuron refractory, as in Brian.
+        if matches!(x, Ex::Num(v) if !v.is_finite()) {
             return Err(SimError::Model(format!(
-                "refractory `{t}` must be a non-negative duration or a condition"
+                "refractory `{t}` must be a finite duration or a condition"
             )));
         }
         Ok(Refractory::Duration(x))
