@@ -144,8 +144,9 @@ fn printed_model_equations_compile_to_the_same_program() {
 
 // Random models written with the constructs of issue 22: `pi`, `e`, `inf`, `True`, `False`,
 // `arcsin` ... `clip`, `int`, `%`, `//`, chained comparisons, `(shared)`, `timestep`,
-// `rand()` / `randn()` in initial values, threshold and reset, refractory periods read from
-// state variables, and equations joined over lines as Brian allows.
+// `rand()` / `randn()` / `poisson()` in initial values, threshold and reset, `lastspike`,
+// resets that write parameters, refractory periods read from state variables, and equations
+// joined over lines as Brian allows.
 
 /// A dimensionless expression as text; `leaves` are the names it may read.
 fn brian_expr(leaves: Vec<&'static str>) -> impl Strategy<Value = String> {
@@ -235,8 +236,8 @@ fn brian_model() -> impl Strategy<Value = ModelDescription> {
                 join_lines(&s, &breaks),
             );
             ModelDescription::new(equations)
-                .threshold(format!("v > 1 + rand() and {r} < 3 <= 4"))
-                .reset("v = randn()*0.1\nw += rand(); w *= 0.5 + 0*p")
+                .threshold(format!("v > 1 + rand() and {r} < 3 <= 4 and t - lastspike > 1*ms"))
+                .reset("v = randn()*0.1\nw += rand(); w *= 0.5 + 0*p\nq = poisson(1 + abs(v))")
                 .refractory(format!("(1 + abs(sign(w)))*ms + clip({r}, 0, 1)*ms"))
                 .initial("v", "rand()")
                 .initial("w", "randn() + v + p")
@@ -294,7 +295,8 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
-    /// `rand()` / `randn()` draws (initial values, threshold, reset) belong to the neuron:
+    /// `rand()` / `randn()` / `poisson()` draws (initial values, threshold, reset) belong to
+    /// the neuron:
     /// its traces and spikes are the same whether it runs with 1 or 2 threads and among `n`
     /// neurons or the first `m` of them.
     #[test]
@@ -306,7 +308,7 @@ proptest! {
             .initial("v", "rand()")
             .initial("xr", "randn()")
             .threshold("rand() < rate*dt or v > 0.9")
-            .reset("v = rand()*0.5\nxr += randn()")
+            .reset("v = rand()*0.5\nxr += randn() + poisson(2)")
             .refractory("(1 + rand())*ms")
             .method("euler");
         let model = Model::new(&desc).unwrap();
