@@ -431,6 +431,14 @@ impl<K: Kernel> BlockCtx<'_, K> {
         if let Some(d) = draws.as_mut() {
             d.fill(&mut frame[rand_regs.clone()], LANES);
         }
+        // Initial values may read inputs: sample 0, as a Brian TimedArray at t = 0.
+        if cfg.n_steps > 0 {
+            for (i, s) in self.stimuli.iter().enumerate() {
+                for l in 0..LANES {
+                    frame[layout.input(i, false)][l] = s.values[trace[l] * cfg.n_steps];
+                }
+            }
+        }
         k.init(&mut frame);
         let sqrt_dt = dt.sqrt();
         let mut tmp: Lanes = [0.0; LANES];

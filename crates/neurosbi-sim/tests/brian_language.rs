@@ -538,3 +538,20 @@ fn poisson_draws_have_the_poisson_moments() {
     );
     assert!(e.contains("mean of `poisson`"), "{e}");
 }
+
+/// Initial values may read inputs, at their first sample (Brian's TimedArray at `t = 0`),
+/// per trace, also through a subexpression; `not_refractory` is 1 there.
+#[test]
+fn initial_values_read_inputs_at_their_first_sample() {
+    let desc = ModelDescription::new("dv/dt = -v/(10*ms) : 1\nJ = 2*I : 1")
+        .input("I", neurosbi_sim::units::Dimension::DIMENSIONLESS)
+        .initial("v", "J + 1 + not_refractory")
+        .method("euler");
+    let stim =
+        neurosbi_sim::Stimulus::from_rows("I", &[vec![0.25, 9.0, 9.0], vec![-1.5, 9.0, 9.0]])
+            .unwrap();
+    let cfg = RunConfig::new(1e-4, 3).record(&["v"]);
+    let out = model(&desc).simulate(&[], 2, &[stim], &cfg).unwrap();
+    assert_eq!(out.trace("v", 0).unwrap()[0], 2.5);
+    assert_eq!(out.trace("v", 1).unwrap()[0], -1.0);
+}

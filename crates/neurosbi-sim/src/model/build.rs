@@ -417,7 +417,7 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
 /// `m = f(v)` reads 0 mV even if `v = 25*mV` follows). A variable with no earlier
 /// assignment is read at its first later one (dependency order, so a value may be written
 /// before the values it reads), or as zero if it is never assigned or is the variable being
-/// assigned; `t` is 0.
+/// assigned; `t` is 0 and inputs read their first sample (a TimedArray at `t = 0`).
 fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> Result<Vec<Ex>> {
     let mut given: Vec<Assignment> = Vec::new();
     for (var, text) in &desc.initial {
@@ -444,22 +444,11 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
         // Initial values are computed at t = 0.
         let x = x.subst(&|s| match s {
             Slot::Time => Some(Ex::Num(0.0)),
-            // Brian's value before any spike.
+            // Brian's values before any spike.
             Slot::LastSpike => Some(Ex::Num(-1e4)),
+            Slot::NotRefractory => Some(Ex::Num(1.0)),
             _ => None,
         });
-        let mut other = false;
-        x.visit(&mut |e| {
-            other |= matches!(
-                e,
-                Ex::Slot(Slot::Input(_) | Slot::Noise(_) | Slot::NotRefractory)
-            );
-        });
-        if other {
-            return Err(SimError::Model(format!(
-                "{origin} may use constants, parameters, state variables, subexpressions, `t` and `i`, not inputs"
-            )));
-        }
         given.push(Assignment {
             state: j,
             expr: x,
