@@ -495,6 +495,10 @@ impl<K: Kernel> BlockCtx<'_, K> {
                     }
                 }
             }
+            // This step's draws, before the refractory program, which may read them too.
+            if let Some(d) = draws.as_mut() {
+                d.fill(&mut frame[rand_regs.clone()], w);
+            }
             match refractory {
                 RefractoryKind::None => {}
                 RefractoryKind::Duration | RefractoryKind::DurationEachStep => {
@@ -529,9 +533,6 @@ impl<K: Kernel> BlockCtx<'_, K> {
                 for kk in 0..layout.n_noise {
                     g.fill(sqrt_dt, &mut frame[layout.noise(kk)], w);
                 }
-            }
-            if let Some(d) = draws.as_mut() {
-                d.fill(&mut frame[rand_regs.clone()], w);
             }
             k.step_width(&mut frame, w);
             if k.threshold_width(&mut frame, &mut mask, w) {
