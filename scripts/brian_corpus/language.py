@@ -84,6 +84,17 @@ a : 1
         dt="0.1*ms", duration="200*ms", record="v", tolerance=1e-9,
     ),
     dict(
+        # The same, recording the parameter itself.
+        name="reset_writes_a_parameter_recorded", source=SOURCE, path=PATH,
+        equations="""
+dv/dt = (2 - a - v)/(10*ms) : 1
+a : 1
+""",
+        threshold="v > 1 + 0.2*a", reset="v = 0\na += 0.1", refractory=None, method="exact",
+        namespace={}, params={"a": "0"}, initial=[],
+        dt="0.1*ms", duration="200*ms", record="a", tolerance=1e-12,
+    ),
+    dict(
         # `poisson()` in the reset (one draw per neuron and spike, here every step, with a
         # mean that reads the state) and in an initial value; compared statistically over
         # 200 neurons.

@@ -370,9 +370,15 @@ impl CompiledKernel {
             } else if let Some((_, e, _)) = model.subexprs.iter().find(|s| &s.0 == name) {
                 rec.push(Recorded::Program(rec_nodes.len()));
                 rec_nodes.push(alg.lower(e, &x, 0.0));
+            } else if let Some(p) = model
+                .written_params()
+                .find(|&p| &model.params[p].name == name)
+            {
+                // A parameter the reset writes: its register.
+                rec.push(Recorded::State(layout.param(p)));
             } else {
                 return Err(SimError::Config(format!(
-                    "cannot record `{name}`: not a state variable or subexpression (recordable: {})",
+                    "cannot record `{name}`: not a state variable, subexpression or parameter written by the reset (recordable: {})",
                     model.recordable().join(", ")
                 )));
             }

@@ -303,7 +303,16 @@ impl Model {
             .iter()
             .map(|s| s.name.clone())
             .chain(self.subexprs.iter().map(|s| s.0.clone()))
+            .chain(self.written_params().map(|k| self.params[k].name.clone()))
             .collect()
+    }
+
+    /// Parameters that the reset writes (they change during a run, so they can be recorded).
+    pub(crate) fn written_params(&self) -> impl Iterator<Item = usize> + '_ {
+        self.reset.iter().filter_map(|(target, _)| match target {
+            Slot::Param(k) => Some(*k),
+            _ => None,
+        })
     }
     /// Changes the integration method (checked as at construction).
     pub fn with_method(mut self, method: Method) -> Result<Model> {
