@@ -508,6 +508,25 @@ pub struct Statement {
     pub offset: usize,
 }
 
+impl fmt::Display for AssignOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AssignOp::Set => "=",
+            AssignOp::Add => "+=",
+            AssignOp::Sub => "-=",
+            AssignOp::Mul => "*=",
+            AssignOp::Div => "/=",
+        })
+    }
+}
+
+impl fmt::Display for Statement {
+    /// Prints the statement so that parsing it gives it back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.target, self.op, self.expr)
+    }
+}
+
 /// Parses reset code: statements separated by newlines or `;`.
 pub fn parse_statements(src: &Source, text: &str) -> Result<Vec<Statement>> {
     let (clean, stmts) = statements(text, true);

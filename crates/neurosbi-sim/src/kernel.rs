@@ -23,6 +23,9 @@ pub struct Layout {
     pub n_noise: usize,
     /// Calls of `rand()` / `randn()`.
     pub n_rand: usize,
+    /// Whether a register holds `lastspike` (after the random draws; only for models that
+    /// read it, so that the others keep their programs).
+    pub lastspike: bool,
 }
 
 impl Layout {
@@ -58,9 +61,13 @@ impl Layout {
     pub fn rand(&self, k: usize) -> usize {
         self.noise(self.n_noise) + k
     }
+    /// Register holding `lastspike` (seconds), if [`Layout::lastspike`].
+    pub fn lastspike(&self) -> usize {
+        self.rand(self.n_rand)
+    }
     /// Number of fixed registers.
     pub fn n_fixed(&self) -> usize {
-        self.rand(self.n_rand)
+        self.rand(self.n_rand) + usize::from(self.lastspike)
     }
     /// Which fixed registers hold run-constant values (parameters and index).
     pub fn invariant(&self) -> Vec<bool> {
@@ -75,8 +82,13 @@ impl Layout {
 pub enum RefractoryKind {
     /// Never refractory.
     None,
-    /// For a duration after each spike, per neuron (see [`Kernel::refractory_duration`]).
+    /// For a duration after each spike, per neuron, fixed for the run (see
+    /// [`Kernel::refractory_duration`], called once after `init`).
     Duration,
+    /// For a duration after each spike that is evaluated at every step, at its start (it
+    /// reads state variables, `t`, `lastspike`, inputs or random draws), as Brian does:
+    /// `not_refractory = timestep(t - lastspike, dt) >= timestep(duration, dt)`.
+    DurationEachStep,
     /// While the kernel's refractory condition holds.
     Condition,
 }
@@ -99,7 +111,8 @@ pub trait Kernel: Sync {
     fn reset(&self, frame: &mut [Lanes], mask: &Lanes);
     /// Refractoriness.
     fn refractory(&self) -> RefractoryKind;
-    /// Writes the refractory duration in seconds (called once, after `init`).
+    /// Writes the refractory duration in seconds (once after `init` for
+    /// [`RefractoryKind::Duration`], at every step for [`RefractoryKind::DurationEachStep`]).
     fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes the refractory condition (1 = refractory).
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
@@ -162,6 +175,7 @@ impl Symbolic<'_> {
                 Slot::Index => b.fixed(layout.index() as u32),
                 Slot::NotRefractory => b.fixed(layout.not_refractory() as u32),
                 Slot::Rand(k) => b.fixed(layout.rand(k) as u32),
+                Slot::LastSpike => b.fixed(layout.lastspike() as u32),
             }
         };
         self.b.lower(e, &slot)
@@ -346,6 +360,7 @@ pub struct CompiledKernel {
     code: Compiled,
     state_names: Vec<String>,
     has_threshold: bool,
+    /// Registers the reset writes: state variables and written parameters.
     reset_targets: Vec<usize>,
     refractory: RefractoryKind,
     rand_normal: Vec<bool>,
@@ -385,8 +400,16 @@ impl CompiledKernel {
             n_inputs: model.inputs.len(),
             n_noise: model.noise.len(),
             n_rand: model.rand.len(),
+            lastspike: model.reads_lastspike(),
         };
-        let mut b = Builder::new(layout.invariant());
+        // A parameter that the reset writes changes during the run.
+        let mut invariant = layout.invariant();
+        for (target, _) in &model.reset {
+            if let Slot::Param(k) = target {
+                invariant[layout.param(*k)] = false;
+            }
+        }
+        let mut b = Builder::new(invariant);
         let mut alg = Symbolic {
             b: &mut b,
             model,
@@ -423,9 +446,15 @@ impl CompiledKernel {
             } else if let Some((_, e, _)) = model.subexprs.iter().find(|s| &s.0 == name) {
                 rec.push(Recorded::Program(rec_nodes.len()));
                 rec_nodes.push(alg.lower(e, &x, 0.0));
+            } else if let Some(p) = model
+                .written_params()
+                .find(|&p| &model.params[p].name == name)
+            {
+                // A parameter the reset writes: its register.
+                rec.push(Recorded::State(layout.param(p)));
             } else {
                 return Err(SimError::Config(format!(
-                    "cannot record `{name}`: not a state variable or subexpression (recordable: {})",
+                    "cannot record `{name}`: not a state variable, subexpression or parameter written by the reset (recordable: {})",
                     model.recordable().join(", ")
                 )));
             }
@@ -436,10 +465,21 @@ impl CompiledKernel {
             code,
             state_names: model.states.iter().map(|s| s.name.clone()).collect(),
             has_threshold: model.threshold.is_some(),
-            reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
+            reset_targets: model
+                .reset
+                .iter()
+                .map(|(target, _)| match *target {
+                    Slot::Param(k) => layout.param(k),
+                    Slot::State(j) => layout.state(j),
+                    _ => unreachable!("resets write state variables and parameters"),
+                })
+                .collect(),
             rand_normal: model.rand.clone(),
-            refractory: match model.refractory {
+            refractory: match &model.refractory {
                 Refractory::None => RefractoryKind::None,
+                Refractory::Duration(e) if crate::model::reads_running_values(e) => {
+                    RefractoryKind::DurationEachStep
+                }
                 Refractory::Duration(_) => RefractoryKind::Duration,
                 Refractory::Condition(_) => RefractoryKind::Condition,
             },
@@ -466,6 +506,22 @@ impl CompiledKernel {
             self.code.prologue.listing(),
             self.code.programs[STEP].listing()
         )
+    }
+
+    /// A readable listing of every program: prologue, initial values, step, threshold,
+    /// reset, refractoriness and recordings (for tests that two models compile alike).
+    pub fn full_listing(&self) -> String {
+        let names = ["init", "step", "threshold", "reset", "refractory", "record"];
+        let mut s = format!(
+            "registers: {} ({} fixed)\nprologue:\n{}",
+            self.code.n_regs,
+            self.layout.n_fixed(),
+            self.code.prologue.listing()
+        );
+        for (name, p) in names.iter().zip(&self.code.programs) {
+            s.push_str(&format!("{name}:\n{}", p.listing()));
+        }
+        s
     }
 
     #[inline(always)]

@@ -2,7 +2,7 @@
 
 use crate::equations::EquationSet;
 use crate::error::{Result, SimError};
-use crate::ir::Ex;
+use crate::ir::{Ex, Slot};
 use crate::units::{Dimension, Quantity};
 use std::fmt;
 
@@ -238,7 +238,10 @@ pub struct Model {
     /// `dX/dt = M X + c` as Brian's `exact` needs it, or why not.
     pub(crate) exact: std::result::Result<crate::exact::LinearSystem, String>,
     pub(crate) threshold: Option<Ex>,
-    pub(crate) reset: Vec<(usize, Ex)>,
+    /// New values of the variables a reset changes: state variables (`Slot::State`) and,
+    /// as Brian allows, parameters (`Slot::Param`), which then keep the value for the rest
+    /// of the run.
+    pub(crate) reset: Vec<(Slot, Ex)>,
     pub(crate) refractory: Refractory,
     pub(crate) initial: Vec<Ex>,
     pub(crate) subexprs: Vec<(String, Ex, Dimension)>,
@@ -256,7 +259,7 @@ pub struct Model {
 
 impl Model {
     /// Every expression the compiled kernel is built from.
-    fn expressions(&self) -> impl Iterator<Item = &Ex> {
+    pub(crate) fn expressions(&self) -> impl Iterator<Item = &Ex> {
         let linear = self.linear.iter().flatten().flat_map(|(a, b)| [a, b]);
         let exact = self
             .exact
@@ -277,6 +280,15 @@ impl Model {
             .chain(&self.initial)
             .chain(self.subexprs.iter().map(|(_, e, _)| e))
             .chain(self.pre_step.iter().map(|(_, e)| e))
+    }
+
+    /// Whether an expression reads `lastspike`.
+    pub(crate) fn reads_lastspike(&self) -> bool {
+        let mut found = false;
+        for e in self.expressions() {
+            e.visit(&mut |n| found |= matches!(n, Ex::Slot(Slot::LastSpike)));
+        }
+        found
     }
 
     /// State variables.
@@ -316,7 +328,16 @@ impl Model {
             .iter()
             .map(|s| s.name.clone())
             .chain(self.subexprs.iter().map(|s| s.0.clone()))
+            .chain(self.written_params().map(|k| self.params[k].name.clone()))
             .collect()
+    }
+
+    /// Parameters that the reset writes (they change during a run, so they can be recorded).
+    pub(crate) fn written_params(&self) -> impl Iterator<Item = usize> + '_ {
+        self.reset.iter().filter_map(|(target, _)| match target {
+            Slot::Param(k) => Some(*k),
+            _ => None,
+        })
     }
     /// Changes the integration method (checked as at construction).
     pub fn with_method(mut self, method: Method) -> Result<Model> {
@@ -352,4 +373,25 @@ impl Model {
         self.description.method = Some(self.method.to_string());
         Ok(self)
     }
+}
+
+/// Whether an expression reads something that changes while the neuron runs (so that a
+/// refractory duration made of it is evaluated at every step).
+pub(crate) fn reads_running_values(x: &Ex) -> bool {
+    let mut varying = false;
+    x.visit(&mut |e| {
+        varying |= matches!(
+            e,
+            Ex::Slot(
+                Slot::State(_)
+                    | Slot::Input(_)
+                    | Slot::Time
+                    | Slot::Noise(_)
+                    | Slot::NotRefractory
+                    | Slot::LastSpike
+                    | Slot::Rand(_)
+            )
+        );
+    });
+    varying
 }

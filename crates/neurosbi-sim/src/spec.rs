@@ -308,12 +308,36 @@ fn constants(
     Ok(out)
 }
 
-/// The `initial` table: expressions as strings (numbers accepted).
+/// The `initial` values: a table (in the order written: the TOML reader preserves it),
+/// or, to assign a variable more than once as Brian scripts do, an array of
+/// `[name, value]` pairs; expressions as strings (numbers accepted).
 fn initial_values(file: &str, table: &toml::Table, prefix: &str) -> Result<Vec<(String, String)>> {
+    let pairs: Vec<(String, toml::Value)> = match table.get("initial") {
+        Some(toml::Value::Array(a)) => {
+            let mut pairs = Vec::new();
+            for (k, item) in a.iter().enumerate() {
+                match item.as_array().map(|p| p.as_slice()) {
+                    Some([toml::Value::String(n), v]) => pairs.push((n.clone(), v.clone())),
+                    _ => {
+                        return Err(spec_err(
+                            file,
+                            &format!("{prefix}initial[{k}]"),
+                            "expected a pair [\"name\", \"value\"]",
+                        ));
+                    }
+                }
+            }
+            pairs
+        }
+        _ => sub_table(file, table, prefix, "initial")?
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
     let mut out = Vec::new();
-    for (name, v) in sub_table(file, table, prefix, "initial")? {
+    for (name, v) in pairs {
         let text = match v {
-            toml::Value::String(s) => s.clone(),
+            toml::Value::String(s) => s,
             toml::Value::Float(f) => f.to_string(),
             toml::Value::Integer(i) => i.to_string(),
             other => {
@@ -324,7 +348,7 @@ fn initial_values(file: &str, table: &toml::Table, prefix: &str) -> Result<Vec<(
                 ));
             }
         };
-        out.push((name.clone(), text));
+        out.push((name, text));
     }
     Ok(out)
 }

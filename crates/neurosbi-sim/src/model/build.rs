@@ -31,7 +31,7 @@ impl Model {
         let linear = linear_split(&drift, &states);
         let exact = crate::exact::linear_system(&drift, &states);
         let threshold = lower_threshold(desc, &mut scope)?;
-        let reset = lower_reset(desc, &states, &mut scope)?;
+        let reset = lower_reset(desc, &states, &params, &mut scope)?;
         let refractory = lower_refractory(desc, &mut scope)?;
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
@@ -444,22 +444,6 @@ fn non_blank(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// Whether an expression reads something that changes while the neuron runs.
-fn reads_running_values(x: &Ex) -> bool {
-    let mut varying = false;
-    x.visit(&mut |e| {
-        if matches!(
-            e,
-            Ex::Slot(
-                Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_) | Slot::NotRefractory
-            )
-        ) {
-            varying = true;
-        }
-    });
-    varying
-}
-
 /// The threshold condition, if any.
 fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<Ex>> {
     let Some(t) = non_blank(desc.threshold.as_deref()) else {
@@ -481,37 +465,47 @@ fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<
 fn lower_reset(
     desc: &ModelDescription,
     states: &[Var],
+    params: &[Var],
     scope: &mut Scope,
-) -> Result<Vec<(usize, Ex)>> {
+) -> Result<Vec<(Slot, Ex)>> {
     let Some(text) = desc.reset.as_deref().filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
     let rsrc = Source::new("reset", text);
-    // Statements run in order: later ones see earlier assignments.
-    let mut current: Vec<Option<Ex>> = vec![None; states.len()];
+    // Statements run in order: later ones see earlier assignments. Targets are state
+    // variables, then parameters (Brian lets a reset write a parameter, which then keeps
+    // the new value).
+    let targets: Vec<(Slot, &Var)> = states
+        .iter()
+        .enumerate()
+        .map(|(j, v)| (Slot::State(j), v))
+        .chain(params.iter().enumerate().map(|(k, v)| (Slot::Param(k), v)))
+        .collect();
+    let mut current: Vec<Option<Ex>> = vec![None; targets.len()];
     for st in parse_statements(&rsrc, text)? {
-        let Some(j) = states.iter().position(|s| s.name == st.target) else {
+        let Some(j) = targets.iter().position(|(_, v)| v.name == st.target) else {
             return Err(SimError::UnknownIdentifier {
                 name: st.target.clone(),
                 at: rsrc.locate(st.offset),
                 suggestion: crate::error::closest(
                     &st.target,
-                    states.iter().map(|s| s.name.as_str()),
+                    targets.iter().map(|(_, v)| v.name.as_str()),
                 ),
             });
         };
         let (x, d) = scope.lower(&rsrc, &st.expr, Context::Plain)?;
-        let x = x.subst(&|s| match s {
-            Slot::State(k) => current[k].clone(),
-            _ => None,
+        let x = x.subst(&|s| {
+            let k = targets.iter().position(|(t, _)| *t == s)?;
+            current[k].clone()
         });
-        let old = current[j].clone().unwrap_or(Ex::Slot(Slot::State(j)));
-        current[j] = Some(assign(&rsrc, &st, &states[j], old, x, d)?);
+        let (slot, var) = targets[j];
+        let old = current[j].clone().unwrap_or(Ex::Slot(slot));
+        current[j] = Some(assign(&rsrc, &st, var, old, x, d)?);
     }
     Ok(current
         .into_iter()
-        .enumerate()
-        .filter_map(|(j, e)| e.map(|e| (j, e)))
+        .zip(&targets)
+        .filter_map(|(e, (slot, _))| e.map(|e| (*slot, e)))
         .collect())
 }
 
@@ -555,16 +549,18 @@ fn assign(rsrc: &Source, st: &Statement, state: &Var, old: Ex, x: Ex, d: Dimensi
     Ok(new)
 }
 
-/// The refractory period: a duration fixed per neuron, or a condition.
+/// The refractory period: a duration (fixed per neuron, or read from state variables,
+/// `lastspike` or `t` at every step, as Brian does), or a condition.
 fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refractory> {
     let Some(t) = non_blank(desc.refractory.as_deref()) else {
         return Ok(Refractory::None);
     };
     let (x, d) = lower_plain(scope, "refractory", t)?;
     if d == SECOND {
-        if reads_running_values(&x) || matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
+        // A negative duration never makes a neuron refractory, as in Brian.
+        if matches!(x, Ex::Num(v) if !v.is_finite()) {
             return Err(SimError::Model(format!(
-                "refractory `{t}` must be a non-negative duration of constants and parameters, or a condition"
+                "refractory `{t}` must be a finite duration or a condition"
             )));
         }
         Ok(Refractory::Duration(x))
@@ -580,12 +576,15 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
     }
 }
 
-/// The initial value of every state variable: as given, else zero. As in Brian, a value
-/// may read other state variables (directly or through subexpressions) at their initial
-/// values, which are resolved in dependency order; a variable that reads itself sees its
-/// value before the assignment (zero).
+/// The initial value of every state variable: as given, else zero. As in Brian, the
+/// assignments run in sequence and a value may read state variables (directly or through
+/// subexpressions): it sees the latest earlier assignment of each (`v = 0*mV`, then
+/// `m = f(v)` reads 0 mV even if `v = 25*mV` follows). A variable with no earlier
+/// assignment is read at its first later one (dependency order, so a value may be written
+/// before the values it reads), or as zero if it is never assigned or is the variable being
+/// assigned; `t` is 0 and inputs read their first sample (a TimedArray at `t = 0`).
 fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> Result<Vec<Ex>> {
-    let mut given: Vec<Option<(Ex, String)>> = vec![None; states.len()];
+    let mut given: Vec<Assignment> = Vec::new();
     for (var, text) in &desc.initial {
         let origin = format!("initial value of `{var}`");
         let Some(j) = states.iter().position(|s| s.name == *var) else {
@@ -607,82 +606,93 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
                 right: states[j].dim,
             });
         }
+        // Initial values are computed at t = 0.
         let x = x.subst(&|s| match s {
-            Slot::State(k) if k == j => Some(Ex::Num(0.0)),
-            // Initial values are computed at t = 0.
             Slot::Time => Some(Ex::Num(0.0)),
+            // Brian's values before any spike.
+            Slot::LastSpike => Some(Ex::Num(-1e4)),
+            Slot::NotRefractory => Some(Ex::Num(1.0)),
             _ => None,
         });
-        let mut other = false;
-        x.visit(&mut |e| {
-            other |= matches!(
-                e,
-                Ex::Slot(Slot::Input(_) | Slot::Noise(_) | Slot::NotRefractory)
-            );
+        given.push(Assignment {
+            state: j,
+            expr: x,
+            origin,
         });
-        if other {
-            return Err(SimError::Model(format!(
-                "{origin} may use constants, parameters, state variables, subexpressions, `t` and `i`, not inputs"
-            )));
-        }
-        given[j] = Some((x, origin));
     }
-    let mut resolved: Vec<Option<Ex>> = vec![None; states.len()];
-    for j in 0..states.len() {
-        resolve_initial(j, &given, states, &mut resolved, &mut Vec::new())?;
-    }
-    Ok(resolved
-        .into_iter()
-        .map(|e| e.unwrap_or(Ex::Num(0.0)))
-        .collect())
+    let mut resolved: Vec<Option<Ex>> = vec![None; given.len()];
+    (0..states.len())
+        .map(|j| match given.iter().rposition(|a| a.state == j) {
+            Some(p) => resolve_initial(p, &given, states, &mut resolved, &mut Vec::new()),
+            None => Ok(Ex::Num(0.0)),
+        })
+        .collect()
 }
 
-/// The initial value of state `j` with the initial values of the states it reads written
-/// in; `visiting` is the chain of states being resolved, for the error on a cycle.
+/// One initial-value assignment, lowered.
+struct Assignment {
+    state: usize,
+    expr: Ex,
+    origin: String,
+}
+
+/// The value of assignment `p` with the values it reads written in; `visiting` is the
+/// chain of assignments being resolved, for the error on a cycle.
 fn resolve_initial(
-    j: usize,
-    given: &[Option<(Ex, String)>],
+    p: usize,
+    given: &[Assignment],
     states: &[Var],
     resolved: &mut [Option<Ex>],
     visiting: &mut Vec<usize>,
 ) -> Result<Ex> {
-    if let Some(e) = &resolved[j] {
+    if let Some(e) = &resolved[p] {
         return Ok(e.clone());
     }
-    let Some((x, origin)) = &given[j] else {
-        resolved[j] = Some(Ex::Num(0.0));
-        return Ok(Ex::Num(0.0));
-    };
-    if let Some(p) = visiting.iter().position(|&k| k == j) {
-        let chain: Vec<&str> = visiting[p..]
+    if let Some(at) = visiting.iter().position(|&q| q == p) {
+        let chain: Vec<&str> = visiting[at..]
             .iter()
-            .chain([&j])
-            .map(|&k| states[k].name.as_str())
+            .chain([&p])
+            .map(|&q| states[given[q].state].name.as_str())
             .collect();
         return Err(SimError::Model(format!(
             "initial values depend on each other in a cycle: {}",
             chain.join(" -> ")
         )));
     }
-    visiting.push(j);
+    let a = &given[p];
+    visiting.push(p);
     let mut values: Vec<Option<Ex>> = vec![None; states.len()];
     for (k, value) in values.iter_mut().enumerate() {
-        if x.depends_on(Slot::State(k)) {
-            *value = Some(resolve_initial(k, given, states, resolved, visiting)?);
+        if !a.expr.depends_on(Slot::State(k)) {
+            continue;
         }
+        let earlier = given[..p].iter().rposition(|b| b.state == k);
+        let later = (k != a.state)
+            .then(|| {
+                given[p + 1..]
+                    .iter()
+                    .position(|b| b.state == k)
+                    .map(|q| p + 1 + q)
+            })
+            .flatten();
+        *value = Some(match earlier.or(later) {
+            Some(q) => resolve_initial(q, given, states, resolved, visiting)?,
+            None => Ex::Num(0.0),
+        });
     }
     visiting.pop();
-    let e = x.subst(&|s| match s {
+    let e = a.expr.subst(&|s| match s {
         Slot::State(k) => values[k].clone(),
         _ => None,
     });
     if e.depth() > MAX_DEPTH {
         return Err(SimError::Model(format!(
-            "{origin} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            "{} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            a.origin,
             e.depth()
         )));
     }
-    resolved[j] = Some(e.clone());
+    resolved[p] = Some(e.clone());
     Ok(e)
 }
 
