@@ -176,3 +176,15 @@ fn the_pyloric_model_file_matches_the_package() {
         worst_stat * 100.0
     );
 }
+
+/// `examples/pyloric.toml` is a valid fit: 31 free parameters, the 15 statistics, and
+/// the published 845_082_0044 observation as its x_o.
+#[test]
+fn the_pyloric_fit_file_describes_the_published_problem() {
+    let cfg = neurosbi::prelude::FitConfig::from_file(&root().join("examples/pyloric.toml")).unwrap();
+    let p = &cfg.problem;
+    assert_eq!(p.dim_theta(), 31);
+    assert_eq!(p.dim_x(), 15);
+    let x = p.observed_features(&cfg.observation().unwrap()).unwrap();
+    assert_eq!(x, neurosbi_features::pyloric::OBSERVATION_845_082_0044);
+}
