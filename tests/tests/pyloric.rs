@@ -181,7 +181,8 @@ fn the_pyloric_model_file_matches_the_package() {
 /// the published 845_082_0044 observation as its x_o.
 #[test]
 fn the_pyloric_fit_file_describes_the_published_problem() {
-    let cfg = neurosbi::prelude::FitConfig::from_file(&root().join("examples/pyloric.toml")).unwrap();
+    let cfg =
+        neurosbi::prelude::FitConfig::from_file(&root().join("examples/pyloric.toml")).unwrap();
     let p = &cfg.problem;
     assert_eq!(p.dim_theta(), 31);
     assert_eq!(p.dim_x(), 15);

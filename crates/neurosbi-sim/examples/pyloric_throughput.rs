@@ -81,8 +81,8 @@ fn rows(model: &neurosbi_sim::Model, n: usize) -> Vec<f64> {
 
 /// The package's seconds per simulation, or why it could not run.
 fn package(n: usize) -> Result<f64, String> {
-    let python = std::env::var("PYLORIC_PYTHON")
-        .unwrap_or_else(|_| "/work/venv-pyloric/bin/python".into());
+    let python =
+        std::env::var("PYLORIC_PYTHON").unwrap_or_else(|_| "/work/venv-pyloric/bin/python".into());
     let src =
         std::env::var("PYLORIC_SRC").unwrap_or_else(|_| "/work/venv-pyloric/src/pyloric".into());
     let out = Command::new(&python)
@@ -90,11 +90,15 @@ fn package(n: usize) -> Result<f64, String> {
         .args([n.to_string(), T_MAX_MS.to_string()])
         .env("PYTHONPATH", &src)
         .output()
-        .map_err(|e| format!("cannot run {python}: {e} (set PYLORIC_PYTHON, see scripts/pyloric/README.md)"))?;
+        .map_err(|e| {
+            format!("cannot run {python}: {e} (set PYLORIC_PYTHON, see scripts/pyloric/README.md)")
+        })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or("");
-        return Err(format!("the package did not run ({last}); see scripts/pyloric/README.md"));
+        return Err(format!(
+            "the package did not run ({last}); see scripts/pyloric/README.md"
+        ));
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
     v["seconds_per_simulation"]
@@ -124,7 +128,10 @@ fn main() {
     let n = 64;
     let params = rows(&model, n);
     let cfg = RunConfig::new(DT, n_steps);
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut ours = f64::INFINITY;
     for _ in 0..3 {
         let start = Instant::now();
