@@ -11,7 +11,10 @@
 //!
 //! `cargo run --release -p neurosbi-sim --example pyloric_throughput [-- N_PACKAGE]`
 
+#[path = "common/pin.rs"]
+mod pin;
 use neurosbi_sim::{CompiledKernel, ModelSpec, RunConfig};
+use pin::pin_to_one_cpu;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -21,20 +24,6 @@ const DT: f64 = 0.025e-3;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn pin_to_one_cpu() -> Option<usize> {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t owned by this frame.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
-        }
-        let cpu = (0..libc::CPU_SETSIZE as usize).rfind(|&c| libc::CPU_ISSET(c, &set))?;
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        (libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0).then_some(cpu)
-    }
 }
 
 /// Parameter rows (SI) of the fixture cases, cycled to `n` rows, noise off.

@@ -48,6 +48,17 @@ fn flat_names_and_brian_order() {
     assert_eq!(states, ["v_pre", "v_post", "I_in_post", "s_syn"]);
 }
 
+/// Step `k` of the pair's `v_pre`, `v_post` and `s_syn` equals the reference's, to 1e-12.
+fn same(out: &neurosbi_sim::SimResult, k: usize, want: [f64; 3]) {
+    for (name, want) in ["v_pre", "v_post", "s_syn"].into_iter().zip(want) {
+        let got = out.trace(name, 0).unwrap()[k];
+        assert!(
+            (got - want).abs() <= 1e-12 * want.abs().max(1e-6),
+            "{name} at step {k}: {got} vs {want}"
+        );
+    }
+}
+
 #[test]
 fn matches_a_hand_written_euler_in_brian_order() {
     let model = Model::new(&pair().flatten().unwrap()).unwrap();
@@ -60,13 +71,7 @@ fn matches_a_hand_written_euler_in_brian_order() {
         .unwrap();
     let (mut vpre, mut vpost, mut s) = (2e-3, 0.0, 0.0);
     for k in 0..n {
-        for (name, want) in [("v_pre", vpre), ("v_post", vpost), ("s_syn", s)] {
-            let got = out.trace(name, 0).unwrap()[k];
-            assert!(
-                (got - want).abs() <= 1e-12 * want.abs().max(1e-6),
-                "{name} at step {k}: {got} vs {want}"
-            );
-        }
+        same(&out, k, [vpre, vpost, s]);
         let i_in_post = w * s; // summed, from the state at the step's start
         vpost += dt * (-vpost + i_in_post) / tau_post; // post_stateupdater
         vpre += dt * (-vpre + ext) / tau_pre; // pre_stateupdater
@@ -250,13 +255,7 @@ fn order_and_a_method_per_object() {
         .unwrap();
     let (mut vpre, mut vpost, mut s) = (2e-3, 0.0, 0.0);
     for k in 0..n {
-        for (name, want) in [("v_pre", vpre), ("v_post", vpost), ("s_syn", s)] {
-            let got = out.trace(name, 0).unwrap()[k];
-            assert!(
-                (got - want).abs() <= 1e-12 * want.abs().max(1e-6),
-                "{name} at step {k}: {got} vs {want}"
-            );
-        }
+        same(&out, k, [vpre, vpost, s]);
         let i_in_post = w * s;
         s += dt * (vpre / 1e-3 - s) / 5e-3; // first: the old v_pre
         vpost += dt * (-vpost + i_in_post) / tau_post;
