@@ -30,6 +30,11 @@ pub trait Simulator: Sync {
         rngs: &mut [SimRng],
         x: &mut [f64],
     ) -> Result<(), SimulationError>;
+
+    /// Names of the outputs, for messages about invalid simulations (empty: `x[j]`).
+    fn x_names(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Where the parameters of simulation `index` come from.
@@ -232,6 +237,7 @@ pub fn simulate_chunk(
     let mut reasons = InvalidReasons::default();
     let mut keep_t = Vec::with_capacity(theta.len());
     let mut keep_x = Vec::with_capacity(x.len());
+    let names = sim.x_names();
     for i in 0..n {
         let (th, xr) = (&theta[i * dt..(i + 1) * dt], &x[i * dx..(i + 1) * dx]);
         match (&errors[i], xr.iter().position(|v| !v.is_finite())) {
@@ -244,7 +250,10 @@ pub fn simulate_chunk(
                 invalid_theta.extend_from_slice(th);
                 reasons.add(match (err, col) {
                     (Some(e), _) => format!("simulator error: {e}"),
-                    (None, Some(j)) => format!("non-finite output x[{j}]"),
+                    (None, Some(j)) => match names.get(j) {
+                        Some(name) => format!("undefined or non-finite output x[{j}] ({name})"),
+                        None => format!("non-finite output x[{j}]"),
+                    },
                     (None, None) => unreachable!("matched above"),
                 });
             }

@@ -369,6 +369,47 @@ impl Simulator for FailsAbove {
     }
 }
 
+/// [`FailsAbove`] whose outputs have names: the reasons name the output.
+struct Named(FailsAbove);
+impl Simulator for Named {
+    fn dim_theta(&self) -> usize {
+        2
+    }
+    fn dim_x(&self) -> usize {
+        2
+    }
+    fn simulate(&self, t: &[f64], r: &mut [SimRng], x: &mut [f64]) -> Result<(), SimulationError> {
+        self.0.simulate(t, r, x)
+    }
+    fn x_names(&self) -> Vec<String> {
+        vec!["rate".into(), "cycle_period".into()]
+    }
+}
+
+#[test]
+fn invalid_simulations_are_counted_by_the_name_of_their_output() {
+    let prior: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform_box(2, 0.0, 1.0).unwrap());
+    let cfg = InferenceConfig {
+        rounds: vec![2000],
+        ..Default::default()
+    };
+    let e = infer(
+        &Named(FailsAbove(0.005)),
+        prior,
+        None,
+        &cfg,
+        None,
+        &mut Quiet,
+        &mut NoObserver,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("x undefined or non-finite output x[1] (cycle_period)"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_round_that_is_almost_all_invalid_stops_naming_where_the_model_fails() {
     let prior: Arc<dyn Prior> = Arc::new(IndependentPrior::uniform_box(2, 0.0, 1.0).unwrap());

@@ -496,6 +496,9 @@ impl Simulator for NeuronSimulator {
     fn dim_theta(&self) -> usize {
         self.problem.dim_theta()
     }
+    fn x_names(&self) -> Vec<String> {
+        self.problem.feature_names()
+    }
     fn dim_x(&self) -> usize {
         self.problem.dim_x()
     }
