@@ -178,7 +178,11 @@ fn report_renders_in_headless_chromium() {
     let broken = out.out.join("broken.html");
     std::fs::write(
         &broken,
-        html.replacen("data:image/svg+xml;base64,", "data:image/svg+xml;base64,AAAA", 1),
+        html.replacen(
+            "data:image/svg+xml;base64,",
+            "data:image/svg+xml;base64,AAAA",
+            1,
+        ),
     )
     .unwrap();
     let (text, _) = render(&broken);
@@ -223,7 +227,11 @@ fn report_shows_each_figure_once_the_features_and_the_inputs() {
         .map(|s| s.split('"').next().unwrap())
         .collect();
     assert_eq!(ids, ["fig-pairplot", "fig-traces", "fig-training"]);
-    assert_eq!(html.matches("<img").count(), ids.len(), "one image per figure");
+    assert_eq!(
+        html.matches("<img").count(),
+        ids.len(),
+        "one image per figure"
+    );
     assert!(!html.contains("failed to load") && !html.contains("render-status"));
     // The observed features as the observation gives them, in order.
     let x_o = cfg

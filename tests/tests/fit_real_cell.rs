@@ -1,6 +1,6 @@
-//! A real neuron, end to end: `examples/real_cell_adex_ci.toml` (the CI-sized sibling of
-//! `examples/real_cell_adex.toml`, see docs/real-data.md) fits AdEx to four sweeps of a
-//! recorded current-clamp step protocol (pyABF's `17o05028_ic_steps.abf`). Checked: the
+//! A real neuron, end to end: `examples/real_cell_adex.toml` as shipped (5000 simulations,
+//! about 20 s in the test profile on 2 cores) fits AdEx to four sweeps of a recorded
+//! current-clamp step protocol (pyABF's `17o05028_ic_steps.abf`). Checked: the
 //! posterior-predictive spike counts cover the recorded ones on most sweeps, and the report
 //! shows each recorded sweep under its predictive traces, the observed and predicted features
 //! side by side, and the inputs with their real SHA-256.
@@ -14,13 +14,15 @@ use std::sync::OnceLock;
 /// The sweeps of the example, in the order of the observation's traces.
 const SWEEPS: [usize; 4] = [8, 10, 12, 15];
 
-/// Sweeps whose recorded spike count must fall inside the predictive 90 % interval. The
-/// model has one `EL` for every sweep while the cell's baseline drifts from sweep to sweep
-/// (docs/real-data.md), so one sweep may miss; three of four must not.
+/// Sweeps whose recorded spike count must fall inside the predictive 90 % interval. With seed
+/// 7 all four do (sweeps 8, 10, 12, 15: 11, 15, 18, 21 spikes against 90 % intervals of
+/// about [4, 20], [6, 21], [7, 20], [10, 29]); the model has one `EL` for every sweep while the
+/// cell's baseline drifts from sweep to sweep (docs/real-data.md), so one sweep may miss after
+/// an unrelated change of numerics; three of four must not.
 const MIN_COVERED: usize = 3;
 
 fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/real_cell_adex_ci.toml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/real_cell_adex.toml")
 }
 
 fn out_dir(name: &str) -> PathBuf {
@@ -98,7 +100,10 @@ fn predictive_spike_counts_cover_the_recorded_ones_on_most_sweeps() {
             .map(|r| r[col])
             .filter(|v| v.is_finite())
             .collect();
-        assert!(pred.len() * 2 >= predictive.len(), "sweep {sweep}: most predictive runs valid");
+        assert!(
+            pred.len() * 2 >= predictive.len(),
+            "sweep {sweep}: most predictive runs valid"
+        );
         pred.sort_by(f64::total_cmp);
         let (lo, hi) = (quantile(&pred, 0.05), quantile(&pred, 0.95));
         lines.push(format!(
@@ -121,11 +126,17 @@ fn predictive_spike_counts_cover_the_recorded_ones_on_most_sweeps() {
         .iter()
         .zip(&cfg.problem.free)
         .filter(|(s, p)| match p.prior {
-            neurosbi::infer::Marginal::Uniform { low, high } => s.q975 - s.q025 < 0.8 * (high - low),
+            neurosbi::infer::Marginal::Uniform { low, high } => {
+                s.q975 - s.q025 < 0.8 * (high - low)
+            }
             _ => false,
         })
         .count();
-    assert!(narrower >= 2, "the posterior barely narrowed: {:?}", out.summary);
+    assert!(
+        narrower >= 2,
+        "the posterior barely narrowed: {:?}",
+        out.summary
+    );
 }
 
 fn sha256_of(path: &Path) -> String {
@@ -160,7 +171,10 @@ fn report_shows_sweeps_features_simulations_model_and_provenance() {
         "every image is a figure"
     );
     for s in SWEEPS {
-        assert!(ids.contains(&format!("fig-v-sweep-{s}")), "no figure of sweep {s}");
+        assert!(
+            ids.contains(&format!("fig-v-sweep-{s}")),
+            "no figure of sweep {s}"
+        );
         for ext in ["svg", "png"] {
             let f = out.out.join(format!("v_sweep_{s}.{ext}"));
             assert!(std::fs::metadata(&f).unwrap().len() > 1000, "{f:?}");
@@ -168,9 +182,19 @@ fn report_shows_sweeps_features_simulations_model_and_provenance() {
         assert!(html.contains(&format!("Sweep {s} of 17o05028_ic_steps.abf")));
     }
     assert!(ids.contains(&"fig-pairplot".to_string()));
-    assert!(!ids.contains(&"fig-traces".to_string()), "the sweeps replace the trace grid");
-    assert_eq!(figs.len(), SWEEPS.len() + 2, "pairplot, sweeps, training: {figs:?}");
-    assert!(!html.contains("failed to load"), "no test-harness line for the reader");
+    assert!(
+        !ids.contains(&"fig-traces".to_string()),
+        "the sweeps replace the trace grid"
+    );
+    assert_eq!(
+        figs.len(),
+        SWEEPS.len() + 2,
+        "pairplot, sweeps, training: {figs:?}"
+    );
+    assert!(
+        !html.contains("failed to load"),
+        "no test-harness line for the reader"
+    );
     // Observed features in the table equal the observation, in order.
     let obs = cfg.observation().unwrap();
     let x_o = cfg.problem.observed_features(&obs).unwrap();
@@ -186,14 +210,21 @@ fn report_shows_sweeps_features_simulations_model_and_provenance() {
         html.contains(&format!("{valid} valid and {invalid} invalid simulations")),
         "counts"
     );
-    assert!(html.contains(&format!("{valid} of {} simulations valid", valid as u64 + invalid)));
+    assert!(html.contains(&format!(
+        "{valid} of {} simulations valid",
+        valid as u64 + invalid
+    )));
     assert!(html.contains("dv/dt = (gL*(EL - v) + gL*DeltaT*exp((v - VT)/DeltaT) + I - w)/C"));
     assert!(html.contains("reset: v = Vr; w += b"));
     let fit_text = std::fs::read_to_string(example()).unwrap();
     let first_line = fit_text.lines().next().unwrap();
     assert!(html.contains(&first_line.replace('&', "&amp;").replace('<', "&lt;")));
     // Provenance: version, seed, each input's real SHA-256.
-    assert!(html.contains(&format!("neurosbi {}, seed {}", env!("CARGO_PKG_VERSION"), cfg.seed)));
+    assert!(html.contains(&format!(
+        "neurosbi {}, seed {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.seed
+    )));
     let abf = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../crates/neurosbi-io/tests/data/abf/17o05028_ic_steps.abf");
     let sums = attrs(&html.replace("<code class=\"sha256\">", "sha=\""), "sha")

@@ -793,13 +793,24 @@ fn io_bench() -> Result<()> {
     let dir = target_dir()?.join("io-bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let sample = root.join("crates/neurosbi-io/tests/data/abf/17o05028_ic_steps.abf");
-    let nwb_ok = ["libhdf5-dev", "pkg-config"].iter().all(|p| dpkg_installed(p));
+    let nwb_ok = ["libhdf5-dev", "pkg-config"]
+        .iter()
+        .all(|p| dpkg_installed(p));
     let mut build = cargo();
-    build.args(["build", "--release", "-p", "neurosbi-io", "--example", "io_bench"]);
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "neurosbi-io",
+        "--example",
+        "io_bench",
+    ]);
     if nwb_ok {
         build.args(["--features", "nwb"]);
     } else {
-        eprintln!("xtask: neurosbi-io is built without NWB support (libhdf5-dev or pkg-config missing): NWB rows skipped");
+        eprintln!(
+            "xtask: neurosbi-io is built without NWB support (libhdf5-dev or pkg-config missing): NWB rows skipped"
+        );
     }
     run(build)?;
     let bench = target_dir()?.join("release/examples/io_bench");
@@ -864,12 +875,14 @@ fn io_bench() -> Result<()> {
         Ok(b)
     };
     let mut table = Vec::new();
-    for (file, peer, peer_ok, ours_ok) in [
-        (&abf, "pyabf", pyabf, true),
-        (&nwb, "pynwb", pynwb, nwb_ok),
-    ] {
+    for (file, peer, peer_ok, ours_ok) in
+        [(&abf, "pyabf", pyabf, true), (&nwb, "pynwb", pynwb, nwb_ok)]
+    {
         if !file.exists() {
-            eprintln!("xtask: SKIPPED {}: not made (needs pyabf and pynwb)", file.display());
+            eprintln!(
+                "xtask: SKIPPED {}: not made (needs pyabf and pynwb)",
+                file.display()
+            );
             continue;
         }
         let ours = if ours_ok {
@@ -892,7 +905,9 @@ fn io_bench() -> Result<()> {
         };
         table.push((file.clone(), ours, theirs));
     }
-    println!("\nreading a ~100 MB recording (best of 3 runs; peak: resident memory above the process's before reading, largest of 3)");
+    println!(
+        "\nreading a ~100 MB recording (best of 3 runs; peak: resident memory above the process's before reading, largest of 3)"
+    );
     println!(
         "{:<10} {:<20} {:>8} {:>9} {:>9} {:>10} {:>12}",
         "file", "reader", "MB", "seconds", "MB/s", "peak MB", "peak / data"

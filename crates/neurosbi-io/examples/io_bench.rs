@@ -86,19 +86,22 @@ fn make_abf(sample: &Path, out: &Path, mb: f64) -> Result<(), String> {
     header[12..16].copy_from_slice(&(total_sweeps as u32).to_le_bytes());
     header[DATA_ENTRY + 8..DATA_ENTRY + 16].copy_from_slice(&((n * copies) as i64).to_le_bytes());
     header[SYNCH_ENTRY..SYNCH_ENTRY + 4].copy_from_slice(&(synch_block as u32).to_le_bytes());
-    header[SYNCH_ENTRY + 8..SYNCH_ENTRY + 16]
-        .copy_from_slice(&(total_sweeps as i64).to_le_bytes());
+    header[SYNCH_ENTRY + 8..SYNCH_ENTRY + 16].copy_from_slice(&(total_sweeps as i64).to_le_bytes());
     let mut f = std::io::BufWriter::new(
         std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?,
     );
     let w = |f: &mut std::io::BufWriter<std::fs::File>, b: &[u8]| {
-        f.write_all(b).map_err(|e| format!("{}: {e}", out.display()))
+        f.write_all(b)
+            .map_err(|e| format!("{}: {e}", out.display()))
     };
     w(&mut f, &header)?;
     for _ in 0..copies {
         w(&mut f, data)?;
     }
-    w(&mut f, &vec![0u8; synch_block * BLOCK - data_at - data_bytes])?;
+    w(
+        &mut f,
+        &vec![0u8; synch_block * BLOCK - data_at - data_bytes],
+    )?;
     for k in 0..total_sweeps {
         let start = synch[0].0 + step * k as i32;
         w(&mut f, &start.to_le_bytes())?;

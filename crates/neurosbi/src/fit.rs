@@ -1034,7 +1034,10 @@ pub fn feature_rows(
                 [0.05, 0.5, 0.95].map(|q| summary::quantile(&col, q))
             };
             let mut parts = name.splitn(3, '/');
-            let what = match (parts.next(), parts.next().and_then(|k| k.parse::<usize>().ok())) {
+            let what = match (
+                parts.next(),
+                parts.next().and_then(|k| k.parse::<usize>().ok()),
+            ) {
                 (Some(var), Some(k)) => match recorded_sweeps(cfg, var) {
                     Some((_, sweeps)) => format!("sweep {}", sweeps.get(k).copied().unwrap_or(k)),
                     None => format!("trace {k}"),
@@ -1078,10 +1081,7 @@ pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
 
 /// The fit file and every input file with its SHA-256.
 fn input_checksums(cfg: &FitConfig) -> Vec<report::InputChecksum> {
-    let fit = (
-        "fit file".to_string(),
-        cfg.file.clone(),
-    );
+    let fit = ("fit file".to_string(), cfg.file.clone());
     std::iter::once(fit)
         .chain(cfg.inputs.iter().map(|f| (f.key.clone(), f.path.clone())))
         .map(|(key, path)| {

@@ -328,7 +328,10 @@ mod tests {
         assert!(h.contains("2 x diverged"));
         assert!(h.contains("class=\"out\""), "7 lies outside [2, 6]");
         assert!(h.contains(&"ab".repeat(32)));
-        assert!(!h.contains("failed to load"), "no test-harness text for the reader");
+        assert!(
+            !h.contains("failed to load"),
+            "no test-harness text for the reader"
+        );
         assert!(h.contains("g&lt;Na&gt;"));
         assert!(h.contains("data:image/svg+xml;base64,"));
         assert!(!h.contains("http://") || !h.contains("src=\"http"));

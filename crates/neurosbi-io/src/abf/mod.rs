@@ -269,9 +269,11 @@ fn deinterleave_into(raw: &[u8], chans: &mut [Samples]) {
                 raw.chunks_exact(2 * n_ch)
                     .map(|f| i16::from_le_bytes([f[2 * c], f[2 * c + 1]])),
             ),
-            Samples::F32(v) => v.extend(raw.chunks_exact(4 * n_ch).map(|f| {
-                f32::from_le_bytes([f[4 * c], f[4 * c + 1], f[4 * c + 2], f[4 * c + 3]])
-            })),
+            Samples::F32(v) => {
+                v.extend(raw.chunks_exact(4 * n_ch).map(|f| {
+                    f32::from_le_bytes([f[4 * c], f[4 * c + 1], f[4 * c + 2], f[4 * c + 3]])
+                }))
+            }
             Samples::F64(_) => {}
         }
     }

@@ -94,7 +94,11 @@ impl ProblemSpec {
             let StimulusSpec::Written(t) = st else {
                 continue;
             };
-            let from_file = if t.contains_key("kind") { "file" } else { "from" };
+            let from_file = if t.contains_key("kind") {
+                "file"
+            } else {
+                "from"
+            };
             if let Some(p) = t.get(from_file).and_then(toml::Value::as_str) {
                 v.push(InputFile {
                     key: format!("stimuli.{name}.{from_file}"),
