@@ -138,6 +138,7 @@ fn read(path: &Path) -> Result<(), String> {
     let t = Instant::now();
     let rec = neurosbi_io::open(path).map_err(|e| e.to_string())?;
     let opened = t.elapsed().as_secs_f64();
+    let (_, open_peak) = memory();
     let mut sum = 0.0;
     let mut samples = 0usize;
     let mut stored = 0usize;
@@ -156,13 +157,14 @@ fn read(path: &Path) -> Result<(), String> {
     let secs = t.elapsed().as_secs_f64();
     let (_, peak) = memory();
     println!(
-        "{{\"reader\":\"neurosbi-io\",\"file\":{:?},\"file_mb\":{:.3},\"sweeps\":{},\"channels\":{},\"samples\":{samples},\"seconds\":{secs:.4},\"open_seconds\":{opened:.4},\"mb_per_s\":{:.1},\"peak_extra_mb\":{:.1},\"stored_mb\":{:.1},\"checksum\":{sum:e}}}",
+        "{{\"reader\":\"neurosbi-io\",\"file\":{:?},\"file_mb\":{:.3},\"sweeps\":{},\"channels\":{},\"samples\":{samples},\"seconds\":{secs:.4},\"open_seconds\":{opened:.4},\"mb_per_s\":{:.1},\"peak_extra_mb\":{:.1},\"open_peak_extra_mb\":{:.1},\"stored_mb\":{:.1},\"checksum\":{sum:e}}}",
         path.display().to_string(),
         file_bytes as f64 / 1e6,
         rec.sweep_count(),
         rec.channels.len(),
         file_bytes as f64 / 1e6 / secs,
         peak.saturating_sub(base) as f64 / 1e6,
+        open_peak.saturating_sub(base) as f64 / 1e6,
         stored as f64 / 1e6,
     );
     Ok(())

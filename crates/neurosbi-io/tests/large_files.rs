@@ -58,14 +58,18 @@ fn padded_sample_files_read_from_disk_as_from_memory() {
 fn a_large_file_cut_short_names_what_is_missing() {
     let path = data_dir().join("17o05028_ic_steps.abf");
     let bytes = std::fs::read(&path).unwrap();
-    // Claim 16 MB of samples in a 9 MB file: the data section runs past the end.
+    // A 9 MB file whose samples (1.9 MB) start 5 kB before its end.
     let mut cut = bytes.clone();
     cut.resize(9 << 20, 0);
-    let entry = 76 + 16 * 10 + 8;
-    cut[entry..entry + 8].copy_from_slice(&(8i64 << 20).to_le_bytes());
+    let entry = 76 + 16 * 10;
+    let block = ((9u32 << 20) - 5120) / 512;
+    cut[entry..entry + 4].copy_from_slice(&block.to_le_bytes());
     let tmp = std::env::temp_dir().join(format!("neurosbi-io-cut-{}.abf", std::process::id()));
     std::fs::write(&tmp, &cut).unwrap();
     let e = read_abf(&tmp).unwrap_err().to_string();
     let _ = std::fs::remove_file(&tmp);
-    assert!(e.contains("neurosbi-io-cut-"), "{e}");
+    assert!(
+        e.contains("neurosbi-io-cut-") && e.contains("samples"),
+        "{e}"
+    );
 }

@@ -98,7 +98,7 @@ fn read_large(path: &Path, len: u64) -> Result<Recording> {
     // The data section as the fixed header fields place it, within the file; anything odd is
     // left to the in-memory reader, which reads all and names what is wrong.
     let (start, end) = match region {
-        Some((start, bytes)) if start >= head as u64 && start.saturating_add(bytes) <= len => {
+        Some((start, bytes)) if start.saturating_add(bytes) <= len => {
             (start as usize, (start + bytes) as usize)
         }
         _ => {
@@ -106,9 +106,14 @@ fn read_large(path: &Path, len: u64) -> Result<Recording> {
             return parse_abf(path, &buf);
         }
     };
-    f.read_exact(&mut buf[head..start]).map_err(io)?;
-    f.seek(SeekFrom::Start(end as u64)).map_err(io)?;
-    f.read_exact(&mut buf[end..]).map_err(io)?;
+    // The first block read above may hold the first samples: read what lies between it and
+    // the samples, and what follows them.
+    if start > head {
+        f.read_exact(&mut buf[head..start]).map_err(io)?;
+    }
+    let after = end.max(head);
+    f.seek(SeekFrom::Start(after as u64)).map_err(io)?;
+    f.read_exact(&mut buf[after..]).map_err(io)?;
     let b = Bytes { path, data: &buf };
     let header = match &buf[..4] {
         b"ABF " => v1::header(&b)?,
