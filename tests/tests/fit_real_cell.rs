@@ -254,3 +254,50 @@ fn the_report_is_rebuilt_from_the_output_folder() {
     let head = |h: &str| h[..h.find("<h2>Timings").unwrap()].to_string();
     assert_eq!(head(&after), head(&before));
 }
+
+#[test]
+fn the_report_renders_every_figure_in_headless_chromium() {
+    let (_, out) = fitted();
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        eprintln!(
+            "SKIPPED the_report_renders_every_figure_in_headless_chromium: {chromium} is absent (install Debian's chromium package)"
+        );
+        return;
+    }
+    let report = out.out.join("report.html");
+    let profile = out_dir("chromium-profile");
+    let dom = std::process::Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!(
+            "file://{}",
+            report.canonicalize().unwrap().display()
+        ))
+        .output()
+        .expect("chromium runs");
+    let text = String::from_utf8_lossy(&dom.stdout);
+    let attr = |name: &str| attrs(&text, name).first().cloned();
+    assert_eq!(
+        attr("data-checked").as_deref(),
+        Some("yes"),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    assert_eq!(
+        attr("data-images").as_deref(),
+        Some(format!("{}", SWEEPS.len() + 2).as_str()),
+        "pairplot, 4 sweeps, training curves"
+    );
+    assert_eq!(attr("data-broken").as_deref(), Some("0"));
+    assert_eq!(attr("data-errors").as_deref(), Some("0"));
+}
