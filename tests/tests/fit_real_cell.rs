@@ -253,6 +253,29 @@ fn the_report_is_rebuilt_from_the_output_folder() {
     let after = std::fs::read_to_string(out.out.join("report.html")).unwrap();
     let head = |h: &str| h[..h.find("<h2>Timings").unwrap()].to_string();
     assert_eq!(head(&after), head(&before));
+    // The folder of a fit made before per-sweep figures existed: the report shows the traces.
+    let old = out_dir("no-sweeps");
+    std::fs::create_dir_all(&old).unwrap();
+    for e in std::fs::read_dir(&out.out).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().to_string();
+        if e.file_type().unwrap().is_file() && !name.contains("_sweep_") {
+            std::fs::copy(e.path(), old.join(&name)).unwrap();
+        }
+    }
+    let sims = old.join("simulations");
+    std::fs::create_dir_all(&sims).unwrap();
+    for e in std::fs::read_dir(out.out.join("simulations")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), sims.join(e.file_name())).unwrap();
+    }
+    let opts = FitOptions {
+        out: Some(old.clone()),
+        ..opts
+    };
+    neurosbi::fit::rebuild_report(cfg, &opts).unwrap();
+    let html = std::fs::read_to_string(old.join("report.html")).unwrap();
+    assert!(html.contains("id=\"fig-traces\"") && !html.contains("fig-v-sweep-"));
 }
 
 #[test]

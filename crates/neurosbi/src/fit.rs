@@ -1339,8 +1339,14 @@ pub fn rebuild_report(cfg: &FitConfig, opts: &FitOptions) -> Result<PathBuf> {
     let traces = read_text(&out.join("traces.svg"))?;
     let training = read_text(&out.join("training.svg"))?;
     let predictive = read_text(&out.join("predictive.csv"))?;
-    let sweeps = sweep_figures(cfg)
+    // A fit written before per-sweep figures existed has none: its report shows the traces.
+    let stems = sweep_figures(cfg);
+    let have_sweeps = stems
+        .iter()
+        .all(|(stem, _, _)| out.join(format!("{stem}.svg")).is_file());
+    let sweeps = stems
         .into_iter()
+        .filter(|_| have_sweeps)
         .map(|(stem, _, cap)| Ok((read_text(&out.join(format!("{stem}.svg")))?, stem, cap)))
         .map(|r: Result<_>| r.map(|(svg, stem, cap)| (stem, cap, svg)))
         .collect::<Result<Vec<_>>>()?;
