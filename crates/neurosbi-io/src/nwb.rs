@@ -105,9 +105,11 @@ fn assemble(
     let first = voltage.values().next().expect("checked non-empty");
     let rate = first[0].rate;
     let lens: Vec<usize> = first.iter().map(|s| s.values.len()).collect();
+    let first_electrode = first[0].electrode.clone();
+    let mut voltage = voltage;
     let mut channels = Vec::new();
     let mut samples = Vec::new();
-    for (electrode, series) in &voltage {
+    for (electrode, series) in voltage.iter_mut() {
         let label = |what: &str| {
             if several {
                 format!("{what} {electrode}")
@@ -123,21 +125,23 @@ fn assemble(
             return Err(err(format!(
                 "electrode {electrode:?} has other sweeps than electrode {:?} ({} sweeps); \
                  this reader needs the same sweeps on every electrode",
-                first[0].electrode,
+                first_electrode,
                 lens.len()
             )));
         }
-        check_rates(path, rate, series)?;
-        channels.push(channel(label("Vm"), "V"));
-        samples.push(Samples::F64(concat(series.iter())));
+        check_rates(path, rate, series.iter())?;
         // A stimulus channel only when every sweep has its stimulus, of the same length:
         // a partial one could not be cut into the same sweeps.
-        if let Some(stim) = stimulus.remove(electrode)
-            && let Some(paired) = pair(series, &stim)
-        {
-            check_rates(path, rate, paired.iter().copied())?;
+        let paired = stimulus
+            .remove(electrode)
+            .and_then(|stim| pair(series, &stim).map(|p| (stim, p)));
+        channels.push(channel(label("Vm"), "V"));
+        let n = series.len();
+        samples.push(Samples::F64(take_all(series, 0..n)));
+        if let Some((mut stim, order)) = paired {
+            check_rates(path, rate, order.iter().map(|&i| &stim[i]))?;
             channels.push(channel(label("stimulus"), "A"));
-            samples.push(Samples::F64(concat(paired.into_iter())));
+            samples.push(Samples::F64(take_all(&mut stim, order.into_iter())));
         }
     }
     let mut sweeps = Vec::with_capacity(lens.len());
@@ -168,30 +172,51 @@ fn channel(name: String, units: &str) -> Channel {
     }
 }
 
-fn concat<'a>(series: impl Iterator<Item = &'a Series>) -> Vec<f64> {
-    series.flat_map(|s| s.values.iter().copied()).collect()
+/// The values of `series[i]` for each `i` of `order`, one after the other. Each series' values
+/// are moved out and freed as they are copied (unless a later index needs them again), so
+/// the recording's samples are not held twice while they are joined.
+fn take_all(series: &mut [Series], order: impl Iterator<Item = usize> + Clone) -> Vec<f64> {
+    let total = order.clone().map(|i| series[i].values.len()).sum();
+    let mut uses = vec![0usize; series.len()];
+    order.clone().for_each(|i| uses[i] += 1);
+    let mut out = Vec::with_capacity(total);
+    for i in order {
+        uses[i] -= 1;
+        if uses[i] == 0 {
+            out.extend(std::mem::take(&mut series[i].values));
+        } else {
+            out.extend_from_slice(&series[i].values);
+        }
+    }
+    out
 }
 
 /// The stimulus of each response sweep (by sweep_number, else by position), if all match.
-fn pair<'a>(responses: &[Series], stimuli: &'a [Series]) -> Option<Vec<&'a Series>> {
+/// The index in `stimuli` of each response's stimulus (by sweep_number, else by position), if
+/// all match.
+fn pair(responses: &[Series], stimuli: &[Series]) -> Option<Vec<usize>> {
     let numbered = responses
         .iter()
         .chain(stimuli)
         .all(|s| s.sweep_number.is_some());
-    let paired: Vec<&Series> = if numbered {
+    let paired: Vec<usize> = if numbered {
         responses
             .iter()
-            .map(|r| stimuli.iter().find(|s| s.sweep_number == r.sweep_number))
+            .map(|r| {
+                stimuli
+                    .iter()
+                    .position(|s| s.sweep_number == r.sweep_number)
+            })
             .collect::<Option<_>>()?
     } else if responses.len() == stimuli.len() {
-        stimuli.iter().collect()
+        (0..stimuli.len()).collect()
     } else {
         return None;
     };
     let same = responses
         .iter()
         .zip(&paired)
-        .all(|(r, s)| r.values.len() == s.values.len());
+        .all(|(r, &s)| r.values.len() == stimuli[s].values.len());
     same.then_some(paired)
 }
 
@@ -339,7 +364,10 @@ fn read_series(
     let raw = data
         .read_raw::<f64>()
         .map_err(|e| format!("cannot read data as numbers: {e}"))?;
-    let values: Vec<f64> = raw.iter().map(|&x| x * conversion + offset).collect();
+    let mut values = raw;
+    values
+        .iter_mut()
+        .for_each(|x| *x = *x * conversion + offset);
     let rate = rate(g, values.len())?;
     let sweep_number = match g.attr("sweep_number") {
         Err(_) => None,
