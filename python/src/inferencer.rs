@@ -272,6 +272,10 @@ impl ProblemInferencer {
                             .collect();
                         list.into_pyobject(py)?.into_any().unbind()
                     }
+                    Observed::Features(v) => {
+                        let n = v.len();
+                        to_numpy(py, v, 1, n)?.into_any().unbind()
+                    }
                 };
                 per_output.push(obj);
             }

@@ -278,9 +278,7 @@ betan = 0.125*exp(-v/(80*mV))/ms : Hz
         initial=[("v", "0*mV"), ("m", "1/(1 + betam/alpham)"), ("n", "1/(1 + betan/alphan)"),
                  ("h", "1/(1 + betah/alphah)"), ("v", "25*mV")],
         dt="0.01*ms", duration="20*ms", record="v",
-        # Brian assigns initial values in sequence (m, n, h read v = 0 mV, then v = 25 mV);
-        # neurosbi resolves them declaratively (m, n, h read the final v).
-        expected="differs", feature="sequential initial-value assignment",
+        # Initial values in sequence: m, n, h read v = 0 mV, then v = 25 mV.
     ),
     dict(
         name="multiprocessing_using_cython", source=BRIAN2,

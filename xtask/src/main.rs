@@ -9,7 +9,7 @@
 //!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
 //!   Then the NWB tests (`cargo xtask nwb-test` alone): neurosbi-io's and the fit-file tests
 //!   with `--features nwb`, after installing libhdf5-dev and pkg-config when root.
-//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|io|all]`: runs the
+//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]`: runs the
 //!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
 //!   part of `all`: the Python package against the Rust paths and sbi; `io`, not part of
 //!   `all`: reading a ~100 MB ABF and NWB file against pyabf and pynwb, see [`io_bench`]).
@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         Some("nwb-test") => nwb_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|io|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -707,6 +707,7 @@ fn bench(args: &[String]) -> Result<()> {
         "sbibm-table",
         "store",
         "python",
+        "pyloric",
         "io",
         "all",
     ];
@@ -721,6 +722,19 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if which == "io" {
         return io_bench();
+    }
+    if which == "pyloric" || which == "all" {
+        // The pyloric network next to the `pyloric` package (scripts/pyloric/README.md).
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "neurosbi-sim",
+            "--example",
+            "pyloric_throughput",
+        ]);
+        run(cmd)?;
     }
     if which == "sim" || which == "all" {
         let mut cmd = cargo();

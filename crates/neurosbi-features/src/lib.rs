@@ -29,6 +29,7 @@ pub mod error;
 pub mod feature;
 pub mod moments;
 pub mod params;
+pub mod pyloric;
 pub mod recording;
 pub mod set;
 pub mod spiketrain;

@@ -24,6 +24,9 @@ pub struct Recording<'a> {
     pub reference_spikes: Option<&'a [f64]>,
     /// Stimulus amplitude in nA (for `ohmic_input_resistance`).
     pub stimulus_current: Option<f64>,
+    /// Traces of other variables of the same simulation, sampled alike, for features of
+    /// several traces at once (the neurons of a circuit).
+    pub others: &'a [&'a [f64]],
 }
 
 impl<'a> Recording<'a> {
@@ -37,7 +40,14 @@ impl<'a> Recording<'a> {
             spikes: None,
             reference_spikes: None,
             stimulus_current: None,
+            others: &[],
         }
+    }
+
+    /// Attaches the traces of other variables (same sampling as `values`).
+    pub fn with_others(mut self, others: &'a [&'a [f64]]) -> Self {
+        self.others = others;
+        self
     }
 
     /// Sets the stimulus window `[on, off]` in ms.

@@ -59,6 +59,7 @@ impl Catalogue {
         entries.extend(crate::efel::entries());
         entries.extend(crate::spiketrain::entries());
         entries.extend(crate::entropy::entries());
+        entries.extend(crate::pyloric::entries());
         Self { entries }
     }
 

@@ -18,6 +18,9 @@
 //! sim_throughput`; `SIM_THROUGHPUT_N=10000` restricts the sizes, `SIM_REPS` the repeats).
 
 use neurosbi_sim::{HodgkinHuxleyC, Model, ModelSpec, RunConfig, Stimulus, simulate_native};
+#[path = "common/pin.rs"]
+mod pin;
+use pin::pin_to_one_cpu;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -34,21 +37,6 @@ fn peak_rss_mb() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
-}
-
-/// Pins the calling thread (and so the threads and processes it starts later) to one CPU.
-fn pin_to_one_cpu() -> Option<usize> {
-    // SAFETY: plain libc calls on a zeroed cpu_set_t owned by this frame.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return None;
-        }
-        let cpu = (0..libc::CPU_SETSIZE as usize).rfind(|&c| libc::CPU_ISSET(c, &set))?;
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        (libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) == 0).then_some(cpu)
-    }
 }
 
 /// Compiles the C reference loop; `Err` says why it cannot run here.

@@ -313,6 +313,36 @@ impl Scope {
                     Dimension::DIMENSIONLESS,
                 ))
             })()),
+            "poisson" if !self.symbols.contains_key(name) => Some((|| {
+                arity(1, "poisson(lambda)")?;
+                if ctx == Context::Constant {
+                    return Err(SimError::syntax(
+                        at.clone(),
+                        "`poisson()` is random and cannot be used in a constant",
+                    ));
+                }
+                if ctx == Context::Differential {
+                    return Err(SimError::syntax(
+                        at.clone(),
+                        "`poisson()` cannot appear in a differential equation (Brian refuses it too)",
+                    ));
+                }
+                let (lambda, d) = self.lower(src, &args[0], ctx)?;
+                if !d.is_dimensionless() {
+                    return Err(SimError::Dimension {
+                        at: at.clone(),
+                        context: "the mean of `poisson`".into(),
+                        left: d,
+                        right: Dimension::DIMENSIONLESS,
+                    });
+                }
+                self.rand.push(false);
+                let u = Ex::Slot(Slot::Rand(self.rand.len() - 1));
+                Ok((
+                    Ex::Poisson(Box::new(u), Box::new(lambda)),
+                    Dimension::DIMENSIONLESS,
+                ))
+            })()),
             "timestep" if !self.symbols.contains_key(name) => Some((|| {
                 arity(2, "timestep(t, dt)")?;
                 let (x, dx) = self.lower(src, &args[0], ctx)?;
@@ -394,6 +424,8 @@ impl Scope {
             "i" => Ok((Ex::Slot(Slot::Index), Dimension::DIMENSIONLESS)),
             "not_refractory" if ctx == Context::Constant => not_here("a per-neuron value"),
             "not_refractory" => Ok((Ex::Slot(Slot::NotRefractory), Dimension::DIMENSIONLESS)),
+            "lastspike" if ctx == Context::Constant => not_here("a per-neuron value"),
+            "lastspike" => Ok((Ex::Slot(Slot::LastSpike), SECOND)),
             _ if n == "xi" || n.starts_with("xi_") => {
                 if ctx != Context::Differential {
                     return Err(SimError::syntax(

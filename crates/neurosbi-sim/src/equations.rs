@@ -36,6 +36,15 @@ pub struct Flags {
     /// `(shared)`: one value for the whole group. A Brian group here is the neurons of one
     /// parameter set (its stimulus traces), which share their parameters already.
     pub shared: bool,
+    /// `(constant over dt)`: a subexpression evaluated once at the start of each step and
+    /// held while the step is integrated.
+    pub constant_over_dt: bool,
+    /// `(clock-driven)`: a synaptic differential equation integrated every step.
+    pub clock_driven: bool,
+    /// `(event-driven)`: a synaptic differential equation updated only at spikes.
+    pub event_driven: bool,
+    /// `(summed)`: a synaptic subexpression summed into a post-synaptic parameter.
+    pub summed: bool,
 }
 
 /// One line of an equation set.
@@ -293,12 +302,17 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
                     "constant" => flags.constant = true,
                     "unless refractory" => flags.unless_refractory = true,
                     "shared" => flags.shared = true,
+                    "constant over dt" => flags.constant_over_dt = true,
+                    "clock-driven" => flags.clock_driven = true,
+                    "event-driven" => flags.event_driven = true,
+                    "summed" => flags.summed = true,
                     other => {
                         let at = o + 1 + text[o + 1..close].find(flag.trim()).unwrap_or(0);
                         return Err(SimError::syntax(
                             src.locate(at),
                             format!(
-                                "unknown flag `{other}`; known flags: constant, unless refractory, shared"
+                                "unknown flag `{other}`; known flags: constant, unless refractory, shared, \
+                                 constant over dt, clock-driven, event-driven, summed"
                             ),
                         ));
                     }
@@ -367,6 +381,7 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
             ),
         ));
     }
+    check_flags(src, name_offset, &name, kind, &flags)?;
     Ok(Equation {
         kind,
         name,
@@ -376,6 +391,46 @@ fn parse_statement(src: &Source, text: &str, s: usize, e: usize) -> Result<Equat
         flags,
         offset: name_offset,
     })
+}
+
+/// Which flags go with which kind of equation (as Brian checks them); whether a flag is
+/// allowed in a neuron group or in synapses is checked where the equations are used.
+fn check_flags(src: &Source, at: usize, name: &str, kind: EquationKind, f: &Flags) -> Result<()> {
+    let misplaced = |flag: &str, want: &str| {
+        Err(SimError::syntax(
+            src.locate(at),
+            format!("`({flag})` applies to {want} only, not to `{name}`"),
+        ))
+    };
+    let differential = kind == EquationKind::Differential;
+    let subexpression = kind == EquationKind::Subexpression;
+    if f.clock_driven && !differential {
+        return misplaced("clock-driven", "differential equations");
+    }
+    if f.event_driven && !differential {
+        return misplaced("event-driven", "differential equations");
+    }
+    if f.constant_over_dt && !subexpression {
+        return misplaced("constant over dt", "subexpressions");
+    }
+    if f.summed && !subexpression {
+        return misplaced("summed", "subexpressions");
+    }
+    if f.clock_driven && f.event_driven {
+        return Err(SimError::syntax(
+            src.locate(at),
+            format!("`{name}` cannot be both clock-driven and event-driven"),
+        ));
+    }
+    if f.summed && (f.constant_over_dt || f.shared) {
+        return Err(SimError::syntax(
+            src.locate(at),
+            format!(
+                "`(summed)` cannot be combined with `(shared)` or `(constant over dt)` (`{name}`)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 impl fmt::Display for Equation {
@@ -398,6 +453,16 @@ impl fmt::Display for Equation {
         }
         if self.flags.shared {
             fl.push("shared");
+        }
+        for (on, name) in [
+            (self.flags.constant_over_dt, "constant over dt"),
+            (self.flags.clock_driven, "clock-driven"),
+            (self.flags.event_driven, "event-driven"),
+            (self.flags.summed, "summed"),
+        ] {
+            if on {
+                fl.push(name);
+            }
         }
         if !fl.is_empty() {
             write!(f, " ({})", fl.join(", "))?;
@@ -441,6 +506,25 @@ pub struct Statement {
     pub expr: Expr,
     /// Byte offset of the target (for errors).
     pub offset: usize,
+}
+
+impl fmt::Display for AssignOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AssignOp::Set => "=",
+            AssignOp::Add => "+=",
+            AssignOp::Sub => "-=",
+            AssignOp::Mul => "*=",
+            AssignOp::Div => "/=",
+        })
+    }
+}
+
+impl fmt::Display for Statement {
+    /// Prints the statement so that parsing it gives it back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {}", self.target, self.op, self.expr)
+    }
 }
 
 /// Parses reset code: statements separated by newlines or `;`.

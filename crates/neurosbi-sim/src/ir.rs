@@ -183,6 +183,9 @@ pub enum Slot {
     Index,
     /// Brian's `not_refractory`: 1 while the neuron is not refractory, else 0.
     NotRefractory,
+    /// Brian's `lastspike`: the time of the neuron's last spike (seconds), -1e4 s before
+    /// the first one.
+    LastSpike,
     /// The draw of one `rand()` / `randn()` call, fresh for each neuron at each step
     /// (and for the initial values).
     Rand(usize),
@@ -211,6 +214,9 @@ pub enum Ex {
     Call(Func, Box<Ex>),
     /// `clip(x, low, high)`.
     Clip(Box<Ex>, Box<Ex>, Box<Ex>),
+    /// Brian's `poisson(lambda)`: the Poisson quantile of a uniform draw `u` (a
+    /// [`Slot::Rand`]) for the mean `lambda`, as `Poisson(u, lambda)`.
+    Poisson(Box<Ex>, Box<Ex>),
     /// Comparison (1.0 or 0.0).
     Cmp(Cmp, Box<Ex>, Box<Ex>),
     /// Logical and of two truth values.
@@ -284,7 +290,8 @@ impl Ex {
             | Ex::Pow(a, b)
             | Ex::Cmp(_, a, b)
             | Ex::And(a, b)
-            | Ex::Or(a, b) => (Some(a), Some(b), None),
+            | Ex::Or(a, b)
+            | Ex::Poisson(a, b) => (Some(a), Some(b), None),
             Ex::Clip(a, b, c) => (Some(a), Some(b), Some(c)),
         };
         a.into_iter().chain(b).chain(c)
@@ -337,6 +344,7 @@ impl Ex {
             Ex::Pow(a, b) => Ex::Pow(s(a), s(b)),
             Ex::Call(func, a) => Ex::Call(*func, s(a)),
             Ex::Clip(a, b, c) => Ex::Clip(s(a), s(b), s(c)),
+            Ex::Poisson(a, b) => Ex::Poisson(s(a), s(b)),
             Ex::Cmp(c, a, b) => Ex::Cmp(*c, s(a), s(b)),
             Ex::And(a, b) => Ex::And(s(a), s(b)),
             Ex::Or(a, b) => Ex::Or(s(a), s(b)),
@@ -417,6 +425,7 @@ impl Ex {
             Ex::Pow(a, c) => a.eval(f).powf(c.eval(f)),
             Ex::Call(func, a) => func.eval(a.eval(f)),
             Ex::Clip(a, lo, hi) => clip(a.eval(f), lo.eval(f), hi.eval(f)),
+            Ex::Poisson(u, lambda) => poisson_quantile(u.eval(f), lambda.eval(f)),
             Ex::Cmp(c, a, d) => b(c.eval(a.eval(f), d.eval(f))),
             Ex::And(a, c) => b(a.eval(f) != 0.0 && c.eval(f) != 0.0),
             Ex::Or(a, c) => b(a.eval(f) != 0.0 || c.eval(f) != 0.0),
@@ -435,6 +444,33 @@ pub fn clip(x: f64, lo: f64, hi: f64) -> f64 {
     } else {
         x
     }
+}
+
+/// The smallest `k` with `P(X <= k) > u` for `X ~ Poisson(lambda)`: a Poisson draw from one
+/// uniform draw `u` in [0, 1) (inverse transform). 0 for `lambda <= 0`, NaN for NaN.
+pub fn poisson_quantile(u: f64, lambda: f64) -> f64 {
+    if lambda.is_nan() || u.is_nan() {
+        return f64::NAN;
+    }
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    if lambda.is_infinite() {
+        return f64::INFINITY;
+    }
+    // Terms in the log domain, so that `exp(-lambda)` cannot underflow; the walk stops
+    // well past the mean, where the remaining mass is below rounding.
+    let log_lambda = lambda.ln();
+    let mut log_p = -lambda;
+    let mut cdf = log_p.exp();
+    let mut k = 0.0;
+    let last = lambda + 40.0 * lambda.sqrt() + 40.0;
+    while cdf <= u && k < last {
+        k += 1.0;
+        log_p += log_lambda - f64::ln(k);
+        cdf += log_p.exp();
+    }
+    k
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ pub struct Layout {
     pub n_noise: usize,
     /// Calls of `rand()` / `randn()`.
     pub n_rand: usize,
+    /// Whether a register holds `lastspike` (after the random draws; only for models that
+    /// read it, so that the others keep their programs).
+    pub lastspike: bool,
 }
 
 impl Layout {
@@ -58,9 +61,13 @@ impl Layout {
     pub fn rand(&self, k: usize) -> usize {
         self.noise(self.n_noise) + k
     }
+    /// Register holding `lastspike` (seconds), if [`Layout::lastspike`].
+    pub fn lastspike(&self) -> usize {
+        self.rand(self.n_rand)
+    }
     /// Number of fixed registers.
     pub fn n_fixed(&self) -> usize {
-        self.rand(self.n_rand)
+        self.rand(self.n_rand) + usize::from(self.lastspike)
     }
     /// Which fixed registers hold run-constant values (parameters and index).
     pub fn invariant(&self) -> Vec<bool> {
@@ -75,8 +82,13 @@ impl Layout {
 pub enum RefractoryKind {
     /// Never refractory.
     None,
-    /// For a duration after each spike, per neuron (see [`Kernel::refractory_duration`]).
+    /// For a duration after each spike, per neuron, fixed for the run (see
+    /// [`Kernel::refractory_duration`], called once after `init`).
     Duration,
+    /// For a duration after each spike that is evaluated at every step, at its start (it
+    /// reads state variables, `t`, `lastspike`, inputs or random draws), as Brian does:
+    /// `not_refractory = timestep(t - lastspike, dt) >= timestep(duration, dt)`.
+    DurationEachStep,
     /// While the kernel's refractory condition holds.
     Condition,
 }
@@ -99,7 +111,8 @@ pub trait Kernel: Sync {
     fn reset(&self, frame: &mut [Lanes], mask: &Lanes);
     /// Refractoriness.
     fn refractory(&self) -> RefractoryKind;
-    /// Writes the refractory duration in seconds (called once, after `init`).
+    /// Writes the refractory duration in seconds (once after `init` for
+    /// [`RefractoryKind::Duration`], at every step for [`RefractoryKind::DurationEachStep`]).
     fn refractory_duration(&self, frame: &mut [Lanes], out: &mut Lanes);
     /// Writes the refractory condition (1 = refractory).
     fn refractory_condition(&self, frame: &mut [Lanes], out: &mut Lanes);
@@ -138,6 +151,9 @@ struct Symbolic<'a> {
     model: &'a Model,
     layout: Layout,
     dt: f64,
+    /// While a circuit's phase is integrated: the states of that phase, and the latest
+    /// value of every state (the other phases' are held during this one).
+    phase: Option<(Vec<usize>, Vec<NodeId>)>,
 }
 
 impl Symbolic<'_> {
@@ -159,22 +175,84 @@ impl Symbolic<'_> {
                 Slot::Index => b.fixed(layout.index() as u32),
                 Slot::NotRefractory => b.fixed(layout.not_refractory() as u32),
                 Slot::Rand(k) => b.fixed(layout.rand(k) as u32),
+                Slot::LastSpike => b.fixed(layout.lastspike() as u32),
             }
         };
         self.b.lower(e, &slot)
     }
 
     fn current(&mut self) -> Vec<NodeId> {
+        if let Some((_, base)) = &self.phase {
+            return base.clone();
+        }
         (0..self.layout.n_states)
             .map(|j| self.b.fixed(j as u32))
             .collect()
     }
+
+    /// The global index of the integrator's state `j`.
+    fn global(&self, j: usize) -> usize {
+        self.phase.as_ref().map_or(j, |(p, _)| p[j])
+    }
+
+    /// The full state vector with the integrator's (phase-local) values `x` written in.
+    fn full(&mut self, x: &[NodeId]) -> Vec<NodeId> {
+        match &self.phase {
+            None => x.to_vec(),
+            Some((p, base)) => {
+                let mut full = base.clone();
+                for (k, &j) in p.iter().enumerate() {
+                    full[j] = x[k];
+                }
+                full
+            }
+        }
+    }
+
+    /// The global indices of the states being integrated.
+    fn integrated(&self) -> Vec<usize> {
+        match &self.phase {
+            None => (0..self.layout.n_states).collect(),
+            Some((p, _)) => p.clone(),
+        }
+    }
+}
+
+/// The step program's new states: `(constant over dt)` values assigned from the state at
+/// the step's start, then each phase integrated in turn (a circuit's objects in Brian's
+/// order). A model with neither gets the single-phase program unchanged.
+fn step_nodes(alg: &mut Symbolic, model: &Model) -> Vec<NodeId> {
+    if model.pre_step.is_empty() && model.phases.is_empty() {
+        return integrate::step(alg, model.method);
+    }
+    let start = alg.current();
+    let mut base = start.clone();
+    for (j, e) in &model.pre_step {
+        base[*j] = alg.lower(e, &start, 0.0);
+    }
+    // Held states have zero derivative, so every method leaves them as assigned.
+    let phases = if model.phases.is_empty() {
+        vec![((0..model.states.len()).collect(), model.method)]
+    } else {
+        model.phases.clone()
+    };
+    for (phase, method) in phases {
+        alg.phase = Some((phase.clone(), base.clone()));
+        let new = integrate::step(alg, method);
+        for (k, &j) in phase.iter().enumerate() {
+            base[j] = new[k];
+        }
+    }
+    alg.phase = None;
+    base
 }
 
 impl StepAlgebra for Symbolic<'_> {
     type V = NodeId;
     fn n_states(&self) -> usize {
-        self.layout.n_states
+        self.phase
+            .as_ref()
+            .map_or(self.layout.n_states, |(p, _)| p.len())
     }
     fn n_noise(&self) -> usize {
         self.layout.n_noise
@@ -183,7 +261,10 @@ impl StepAlgebra for Symbolic<'_> {
         self.dt
     }
     fn state(&mut self, j: usize) -> NodeId {
-        self.b.fixed(j as u32)
+        match &self.phase {
+            Some((p, base)) => base[p[j]],
+            None => self.b.fixed(j as u32),
+        }
     }
     fn num(&mut self, v: f64) -> NodeId {
         self.b.num(v)
@@ -212,33 +293,41 @@ impl StepAlgebra for Symbolic<'_> {
         self.b.fixed(self.layout.not_refractory() as u32)
     }
     fn frozen_when_refractory(&self, j: usize) -> bool {
+        let j = self.global(j);
         self.model.states[j].unless_refractory && self.model.refractory != Refractory::None
     }
     fn drift(&mut self, x: &[NodeId], stage: f64) -> Vec<NodeId> {
         let model = self.model;
-        model
-            .drift
-            .iter()
-            .map(|f| self.lower(f, x, stage))
+        let full = self.full(x);
+        self.integrated()
+            .into_iter()
+            .map(|j| self.lower(&model.drift[j], &full, stage))
             .collect()
     }
     fn diffusion(&mut self, x: &[NodeId], stage: f64) -> Vec<Vec<NodeId>> {
         let model = self.model;
-        model
-            .diffusion
-            .iter()
-            .map(|g| g.iter().map(|e| self.lower(e, x, stage)).collect())
+        let full = self.full(x);
+        self.integrated()
+            .into_iter()
+            .map(|j| {
+                model.diffusion[j]
+                    .iter()
+                    .map(|e| self.lower(e, &full, stage))
+                    .collect()
+            })
             .collect()
     }
     fn linear(&mut self) -> Vec<(NodeId, NodeId)> {
         let model = self.model;
         let x = self.current();
-        let lin = model
-            .linear
-            .as_ref()
-            .expect("exponential Euler is only selected for linear models");
-        lin.iter()
-            .map(|(a, b)| (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0)))
+        self.integrated()
+            .into_iter()
+            .map(|j| {
+                let (a, b) = model.linear[j]
+                    .as_ref()
+                    .expect("exponential Euler is only selected for linear equations");
+                (self.lower(a, &x, 0.0), self.lower(b, &x, 0.0))
+            })
             .collect()
     }
     fn linear_system(&mut self) -> (Vec<Vec<NodeId>>, Vec<NodeId>) {
@@ -271,6 +360,7 @@ pub struct CompiledKernel {
     code: Compiled,
     state_names: Vec<String>,
     has_threshold: bool,
+    /// Registers the reset writes: state variables and written parameters.
     reset_targets: Vec<usize>,
     refractory: RefractoryKind,
     rand_normal: Vec<bool>,
@@ -310,13 +400,22 @@ impl CompiledKernel {
             n_inputs: model.inputs.len(),
             n_noise: model.noise.len(),
             n_rand: model.rand.len(),
+            lastspike: model.reads_lastspike(),
         };
-        let mut b = Builder::new(layout.invariant());
+        // A parameter that the reset writes changes during the run.
+        let mut invariant = layout.invariant();
+        for (target, _) in &model.reset {
+            if let Slot::Param(k) = target {
+                invariant[layout.param(*k)] = false;
+            }
+        }
+        let mut b = Builder::new(invariant);
         let mut alg = Symbolic {
             b: &mut b,
             model,
             layout,
             dt,
+            phase: None,
         };
         let x = alg.current();
         let init: Vec<NodeId> = model
@@ -324,7 +423,7 @@ impl CompiledKernel {
             .iter()
             .map(|e| alg.lower(e, &x, 0.0))
             .collect();
-        let step = integrate::step(&mut alg, model.method);
+        let step = step_nodes(&mut alg, model);
         let threshold: Vec<NodeId> = model
             .threshold
             .iter()
@@ -347,9 +446,15 @@ impl CompiledKernel {
             } else if let Some((_, e, _)) = model.subexprs.iter().find(|s| &s.0 == name) {
                 rec.push(Recorded::Program(rec_nodes.len()));
                 rec_nodes.push(alg.lower(e, &x, 0.0));
+            } else if let Some(p) = model
+                .written_params()
+                .find(|&p| &model.params[p].name == name)
+            {
+                // A parameter the reset writes: its register.
+                rec.push(Recorded::State(layout.param(p)));
             } else {
                 return Err(SimError::Config(format!(
-                    "cannot record `{name}`: not a state variable or subexpression (recordable: {})",
+                    "cannot record `{name}`: not a state variable, subexpression or parameter written by the reset (recordable: {})",
                     model.recordable().join(", ")
                 )));
             }
@@ -360,10 +465,21 @@ impl CompiledKernel {
             code,
             state_names: model.states.iter().map(|s| s.name.clone()).collect(),
             has_threshold: model.threshold.is_some(),
-            reset_targets: model.reset.iter().map(|(j, _)| *j).collect(),
+            reset_targets: model
+                .reset
+                .iter()
+                .map(|(target, _)| match *target {
+                    Slot::Param(k) => layout.param(k),
+                    Slot::State(j) => layout.state(j),
+                    _ => unreachable!("resets write state variables and parameters"),
+                })
+                .collect(),
             rand_normal: model.rand.clone(),
-            refractory: match model.refractory {
+            refractory: match &model.refractory {
                 Refractory::None => RefractoryKind::None,
+                Refractory::Duration(e) if crate::model::reads_running_values(e) => {
+                    RefractoryKind::DurationEachStep
+                }
                 Refractory::Duration(_) => RefractoryKind::Duration,
                 Refractory::Condition(_) => RefractoryKind::Condition,
             },
@@ -390,6 +506,22 @@ impl CompiledKernel {
             self.code.prologue.listing(),
             self.code.programs[STEP].listing()
         )
+    }
+
+    /// A readable listing of every program: prologue, initial values, step, threshold,
+    /// reset, refractoriness and recordings (for tests that two models compile alike).
+    pub fn full_listing(&self) -> String {
+        let names = ["init", "step", "threshold", "reset", "refractory", "record"];
+        let mut s = format!(
+            "registers: {} ({} fixed)\nprologue:\n{}",
+            self.code.n_regs,
+            self.layout.n_fixed(),
+            self.code.prologue.listing()
+        );
+        for (name, p) in names.iter().zip(&self.code.programs) {
+            s.push_str(&format!("{name}:\n{}", p.listing()));
+        }
+        s
     }
 
     #[inline(always)]

@@ -28,6 +28,7 @@
 
 pub mod canonical;
 pub mod check;
+pub mod circuit;
 pub mod equations;
 pub mod error;
 pub mod exact;
@@ -47,7 +48,7 @@ pub mod vm;
 
 pub use error::{Location, Result, SimError};
 pub use kernel::{CompiledKernel, Kernel};
-pub use model::{Method, Model, ModelDescription, Refractory, Var};
+pub use model::{Method, Model, ModelDescription, Phase, Refractory, Var};
 pub use native::{HodgkinHuxleyC, NativeKernel, NativeModel};
 pub use run::{Failure, RunConfig, SimResult, Stimulus};
 pub use spec::ModelSpec;

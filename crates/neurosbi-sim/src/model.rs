@@ -2,7 +2,7 @@
 
 use crate::equations::EquationSet;
 use crate::error::{Result, SimError};
-use crate::ir::Ex;
+use crate::ir::{Ex, Slot};
 use crate::units::{Dimension, Quantity};
 use std::fmt;
 
@@ -154,6 +154,25 @@ pub struct ModelDescription {
     pub constants: Vec<(String, Quantity)>,
     /// Initial values: state variable and an expression of constants and parameters.
     pub initial: Vec<(String, String)>,
+    /// For circuits (see [`crate::circuit`]): the state variables of each object, in the
+    /// order Brian integrates the objects; each phase reads the others' latest values.
+    /// Empty: every state is integrated at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<Phase>,
+    /// The equations are a synapse's (checked on their own): synaptic flags are allowed.
+    #[serde(skip)]
+    pub(crate) synapse: bool,
+}
+
+/// One object of a circuit as its model integrates it: its state variables and method
+/// (`None`: the model's).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Phase {
+    /// State variables integrated together.
+    pub states: Vec<String>,
+    /// Integration method.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 impl ModelDescription {
@@ -215,15 +234,23 @@ pub struct Model {
     /// `diffusion[j][k]`: coefficient of noise `k` in the equation of state `j`.
     pub(crate) diffusion: Vec<Vec<Ex>>,
     /// `dx_j/dt = A_j x_j + B_j`, or why not.
-    pub(crate) linear: std::result::Result<Vec<(Ex, Ex)>, SimError>,
+    pub(crate) linear: Vec<std::result::Result<(Ex, Ex), SimError>>,
     /// `dX/dt = M X + c` as Brian's `exact` needs it, or why not.
     pub(crate) exact: std::result::Result<crate::exact::LinearSystem, String>,
     pub(crate) threshold: Option<Ex>,
-    pub(crate) reset: Vec<(usize, Ex)>,
+    /// New values of the variables a reset changes: state variables (`Slot::State`) and,
+    /// as Brian allows, parameters (`Slot::Param`), which then keep the value for the rest
+    /// of the run.
+    pub(crate) reset: Vec<(Slot, Ex)>,
     pub(crate) refractory: Refractory,
     pub(crate) initial: Vec<Ex>,
     pub(crate) subexprs: Vec<(String, Ex, Dimension)>,
     pub(crate) method: Method,
+    /// `(constant over dt)` states and the expression each takes at a step's start.
+    pub(crate) pre_step: Vec<(usize, Ex)>,
+    /// States integrated together with their method, phase after phase (the objects of a
+    /// circuit in Brian's order); empty: all states in one phase with `method`.
+    pub(crate) phases: Vec<(Vec<usize>, Method)>,
     pub(crate) equations: EquationSet,
     /// What the model was built from (with the method in use), so it can be rebuilt or
     /// written down: a problem description holds this, not the compiled model.
@@ -232,7 +259,7 @@ pub struct Model {
 
 impl Model {
     /// Every expression the compiled kernel is built from.
-    fn expressions(&self) -> impl Iterator<Item = &Ex> {
+    pub(crate) fn expressions(&self) -> impl Iterator<Item = &Ex> {
         let linear = self.linear.iter().flatten().flat_map(|(a, b)| [a, b]);
         let exact = self
             .exact
@@ -252,6 +279,16 @@ impl Model {
             .chain(refractory)
             .chain(&self.initial)
             .chain(self.subexprs.iter().map(|(_, e, _)| e))
+            .chain(self.pre_step.iter().map(|(_, e)| e))
+    }
+
+    /// Whether an expression reads `lastspike`.
+    pub(crate) fn reads_lastspike(&self) -> bool {
+        let mut found = false;
+        for e in self.expressions() {
+            e.visit(&mut |n| found |= matches!(n, Ex::Slot(Slot::LastSpike)));
+        }
+        found
     }
 
     /// State variables.
@@ -291,7 +328,16 @@ impl Model {
             .iter()
             .map(|s| s.name.clone())
             .chain(self.subexprs.iter().map(|s| s.0.clone()))
+            .chain(self.written_params().map(|k| self.params[k].name.clone()))
             .collect()
+    }
+
+    /// Parameters that the reset writes (they change during a run, so they can be recorded).
+    pub(crate) fn written_params(&self) -> impl Iterator<Item = usize> + '_ {
+        self.reset.iter().filter_map(|(target, _)| match target {
+            Slot::Param(k) => Some(*k),
+            _ => None,
+        })
     }
     /// Changes the integration method (checked as at construction).
     pub fn with_method(mut self, method: Method) -> Result<Model> {
@@ -301,9 +347,18 @@ impl Model {
             )));
         }
         if method == Method::ExponentialEuler
-            && let Err(e) = &self.linear
+            && let Some(e) = self.linear.iter().find_map(|l| l.as_ref().err())
         {
             return Err(e.clone());
+        }
+        if method == Method::Exact && self.phases.len() > 1 {
+            return Err(SimError::Model(
+                "the `exact` method integrates one linear system, not a circuit's objects in turn"
+                    .into(),
+            ));
+        }
+        for (_, m) in &mut self.phases {
+            *m = method;
         }
         if method == Method::Exact
             && let Err(why) = &self.exact
@@ -318,4 +373,25 @@ impl Model {
         self.description.method = Some(self.method.to_string());
         Ok(self)
     }
+}
+
+/// Whether an expression reads something that changes while the neuron runs (so that a
+/// refractory duration made of it is evaluated at every step).
+pub(crate) fn reads_running_values(x: &Ex) -> bool {
+    let mut varying = false;
+    x.visit(&mut |e| {
+        varying |= matches!(
+            e,
+            Ex::Slot(
+                Slot::State(_)
+                    | Slot::Input(_)
+                    | Slot::Time
+                    | Slot::Noise(_)
+                    | Slot::NotRefractory
+                    | Slot::LastSpike
+                    | Slot::Rand(_)
+            )
+        );
+    });
+    varying
 }

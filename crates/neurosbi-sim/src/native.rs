@@ -239,6 +239,7 @@ impl<M: NativeModel> NativeKernel<M> {
             n_inputs: model.inputs().len(),
             n_noise: 0,
             n_rand: 0,
+            lastspike: false,
         };
         let method = model.method();
         if method == Method::Exact {

@@ -102,20 +102,33 @@ impl LaneDraws {
 
     /// Writes a fresh draw of every call into `regs` (one register per call), for the
     /// first `width` lanes.
+    // Inlined into the runner's per-instruction-set copies: called, it would run without
+    // FMA, and `box_muller`'s `mul_add`s would go through libm's software `fma` (measured:
+    // 110 ns per normal draw and lane, most of a noisy pyloric step).
+    #[inline(always)]
+    #[allow(clippy::needless_range_loop)] // lane loops index several arrays at once
     pub fn fill(&mut self, regs: &mut [Lanes], width: usize) {
         let n = self.rngs.len();
+        let width = width.clamp(n, LANES);
+        let mut bits = [0u64; LANES];
         for (out, &normal) in regs.iter_mut().zip(&self.normal) {
-            for (l, rng) in self.rngs.iter_mut().enumerate() {
-                let bits = rng.next_u64();
-                out[l] = if normal {
-                    box_muller(bits).0
-                } else {
-                    // The top 53 bits: a uniform double in [0, 1), as numpy's `random()`.
-                    (bits >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0)
-                };
+            // The streams first, then the transform on every lane at once (vectorised);
+            // the values are those of drawing and transforming lane by lane.
+            for (b, rng) in bits.iter_mut().zip(self.rngs.iter_mut()) {
+                *b = rng.next_u64();
             }
-            let last = out[n - 1];
-            out[n..width.clamp(n, LANES)].fill(last);
+            for l in n..width {
+                bits[l] = bits[n - 1];
+            }
+            if normal {
+                for l in 0..width {
+                    out[l] = box_muller(bits[l]).0;
+                }
+            } else {
+                for l in 0..width {
+                    out[l] = (bits[l] >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0);
+                }
+            }
         }
     }
 }

@@ -431,6 +431,14 @@ impl<K: Kernel> BlockCtx<'_, K> {
         if let Some(d) = draws.as_mut() {
             d.fill(&mut frame[rand_regs.clone()], LANES);
         }
+        // Initial values may read inputs: sample 0, as a Brian TimedArray at t = 0.
+        if cfg.n_steps > 0 {
+            for (i, s) in self.stimuli.iter().enumerate() {
+                for l in 0..LANES {
+                    frame[layout.input(i, false)][l] = s.values[trace[l] * cfg.n_steps];
+                }
+            }
+        }
         k.init(&mut frame);
         let sqrt_dt = dt.sqrt();
         let mut tmp: Lanes = [0.0; LANES];
@@ -444,6 +452,11 @@ impl<K: Kernel> BlockCtx<'_, K> {
             }
         }
         let mut last_spike = [i64::MIN / 2; LANES];
+        // Brian's `lastspike` before the first spike.
+        const NEVER: f64 = -1e4;
+        if layout.lastspike {
+            frame[layout.lastspike()] = [NEVER; LANES];
+        }
         let mut not_ref: Lanes = [1.0; LANES];
         let mut spikes: Vec<Vec<f64>> = vec![Vec::new(); valid];
         let mut failed: Vec<Failure> = Vec::new();
@@ -482,9 +495,20 @@ impl<K: Kernel> BlockCtx<'_, K> {
                     }
                 }
             }
+            // This step's draws, before the refractory program, which may read them too.
+            if let Some(d) = draws.as_mut() {
+                d.fill(&mut frame[rand_regs.clone()], w);
+            }
             match refractory {
                 RefractoryKind::None => {}
-                RefractoryKind::Duration => {
+                RefractoryKind::Duration | RefractoryKind::DurationEachStep => {
+                    if refractory == RefractoryKind::DurationEachStep {
+                        // Brian evaluates the duration at every step, before the update.
+                        k.refractory_duration(&mut frame, &mut tmp);
+                        for l in 0..w {
+                            ref_steps[l] = crate::kernel::timestep(tmp[l], dt) as i64;
+                        }
+                    }
                     for l in 0..w {
                         not_ref[l] = if step as i64 - last_spike[l] >= ref_steps[l] {
                             1.0
@@ -510,9 +534,6 @@ impl<K: Kernel> BlockCtx<'_, K> {
                     g.fill(sqrt_dt, &mut frame[layout.noise(kk)], w);
                 }
             }
-            if let Some(d) = draws.as_mut() {
-                d.fill(&mut frame[rand_regs.clone()], w);
-            }
             k.step_width(&mut frame, w);
             if k.threshold_width(&mut frame, &mut mask, w) {
                 let mut any = false;
@@ -528,6 +549,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
                                 spikes[l].push(t);
                             }
                             last_spike[l] = step as i64;
+                            if layout.lastspike {
+                                frame[layout.lastspike()][l] = t;
+                            }
                             if refractory != RefractoryKind::None {
                                 not_ref[l] = 0.0;
                             }

@@ -27,7 +27,9 @@ fn spec_err(file: &str, key: &str, message: impl std::fmt::Display) -> SimError 
     SimError::Model(format!("{file}: `{key}`: {message}"))
 }
 
-const KNOWN_KEYS: [&str; 12] = [
+const KNOWN_KEYS: [&str; 14] = [
+    "groups",
+    "synapses",
     "name",
     "description",
     "method",
@@ -118,64 +120,31 @@ impl ModelSpec {
                 )),
             }
         };
-        let equations =
-            string("equations")?.ok_or_else(|| spec_err(file, "equations", "missing"))?;
         let mut scope = Scope::new();
-        let quantity = |scope: &mut Scope, key: &str, v: &toml::Value| -> Result<Quantity> {
-            let text = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Integer(i) => i.to_string(),
-                other => {
-                    return Err(spec_err(
-                        file,
-                        key,
-                        format!(
-                            "expected a quantity such as \"10*nS\", found {}",
-                            other.type_str()
-                        ),
-                    ));
-                }
-            };
-            eval_constant(scope, key, &text).map_err(|e| spec_err(file, key, e))
+        let desc = if table.contains_key("groups") {
+            circuit_description(file, &table, &mut scope, method)?
+        } else {
+            let equations =
+                string("equations")?.ok_or_else(|| spec_err(file, "equations", "missing"))?;
+            let mut desc = ModelDescription::new(equations);
+            desc.method = string("method")?;
+            if let Some(m) = method {
+                desc.method = Some(m.to_string());
+            }
+            desc.threshold = string("threshold")?;
+            desc.reset = string("reset")?;
+            desc.refractory = string("refractory")?;
+            desc.constants = constants(file, &table, "", &mut scope)?;
+            for (name, v) in sub("inputs")? {
+                let q = quantity(file, &mut scope, &format!("inputs.{name}"), &v)?;
+                desc.inputs.push((name, q.dim));
+            }
+            desc.initial = initial_values(file, &table, "")?;
+            desc
         };
-        let mut desc = ModelDescription::new(equations);
-        desc.method = string("method")?;
-        if let Some(m) = method {
-            desc.method = Some(m.to_string());
-        }
-        desc.threshold = string("threshold")?;
-        desc.reset = string("reset")?;
-        desc.refractory = string("refractory")?;
-        for (name, v) in sub("constants")? {
-            let q = quantity(&mut scope, &format!("constants.{name}"), &v)?;
-            scope
-                .symbols
-                .insert(name.clone(), crate::check::Symbol::Const(q));
-            desc.constants.push((name, q));
-        }
-        for (name, v) in sub("inputs")? {
-            let q = quantity(&mut scope, &format!("inputs.{name}"), &v)?;
-            desc.inputs.push((name, q.dim));
-        }
-        for (name, v) in sub("initial")? {
-            let text = match v {
-                toml::Value::String(s) => s,
-                toml::Value::Float(f) => f.to_string(),
-                toml::Value::Integer(i) => i.to_string(),
-                other => {
-                    return Err(spec_err(
-                        file,
-                        &format!("initial.{name}"),
-                        format!("expected an expression, found {}", other.type_str()),
-                    ));
-                }
-            };
-            desc.initial.push((name, text));
-        }
         let mut parameters = Vec::new();
         for (name, v) in sub("parameters")? {
-            let q = quantity(&mut scope, &format!("parameters.{name}"), &v)?;
+            let q = quantity(file, &mut scope, &format!("parameters.{name}"), &v)?;
             parameters.push((name, q));
         }
         let mut priors = Vec::new();
@@ -191,8 +160,8 @@ impl ModelSpec {
                     format!("expected [low, high], found {} values", a.len()),
                 ));
             }
-            let lo = quantity(&mut scope, &key, &a[0])?;
-            let hi = quantity(&mut scope, &key, &a[1])?;
+            let lo = quantity(file, &mut scope, &key, &a[0])?;
+            let hi = quantity(file, &mut scope, &key, &a[1])?;
             if lo.dim != hi.dim || lo.value.partial_cmp(&hi.value) != Some(std::cmp::Ordering::Less)
             {
                 return Err(spec_err(
@@ -267,5 +236,362 @@ impl ModelSpec {
                     .ok_or_else(|| SimError::Config(format!("no value for parameter `{}`", p.name)))
             })
             .collect()
+    }
+}
+
+/// A quantity written as a string (`"10*nS"`) or a number, evaluated to SI.
+fn quantity(file: &str, scope: &mut Scope, key: &str, v: &toml::Value) -> Result<Quantity> {
+    let text = match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Integer(i) => i.to_string(),
+        other => {
+            return Err(spec_err(
+                file,
+                key,
+                format!(
+                    "expected a quantity such as \"10*nS\", found {}",
+                    other.type_str()
+                ),
+            ));
+        }
+    };
+    eval_constant(scope, key, &text).map_err(|e| spec_err(file, key, e))
+}
+
+/// The sub-table `key` of `table` (`prefix` names `table` in errors), empty if absent.
+fn sub_table<'a>(
+    file: &str,
+    table: &'a toml::Table,
+    prefix: &str,
+    key: &str,
+) -> Result<Vec<(&'a String, &'a toml::Value)>> {
+    match table.get(key) {
+        None => Ok(Vec::new()),
+        Some(toml::Value::Table(t)) => Ok(t.iter().collect()),
+        Some(other) => Err(spec_err(
+            file,
+            &format!("{prefix}{key}"),
+            format!("expected a table, found {}", other.type_str()),
+        )),
+    }
+}
+
+/// An optional string entry.
+fn string_at(file: &str, table: &toml::Table, prefix: &str, key: &str) -> Result<Option<String>> {
+    match table.get(key) {
+        None => Ok(None),
+        Some(toml::Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(spec_err(
+            file,
+            &format!("{prefix}{key}"),
+            format!("expected a string, found {}", other.type_str()),
+        )),
+    }
+}
+
+/// The `constants` table, each added to `scope` so later quantities may use it.
+fn constants(
+    file: &str,
+    table: &toml::Table,
+    prefix: &str,
+    scope: &mut Scope,
+) -> Result<Vec<(String, Quantity)>> {
+    let mut out = Vec::new();
+    for (name, v) in sub_table(file, table, prefix, "constants")? {
+        let q = quantity(file, scope, &format!("{prefix}constants.{name}"), v)?;
+        scope
+            .symbols
+            .insert(name.clone(), crate::check::Symbol::Const(q));
+        out.push((name.clone(), q));
+    }
+    Ok(out)
+}
+
+/// The `initial` values: a table (in the order written: the TOML reader preserves it),
+/// or, to assign a variable more than once as Brian scripts do, an array of
+/// `[name, value]` pairs; expressions as strings (numbers accepted).
+fn initial_values(file: &str, table: &toml::Table, prefix: &str) -> Result<Vec<(String, String)>> {
+    let pairs: Vec<(String, toml::Value)> = match table.get("initial") {
+        Some(toml::Value::Array(a)) => {
+            let mut pairs = Vec::new();
+            for (k, item) in a.iter().enumerate() {
+                match item.as_array().map(|p| p.as_slice()) {
+                    Some([toml::Value::String(n), v]) => pairs.push((n.clone(), v.clone())),
+                    _ => {
+                        return Err(spec_err(
+                            file,
+                            &format!("{prefix}initial[{k}]"),
+                            "expected a pair [\"name\", \"value\"]",
+                        ));
+                    }
+                }
+            }
+            pairs
+        }
+        _ => sub_table(file, table, prefix, "initial")?
+            .into_iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (name, v) in pairs {
+        let text = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(spec_err(
+                    file,
+                    &format!("{prefix}initial.{name}"),
+                    format!("expected an expression, found {}", other.type_str()),
+                ));
+            }
+        };
+        out.push((name, text));
+    }
+    Ok(out)
+}
+
+/// Refuses keys of `table` outside `known`, suggesting the closest.
+fn known_keys(file: &str, table: &toml::Table, prefix: &str, known: &[&str]) -> Result<()> {
+    for key in table.keys() {
+        if !known.contains(&key.as_str()) {
+            let hint = crate::error::closest(key, known.iter().copied())
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(spec_err(
+                file,
+                &format!("{prefix}{key}"),
+                format!("unknown key{hint}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The named tables under `key` (`[groups.NAME]`), in file order.
+fn objects<'a>(
+    file: &str,
+    table: &'a toml::Table,
+    key: &str,
+) -> Result<Vec<(&'a String, &'a toml::Table)>> {
+    sub_table(file, table, "", key)?
+        .into_iter()
+        .map(|(name, v)| match v {
+            toml::Value::Table(t) => Ok((name, t)),
+            other => Err(spec_err(
+                file,
+                &format!("{key}.{name}"),
+                format!("expected a table, found {}", other.type_str()),
+            )),
+        })
+        .collect()
+}
+
+const GROUP_KEYS: [&str; 10] = [
+    "n",
+    "order",
+    "equations",
+    "threshold",
+    "reset",
+    "refractory",
+    "method",
+    "inputs",
+    "constants",
+    "initial",
+];
+const SYNAPSE_KEYS: [&str; 12] = [
+    "source",
+    "order",
+    "target",
+    "equations",
+    "on_pre",
+    "on_post",
+    "delay",
+    "method",
+    "connect",
+    "constants",
+    "initial",
+    "model",
+];
+
+/// A circuit model file (`[groups.NAME]`, `[synapses.NAME]`) flattened into one model
+/// (see [`crate::circuit`]); `method` (a fit file's) replaces every object's.
+fn circuit_description(
+    file: &str,
+    table: &toml::Table,
+    scope: &mut Scope,
+    method: Option<&str>,
+) -> Result<ModelDescription> {
+    use crate::circuit::{CircuitDescription, GroupDescription, SynapseDescription};
+    for key in [
+        "equations",
+        "threshold",
+        "reset",
+        "refractory",
+        "inputs",
+        "initial",
+    ] {
+        if table.contains_key(key) {
+            return Err(spec_err(
+                file,
+                key,
+                "a circuit model file (one with [groups.NAME]) gives this per group, in \
+                 [groups.NAME]",
+            ));
+        }
+    }
+    let mut c = CircuitDescription::new(Vec::new(), Vec::new());
+    c.constants = constants(file, table, "", scope)?;
+    c.method = method
+        .map(str::to_string)
+        .or(string_at(file, table, "", "method")?);
+    for (name, t) in objects(file, table, "groups")? {
+        let p = format!("groups.{name}.");
+        known_keys(file, t, &p, &GROUP_KEYS)?;
+        let equations = string_at(file, t, &p, "equations")?
+            .ok_or_else(|| spec_err(file, &format!("{p}equations"), "missing"))?;
+        let mut g = GroupDescription::new(name.clone(), equations);
+        g.n = match t.get("n") {
+            None => 1,
+            Some(toml::Value::Integer(n)) if *n >= 1 => *n as usize,
+            Some(other) => {
+                return Err(spec_err(
+                    file,
+                    &format!("{p}n"),
+                    format!("expected a positive integer, found {other}"),
+                ));
+            }
+        };
+        g.threshold = string_at(file, t, &p, "threshold")?;
+        g.reset = string_at(file, t, &p, "reset")?;
+        g.refractory = string_at(file, t, &p, "refractory")?;
+        g.method = if method.is_some() {
+            None
+        } else {
+            string_at(file, t, &p, "method")?
+        };
+        g.order = order(file, t, &p)?;
+        let mut local = scope_of(&c.constants);
+        g.constants = constants(file, t, &p, &mut local)?;
+        for (input, v) in sub_table(file, t, &p, "inputs")? {
+            let q = quantity(file, &mut local, &format!("{p}inputs.{input}"), v)?;
+            g.inputs.push((input.clone(), q.dim));
+        }
+        g.initial = initial_values(file, t, &p)?;
+        c.groups.push(g);
+    }
+    for (name, t) in objects(file, table, "synapses")? {
+        let p = format!("synapses.{name}.");
+        known_keys(file, t, &p, &SYNAPSE_KEYS)?;
+        let need = |key: &str| -> Result<String> {
+            string_at(file, t, &p, key)?
+                .ok_or_else(|| spec_err(file, &format!("{p}{key}"), "missing"))
+        };
+        let equations = string_at(file, t, &p, "equations")?
+            .or(string_at(file, t, &p, "model")?)
+            .unwrap_or_default();
+        let mut s =
+            SynapseDescription::new(name.clone(), need("source")?, need("target")?, equations);
+        s.on_pre = string_at(file, t, &p, "on_pre")?;
+        s.on_post = string_at(file, t, &p, "on_post")?;
+        s.delay = string_at(file, t, &p, "delay")?;
+        s.method = if method.is_some() {
+            None
+        } else {
+            string_at(file, t, &p, "method")?
+        };
+        s.order = order(file, t, &p)?;
+        s.connect = connect(file, t, &p)?;
+        let mut local = scope_of(&c.constants);
+        s.constants = constants(file, t, &p, &mut local)?;
+        s.initial = initial_values(file, t, &p)?;
+        c.synapses.push(s);
+    }
+    c.flatten()
+        .map_err(|e| SimError::Model(format!("{file}: {e}")))
+}
+
+/// Brian's `order` of an object (default 0).
+fn order(file: &str, t: &toml::Table, p: &str) -> Result<i64> {
+    match t.get("order") {
+        None => Ok(0),
+        Some(toml::Value::Integer(n)) => Ok(*n),
+        Some(other) => Err(spec_err(
+            file,
+            &format!("{p}order"),
+            format!("expected an integer, found {other}"),
+        )),
+    }
+}
+
+/// A scope holding `constants` (an object's own constants may use the file's).
+fn scope_of(constants: &[(String, Quantity)]) -> Scope {
+    let mut scope = Scope::new();
+    for (n, q) in constants {
+        scope
+            .symbols
+            .insert(n.clone(), crate::check::Symbol::Const(*q));
+    }
+    scope
+}
+
+/// `connect`: absent or `"all"` (every pair), a condition of `i` and `j` (`"i != j"`), or
+/// explicit lists `{ i = [0, 1], j = [1, 0] }`.
+fn connect(file: &str, t: &toml::Table, p: &str) -> Result<crate::circuit::Connect> {
+    use crate::circuit::Connect;
+    let key = format!("{p}connect");
+    let index_list = |v: Option<&toml::Value>, which: &str| -> Result<Vec<usize>> {
+        let Some(toml::Value::Array(a)) = v else {
+            return Err(spec_err(
+                file,
+                &key,
+                format!("expected `{which} = [indices]`"),
+            ));
+        };
+        a.iter()
+            .map(|x| match x {
+                toml::Value::Integer(n) if *n >= 0 => Ok(*n as usize),
+                other => Err(spec_err(
+                    file,
+                    &key,
+                    format!("`{which}`: expected a neuron index, found {other}"),
+                )),
+            })
+            .collect()
+    };
+    match t.get("connect") {
+        None => Ok(Connect::All),
+        Some(toml::Value::String(s)) if s.trim() == "all" => Ok(Connect::All),
+        Some(toml::Value::String(s)) => Ok(Connect::Condition(s.clone())),
+        Some(toml::Value::Table(c)) => {
+            if let Some(k) = c.keys().find(|k| !["i", "j"].contains(&k.as_str())) {
+                return Err(spec_err(
+                    file,
+                    &key,
+                    format!(
+                        "unknown key `{k}`: give `i` and `j` index lists, or a condition string"
+                    ),
+                ));
+            }
+            let (i, j) = (index_list(c.get("i"), "i")?, index_list(c.get("j"), "j")?);
+            if i.len() != j.len() {
+                return Err(spec_err(
+                    file,
+                    &key,
+                    format!("`i` has {} indices and `j` {}", i.len(), j.len()),
+                ));
+            }
+            Ok(Connect::Pairs(i.into_iter().zip(j).collect()))
+        }
+        Some(other) => Err(spec_err(
+            file,
+            &key,
+            format!(
+                "expected \"all\", a condition string or {{ i = [...], j = [...] }}, found {}",
+                other.type_str()
+            ),
+        )),
     }
 }

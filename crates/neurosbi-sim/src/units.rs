@@ -146,6 +146,9 @@ const TESLA: Dimension = Dimension::new(0.0, 1.0, -2.0, -1.0, 0.0, 0.0, 0.0);
 const HENRY: Dimension = Dimension::new(2.0, 1.0, -2.0, -2.0, 0.0, 0.0, 0.0);
 const MOLAR: Dimension = Dimension::new(-3.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0);
 const LITRE: Dimension = Dimension::new(3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+const LUX: Dimension = Dimension::new(-2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0);
+const GRAY: Dimension = Dimension::new(2.0, 0.0, -2.0, 0.0, 0.0, 0.0, 0.0);
+const KATAL: Dimension = Dimension::new(0.0, 0.0, -1.0, 0.0, 0.0, 1.0, 0.0);
 
 /// Base and derived units: (full name, short symbol, scale to SI, dimension).
 /// Prefixed forms (`mV`, `nsiemens`, `umetre`, ...) are derived from this table.
@@ -177,52 +180,110 @@ const UNITS: &[(&str, &str, f64, Dimension)] = &[
     ("molar", "M", 1e3, MOLAR),
     ("litre", "l", 1e-3, LITRE),
     ("liter", "L", 1e-3, LITRE),
+    // Further units of Brian's `allunits` (full names only, as there).
+    ("kilogram", "", 1.0, KG),
+    ("kilogramme", "", 1.0, KG),
+    ("candle", "", 1.0, CD),
+    ("radian", "", 1.0, Dimension::DIMENSIONLESS),
+    ("steradian", "", 1.0, Dimension::DIMENSIONLESS),
+    ("lumen", "", 1.0, CD),
+    ("lux", "", 1.0, LUX),
+    ("becquerel", "", 1.0, HZ),
+    ("gray", "", 1.0, GRAY),
+    ("sievert", "", 1.0, GRAY),
+    ("katal", "", 1.0, KATAL),
 ];
 
-/// SI prefixes accepted on every unit: (long prefix, short prefix, factor).
-const PREFIXES: &[(&str, &str, f64)] = &[
-    ("pico", "p", 1e-12),
-    ("nano", "n", 1e-9),
-    ("micro", "u", 1e-6),
-    ("milli", "m", 1e-3),
-    ("centi", "c", 1e-2),
-    ("deci", "d", 1e-1),
-    ("kilo", "k", 1e3),
-    ("mega", "M", 1e6),
-    ("giga", "G", 1e9),
-    ("femto", "f", 1e-15),
+/// SI prefixes: (long prefix, short prefix, factor, whether the short prefix also goes
+/// with unit symbols). Brian's scaled units are the short prefixes on full names (`Tvolt`,
+/// `dasecond`, `avolt`); the prefixes of its short names (`mV`, `nS`, `kHz`, `cm`) go with
+/// symbols too. The other prefixes do not, so that names such as `EL` or `aF` stay unknown
+/// identifiers rather than exa-litres and atto-farads.
+const PREFIXES: &[(&str, &str, f64, bool)] = &[
+    ("yocto", "y", 1e-24, false),
+    ("zepto", "z", 1e-21, false),
+    ("atto", "a", 1e-18, false),
+    ("femto", "f", 1e-15, true),
+    ("pico", "p", 1e-12, true),
+    ("nano", "n", 1e-9, true),
+    ("micro", "u", 1e-6, true),
+    ("milli", "m", 1e-3, true),
+    ("centi", "c", 1e-2, true),
+    // Before `d`: `dametre` is a decametre (and `damp` a deciamp, as `mp` is no unit).
+    ("deca", "da", 1e1, false),
+    ("deci", "d", 1e-1, true),
+    ("hecto", "h", 1e2, false),
+    ("kilo", "k", 1e3, true),
+    ("mega", "M", 1e6, true),
+    ("giga", "G", 1e9, true),
+    ("tera", "T", 1e12, false),
+    ("peta", "P", 1e15, false),
+    ("exa", "E", 1e18, false),
+    ("zetta", "Z", 1e21, false),
+    ("yotta", "Y", 1e24, false),
 ];
 
-/// Looks up a unit name such as `mV`, `nsiemens`, `umetre`, `um`, `Mohm`, `cm`, `Hz`.
+/// Looks up a unit name such as `mV`, `nsiemens`, `umetre`, `um`, `Mohm`, `cm`, `Hz`,
+/// `cm2`, `umetre3`.
 ///
 /// Returns the unit as a quantity (scale in SI and dimension), or `None` if the name is not
-/// a unit. Brian's conventions: prefixes combine with the full name (`msecond`, `umetre`)
-/// and with the symbol (`ms`, `um`, `nS`, `mM`); names are case-sensitive (`mS` is
-/// millisiemens, `ms` millisecond); `ohm` has no symbol and takes prefixes on its full name
-/// (`Mohm`, `kohm`).
+/// a unit. Brian's conventions: prefixes combine with the full name (`msecond`, `umetre`,
+/// all twenty SI prefixes from `y` to `Y`) and, for the common ones, with the symbol (`ms`,
+/// `um`, `nS`, `mM`); names are case-sensitive (`mS` is millisiemens, `ms` millisecond);
+/// `ohm` has no symbol and takes prefixes on its full name (`Mohm`, `kohm`). As in Brian, a
+/// full name, prefixed or not, takes an exponent suffix `2` or `3` (`metre2`, `umetre3`,
+/// `msiemens2`), and so do `cm`, `mm` and `um` (`cm2`, `um3`).
 pub fn lookup_unit(name: &str) -> Option<Quantity> {
-    let base = |n: &str| -> Option<(f64, Dimension)> {
-        UNITS
-            .iter()
-            .find(|(full, sym, _, _)| *full == n || (!sym.is_empty() && *sym == n))
-            .map(|&(_, _, s, d)| (s, d))
-    };
-    if let Some((s, d)) = base(name) {
-        return Some(Quantity::new(s, d));
+    if let Some((q, _)) = lookup_plain(name) {
+        return Some(q);
     }
-    for &(long, short, factor) in PREFIXES {
+    let (rest, p) = match name.as_bytes().last() {
+        Some(b'2') => (&name[..name.len() - 1], 2.0),
+        Some(b'3') => (&name[..name.len() - 1], 3.0),
+        _ => return None,
+    };
+    match lookup_plain(rest) {
+        Some((q, full)) if full || matches!(rest, "cm" | "mm" | "um") => {
+            Some(Quantity::new(q.value.powf(p), q.dim.powf(p)))
+        }
+        _ => None,
+    }
+}
+
+/// A unit name without an exponent suffix, and whether it is a full name (with or without
+/// a short prefix), as opposed to a symbol or a long prefix.
+fn lookup_plain(name: &str) -> Option<(Quantity, bool)> {
+    // Full names first: `mol` is a full name of its own besides the symbol of `mole`.
+    let base = |n: &str| -> Option<(f64, Dimension, bool)> {
+        let full = UNITS.iter().find(|(full, _, _, _)| *full == n);
+        full.or_else(|| {
+            UNITS
+                .iter()
+                .find(|(_, sym, _, _)| !sym.is_empty() && *sym == n)
+        })
+        .map(|&(full, _, s, d)| (s, d, full == n))
+    };
+    if let Some((s, d, full)) = base(name) {
+        return Some((Quantity::new(s, d), full));
+    }
+    for &(long, short, factor, with_symbols) in PREFIXES {
         for p in [long, short] {
             if let Some(rest) = name.strip_prefix(p) {
                 if rest.is_empty() {
                     continue;
                 }
-                // Short prefixes go with symbols or full names, long prefixes only with full
-                // names ("millivolt", not "milliV").
-                let found = UNITS.iter().find(|(full, sym, _, _)| {
-                    *full == rest || (p == short && !sym.is_empty() && *sym == rest)
-                });
-                if let Some(&(_, _, s, d)) = found {
-                    return Some(Quantity::new(s * factor, d));
+                // Short prefixes go with full names and (the common ones) with symbols;
+                // long prefixes only with full names ("millivolt", not "milliV").
+                let found = UNITS
+                    .iter()
+                    .find(|(full, _, _, _)| *full == rest)
+                    .or_else(|| {
+                        UNITS.iter().find(|(_, sym, _, _)| {
+                            p == short && with_symbols && !sym.is_empty() && *sym == rest
+                        })
+                    });
+                if let Some(&(full, _, s, d)) = found {
+                    return Some((Quantity::new(s * factor, d), p == short && full == rest));
                 }
             }
         }
@@ -240,7 +301,7 @@ pub fn base_unit_names() -> impl Iterator<Item = &'static str> {
 
 /// SI prefixes, for documentation.
 pub fn prefixes() -> impl Iterator<Item = (&'static str, &'static str, f64)> {
-    PREFIXES.iter().copied()
+    PREFIXES.iter().map(|&(l, s, f, _)| (l, s, f))
 }
 
 #[cfg(test)]

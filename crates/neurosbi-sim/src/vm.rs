@@ -40,6 +40,8 @@ pub(crate) enum Bin {
     Cmp(Cmp),
     And,
     Or,
+    /// Poisson quantile of a uniform draw (left) for a mean (right).
+    Poisson,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -313,6 +315,10 @@ impl Builder {
                 }
                 self.push(Node::Clip(a, lo, hi))
             }
+            Ex::Poisson(u, lambda) => {
+                let (u, lambda) = (self.lower(u, slot), self.lower(lambda, slot));
+                self.fold2(Bin::Poisson, u, lambda)
+            }
             Ex::Cmp(c, a, b) => {
                 let (a, b) = (self.lower(a, slot), self.lower(b, slot));
                 self.cmp(*c, a, b)
@@ -357,6 +363,7 @@ fn bin_scalar(op: Bin, x: f64, y: f64) -> f64 {
         Bin::Cmp(c) => b2f(c.eval(x, y)),
         Bin::And => b2f(x != 0.0 && y != 0.0),
         Bin::Or => b2f(x != 0.0 || y != 0.0),
+        Bin::Poisson => crate::ir::poisson_quantile(x, y),
     }
 }
 
@@ -1002,6 +1009,7 @@ fn bin_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
         Bin::Cmp(c) => bool_lanes::<W>(d, a, b, |x, y| c.eval(x, y)),
         Bin::And => bool_lanes::<W>(d, a, b, |x, y| x != 0.0 && y != 0.0),
         Bin::Or => bool_lanes::<W>(d, a, b, |x, y| x != 0.0 || y != 0.0),
+        Bin::Poisson => lanes!(W, d, l, crate::ir::poisson_quantile(a[l], b[l])),
     }
 }
 

@@ -231,3 +231,28 @@ fn every_corpus_model_is_accepted_verbatim_and_matches_brian2() {
         failures.join("\n")
     );
 }
+
+/// Hand-written models for Brian features the corpus examples hardly use (refractory periods
+/// from state variables and parameters, `lastspike` in equations, threshold and reset), on
+/// fixtures made by `scripts/brian_corpus/language.py`, compared as the corpus.
+#[test]
+fn hand_written_models_match_brian2() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/brian_language.json"
+    );
+    let fixtures: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let models = fixtures["models"].as_array().unwrap();
+    assert!(models.len() >= 4);
+    let failures: Vec<String> = models
+        .iter()
+        .filter_map(|fx| run(fx).err().map(|e| format!("{}: {e}", fx["name"])))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} models differ from Brian2:\n{}",
+        failures.len(),
+        models.len(),
+        failures.join("\n")
+    );
+}

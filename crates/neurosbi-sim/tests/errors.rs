@@ -270,8 +270,16 @@ fn noise_must_enter_additively_and_builtins_cannot_be_shadowed() {
         .simulate(&[], 1, &[], &RunConfig::new(1e-4, 10))
         .unwrap_err();
     assert!(e.to_string().contains("no parameter sets"), "{e}");
+    // A duration read from a state variable is Brian's (evaluated at every step); an
+    // infinite one is refused.
+    Model::new(
+        &ModelDescription::new("dv/dt = -v/second : volt")
+            .threshold("v > 1*mV")
+            .refractory("v/volt*second"),
+    )
+    .unwrap();
     let e = err(&ModelDescription::new("dv/dt = -v/second : volt")
         .threshold("v > 1*mV")
-        .refractory("v/volt*second"));
-    assert!(e.to_string().contains("constants and parameters"), "{e}");
+        .refractory("inf*ms"));
+    assert!(e.to_string().contains("finite duration"), "{e}");
 }

@@ -690,12 +690,15 @@ pub fn predictive_panels(
             let (obs, spikes) = match &observed[oi] {
                 Observed::Traces(r) => (r[k].clone(), false),
                 Observed::Spikes(r) => (r[k].clone(), true),
+                // Only statistics were observed: the panel shows the predictions alone.
+                Observed::Features(_) => (Vec::new(), false),
             };
             let predicted = match &res {
                 None => Vec::new(),
                 Some(res) => (0..n_sets)
                     .map(|s| match &p.observed_from(res, s)[oi] {
                         Observed::Traces(r) | Observed::Spikes(r) => r[k].clone(),
+                        Observed::Features(_) => unreachable!("simulations give traces"),
                     })
                     .collect(),
             };

@@ -101,7 +101,7 @@ impl InferencerBuilder {
             .or_else(|| {
                 self.outputs.iter().find_map(|(_, _, o)| match o {
                     Observed::Traces(r) => r.first(),
-                    Observed::Spikes(_) => None,
+                    Observed::Spikes(_) | Observed::Features(_) => None,
                 })
             })
             .map(Vec::len);
@@ -115,13 +115,19 @@ impl InferencerBuilder {
                     .find(|(v, _)| *v == var)
                     .map(|(_, f)| f.clone())
                     .unwrap_or_default();
-                let (Observed::Traces(rows) | Observed::Spikes(rows)) = obs;
-                let out = OutputSpec {
-                    unit: Some(unit),
-                    features,
-                    data: Some(DataSpec::Rows(rows)),
-                    time_unit: None,
-                    ..OutputSpec::default()
+                let out = match obs {
+                    Observed::Traces(rows) | Observed::Spikes(rows) => OutputSpec {
+                        unit: Some(unit),
+                        features,
+                        data: Some(DataSpec::Rows(rows)),
+                        ..OutputSpec::default()
+                    },
+                    Observed::Features(v) => OutputSpec {
+                        unit: Some(unit),
+                        features,
+                        statistics: Some(v),
+                        ..OutputSpec::default()
+                    },
                 };
                 (var, out)
             })

@@ -35,6 +35,8 @@ pub struct Output {
     pub feature_names: Vec<String>,
     /// The features.
     pub features: FeatureSet,
+    /// Other recorded variables the features read alongside (a circuit's neurons).
+    pub with: Vec<String>,
 }
 
 impl std::fmt::Debug for Output {
@@ -54,6 +56,10 @@ pub enum Observed {
     Traces(Vec<Vec<f64>>),
     /// `n_traces` spike trains, times in ms.
     Spikes(Vec<Vec<f64>>),
+    /// The features' values measured elsewhere (`n_traces` rows of the output's feature
+    /// values, concatenated; NaN where undefined), as the pyloric observation of
+    /// Gonçalves et al. (2020) is published: no traces to compare with.
+    Features(Vec<f64>),
 }
 
 /// Everything needed to simulate the model and compute features for parameter rows.
@@ -224,8 +230,10 @@ impl Problem {
     fn recorded(&self) -> Vec<String> {
         let mut r: Vec<String> = Vec::new();
         for o in &self.outputs {
-            if o.variable != SPIKES && !r.contains(&o.variable) {
-                r.push(o.variable.clone());
+            for v in std::iter::once(&o.variable).chain(&o.with) {
+                if v != SPIKES && !r.contains(v) {
+                    r.push(v.clone());
+                }
             }
         }
         r
@@ -277,8 +285,18 @@ impl Problem {
                         scaled = tr.iter().map(|v| v / o.unit.scale).collect();
                         &scaled
                     };
-                    let mut rec =
-                        Recording::new(values, dt_ms).with_stimulus(self.window.0, self.window.1);
+                    let others_scaled: Vec<Vec<f64>> = o
+                        .with
+                        .iter()
+                        .map(|w| {
+                            let tr = res.trace(w, neuron).unwrap_or(&[]);
+                            tr.iter().map(|v| v / o.unit.scale).collect()
+                        })
+                        .collect();
+                    let others: Vec<&[f64]> = others_scaled.iter().map(Vec::as_slice).collect();
+                    let mut rec = Recording::new(values, dt_ms)
+                        .with_stimulus(self.window.0, self.window.1)
+                        .with_others(&others);
                     if let Some(sp) = spikes_ms.get(neuron) {
                         rec = rec.with_spikes(sp);
                     }
@@ -316,8 +334,32 @@ impl Problem {
         let mut x = Vec::with_capacity(self.dim_x());
         for (o, obs) in self.outputs.iter().zip(observed) {
             let m = o.features.n_outputs();
+            if !o.with.is_empty() && !matches!(obs, Observed::Features(_)) {
+                return Err(Error::invalid(
+                    format!("observed output `{}`", o.variable),
+                    format!(
+                        "its features also read {}: give the observation as `statistics` \
+                         (or use a synthetic one)",
+                        o.with.join(", ")
+                    ),
+                ));
+            }
             let rows = match obs {
                 Observed::Traces(r) | Observed::Spikes(r) => r,
+                Observed::Features(v) => {
+                    if v.len() != m * self.n_traces {
+                        return Err(Error::invalid(
+                            format!("observed output `{}`", o.variable),
+                            format!(
+                                "{} feature values, expected {m} per trace x {} traces",
+                                v.len(),
+                                self.n_traces
+                            ),
+                        ));
+                    }
+                    x.extend(v);
+                    continue;
+                }
             };
             if rows.len() != self.n_traces {
                 return Err(Error::invalid(
@@ -327,7 +369,7 @@ impl Problem {
             }
             for r in rows {
                 let rec = match obs {
-                    Observed::Traces(_) => Recording::new(r, dt_ms),
+                    Observed::Traces(_) | Observed::Features(_) => Recording::new(r, dt_ms),
                     Observed::Spikes(_) => Recording::new(&zeros, dt_ms)
                         .with_spikes(r)
                         .with_reference_spikes(r),
@@ -355,7 +397,19 @@ impl Problem {
                 ),
             ));
         }
-        Ok(self.observed_from(&res, 0))
+        let mut observed = self.observed_from(&res, 0);
+        // Features that read other variables alongside are observed as their values: the
+        // trace of the output alone would not give them.
+        let x = self.features_of(&res, None);
+        let mut col = 0;
+        for (o, obs) in self.outputs.iter().zip(observed.iter_mut()) {
+            let m = o.features.n_outputs() * self.n_traces;
+            if !o.with.is_empty() {
+                *obs = Observed::Features(x[col..col + m].to_vec());
+            }
+            col += m;
+        }
+        Ok(observed)
     }
 
     /// The outputs of parameter set `s` of a simulation result, as observed data.

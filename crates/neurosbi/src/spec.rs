@@ -182,6 +182,14 @@ pub struct OutputSpec {
     /// Allow linear interpolation of a recording sampled more coarsely than `dt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interpolate: Option<bool>,
+    /// Other variables recorded with this one and read by its features (the neurons of a
+    /// circuit for the `pyloric` statistics).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub with: Vec<String>,
+    /// The observation as feature values measured elsewhere (one per feature output and
+    /// trace, `nan` where undefined) instead of `data`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<Vec<f64>>,
 }
 
 /// A channel of a recording, by index (from 0) or by its name in the file.

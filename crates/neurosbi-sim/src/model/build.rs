@@ -20,20 +20,23 @@ impl Model {
     pub fn new(desc: &ModelDescription) -> Result<Model> {
         let eqs = EquationSet::parse("equations", &desc.equations)?;
         let mut scope = constants_scope(desc)?;
+        refuse_synapse_flags(desc, &eqs)?;
         let (states, params) = declare_equations(desc, &eqs, &mut scope)?;
         let inputs = declare_inputs(desc, &mut scope)?;
         let rhs = lower_equations(&eqs, &mut scope)?;
+        let pre_step = lower_constant_over_dt(&eqs, &states, &mut scope)?;
         lower_subexpressions(&eqs.source, &mut scope)?;
         let (drift, diffusion) = split_noise(&rhs, &scope.noise)?;
         refuse_rand_in_equations(&drift, &diffusion, &states)?;
         let linear = linear_split(&drift, &states);
         let exact = crate::exact::linear_system(&drift, &states);
         let threshold = lower_threshold(desc, &mut scope)?;
-        let reset = lower_reset(desc, &states, &mut scope)?;
+        let reset = lower_reset(desc, &states, &params, &mut scope)?;
         let refractory = lower_refractory(desc, &mut scope)?;
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
         let method = choose_method(desc, &diffusion, &scope.noise, &linear, &exact)?;
+        let phases = schedule(desc, &states, &pre_step, method, &linear, &diffusion)?;
         let model = Model {
             states,
             params,
@@ -50,6 +53,8 @@ impl Model {
             initial,
             subexprs,
             method,
+            pre_step,
+            phases,
             equations: eqs,
             description: desc.clone(),
         };
@@ -98,7 +103,9 @@ fn declare_equations(
             ));
         }
         let sym = match eq.kind {
-            EquationKind::Differential => {
+            // Held over the step like a state whose derivative is zero, and assigned at
+            // the step's start (see `lower_constant_over_dt`).
+            _ if is_state(eq) => {
                 states.push(var);
                 Symbol::Slot(Slot::State(states.len() - 1), eq.dim)
             }
@@ -106,7 +113,7 @@ fn declare_equations(
                 params.push(var);
                 Symbol::Slot(Slot::Param(params.len() - 1), eq.dim)
             }
-            EquationKind::Subexpression => {
+            EquationKind::Subexpression | EquationKind::Differential => {
                 scope.subexprs.push(SubexprEntry {
                     name: eq.name.clone(),
                     expr: eq
@@ -153,11 +160,11 @@ fn declare_inputs(desc: &ModelDescription, scope: &mut Scope) -> Result<Vec<Var>
 fn lower_equations(eqs: &EquationSet, scope: &mut Scope) -> Result<Vec<(Ex, String)>> {
     let src = &eqs.source;
     let mut rhs = Vec::new();
-    for eq in eqs
-        .equations
-        .iter()
-        .filter(|e| e.kind == EquationKind::Differential)
-    {
+    for eq in eqs.equations.iter().filter(|e| is_state(e)) {
+        if eq.kind == EquationKind::Subexpression {
+            rhs.push((Ex::Num(0.0), eq.name.clone()));
+            continue;
+        }
         let e = eq
             .expr
             .as_ref()
@@ -175,6 +182,164 @@ fn lower_equations(eqs: &EquationSet, scope: &mut Scope) -> Result<Vec<(Ex, Stri
         rhs.push((x, eq.name.clone()));
     }
     Ok(rhs)
+}
+
+/// Whether an equation declares a state variable: a differential equation, or a
+/// subexpression held over each step.
+fn is_state(eq: &crate::equations::Equation) -> bool {
+    eq.kind == EquationKind::Differential || eq.flags.constant_over_dt
+}
+
+/// The `(constant over dt)` subexpressions: each is a state with zero derivative, assigned
+/// its expression of the state at the start of every step (before integration), as Brian
+/// evaluates such subexpressions once per step.
+fn lower_constant_over_dt(
+    eqs: &EquationSet,
+    states: &[Var],
+    scope: &mut Scope,
+) -> Result<Vec<(usize, Ex)>> {
+    let src = &eqs.source;
+    let mut out = Vec::new();
+    for eq in eqs.equations.iter().filter(|e| e.flags.constant_over_dt) {
+        let e = eq
+            .expr
+            .as_ref()
+            .expect("subexpressions have a right-hand side");
+        let (x, d) = scope.lower(src, e, Context::Plain)?;
+        if d != eq.dim {
+            return Err(SimError::Dimension {
+                at: src.locate(e.offset),
+                context: format!("`{}`: right-hand side vs declared unit", eq.name),
+                left: d,
+                right: eq.dim,
+            });
+        }
+        let j = states
+            .iter()
+            .position(|s| s.name == eq.name)
+            .expect("declared as a state");
+        out.push((j, x));
+    }
+    Ok(out)
+}
+
+/// Synaptic flags belong to synapse equations; a neuron group's equations refuse them.
+fn refuse_synapse_flags(desc: &ModelDescription, eqs: &EquationSet) -> Result<()> {
+    for eq in &eqs.equations {
+        let f = eq.flags;
+        let flag = if f.event_driven {
+            "event-driven"
+        } else if desc.synapse {
+            continue;
+        } else if f.clock_driven {
+            "clock-driven"
+        } else if f.summed {
+            "summed"
+        } else {
+            continue;
+        };
+        let why = if desc.synapse {
+            "event-driven synaptic variables are not supported yet: write the variable as \
+             clock-driven (integrated every step), or update it in `on_pre`"
+                .to_string()
+        } else {
+            "it belongs to synapse equations (a `[synapses.NAME]` table of a circuit model \
+             file), not to a neuron group"
+                .to_string()
+        };
+        return Err(SimError::syntax(
+            eqs.source.locate(eq.offset),
+            format!("`{}` is flagged `({flag})`: {why}", eq.name),
+        ));
+    }
+    Ok(())
+}
+
+/// The integration phases: one per object of a circuit, in Brian's order (the
+/// description's `schedule`), each with its method (its own, else the model's), or none
+/// for a single group (all states at once with the model's method).
+fn schedule(
+    desc: &ModelDescription,
+    states: &[Var],
+    pre_step: &[(usize, Ex)],
+    method: Method,
+    linear: &[Result<(Ex, Ex)>],
+    diffusion: &[Vec<Ex>],
+) -> Result<Vec<(Vec<usize>, Method)>> {
+    if desc.schedule.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = vec![false; states.len()];
+    for (j, _) in pre_step {
+        seen[*j] = true;
+    }
+    let mut phases = Vec::new();
+    for phase in &desc.schedule {
+        let mut idx = Vec::new();
+        for name in &phase.states {
+            let j = states.iter().position(|s| &s.name == name).ok_or_else(|| {
+                SimError::Model(format!("schedule: `{name}` is not a state variable"))
+            })?;
+            if std::mem::replace(&mut seen[j], true) {
+                return Err(SimError::Model(format!(
+                    "schedule: `{name}` is integrated twice or is held over the step"
+                )));
+            }
+            idx.push(j);
+        }
+        let m = phase_method(
+            phase.method.as_deref(),
+            method,
+            &idx,
+            states,
+            linear,
+            diffusion,
+        )?;
+        if m == Method::Exact && desc.schedule.len() > 1 {
+            return Err(SimError::Model(
+                "the `exact` method integrates one linear system; a circuit's objects are \
+                 integrated in turn and need a step method (euler, exponential_euler, rk2, \
+                 rk4, heun, ...)"
+                    .into(),
+            ));
+        }
+        phases.push((idx, m));
+    }
+    if let Some(j) = seen.iter().position(|s| !s) {
+        return Err(SimError::Model(format!(
+            "schedule: state `{}` is in no phase",
+            states[j].name
+        )));
+    }
+    Ok(phases)
+}
+
+/// The method of one phase, checked against its states' noise and linearity.
+fn phase_method(
+    named: Option<&str>,
+    model: Method,
+    idx: &[usize],
+    states: &[Var],
+    linear: &[Result<(Ex, Ex)>],
+    diffusion: &[Vec<Ex>],
+) -> Result<Method> {
+    let mut m = named.map(Method::parse).transpose()?.unwrap_or(model);
+    let noisy = idx.iter().any(|&j| !diffusion[j].is_empty());
+    if noisy && !m.supports_noise() {
+        return Err(SimError::Model(format!(
+            "method {m} cannot integrate the stochastic equation of `{}`",
+            states[idx[0]].name
+        )));
+    }
+    if m == Method::Euler && noisy {
+        m = Method::EulerMaruyama;
+    }
+    if m == Method::ExponentialEuler
+        && let Some(e) = idx.iter().find_map(|&j| linear[j].as_ref().err())
+    {
+        return Err(e.clone());
+    }
+    Ok(m)
 }
 
 /// Lowers every subexpression, used or not, so errors in unused ones surface too.
@@ -228,7 +393,7 @@ fn refuse_rand_in_equations(drift: &[Ex], diffusion: &[Vec<Ex>], states: &[Var])
             .for_each(|g| g.visit(&mut |e| random |= matches!(e, Ex::Slot(Slot::Rand(_)))));
         if random {
             return Err(SimError::Model(format!(
-                "d{}/dt reads `rand()` or `randn()` through a subexpression; Brian requires such a subexpression to be flagged `(constant over dt)`, which neurosbi does not support: write white noise as `xi`",
+                "d{}/dt reads `rand()` or `randn()` through a subexpression; flag that subexpression `(constant over dt)` (one draw per step, as Brian requires), or write white noise as `xi`",
                 states[j].name
             )));
         }
@@ -238,7 +403,7 @@ fn refuse_rand_in_equations(drift: &[Ex], diffusion: &[Vec<Ex>], states: &[Var])
 
 /// `dx_j/dt = A_j x_j + B_j` for every state, or why not: only exponential Euler needs
 /// it, so failing here is not yet an error.
-fn linear_split(drift: &[Ex], states: &[Var]) -> Result<Vec<(Ex, Ex)>> {
+fn linear_split(drift: &[Ex], states: &[Var]) -> Vec<Result<(Ex, Ex)>> {
     drift
         .iter()
         .enumerate()
@@ -279,22 +444,6 @@ fn non_blank(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
 
-/// Whether an expression reads something that changes while the neuron runs.
-fn reads_running_values(x: &Ex) -> bool {
-    let mut varying = false;
-    x.visit(&mut |e| {
-        if matches!(
-            e,
-            Ex::Slot(
-                Slot::State(_) | Slot::Input(_) | Slot::Time | Slot::Noise(_) | Slot::NotRefractory
-            )
-        ) {
-            varying = true;
-        }
-    });
-    varying
-}
-
 /// The threshold condition, if any.
 fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<Ex>> {
     let Some(t) = non_blank(desc.threshold.as_deref()) else {
@@ -316,37 +465,47 @@ fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<
 fn lower_reset(
     desc: &ModelDescription,
     states: &[Var],
+    params: &[Var],
     scope: &mut Scope,
-) -> Result<Vec<(usize, Ex)>> {
+) -> Result<Vec<(Slot, Ex)>> {
     let Some(text) = desc.reset.as_deref().filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
     let rsrc = Source::new("reset", text);
-    // Statements run in order: later ones see earlier assignments.
-    let mut current: Vec<Option<Ex>> = vec![None; states.len()];
+    // Statements run in order: later ones see earlier assignments. Targets are state
+    // variables, then parameters (Brian lets a reset write a parameter, which then keeps
+    // the new value).
+    let targets: Vec<(Slot, &Var)> = states
+        .iter()
+        .enumerate()
+        .map(|(j, v)| (Slot::State(j), v))
+        .chain(params.iter().enumerate().map(|(k, v)| (Slot::Param(k), v)))
+        .collect();
+    let mut current: Vec<Option<Ex>> = vec![None; targets.len()];
     for st in parse_statements(&rsrc, text)? {
-        let Some(j) = states.iter().position(|s| s.name == st.target) else {
+        let Some(j) = targets.iter().position(|(_, v)| v.name == st.target) else {
             return Err(SimError::UnknownIdentifier {
                 name: st.target.clone(),
                 at: rsrc.locate(st.offset),
                 suggestion: crate::error::closest(
                     &st.target,
-                    states.iter().map(|s| s.name.as_str()),
+                    targets.iter().map(|(_, v)| v.name.as_str()),
                 ),
             });
         };
         let (x, d) = scope.lower(&rsrc, &st.expr, Context::Plain)?;
-        let x = x.subst(&|s| match s {
-            Slot::State(k) => current[k].clone(),
-            _ => None,
+        let x = x.subst(&|s| {
+            let k = targets.iter().position(|(t, _)| *t == s)?;
+            current[k].clone()
         });
-        let old = current[j].clone().unwrap_or(Ex::Slot(Slot::State(j)));
-        current[j] = Some(assign(&rsrc, &st, &states[j], old, x, d)?);
+        let (slot, var) = targets[j];
+        let old = current[j].clone().unwrap_or(Ex::Slot(slot));
+        current[j] = Some(assign(&rsrc, &st, var, old, x, d)?);
     }
     Ok(current
         .into_iter()
-        .enumerate()
-        .filter_map(|(j, e)| e.map(|e| (j, e)))
+        .zip(&targets)
+        .filter_map(|(e, (slot, _))| e.map(|e| (*slot, e)))
         .collect())
 }
 
@@ -390,16 +549,18 @@ fn assign(rsrc: &Source, st: &Statement, state: &Var, old: Ex, x: Ex, d: Dimensi
     Ok(new)
 }
 
-/// The refractory period: a duration fixed per neuron, or a condition.
+/// The refractory period: a duration (fixed per neuron, or read from state variables,
+/// `lastspike` or `t` at every step, as Brian does), or a condition.
 fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refractory> {
     let Some(t) = non_blank(desc.refractory.as_deref()) else {
         return Ok(Refractory::None);
     };
     let (x, d) = lower_plain(scope, "refractory", t)?;
     if d == SECOND {
-        if reads_running_values(&x) || matches!(x, Ex::Num(v) if !(v >= 0.0 && v.is_finite())) {
+        // A negative duration never makes a neuron refractory, as in Brian.
+        if matches!(x, Ex::Num(v) if !v.is_finite()) {
             return Err(SimError::Model(format!(
-                "refractory `{t}` must be a non-negative duration of constants and parameters, or a condition"
+                "refractory `{t}` must be a finite duration or a condition"
             )));
         }
         Ok(Refractory::Duration(x))
@@ -415,12 +576,15 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
     }
 }
 
-/// The initial value of every state variable: as given, else zero. As in Brian, a value
-/// may read other state variables (directly or through subexpressions) at their initial
-/// values, which are resolved in dependency order; a variable that reads itself sees its
-/// value before the assignment (zero).
+/// The initial value of every state variable: as given, else zero. As in Brian, the
+/// assignments run in sequence and a value may read state variables (directly or through
+/// subexpressions): it sees the latest earlier assignment of each (`v = 0*mV`, then
+/// `m = f(v)` reads 0 mV even if `v = 25*mV` follows). A variable with no earlier
+/// assignment is read at its first later one (dependency order, so a value may be written
+/// before the values it reads), or as zero if it is never assigned or is the variable being
+/// assigned; `t` is 0 and inputs read their first sample (a TimedArray at `t = 0`).
 fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> Result<Vec<Ex>> {
-    let mut given: Vec<Option<(Ex, String)>> = vec![None; states.len()];
+    let mut given: Vec<Assignment> = Vec::new();
     for (var, text) in &desc.initial {
         let origin = format!("initial value of `{var}`");
         let Some(j) = states.iter().position(|s| s.name == *var) else {
@@ -442,82 +606,93 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
                 right: states[j].dim,
             });
         }
+        // Initial values are computed at t = 0.
         let x = x.subst(&|s| match s {
-            Slot::State(k) if k == j => Some(Ex::Num(0.0)),
-            // Initial values are computed at t = 0.
             Slot::Time => Some(Ex::Num(0.0)),
+            // Brian's values before any spike.
+            Slot::LastSpike => Some(Ex::Num(-1e4)),
+            Slot::NotRefractory => Some(Ex::Num(1.0)),
             _ => None,
         });
-        let mut other = false;
-        x.visit(&mut |e| {
-            other |= matches!(
-                e,
-                Ex::Slot(Slot::Input(_) | Slot::Noise(_) | Slot::NotRefractory)
-            );
+        given.push(Assignment {
+            state: j,
+            expr: x,
+            origin,
         });
-        if other {
-            return Err(SimError::Model(format!(
-                "{origin} may use constants, parameters, state variables, subexpressions, `t` and `i`, not inputs"
-            )));
-        }
-        given[j] = Some((x, origin));
     }
-    let mut resolved: Vec<Option<Ex>> = vec![None; states.len()];
-    for j in 0..states.len() {
-        resolve_initial(j, &given, states, &mut resolved, &mut Vec::new())?;
-    }
-    Ok(resolved
-        .into_iter()
-        .map(|e| e.unwrap_or(Ex::Num(0.0)))
-        .collect())
+    let mut resolved: Vec<Option<Ex>> = vec![None; given.len()];
+    (0..states.len())
+        .map(|j| match given.iter().rposition(|a| a.state == j) {
+            Some(p) => resolve_initial(p, &given, states, &mut resolved, &mut Vec::new()),
+            None => Ok(Ex::Num(0.0)),
+        })
+        .collect()
 }
 
-/// The initial value of state `j` with the initial values of the states it reads written
-/// in; `visiting` is the chain of states being resolved, for the error on a cycle.
+/// One initial-value assignment, lowered.
+struct Assignment {
+    state: usize,
+    expr: Ex,
+    origin: String,
+}
+
+/// The value of assignment `p` with the values it reads written in; `visiting` is the
+/// chain of assignments being resolved, for the error on a cycle.
 fn resolve_initial(
-    j: usize,
-    given: &[Option<(Ex, String)>],
+    p: usize,
+    given: &[Assignment],
     states: &[Var],
     resolved: &mut [Option<Ex>],
     visiting: &mut Vec<usize>,
 ) -> Result<Ex> {
-    if let Some(e) = &resolved[j] {
+    if let Some(e) = &resolved[p] {
         return Ok(e.clone());
     }
-    let Some((x, origin)) = &given[j] else {
-        resolved[j] = Some(Ex::Num(0.0));
-        return Ok(Ex::Num(0.0));
-    };
-    if let Some(p) = visiting.iter().position(|&k| k == j) {
-        let chain: Vec<&str> = visiting[p..]
+    if let Some(at) = visiting.iter().position(|&q| q == p) {
+        let chain: Vec<&str> = visiting[at..]
             .iter()
-            .chain([&j])
-            .map(|&k| states[k].name.as_str())
+            .chain([&p])
+            .map(|&q| states[given[q].state].name.as_str())
             .collect();
         return Err(SimError::Model(format!(
             "initial values depend on each other in a cycle: {}",
             chain.join(" -> ")
         )));
     }
-    visiting.push(j);
+    let a = &given[p];
+    visiting.push(p);
     let mut values: Vec<Option<Ex>> = vec![None; states.len()];
     for (k, value) in values.iter_mut().enumerate() {
-        if x.depends_on(Slot::State(k)) {
-            *value = Some(resolve_initial(k, given, states, resolved, visiting)?);
+        if !a.expr.depends_on(Slot::State(k)) {
+            continue;
         }
+        let earlier = given[..p].iter().rposition(|b| b.state == k);
+        let later = (k != a.state)
+            .then(|| {
+                given[p + 1..]
+                    .iter()
+                    .position(|b| b.state == k)
+                    .map(|q| p + 1 + q)
+            })
+            .flatten();
+        *value = Some(match earlier.or(later) {
+            Some(q) => resolve_initial(q, given, states, resolved, visiting)?,
+            None => Ex::Num(0.0),
+        });
     }
     visiting.pop();
-    let e = x.subst(&|s| match s {
+    let e = a.expr.subst(&|s| match s {
         Slot::State(k) => values[k].clone(),
         _ => None,
     });
     if e.depth() > MAX_DEPTH {
         return Err(SimError::Model(format!(
-            "{origin} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            "{} nests too deeply with the initial values it reads written in (depth {} exceeds {MAX_DEPTH})",
+            a.origin,
             e.depth()
         )));
     }
-    resolved[j] = Some(e.clone());
+    resolved[p] = Some(e.clone());
     Ok(e)
 }
 
@@ -527,7 +702,7 @@ fn choose_method(
     desc: &ModelDescription,
     diffusion: &[Vec<Ex>],
     noise: &[String],
-    linear: &Result<Vec<(Ex, Ex)>>,
+    linear: &[Result<(Ex, Ex)>],
     exact: &std::result::Result<crate::exact::LinearSystem, String>,
 ) -> Result<Method> {
     let mut method = match &desc.method {
@@ -545,8 +720,10 @@ fn choose_method(
             method = Method::EulerMaruyama;
         }
     }
+    // A circuit's objects may name their own methods: checked per object (`schedule`).
     if method == Method::ExponentialEuler
-        && let Err(e) = linear
+        && desc.schedule.is_empty()
+        && let Some(e) = linear.iter().find_map(|l| l.as_ref().err())
     {
         return Err(e.clone());
     }

@@ -161,7 +161,14 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
         let t = v
             .as_table()
             .ok_or_else(|| ctx.err(&key, "expected a table"))?;
-        let mut allowed = vec!["unit", "features", "data", "time_unit"];
+        let mut allowed = vec![
+            "unit",
+            "features",
+            "data",
+            "time_unit",
+            "with",
+            "statistics",
+        ];
         allowed.extend(recording::SELECTORS);
         ctx.check_keys(&key, t, &allowed)?;
         let string = |k: &str, expected: &str| -> Result<Option<String>> {
@@ -195,6 +202,38 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
             Some(_) => return Err(ctx.err(&format!("{key}.data"), "expected a file path (string)")),
         };
         let (sweeps, channel, interpolate) = recording::selectors(ctx, &key, t)?;
+        let list = |k: &str| {
+            t.get(k).map(|v| {
+                v.as_array()
+                    .ok_or_else(|| ctx.err(&format!("{key}.{k}"), "expected a list"))
+            })
+        };
+        let with = match list("with").transpose()? {
+            None => Vec::new(),
+            Some(a) => a
+                .iter()
+                .map(|v| {
+                    v.as_str().map(String::from).ok_or_else(|| {
+                        ctx.err(&format!("{key}.with"), "expected variable names (strings)")
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
+        let statistics = match list("statistics").transpose()? {
+            None => None,
+            Some(a) => Some(
+                a.iter()
+                    .map(|v| match v {
+                        toml::Value::Float(x) => Ok(*x),
+                        toml::Value::Integer(i) => Ok(*i as f64),
+                        _ => Err(ctx.err(
+                            &format!("{key}.statistics"),
+                            "expected numbers (`nan` where a statistic is undefined)",
+                        )),
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+        };
         entries.push(
             var.clone(),
             OutputSpec {
@@ -205,6 +244,8 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
                 sweeps,
                 channel,
                 interpolate,
+                with,
+                statistics,
             },
         );
     }

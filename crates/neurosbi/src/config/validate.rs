@@ -394,7 +394,38 @@ impl ProblemSpec {
                 .iter()
                 .find(|s| &s.name == var)
                 .map(|s| s.dim);
-            let obs = observed_data(ctx, &key, var, o, &unit, dim, (dt, n_steps))?;
+            for w in &o.with {
+                if !recordable.contains(w) {
+                    return Err(ctx.err(
+                        &format!("{key}.with"),
+                        format!(
+                            "`{w}` cannot be recorded (recordable: {})",
+                            recordable.join(", ")
+                        ),
+                    ));
+                }
+            }
+            let obs = match &o.statistics {
+                Some(_) if o.data.is_some() => {
+                    return Err(ctx.err(
+                        &key,
+                        "give the observation as `data` (traces) or as `statistics`, not both",
+                    ));
+                }
+                Some(v) if v.len() != features.n_outputs() * n_traces => {
+                    return Err(ctx.err(
+                        &format!("{key}.statistics"),
+                        format!(
+                            "{} values; the features {:?} give {} per trace, x {n_traces} trace(s)",
+                            v.len(),
+                            features.output_names(),
+                            features.n_outputs()
+                        ),
+                    ));
+                }
+                Some(v) => Some(Observed::Features(v.clone())),
+                None => observed_data(ctx, &key, var, o, &unit, dim, (dt, n_steps))?,
+            };
             if let Some(Observed::Traces(r) | Observed::Spikes(r)) = &obs
                 && r.len() != n_traces
             {
@@ -409,6 +440,7 @@ impl ProblemSpec {
                 unit,
                 feature_names: o.features.clone(),
                 features,
+                with: o.with.clone(),
             });
         }
         Ok((outputs, observed))

@@ -1,0 +1,1 @@
+"""Minimal stand-in for sbi (see ../torch/__init__.py)."""

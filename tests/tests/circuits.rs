@@ -1,0 +1,112 @@
+//! Circuit model files through the fit-file door: a graded pair fitted from a synthetic
+//! observation, features that read several neurons (`with`), and observations given as
+//! statistics measured elsewhere (`statistics`).
+
+use neurosbi::prelude::{FitConfig, Observed};
+use std::path::{Path, PathBuf};
+
+fn path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/circuit_test.toml")
+}
+
+fn fit(outputs: &str) -> String {
+    format!(
+        r#"
+model = "models/graded_pair.toml"
+dt = "0.05*ms"
+duration = "200*ms"
+seed = 3
+{outputs}
+[priors]
+g_syn = ["0*mS/cm**2", "8*mS/cm**2"]
+[inference]
+simulations = 20
+"#
+    )
+}
+
+const SYNTHETIC: &str = r#"
+[outputs.v_post]
+unit = "mV"
+with = ["v_pre"]
+features = ["mean", "max"]
+[synthetic]
+g_syn = "3*mS/cm**2"
+"#;
+
+#[test]
+fn a_circuit_model_file_fits_through_the_fit_file() {
+    let cfg = FitConfig::parse(&path(), &fit(SYNTHETIC)).unwrap();
+    let p = &cfg.problem;
+    assert_eq!(p.free[0].name, "g_syn");
+    let obs = cfg.observation().unwrap();
+    // An output whose features read other variables is observed as feature values.
+    let Observed::Features(x) = &obs[0] else {
+        panic!("expected feature values, got {:?}", obs[0]);
+    };
+    assert_eq!(x.len(), 2);
+    assert_eq!(p.observed_features(&obs).unwrap(), *x);
+    // The follower is driven: it leaves rest, and more coupling drives it further.
+    let res = p
+        .simulate(&[0.0, 3.0, 8.0], cfg.problem.noise_seed)
+        .unwrap();
+    let xs = p.features_of(&res, None);
+    let (uncoupled, x3, x8) = (xs[1], xs[3], xs[5]);
+    assert!(
+        uncoupled < -50.0,
+        "without the synapse v_post stays near rest: {uncoupled}"
+    );
+    assert!(
+        x3 > uncoupled + 5.0 && x8 > x3,
+        "max v_post: {uncoupled} {x3} {x8}"
+    );
+    assert_eq!(
+        x3, x[1],
+        "the synthetic observation is the truth's simulation"
+    );
+}
+
+#[test]
+fn statistics_measured_elsewhere_are_the_observation() {
+    let text = fit(r#"
+[outputs.v_post]
+unit = "mV"
+with = ["v_pre"]
+features = ["mean", "max"]
+statistics = [-55.5, nan]
+"#);
+    let cfg = FitConfig::parse(&path(), &text).unwrap();
+    let obs = cfg.observation().unwrap();
+    let x = cfg.problem.observed_features(&obs).unwrap();
+    assert_eq!(x[0], -55.5);
+    assert!(x[1].is_nan());
+}
+
+#[test]
+fn bad_circuit_outputs_are_named() {
+    let text = fit(r#"
+[outputs.v_post]
+unit = "mV"
+features = ["mean", "max"]
+statistics = [-55.5]
+"#);
+    let e = FitConfig::parse(&path(), &text).unwrap_err().to_string();
+    assert!(
+        e.contains("outputs.v_post.statistics") && e.contains("1 values"),
+        "{e}"
+    );
+
+    let text = fit(r#"
+[outputs.v_post]
+unit = "mV"
+with = ["v_nowhere"]
+features = ["mean"]
+[synthetic]
+g_syn = "3*mS/cm**2"
+"#);
+    let e = FitConfig::parse(&path(), &text).unwrap_err().to_string();
+    assert!(
+        e.contains("outputs.v_post.with") && e.contains("v_nowhere"),
+        "{e}"
+    );
+}
