@@ -178,7 +178,11 @@ fn report_renders_in_headless_chromium() {
     let broken = out.out.join("broken.html");
     std::fs::write(
         &broken,
-        html.replacen("data:image/png;base64,", "data:image/png;base64,AAAA", 1),
+        html.replacen(
+            "data:image/svg+xml;base64,",
+            "data:image/svg+xml;base64,AAAA",
+            1,
+        ),
     )
     .unwrap();
     let (text, _) = render(&broken);
@@ -196,9 +200,9 @@ fn report_renders_in_headless_chromium() {
         "the page's load handler did not run:\n{stderr}"
     );
     let images: usize = attr("data-images").unwrap().parse().unwrap();
-    assert!(
-        images >= 4,
-        "expected the figures as images, found {images}"
+    assert_eq!(
+        images, 3,
+        "expected the pairplot, the predictive traces and the training curves, each once"
     );
     assert_eq!(
         attr("data-broken").as_deref(),
@@ -210,6 +214,50 @@ fn report_renders_in_headless_chromium() {
         Some("0"),
         "script errors in the report"
     );
+}
+
+#[test]
+fn report_shows_each_figure_once_the_features_and_the_inputs() {
+    use sha2::Digest;
+    let (cfg, out) = fitted();
+    let html = std::fs::read_to_string(out.out.join("report.html")).unwrap();
+    let ids: Vec<&str> = html
+        .split("<figure id=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert_eq!(ids, ["fig-pairplot", "fig-traces", "fig-training"]);
+    assert_eq!(
+        html.matches("<img").count(),
+        ids.len(),
+        "one image per figure"
+    );
+    assert!(!html.contains("failed to load") && !html.contains("render-status"));
+    // The observed features as the observation gives them, in order.
+    let x_o = cfg
+        .problem
+        .observed_features(&cfg.observation().unwrap())
+        .unwrap();
+    let shown: Vec<f64> = html
+        .split("data-observed=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(shown, x_o);
+    // The model file with its real SHA-256; the model's equations.
+    let model = examples().join("models/hh_c.toml");
+    let bytes = std::fs::read(&model).unwrap();
+    let sum: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        html.contains(&format!("<code class=\"sha256\">{sum}</code>")),
+        "model checksum"
+    );
+    assert!(html.contains(&format!("<td>{}</td>", bytes.len())));
+    assert!(html.contains("<h2 id=\"model\">Model</h2><pre>dv/dt"));
+    assert!(html.contains(&format!("seed {}", cfg.seed)));
 }
 
 #[test]
@@ -283,7 +331,7 @@ fn report_and_figures_are_rebuilt_from_the_output_folder() {
     let after = std::fs::read_to_string(dir.join("report.html")).unwrap();
     let summary = |h: &str| {
         h[..h.find("<h2>Timings").unwrap()]
-            .split("<figure>")
+            .split("<figure")
             .next()
             .unwrap()
             .to_string()

@@ -9,9 +9,10 @@
 //!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
 //!   Then the NWB tests (`cargo xtask nwb-test` alone): neurosbi-io's and the fit-file tests
 //!   with `--features nwb`, after installing libhdf5-dev and pkg-config when root.
-//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|all]`: runs the
+//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]`: runs the
 //!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
-//!   part of `all`: the Python package against the Rust paths and sbi).
+//!   part of `all`: the Python package against the Rust paths and sbi; `io`, not part of
+//!   `all`: reading a ~100 MB ABF and NWB file against pyabf and pynwb, see [`io_bench`]).
 
 use anyhow::{Context, Result, bail};
 use std::io::Write;
@@ -29,7 +30,7 @@ fn main() -> Result<()> {
         Some("nwb-test") => nwb_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -707,6 +708,7 @@ fn bench(args: &[String]) -> Result<()> {
         "store",
         "python",
         "pyloric",
+        "io",
         "all",
     ];
     if !known.contains(&which) {
@@ -717,6 +719,9 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if which == "python" {
         return python_bench();
+    }
+    if which == "io" {
+        return io_bench();
     }
     if which == "pyloric" || which == "all" {
         // The pyloric network next to the `pyloric` package (scripts/pyloric/README.md).
@@ -785,6 +790,206 @@ fn bench(args: &[String]) -> Result<()> {
         run(cmd)?;
     }
     Ok(())
+}
+
+/// `cargo xtask bench io` (issue 21): reads a ~100 MB ABF2 file and a ~100 MB NWB file with
+/// neurosbi-io (`crates/neurosbi-io/examples/io_bench.rs`) and with pyabf and pynwb
+/// (`scripts/io_bench/peers.py`), each read in a process of its own, 3 times; prints the best
+/// time, MB/s (file size / seconds) and the peak resident memory above the process's
+/// resident memory before reading (VmHWM - VmRSS), and each peer's ratio to neurosbi-io.
+/// The ABF is made by repeating the 16 sweeps of the real recording
+/// `17o05028_ic_steps.abf` (Rust, no Python needed); the NWB file is written by pynwb from the
+/// same sweeps. `NEUROSBI_IO_PYTHON` names the interpreter with pyabf and pynwb (default
+/// `python3`); a peer that is missing is skipped with the reason printed, and the NWB rows
+/// need neurosbi built with `--features nwb` (the system HDF5: libhdf5-dev, pkg-config).
+fn io_bench() -> Result<()> {
+    let root = workspace_root();
+    let dir = target_dir()?.join("io-bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let sample = root.join("crates/neurosbi-io/tests/data/abf/17o05028_ic_steps.abf");
+    let nwb_ok = ["libhdf5-dev", "pkg-config"]
+        .iter()
+        .all(|p| dpkg_installed(p));
+    let mut build = cargo();
+    build.args([
+        "build",
+        "--release",
+        "-p",
+        "neurosbi-io",
+        "--example",
+        "io_bench",
+    ]);
+    if nwb_ok {
+        build.args(["--features", "nwb"]);
+    } else {
+        eprintln!(
+            "xtask: neurosbi-io is built without NWB support (libhdf5-dev or pkg-config missing): NWB rows skipped"
+        );
+    }
+    run(build)?;
+    let bench = target_dir()?.join("release/examples/io_bench");
+    let python = std::env::var("NEUROSBI_IO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let peers = root.join("scripts/io_bench/peers.py");
+    let has = |module: &str| {
+        Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let (pyabf, pynwb) = (has("pyabf"), has("pynwb"));
+    for (ok, m) in [(pyabf, "pyabf"), (pynwb, "pynwb")] {
+        if !ok {
+            eprintln!(
+                "xtask: SKIPPED the {m} rows: `{python} -c 'import {m}'` failed (set NEUROSBI_IO_PYTHON to an interpreter with {m})"
+            );
+        }
+    }
+    let abf = dir.join("big.abf");
+    if !abf.exists() {
+        let mut make = Command::new(&bench);
+        make.arg("make-abf").arg(&sample).arg(&abf).arg("100");
+        run(make)?;
+    }
+    let nwb = dir.join("big.nwb");
+    if !nwb.exists() && pyabf && pynwb {
+        let mut make = Command::new(&python);
+        make.args(["-W", "ignore"])
+            .arg(&peers)
+            .arg("make-nwb")
+            .arg(&sample)
+            .arg(&nwb)
+            .arg("100");
+        run(make)?;
+    }
+    // One measurement: a JSON line from a fresh process.
+    let measure = |mut cmd: Command| -> Result<serde_like::Row> {
+        let out = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+        if !out.status.success() {
+            bail!(
+                "{cmd:?} failed:\n{}",
+                failure_summary(&String::from_utf8_lossy(&out.stderr))
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_like::Row::parse(text.lines().last().unwrap_or(""))
+            .with_context(|| format!("reading the output of {cmd:?}: {text}"))
+    };
+    let best = |make: &dyn Fn() -> Command| -> Result<serde_like::Row> {
+        let mut rows = Vec::new();
+        for _ in 0..3 {
+            rows.push(measure(make())?);
+        }
+        let peak = rows.iter().map(|r| r.peak_mb).fold(0.0, f64::max);
+        let mut b = rows
+            .into_iter()
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+            .expect("3 runs");
+        b.peak_mb = peak;
+        Ok(b)
+    };
+    let mut table = Vec::new();
+    for (file, peer, peer_ok, ours_ok) in
+        [(&abf, "pyabf", pyabf, true), (&nwb, "pynwb", pynwb, nwb_ok)]
+    {
+        if !file.exists() {
+            eprintln!(
+                "xtask: SKIPPED {}: not made (needs pyabf and pynwb)",
+                file.display()
+            );
+            continue;
+        }
+        let ours = if ours_ok {
+            Some(best(&|| {
+                let mut c = Command::new(&bench);
+                c.arg("read").arg(file);
+                c
+            })?)
+        } else {
+            None
+        };
+        let theirs = if peer_ok {
+            Some(best(&|| {
+                let mut c = Command::new(&python);
+                c.args(["-W", "ignore"]).arg(&peers).arg(peer).arg(file);
+                c
+            })?)
+        } else {
+            None
+        };
+        table.push((file.clone(), ours, theirs));
+    }
+    println!(
+        "\nreading a ~100 MB recording (best of 3 runs; peak: resident memory above the process's before reading, largest of 3)"
+    );
+    println!(
+        "{:<10} {:<20} {:>8} {:>9} {:>9} {:>10} {:>12}",
+        "file", "reader", "MB", "seconds", "MB/s", "peak MB", "peak / file"
+    );
+    for (file, ours, theirs) in &table {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        // The data read: the file, which is its samples but for a header of a few kB.
+        for r in ours.iter().chain(theirs.iter()) {
+            let ratio = format!("{:.2}", r.peak_mb / r.file_mb);
+            println!(
+                "{:<10} {:<20} {:>8.1} {:>9.3} {:>9.1} {:>10.1} {:>12}",
+                name, r.reader, r.file_mb, r.seconds, r.mb_per_s, r.peak_mb, ratio
+            );
+        }
+        if let (Some(o), Some(t)) = (ours, theirs) {
+            let rel = (o.checksum - t.checksum).abs() / t.checksum.abs().max(1e-300);
+            println!(
+                "{:<10} neurosbi-io is {:.1}x faster than {}; sums of all samples agree to {rel:.1e} relative",
+                name,
+                t.seconds / o.seconds,
+                t.reader
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The few fields of the benches' JSON lines (flat objects of numbers and strings).
+mod serde_like {
+    use anyhow::{Context, Result};
+
+    pub struct Row {
+        pub reader: String,
+        pub file_mb: f64,
+        pub seconds: f64,
+        pub mb_per_s: f64,
+        pub peak_mb: f64,
+        pub checksum: f64,
+    }
+
+    fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+        let k = format!("\"{key}\":");
+        let i = line.find(&k)? + k.len();
+        let rest = line[i..].trim_start();
+        if let Some(r) = rest.strip_prefix('"') {
+            return r.split('"').next();
+        }
+        rest.split([',', '}']).next().map(str::trim)
+    }
+
+    impl Row {
+        pub fn parse(line: &str) -> Result<Row> {
+            let num = |k: &str| -> Result<f64> {
+                field(line, k)
+                    .with_context(|| format!("no `{k}`"))?
+                    .parse()
+                    .with_context(|| format!("`{k}` is not a number"))
+            };
+            Ok(Row {
+                reader: field(line, "reader").context("no `reader`")?.to_string(),
+                file_mb: num("file_mb")?,
+                seconds: num("seconds")?,
+                mb_per_s: num("mb_per_s")?,
+                peak_mb: num("peak_extra_mb")?,
+                checksum: num("checksum")?,
+            })
+        }
+    }
 }
 
 /// What a failed bench run said: its panic message (which a backtrace would push out of a

@@ -2,8 +2,10 @@
 //!
 //! Each `CurrentClampSeries` in `/acquisition` is one sweep of a membrane-potential channel
 //! (`Vm`, in V) and each `CurrentClampStimulusSeries` in `/stimulus/presentation` one sweep of a
-//! stimulus channel (`stimulus`, in A). Values are `data * conversion + offset` in f64, as the
-//! schema defines them (`resolution` is informative and ignored). Sweeps are ordered by
+//! stimulus channel (`stimulus`, in A). Values are `data * conversion + offset`, as the schema
+//! defines them (`resolution` is informative and ignored): int16 data sharing one conversion
+//! and offset are kept as int16 codes with that gain and offset, float32 data without scaling
+//! as float32, anything else as f64, so a recording takes about the memory of its data. Sweeps are ordered by
 //! `sweep_number` when every series has one, else by name (numbers in names compared as
 //! numbers); a stimulus pairs with the response of the same `sweep_number`, else by position.
 //! With several electrodes each gets its own pair of channels, `Vm <electrode>` and
@@ -19,13 +21,34 @@ use hdf5::{Group, Location, LocationType};
 use crate::error::{Error, Result};
 use crate::recording::{Channel, Recording, Samples};
 
-/// One series as read: its values in volts or amperes.
+/// One series as read: its stored values, worth `raw * conversion + offset` volts or amperes.
 struct Series {
     name: String,
     sweep_number: Option<u64>,
     electrode: String,
     rate: f64,
-    values: Vec<f64>,
+    values: Raw,
+    conversion: f64,
+    offset: f64,
+}
+
+/// A series' data in its stored type (int16 and float32 are kept so, as the file holds
+/// them, so that a recording takes about the memory of its data; anything else is read as
+/// f64).
+enum Raw {
+    I16(Vec<i16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+impl Raw {
+    fn len(&self) -> usize {
+        match self {
+            Raw::I16(v) => v.len(),
+            Raw::F32(v) => v.len(),
+            Raw::F64(v) => v.len(),
+        }
+    }
 }
 
 /// Reads the current-clamp data of an NWB 2.x file.
@@ -105,9 +128,11 @@ fn assemble(
     let first = voltage.values().next().expect("checked non-empty");
     let rate = first[0].rate;
     let lens: Vec<usize> = first.iter().map(|s| s.values.len()).collect();
+    let first_electrode = first[0].electrode.clone();
+    let mut voltage = voltage;
     let mut channels = Vec::new();
     let mut samples = Vec::new();
-    for (electrode, series) in &voltage {
+    for (electrode, series) in voltage.iter_mut() {
         let label = |what: &str| {
             if several {
                 format!("{what} {electrode}")
@@ -123,21 +148,25 @@ fn assemble(
             return Err(err(format!(
                 "electrode {electrode:?} has other sweeps than electrode {:?} ({} sweeps); \
                  this reader needs the same sweeps on every electrode",
-                first[0].electrode,
+                first_electrode,
                 lens.len()
             )));
         }
-        check_rates(path, rate, series)?;
-        channels.push(channel(label("Vm"), "V"));
-        samples.push(Samples::F64(concat(series.iter())));
+        check_rates(path, rate, series.iter())?;
         // A stimulus channel only when every sweep has its stimulus, of the same length:
         // a partial one could not be cut into the same sweeps.
-        if let Some(stim) = stimulus.remove(electrode)
-            && let Some(paired) = pair(series, &stim)
-        {
-            check_rates(path, rate, paired.iter().copied())?;
-            channels.push(channel(label("stimulus"), "A"));
-            samples.push(Samples::F64(concat(paired.into_iter())));
+        let paired = stimulus
+            .remove(electrode)
+            .and_then(|stim| pair(series, &stim).map(|p| (stim, p)));
+        let n = series.len();
+        let (data, gain, offset) = take_all(series, 0..n);
+        channels.push(channel(label("Vm"), "V", gain, offset));
+        samples.push(data);
+        if let Some((mut stim, order)) = paired {
+            check_rates(path, rate, order.iter().map(|&i| &stim[i]))?;
+            let (data, gain, offset) = take_all(&mut stim, order.into_iter());
+            channels.push(channel(label("stimulus"), "A", gain, offset));
+            samples.push(data);
         }
     }
     let mut sweeps = Vec::with_capacity(lens.len());
@@ -159,39 +188,114 @@ fn assemble(
     .check()
 }
 
-fn channel(name: String, units: &str) -> Channel {
+fn channel(name: String, units: &str, gain: f64, offset: f64) -> Channel {
     Channel {
         name,
         units: units.into(),
-        gain: 1.0,
-        offset: 0.0,
+        gain,
+        offset,
     }
 }
 
-fn concat<'a>(series: impl Iterator<Item = &'a Series>) -> Vec<f64> {
-    series.flat_map(|s| s.values.iter().copied()).collect()
+/// The samples of `series[i]` for each `i` of `order`, one after the other, with the
+/// channel's gain and offset: int16 codes stay int16 when every series shares its conversion
+/// and offset (`value = code * conversion + offset`, as for ABF files), float32 stays float32
+/// when no series scales it, else the values are f64 in volts or amperes. Each series' data
+/// is moved out and freed as it is copied (unless a later index needs it again), so the
+/// recording's samples are not held twice while they are joined.
+fn take_all(
+    series: &mut [Series],
+    order: impl Iterator<Item = usize> + Clone,
+) -> (Samples, f64, f64) {
+    let total = order.clone().map(|i| series[i].values.len()).sum();
+    let mut uses = vec![0usize; series.len()];
+    order.clone().for_each(|i| uses[i] += 1);
+    let first = order
+        .clone()
+        .next()
+        .map(|i| (series[i].conversion, series[i].offset));
+    let same_scale = order
+        .clone()
+        .all(|i| Some((series[i].conversion, series[i].offset)) == first);
+    let all_i16 = order
+        .clone()
+        .all(|i| matches!(series[i].values, Raw::I16(_)));
+    let all_f32 = order
+        .clone()
+        .all(|i| matches!(series[i].values, Raw::F32(_)));
+    // The data of series i with its conversion and offset.
+    let mut take = |i: usize| {
+        uses[i] -= 1;
+        let s = &mut series[i];
+        let raw = if uses[i] == 0 {
+            std::mem::replace(&mut s.values, Raw::F64(Vec::new()))
+        } else {
+            match &s.values {
+                Raw::I16(v) => Raw::I16(v.clone()),
+                Raw::F32(v) => Raw::F32(v.clone()),
+                Raw::F64(v) => Raw::F64(v.clone()),
+            }
+        };
+        (raw, s.conversion, s.offset)
+    };
+    match first {
+        Some((conversion, offset)) if same_scale && all_i16 => {
+            let mut out = Vec::with_capacity(total);
+            for i in order {
+                if let (Raw::I16(v), _, _) = take(i) {
+                    out.extend_from_slice(&v);
+                }
+            }
+            (Samples::I16(out), conversion, offset)
+        }
+        Some((1.0, 0.0)) if same_scale && all_f32 => {
+            let mut out = Vec::with_capacity(total);
+            for i in order {
+                if let (Raw::F32(v), _, _) = take(i) {
+                    out.extend_from_slice(&v);
+                }
+            }
+            (Samples::F32(out), 1.0, 0.0)
+        }
+        _ => {
+            let mut out = Vec::with_capacity(total);
+            for i in order {
+                match take(i) {
+                    (Raw::I16(v), c, o) => out.extend(v.iter().map(|&x| f64::from(x) * c + o)),
+                    (Raw::F32(v), c, o) => out.extend(v.iter().map(|&x| f64::from(x) * c + o)),
+                    (Raw::F64(v), c, o) => out.extend(v.iter().map(|&x| x * c + o)),
+                }
+            }
+            (Samples::F64(out), 1.0, 0.0)
+        }
+    }
 }
 
-/// The stimulus of each response sweep (by sweep_number, else by position), if all match.
-fn pair<'a>(responses: &[Series], stimuli: &'a [Series]) -> Option<Vec<&'a Series>> {
+/// The index in `stimuli` of each response's stimulus (by sweep_number, else by position), if
+/// all match.
+fn pair(responses: &[Series], stimuli: &[Series]) -> Option<Vec<usize>> {
     let numbered = responses
         .iter()
         .chain(stimuli)
         .all(|s| s.sweep_number.is_some());
-    let paired: Vec<&Series> = if numbered {
+    let paired: Vec<usize> = if numbered {
         responses
             .iter()
-            .map(|r| stimuli.iter().find(|s| s.sweep_number == r.sweep_number))
+            .map(|r| {
+                stimuli
+                    .iter()
+                    .position(|s| s.sweep_number == r.sweep_number)
+            })
             .collect::<Option<_>>()?
     } else if responses.len() == stimuli.len() {
-        stimuli.iter().collect()
+        (0..stimuli.len()).collect()
     } else {
         return None;
     };
     let same = responses
         .iter()
         .zip(&paired)
-        .all(|(r, s)| r.values.len() == s.values.len());
+        .all(|(r, &s)| r.values.len() == stimuli[s].values.len());
     same.then_some(paired)
 }
 
@@ -336,10 +440,13 @@ fn read_series(
     };
     let conversion = number("conversion", 1.0)?;
     let offset = number("offset", 0.0)?;
-    let raw = data
-        .read_raw::<f64>()
-        .map_err(|e| format!("cannot read data as numbers: {e}"))?;
-    let values: Vec<f64> = raw.iter().map(|&x| x * conversion + offset).collect();
+    use hdf5::types::{FloatSize, IntSize, TypeDescriptor};
+    let cannot = |e: hdf5::Error| format!("cannot read data as numbers: {e}");
+    let values = match data.dtype().and_then(|t| t.to_descriptor()) {
+        Ok(TypeDescriptor::Integer(IntSize::U2)) => Raw::I16(data.read_raw().map_err(cannot)?),
+        Ok(TypeDescriptor::Float(FloatSize::U4)) => Raw::F32(data.read_raw().map_err(cannot)?),
+        _ => Raw::F64(data.read_raw().map_err(cannot)?),
+    };
     let rate = rate(g, values.len())?;
     let sweep_number = match g.attr("sweep_number") {
         Err(_) => None,
@@ -364,6 +471,8 @@ fn read_series(
         electrode,
         rate,
         values,
+        conversion,
+        offset,
     })
 }
 

@@ -223,7 +223,12 @@ impl RunManifest {
 
     /// Records the checksum of each output file present in `dir` (replacing older ones).
     pub fn record_files(&mut self, dir: &Path) -> Result<()> {
-        for name in OUTPUT_FILES {
+        let sweeps = sweep_figure_files(dir);
+        let names = OUTPUT_FILES
+            .iter()
+            .copied()
+            .chain(sweeps.iter().map(String::as_str));
+        for name in names {
             let p = dir.join(name);
             if p.is_file() {
                 let sum = neurosbi_infer::provenance::sha256_hex(&read_bounded(&p, 1 << 32)?);
@@ -631,15 +636,30 @@ fn write_outputs(
         .zip(&r.invalid_per_round)
         .map(|(a, b)| (*a, *b))
         .collect();
+    let invalid = match &r.invalid {
+        Some(rep) => rep.describe(&pnames),
+        None => {
+            let (v, i) = sims.iter().fold((0, 0), |(a, b), (v, i)| (a + v, b + i));
+            format!("{v} simulations valid, {i} invalid (reasons not kept by this method)")
+        }
+    };
+    let sweep_svgs = plot_sweeps(stage, cfg, &panels.0)?;
     write_report(
         stage,
         cfg,
+        seed,
         &sum,
         &sims,
-        &names,
+        &invalid,
         x_o,
+        &panels.1,
         &timings,
-        [&pair_svg, &traces_svg, &curves_svg],
+        Figures {
+            pair: &pair_svg,
+            traces: &traces_svg,
+            training: &curves_svg,
+            sweeps: &sweep_svgs,
+        },
     )?;
     Ok(FitOutcome {
         out: stage.to_path_buf(),
@@ -682,8 +702,12 @@ pub fn predictive_panels(
                     })
                     .collect(),
             };
+            let title = match recorded_sweeps(cfg, &o.variable) {
+                Some((file, sweeps)) => format!("{}, sweep {} of {file}", o.variable, sweeps[k]),
+                None => format!("{}, trace {k}", o.variable),
+            };
             panels.push(TracePanel {
-                title: format!("{}, trace {k}", o.variable),
+                title,
                 dt_ms: p.dt * 1e3,
                 observed: obs,
                 predicted,
@@ -897,19 +921,265 @@ fn predictive_features(
     Ok((rows, invalid))
 }
 
-/// Writes report.html with the fit's fixed layout: the method line, the pairplot, the
-/// posterior-predictive traces, the training curves (SVG texts in that order) and the PNG.
+/// The figures of a fit's report, as SVG texts.
+struct Figures<'a> {
+    pair: &'a str,
+    traces: &'a str,
+    training: &'a str,
+    /// Per recorded sweep: figure stem (file name without extension), caption, SVG.
+    sweeps: &'a [(String, String, String)],
+}
+
+/// The file name and sweeps of the recording that output `var`'s observation came from.
+pub fn recorded_sweeps<'a>(cfg: &'a FitConfig, var: &str) -> Option<(String, &'a [usize])> {
+    cfg.inputs.iter().find_map(|f| match &f.recording {
+        Some((v, sweeps)) if v == var => Some((
+            f.path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            sweeps.as_slice(),
+        )),
+        _ => None,
+    })
+}
+
+/// The stems of the per-sweep figures of `cfg` with their panel index and caption:
+/// `{var}_sweep_{sweep}` for each output observed from a recording.
+fn sweep_figures(cfg: &FitConfig) -> Vec<(String, usize, String)> {
+    let p = &cfg.problem;
+    let mut v = Vec::new();
+    for (oi, o) in p.outputs.iter().enumerate() {
+        let Some((file, sweeps)) = recorded_sweeps(cfg, &o.variable) else {
+            continue;
+        };
+        for (k, s) in sweeps.iter().enumerate().take(p.n_traces) {
+            v.push((
+                format!("{}_sweep_{s}", o.variable),
+                oi * p.n_traces + k,
+                format!(
+                    "Sweep {s} of {file}: recorded {} (black) with {} posterior-predictive simulations (blue)",
+                    o.variable, cfg.inference.predictive
+                ),
+            ));
+        }
+    }
+    v
+}
+
+/// Draws one figure per recorded sweep (`{var}_sweep_{sweep}.svg/.png`); returns stem,
+/// caption and SVG text of each.
+fn plot_sweeps(
+    dir: &Path,
+    cfg: &FitConfig,
+    panels: &[TracePanel],
+) -> Result<Vec<(String, String, String)>> {
+    sweep_figures(cfg)
+        .into_iter()
+        .map(|(stem, i, cap)| {
+            let svg = plot::trace_figure(dir, &stem, &panels[i])?;
+            Ok((stem, cap, svg))
+        })
+        .collect()
+}
+
+/// The per-sweep figure files present in `dir` (`*_sweep_*.svg` and `.png`).
+fn sweep_figure_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.contains("_sweep_") && (n.ends_with(".svg") || n.ends_with(".png")))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Observed features beside the median and 90 % interval of the posterior-predictive
+/// simulations' features (`predictive_csv`, as written to `predictive.csv`).
+pub fn feature_rows(
+    cfg: &FitConfig,
+    x_o: &[f64],
+    predictive_csv: &str,
+) -> Result<Vec<report::FeatureRow>> {
+    let names = cfg.problem.feature_names();
+    let table = if predictive_csv.trim().is_empty() {
+        Vec::new()
+    } else {
+        crate::config::parse_csv(predictive_csv, false)
+            .map_err(|e| Error::invalid("predictive.csv", e))?
+            .rows
+    };
+    if let Some(r) = table.iter().find(|r| r.len() != names.len()) {
+        return Err(Error::invalid(
+            "predictive.csv",
+            format!(
+                "a row has {} columns, the fit has {} features",
+                r.len(),
+                names.len()
+            ),
+        ));
+    }
+    Ok(names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let mut col: Vec<f64> = table
+                .iter()
+                .map(|r| r[j])
+                .filter(|v| v.is_finite())
+                .collect();
+            col.sort_by(f64::total_cmp);
+            let predictive = if col.is_empty() {
+                [f64::NAN; 3]
+            } else {
+                [0.05, 0.5, 0.95].map(|q| summary::quantile(&col, q))
+            };
+            let mut parts = name.splitn(3, '/');
+            let what = match (
+                parts.next(),
+                parts.next().and_then(|k| k.parse::<usize>().ok()),
+            ) {
+                (Some(var), Some(k)) => match recorded_sweeps(cfg, var) {
+                    Some((_, sweeps)) => format!("sweep {}", sweeps.get(k).copied().unwrap_or(k)),
+                    None => format!("trace {k}"),
+                },
+                _ => String::new(),
+            };
+            report::FeatureRow {
+                name: name.clone(),
+                what,
+                observed: x_o.get(j).copied().unwrap_or(f64::NAN),
+                predictive,
+                n: col.len(),
+            }
+        })
+        .collect())
+}
+
+/// Hex SHA-256 and size of a file, read in blocks.
+pub fn file_sha256(path: &Path) -> Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(Error::io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(Error::io(path))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    let hex = h
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok((hex, n))
+}
+
+/// The fit file and every input file with its SHA-256.
+fn input_checksums(cfg: &FitConfig) -> Vec<report::InputChecksum> {
+    let fit = ("fit file".to_string(), cfg.file.clone());
+    std::iter::once(fit)
+        .chain(cfg.inputs.iter().map(|f| (f.key.clone(), f.path.clone())))
+        .map(|(key, path)| {
+            let (sha256, bytes) = if path.is_file() {
+                file_sha256(&path).unwrap_or_else(|e| (format!("unreadable: {e}"), 0))
+            } else {
+                ("not a file (the problem was built in code)".to_string(), 0)
+            };
+            report::InputChecksum {
+                key,
+                path: path.display().to_string(),
+                sha256,
+                bytes,
+            }
+        })
+        .collect()
+}
+
+/// The model's equations (with threshold and reset) from its description's text.
+fn equations_of(model_text: &str) -> String {
+    let Ok(t) = model_text.parse::<toml::Table>() else {
+        return model_text.to_string();
+    };
+    let get = |k: &str| t.get(k).and_then(toml::Value::as_str).map(str::trim);
+    let mut s = String::new();
+    if let Some(e) = get("equations") {
+        s.push_str(e);
+    }
+    if let Some(th) = get("threshold") {
+        s.push_str(&format!("\n\nthreshold: {th}"));
+    }
+    if let Some(r) = get("reset") {
+        s.push_str(&format!("\nreset: {}", r.replace('\n', "; ")));
+    }
+    if s.is_empty() {
+        model_text.to_string()
+    } else {
+        s
+    }
+}
+
+/// Writes report.html with the fit's fixed layout: the method line, the summary, the
+/// pairplot, the posterior-predictive traces (one figure per sweep for a recording), the
+/// training curves, the features table, the simulations, the model, the fit file and the
+/// provenance.
 #[allow(clippy::too_many_arguments)]
 fn write_report(
     out: &Path,
     cfg: &FitConfig,
+    seed: u64,
     sum: &[ParameterSummary],
     sims: &[(usize, u64)],
-    names: &[String],
+    invalid: &str,
     x_o: &[f64],
+    predictive_csv: &str,
     timings: &[(String, f64)],
-    [pair, traces, training]: [&str; 3],
+    figs: Figures<'_>,
 ) -> Result<()> {
+    let mut figures = vec![report::Figure {
+        id: "pairplot".into(),
+        caption: "Posterior pairplot".into(),
+        svg: figs.pair,
+    }];
+    if figs.sweeps.is_empty() {
+        figures.push(report::Figure {
+            id: "traces".into(),
+            caption: "Posterior-predictive traces (blue) over the observation (black)".into(),
+            svg: figs.traces,
+        });
+    }
+    for (stem, cap, svg) in figs.sweeps {
+        figures.push(report::Figure {
+            id: stem.replace('_', "-"),
+            caption: cap.clone(),
+            svg,
+        });
+    }
+    figures.push(report::Figure {
+        id: "training".into(),
+        caption: "Training curves".into(),
+        svg: figs.training,
+    });
+    let features = feature_rows(cfg, x_o, predictive_csv)?;
+    let runs = predictive_csv.lines().count().saturating_sub(1);
+    let fit_text = if cfg.file.is_file() {
+        crate::config::read_text_bounded(&cfg.file, crate::config::TOML_LIMIT).ok()
+    } else {
+        None
+    };
+    let fit_name = cfg.file.display().to_string();
+    let model_file = cfg
+        .inputs
+        .iter()
+        .find(|f| f.key == "model")
+        .map(|f| f.path.display().to_string());
     report::write(
         out,
         &report::ReportInput {
@@ -921,18 +1191,17 @@ fn write_report(
                 cfg.inference.estimator_name.to_uppercase()
             ),
             simulations: sims,
-            features: names,
-            x_o,
+            invalid,
+            features: &features,
+            predictive_runs: runs,
             timings,
-            figures: &[
-                ("Posterior pairplot", pair),
-                (
-                    "Posterior-predictive traces (blue) over the observation (black)",
-                    traces,
-                ),
-                ("Training curves", training),
-            ],
-            png: Some(("Pairplot (PNG)", &out.join("pairplot.png"))),
+            figures: &figures,
+            equations: &equations_of(&cfg.model_text),
+            model_file: model_file.as_deref().map(|n| (n, cfg.model_text.as_str())),
+            fit_file: fit_text.as_deref().map(|t| (fit_name.as_str(), t)),
+            version: env!("CARGO_PKG_VERSION"),
+            seed,
+            inputs: &input_checksums(cfg),
         },
     )
 }
@@ -1023,6 +1292,7 @@ pub fn redraw(cfg: &FitConfig, opts: &FitOptions) -> Result<()> {
     let n_pred = cfg.inference.predictive.min(samples.len() / d.max(1));
     let (panels, csv) = predictive_panels(cfg, &observed, &samples[..n_pred * d], seed)?;
     plot::traces(&out, &panels)?;
+    plot_sweeps(&out, cfg, &panels)?;
     write_file(&out.join("predictive.csv"), csv.as_bytes())?;
     let tr = read_numbers(&out.join("training.csv"))?;
     let mut curves: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
@@ -1054,7 +1324,7 @@ pub fn rebuild_report(cfg: &FitConfig, opts: &FitOptions) -> Result<PathBuf> {
         )
     })?;
     let x_o = read_numbers(&out.join("observation.csv"))?;
-    let names = cfg.problem.feature_names();
+    let seed = opts.seed.unwrap_or(cfg.seed);
     let mut timings = Vec::new();
     for line in read_text(&out.join("timings.csv"))?.lines().skip(1) {
         if let Some((p, s)) = line.split_once(',') {
@@ -1067,18 +1337,38 @@ pub fn rebuild_report(cfg: &FitConfig, opts: &FitOptions) -> Result<PathBuf> {
         let s = store.load_round(r)?;
         sims.push((s.len(), s.n_invalid));
     }
+    let invalid = InvalidReport::new(&store.load()?).describe(&cfg.problem.parameter_names());
     let pair = read_text(&out.join("pairplot.svg"))?;
     let traces = read_text(&out.join("traces.svg"))?;
     let training = read_text(&out.join("training.svg"))?;
+    let predictive = read_text(&out.join("predictive.csv"))?;
+    // A fit written before per-sweep figures existed has none: its report shows the traces.
+    let stems = sweep_figures(cfg);
+    let have_sweeps = stems
+        .iter()
+        .all(|(stem, _, _)| out.join(format!("{stem}.svg")).is_file());
+    let sweeps = stems
+        .into_iter()
+        .filter(|_| have_sweeps)
+        .map(|(stem, _, cap)| Ok((read_text(&out.join(format!("{stem}.svg")))?, stem, cap)))
+        .map(|r: Result<_>| r.map(|(svg, stem, cap)| (stem, cap, svg)))
+        .collect::<Result<Vec<_>>>()?;
     write_report(
         &out,
         cfg,
+        seed,
         &sum,
         &sims,
-        &names,
+        &invalid,
         &x_o,
+        &predictive,
         &timings,
-        [&pair, &traces, &training],
+        Figures {
+            pair: &pair,
+            traces: &traces,
+            training: &training,
+            sweeps: &sweeps,
+        },
     )?;
     update_manifest(&out)?;
     Ok(path)

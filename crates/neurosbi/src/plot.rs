@@ -340,6 +340,15 @@ pub fn traces(dir: &Path, panels: &[TracePanel]) -> Result<String> {
     })
 }
 
+/// Writes `stem.svg`/`.png` with one panel (a recorded sweep under its posterior-predictive
+/// simulations). Returns the SVG text.
+pub fn trace_figure(dir: &Path, stem: &str, panel: &TracePanel) -> Result<String> {
+    let one = std::slice::from_ref(panel);
+    render(dir, stem, (900, 300), &|a| traces_draw(a, one), &|a| {
+        traces_draw(a, one)
+    })
+}
+
 fn curves_draw<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     rounds: &[(Vec<f64>, Vec<f64>)],

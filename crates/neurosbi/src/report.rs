@@ -1,13 +1,62 @@
 //! `report.html`: one self-contained page (figures inlined as data URIs, no network) with the
-//! summary table, the figures, the observation's features and the run's timings. A small
+//! summary table, each figure once, the observed features beside their posterior-predictive
+//! distribution, the valid and invalid simulations with their reasons, the model and the fit
+//! file, the provenance of the inputs (SHA-256 of each file) and the run's timings. A small
 //! inline script records image load failures and script errors into the page's `<body>`
-//! attributes, so a headless browser can check that the page rendered.
+//! attributes (`data-images`, `data-broken`, `data-errors`), so a headless browser can check
+//! that the page rendered; nothing of it is shown to the reader.
 
 use crate::error::Result;
 use crate::summary::{ParameterSummary, write_file};
 use base64::Engine;
 use std::fmt::Write as _;
 use std::path::Path;
+
+/// One figure of the report: a unique id (the `id` of its `<figure>`), a caption and the
+/// SVG text.
+pub struct Figure<'a> {
+    /// Unique id, e.g. `pairplot` or `sweep-8`.
+    pub id: String,
+    /// Caption.
+    pub caption: String,
+    /// SVG text.
+    pub svg: &'a str,
+}
+
+/// One row of the table of observed and posterior-predictive features.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FeatureRow {
+    /// Feature column name (`v/0/spike_count`).
+    pub name: String,
+    /// What the column is, for the reader (`sweep 8`); empty when the name says it.
+    pub what: String,
+    /// Observed value.
+    pub observed: f64,
+    /// Predictive 5 %, 50 % and 95 % quantiles (NaN when no predictive simulation is valid
+    /// for this feature).
+    pub predictive: [f64; 3],
+    /// Predictive simulations with a finite value of this feature.
+    pub n: usize,
+}
+
+impl FeatureRow {
+    /// Whether the observed value lies in the predictive 90 % interval.
+    pub fn inside(&self) -> bool {
+        (self.predictive[0]..=self.predictive[2]).contains(&self.observed)
+    }
+}
+
+/// An input file and its SHA-256, for the provenance table.
+pub struct InputChecksum {
+    /// The fit-file key naming it (`fit file`, `model`, `outputs.v.data`, ...).
+    pub key: String,
+    /// The path as given.
+    pub path: String,
+    /// Hex SHA-256 of the file's bytes (or why it could not be read).
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
 
 /// What the report shows.
 pub struct ReportInput<'a> {
@@ -19,16 +68,28 @@ pub struct ReportInput<'a> {
     pub method: &'a str,
     /// Valid and invalid simulations per round.
     pub simulations: &'a [(usize, u64)],
-    /// Feature names.
-    pub features: &'a [String],
-    /// Observed feature values.
-    pub x_o: &'a [f64],
+    /// Why simulations were invalid (counts per reason; the text of `InvalidReport::describe`).
+    pub invalid: &'a str,
+    /// Observed features with their posterior-predictive distribution.
+    pub features: &'a [FeatureRow],
+    /// Posterior-predictive simulations behind `features`.
+    pub predictive_runs: usize,
     /// Seconds per phase.
     pub timings: &'a [(String, f64)],
-    /// Figures: caption and SVG text.
-    pub figures: &'a [(&'a str, &'a str)],
-    /// An extra PNG figure: caption and file.
-    pub png: Option<(&'a str, &'a Path)>,
+    /// Figures, each shown once.
+    pub figures: &'a [Figure<'a>],
+    /// The model's equations.
+    pub equations: &'a str,
+    /// The model's whole description, when it is not the fit file's (a model file).
+    pub model_file: Option<(&'a str, &'a str)>,
+    /// The fit file: name and text.
+    pub fit_file: Option<(&'a str, &'a str)>,
+    /// neurosbi version.
+    pub version: &'a str,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Input files with their checksums.
+    pub inputs: &'a [InputChecksum],
 }
 
 fn esc(s: &str) -> String {
@@ -36,6 +97,16 @@ fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else if v != 0.0 && (v.abs() >= 1e5 || v.abs() < 1e-3) {
+        format!("{v:.4e}")
+    } else {
+        format!("{v:.4}")
+    }
 }
 
 const CHECK_SCRIPT: &str = r#"<script>
@@ -56,8 +127,6 @@ const CHECK_SCRIPT: &str = r#"<script>
     document.body.setAttribute('data-broken', String(broken.length));
     document.body.setAttribute('data-errors', String(errors.length));
     document.body.setAttribute('data-checked', 'yes');
-    var s = document.getElementById('render-status');
-    if (s) { s.textContent = imgs.length + ' figures, ' + broken.length + ' failed to load, ' + errors.length + ' errors'; }
   });
 })();
 </script>"#;
@@ -65,6 +134,10 @@ const CHECK_SCRIPT: &str = r#"<script>
 /// Builds the HTML text.
 pub fn html(r: &ReportInput<'_>) -> Result<String> {
     let mut s = String::new();
+    let (valid, invalid) = r
+        .simulations
+        .iter()
+        .fold((0usize, 0u64), |(a, b), (v, i)| (a + v, b + i));
     let _ = write!(
         s,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -72,9 +145,10 @@ pub fn html(r: &ReportInput<'_>) -> Result<String> {
 body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}\
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}\
 th{{background:#f0f0f0}}td:first-child{{text-align:left}}img{{max-width:100%;border:1px solid #eee}}\
-figure{{margin:1.5em 0}}figcaption{{color:#555}}</style></head><body data-checked=\"no\">\
-<h1>Posterior for {t}</h1><p>{m}; simulations per round (valid / invalid): {sims}.</p>\
-<p id=\"render-status\">rendering…</p>",
+figure{{margin:1.5em 0}}figcaption{{color:#555}}pre{{background:#f7f7f7;padding:8px;overflow-x:auto}}\
+td.out{{color:#b00}}</style></head><body data-checked=\"no\">\
+<h1>Posterior for {t}</h1><p>{m}; {valid} valid and {invalid} invalid simulations \
+(per round, valid / invalid: {sims}).</p>",
         t = esc(r.title),
         m = esc(r.method),
         sims = r
@@ -104,32 +178,91 @@ figure{{margin:1.5em 0}}figcaption{{color:#555}}</style></head><body data-checke
     }
     s.push_str("</table>");
     let b64 = base64::engine::general_purpose::STANDARD;
-    for (cap, svg) in r.figures {
+    for f in r.figures {
         let _ = write!(
             s,
-            "<figure><img alt=\"{c}\" src=\"data:image/svg+xml;base64,{d}\"><figcaption>{c}</figcaption></figure>",
-            c = esc(cap),
-            d = b64.encode(svg.as_bytes())
+            "<figure id=\"fig-{id}\"><img alt=\"{c}\" src=\"data:image/svg+xml;base64,{d}\"><figcaption>{c}</figcaption></figure>",
+            id = esc(&f.id),
+            c = esc(&f.caption),
+            d = b64.encode(f.svg.as_bytes())
         );
     }
-    if let Some((cap, path)) = r.png {
-        let bytes = std::fs::read(path).map_err(crate::error::Error::io(path))?;
+    let _ = write!(
+        s,
+        "<h2 id=\"features\">Observed and predicted features</h2><p>Features of the observation \
+and of {n} posterior-predictive simulations (model at posterior samples): median and 90 % \
+interval (5 % to 95 %); red: the observed value lies outside it.</p><table><tr><th>feature</th>\
+<th>of</th><th>observed</th><th>predictive median</th><th>5 %</th><th>95 %</th><th>valid runs</th></tr>",
+        n = r.predictive_runs
+    );
+    for f in r.features {
+        let [lo, mid, hi] = f.predictive;
+        let class = if f.n > 0 && !f.inside() {
+            " class=\"out\""
+        } else {
+            ""
+        };
         let _ = write!(
             s,
-            "<figure><img alt=\"{c}\" src=\"data:image/png;base64,{d}\"><figcaption>{c}</figcaption></figure>",
-            c = esc(cap),
-            d = b64.encode(&bytes)
+            "<tr><td>{}</td><td>{}</td><td{class} data-observed=\"{:e}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f.name),
+            esc(&f.what),
+            f.observed,
+            num(f.observed),
+            num(mid),
+            num(lo),
+            num(hi),
+            f.n
         );
     }
-    s.push_str("<h2>Observed features</h2><table><tr><th>feature</th><th>value</th></tr>");
-    for (n, v) in r.features.iter().zip(r.x_o) {
-        let _ = write!(s, "<tr><td>{}</td><td>{v:.5}</td></tr>", esc(n));
+    let _ = write!(
+        s,
+        "</table><h2 id=\"simulations\">Simulations</h2><pre>{}</pre>",
+        esc(r.invalid)
+    );
+    let _ = write!(
+        s,
+        "<h2 id=\"model\">Model</h2><pre>{}</pre>",
+        esc(r.equations)
+    );
+    if let Some((name, text)) = r.model_file {
+        let _ = write!(
+            s,
+            "<details><summary>model file {}</summary><pre>{}</pre></details>",
+            esc(name),
+            esc(text)
+        );
+    }
+    if let Some((name, text)) = r.fit_file {
+        let _ = write!(
+            s,
+            "<h2 id=\"fit-file\">Fit file</h2><p>{}</p><pre>{}</pre>",
+            esc(name),
+            esc(text)
+        );
+    }
+    let _ = write!(
+        s,
+        "<h2 id=\"provenance\">Provenance</h2><p>neurosbi {v}, seed {seed}.</p>\
+<table><tr><th>input</th><th>file</th><th>bytes</th><th>SHA-256</th></tr>",
+        v = esc(r.version),
+        seed = r.seed
+    );
+    for f in r.inputs {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><code class=\"sha256\">{}</code></td></tr>",
+            esc(&f.key),
+            esc(&f.path),
+            f.bytes,
+            esc(&f.sha256)
+        );
     }
     s.push_str("</table><h2>Timings</h2><table><tr><th>phase</th><th>seconds</th></tr>");
     for (n, v) in r.timings {
         let _ = write!(s, "<tr><td>{}</td><td>{v:.2}</td></tr>", esc(n));
     }
-    s.push_str("</table><p>Files in this folder: samples.csv / samples.npy (posterior samples), summary.csv, pairplot.svg/.png, traces.svg/.png, training.svg/.png, posterior/ (the trained posterior, for <code>neurosbi sample</code>), simulations/ (the simulation store).</p></body></html>\n");
+    s.push_str("</table><p>Files in this folder: samples.csv / samples.npy (posterior samples), summary.csv, observation.csv and predictive.csv (features of the observation and of the posterior-predictive simulations), pairplot.svg/.png, traces.svg/.png (and sweep_N.svg/.png for a recording), training.svg/.png, run.json (provenance and checksums of every output), posterior/ (the trained posterior, for <code>neurosbi sample</code>), simulations/ (the simulation store).</p></body></html>\n");
     Ok(s)
 }
 
@@ -155,18 +288,50 @@ mod tests {
             map: 1.0,
             truth: Some(1.0),
         }];
+        let svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>";
         let h = html(&ReportInput {
             title: "t",
             summary: &sum,
             method: "NPE",
-            simulations: &[(10, 0)],
-            features: &["a".into()],
-            x_o: &[1.0],
+            simulations: &[(10, 2)],
+            invalid: "10 of 12 simulations valid\n  2 x diverged",
+            features: &[FeatureRow {
+                name: "v/0/spike_count".into(),
+                what: "sweep 3".into(),
+                observed: 7.0,
+                predictive: [2.0, 4.0, 6.0],
+                n: 20,
+            }],
+            predictive_runs: 20,
             timings: &[],
-            figures: &[("fig", "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>")],
-            png: None,
+            figures: &[Figure {
+                id: "fig".into(),
+                caption: "a <figure>".into(),
+                svg,
+            }],
+            equations: "dv/dt = -v/tau : volt",
+            model_file: None,
+            fit_file: Some(("fit.toml", "seed = 1")),
+            version: "0.1.0",
+            seed: 1,
+            inputs: &[InputChecksum {
+                key: "outputs.v.data".into(),
+                path: "cell.abf".into(),
+                sha256: "ab".repeat(32),
+                bytes: 3,
+            }],
         })
         .unwrap();
+        assert_eq!(h.matches("id=\"fig-fig\"").count(), 1);
+        assert!(h.contains("a &lt;figure&gt;"));
+        assert!(h.contains("10 valid and 2 invalid simulations"));
+        assert!(h.contains("2 x diverged"));
+        assert!(h.contains("class=\"out\""), "7 lies outside [2, 6]");
+        assert!(h.contains(&"ab".repeat(32)));
+        assert!(
+            !h.contains("failed to load"),
+            "no test-harness text for the reader"
+        );
         assert!(h.contains("g&lt;Na&gt;"));
         assert!(h.contains("data:image/svg+xml;base64,"));
         assert!(!h.contains("http://") || !h.contains("src=\"http"));

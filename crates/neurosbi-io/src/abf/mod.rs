@@ -56,8 +56,96 @@ pub fn read_abf(path: impl AsRef<Path>) -> Result<Recording> {
             "not a regular file",
         )));
     }
-    let data = std::fs::read(path).map_err(io)?;
-    parse_abf(path, &data)
+    if meta.len() < STREAM_ABOVE {
+        let data = std::fs::read(path).map_err(io)?;
+        return parse_abf(path, &data);
+    }
+    read_large(path, meta.len())
+}
+
+/// Files at least this large are read without holding their samples twice (see
+/// [`read_large`]).
+const STREAM_ABOVE: u64 = 8 << 20;
+
+/// Reads a large ABF file so that its samples are held once: everything but the data section
+/// is read into a buffer of the file's size (zero-filled lazily by the allocator, so the
+/// untouched pages of the data section take no memory), the header is parsed from it as from a
+/// file in memory, and the samples are read from the file in blocks straight into one vector
+/// per channel. Peak memory is then about the samples plus the header sections, instead of
+/// the whole file plus the samples.
+fn read_large(path: &Path, len: u64) -> Result<Recording> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let size = usize::try_from(len).map_err(|_| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "file too large"),
+    })?;
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let mut buf = vec![0u8; size];
+    let head = size.min(64 << 10);
+    f.read_exact(&mut buf[..head]).map_err(io)?;
+    let region = {
+        let b = Bytes { path, data: &buf };
+        match buf.get(..4) {
+            Some(b"ABF ") => v1::data_region(&b),
+            Some(b"ABF2") => v2::data_region(&b),
+            _ => None,
+        }
+    };
+    // The data section as the fixed header fields place it, within the file; anything odd is
+    // left to the in-memory reader, which reads all and names what is wrong.
+    let (start, end) = match region {
+        Some((start, bytes)) if start.saturating_add(bytes) <= len => {
+            (start as usize, (start + bytes) as usize)
+        }
+        _ => {
+            f.read_exact(&mut buf[head..]).map_err(io)?;
+            return parse_abf(path, &buf);
+        }
+    };
+    // The first block read above may hold the first samples: read what lies between it and
+    // the samples, and what follows them.
+    if start > head {
+        f.read_exact(&mut buf[head..start]).map_err(io)?;
+    }
+    let after = end.max(head);
+    f.seek(SeekFrom::Start(after as u64)).map_err(io)?;
+    f.read_exact(&mut buf[after..]).map_err(io)?;
+    let b = Bytes { path, data: &buf };
+    let header = match &buf[..4] {
+        b"ABF " => v1::header(&b)?,
+        _ => v2::header(&b)?,
+    };
+    let n_ch = header.channels.len().max(1);
+    let float_data = header.float_data;
+    let frame = n_ch * if float_data { 4 } else { 2 };
+    let mut reader = |offset: u64, bytes: u64| -> Result<Vec<Samples>> {
+        let per_channel = usize::try_from(bytes).unwrap_or(0) / frame;
+        let mut chans: Vec<Samples> = (0..n_ch)
+            .map(|_| {
+                if float_data {
+                    Samples::F32(Vec::with_capacity(per_channel))
+                } else {
+                    Samples::I16(Vec::with_capacity(per_channel))
+                }
+            })
+            .collect();
+        f.seek(SeekFrom::Start(offset)).map_err(io)?;
+        let block = frame * ((1 << 20) / frame).max(1);
+        let mut chunk = vec![0u8; block];
+        let mut left = per_channel * frame;
+        while left > 0 {
+            let n = left.min(block);
+            f.read_exact(&mut chunk[..n]).map_err(io)?;
+            deinterleave_into(&chunk[..n], &mut chans);
+            left -= n;
+        }
+        Ok(chans)
+    };
+    build(&b, header, Some(&mut reader))
 }
 
 /// Reads an ABF file from its bytes; `path` names it in errors.
@@ -74,10 +162,15 @@ pub fn parse_abf(path: &Path, data: &[u8]) -> Result<Recording> {
             });
         }
     };
-    build(&b, header)
+    build(&b, header, None)
 }
 
-fn build(b: &Bytes, mut h: Header) -> Result<Recording> {
+/// Reads `bytes` bytes of samples at `offset` of the file into one vector per channel.
+type SampleReader<'a> = dyn FnMut(u64, u64) -> Result<Vec<Samples>> + 'a;
+
+/// The recording of a parsed header; the samples come from `b` or, when given, from `read`
+/// (a large file whose samples were not read into `b`).
+fn build(b: &Bytes, mut h: Header, read: Option<&mut SampleReader<'_>>) -> Result<Recording> {
     if h.operation_mode == 1 {
         // Event-driven sweeps start on a trigger and differ in length: the epoch table
         // (laid out on a fixed sweep) does not describe them.
@@ -94,7 +187,10 @@ fn build(b: &Bytes, mut h: Header) -> Result<Recording> {
         .checked_mul(n_ch as u64)
         .ok_or_else(|| b.corrupt("sample count overflows"))?;
     let raw = b.slice(h.data_offset, points * item, "the samples")?;
-    let samples = deinterleave(raw, n_ch, h.float_data);
+    let samples = match read {
+        Some(read) => read(h.data_offset, points * item)?,
+        None => deinterleave(raw, n_ch, h.float_data),
+    };
     let rate = 1.0 / (h.sample_interval_us * 1e-6);
     let tags = h
         .tags
@@ -166,6 +262,26 @@ fn sweep_spans(b: &Bytes, h: &Header, n_ch: usize) -> Result<Vec<(usize, usize)>
     }
     let len = (points / count as u64 / n_ch as u64) as usize;
     Ok((0..count).map(|i| (i * len, len)).collect())
+}
+
+/// Appends interleaved samples (whole frames of one sample per channel) to the channels'
+/// vectors.
+fn deinterleave_into(raw: &[u8], chans: &mut [Samples]) {
+    let n_ch = chans.len();
+    for (c, ch) in chans.iter_mut().enumerate() {
+        match ch {
+            Samples::I16(v) => v.extend(
+                raw.chunks_exact(2 * n_ch)
+                    .map(|f| i16::from_le_bytes([f[2 * c], f[2 * c + 1]])),
+            ),
+            Samples::F32(v) => {
+                v.extend(raw.chunks_exact(4 * n_ch).map(|f| {
+                    f32::from_le_bytes([f[4 * c], f[4 * c + 1], f[4 * c + 2], f[4 * c + 3]])
+                }))
+            }
+            Samples::F64(_) => {}
+        }
+    }
 }
 
 /// Splits interleaved samples into one vector per channel.

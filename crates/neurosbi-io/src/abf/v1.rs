@@ -16,6 +16,16 @@ const DACS: usize = 4;
 /// Epoch table rows per DAC; ABF1 has tables for DACs 0 and 1 only.
 const EPOCHS: usize = 10;
 
+/// (first byte, length) of the samples as the fixed header fields give them, if they can be
+/// read (the large-file reader reads all else first; the header proper is checked after).
+pub(super) fn data_region(b: &Bytes) -> Option<(u64, u64)> {
+    let item: u64 = if b.i16(100, "").ok()? == 1 { 4 } else { 2 };
+    let ignored = u64::try_from(b.i16(14, "").ok()?).unwrap_or(0);
+    let block = u64::try_from(b.i32(40, "").ok()?).ok()?;
+    let points = u64::try_from(b.i32(10, "").ok()?).ok()?;
+    Some((block * BLOCK + ignored * item, points.checked_mul(item)?))
+}
+
 pub(super) fn header(b: &Bytes) -> Result<Header> {
     let version = b.f32(4, "the version number")?;
     if !(1.0..2.0).contains(&version) {

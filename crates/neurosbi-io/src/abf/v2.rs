@@ -64,6 +64,13 @@ fn section(b: &Bytes, s: Section, name: &str) -> Result<Span> {
     Ok(span)
 }
 
+/// (first byte, length) of the samples as the section table gives them, if it can be read
+/// (the large-file reader reads all else first; the header proper is checked after).
+pub(super) fn data_region(b: &Bytes) -> Option<(u64, u64)> {
+    let data = section(b, Section::Data, "the data section").ok()?;
+    Some((data.start, data.size.checked_mul(data.count)?))
+}
+
 pub(super) fn header(b: &Bytes) -> Result<Header> {
     let v = b.slice(4, 4, "the version number")?;
     if v[3] != 2 {

@@ -79,6 +79,24 @@ pub struct FitConfig {
     pub seed: u64,
     /// Output folder.
     pub out: PathBuf,
+    /// The model's description as text (the model file, or the inline `[model]` table as
+    /// TOML), for the report.
+    pub model_text: String,
+    /// The files the problem was read from (model file, data, stimuli), for the report's
+    /// provenance.
+    pub inputs: Vec<InputFile>,
+}
+
+/// A file a fit reads (besides the fit file itself).
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputFile {
+    /// The fit-file key that names it (`model`, `outputs.v.data`, `stimuli.I.from`, ...).
+    pub key: String,
+    /// The path, resolved against the fit file's folder.
+    pub path: PathBuf,
+    /// For the observed data of an output read from a recording (ABF, NWB): the output's
+    /// variable and the sweeps taken, in the order of the traces.
+    pub recording: Option<(String, Vec<usize>)>,
 }
 
 const TOP_KEYS: [&str; 13] = [

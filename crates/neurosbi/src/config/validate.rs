@@ -14,8 +14,9 @@ pub fn noise_seed(seed: u64) -> u64 {
     neurosbi_infer::rng::derive_seed(seed, 77)
 }
 
-/// The model, its default parameter values (SI, from a model file's `[parameters]`).
-type BuiltModel = (Model, Vec<(String, neurosbi_sim::Quantity)>);
+/// The model, its default parameter values (SI, from a model file's `[parameters]`), and its
+/// description as text.
+type BuiltModel = (Model, Vec<(String, neurosbi_sim::Quantity)>, String);
 
 /// Observed data of every output, or the ground truth (display units) to simulate.
 type Observation = (Option<Vec<Observed>>, Option<Vec<f64>>);
@@ -35,7 +36,7 @@ impl ProblemSpec {
             dir: file.parent().unwrap_or(Path::new(".")),
             memory: checks::machine_memory(),
         };
-        let (model, defaults) = self.model(&ctx)?;
+        let (model, defaults, model_text) = self.model(&ctx)?;
         let (dt, duration, n_steps) = self.times(&ctx)?;
         let (stimuli, n_traces, window) = self.stimuli(&ctx, &model, dt, n_steps)?;
         let window = self.window(&ctx, window, duration)?;
@@ -74,7 +75,52 @@ impl ProblemSpec {
             inference,
             seed: self.seed,
             out,
+            model_text,
+            inputs: self.input_files(&ctx, n_traces),
         })
+    }
+
+    /// The files this description reads: the model file, data files and stimulus files.
+    fn input_files(&self, ctx: &Ctx, n_traces: usize) -> Vec<InputFile> {
+        let mut v = Vec::new();
+        if let Some(ModelSource::File(p)) = &self.model {
+            v.push(InputFile {
+                key: "model".into(),
+                path: ctx.dir.join(p),
+                recording: None,
+            });
+        }
+        for (name, st) in self.stimuli.iter() {
+            let StimulusSpec::Written(t) = st else {
+                continue;
+            };
+            let from_file = if t.contains_key("kind") {
+                "file"
+            } else {
+                "from"
+            };
+            if let Some(p) = t.get(from_file).and_then(toml::Value::as_str) {
+                v.push(InputFile {
+                    key: format!("stimuli.{name}.{from_file}"),
+                    path: ctx.dir.join(p),
+                    recording: None,
+                });
+            }
+        }
+        for (var, o) in self.outputs.iter().flat_map(|o| o.iter()) {
+            if let Some(DataSpec::File(p)) = &o.data {
+                let recording = recording::is_recording(Path::new(p)).then(|| {
+                    let sweeps = o.sweeps.clone().unwrap_or_else(|| (0..n_traces).collect());
+                    (var.clone(), sweeps)
+                });
+                v.push(InputFile {
+                    key: format!("outputs.{var}.data"),
+                    path: ctx.dir.join(p),
+                    recording,
+                });
+            }
+        }
+        v
     }
 
     /// The model, with `method` (when given) replacing the model's before it is checked.
@@ -93,7 +139,8 @@ impl ProblemSpec {
                 }
                 let model =
                     Model::new(&d).map_err(|e| ctx.err("model", format!("{e}{}", with())))?;
-                return Ok((model, Vec::new()));
+                let text = toml::to_string(&d).unwrap_or_else(|_| format!("{d:#?}"));
+                return Ok((model, Vec::new(), text));
             }
             Some(ModelSource::File(p)) => {
                 let mp = ctx.dir.join(p);
@@ -113,7 +160,7 @@ impl ProblemSpec {
         let spec = ModelSpec::parse_with_method(&name, &text, method)
             .map_err(|e| ctx.err("model", format!("{e}{}", with())))?;
         let model = spec.build().map_err(|e| ctx.err("model", e.to_string()))?;
-        Ok((model, spec.parameters))
+        Ok((model, spec.parameters, text))
     }
 
     /// `dt`, `duration` (s) and the number of steps.
