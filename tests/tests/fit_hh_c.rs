@@ -149,21 +149,7 @@ fn report_renders_in_headless_chromium() {
     }
     let render = |page: &Path| -> (String, String) {
         let profile = out_dir("chromium-profile");
-        let dom = std::process::Command::new(&chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-                "--virtual-time-budget=10000",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("--dump-dom")
-            .arg(format!("file://{}", page.canonicalize().unwrap().display()))
-            .output()
-            .expect("chromium runs");
+        let dom = neurosbi_e2e_tests::render_in_chromium(&chromium, page, &profile);
         (
             String::from_utf8_lossy(&dom.stdout).to_string(),
             String::from_utf8_lossy(&dom.stderr).to_string(),

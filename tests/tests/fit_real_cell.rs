@@ -290,24 +290,7 @@ fn the_report_renders_every_figure_in_headless_chromium() {
     }
     let report = out.out.join("report.html");
     let profile = out_dir("chromium-profile");
-    let dom = std::process::Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--no-first-run",
-            "--virtual-time-budget=10000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!(
-            "file://{}",
-            report.canonicalize().unwrap().display()
-        ))
-        .output()
-        .expect("chromium runs");
+    let dom = neurosbi_e2e_tests::render_in_chromium(&chromium, &report, &profile);
     let text = String::from_utf8_lossy(&dom.stdout);
     let attr = |name: &str| attrs(&text, name).first().cloned();
     assert_eq!(
