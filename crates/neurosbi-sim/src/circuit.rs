@@ -222,10 +222,9 @@ impl CircuitDescription {
     }
 }
 
+/// An object name: an identifier of the equations that starts with a letter.
 fn is_identifier(s: &str) -> bool {
-    let mut c = s.chars();
-    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic())
-        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+    crate::equations::is_identifier(s) && !s.starts_with('_')
 }
 
 /// Object names: identifiers, unique, and at least one group.

@@ -59,16 +59,27 @@ fn same(out: &neurosbi_sim::SimResult, k: usize, want: [f64; 3]) {
     }
 }
 
-#[test]
-fn matches_a_hand_written_euler_in_brian_order() {
-    let model = Model::new(&pair().flatten().unwrap()).unwrap();
-    let (dt, n) = (1e-4, 400);
-    let (ext, tau_pre, tau_post, w) = (5e-3, 10e-3, 20e-3, 3e-3);
+/// The pair's drive, time constants and synaptic weight (SI).
+const EXT: f64 = 5e-3;
+const TAU_PRE: f64 = 10e-3;
+const TAU_POST: f64 = 20e-3;
+const W: f64 = 3e-3;
+
+/// Simulates the pair for `n` steps, recording `v_pre`, `v_post` and `s_syn`.
+fn run_pair(desc: &neurosbi_sim::ModelDescription, dt: f64, n: usize) -> neurosbi_sim::SimResult {
+    let model = Model::new(desc).unwrap();
     let cfg = RunConfig::new(dt, n).record(&["v_pre", "v_post", "s_syn"]);
     // Parameters: I_in_pre, I_ext_pre, tau_pre, I_ext_post, tau_post, w_syn.
-    let out = model
-        .simulate(&[0.0, ext, tau_pre, 0.0, tau_post, w], 1, &[], &cfg)
-        .unwrap();
+    model
+        .simulate(&[0.0, EXT, TAU_PRE, 0.0, TAU_POST, W], 1, &[], &cfg)
+        .unwrap()
+}
+
+#[test]
+fn matches_a_hand_written_euler_in_brian_order() {
+    let (dt, n) = (1e-4, 400);
+    let out = run_pair(&pair().flatten().unwrap(), dt, n);
+    let (ext, tau_pre, tau_post, w) = (EXT, TAU_PRE, TAU_POST, W);
     let (mut vpre, mut vpost, mut s) = (2e-3, 0.0, 0.0);
     for k in 0..n {
         same(&out, k, [vpre, vpost, s]);
@@ -246,13 +257,9 @@ fn order_and_a_method_per_object() {
     let desc = c.flatten().unwrap();
     let order: Vec<Vec<String>> = desc.schedule.iter().map(|p| p.states.clone()).collect();
     assert_eq!(order, [["s_syn"], ["v_post"], ["v_pre"]]);
-    let model = Model::new(&desc).unwrap();
     let (dt, n) = (1e-4, 300);
-    let (ext, tau_pre, tau_post, w) = (5e-3, 10e-3, 20e-3, 3e-3);
-    let cfg = RunConfig::new(dt, n).record(&["v_pre", "v_post", "s_syn"]);
-    let out = model
-        .simulate(&[0.0, ext, tau_pre, 0.0, tau_post, w], 1, &[], &cfg)
-        .unwrap();
+    let out = run_pair(&desc, dt, n);
+    let (ext, tau_pre, tau_post, w) = (EXT, TAU_PRE, TAU_POST, W);
     let (mut vpre, mut vpost, mut s) = (2e-3, 0.0, 0.0);
     for k in 0..n {
         same(&out, k, [vpre, vpost, s]);
