@@ -10,7 +10,7 @@ impl Model {
     pub fn canonical_form(&self) -> String {
         // Debug of the lowered program prints every f64 exactly (shortest round-trip form),
         // and holds no source text or positions.
-        format!(
+        let mut s = format!(
             "states {:?}\nparams {:?}\ninputs {:?}\nnoise {:?}\ndrift {:?}\ndiffusion {:?}\n\
              threshold {:?}\nreset {:?}\nrefractory {:?}\ninitial {:?}\nsubexprs {:?}\nmethod {}",
             self.states,
@@ -25,7 +25,23 @@ impl Model {
             self.initial,
             self.subexprs,
             self.method
-        )
+        );
+        // A circuit's step order, held values, spike sources and pathways; written only
+        // when present, so that single-neuron models keep the form (and the fingerprints
+        // of their stored results) they had before circuits.
+        if !self.pre_step.is_empty() || !self.phases.is_empty() {
+            s.push_str(&format!(
+                "\npre_step {:?}\nphases {:?}",
+                self.pre_step, self.phases
+            ));
+        }
+        if !self.events.is_empty() || !self.pathways.is_empty() {
+            s.push_str(&format!(
+                "\nevents {:?}\npathways {:?}",
+                self.events, self.pathways
+            ));
+        }
+        s
     }
 }
 
@@ -46,5 +62,19 @@ mod tests {
         assert_eq!(a.canonical_form(), b.canonical_form());
         assert_ne!(a.canonical_form(), c.canonical_form());
         assert_ne!(a.canonical_form(), d.canonical_form());
+    }
+
+    #[test]
+    fn a_circuits_step_order_changes_it() {
+        let circuit = |order: &str| {
+            let text = format!(
+                "[groups.a]\nequations = \"dv/dt = (I - v)/(10*ms) : 1\\nI : 1\"\n\
+                 [groups.b]\nequations = \"dv/dt = (I - v)/(10*ms) : 1\\nI : 1\"\norder = {order}\n\
+                 [synapses.ab]\nsource = \"a\"\ntarget = \"b\"\nmodel = \"I_post = v_pre : 1 (summed)\"\n"
+            );
+            let spec = crate::spec::ModelSpec::parse("m.toml", &text).unwrap();
+            spec.build().unwrap().canonical_form()
+        };
+        assert_ne!(circuit("0"), circuit("-1"));
     }
 }

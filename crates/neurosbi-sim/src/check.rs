@@ -53,7 +53,7 @@ pub(crate) enum Context {
 }
 
 const NOISE_DIM: Dimension = Dimension::new(0.0, 0.0, -0.5, 0.0, 0.0, 0.0, 0.0);
-const SECOND: Dimension = Dimension::new(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0);
+pub(crate) const SECOND: Dimension = Dimension::new(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0);
 
 impl Scope {
     /// An empty scope.
@@ -423,9 +423,9 @@ impl Scope {
             "dt" => Ok((Ex::Slot(Slot::Dt), SECOND)),
             "i" => Ok((Ex::Slot(Slot::Index), Dimension::DIMENSIONLESS)),
             "not_refractory" if ctx == Context::Constant => not_here("a per-neuron value"),
-            "not_refractory" => Ok((Ex::Slot(Slot::NotRefractory), Dimension::DIMENSIONLESS)),
+            "not_refractory" => Ok((Ex::Slot(Slot::NotRefractory(0)), Dimension::DIMENSIONLESS)),
             "lastspike" if ctx == Context::Constant => not_here("a per-neuron value"),
-            "lastspike" => Ok((Ex::Slot(Slot::LastSpike), SECOND)),
+            "lastspike" => Ok((Ex::Slot(Slot::LastSpike(0)), SECOND)),
             _ if n == "xi" || n.starts_with("xi_") => {
                 if ctx != Context::Differential {
                     return Err(SimError::syntax(

@@ -32,7 +32,7 @@
 
 use crate::equations::{AssignOp, EquationKind, EquationSet, parse_statements};
 use crate::error::{Result, SimError};
-use crate::model::{Model, ModelDescription, Phase};
+use crate::model::{EventSource, Model, ModelDescription, PathwayDescription, Phase};
 use crate::syntax::{Expr, ExprKind, Source, parse_expr};
 use crate::units::{Dimension, Quantity};
 use std::collections::BTreeMap;
@@ -192,21 +192,13 @@ impl CircuitDescription {
             let method = s.method.as_ref().or(self.method.as_ref());
             synapses.push(CheckedSynapse::new(self, s, &groups, method)?);
         }
-        let spiking: Vec<&GroupDescription> = self
-            .groups
-            .iter()
-            .filter(|g| g.threshold.is_some() || g.reset.is_some() || g.refractory.is_some())
-            .collect();
-        if spiking.len() > 1 || spiking.iter().any(|g| g.n != 1) {
-            return Err(SimError::Model(format!(
-                "circuit: a threshold, reset or refractory period is supported in one \
-                 single-neuron group only (found in: {}); spiking networks are not supported yet",
-                spiking
-                    .iter()
-                    .map(|g| g.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+        for g in &self.groups {
+            if g.threshold.is_none() && (g.reset.is_some() || g.refractory.is_some()) {
+                return Err(SimError::Model(format!(
+                    "groups.{}: a reset or refractory period needs a threshold",
+                    g.name
+                )));
+            }
         }
         let mut flat = Flat::default();
         for (s, checked) in self.synapses.iter().zip(&synapses) {
@@ -380,11 +372,20 @@ impl Checked {
                 match n {
                     "i" => Some(num(k as f64)),
                     "N" => Some(num(g.n as f64)),
+                    // A neuron's spike-source variables; without a threshold it never
+                    // spikes nor is refractory (Brian's values before a spike).
+                    "not_refractory" if g.threshold.is_none() => Some(num(1.0)),
+                    "lastspike" if g.threshold.is_none() => Some(num(-1e4)),
+                    "not_refractory" | "lastspike" => Some(name(format!("{n}{sfx}"))),
                     _ => noise_name(n, &sfx).map(name),
                 }
             };
+            let mut frozen = Vec::new();
             for eq in &self.eqs.equations {
                 let new = format!("{}{sfx}", eq.name);
+                if eq.flags.unless_refractory {
+                    frozen.push(new.clone());
+                }
                 if eq.kind == EquationKind::Parameter
                     && flat
                         .summed_targets
@@ -419,27 +420,24 @@ impl Checked {
                     .initial
                     .push((format!("{var}{sfx}"), e.to_string()));
             }
-            let expr = |origin: &str, text: &Option<String>| -> Result<Option<String>> {
+            let expr = |origin: String, text: &Option<String>| -> Result<Option<String>> {
                 text.as_ref()
-                    .map(|t| Ok(rename(&parse_expr(origin, t)?, &renamer).to_string()))
+                    .map(|t| Ok(rename(&parse_expr(&origin, t)?, &renamer).to_string()))
                     .transpose()
             };
-            flat.desc.threshold = flat
-                .desc
-                .threshold
-                .take()
-                .or(expr("threshold", &g.threshold)?);
-            flat.desc.refractory = flat
-                .desc
-                .refractory
-                .take()
-                .or(expr("refractory", &g.refractory)?);
-            if let Some(r) = &g.reset {
-                flat.desc.reset = Some(statements(
-                    &format!("groups.{}.reset", g.name),
-                    r,
-                    &renamer,
-                )?);
+            if let Some(threshold) = expr(format!("groups.{}.threshold", g.name), &g.threshold)? {
+                let reset = g
+                    .reset
+                    .as_ref()
+                    .map(|r| statements(&format!("groups.{}.reset", g.name), r, &renamer))
+                    .transpose()?;
+                flat.desc.events.push(EventSource {
+                    name: sfx[1..].to_string(),
+                    threshold,
+                    reset,
+                    refractory: expr(format!("groups.{}.refractory", g.name), &g.refractory)?,
+                    frozen,
+                });
             }
         }
         let key = (g.order, format!("{}_stateupdater", g.name));
@@ -483,6 +481,143 @@ fn statements(origin: &str, text: &str, f: &dyn Fn(&str) -> Option<Expr>) -> Res
 struct CheckedSynapse {
     eqs: EquationSet,
     pairs: Vec<(usize, usize)>,
+    /// Delay of the `on_pre` pathway per synapse (seconds).
+    delays: Vec<f64>,
+    /// Each `(event-driven)` variable and its value at a spike from its value at
+    /// `lastupdate` (an expression of the variable, `t` and `lastupdate`).
+    event_driven: Vec<(String, String)>,
+}
+
+/// Brian's update of `(event-driven)` variables, run first in `on_pre` / `on_post`: the
+/// exact solution of `dX/dt = A*X + B` from `lastupdate` to `t`, with `A` and `B` the
+/// equation's right-hand side evaluated at `X = 1` and `X = 0` (it must be linear in `X`
+/// and read no other variable that changes).
+fn event_driven_updates(eqs: &EquationSet, model: &Model) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let states: Vec<&str> = model.state_vars().iter().map(|v| v.name.as_str()).collect();
+    for eq in eqs.equations.iter().filter(|e| e.flags.event_driven) {
+        let at = eqs.source.locate(eq.offset);
+        let j = states.iter().position(|n| *n == eq.name).expect("declared");
+        let (a, b) = model.linear[j].as_ref().map_err(|e| {
+            SimError::syntax(
+                at.clone(),
+                format!("event-driven `{}` must be linear in itself: {e}", eq.name),
+            )
+        })?;
+        let moving = |x: &crate::ir::Ex| {
+            let mut m = false;
+            x.visit(&mut |n| {
+                m |= matches!(
+                    n,
+                    crate::ir::Ex::Slot(
+                        crate::ir::Slot::State(_)
+                            | crate::ir::Slot::Input(_)
+                            | crate::ir::Slot::Time
+                            | crate::ir::Slot::Noise(_)
+                    )
+                )
+            });
+            m
+        };
+        if moving(a) || moving(b) {
+            return Err(SimError::syntax(
+                at,
+                format!(
+                    "event-driven `{}` may depend only on itself and constants (it is solved \
+                     exactly between spikes)",
+                    eq.name
+                ),
+            ));
+        }
+        let rhs = eq
+            .expr
+            .as_ref()
+            .expect("differential equations have a right-hand side");
+        let x = &eq.name;
+        let at_value = |v: &str| {
+            rename(rhs, &|n| {
+                (n == x).then(|| {
+                    parse_expr("", &format!("({v}*({}))", eq.unit)).expect("a number times a unit")
+                })
+            })
+        };
+        let (f1, f0) = (at_value("1"), at_value("0"));
+        let a = format!("(({f1}) - ({f0}))/(1*({}))", eq.unit);
+        let b = format!("({f0})");
+        out.push((
+            x.clone(),
+            format!("({x} + {b}/{a})*exp({a}*(t - lastupdate)) - {b}/{a}"),
+        ));
+    }
+    Ok(out)
+}
+
+/// The `delay` of synapse (`i`, `j`): a duration of constants, `i`, `j`, `N_pre` and
+/// `N_post` (0 if absent).
+fn delay_seconds(
+    c: &CircuitDescription,
+    s: &SynapseDescription,
+    i: usize,
+    j: usize,
+    n_pre: usize,
+    n_post: usize,
+) -> Result<f64> {
+    let Some(text) = s.delay.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Ok(0.0);
+    };
+    let origin = format!("synapses.{}.delay", s.name);
+    let e = rename(&parse_expr(&origin, text)?, &|n| match n {
+        "i" => Some(num(i as f64)),
+        "j" => Some(num(j as f64)),
+        "N_pre" => Some(num(n_pre as f64)),
+        "N_post" => Some(num(n_post as f64)),
+        _ => None,
+    });
+    let mut scope = crate::check::Scope::new();
+    for (n, q) in c.constants.iter().chain(&s.constants) {
+        scope
+            .symbols
+            .insert(n.clone(), crate::check::Symbol::Const(*q));
+    }
+    let q = crate::check::eval_constant(&mut scope, &origin, &e.to_string())?;
+    if q.dim != crate::check::SECOND || !(q.value >= 0.0 && q.value.is_finite()) {
+        return Err(SimError::Model(format!(
+            "{origin}: `{text}` must be a duration >= 0 of constants, i and j (synapse \
+             ({i}, {j}) gives {} {})",
+            q.value, q.dim
+        )));
+    }
+    Ok(q.value)
+}
+
+/// The variables `on_pre` / `on_post` statements write exist: the synapse's own, or a
+/// group's through `_pre` / `_post`.
+fn check_targets(
+    origin: &str,
+    text: &str,
+    eqs: &EquationSet,
+    pre: &Checked,
+    post: &Checked,
+) -> Result<()> {
+    let src = Source::new(origin, text);
+    for st in parse_statements(&src, text)? {
+        let t = st.target.as_str();
+        let known = eqs.equations.iter().any(|e| e.name == t && !e.flags.summed)
+            || t.strip_suffix("_pre")
+                .is_some_and(|v| pre.vars.contains_key(v))
+            || t.strip_suffix("_post")
+                .is_some_and(|v| post.vars.contains_key(v));
+        if !known {
+            return Err(SimError::syntax(
+                src.locate(st.offset),
+                format!(
+                    "`{t}` is not a variable of the synapse, nor a group's variable with \
+                     `_pre` / `_post`"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl CheckedSynapse {
@@ -506,15 +641,17 @@ impl CheckedSynapse {
             })
         };
         let (pre, post) = (group("source", &s.source)?, group("target", &s.target)?);
-        for (what, text) in [
-            ("on_pre", &s.on_pre),
-            ("on_post", &s.on_post),
-            ("delay", &s.delay),
+        for (what, text, role, g) in [
+            ("on_pre", &s.on_pre, "source", &s.source),
+            ("on_post", &s.on_post, "target", &s.target),
         ] {
-            if text.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+            let spiking = c
+                .groups
+                .iter()
+                .any(|x| x.name == *g && x.threshold.is_some());
+            if text.as_deref().is_some_and(|t| !t.trim().is_empty()) && !spiking {
                 return Err(fail(format!(
-                    "`{what}`: spike-triggered synapses are not supported yet (circuits \
-                     support graded synapses: clock-driven equations and summed variables)"
+                    "`{what}` runs on spikes of the {role} group `{g}`, which has no threshold"
                 )));
             }
         }
@@ -559,7 +696,10 @@ impl CheckedSynapse {
             check_summed(&eqs, eq, post, &s.target)?;
         }
         for eq in &eqs.equations {
-            if eq.kind == EquationKind::Differential && !eq.flags.clock_driven {
+            if eq.kind == EquationKind::Differential
+                && !eq.flags.clock_driven
+                && !eq.flags.event_driven
+            {
                 return Err(SimError::syntax(
                     eqs.source.locate(eq.offset),
                     format!(
@@ -570,13 +710,33 @@ impl CheckedSynapse {
                 ));
             }
         }
-        let mut desc = ModelDescription::new(s.equations.clone());
+        // Checked as clock-driven: an event-driven variable obeys the same equation, solved
+        // exactly between events (below).
+        let text = if eqs.equations.iter().any(|e| e.flags.event_driven) {
+            let lines: Vec<String> = eqs
+                .equations
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    if e.flags.event_driven {
+                        e.flags.event_driven = false;
+                        e.flags.clock_driven = true;
+                    }
+                    e.to_string()
+                })
+                .collect();
+            lines.join("\n")
+        } else {
+            s.equations.clone()
+        };
+        let mut desc = ModelDescription::new(text);
         desc.synapse = true;
         desc.method = method.cloned();
         desc.inputs = inputs;
         desc.constants = c.constants.iter().chain(&s.constants).cloned().collect();
         desc.initial = s.initial.clone();
-        Model::new(&desc).map_err(|e| fail(e.to_string()))?;
+        let model = Model::new(&desc).map_err(|e| fail(e.to_string()))?;
+        let event_driven = event_driven_updates(&eqs, &model).map_err(|e| fail(e.to_string()))?;
         let n_pre = c
             .groups
             .iter()
@@ -588,7 +748,21 @@ impl CheckedSynapse {
             .find(|g| g.name == s.target)
             .map_or(1, |g| g.n);
         let pairs = connections(s, n_pre, n_post).map_err(|e| fail(e.to_string()))?;
-        Ok(CheckedSynapse { eqs, pairs })
+        for (what, text) in [("on_pre", &s.on_pre), ("on_post", &s.on_post)] {
+            if let Some(t) = text {
+                check_targets(&format!("synapses.{}.{what}", s.name), t, &eqs, pre, post)?;
+            }
+        }
+        let delays = pairs
+            .iter()
+            .map(|&(i, j)| delay_seconds(c, s, i, j, n_pre, n_post))
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(CheckedSynapse {
+            eqs,
+            pairs,
+            delays,
+            event_driven,
+        })
     }
 
     /// The synapses into the flat model; summed terms go to their targets.
@@ -603,7 +777,10 @@ impl CheckedSynapse {
             .iter()
             .find(|g| g.name == s.target)
             .map_or(1, |g| g.n);
-        let own: Vec<&str> = self.eqs.equations.iter().map(|e| e.name.as_str()).collect();
+        let mut own: Vec<&str> = self.eqs.equations.iter().map(|e| e.name.as_str()).collect();
+        if !self.event_driven.is_empty() {
+            own.push("lastupdate");
+        }
         for eq in self.eqs.equations.iter().filter(|e| e.flags.summed) {
             let v = eq.name.strip_suffix("_post").expect("checked summed name");
             let key = (s.target.clone(), v.to_string());
@@ -640,6 +817,15 @@ impl CheckedSynapse {
                 }
             };
             for eq in &self.eqs.equations {
+                if eq.flags.event_driven {
+                    // Held between events (zero drift, so every method leaves it as is);
+                    // the pathways bring it up to date, as Brian does.
+                    let n = format!("{}{sfx}", eq.name);
+                    flat.synapse_lines
+                        .push(format!("d{n}/dt = 0*({})/second : {}", eq.unit, eq.unit));
+                    phase.push(n);
+                    continue;
+                }
                 let expr = eq.expr.as_ref().map(|x| rename(x, &renamer));
                 if eq.flags.summed {
                     let v = eq.name.strip_suffix("_post").expect("checked summed name");
@@ -662,6 +848,54 @@ impl CheckedSynapse {
             }
             for (cname, q) in &s.constants {
                 flat.desc.constants.push((format!("{cname}{sfx}"), *q));
+            }
+            // Brian's pathways run in the `synapses` slot by (order, name): every
+            // `NAME_pre` (order -1) before every `NAME_post` (order 1).
+            if !self.event_driven.is_empty() {
+                let n = format!("lastupdate{sfx}");
+                flat.synapse_lines
+                    .push(format!("d{n}/dt = 0*second/second : second"));
+                phase.push(n);
+            }
+            for (what, text, key, source, delay) in [
+                (
+                    "on_pre",
+                    &s.on_pre,
+                    (-1, format!("{}_pre", s.name)),
+                    &pre_sfx,
+                    self.delays[m],
+                ),
+                (
+                    "on_post",
+                    &s.on_post,
+                    (1, format!("{}_post", s.name)),
+                    &post_sfx,
+                    0.0,
+                ),
+            ] {
+                let Some(text) = text.as_deref().filter(|t| !t.trim().is_empty()) else {
+                    continue;
+                };
+                let origin = format!("synapses.{}.{what}", s.name);
+                let mut lines: Vec<String> = self
+                    .event_driven
+                    .iter()
+                    .map(|(x, update)| format!("{x} = {update}"))
+                    .collect();
+                lines.push(text.to_string());
+                if !self.event_driven.is_empty() {
+                    lines.push("lastupdate = t".into());
+                }
+                let statements = statements(&origin, &lines.join("\n"), &renamer)?;
+                flat.pathways.push((
+                    key,
+                    PathwayDescription {
+                        origin,
+                        source: source[1..].to_string(),
+                        delay,
+                        statements,
+                    },
+                ));
             }
             for (var, text) in &s.initial {
                 let origin = format!("synapses.{}.initial.{var}", s.name);
@@ -790,6 +1024,8 @@ struct Flat {
     summed_targets: BTreeMap<(String, String), String>,
     /// Per object: Brian's sort key (order, updater name) and its phase.
     phases: Vec<((i64, String), Phase)>,
+    /// Pathways with Brian's sort key (order, pathway name), in synapse order.
+    pathways: Vec<((i64, String), PathwayDescription)>,
 }
 
 impl Flat {
@@ -814,6 +1050,9 @@ impl Flat {
         }
         // Brian runs the state updaters of one slot by (order, name).
         self.phases.sort_by(|a, b| a.0.cmp(&b.0));
+        // Stable: one object's synapses keep their order.
+        self.pathways.sort_by(|a, b| a.0.cmp(&b.0));
+        self.desc.pathways = self.pathways.into_iter().map(|(_, p)| p).collect();
         self.desc.schedule = self
             .phases
             .into_iter()

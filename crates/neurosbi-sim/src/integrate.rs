@@ -34,8 +34,8 @@ pub trait StepAlgebra {
     /// The exponential Euler update of `x` under `dx/dt = a x + b`: `x e^(a dt) + b (e^(a dt)
     /// - 1)/a`, or `x + b dt` where `a = 0` (see [`crate::vm::exp_euler_scalar`]).
     fn exp_euler(&mut self, x: Self::V, a: Self::V, b: Self::V) -> Self::V;
-    /// 1 where the neuron is not refractory, 0 where it is.
-    fn not_refractory(&mut self) -> Self::V;
+    /// 1 where the spike source that freezes state `j` is not refractory, 0 where it is.
+    fn not_refractory(&mut self, j: usize) -> Self::V;
     /// Whether state `j` is frozen while refractory.
     fn frozen_when_refractory(&self, j: usize) -> bool;
     /// Drift `f(x, t + stage*dt)` of every state.
@@ -208,11 +208,10 @@ pub fn step<A: StepAlgebra>(a: &mut A, method: Method) -> Vec<A::V> {
             out
         }
     };
-    let mut frozen_flag = None;
     let mut out = new;
     for (j, v) in out.iter_mut().enumerate() {
         if a.frozen_when_refractory(j) {
-            let nr = *frozen_flag.get_or_insert_with(|| a.not_refractory());
+            let nr = a.not_refractory(j);
             // if not_refractory == 0 { x } else { new }
             *v = a.if_zero(nr, x[j], *v);
         }

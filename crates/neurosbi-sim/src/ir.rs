@@ -181,11 +181,12 @@ pub enum Slot {
     Dt,
     /// Neuron index `i`.
     Index,
-    /// Brian's `not_refractory`: 1 while the neuron is not refractory, else 0.
-    NotRefractory,
-    /// Brian's `lastspike`: the time of the neuron's last spike (seconds), -1e4 s before
-    /// the first one.
-    LastSpike,
+    /// Brian's `not_refractory` of spike source `s` (0: the model's own threshold; a
+    /// circuit's neurons are sources 1, 2, ...): 1 while not refractory, else 0.
+    NotRefractory(usize),
+    /// Brian's `lastspike` of spike source `s`: the time of its last spike (seconds),
+    /// -1e4 s before the first one.
+    LastSpike(usize),
     /// The draw of one `rand()` / `randn()` call, fresh for each neuron at each step
     /// (and for the initial values).
     Rand(usize),

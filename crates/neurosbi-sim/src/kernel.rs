@@ -26,6 +26,9 @@ pub struct Layout {
     /// Whether a register holds `lastspike` (after the random draws; only for models that
     /// read it, so that the others keep their programs).
     pub lastspike: bool,
+    /// Spike sources: the model's own threshold (source 0), then a circuit's spiking
+    /// neurons, each with its `not_refractory` (and `lastspike`) register.
+    pub n_sources: usize,
 }
 
 impl Layout {
@@ -51,11 +54,15 @@ impl Layout {
     }
     /// Register holding 1 where not refractory.
     pub fn not_refractory(&self) -> usize {
-        self.time() + 2
+        self.not_refractory_of(0)
+    }
+    /// Register holding 1 where spike source `s` is not refractory.
+    pub fn not_refractory_of(&self, s: usize) -> usize {
+        self.time() + 2 + s
     }
     /// Register holding the Wiener increment of noise `k`.
     pub fn noise(&self, k: usize) -> usize {
-        self.time() + 3 + k
+        self.time() + 2 + self.n_sources.max(1) + k
     }
     /// Register holding the draw of random call `k` (`rand()` or `randn()`).
     pub fn rand(&self, k: usize) -> usize {
@@ -63,11 +70,20 @@ impl Layout {
     }
     /// Register holding `lastspike` (seconds), if [`Layout::lastspike`].
     pub fn lastspike(&self) -> usize {
-        self.rand(self.n_rand)
+        self.lastspike_of(0)
+    }
+    /// Register holding `lastspike` of spike source `s`, if [`Layout::lastspike`].
+    pub fn lastspike_of(&self, s: usize) -> usize {
+        self.rand(self.n_rand) + s
     }
     /// Number of fixed registers.
     pub fn n_fixed(&self) -> usize {
-        self.rand(self.n_rand) + usize::from(self.lastspike)
+        self.rand(self.n_rand)
+            + if self.lastspike {
+                self.n_sources.max(1)
+            } else {
+                0
+            }
     }
     /// Which fixed registers hold run-constant values (parameters and index).
     pub fn invariant(&self) -> Vec<bool> {
@@ -120,6 +136,32 @@ pub trait Kernel: Sync {
     fn rand_normal(&self) -> Vec<bool> {
         Vec::new()
     }
+    /// A circuit's spike sources beyond the model's own threshold (source `s` here is
+    /// [`Layout::not_refractory_of`]`(s + 1)`), by name.
+    fn events(&self) -> &[EventInfo] {
+        &[]
+    }
+    /// Statements run on a source's spikes: the source (index into [`Kernel::events`]) and
+    /// the delay in steps, in the order Brian runs them.
+    fn pathways(&self) -> &[(usize, usize)] {
+        &[]
+    }
+    /// Writes the spike condition of event source `s` (1/0).
+    fn event_threshold(&self, s: usize, frame: &mut [Lanes], out: &mut Lanes, width: usize) {
+        let _ = (s, frame, out, width);
+    }
+    /// Writes event source `s`'s refractory duration (s) or condition (1 = refractory).
+    fn event_refractory(&self, s: usize, frame: &mut [Lanes], out: &mut Lanes, width: usize) {
+        let _ = (s, frame, out, width);
+    }
+    /// Applies event source `s`'s reset to the lanes where `mask` is 1.
+    fn event_reset(&self, s: usize, frame: &mut [Lanes], mask: &Lanes) {
+        let _ = (s, frame, mask);
+    }
+    /// Runs pathway `p`'s statements on the lanes where `mask` is 1.
+    fn pathway(&self, p: usize, frame: &mut [Lanes], mask: &Lanes) {
+        let _ = (p, frame, mask);
+    }
     /// Writes recorded quantity `k` (as listed by the run's record names) into `out`.
     fn record(&self, frame: &mut [Lanes], k: usize, out: &mut Lanes);
     /// [`Kernel::step`] where only the first `width` lanes matter (a block of a few
@@ -143,6 +185,15 @@ pub trait Kernel: Sync {
         let _ = width;
         self.refractory_condition(frame, out);
     }
+}
+
+/// A spike source of a circuit as the runner sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventInfo {
+    /// Name (`E_3`).
+    pub name: String,
+    /// How its refractoriness is decided.
+    pub refractory: RefractoryKind,
 }
 
 /// Symbolic step algebra: builds DAG nodes for a model's formulas.
@@ -173,9 +224,9 @@ impl Symbolic<'_> {
                 }
                 Slot::Dt => b.num(dt),
                 Slot::Index => b.fixed(layout.index() as u32),
-                Slot::NotRefractory => b.fixed(layout.not_refractory() as u32),
+                Slot::NotRefractory(s) => b.fixed(layout.not_refractory_of(s) as u32),
                 Slot::Rand(k) => b.fixed(layout.rand(k) as u32),
-                Slot::LastSpike => b.fixed(layout.lastspike() as u32),
+                Slot::LastSpike(s) => b.fixed(layout.lastspike_of(s) as u32),
             }
         };
         self.b.lower(e, &slot)
@@ -289,12 +340,17 @@ impl StepAlgebra for Symbolic<'_> {
     fn exp_euler(&mut self, x: NodeId, a: NodeId, b: NodeId) -> NodeId {
         self.b.exp_euler(x, a, b, self.dt)
     }
-    fn not_refractory(&mut self) -> NodeId {
-        self.b.fixed(self.layout.not_refractory() as u32)
+    fn not_refractory(&mut self, j: usize) -> NodeId {
+        let s = self.model.refractory_source[self.global(j)];
+        self.b.fixed(self.layout.not_refractory_of(s) as u32)
     }
     fn frozen_when_refractory(&self, j: usize) -> bool {
         let j = self.global(j);
-        self.model.states[j].unless_refractory && self.model.refractory != Refractory::None
+        let refractory = match self.model.refractory_source[j] {
+            0 => &self.model.refractory,
+            s => &self.model.events[s - 1].refractory,
+        };
+        self.model.states[j].unless_refractory && *refractory != Refractory::None
     }
     fn drift(&mut self, x: &[NodeId], stage: f64) -> Vec<NodeId> {
         let model = self.model;
@@ -361,12 +417,24 @@ pub struct CompiledKernel {
     state_names: Vec<String>,
     has_threshold: bool,
     /// Registers the reset writes: state variables and written parameters.
-    reset_targets: Vec<usize>,
+    reset_targets: Vec<Target>,
     refractory: RefractoryKind,
     rand_normal: Vec<bool>,
     /// For each recorded name: a state register, or an output of the record program.
     record: Vec<Recorded>,
+    events: Vec<EventInfo>,
+    /// Registers each event source's reset writes.
+    event_targets: Vec<Vec<Target>>,
+    /// Source and delay (steps) of each pathway.
+    pathways: Vec<(usize, usize)>,
+    /// Registers each pathway writes.
+    pathway_targets: Vec<Vec<Target>>,
 }
+
+/// A register that statements write, and the `not_refractory` register that must be 1
+/// for the write to happen: Brian writes an `(unless refractory)` variable from a synaptic
+/// pathway only where its neuron is not refractory (resets write it regardless).
+type Target = (usize, Option<usize>);
 
 #[derive(Clone, Copy, Debug)]
 enum Recorded {
@@ -380,6 +448,30 @@ const THRESHOLD: usize = 2;
 const RESET: usize = 3;
 const REFRACTORY: usize = 4;
 const RECORD: usize = 5;
+/// Event source `s`'s threshold, reset and refractoriness programs are
+/// `EVENTS + 3*s + (0, 1, 2)`; pathway `p`'s is `EVENTS + 3*n_events + p`.
+const EVENTS: usize = 6;
+
+/// The kind of refractoriness a lowered refractory period asks for.
+fn refractory_kind(r: &Refractory) -> RefractoryKind {
+    match r {
+        Refractory::None => RefractoryKind::None,
+        Refractory::Duration(e) if crate::model::reads_running_values(e) => {
+            RefractoryKind::DurationEachStep
+        }
+        Refractory::Duration(_) => RefractoryKind::Duration,
+        Refractory::Condition(_) => RefractoryKind::Condition,
+    }
+}
+
+/// The register a reset or pathway statement writes.
+fn target_register(layout: Layout, target: Slot) -> usize {
+    match target {
+        Slot::Param(k) => layout.param(k),
+        Slot::State(j) => layout.state(j),
+        _ => unreachable!("statements write state variables and parameters"),
+    }
+}
 
 /// Brian's `timestep(x, dt)`: the number of whole steps in `x`, robust to rounding.
 pub fn timestep(x: f64, dt: f64) -> u64 {
@@ -401,13 +493,12 @@ impl CompiledKernel {
             n_noise: model.noise.len(),
             n_rand: model.rand.len(),
             lastspike: model.reads_lastspike(),
+            n_sources: 1 + model.events.len(),
         };
-        // A parameter that the reset writes changes during the run.
+        // A parameter that a reset or pathway writes changes during the run.
         let mut invariant = layout.invariant();
-        for (target, _) in &model.reset {
-            if let Slot::Param(k) = target {
-                invariant[layout.param(*k)] = false;
-            }
+        for k in model.written_params() {
+            invariant[layout.param(k)] = false;
         }
         let mut b = Builder::new(invariant);
         let mut alg = Symbolic {
@@ -459,31 +550,87 @@ impl CompiledKernel {
                 )));
             }
         }
-        let code = b.compile(&[init, step, threshold, reset, refr, rec_nodes]);
+        let mut programs = vec![init, step, threshold, reset, refr, rec_nodes];
+        for ev in &model.events {
+            programs.push(vec![alg.lower(&ev.threshold, &x, 0.0)]);
+            programs.push(
+                ev.reset
+                    .iter()
+                    .map(|(_, e)| alg.lower(e, &x, 0.0))
+                    .collect(),
+            );
+            programs.push(match &ev.refractory {
+                Refractory::Condition(e) | Refractory::Duration(e) => vec![alg.lower(e, &x, 0.0)],
+                Refractory::None => vec![],
+            });
+        }
+        for p in &model.pathways {
+            programs.push(
+                p.effects
+                    .iter()
+                    .map(|(_, e)| alg.lower(e, &x, 0.0))
+                    .collect(),
+            );
+        }
+        let code = b.compile(&programs);
+        let targets = |effects: &[(Slot, Ex)]| -> Vec<Target> {
+            effects
+                .iter()
+                .map(|(t, _)| (target_register(layout, *t), None))
+                .collect()
+        };
+        let conditional = |effects: &[(Slot, Ex)]| -> Vec<Target> {
+            effects
+                .iter()
+                .map(|(t, _)| {
+                    let when = match *t {
+                        Slot::State(j) if model.states[j].unless_refractory => {
+                            match model.refractory_source[j] {
+                                0 if model.refractory == Refractory::None => None,
+                                s if s > 0
+                                    && model.events[s - 1].refractory == Refractory::None =>
+                                {
+                                    None
+                                }
+                                s => Some(layout.not_refractory_of(s)),
+                            }
+                        }
+                        _ => None,
+                    };
+                    (target_register(layout, *t), when)
+                })
+                .collect()
+        };
         Ok(CompiledKernel {
             layout,
             code,
             state_names: model.states.iter().map(|s| s.name.clone()).collect(),
             has_threshold: model.threshold.is_some(),
-            reset_targets: model
-                .reset
+            reset_targets: targets(&model.reset),
+            rand_normal: model.rand.clone(),
+            refractory: refractory_kind(&model.refractory),
+            record: rec,
+            events: model
+                .events
                 .iter()
-                .map(|(target, _)| match *target {
-                    Slot::Param(k) => layout.param(k),
-                    Slot::State(j) => layout.state(j),
-                    _ => unreachable!("resets write state variables and parameters"),
+                .zip(&model.description.events)
+                .map(|(ev, d)| EventInfo {
+                    name: d.name.clone(),
+                    refractory: refractory_kind(&ev.refractory),
                 })
                 .collect(),
-            rand_normal: model.rand.clone(),
-            refractory: match &model.refractory {
-                Refractory::None => RefractoryKind::None,
-                Refractory::Duration(e) if crate::model::reads_running_values(e) => {
-                    RefractoryKind::DurationEachStep
-                }
-                Refractory::Duration(_) => RefractoryKind::Duration,
-                Refractory::Condition(_) => RefractoryKind::Condition,
-            },
-            record: rec,
+            event_targets: model.events.iter().map(|ev| targets(&ev.reset)).collect(),
+            // Brian: a delay of `d` seconds is `round(d/dt)` steps.
+            pathways: model
+                .pathways
+                .iter()
+                .map(|p| (p.source - 1, (p.delay / dt + 0.5).floor() as usize))
+                .collect(),
+            pathway_targets: model
+                .pathways
+                .iter()
+                .map(|p| conditional(&p.effects))
+                .collect(),
         })
     }
 
@@ -522,6 +669,26 @@ impl CompiledKernel {
             s.push_str(&format!("{name}:\n{}", p.listing()));
         }
         s
+    }
+
+    /// Runs a statements program (reset, pathway) and writes its new values into
+    /// `targets` on the lanes where `mask` is 1.
+    fn assign_masked(&self, prog: usize, targets: &[Target], frame: &mut [Lanes], mask: &Lanes) {
+        let p = &self.code.programs[prog];
+        if p.outputs.is_empty() {
+            return;
+        }
+        p.exec(frame, self.code.n_regs);
+        // Every new value is computed before any target is written.
+        let new: Vec<Lanes> = p.outputs.iter().map(|&r| frame[r as usize]).collect();
+        for (&(j, when), v) in targets.iter().zip(new) {
+            let allowed = when.map(|r| frame[r]);
+            for l in 0..crate::vm::LANES {
+                if mask[l] != 0.0 && allowed.is_none_or(|a| a[l] != 0.0) {
+                    frame[j][l] = v[l];
+                }
+            }
+        }
     }
 
     #[inline(always)]
@@ -585,19 +752,32 @@ impl Kernel for CompiledKernel {
         true
     }
     fn reset(&self, frame: &mut [Lanes], mask: &Lanes) {
-        let p = &self.code.programs[RESET];
-        if p.outputs.is_empty() {
-            return;
-        }
-        p.exec(frame, self.code.n_regs);
-        let new: Vec<Lanes> = p.outputs.iter().map(|&r| frame[r as usize]).collect();
-        for (&j, v) in self.reset_targets.iter().zip(new) {
-            for l in 0..crate::vm::LANES {
-                if mask[l] != 0.0 {
-                    frame[j][l] = v[l];
-                }
-            }
-        }
+        self.assign_masked(RESET, &self.reset_targets, frame, mask);
+    }
+    fn events(&self) -> &[EventInfo] {
+        &self.events
+    }
+    fn pathways(&self) -> &[(usize, usize)] {
+        &self.pathways
+    }
+    #[inline(always)]
+    fn event_threshold(&self, s: usize, frame: &mut [Lanes], out: &mut Lanes, width: usize) {
+        let p = &self.code.programs[EVENTS + 3 * s];
+        p.exec_width(frame, self.code.n_regs, width);
+        *out = frame[p.outputs[0] as usize];
+    }
+    #[inline(always)]
+    fn event_refractory(&self, s: usize, frame: &mut [Lanes], out: &mut Lanes, width: usize) {
+        let p = &self.code.programs[EVENTS + 3 * s + 2];
+        p.exec_width(frame, self.code.n_regs, width);
+        *out = frame[p.outputs[0] as usize];
+    }
+    fn event_reset(&self, s: usize, frame: &mut [Lanes], mask: &Lanes) {
+        self.assign_masked(EVENTS + 3 * s + 1, &self.event_targets[s], frame, mask);
+    }
+    fn pathway(&self, p: usize, frame: &mut [Lanes], mask: &Lanes) {
+        let prog = EVENTS + 3 * self.events.len() + p;
+        self.assign_masked(prog, &self.pathway_targets[p], frame, mask);
     }
     fn refractory(&self) -> RefractoryKind {
         self.refractory

@@ -31,6 +31,7 @@ pub mod check;
 pub mod circuit;
 pub mod equations;
 pub mod error;
+mod events;
 pub mod exact;
 pub mod fastmath;
 pub mod integrate;
@@ -48,7 +49,9 @@ pub mod vm;
 
 pub use error::{Location, Result, SimError};
 pub use kernel::{CompiledKernel, Kernel};
-pub use model::{Method, Model, ModelDescription, Phase, Refractory, Var};
+pub use model::{
+    EventSource, Method, Model, ModelDescription, PathwayDescription, Phase, Refractory, Var,
+};
 pub use native::{HodgkinHuxleyC, NativeKernel, NativeModel};
 pub use run::{Failure, RunConfig, SimResult, Stimulus};
 pub use spec::ModelSpec;

@@ -120,6 +120,25 @@ pub enum Refractory {
     Condition(Ex),
 }
 
+/// A lowered spike source of a circuit (see [`EventSource`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Source {
+    pub(crate) threshold: Ex,
+    pub(crate) reset: Vec<(Slot, Ex)>,
+    pub(crate) refractory: Refractory,
+}
+
+/// A lowered pathway (see [`PathwayDescription`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Pathway {
+    /// Spike source (1, 2, ...: `events[source - 1]`).
+    pub(crate) source: usize,
+    /// Delay in seconds.
+    pub(crate) delay: f64,
+    /// New values of what the statements change, as a reset's.
+    pub(crate) effects: Vec<(Slot, Ex)>,
+}
+
 /// A declared variable with its dimension.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Var {
@@ -159,9 +178,49 @@ pub struct ModelDescription {
     /// Empty: every state is integrated at once.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schedule: Vec<Phase>,
+    /// For circuits: spike sources beyond the model's own threshold (one per neuron of a
+    /// group with a threshold), whose `not_refractory_NAME` and `lastspike_NAME` the
+    /// equations may read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventSource>,
+    /// For circuits: statements run when a source of `events` spikes (Brian's synaptic
+    /// pathways, `on_pre` / `on_post`), in the order Brian runs them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pathways: Vec<PathwayDescription>,
     /// The equations are a synapse's (checked on their own): synaptic flags are allowed.
     #[serde(skip)]
     pub(crate) synapse: bool,
+}
+
+/// A spike source of a circuit: one neuron's threshold, reset and refractoriness.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventSource {
+    /// Name (`E_3`): `not_refractory_E_3` and `lastspike_E_3` are its variables.
+    pub name: String,
+    /// Spike condition.
+    pub threshold: String,
+    /// Reset statements.
+    pub reset: Option<String>,
+    /// A duration or a condition.
+    pub refractory: Option<String>,
+    /// State variables frozen while this source is refractory (`(unless refractory)`).
+    pub frozen: Vec<String>,
+}
+
+/// Statements run when spike source `source` fires, `delay` seconds later (Brian runs a
+/// delayed pathway `round(delay/dt)` steps after the spike).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathwayDescription {
+    /// Where the statements come from, for errors (`synapses.EE.on_pre`).
+    pub origin: String,
+    /// Name of the spiking source (an [`EventSource`]).
+    pub source: String,
+    /// Delay in seconds.
+    pub delay: f64,
+    /// Statements, one per line.
+    pub statements: String,
 }
 
 /// One object of a circuit as its model integrates it: its state variables and method
@@ -243,6 +302,13 @@ pub struct Model {
     /// of the run.
     pub(crate) reset: Vec<(Slot, Ex)>,
     pub(crate) refractory: Refractory,
+    /// Spike sources 1, 2, ... (a circuit's neurons); source 0 is the fields above.
+    pub(crate) events: Vec<Source>,
+    /// What runs when a source spikes.
+    pub(crate) pathways: Vec<Pathway>,
+    /// Per state: the spike source whose refractoriness freezes it, if it is
+    /// `(unless refractory)` (0: the model's own).
+    pub(crate) refractory_source: Vec<usize>,
     pub(crate) initial: Vec<Ex>,
     pub(crate) subexprs: Vec<(String, Ex, Dimension)>,
     pub(crate) method: Method,
@@ -269,9 +335,24 @@ impl Model {
             Refractory::None => None,
             Refractory::Duration(e) | Refractory::Condition(e) => Some(e),
         };
+        let events = self.events.iter().flat_map(|s| {
+            let r = match &s.refractory {
+                Refractory::None => None,
+                Refractory::Duration(e) | Refractory::Condition(e) => Some(e),
+            };
+            std::iter::once(&s.threshold)
+                .chain(s.reset.iter().map(|(_, e)| e))
+                .chain(r)
+        });
+        let pathways = self
+            .pathways
+            .iter()
+            .flat_map(|p| p.effects.iter().map(|(_, e)| e));
         self.drift
             .iter()
             .chain(self.diffusion.iter().flatten())
+            .chain(events)
+            .chain(pathways)
             .chain(linear)
             .chain(exact)
             .chain(&self.threshold)
@@ -286,7 +367,7 @@ impl Model {
     pub(crate) fn reads_lastspike(&self) -> bool {
         let mut found = false;
         for e in self.expressions() {
-            e.visit(&mut |n| found |= matches!(n, Ex::Slot(Slot::LastSpike)));
+            e.visit(&mut |n| found |= matches!(n, Ex::Slot(Slot::LastSpike(_))));
         }
         found
     }
@@ -334,10 +415,18 @@ impl Model {
 
     /// Parameters that the reset writes (they change during a run, so they can be recorded).
     pub(crate) fn written_params(&self) -> impl Iterator<Item = usize> + '_ {
-        self.reset.iter().filter_map(|(target, _)| match target {
-            Slot::Param(k) => Some(*k),
-            _ => None,
-        })
+        let events = self.events.iter().flat_map(|s| &s.reset);
+        let pathways = self.pathways.iter().flat_map(|p| &p.effects);
+        let mut seen = Vec::new();
+        self.reset.iter().chain(events).chain(pathways).filter_map(
+            move |(target, _)| match target {
+                Slot::Param(k) if !seen.contains(k) => {
+                    seen.push(*k);
+                    Some(*k)
+                }
+                _ => None,
+            },
+        )
     }
     /// Changes the integration method (checked as at construction).
     pub fn with_method(mut self, method: Method) -> Result<Model> {
@@ -387,8 +476,8 @@ pub(crate) fn reads_running_values(x: &Ex) -> bool {
                     | Slot::Input(_)
                     | Slot::Time
                     | Slot::Noise(_)
-                    | Slot::NotRefractory
-                    | Slot::LastSpike
+                    | Slot::NotRefractory(_)
+                    | Slot::LastSpike(_)
                     | Slot::Rand(_)
             )
         );

@@ -174,7 +174,7 @@ impl<M: NativeModel> StepAlgebra for Eager<'_, M> {
         d
     }
     #[inline(always)]
-    fn not_refractory(&mut self) -> usize {
+    fn not_refractory(&mut self, _j: usize) -> usize {
         self.layout.not_refractory()
     }
     fn frozen_when_refractory(&self, j: usize) -> bool {
@@ -240,6 +240,7 @@ impl<M: NativeModel> NativeKernel<M> {
             n_noise: 0,
             n_rand: 0,
             lastspike: false,
+            n_sources: 1,
         };
         let method = model.method();
         if method == Method::Exact {

@@ -6,6 +6,7 @@
 //! not refractory); record spikes at time `t` (the step's start); run the reset.
 
 use crate::error::{Result, SimError};
+use crate::events::Events;
 use crate::kernel::{Kernel, RefractoryKind};
 use crate::noise::{LaneDraws, LaneNormals};
 use crate::vm::{LANES, Lanes};
@@ -130,6 +131,9 @@ pub struct SimResult {
     pub recordings: Vec<(String, Vec<f64>)>,
     /// Spike times (s) per neuron.
     pub spikes: Vec<Vec<f64>>,
+    /// A circuit's spike sources (see [`crate::circuit`]): name and spike times (s) per
+    /// simulated circuit.
+    pub events: Vec<(String, Vec<Vec<f64>>)>,
     /// Neurons that blew up (NaN or infinite state); the others are valid.
     pub failed: Vec<Failure>,
 }
@@ -139,6 +143,11 @@ impl SimResult {
     pub fn trace(&self, name: &str, neuron: usize) -> Option<&[f64]> {
         let (_, v) = self.recordings.iter().find(|(n, _)| n == name)?;
         v.get(neuron * self.n_samples..(neuron + 1) * self.n_samples)
+    }
+    /// Spike times (s) of the circuit's spike source `name` in simulation `neuron`.
+    pub fn event_spikes(&self, name: &str, neuron: usize) -> Option<&[f64]> {
+        let (_, v) = self.events.iter().find(|(n, _)| n == name)?;
+        v.get(neuron).map(Vec::as_slice)
     }
     /// Whether a neuron failed.
     pub fn is_failed(&self, neuron: usize) -> bool {
@@ -275,22 +284,31 @@ pub fn simulate<K: Kernel>(
         stimuli: &ordered,
         cfg,
     };
-    let outs: Vec<(Vec<Vec<f64>>, Vec<Failure>)> = per_block
+    let outs: Vec<BlockOut> = per_block
         .into_par_iter()
         .enumerate()
         .map(|(b, mut rec)| ctx.run_block(blocks[b], &mut rec))
         .collect();
     let mut spikes = Vec::with_capacity(n);
     let mut failed = Vec::new();
-    for (s, f) in outs {
-        spikes.extend(s);
-        failed.extend(f);
+    let mut events: Vec<(String, Vec<Vec<f64>>)> = kernel
+        .events()
+        .iter()
+        .map(|e| (e.name.clone(), Vec::with_capacity(n)))
+        .collect();
+    for out in outs {
+        spikes.extend(out.spikes);
+        failed.extend(out.failed);
+        for (all, block) in events.iter_mut().zip(out.events) {
+            all.1.extend(block);
+        }
     }
     Ok(SimResult {
         n_neurons: n,
         n_samples,
         recordings: cfg.record.iter().cloned().zip(buffers).collect(),
         spikes,
+        events,
         failed,
     })
 }
@@ -343,6 +361,14 @@ fn blocks(n: usize) -> Vec<Block> {
     out
 }
 
+/// What one block's run gives back.
+struct BlockOut {
+    spikes: Vec<Vec<f64>>,
+    /// Per event source, per lane.
+    events: Vec<Vec<Vec<f64>>>,
+    failed: Vec<Failure>,
+}
+
 struct BlockCtx<'a, K: Kernel> {
     kernel: &'a K,
     params: &'a [f64],
@@ -353,7 +379,7 @@ struct BlockCtx<'a, K: Kernel> {
 }
 
 impl<K: Kernel> BlockCtx<'_, K> {
-    fn run_block(&self, b: Block, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+    fn run_block(&self, b: Block, rec: &mut [&mut [f64]]) -> BlockOut {
         #[cfg(target_arch = "x86_64")]
         {
             let fma = std::arch::is_x86_feature_detected!("fma");
@@ -375,19 +401,19 @@ impl<K: Kernel> BlockCtx<'_, K> {
     // own, so results stay bit-identical across the three versions.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,fma")]
-    fn run_block_avx512(&self, b: Block, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+    fn run_block_avx512(&self, b: Block, rec: &mut [&mut [f64]]) -> BlockOut {
         self.run_block_generic(b, rec)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn run_block_avx2(&self, b: Block, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+    fn run_block_avx2(&self, b: Block, rec: &mut [&mut [f64]]) -> BlockOut {
         self.run_block_generic(b, rec)
     }
 
     #[inline(always)]
     #[allow(clippy::needless_range_loop)] // lane loops index several registers at once
-    fn run_block_generic(&self, b: Block, rec: &mut [&mut [f64]]) -> (Vec<Vec<f64>>, Vec<Failure>) {
+    fn run_block_generic(&self, b: Block, rec: &mut [&mut [f64]]) -> BlockOut {
         let k = self.kernel;
         let layout = k.layout();
         let cfg = self.cfg;
@@ -453,7 +479,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
         }
         let mut last_spike = [i64::MIN / 2; LANES];
         // Brian's `lastspike` before the first spike.
-        const NEVER: f64 = -1e4;
+        const NEVER: f64 = crate::events::NEVER;
+        let has_events = !k.events().is_empty();
+        let mut events = Events::new(k, &mut frame, dt, valid);
         if layout.lastspike {
             frame[layout.lastspike()] = [NEVER; LANES];
         }
@@ -529,6 +557,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
                 }
             }
             frame[layout.not_refractory()] = not_ref;
+            if has_events {
+                events.refractoriness(k, &mut frame, step, dt, w);
+            }
             if let Some(g) = normals.as_mut() {
                 for kk in 0..layout.n_noise {
                     g.fill(sqrt_dt, &mut frame[layout.noise(kk)], w);
@@ -560,6 +591,9 @@ impl<K: Kernel> BlockCtx<'_, K> {
                     k.reset(&mut frame, &mask);
                 }
             }
+            if has_events {
+                events.fire(k, &mut frame, step, t, w);
+            }
             if (step + 1) % CHECK_EVERY == 0 || step + 1 == n_steps {
                 for j in 0..layout.n_states {
                     for l in 0..valid {
@@ -576,6 +610,10 @@ impl<K: Kernel> BlockCtx<'_, K> {
             }
         }
         failed.sort_by_key(|f| f.neuron);
-        (spikes, failed)
+        BlockOut {
+            spikes,
+            events: events.spikes,
+            failed,
+        }
     }
 }

@@ -23,6 +23,7 @@ impl Model {
         refuse_synapse_flags(desc, &eqs)?;
         let (states, params) = declare_equations(desc, &eqs, &mut scope)?;
         let inputs = declare_inputs(desc, &mut scope)?;
+        declare_sources(desc, &mut scope)?;
         let rhs = lower_equations(&eqs, &mut scope)?;
         let pre_step = lower_constant_over_dt(&eqs, &states, &mut scope)?;
         lower_subexpressions(&eqs.source, &mut scope)?;
@@ -30,9 +31,11 @@ impl Model {
         refuse_rand_in_equations(&drift, &diffusion, &states)?;
         let linear = linear_split(&drift, &states);
         let exact = crate::exact::linear_system(&drift, &states);
-        let threshold = lower_threshold(desc, &mut scope)?;
-        let reset = lower_reset(desc, &states, &params, &mut scope)?;
-        let refractory = lower_refractory(desc, &mut scope)?;
+        let threshold = lower_threshold("threshold", desc.threshold.as_deref(), &mut scope)?;
+        let reset = lower_statements("reset", desc.reset.as_deref(), &states, &params, &mut scope)?;
+        let refractory = lower_refractory("refractory", desc.refractory.as_deref(), &mut scope)?;
+        let (events, pathways) = lower_events(desc, &states, &params, &mut scope)?;
+        let refractory_source = refractory_sources(desc, &states)?;
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
         let method = choose_method(desc, &diffusion, &scope.noise, &linear, &exact)?;
@@ -50,6 +53,9 @@ impl Model {
             threshold,
             reset,
             refractory,
+            events,
+            pathways,
+            refractory_source,
             initial,
             subexprs,
             method,
@@ -444,15 +450,124 @@ fn non_blank(text: Option<&str>) -> Option<&str> {
     text.map(str::trim).filter(|t| !t.is_empty())
 }
 
+/// The names of a circuit's spike sources: `not_refractory_NAME` and `lastspike_NAME`.
+fn declare_sources(desc: &ModelDescription, scope: &mut Scope) -> Result<()> {
+    if !desc.events.is_empty()
+        && [&desc.threshold, &desc.reset, &desc.refractory]
+            .iter()
+            .any(|t| non_blank(t.as_deref()).is_some())
+    {
+        return Err(SimError::Model(
+            "a model with event sources (a circuit) has no threshold, reset or refractory \
+             period of its own: give them to its sources"
+                .into(),
+        ));
+    }
+    for (k, e) in desc.events.iter().enumerate() {
+        for (var, slot, dim) in [
+            (
+                "not_refractory",
+                Slot::NotRefractory(k + 1),
+                Dimension::DIMENSIONLESS,
+            ),
+            ("lastspike", Slot::LastSpike(k + 1), SECOND),
+        ] {
+            let name = format!("{var}_{}", e.name);
+            if scope
+                .symbols
+                .insert(name.clone(), Symbol::Slot(slot, dim))
+                .is_some()
+            {
+                return Err(SimError::Model(format!(
+                    "`{name}` is both declared and the variable of spike source `{}`",
+                    e.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A circuit's spike sources and the statements their spikes trigger.
+fn lower_events(
+    desc: &ModelDescription,
+    states: &[Var],
+    params: &[Var],
+    scope: &mut Scope,
+) -> Result<(Vec<super::Source>, Vec<super::Pathway>)> {
+    let mut events = Vec::new();
+    for e in &desc.events {
+        let at = |what: &str| format!("{what} of `{}`", e.name);
+        let threshold =
+            lower_threshold(&at("threshold"), Some(&e.threshold), scope)?.ok_or_else(|| {
+                SimError::Model(format!("spike source `{}` has no threshold", e.name))
+            })?;
+        let reset = lower_statements(&at("reset"), e.reset.as_deref(), states, params, scope)?;
+        let refractory = lower_refractory(&at("refractory"), e.refractory.as_deref(), scope)?;
+        events.push(super::Source {
+            threshold,
+            reset,
+            refractory,
+        });
+    }
+    let mut pathways = Vec::new();
+    for p in &desc.pathways {
+        let source = desc
+            .events
+            .iter()
+            .position(|e| e.name == p.source)
+            .ok_or_else(|| {
+                SimError::Model(format!(
+                    "{}: spike source `{}` does not exist (a threshold is needed)",
+                    p.origin, p.source
+                ))
+            })?;
+        if !(p.delay >= 0.0 && p.delay.is_finite()) {
+            return Err(SimError::Model(format!(
+                "{}: the delay must be a finite duration >= 0, got {} s",
+                p.origin, p.delay
+            )));
+        }
+        let effects = lower_statements(&p.origin, Some(&p.statements), states, params, scope)?;
+        pathways.push(super::Pathway {
+            source: source + 1,
+            delay: p.delay,
+            effects,
+        });
+    }
+    Ok((events, pathways))
+}
+
+/// Per state, the spike source whose refractoriness freezes it (0: the model's own).
+fn refractory_sources(desc: &ModelDescription, states: &[Var]) -> Result<Vec<usize>> {
+    let mut out = vec![0; states.len()];
+    for (k, e) in desc.events.iter().enumerate() {
+        for name in &e.frozen {
+            let j = states
+                .iter()
+                .position(|v| v.name == *name && v.unless_refractory)
+                .ok_or_else(|| {
+                    SimError::Model(format!(
+                        "spike source `{}` freezes `{name}`, which is not an `(unless \
+                         refractory)` state variable",
+                        e.name
+                    ))
+                })?;
+            out[j] = k + 1;
+        }
+    }
+    Ok(out)
+}
+
 /// The threshold condition, if any.
-fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<Ex>> {
-    let Some(t) = non_blank(desc.threshold.as_deref()) else {
+fn lower_threshold(origin: &str, text: Option<&str>, scope: &mut Scope) -> Result<Option<Ex>> {
+    let Some(t) = non_blank(text) else {
         return Ok(None);
     };
-    let (x, d) = lower_plain(scope, "threshold", t)?;
+    let (x, d) = lower_plain(scope, origin, t)?;
     if !d.is_dimensionless() {
         return Err(SimError::Dimension {
-            at: Source::new("threshold", t).locate(0),
+            at: Source::new(origin, t).locate(0),
             context: "the threshold must be a condition (e.g. `v > -20*mV`)".into(),
             left: d,
             right: Dimension::DIMENSIONLESS,
@@ -461,17 +576,19 @@ fn lower_threshold(desc: &ModelDescription, scope: &mut Scope) -> Result<Option<
     Ok(Some(x))
 }
 
-/// The reset statements folded into one new value per state variable they change.
-fn lower_reset(
-    desc: &ModelDescription,
+/// Statements (a reset, a synaptic pathway) folded into one new value per state variable
+/// they change.
+fn lower_statements(
+    origin: &str,
+    text: Option<&str>,
     states: &[Var],
     params: &[Var],
     scope: &mut Scope,
 ) -> Result<Vec<(Slot, Ex)>> {
-    let Some(text) = desc.reset.as_deref().filter(|t| !t.trim().is_empty()) else {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
         return Ok(Vec::new());
     };
-    let rsrc = Source::new("reset", text);
+    let rsrc = Source::new(origin, text);
     // Statements run in order: later ones see earlier assignments. Targets are state
     // variables, then parameters (Brian lets a reset write a parameter, which then keeps
     // the new value).
@@ -551,11 +668,11 @@ fn assign(rsrc: &Source, st: &Statement, state: &Var, old: Ex, x: Ex, d: Dimensi
 
 /// The refractory period: a duration (fixed per neuron, or read from state variables,
 /// `lastspike` or `t` at every step, as Brian does), or a condition.
-fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refractory> {
-    let Some(t) = non_blank(desc.refractory.as_deref()) else {
+fn lower_refractory(origin: &str, text: Option<&str>, scope: &mut Scope) -> Result<Refractory> {
+    let Some(t) = non_blank(text) else {
         return Ok(Refractory::None);
     };
-    let (x, d) = lower_plain(scope, "refractory", t)?;
+    let (x, d) = lower_plain(scope, origin, t)?;
     if d == SECOND {
         // A negative duration never makes a neuron refractory, as in Brian.
         if matches!(x, Ex::Num(v) if !v.is_finite()) {
@@ -568,7 +685,7 @@ fn lower_refractory(desc: &ModelDescription, scope: &mut Scope) -> Result<Refrac
         Ok(Refractory::Condition(x))
     } else {
         Err(SimError::Dimension {
-            at: Source::new("refractory", t).locate(0),
+            at: Source::new(origin, t).locate(0),
             context: "refractory must be a duration or a condition".into(),
             left: d,
             right: SECOND,
@@ -610,8 +727,8 @@ fn lower_initial(desc: &ModelDescription, states: &[Var], scope: &mut Scope) -> 
         let x = x.subst(&|s| match s {
             Slot::Time => Some(Ex::Num(0.0)),
             // Brian's values before any spike.
-            Slot::LastSpike => Some(Ex::Num(-1e4)),
-            Slot::NotRefractory => Some(Ex::Num(1.0)),
+            Slot::LastSpike(_) => Some(Ex::Num(-1e4)),
+            Slot::NotRefractory(_) => Some(Ex::Num(1.0)),
             _ => None,
         });
         given.push(Assignment {
