@@ -93,6 +93,18 @@ pub enum Connect {
     Condition(String),
     /// Explicit index lists (`connect(i=[...], j=[...])`).
     Pairs(Vec<(usize, usize)>),
+    /// Each pair (where `condition` holds, if given) with probability `p`
+    /// (`connect(condition=..., p=...)`), drawn from a stream seeded by `seed`: the same
+    /// seed gives the same synapses. Brian draws from numpy's generator, so its synapses
+    /// for a given seed differ; to rebuild a Brian network exactly, give its `i`/`j` lists.
+    Random {
+        /// Condition on `i`, `j`, `N_pre`, `N_post`.
+        condition: Option<String>,
+        /// Probability of each candidate pair.
+        p: f64,
+        /// Seed of the draws.
+        seed: u64,
+    },
 }
 
 /// One synapse object: synapses from `source` to `target` (Brian's `Synapses`).
@@ -980,33 +992,59 @@ fn connections(s: &SynapseDescription, n_pre: usize, n_post: usize) -> Result<Ve
             }
             Ok(p.clone())
         }
-        Connect::Condition(text) => {
-            let cond = parse_expr(&origin, text)?;
-            let mut out = Vec::new();
-            for i in 0..n_pre {
-                for j in 0..n_post {
-                    let e = rename(&cond, &|n| match n {
-                        "i" => Some(num(i as f64)),
-                        "j" => Some(num(j as f64)),
-                        "N_pre" => Some(num(n_pre as f64)),
-                        "N_post" => Some(num(n_post as f64)),
-                        _ => None,
-                    });
-                    let mut scope = crate::check::Scope::new();
-                    let q = crate::check::eval_constant(&mut scope, &origin, &e.to_string())?;
-                    if !q.dim.is_dimensionless() {
-                        return Err(SimError::Model(format!(
-                            "{origin}: `{text}` must be a condition of i and j"
-                        )));
-                    }
-                    if q.value != 0.0 {
-                        out.push((i, j));
-                    }
-                }
+        Connect::Condition(text) => condition_pairs(&origin, text, n_pre, n_post),
+        Connect::Random { condition, p, seed } => {
+            if !(0.0..=1.0).contains(p) {
+                return Err(SimError::Model(format!(
+                    "{origin}: `p` must be a probability in [0, 1], got {p}"
+                )));
             }
-            Ok(out)
+            let candidates = match condition {
+                Some(text) => condition_pairs(&origin, text, n_pre, n_post)?,
+                None => (0..n_pre)
+                    .flat_map(|i| (0..n_post).map(move |j| (i, j)))
+                    .collect(),
+            };
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(*seed);
+            // A uniform draw in [0, 1) from 53 random bits, one per candidate pair.
+            let mut uniform = || (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+            Ok(candidates.into_iter().filter(|_| uniform() < *p).collect())
         }
     }
+}
+
+/// The pairs, in Brian's order, where a condition of `i`, `j`, `N_pre` and `N_post` holds.
+fn condition_pairs(
+    origin: &str,
+    text: &str,
+    n_pre: usize,
+    n_post: usize,
+) -> Result<Vec<(usize, usize)>> {
+    let cond = parse_expr(origin, text)?;
+    let mut out = Vec::new();
+    for i in 0..n_pre {
+        for j in 0..n_post {
+            let e = rename(&cond, &|n| match n {
+                "i" => Some(num(i as f64)),
+                "j" => Some(num(j as f64)),
+                "N_pre" => Some(num(n_pre as f64)),
+                "N_post" => Some(num(n_post as f64)),
+                _ => None,
+            });
+            let mut scope = crate::check::Scope::new();
+            let q = crate::check::eval_constant(&mut scope, origin, &e.to_string())?;
+            if !q.dim.is_dimensionless() {
+                return Err(SimError::Model(format!(
+                    "{origin}: `{text}` must be a condition of i and j"
+                )));
+            }
+            if q.value != 0.0 {
+                out.push((i, j));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The flat model being written.

@@ -537,8 +537,9 @@ fn scope_of(constants: &[(String, Quantity)]) -> Scope {
     scope
 }
 
-/// `connect`: absent or `"all"` (every pair), a condition of `i` and `j` (`"i != j"`), or
-/// explicit lists `{ i = [0, 1], j = [1, 0] }`.
+/// `connect`: absent or `"all"` (every pair), a condition of `i` and `j` (`"i != j"`),
+/// explicit lists `{ i = [0, 1], j = [1, 0] }`, or random `{ p = 0.1, seed = 1 }` (with an
+/// optional `condition`).
 fn connect(file: &str, t: &toml::Table, p: &str) -> Result<crate::circuit::Connect> {
     use crate::circuit::Connect;
     let key = format!("{p}connect");
@@ -565,6 +566,39 @@ fn connect(file: &str, t: &toml::Table, p: &str) -> Result<crate::circuit::Conne
         None => Ok(Connect::All),
         Some(toml::Value::String(s)) if s.trim() == "all" => Ok(Connect::All),
         Some(toml::Value::String(s)) => Ok(Connect::Condition(s.clone())),
+        Some(toml::Value::Table(c)) if c.contains_key("p") => {
+            if let Some(k) = c
+                .keys()
+                .find(|k| !["p", "seed", "condition"].contains(&k.as_str()))
+            {
+                return Err(spec_err(
+                    file,
+                    &key,
+                    format!("unknown key `{k}` (random connections take p, seed, condition)"),
+                ));
+            }
+            let p = match c.get("p") {
+                Some(toml::Value::Float(x)) => *x,
+                Some(toml::Value::Integer(n)) => *n as f64,
+                _ => return Err(spec_err(file, &key, "`p` must be a number")),
+            };
+            let seed = match c.get("seed") {
+                Some(toml::Value::Integer(n)) if *n >= 0 => *n as u64,
+                _ => {
+                    return Err(spec_err(
+                        file,
+                        &key,
+                        "random connections need `seed = <integer >= 0>`",
+                    ));
+                }
+            };
+            let condition = match c.get("condition") {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(_) => return Err(spec_err(file, &key, "`condition` must be a string")),
+            };
+            Ok(Connect::Random { condition, p, seed })
+        }
         Some(toml::Value::Table(c)) => {
             if let Some(k) = c.keys().find(|k| !["i", "j"].contains(&k.as_str())) {
                 return Err(spec_err(

@@ -235,7 +235,40 @@ fn bad_circuits_are_named_errors() {
 
     let mut c = pair();
     c.synapses[0].on_pre = Some("w += 1*mV".into());
-    assert!(err(&c).contains("not supported yet"), "{}", err(&c));
+    let e = err(&c);
+    assert!(
+        e.contains("synapses.syn") && e.contains("`pre`, which has no threshold"),
+        "{e}"
+    );
+
+    // Spike-triggered synapses: what their statements write, delays, event-driven variables.
+    let spiking = || {
+        let mut c = pair();
+        c.groups[0].threshold = Some("v > 10*mV".into());
+        c
+    };
+    let mut c = spiking();
+    c.synapses[0].on_pre = Some("w += 1*mV\nx_post += 1*mV".into());
+    let e = err(&c);
+    assert!(
+        e.contains("synapses.syn.on_pre") && e.contains("line 2") && e.contains("`x_post`"),
+        "{e}"
+    );
+    let mut c = spiking();
+    c.synapses[0].on_pre = Some("w += 1*mV".into());
+    c.synapses[0].delay = Some("(1 + i)*mV".into());
+    let e = err(&c);
+    assert!(
+        e.contains("synapses.syn.delay") && e.contains("duration"),
+        "{e}"
+    );
+    let mut c = spiking();
+    c.synapses[0].equations = "w : volt\nI_in_post = w : volt (summed)\n\
+                               dA/dt = -A**2/(5*ms) : 1 (event-driven)"
+        .into();
+    c.synapses[0].on_pre = Some("A += 1".into());
+    let e = err(&c);
+    assert!(e.contains("event-driven `A` must be linear"), "{e}");
 
     // A synaptic flag in a neuron group.
     let mut c = pair();
@@ -270,4 +303,43 @@ fn order_and_a_method_per_object() {
         let a = (-dt / tau_pre).exp();
         vpre = ext + (vpre - ext) * a;
     }
+}
+
+/// `connect(p=...)`: the same seed gives the same synapses; about `p` of the candidate
+/// pairs (where the condition holds) are connected.
+#[test]
+fn random_connections_are_seeded_and_have_probability_p() {
+    let text = |seed: u64| {
+        format!(
+            "[groups.a]\nn = 40\nequations = \"dv/dt = -v/(10*ms) : volt\\nI : volt\"\n\
+             [groups.b]\nn = 30\nequations = \"dv/dt = (I - v)/(10*ms) : volt\\nI : volt\"\n\
+             [synapses.ab]\nsource = \"a\"\ntarget = \"b\"\n\
+             equations = \"I_post = 0.1*v_pre : volt (summed)\"\n\
+             connect = {{ p = 0.25, seed = {seed}, condition = \"i != j\" }}\n\
+             method = \"euler\"\n"
+        )
+    };
+    let synapses = |seed: u64| {
+        let spec = neurosbi_sim::ModelSpec::parse("m.toml", &text(seed)).unwrap();
+        spec.build().unwrap().canonical_form()
+    };
+    assert_eq!(synapses(1), synapses(1));
+    assert_ne!(synapses(1), synapses(2));
+    // The summed input of each target lists its synapses: count the terms.
+    let spec = neurosbi_sim::ModelSpec::parse("m.toml", &text(1)).unwrap();
+    let eqs = &spec.model.equations;
+    let n: usize = eqs
+        .lines()
+        .filter(|l| l.starts_with("I_b_"))
+        .map(|l| l.matches("v_a_").count())
+        .sum();
+    // 40*30 - 30 candidates (i != j), p = 0.25: 292.5 expected, sd 15.
+    assert!((230..=355).contains(&n), "{n} synapses");
+    let bad = text(1).replace("p = 0.25", "p = 1.5");
+    let spec = neurosbi_sim::ModelSpec::parse("m.toml", &bad);
+    let e = match spec {
+        Err(e) => e.to_string(),
+        Ok(s) => s.build().map(|_| ()).unwrap_err().to_string(),
+    };
+    assert!(e.contains("probability"), "{e}");
 }
