@@ -282,7 +282,7 @@ fn names_at(e: &Expr, out: &mut Vec<(String, usize)>) {
 }
 
 /// The expression with names replaced where `f` gives a replacement.
-fn rename(e: &Expr, f: &dyn Fn(&str) -> Option<Expr>) -> Expr {
+pub(crate) fn rename(e: &Expr, f: &dyn Fn(&str) -> Option<Expr>) -> Expr {
     let kind = match &e.kind {
         ExprKind::Name(n) => return f(n).unwrap_or_else(|| e.clone()),
         ExprKind::Num(v) => ExprKind::Num(*v),
@@ -307,7 +307,7 @@ fn name(n: String) -> Expr {
     }
 }
 
-fn num(v: f64) -> Expr {
+pub(crate) fn num(v: f64) -> Expr {
     Expr {
         kind: ExprKind::Num(v),
         offset: 0,
@@ -498,6 +498,9 @@ struct CheckedSynapse {
     /// Each `(event-driven)` variable and its value at a spike from its value at
     /// `lastupdate` (an expression of the variable, `t` and `lastupdate`).
     event_driven: Vec<(String, String)>,
+    /// The target group's variables: Brian reads a name the synapse does not declare as
+    /// the target neuron's (`ge += w` is `ge_post += w`).
+    post_vars: Vec<String>,
 }
 
 /// Brian's update of `(event-driven)` variables, run first in `on_pre` / `on_post`: the
@@ -566,7 +569,7 @@ fn event_driven_updates(eqs: &EquationSet, model: &Model) -> Result<Vec<(String,
 
 /// The `delay` of synapse (`i`, `j`): a duration of constants, `i`, `j`, `N_pre` and
 /// `N_post` (0 if absent).
-fn delay_seconds(
+pub(crate) fn delay_seconds(
     c: &CircuitDescription,
     s: &SynapseDescription,
     i: usize,
@@ -774,6 +777,7 @@ impl CheckedSynapse {
             pairs,
             delays,
             event_driven,
+            post_vars: post.vars.keys().cloned().collect(),
         })
     }
 
@@ -819,6 +823,9 @@ impl CheckedSynapse {
                 }
                 if let Some(v) = n.strip_suffix("_post") {
                     return Some(name(format!("{v}{post_sfx}")));
+                }
+                if self.post_vars.iter().any(|v| v == n) {
+                    return Some(name(format!("{n}{post_sfx}")));
                 }
                 match n {
                     "i" => Some(num(a as f64)),
@@ -976,7 +983,11 @@ fn check_summed(
 }
 
 /// The (pre, post) index pairs of a synapse object, in Brian's order (by `i`, then `j`).
-fn connections(s: &SynapseDescription, n_pre: usize, n_post: usize) -> Result<Vec<(usize, usize)>> {
+pub(crate) fn connections(
+    s: &SynapseDescription,
+    n_pre: usize,
+    n_post: usize,
+) -> Result<Vec<(usize, usize)>> {
     let origin = format!("synapses.{}.connect", s.name);
     match &s.connect {
         Connect::All => Ok((0..n_pre)

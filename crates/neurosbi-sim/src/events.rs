@@ -10,6 +10,47 @@ use crate::vm::{LANES, Lanes};
 /// Brian's `lastspike` before the first spike (seconds).
 pub(crate) const NEVER: f64 = -1e4;
 
+/// Brian's `not_refractory` of one spike source at a step's start, on `w` lanes: after a
+/// duration (`value`: the duration in seconds where it is evaluated at every step), or
+/// `not_refractory or not condition` (`value`: the condition, 1 = refractory).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one source's state, passed apart to avoid copies
+pub(crate) fn not_refractory_now(
+    kind: RefractoryKind,
+    step: usize,
+    dt: f64,
+    last: &[i64; LANES],
+    ref_steps: &mut [i64; LANES],
+    value: &Lanes,
+    nr: &mut Lanes,
+    w: usize,
+) {
+    match kind {
+        RefractoryKind::None => {}
+        RefractoryKind::Duration | RefractoryKind::DurationEachStep => {
+            if kind == RefractoryKind::DurationEachStep {
+                for l in 0..w {
+                    ref_steps[l] = timestep(value[l], dt) as i64;
+                }
+            }
+            for l in 0..w {
+                nr[l] = if step as i64 - last[l] >= ref_steps[l] {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+        }
+        RefractoryKind::Condition => {
+            for l in 0..w {
+                if value[l] == 0.0 {
+                    nr[l] = 1.0;
+                }
+            }
+        }
+    }
+}
+
 /// Per-block state of a circuit's spike sources.
 pub(crate) struct Events {
     kinds: Vec<RefractoryKind>,
@@ -86,31 +127,16 @@ impl Events {
         let layout = k.layout();
         let mut tmp: Lanes = [0.0; LANES];
         for s in 0..self.kinds.len() {
-            let nr = &mut self.not_ref[s];
-            match self.kinds[s] {
-                RefractoryKind::None => {}
-                kind @ (RefractoryKind::Duration | RefractoryKind::DurationEachStep) => {
-                    if kind == RefractoryKind::DurationEachStep {
-                        k.event_refractory(s, frame, &mut tmp, w);
-                        for l in 0..w {
-                            self.ref_steps[s][l] = timestep(tmp[l], dt) as i64;
-                        }
-                    }
-                    for l in 0..w {
-                        let free = step as i64 - self.last[s][l] >= self.ref_steps[s][l];
-                        nr[l] = if free { 1.0 } else { 0.0 };
-                    }
-                }
-                RefractoryKind::Condition => {
-                    k.event_refractory(s, frame, &mut tmp, w);
-                    for l in 0..w {
-                        if tmp[l] == 0.0 {
-                            nr[l] = 1.0;
-                        }
-                    }
-                }
+            let kind = self.kinds[s];
+            if matches!(
+                kind,
+                RefractoryKind::DurationEachStep | RefractoryKind::Condition
+            ) {
+                k.event_refractory(s, frame, &mut tmp, w);
             }
-            frame[layout.not_refractory_of(s + 1)] = *nr;
+            let (last, steps) = (&self.last[s], &mut self.ref_steps[s]);
+            not_refractory_now(kind, step, dt, last, steps, &tmp, &mut self.not_ref[s], w);
+            frame[layout.not_refractory_of(s + 1)] = self.not_ref[s];
         }
     }
 

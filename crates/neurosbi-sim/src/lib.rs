@@ -39,6 +39,7 @@ pub mod ir;
 pub mod kernel;
 pub mod model;
 pub mod native;
+pub mod network;
 pub mod noise;
 pub mod profile;
 pub mod run;

@@ -527,35 +527,23 @@ impl<K: Kernel> BlockCtx<'_, K> {
             if let Some(d) = draws.as_mut() {
                 d.fill(&mut frame[rand_regs.clone()], w);
             }
+            // Brian evaluates a varying duration or a condition at every step, before the
+            // update.
             match refractory {
-                RefractoryKind::None => {}
-                RefractoryKind::Duration | RefractoryKind::DurationEachStep => {
-                    if refractory == RefractoryKind::DurationEachStep {
-                        // Brian evaluates the duration at every step, before the update.
-                        k.refractory_duration(&mut frame, &mut tmp);
-                        for l in 0..w {
-                            ref_steps[l] = crate::kernel::timestep(tmp[l], dt) as i64;
-                        }
-                    }
-                    for l in 0..w {
-                        not_ref[l] = if step as i64 - last_spike[l] >= ref_steps[l] {
-                            1.0
-                        } else {
-                            0.0
-                        };
-                    }
-                }
-                RefractoryKind::Condition => {
-                    // Brian: not_refractory = not_refractory or not (condition), on the
-                    // state at the start of the step; a spike clears it.
-                    k.refractory_condition_width(&mut frame, &mut tmp, w);
-                    for l in 0..w {
-                        if tmp[l] == 0.0 {
-                            not_ref[l] = 1.0;
-                        }
-                    }
-                }
+                RefractoryKind::DurationEachStep => k.refractory_duration(&mut frame, &mut tmp),
+                RefractoryKind::Condition => k.refractory_condition_width(&mut frame, &mut tmp, w),
+                RefractoryKind::None | RefractoryKind::Duration => {}
             }
+            crate::events::not_refractory_now(
+                refractory,
+                step,
+                dt,
+                &last_spike,
+                &mut ref_steps,
+                &tmp,
+                &mut not_ref,
+                w,
+            );
             frame[layout.not_refractory()] = not_ref;
             if has_events {
                 events.refractoriness(k, &mut frame, step, dt, w);

@@ -1,0 +1,700 @@
+//! Large networks for one parameter set: each neuron of a group on its own lane (the
+//! group's compiled kernel advancing blocks of 64 neurons, as for single-neuron fits), and
+//! spikes delivered through sparse synapse lists. Brian's COBA network (4 000 neurons,
+//! 320 000 synapses) is the reference case; a [`crate::circuit`] with a whole circuit per
+//! lane is the layout for many parameter sets of a small circuit instead.
+//!
+//! One step runs in Brian's order: every group's refractoriness and state update, every
+//! threshold, the synaptic pathways (`NAME_pre`, by name; delayed spikes from a queue),
+//! the resets. Synapses here act through `on_pre` statements `X_post += expr` /
+//! `X_post -= expr` on state variables of the target group, with `expr` fixed per synapse
+//! (constants, `i`, `j`, the synapse's parameters); as in Brian, an `(unless refractory)`
+//! target is not changed while its neuron is refractory.
+//!
+//! ```
+//! use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
+//! use neurosbi_sim::network::{Network, NetworkRun};
+//!
+//! let mut g = GroupDescription::new("n", "dv/dt = (2*mV + ge - v)/(10*ms) : volt\ndge/dt = -ge/(5*ms) : volt");
+//! g.n = 3;
+//! g.threshold = Some("v > 1*mV".into());
+//! g.reset = Some("v = 0*mV".into());
+//! let mut s = SynapseDescription::new("e", "n", "n", "");
+//! s.on_pre = Some("ge_post += 0.5*mV".into());
+//! s.connect = Connect::Condition("i != j".into());
+//! let mut c = CircuitDescription::new(vec![g], vec![s]);
+//! c.method = Some("euler".into());
+//! let net = Network::new(&c, &[]).unwrap();
+//! let out = net.simulate(&NetworkRun::new(1e-4, 2000)).unwrap();
+//! assert!(!out.spikes("n").unwrap()[0].is_empty());
+//! ```
+
+use crate::circuit::{self, CircuitDescription, SynapseDescription};
+use crate::equations::{AssignOp, EquationKind, EquationSet, parse_statements};
+use crate::error::{Result, SimError};
+use crate::events::{NEVER, not_refractory_now};
+use crate::kernel::{CompiledKernel, Kernel, RefractoryKind, timestep};
+use crate::model::{Model, ModelDescription};
+use crate::syntax::{Source, parse_expr};
+use crate::vm::{LANES, Lanes};
+
+/// A network checked and ready to run (see the module doc).
+pub struct Network {
+    groups: Vec<Group>,
+    pathways: Vec<Pathway>,
+}
+
+struct Group {
+    name: String,
+    n: usize,
+    model: Model,
+    /// Parameter values, the same for every neuron.
+    params: Vec<f64>,
+}
+
+/// One synapse object's `on_pre`, as sparse lists by pre-synaptic neuron.
+struct Pathway {
+    source: usize,
+    target: usize,
+    /// Synapses of pre-synaptic neuron `i`: `start[i]..start[i + 1]`.
+    start: Vec<usize>,
+    post: Vec<u32>,
+    delay: Vec<f64>,
+    effects: Vec<Effect>,
+}
+
+/// `X_post += value` per synapse.
+struct Effect {
+    state: usize,
+    values: Vec<f64>,
+    /// `X` is `(unless refractory)` in a group with refractoriness.
+    conditional: bool,
+}
+
+/// What to run: time step, steps, recordings and initial values given per neuron.
+#[derive(Clone, Debug)]
+pub struct NetworkRun {
+    /// Time step (s).
+    pub dt: f64,
+    /// Number of steps.
+    pub n_steps: usize,
+    /// Recorded: group, variable, neurons.
+    pub record: Vec<(String, String, Vec<usize>)>,
+    /// Record every this many steps (at the step's start).
+    pub record_every: usize,
+    /// Initial values given per neuron (group, state variable, one value per neuron, SI),
+    /// replacing the group's `initial`.
+    pub initial: Vec<(String, String, Vec<f64>)>,
+}
+
+impl NetworkRun {
+    /// `n_steps` steps of `dt` seconds, recording spikes only.
+    pub fn new(dt: f64, n_steps: usize) -> Self {
+        NetworkRun {
+            dt,
+            n_steps,
+            record: Vec::new(),
+            record_every: 1,
+            initial: Vec::new(),
+        }
+    }
+}
+
+/// Spike times and recorded traces of a network run.
+#[derive(Clone, Debug, Default)]
+pub struct NetworkResult {
+    /// Per group: spike times (s) per neuron.
+    pub spikes: Vec<(String, Vec<Vec<f64>>)>,
+    /// Per recording: group, variable, neuron and samples.
+    pub traces: Vec<(String, String, usize, Vec<f64>)>,
+}
+
+impl NetworkResult {
+    /// The spike trains of group `name`.
+    pub fn spikes(&self, name: &str) -> Option<&[Vec<f64>]> {
+        self.spikes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_slice())
+    }
+    /// The recorded trace of `var` of neuron `k` of `group`.
+    pub fn trace(&self, group: &str, var: &str, k: usize) -> Option<&[f64]> {
+        self.traces
+            .iter()
+            .find(|(g, v, n, _)| g == group && v == var && *n == k)
+            .map(|(_, _, _, t)| t.as_slice())
+    }
+}
+
+impl Network {
+    /// Checks a circuit for the network layout; `values` gives each group parameter
+    /// (`{param}_{group}`, SI) for all neurons of its group.
+    pub fn new(c: &CircuitDescription, values: &[(String, f64)]) -> Result<Self> {
+        let mut groups = Vec::new();
+        for g in &c.groups {
+            let at = |m: String| SimError::Model(format!("groups.{}: {m}", g.name));
+            let mut desc = ModelDescription::new(g.equations.clone());
+            desc.threshold = g.threshold.clone();
+            desc.reset = g.reset.clone();
+            desc.refractory = g.refractory.clone();
+            desc.method = g.method.clone().or(c.method.clone());
+            desc.constants = c.constants.iter().chain(&g.constants).cloned().collect();
+            desc.initial = g.initial.clone();
+            let model = Model::new(&desc).map_err(|e| at(e.to_string()))?;
+            if !g.inputs.is_empty() || !model.noise.is_empty() || !model.rand.is_empty() {
+                return Err(at("the network layout does not support inputs, noise or \
+                     rand()/randn() yet"
+                    .into()));
+            }
+            let params = model
+                .parameters()
+                .iter()
+                .map(|p| {
+                    let key = format!("{}_{}", p.name, g.name);
+                    values
+                        .iter()
+                        .find(|(n, _)| *n == key)
+                        .map(|v| v.1)
+                        .ok_or_else(|| {
+                            at(format!(
+                                "no value for parameter `{}` (give `{key}`)",
+                                p.name
+                            ))
+                        })
+                })
+                .collect::<Result<Vec<f64>>>()?;
+            groups.push(Group {
+                name: g.name.clone(),
+                n: g.n,
+                model,
+                params,
+            });
+        }
+        let mut synapses: Vec<&SynapseDescription> = c.synapses.iter().collect();
+        // Brian runs the pathways by name (all are `NAME_pre`, order -1).
+        synapses.sort_by(|a, b| a.name.cmp(&b.name));
+        let pathways = synapses
+            .into_iter()
+            .map(|s| pathway(c, s, &groups))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Network { groups, pathways })
+    }
+
+    /// Runs the network.
+    pub fn simulate(&self, run: &NetworkRun) -> Result<NetworkResult> {
+        if !(run.dt > 0.0 && run.dt.is_finite()) || run.record_every == 0 {
+            return Err(SimError::Config(format!(
+                "network run: dt must be a positive duration (got {} s) and record_every >= 1",
+                run.dt
+            )));
+        }
+        let mut state = Runner::new(self, run)?;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU supports AVX-512F and FMA (checked just above).
+                unsafe { state.run_avx512(self, run) };
+                return state.finish(self, run);
+            }
+        }
+        state.run_generic(self, run);
+        state.finish(self, run)
+    }
+}
+
+/// A synapse object for the network layout: connections, delays and the per-synapse
+/// increments of its `on_pre` statements.
+fn pathway(c: &CircuitDescription, s: &SynapseDescription, groups: &[Group]) -> Result<Pathway> {
+    let fail = |m: String| SimError::Model(format!("synapses.{}: {m}", s.name));
+    let find = |g: &str| {
+        groups
+            .iter()
+            .position(|x| x.name == g)
+            .ok_or_else(|| fail(format!("group `{g}` does not exist")))
+    };
+    let (source, target) = (find(&s.source)?, find(&s.target)?);
+    let eqs = EquationSet::parse(&format!("synapses.{}.equations", s.name), &s.equations)?;
+    if let Some(e) = eqs
+        .equations
+        .iter()
+        .find(|e| e.kind != EquationKind::Parameter)
+    {
+        return Err(fail(format!(
+            "`{}`: the network layout supports synapses with parameters only (no \
+             differential equations or subexpressions yet)",
+            e.name
+        )));
+    }
+    if s.on_post.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+        return Err(fail(
+            "`on_post` is not supported in the network layout yet".into(),
+        ));
+    }
+    if groups[source].model.threshold.is_none() {
+        return Err(fail(format!(
+            "source group `{}` has no threshold",
+            s.source
+        )));
+    }
+    let (n_pre, n_post) = (groups[source].n, groups[target].n);
+    let mut pairs = circuit::connections(s, n_pre, n_post).map_err(|e| fail(e.to_string()))?;
+    // Brian's synapse order, by pre-synaptic neuron (stable: explicit lists keep theirs).
+    pairs.sort_by_key(|&(i, _)| i);
+    let mut start = vec![0usize; n_pre + 1];
+    for &(i, _) in &pairs {
+        start[i + 1] += 1;
+    }
+    for i in 0..n_pre {
+        start[i + 1] += start[i];
+    }
+    let post: Vec<u32> = pairs.iter().map(|&(_, j)| j as u32).collect();
+    let delay = pairs
+        .iter()
+        .map(|&(i, j)| circuit::delay_seconds(c, s, i, j, n_pre, n_post))
+        .collect::<Result<Vec<f64>>>()?;
+    let text = s.on_pre.clone().unwrap_or_default();
+    let origin = format!("synapses.{}.on_pre", s.name);
+    let src = Source::new(&origin, &text);
+    let tmodel = &groups[target].model;
+    let mut effects = Vec::new();
+    for st in parse_statements(&src, &text)? {
+        let at = src.locate(st.offset);
+        // Brian reads a name the synapse does not declare as the target neuron's.
+        let name = st.target.strip_suffix("_post").unwrap_or(&st.target);
+        let state = tmodel.state_vars().iter().position(|x| x.name == name);
+        let (Some(state), AssignOp::Add | AssignOp::Sub) = (state, st.op) else {
+            return Err(SimError::syntax(
+                at,
+                "the network layout supports `X_post += expr` and `X_post -= expr` on a \
+                 state variable of the target group",
+            ));
+        };
+        let var = &tmodel.state_vars()[state];
+        let sign = if st.op == AssignOp::Sub { -1.0 } else { 1.0 };
+        let values = increments(c, s, &eqs, &st.expr, &pairs, (n_pre, n_post))?;
+        if let Some((dim, _)) = values.first().filter(|(d, _)| *d != var.dim) {
+            return Err(SimError::Dimension {
+                at,
+                context: format!("`{}` vs the increment", st.target),
+                left: var.dim,
+                right: *dim,
+            });
+        }
+        effects.push(Effect {
+            state,
+            values: values.into_iter().map(|(_, v)| sign * v).collect(),
+            conditional: var.unless_refractory
+                && tmodel.refractory != crate::model::Refractory::None,
+        });
+    }
+    Ok(Pathway {
+        source,
+        target,
+        start,
+        post,
+        delay,
+        effects,
+    })
+}
+
+/// The value of an `on_pre` right-hand side for every synapse: constants, `i`, `j`,
+/// `N_pre`, `N_post` and the synapse's parameters (given by its `initial` expressions).
+fn increments(
+    c: &CircuitDescription,
+    s: &SynapseDescription,
+    eqs: &EquationSet,
+    expr: &crate::syntax::Expr,
+    pairs: &[(usize, usize)],
+    (n_pre, n_post): (usize, usize),
+) -> Result<Vec<(crate::units::Dimension, f64)>> {
+    let origin = format!("synapses.{}.on_pre", s.name);
+    let mut scope = crate::check::Scope::new();
+    for (n, q) in c.constants.iter().chain(&s.constants) {
+        scope
+            .symbols
+            .insert(n.clone(), crate::check::Symbol::Const(*q));
+    }
+    let params: Vec<&str> = eqs.equations.iter().map(|e| e.name.as_str()).collect();
+    let per_synapse = {
+        let mut names = Vec::new();
+        expr.names(&mut names);
+        names
+            .iter()
+            .any(|n| ["i", "j"].contains(&n.as_str()) || params.contains(&n.as_str()))
+    };
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, &(i, j)) in pairs.iter().enumerate() {
+        if k > 0 && !per_synapse {
+            out.push(out[0]);
+            continue;
+        }
+        let sub = |n: &str| -> Option<crate::syntax::Expr> {
+            match n {
+                "i" => Some(circuit::num(i as f64)),
+                "j" => Some(circuit::num(j as f64)),
+                "N_pre" => Some(circuit::num(n_pre as f64)),
+                "N_post" => Some(circuit::num(n_post as f64)),
+                p if params.contains(&p) => {
+                    let (_, text) = s.initial.iter().find(|(v, _)| v == p)?;
+                    let e = parse_expr(&origin, text).ok()?;
+                    Some(circuit::rename(&e, &|m| match m {
+                        "i" => Some(circuit::num(i as f64)),
+                        "j" => Some(circuit::num(j as f64)),
+                        _ => None,
+                    }))
+                }
+                _ => None,
+            }
+        };
+        let e = circuit::rename(expr, &sub);
+        let q = crate::check::eval_constant(&mut scope, &origin, &format!("({e})"))?;
+        out.push((q.dim, q.value));
+    }
+    Ok(out)
+}
+
+/// Per group and block: the register file and the spike-source state.
+struct Block {
+    frame: Vec<Lanes>,
+    last: [i64; LANES],
+    ref_steps: [i64; LANES],
+    not_ref: Lanes,
+    mask: Lanes,
+    fired: bool,
+}
+
+struct Runner {
+    kernels: Vec<CompiledKernel>,
+    blocks: Vec<Vec<Block>>,
+    /// Spike times per group and neuron.
+    spikes: Vec<Vec<Vec<f64>>>,
+    /// Delayed increments: step due (mod the ring), target group, neuron, state, value,
+    /// conditional.
+    queue: Vec<Vec<(u32, u32, u32, f64, bool)>>,
+    /// Delay in steps per pathway and synapse.
+    delay_steps: Vec<Vec<u32>>,
+    traces: Vec<Vec<f64>>,
+    failed: Option<(String, usize, usize)>,
+}
+
+impl Runner {
+    fn new(net: &Network, run: &NetworkRun) -> Result<Self> {
+        let mut kernels = Vec::new();
+        let mut blocks = Vec::new();
+        for g in &net.groups {
+            let names: Vec<String> = run
+                .record
+                .iter()
+                .filter(|(gr, _, _)| *gr == g.name)
+                .map(|(_, v, _)| v.clone())
+                .collect();
+            let k = CompiledKernel::new(&g.model, run.dt, &names)?;
+            let layout = k.layout();
+            let mut bs = Vec::new();
+            for b in 0..g.n.div_ceil(LANES) {
+                let mut frame = vec![[0.0; LANES]; k.n_regs()];
+                for (p, v) in g.params.iter().enumerate() {
+                    frame[layout.param(p)] = [*v; LANES];
+                }
+                for l in 0..LANES {
+                    frame[layout.index()][l] = (b * LANES + l).min(g.n - 1) as f64;
+                }
+                k.init(&mut frame);
+                let mut ref_steps = [0i64; LANES];
+                if k.refractory() == RefractoryKind::Duration {
+                    let mut tmp = [0.0; LANES];
+                    k.refractory_duration(&mut frame, &mut tmp);
+                    for l in 0..LANES {
+                        ref_steps[l] = timestep(tmp[l], run.dt) as i64;
+                    }
+                }
+                if layout.lastspike {
+                    frame[layout.lastspike()] = [NEVER; LANES];
+                }
+                bs.push(Block {
+                    frame,
+                    last: [i64::MIN / 2; LANES],
+                    ref_steps,
+                    not_ref: [1.0; LANES],
+                    mask: [0.0; LANES],
+                    fired: false,
+                });
+            }
+            kernels.push(k);
+            blocks.push(bs);
+        }
+        let mut me = Runner {
+            spikes: net.groups.iter().map(|g| vec![Vec::new(); g.n]).collect(),
+            kernels,
+            blocks,
+            queue: Vec::new(),
+            delay_steps: Vec::new(),
+            traces: Vec::new(),
+            failed: None,
+        };
+        me.set_initial(net, run)?;
+        me.delay_steps = net
+            .pathways
+            .iter()
+            .map(|p| {
+                p.delay
+                    .iter()
+                    .map(|d| (d / run.dt + 0.5).floor() as u32)
+                    .collect()
+            })
+            .collect();
+        let depth = me.delay_steps.iter().flatten().max().copied().unwrap_or(0);
+        me.queue = vec![Vec::new(); depth as usize + 1];
+        for (g, var, neurons) in &run.record {
+            let gi = net
+                .groups
+                .iter()
+                .position(|x| x.name == *g)
+                .ok_or_else(|| {
+                    SimError::Config(format!("cannot record `{var}` of `{g}`: no such group"))
+                })?;
+            if let Some(k) = neurons.iter().find(|&&k| k >= net.groups[gi].n) {
+                return Err(SimError::Config(format!(
+                    "cannot record neuron {k} of `{g}`: it has {}",
+                    net.groups[gi].n
+                )));
+            }
+            for _ in neurons {
+                me.traces
+                    .push(Vec::with_capacity(run.n_steps / run.record_every + 1));
+            }
+        }
+        Ok(me)
+    }
+
+    /// Initial values given per neuron.
+    fn set_initial(&mut self, net: &Network, run: &NetworkRun) -> Result<()> {
+        for (g, var, values) in &run.initial {
+            let gi = net.groups.iter().position(|x| x.name == *g);
+            let j = gi.and_then(|gi| {
+                net.groups[gi]
+                    .model
+                    .state_vars()
+                    .iter()
+                    .position(|v| v.name == *var)
+            });
+            let (Some(gi), Some(j)) = (gi, j) else {
+                return Err(SimError::Config(format!(
+                    "initial values: `{g}` has no state variable `{var}`"
+                )));
+            };
+            if values.len() != net.groups[gi].n || values.iter().any(|v| !v.is_finite()) {
+                return Err(SimError::Config(format!(
+                    "initial values of `{var}` in `{g}`: {} finite values needed, got {}",
+                    net.groups[gi].n,
+                    values.len()
+                )));
+            }
+            for (k, v) in values.iter().enumerate() {
+                self.blocks[gi][k / LANES].frame[j][k % LANES] = *v;
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,fma")]
+    fn run_avx512(&mut self, net: &Network, run: &NetworkRun) {
+        self.run_generic(net, run);
+    }
+
+    #[inline(always)]
+    fn run_generic(&mut self, net: &Network, run: &NetworkRun) {
+        let dt = run.dt;
+        for step in 0..run.n_steps {
+            let t = step as f64 * dt;
+            if step % run.record_every == 0 {
+                self.record(net, run);
+            }
+            for (g, k) in self.kernels.iter().enumerate() {
+                let layout = k.layout();
+                let kind = k.refractory();
+                for b in self.blocks[g].iter_mut() {
+                    b.frame[layout.time()] = [t; LANES];
+                    let mut tmp = [0.0; LANES];
+                    match kind {
+                        RefractoryKind::DurationEachStep => {
+                            k.refractory_duration(&mut b.frame, &mut tmp)
+                        }
+                        RefractoryKind::Condition => {
+                            k.refractory_condition_width(&mut b.frame, &mut tmp, LANES)
+                        }
+                        RefractoryKind::None | RefractoryKind::Duration => {}
+                    }
+                    let (last, steps, nr) = (&b.last, &mut b.ref_steps, &mut b.not_ref);
+                    not_refractory_now(kind, step, dt, last, steps, &tmp, nr, LANES);
+                    b.frame[layout.not_refractory()] = b.not_ref;
+                    k.step_width(&mut b.frame, LANES);
+                }
+            }
+            self.thresholds(net, step, t);
+            self.deliver(net, step);
+            for (g, k) in self.kernels.iter().enumerate() {
+                for b in self.blocks[g].iter_mut().filter(|b| b.fired) {
+                    k.reset(&mut b.frame, &b.mask);
+                }
+            }
+            if (step + 1) % 32 == 0 || step + 1 == run.n_steps {
+                self.check_finite(net, step);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn thresholds(&mut self, net: &Network, step: usize, t: f64) {
+        for (g, k) in self.kernels.iter().enumerate() {
+            let layout = k.layout();
+            let n = net.groups[g].n;
+            let kind = k.refractory();
+            for (bi, b) in self.blocks[g].iter_mut().enumerate() {
+                b.fired = false;
+                if !k.threshold_width(&mut b.frame, &mut b.mask, LANES) {
+                    continue;
+                }
+                for l in 0..LANES {
+                    let spike = b.mask[l] != 0.0 && b.not_ref[l] != 0.0 && bi * LANES + l < n;
+                    b.mask[l] = if spike { 1.0 } else { 0.0 };
+                    if spike {
+                        b.fired = true;
+                        self.spikes[g][bi * LANES + l].push(t);
+                        b.last[l] = step as i64;
+                        if layout.lastspike {
+                            b.frame[layout.lastspike()][l] = t;
+                        }
+                        if kind != RefractoryKind::None {
+                            b.not_ref[l] = 0.0;
+                            b.frame[layout.not_refractory()][l] = 0.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brian's `synapses` slot: each pathway's spikes of this step (zero delay) and the
+    /// delayed ones now due.
+    #[inline(always)]
+    fn deliver(&mut self, net: &Network, step: usize) {
+        let ring = self.queue.len();
+        for (p, pw) in net.pathways.iter().enumerate() {
+            let (src, tgt) = (pw.source, pw.target);
+            let layout = self.kernels[tgt].layout();
+            for bi in 0..self.blocks[src].len() {
+                if !self.blocks[src][bi].fired {
+                    continue;
+                }
+                let mask = self.blocks[src][bi].mask;
+                for l in (0..LANES).filter(|&l| mask[l] != 0.0) {
+                    let i = bi * LANES + l;
+                    for s in pw.start[i]..pw.start[i + 1] {
+                        let j = pw.post[s] as usize;
+                        let d = self.delay_steps[p][s] as usize;
+                        for e in &pw.effects {
+                            if d == 0 {
+                                let b = &mut self.blocks[tgt][j / LANES];
+                                let lane = j % LANES;
+                                if !e.conditional || b.frame[layout.not_refractory()][lane] != 0.0 {
+                                    b.frame[layout.state(e.state)][lane] += e.values[s];
+                                }
+                            } else {
+                                self.queue[(step + d) % ring].push((
+                                    tgt as u32,
+                                    j as u32,
+                                    e.state as u32,
+                                    e.values[s],
+                                    e.conditional,
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let due = std::mem::take(&mut self.queue[step % ring]);
+        for &(g, j, state, v, conditional) in &due {
+            let layout = self.kernels[g as usize].layout();
+            let b = &mut self.blocks[g as usize][j as usize / LANES];
+            let lane = j as usize % LANES;
+            if !conditional || b.frame[layout.not_refractory()][lane] != 0.0 {
+                b.frame[layout.state(state as usize)][lane] += v;
+            }
+        }
+        self.queue[step % ring] = due;
+        self.queue[step % ring].clear();
+    }
+
+    fn record(&mut self, net: &Network, run: &NetworkRun) {
+        let mut r = 0;
+        let mut k_of_group = vec![0usize; net.groups.len()];
+        for (g, _, neurons) in &run.record {
+            let gi = net
+                .groups
+                .iter()
+                .position(|x| x.name == *g)
+                .expect("checked");
+            let k = k_of_group[gi];
+            k_of_group[gi] += 1;
+            for &n in neurons {
+                let mut out = [0.0; LANES];
+                let b = &mut self.blocks[gi][n / LANES];
+                self.kernels[gi].record(&mut b.frame, k, &mut out);
+                self.traces[r].push(out[n % LANES]);
+                r += 1;
+            }
+        }
+    }
+
+    fn check_finite(&mut self, net: &Network, step: usize) {
+        if self.failed.is_some() {
+            return;
+        }
+        for (g, k) in self.kernels.iter().enumerate() {
+            for (bi, b) in self.blocks[g].iter().enumerate() {
+                for j in 0..k.layout().n_states {
+                    for l in 0..LANES.min(net.groups[g].n - bi * LANES) {
+                        if !b.frame[j][l].is_finite() {
+                            self.failed = Some((k.state_names()[j].clone(), bi * LANES + l, step));
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(self, net: &Network, run: &NetworkRun) -> Result<NetworkResult> {
+        if let Some((var, k, step)) = self.failed {
+            return Err(SimError::Config(format!(
+                "network run: `{var}` of neuron {k} stopped being finite by step {step}"
+            )));
+        }
+        let mut traces = Vec::new();
+        let mut it = self.traces.into_iter();
+        for (g, var, neurons) in &run.record {
+            for &n in neurons {
+                traces.push((
+                    g.clone(),
+                    var.clone(),
+                    n,
+                    it.next().expect("one per neuron"),
+                ));
+            }
+        }
+        Ok(NetworkResult {
+            spikes: net
+                .groups
+                .iter()
+                .map(|g| g.name.clone())
+                .zip(self.spikes)
+                .collect(),
+            traces,
+        })
+    }
+}
