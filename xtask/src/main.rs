@@ -9,7 +9,7 @@
 //!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
 //!   Then the NWB tests (`cargo xtask nwb-test` alone): neurosbi-io's and the fit-file tests
 //!   with `--features nwb`, after installing libhdf5-dev and pkg-config when root.
-//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]`: runs the
+//! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|coba|io|all]`: runs the
 //!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
 //!   part of `all`: the Python package against the Rust paths and sbi; `io`, not part of
 //!   `all`: reading a ~100 MB ABF and NWB file against pyabf and pynwb, see [`io_bench`]).
@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         Some("nwb-test") => nwb_test(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]>"
+                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|coba|io|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -708,6 +708,7 @@ fn bench(args: &[String]) -> Result<()> {
         "store",
         "python",
         "pyloric",
+        "coba",
         "io",
         "all",
     ];
@@ -733,6 +734,19 @@ fn bench(args: &[String]) -> Result<()> {
             "neurosbi-sim",
             "--example",
             "pyloric_throughput",
+        ]);
+        run(cmd)?;
+    }
+    if which == "coba" || which == "all" {
+        // Brian's COBA network next to Brian2 C++ standalone (one thread each).
+        let mut cmd = cargo();
+        cmd.args([
+            "run",
+            "--release",
+            "-p",
+            "neurosbi-sim",
+            "--example",
+            "coba_throughput",
         ]);
         run(cmd)?;
     }

@@ -5,42 +5,9 @@
 //! chaotic, so spikes agree step by step only until the first rounding difference flips a
 //! spike; after that, firing rates and CVs are compared (within 2 %).
 
-use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
-use neurosbi_sim::network::{Network, NetworkRun};
-use neurosbi_sim::parse_quantity;
-use serde_json::Value;
-use std::path::PathBuf;
-
-fn dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/brian_circuits")
-}
-
-fn npy_ints(name: &str) -> Vec<i64> {
-    let bytes = std::fs::read(dir().join(name)).unwrap();
-    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
-    match npy.dtype() {
-        npyz::DType::Plain(t) if t.size_field() == 2 => npy
-            .into_vec::<i16>()
-            .unwrap()
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-        _ => npy
-            .into_vec::<i32>()
-            .unwrap()
-            .into_iter()
-            .map(i64::from)
-            .collect(),
-    }
-}
-
-fn pairs(i: &str, j: &str) -> Vec<(usize, usize)> {
-    let (i, j) = (npy_ints(i), npy_ints(j));
-    i.iter()
-        .zip(&j)
-        .map(|(&a, &b)| (a as usize, b as usize))
-        .collect()
-}
+#[path = "../examples/common/coba.rs"]
+mod coba;
+use coba::{coba, npy_ints};
 
 /// Mean rate (Hz) and mean CV (neurons with at least 3 spikes) of neurons `range`, over
 /// spikes at or after `from` steps.
@@ -69,41 +36,8 @@ fn stats(trains: &[Vec<i64>], range: std::ops::Range<usize>, from: i64, secs: f6
 
 #[test]
 fn coba_matches_brian_exactly_at_first_then_in_rates_and_cvs() {
-    let text = std::fs::read_to_string(dir().join("coba.json")).unwrap();
-    let f: Value = serde_json::from_str(&text).unwrap();
-    let g = &f["objects"][0];
-    let mut c = CircuitDescription::new(Vec::new(), Vec::new());
-    for (name, q) in f["namespace"].as_object().unwrap() {
-        let expr = q["expr"].as_str().unwrap();
-        c.constants
-            .push((name.clone(), parse_quantity(expr).unwrap()));
-    }
-    let mut group = GroupDescription::new("neurons", g["model"].as_str().unwrap());
-    group.n = 4000;
-    group.threshold = Some(g["threshold"].as_str().unwrap().into());
-    group.reset = Some(g["reset"].as_str().unwrap().into());
-    group.refractory = Some(g["refractory"].as_str().unwrap().into());
-    group.method = Some("euler".into());
-    c.groups.push(group);
-    for (name, on_pre) in [("exc", "ge += we"), ("inh", "gi += wi")] {
-        let mut s = SynapseDescription::new(name, "neurons", "neurons", "");
-        s.on_pre = Some(on_pre.into());
-        s.connect = Connect::Pairs(pairs(
-            &format!("coba.{name}_i.npy"),
-            &format!("coba.{name}_j.npy"),
-        ));
-        c.synapses.push(s);
-    }
-    let net = Network::new(&c, &[]).unwrap();
-    let v0: Vec<f64> = g["initial"]["v"]["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    let n_steps = f["n_steps"].as_u64().unwrap() as usize;
-    let mut run = NetworkRun::new(f["dt"].as_f64().unwrap(), n_steps);
-    run.initial.push(("neurons".into(), "v".into(), v0));
+    let (f, net, run) = coba();
+    let n_steps = run.n_steps;
     let out = net.simulate(&run).unwrap();
     let dt = run.dt;
     let ours: Vec<Vec<i64>> = out
