@@ -28,14 +28,13 @@ struct Series {
     sweep_number: Option<u64>,
     electrode: String,
     rate: f64,
-    /// The `data` dataset; `None` once read for the last time (an open dataset keeps its
-    /// chunk cache, up to 1 MB of decompressed data, so each is closed as soon as it is read).
-    data: Option<hdf5::Dataset>,
     len: usize,
     stored: Stored,
     conversion: f64,
     offset: f64,
-    /// Where the series is, for error messages.
+    /// The series' group (`/acquisition/NAME`); its `data` is opened again when read rather
+    /// than kept open, since each open dataset holds HDF5 memory (about 11 kB, measured with
+    /// 556 series, plus its chunk cache, up to 1 MB of decompressed data, once read).
     at: String,
 }
 
@@ -97,12 +96,13 @@ pub(crate) fn read_nwb(path: &Path) -> Result<Recording> {
             "no current-clamp data (no CurrentClampSeries in /acquisition); {found}"
         )));
     }
-    assemble(path, format!("NWB {version}"), voltage, stimulus)
+    assemble(path, &file, format!("NWB {version}"), voltage, stimulus)
 }
 
 /// Groups series by electrode and lays them out as channels of one recording.
 fn assemble(
     path: &Path,
+    file: &hdf5::File,
     format: String,
     voltage: Vec<Series>,
     stimulus: Vec<Series>,
@@ -126,10 +126,9 @@ fn assemble(
     let rate = first[0].rate;
     let lens: Vec<usize> = first.iter().map(|s| s.len).collect();
     let first_electrode = first[0].electrode.clone();
-    let mut voltage = voltage;
     let mut channels = Vec::new();
     let mut samples = Vec::new();
-    for (electrode, series) in voltage.iter_mut() {
+    for (electrode, series) in voltage.iter() {
         let label = |what: &str| {
             if several {
                 format!("{what} {electrode}")
@@ -152,12 +151,12 @@ fn assemble(
             .remove(electrode)
             .and_then(|stim| pair(series, &stim).map(|p| (stim, p)));
         let n = series.len();
-        let (data, gain, offset) = take_all(path, series, 0..n)?;
+        let (data, gain, offset) = take_all(path, file, series, 0..n)?;
         channels.push(channel(label("Vm"), "V", gain, offset));
         samples.push(data);
-        if let Some((mut stim, order)) = paired {
+        if let Some((stim, order)) = paired {
             check_rates(path, rate, order.iter().map(|&i| &stim[i]))?;
-            let (data, gain, offset) = take_all(path, &mut stim, order.into_iter())?;
+            let (data, gain, offset) = take_all(path, file, &stim, order.into_iter())?;
             channels.push(channel(label("stimulus"), "A", gain, offset));
             samples.push(data);
         }
@@ -202,12 +201,11 @@ fn channel(name: String, units: &str, gain: f64, offset: f64) -> Channel {
 /// allocator keeps), which `cargo xtask bench io` measured as 1.53x the file.
 fn take_all(
     path: &Path,
-    series: &mut [Series],
+    file: &hdf5::File,
+    series: &[Series],
     order: impl Iterator<Item = usize> + Clone,
 ) -> Result<(Samples, f64, f64)> {
     let total = order.clone().map(|i| series[i].len).sum();
-    let mut uses = vec![0usize; series.len()];
-    order.clone().for_each(|i| uses[i] += 1);
     let first = order
         .clone()
         .next()
@@ -227,25 +225,21 @@ fn take_all(
             (i, r)
         })
         .collect();
-    // Reads series i into `out` (exactly its length); its dataset is closed after its last use.
-    let mut read = |i: usize, out: &mut dyn FnMut(&hdf5::Dataset) -> hdf5::Result<usize>| {
-        uses[i] -= 1;
-        let s = &mut series[i];
-        let data = if uses[i] == 0 {
-            s.data.take()
-        } else {
-            s.data.clone()
-        };
+    // Reads series i into `out` (exactly its length); the dataset is closed once read.
+    let read = |i: usize, out: &mut dyn FnMut(&hdf5::Dataset) -> hdf5::Result<usize>| {
+        let s = &series[i];
         let fail = |message: String| Error::Nwb {
             path: path.to_path_buf(),
             message: format!("{}: {message}", s.at),
         };
-        let data = data.ok_or_else(|| fail("data read twice (a bug)".into()))?;
+        let data = file
+            .dataset(&format!("{}/data", s.at))
+            .map_err(|e| fail(format!("no data: {e}")))?;
         let n = out(&data).map_err(|e| fail(format!("cannot read data as numbers: {e}")))?;
         if n != s.len {
             return Err(fail(format!("{n} samples read, {} expected", s.len)));
         }
-        Ok((s.conversion, s.offset))
+        Ok::<_, Error>((s.conversion, s.offset))
     };
     match first {
         Some((conversion, offset)) if same_scale && all_i16 => {
@@ -472,7 +466,6 @@ fn read_series(
         sweep_number,
         electrode,
         rate,
-        data: Some(data),
         len,
         stored,
         conversion,
