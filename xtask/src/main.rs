@@ -11,6 +11,9 @@
 //!   with `--features nwb` against the system HDF5 (installed with apt-get when root), else
 //!   with `--features nwb-static`, HDF5 compiled from source with a cmake from PyPI when the
 //!   PATH has none new enough (`NEUROSBI_NWB_STATIC=1` forces this way); see [`hdf5_setup`].
+//! - `cargo xtask install [options of cargo install]`: `cargo install --path crates/neurosbi`
+//!   with NWB support, HDF5 set up as for the NWB tests (the system library, else compiled
+//!   from source); without NWB support, saying why, when HDF5 cannot be had.
 //! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]`: runs the
 //!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
 //!   part of `all`: the Python package against the Rust paths and sbi; `io`, not part of
@@ -30,9 +33,10 @@ fn main() -> Result<()> {
         Some("mpi-test") => mpi_test(),
         Some("python-test") => python_test(),
         Some("nwb-test") => nwb_test(),
+        Some("install") => install(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]>"
+                "usage: cargo xtask <test|install [cargo install options]|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|io|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -190,14 +194,20 @@ fn hdf5_setup(why: &str) -> Result<Option<Hdf5>> {
     }
 }
 
-/// A cmake new enough for hdf5-metno-src: the PATH's, else one from PyPI in
-/// `<target>/cmake-venv` (created once); Err with the reason when neither is possible.
+/// A cmake new enough for hdf5-metno-src: `$CMAKE`'s, the PATH's, else one from PyPI in
+/// `<target>/cmake-venv` (created once); Err with the reason when none is possible.
 fn cmake_for_hdf5() -> Result<std::result::Result<PathBuf, String>> {
     let version = |cmake: &std::path::Path| -> Option<(u32, u32)> {
         let out = Command::new(cmake).arg("--version").output().ok()?;
         let text = String::from_utf8_lossy(&out.stdout);
         cmake_version(&text)
     };
+    // The cmake crate's own variable first: the user's choice.
+    if let Some(chosen) = std::env::var_os("CMAKE").map(PathBuf::from)
+        && version(&chosen).is_some_and(|v| v >= CMAKE_MIN)
+    {
+        return Ok(Ok(chosen));
+    }
     let on_path = PathBuf::from("cmake");
     let found = version(&on_path);
     if found.is_some_and(|v| v >= CMAKE_MIN) {
@@ -276,6 +286,29 @@ fn nwb_test() -> Result<()> {
         "recordings",
     ]);
     run(fit)
+}
+
+/// `cargo xtask install`: the `neurosbi` program with NWB support (README), HDF5 set up by
+/// [`hdf5_setup`]; `extra` goes to `cargo install` (`--root DIR`, `--features mpi`, ...).
+fn install(extra: &[String]) -> Result<()> {
+    let hdf5 = hdf5_setup("NWB support in the installed program")?;
+    if hdf5.is_none() {
+        eprintln!("xtask: installing neurosbi WITHOUT NWB support (ABF files only)");
+    }
+    run(install_command(hdf5.as_ref(), extra))
+}
+
+/// `cargo install --path crates/neurosbi` with the NWB feature `hdf5` needs and `extra`.
+fn install_command(hdf5: Option<&Hdf5>, extra: &[String]) -> Command {
+    let mut cmd = hdf5.map_or_else(cargo, Hdf5::cargo);
+    cmd.arg("install")
+        .arg("--path")
+        .arg(workspace_root().join("crates").join("neurosbi"));
+    if let Some(h) = hdf5 {
+        cmd.args(["--features", h.feature()]);
+    }
+    cmd.args(extra);
+    cmd
 }
 
 /// The Python package's tests: creates (once) a virtual environment in
@@ -1120,6 +1153,34 @@ fn failure_summary(stderr: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{CMAKE_MIN, cmake_version, failure_summary};
+
+    #[test]
+    fn install_passes_the_nwb_feature_and_cmake_of_the_hdf5_found() {
+        use super::{Hdf5, install_command};
+        let args = |c: &std::process::Command| -> Vec<String> {
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let extra = vec!["--root".to_string(), "/opt/n".to_string()];
+        let bundled = Hdf5::Bundled {
+            cmake: "/v/bin/cmake".into(),
+        };
+        let c = install_command(Some(&bundled), &extra);
+        let a = args(&c);
+        assert_eq!(a[0], "install");
+        assert!(a[2].ends_with("crates/neurosbi"), "{a:?}");
+        assert_eq!(a[3..], ["--features", "nwb-static", "--root", "/opt/n"]);
+        let cmake = c
+            .get_envs()
+            .find(|(k, _)| *k == "CMAKE")
+            .and_then(|(_, v)| v);
+        assert_eq!(cmake, Some(std::ffi::OsStr::new("/v/bin/cmake")));
+        let c = install_command(Some(&Hdf5::System), &[]);
+        assert_eq!(args(&c)[3..], ["--features", "nwb"]);
+        assert!(c.get_envs().all(|(k, _)| k != "CMAKE"));
+        assert_eq!(args(&install_command(None, &[])).len(), 3);
+    }
 
     #[test]
     fn cmake_versions_are_read_and_compared_as_numbers() {
