@@ -8,7 +8,12 @@
 //!   (`cargo xtask python-test` alone): a virtual environment under the target dir with
 //!   maturin, pytest and numpy, the package built and installed, `pytest python/tests`.
 //!   Then the NWB tests (`cargo xtask nwb-test` alone): neurosbi-io's and the fit-file tests
-//!   with `--features nwb`, after installing libhdf5-dev and pkg-config when root.
+//!   with `--features nwb` against the system HDF5 (installed with apt-get when root), else
+//!   with `--features nwb-static`, HDF5 compiled from source with a cmake from PyPI when the
+//!   PATH has none new enough (`NEUROSBI_NWB_STATIC=1` forces this way); see [`hdf5_setup`].
+//! - `cargo xtask install [options of cargo install]`: `cargo install --path crates/neurosbi`
+//!   with NWB support, HDF5 set up as for the NWB tests (the system library, else compiled
+//!   from source); without NWB support, saying why, when HDF5 cannot be had.
 //! - `cargo xtask bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|coba|io|all]`: runs the
 //!   criterion and ratio benchmarks and prints the figures the issues name (`python`, not
 //!   part of `all`: the Python package against the Rust paths and sbi; `io`, not part of
@@ -28,9 +33,10 @@ fn main() -> Result<()> {
         Some("mpi-test") => mpi_test(),
         Some("python-test") => python_test(),
         Some("nwb-test") => nwb_test(),
+        Some("install") => install(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <test|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|coba|io|all]>"
+                "usage: cargo xtask <test|install [cargo install options]|slurm-test|mpi-test|python-test|nwb-test|bench [sim|features|flows|npe|e2e|sbibm|store|python|pyloric|coba|io|all]>"
             );
             bail!("unknown or missing task")
         }
@@ -110,59 +116,199 @@ fn test(extra: &[String]) -> Result<()> {
     mpi_test()
 }
 
+/// Where the NWB reader's HDF5 library comes from on this machine.
+#[derive(Debug)]
+enum Hdf5 {
+    /// The system library, found by pkg-config: `--features nwb`.
+    System,
+    /// HDF5 compiled from source by hdf5-metno-src and linked statically:
+    /// `--features nwb-static`, built with this cmake (passed to the build as `CMAKE`).
+    Bundled { cmake: PathBuf },
+}
+
+impl Hdf5 {
+    fn feature(&self) -> &'static str {
+        match self {
+            Hdf5::System => "nwb",
+            Hdf5::Bundled { .. } => "nwb-static",
+        }
+    }
+
+    /// A cargo command with the environment this HDF5 needs.
+    fn cargo(&self) -> Command {
+        let mut cmd = cargo();
+        if let Hdf5::Bundled { cmake } = self {
+            cmd.env("CMAKE", cmake);
+        }
+        cmd
+    }
+}
+
+/// The oldest cmake that configures the HDF5 sources of hdf5-metno-src 0.10.4 (HDF5 2.0's
+/// `cmake_minimum_required`); Debian 12's cmake (3.25) is older.
+const CMAKE_MIN: (u32, u32) = (3, 26);
+
+/// Finds HDF5 for the NWB reader, setting it up when it can (`why`: what it is for, for the
+/// messages); `None`, with the reason printed, when it cannot. In order:
+/// 1. the system library when pkg-config finds `hdf5` (unless `NEUROSBI_NWB_STATIC` is set);
+/// 2. as root with apt-get, Debian's libhdf5-dev and pkg-config, installed (seconds);
+/// 3. HDF5 compiled from source (`--features nwb-static`, minutes the first time), with a
+///    cmake >= 3.26 from the PATH, else one installed from PyPI (`pip install cmake`) into
+///    `<target>/cmake-venv` with python3's venv module (`NEUROSBI_PYTHON` picks another).
+///
+/// So a machine with only the Rust toolchain (and python3, which most have) gets NWB support
+/// without a system HDF5 and without root.
+fn hdf5_setup(why: &str) -> Result<Option<Hdf5>> {
+    let forced_static = std::env::var_os("NEUROSBI_NWB_STATIC").is_some();
+    let system = || {
+        Command::new("pkg-config")
+            .args(["--exists", "hdf5"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !forced_static {
+        if system() {
+            return Ok(Some(Hdf5::System));
+        }
+        let can_apt = is_root() && Command::new("apt-get").arg("--version").output().is_ok();
+        if can_apt {
+            eprintln!("xtask: installing Debian packages libhdf5-dev, pkg-config for {why}");
+            apt_install(&["libhdf5-dev", "pkg-config"]);
+            if system() {
+                return Ok(Some(Hdf5::System));
+            }
+            eprintln!("xtask: the system HDF5 is still not found; compiling HDF5 from source");
+        } else {
+            eprintln!(
+                "xtask: no system HDF5 (pkg-config finds no `hdf5`) and no root to install it: \
+                 compiling HDF5 from source (--features nwb-static) for {why}"
+            );
+        }
+    }
+    match cmake_for_hdf5()? {
+        Ok(cmake) => Ok(Some(Hdf5::Bundled { cmake })),
+        Err(reason) => {
+            eprintln!("xtask: SKIPPED {why}: HDF5 cannot be compiled here: {reason}");
+            Ok(None)
+        }
+    }
+}
+
+/// A cmake new enough for hdf5-metno-src: `$CMAKE`'s, the PATH's, else one from PyPI in
+/// `<target>/cmake-venv` (created once); Err with the reason when none is possible.
+fn cmake_for_hdf5() -> Result<std::result::Result<PathBuf, String>> {
+    let version = |cmake: &std::path::Path| -> Option<(u32, u32)> {
+        let out = Command::new(cmake).arg("--version").output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        cmake_version(&text)
+    };
+    // The cmake crate's own variable first: the user's choice.
+    if let Some(chosen) = std::env::var_os("CMAKE").map(PathBuf::from)
+        && version(&chosen).is_some_and(|v| v >= CMAKE_MIN)
+    {
+        return Ok(Ok(chosen));
+    }
+    let on_path = PathBuf::from("cmake");
+    let found = version(&on_path);
+    if found.is_some_and(|v| v >= CMAKE_MIN) {
+        return Ok(Ok(on_path));
+    }
+    let venv = target_dir()?.join("cmake-venv");
+    let cmake = venv.join("bin").join("cmake");
+    if version(&cmake).is_some_and(|v| v >= CMAKE_MIN) {
+        return Ok(Ok(cmake));
+    }
+    let have = match found {
+        Some((a, b)) => format!("the PATH's cmake is {a}.{b}"),
+        None => "there is no cmake on the PATH".to_string(),
+    };
+    let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
+    eprintln!(
+        "xtask: {have}, HDF5 needs {}.{} or newer: installing cmake from PyPI into {}",
+        CMAKE_MIN.0,
+        CMAKE_MIN.1,
+        venv.display()
+    );
+    let made = Command::new(&python)
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    let installed = made
+        && Command::new(venv.join("bin").join("python"))
+            .args(["-m", "pip", "install", "-q"])
+            .arg(format!("cmake>={}.{}", CMAKE_MIN.0, CMAKE_MIN.1))
+            .status()
+            .is_ok_and(|s| s.success());
+    if installed && version(&cmake).is_some_and(|v| v >= CMAKE_MIN) {
+        return Ok(Ok(cmake));
+    }
+    Ok(Err(format!(
+        "{have}, it needs cmake {}.{} or newer, and installing one from PyPI with `{python} -m venv` \
+         and pip failed (install cmake, or the system HDF5: libhdf5-dev and pkg-config)",
+        CMAKE_MIN.0, CMAKE_MIN.1
+    )))
+}
+
+/// (major, minor) from `cmake --version`'s first line (`cmake version 3.25.1`).
+fn cmake_version(text: &str) -> Option<(u32, u32)> {
+    let v = text.lines().next()?.strip_prefix("cmake version ")?;
+    let mut parts = v.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
 /// The NWB tests: neurosbi-io's reader against the pynwb fixtures and the fit-file/`inspect`
-/// test, built with `--features nwb`, which links the system HDF5 found by pkg-config. Installs
-/// Debian's libhdf5-dev and pkg-config when missing and root; otherwise says why it skips.
+/// test, built with `--features nwb` (the system HDF5) or `--features nwb-static` (HDF5
+/// compiled from source) as [`hdf5_setup`] finds; says why when it skips.
 fn nwb_test() -> Result<()> {
     if std::env::var_os("NEUROSBI_SKIP_NWB").is_some() {
         eprintln!("xtask: SKIPPED the NWB tests: NEUROSBI_SKIP_NWB is set");
         return Ok(());
     }
-    let packages = ["libhdf5-dev", "pkg-config"];
-    let missing = || -> Vec<&str> {
-        packages
-            .iter()
-            .copied()
-            .filter(|p| !dpkg_installed(p))
-            .collect()
+    let Some(hdf5) = hdf5_setup("the NWB tests")? else {
+        return Ok(());
     };
-    let need = missing();
-    if !need.is_empty() {
-        if !is_root() {
-            eprintln!(
-                "xtask: SKIPPED the NWB tests: Debian packages {} are missing and installing them needs root",
-                need.join(", ")
-            );
-            return Ok(());
-        }
-        eprintln!(
-            "xtask: installing Debian packages {} for the NWB tests",
-            need.join(", ")
-        );
-        apt_install(&need);
-        let still = missing();
-        if !still.is_empty() {
-            eprintln!(
-                "xtask: SKIPPED the NWB tests: could not install Debian packages {}",
-                still.join(", ")
-            );
-            return Ok(());
-        }
-    }
-    let mut io = cargo();
-    io.args(["test", "-p", "neurosbi-io", "--features", "nwb"]);
+    eprintln!("xtask: NWB tests with {hdf5:?}");
+    let feature = hdf5.feature();
+    let mut io = hdf5.cargo();
+    io.args(["test", "-p", "neurosbi-io", "--features", feature]);
     run(io)?;
-    let mut fit = cargo();
+    let mut fit = hdf5.cargo();
     fit.args([
         "test",
         "-p",
         "neurosbi",
         "--features",
-        "nwb",
+        feature,
         "--test",
         "recordings",
     ]);
     run(fit)
+}
+
+/// `cargo xtask install`: the `neurosbi` program with NWB support (README), HDF5 set up by
+/// [`hdf5_setup`]; `extra` goes to `cargo install` (`--root DIR`, `--features mpi`, ...).
+fn install(extra: &[String]) -> Result<()> {
+    let hdf5 = hdf5_setup("NWB support in the installed program")?;
+    if hdf5.is_none() {
+        eprintln!("xtask: installing neurosbi WITHOUT NWB support (ABF files only)");
+    }
+    run(install_command(hdf5.as_ref(), extra))
+}
+
+/// `cargo install --path crates/neurosbi` with the NWB feature `hdf5` needs and `extra`.
+fn install_command(hdf5: Option<&Hdf5>, extra: &[String]) -> Command {
+    let mut cmd = hdf5.map_or_else(cargo, Hdf5::cargo);
+    cmd.arg("install")
+        .arg("--path")
+        .arg(workspace_root().join("crates").join("neurosbi"));
+    if let Some(h) = hdf5 {
+        cmd.args(["--features", h.feature()]);
+    }
+    cmd.args(extra);
+    cmd
 }
 
 /// The Python package's tests: creates (once) a virtual environment in
@@ -814,17 +960,17 @@ fn bench(args: &[String]) -> Result<()> {
 /// The ABF is made by repeating the 16 sweeps of the real recording
 /// `17o05028_ic_steps.abf` (Rust, no Python needed); the NWB file is written by pynwb from the
 /// same sweeps. `NEUROSBI_IO_PYTHON` names the interpreter with pyabf and pynwb (default
-/// `python3`); a peer that is missing is skipped with the reason printed, and the NWB rows
-/// need neurosbi built with `--features nwb` (the system HDF5: libhdf5-dev, pkg-config).
+/// `python3`); a peer that is missing is skipped with the reason printed. The NWB rows need
+/// HDF5, found or set up as for the NWB tests ([`hdf5_setup`]: the system library, else
+/// compiled from source; `NEUROSBI_NWB_STATIC=1` measures the statically linked one).
 fn io_bench() -> Result<()> {
     let root = workspace_root();
     let dir = target_dir()?.join("io-bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let sample = root.join("crates/neurosbi-io/tests/data/abf/17o05028_ic_steps.abf");
-    let nwb_ok = ["libhdf5-dev", "pkg-config"]
-        .iter()
-        .all(|p| dpkg_installed(p));
-    let mut build = cargo();
+    let hdf5 = hdf5_setup("the NWB rows of the io bench")?;
+    let nwb_ok = hdf5.is_some();
+    let mut build = hdf5.as_ref().map_or_else(cargo, Hdf5::cargo);
     build.args([
         "build",
         "--release",
@@ -833,12 +979,8 @@ fn io_bench() -> Result<()> {
         "--example",
         "io_bench",
     ]);
-    if nwb_ok {
-        build.args(["--features", "nwb"]);
-    } else {
-        eprintln!(
-            "xtask: neurosbi-io is built without NWB support (libhdf5-dev or pkg-config missing): NWB rows skipped"
-        );
+    if let Some(h) = &hdf5 {
+        build.args(["--features", h.feature()]);
     }
     run(build)?;
     let bench = target_dir()?.join("release/examples/io_bench");
@@ -1024,7 +1166,47 @@ fn failure_summary(stderr: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::failure_summary;
+    use super::{CMAKE_MIN, cmake_version, failure_summary};
+
+    #[test]
+    fn install_passes_the_nwb_feature_and_cmake_of_the_hdf5_found() {
+        use super::{Hdf5, install_command};
+        let args = |c: &std::process::Command| -> Vec<String> {
+            c.get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let extra = vec!["--root".to_string(), "/opt/n".to_string()];
+        let bundled = Hdf5::Bundled {
+            cmake: "/v/bin/cmake".into(),
+        };
+        let c = install_command(Some(&bundled), &extra);
+        let a = args(&c);
+        assert_eq!(a[0], "install");
+        assert!(a[2].ends_with("crates/neurosbi"), "{a:?}");
+        assert_eq!(a[3..], ["--features", "nwb-static", "--root", "/opt/n"]);
+        let cmake = c
+            .get_envs()
+            .find(|(k, _)| *k == "CMAKE")
+            .and_then(|(_, v)| v);
+        assert_eq!(cmake, Some(std::ffi::OsStr::new("/v/bin/cmake")));
+        let c = install_command(Some(&Hdf5::System), &[]);
+        assert_eq!(args(&c)[3..], ["--features", "nwb"]);
+        assert!(c.get_envs().all(|(k, _)| k != "CMAKE"));
+        assert_eq!(args(&install_command(None, &[])).len(), 3);
+    }
+
+    #[test]
+    fn cmake_versions_are_read_and_compared_as_numbers() {
+        let debian12 = "cmake version 3.25.1\n\nCMake suite maintained and supported by Kitware.\n";
+        assert_eq!(cmake_version(debian12), Some((3, 25)));
+        assert!(cmake_version(debian12).unwrap() < CMAKE_MIN);
+        assert!(cmake_version("cmake version 4.4.5\n").unwrap() >= CMAKE_MIN);
+        // 3.100 is newer than 3.26 (numbers, not strings).
+        assert!(cmake_version("cmake version 3.100.0").unwrap() >= CMAKE_MIN);
+        assert_eq!(cmake_version("cmake3 version 3.31.0"), None);
+        assert_eq!(cmake_version(""), None);
+    }
 
     #[test]
     fn failure_summary_keeps_the_panic_message_ahead_of_a_backtrace() {

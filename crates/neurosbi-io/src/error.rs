@@ -85,7 +85,7 @@ pub enum Error {
     },
     /// An HDF5 (NWB) file, but this build has no NWB reader.
     #[error(
-        "{path}: an HDF5 file (NWB?), but this build of neurosbi has no NWB support; rebuild with `--features nwb` (needs the HDF5 library: Debian/Ubuntu `apt-get install libhdf5-dev pkg-config`)"
+        "{path}: an HDF5 file (NWB?), but this build of neurosbi has no NWB support; rebuild with `--features nwb` (links the system HDF5 library: Debian/Ubuntu `apt-get install libhdf5-dev pkg-config`) or `--features nwb-static` (compiles HDF5 from source: needs cmake 3.26 or newer, e.g. `pip install cmake`)"
     )]
     NoNwbSupport {
         /// The file.

@@ -11,7 +11,8 @@
 //! [`Error`] naming the file and what is wrong, never a panic.
 //!
 //! NWB files (feature `nwb`, which links the system HDF5 library through `hdf5-metno`; Debian:
-//! `libhdf5-dev` and `pkg-config`) give the same [`Recording`]: each `CurrentClampSeries` is a
+//! `libhdf5-dev` and `pkg-config`; or feature `nwb-static`, which compiles HDF5 from source and
+//! links it statically, needing cmake 3.26 or newer instead) give the same [`Recording`]: each `CurrentClampSeries` is a
 //! sweep of channel `Vm` (in V), each `CurrentClampStimulusSeries` a sweep of channel
 //! `stimulus` (in A), values `data * conversion + offset`, sweeps ordered by `sweep_number`.
 //! Without the feature, [`open`] recognises an HDF5 file and says how to enable NWB support.
