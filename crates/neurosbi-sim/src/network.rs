@@ -558,20 +558,35 @@ impl Runner {
                 if !k.threshold_width(&mut b.frame, &mut b.mask, LANES) {
                     continue;
                 }
+                // Branch-free over the lanes (vectorised); spikes are rare, so the lanes
+                // are visited one by one only when some neuron of the block spiked.
+                let mut any = 0.0;
                 for l in 0..LANES {
-                    let spike = b.mask[l] != 0.0 && b.not_ref[l] != 0.0 && bi * LANES + l < n;
-                    b.mask[l] = if spike { 1.0 } else { 0.0 };
-                    if spike {
-                        b.fired = true;
-                        self.spikes[g][bi * LANES + l].push(t);
-                        b.last[l] = step as i64;
-                        if layout.lastspike {
-                            b.frame[layout.lastspike()][l] = t;
-                        }
-                        if kind != RefractoryKind::None {
-                            b.not_ref[l] = 0.0;
-                            b.frame[layout.not_refractory()][l] = 0.0;
-                        }
+                    let spike = (b.mask[l] != 0.0) & (b.not_ref[l] != 0.0);
+                    b.mask[l] = f64::from(u8::from(spike));
+                    any += b.mask[l];
+                }
+                if any == 0.0 {
+                    continue;
+                }
+                for l in 0..LANES {
+                    if b.mask[l] == 0.0 {
+                        continue;
+                    }
+                    if bi * LANES + l >= n {
+                        // Lanes past the group repeat its last neuron.
+                        b.mask[l] = 0.0;
+                        continue;
+                    }
+                    b.fired = true;
+                    self.spikes[g][bi * LANES + l].push(t);
+                    b.last[l] = step as i64;
+                    if layout.lastspike {
+                        b.frame[layout.lastspike()][l] = t;
+                    }
+                    if kind != RefractoryKind::None {
+                        b.not_ref[l] = 0.0;
+                        b.frame[layout.not_refractory()][l] = 0.0;
                     }
                 }
             }
