@@ -33,12 +33,9 @@ pub(crate) fn not_refractory_now(
                     ref_steps[l] = timestep(value[l], dt) as i64;
                 }
             }
+            let step = step as i64;
             for l in 0..w {
-                nr[l] = if step as i64 - last[l] >= ref_steps[l] {
-                    1.0
-                } else {
-                    0.0
-                };
+                nr[l] = f64::from(u8::from(step - last[l] >= ref_steps[l]));
             }
         }
         RefractoryKind::Condition => {

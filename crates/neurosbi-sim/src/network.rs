@@ -355,6 +355,57 @@ fn increments(
     Ok(out)
 }
 
+/// Block `bi`'s threshold on its new state, where not refractory: its spikes recorded,
+/// its neurons made refractory (at once, as Brian's thresholder does).
+#[inline(always)]
+fn threshold(
+    k: &CompiledKernel,
+    b: &mut Block,
+    bi: usize,
+    n: usize,
+    spikes: &mut [Vec<f64>],
+    step: usize,
+    t: f64,
+) {
+    let layout = k.layout();
+    b.fired = false;
+    if !k.threshold_width(&mut b.frame, &mut b.mask, LANES) {
+        return;
+    }
+    // Branch-free over the lanes (vectorised); spikes are rare, so the lanes are visited
+    // one by one only when some neuron of the block spiked.
+    let mut any = false;
+    for l in 0..LANES {
+        let spike = (b.mask[l] != 0.0) & (b.not_ref[l] != 0.0);
+        b.mask[l] = f64::from(u8::from(spike));
+        any |= spike;
+    }
+    if !any {
+        return;
+    }
+    let refractory = k.refractory() != RefractoryKind::None;
+    for l in 0..LANES {
+        if b.mask[l] == 0.0 {
+            continue;
+        }
+        if bi * LANES + l >= n {
+            // Lanes past the group repeat its last neuron.
+            b.mask[l] = 0.0;
+            continue;
+        }
+        b.fired = true;
+        spikes[bi * LANES + l].push(t);
+        b.last[l] = step as i64;
+        if layout.lastspike {
+            b.frame[layout.lastspike()][l] = t;
+        }
+        if refractory {
+            b.not_ref[l] = 0.0;
+            b.frame[layout.not_refractory()][l] = 0.0;
+        }
+    }
+}
+
 /// Per group and block: the register file and the spike-source state.
 struct Block {
     frame: Vec<Lanes>,
@@ -513,10 +564,13 @@ impl Runner {
             if step % run.record_every == 0 {
                 self.record(net, run);
             }
+            // Each block is advanced and tested against its threshold while its registers
+            // are in cache (a neuron's threshold reads only its own new state).
             for (g, k) in self.kernels.iter().enumerate() {
                 let layout = k.layout();
                 let kind = k.refractory();
-                for b in self.blocks[g].iter_mut() {
+                let n = net.groups[g].n;
+                for (bi, b) in self.blocks[g].iter_mut().enumerate() {
                     b.frame[layout.time()] = [t; LANES];
                     let mut tmp = [0.0; LANES];
                     match kind {
@@ -532,9 +586,9 @@ impl Runner {
                     not_refractory_now(kind, step, dt, last, steps, &tmp, nr, LANES);
                     b.frame[layout.not_refractory()] = b.not_ref;
                     k.step_width(&mut b.frame, LANES);
+                    threshold(k, b, bi, n, &mut self.spikes[g], step, t);
                 }
             }
-            self.thresholds(net, step, t);
             self.deliver(net, step);
             for (g, k) in self.kernels.iter().enumerate() {
                 for b in self.blocks[g].iter_mut().filter(|b| b.fired) {
@@ -543,52 +597,6 @@ impl Runner {
             }
             if (step + 1) % 32 == 0 || step + 1 == run.n_steps {
                 self.check_finite(net, step);
-            }
-        }
-    }
-
-    #[inline(always)]
-    fn thresholds(&mut self, net: &Network, step: usize, t: f64) {
-        for (g, k) in self.kernels.iter().enumerate() {
-            let layout = k.layout();
-            let n = net.groups[g].n;
-            let kind = k.refractory();
-            for (bi, b) in self.blocks[g].iter_mut().enumerate() {
-                b.fired = false;
-                if !k.threshold_width(&mut b.frame, &mut b.mask, LANES) {
-                    continue;
-                }
-                // Branch-free over the lanes (vectorised); spikes are rare, so the lanes
-                // are visited one by one only when some neuron of the block spiked.
-                let mut any = 0.0;
-                for l in 0..LANES {
-                    let spike = (b.mask[l] != 0.0) & (b.not_ref[l] != 0.0);
-                    b.mask[l] = f64::from(u8::from(spike));
-                    any += b.mask[l];
-                }
-                if any == 0.0 {
-                    continue;
-                }
-                for l in 0..LANES {
-                    if b.mask[l] == 0.0 {
-                        continue;
-                    }
-                    if bi * LANES + l >= n {
-                        // Lanes past the group repeat its last neuron.
-                        b.mask[l] = 0.0;
-                        continue;
-                    }
-                    b.fired = true;
-                    self.spikes[g][bi * LANES + l].push(t);
-                    b.last[l] = step as i64;
-                    if layout.lastspike {
-                        b.frame[layout.lastspike()][l] = t;
-                    }
-                    if kind != RefractoryKind::None {
-                        b.not_ref[l] = 0.0;
-                        b.frame[layout.not_refractory()][l] = 0.0;
-                    }
-                }
             }
         }
     }
