@@ -416,14 +416,17 @@ struct Block {
     fired: bool,
 }
 
+/// A delayed increment: target group, neuron, state variable, value, and whether it is
+/// dropped while the neuron is refractory.
+type Delivery = (u32, u32, u32, f64, bool);
+
 struct Runner {
     kernels: Vec<CompiledKernel>,
     blocks: Vec<Vec<Block>>,
     /// Spike times per group and neuron.
     spikes: Vec<Vec<Vec<f64>>>,
-    /// Delayed increments: step due (mod the ring), target group, neuron, state, value,
-    /// conditional.
-    queue: Vec<Vec<(u32, u32, u32, f64, bool)>>,
+    /// Delayed increments, by the step they are due (modulo the ring's length).
+    queue: Vec<Vec<Delivery>>,
     /// Delay in steps per pathway and synapse.
     delay_steps: Vec<Vec<u32>>,
     traces: Vec<Vec<f64>>,
@@ -449,8 +452,8 @@ impl Runner {
                 for (p, v) in g.params.iter().enumerate() {
                     frame[layout.param(p)] = [*v; LANES];
                 }
-                for l in 0..LANES {
-                    frame[layout.index()][l] = (b * LANES + l).min(g.n - 1) as f64;
+                for (l, i) in frame[layout.index()].iter_mut().enumerate() {
+                    *i = (b * LANES + l).min(g.n - 1) as f64;
                 }
                 k.init(&mut frame);
                 let mut ref_steps = [0i64; LANES];
