@@ -238,9 +238,10 @@ fn python_bench() -> Result<()> {
 }
 
 /// The virtual environment `<target>/python-venv` (created once) with maturin, pytest,
-/// numpy and what runs the example notebook; its `bin` folder, or None with the reason
-/// printed when python3 or its venv module is missing (`NEUROSBI_PYTHON` picks another
-/// interpreter).
+/// numpy, brian2, tqdm and what runs the example notebook; its `bin` folder, or None with the
+/// reason printed when python3 or its venv module is missing. `NEUROSBI_PYTHON` picks
+/// another interpreter; one that runs inside a virtual environment (`/work/venv-sbi/bin/
+/// python`) has the tools installed into that environment, which is then used as it is.
 fn python_venv() -> Result<Option<std::path::PathBuf>> {
     let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = Command::new(&python)
@@ -258,7 +259,21 @@ fn python_venv() -> Result<Option<std::path::PathBuf>> {
         eprintln!("xtask: SKIPPED the Python tests: {reason}");
         return Ok(None);
     }
-    let venv = target_dir()?.join("python-venv");
+    // An interpreter of a virtual environment (e.g. one with sbi and torch for the bench's
+    // peer) is used with its environment: a venv made from it would not see its packages.
+    let own_venv = Command::new(&python)
+        .args(["-c", "import sys; print(sys.prefix != sys.base_prefix)"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "True");
+    let venv = if own_venv {
+        let o = Command::new(&python)
+            .args(["-c", "import sys; print(sys.prefix)"])
+            .output()
+            .context("asking the interpreter for its environment")?;
+        std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+    } else {
+        target_dir()?.join("python-venv")
+    };
     let bin = venv.join("bin");
     if !bin.join("python").exists() {
         let mut cmd = Command::new(&python);
@@ -278,6 +293,9 @@ fn python_venv() -> Result<Option<std::path::PathBuf>> {
         "nbclient",
         "nbformat",
         "ipykernel",
+        // Real Brian2 objects and the tqdm progress path are tested (python/tests/).
+        "brian2",
+        "tqdm",
     ]);
     run(pip)?;
     Ok(Some(bin))
