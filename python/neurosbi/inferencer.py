@@ -175,6 +175,11 @@ def _provenance(f):
     return f"python callable {name} code sha256:{h.hexdigest()}"
 
 
+# infer()'s settings and their defaults (a continuing call keeps the first call's).
+_INFER_DEFAULTS = dict(inference_method="SNPE", density_estimator_model="maf",
+                       inference_kwargs=None, train_kwargs=None, posterior_kwargs=None,
+                       sbi_device="cpu", seed=0)
+
 # sbi's build_posterior keywords that a neurosbi run takes.
 _POSTERIOR_KEYS = ("sample_with",)
 
@@ -526,7 +531,8 @@ class Inferencer:
         if params and self._priors(params) != self._spec_run["priors"]:
             raise ValueError(f"priors: {why}; it keeps the priors of the first call")
         for key, value in settings.items():
-            if value != self._settings.get(key):
+            # Left at its default: the first call's; given: it must be the first call's.
+            if value != _INFER_DEFAULTS[key] and value != self._settings.get(key):
                 raise ValueError(f"{key}: {why}; it keeps the settings of the first call "
                                  f"({key}={self._settings.get(key)!r}, not {value!r})")
         table = dict(self._spec_run["inference"])

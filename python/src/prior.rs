@@ -114,7 +114,14 @@ impl BoxUniform {
         low: &Bound<'_, PyAny>,
         high: &Bound<'_, PyAny>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let (low, high) = pair(py, low, high, ("low", "high"))?;
+        // No broadcasting here: sbi users give both bounds per dimension, and a short one
+        // is more likely a mistake (the engine's check names it).
+        let low = vector(py, low, "low")?;
+        let high = vector(py, high, "high")?;
+        if low.is_empty() {
+            return Err(value_error("low", "has no bounds"));
+        }
+        IndependentPrior::uniform(&low, &high).map_err(to_py)?;
         let m = low
             .iter()
             .zip(&high)
