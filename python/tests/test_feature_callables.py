@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import neurosbi
-from neurosbi.inferencer import _provenance
+from neurosbi._callables import _provenance
 from test_inferencer import PRIORS, make, membrane
 
 FAST = dict(max_num_epochs=3)
