@@ -5,7 +5,8 @@ machines without Brian2)."""
 import numpy as np
 import pytest
 
-from test_inferencer import (DT_MS, EQS, FEATURES, OFF, ON, PRIORS, make, membrane, step)
+from test_inferencer import (DT_MS, EQS, FEATURES, OFF, ON, PRIORS, UNITS, make, membrane,
+                             step)
 
 b2 = pytest.importorskip("brian2")
 import neurosbi  # noqa: E402
@@ -40,8 +41,12 @@ def test_equations_and_quantities_give_the_plain_number_problem():
 def test_a_prior_in_the_wrong_unit_and_spike_trains_as_quantities():
     with pytest.raises(ValueError, match=r"priors\.tau"):
         brian_inferencer().set_priors(tau=[5 * mV, 50 * mV], C=[50 * pF, 200 * pF])
-    inf = brian_inferencer(output={"spikes": [np.array([10.5, 20.1, 29.0]) * ms]},
-                           features={"spikes": ["train_count", "train_latency"]},
-                           threshold="v > -55*mV", reset="v = El")
+    spikes = dict(features={"spikes": ["train_count", "train_latency"]},
+                  threshold="v > -55*mV", reset="v = El")
+    inf = brian_inferencer(output={"spikes": [np.array([10.5, 20.1, 29.0]) * ms]}, **spikes)
     inf.set_priors(tau=[5 * ms, 50 * ms], C=[50 * pF, 200 * pF])
-    np.testing.assert_allclose(inf.x_o, [3.0, 10.5], rtol=1e-12)
+    plain = make(output={"spikes": [np.array([0.0105, 0.0201, 0.029])]},
+                 units=dict(UNITS, spikes="second"), **spikes)
+    plain.set_priors(**PRIORS)
+    assert inf.x_o[0] == 3.0
+    np.testing.assert_allclose(inf.x_o, plain.x_o, rtol=1e-12)
