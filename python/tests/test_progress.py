@@ -15,7 +15,8 @@ def test_tqdm_bars_count_simulations_and_epochs(monkeypatch):
 
     class Recorded(tqdm_auto.tqdm):
         def close(self):
-            bars.append((self.desc, self.total, self.n))
+            if not self.disable:  # tqdm's close runs again from __del__, disabled by then
+                bars.append((self.desc, self.total, self.n))
             super().close()
 
     monkeypatch.setattr(tqdm_auto, "tqdm", Recorded)

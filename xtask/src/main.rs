@@ -296,6 +296,8 @@ fn python_venv() -> Result<Option<std::path::PathBuf>> {
         // Real Brian2 objects and the tqdm progress path are tested (python/tests/).
         "brian2",
         "tqdm",
+        // Brian2 2.9, the newest for Python < 3.12, uses np.ndarray.ptp (gone in numpy 2.4).
+        "numpy<2.4; python_version < '3.12'",
     ]);
     run(pip)?;
     Ok(Some(bin))
