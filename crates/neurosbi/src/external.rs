@@ -8,7 +8,7 @@
 //! follow the catalogue features of each trace.
 
 use crate::error::{Error, Result};
-use crate::problem::Output;
+use crate::problem::{Observed, Output};
 use neurosbi_sim::SimResult;
 use std::sync::Arc;
 
@@ -136,4 +136,29 @@ pub(crate) fn values_of_result(
         out[n * k..(n + 1) * k].copy_from_slice(row);
     }
     Ok(out)
+}
+
+/// The values of `o`'s external features for observed `rows` (in the output's unit, as
+/// `obs` holds them): one row per trace.
+pub(crate) fn values_of_observed(
+    o: &Output,
+    obs: &Observed,
+    rows: &[Vec<f64>],
+    dt: f64,
+) -> Result<Vec<f64>> {
+    if o.external.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !matches!(obs, Observed::Traces(_)) {
+        return Err(Error::invalid(
+            format!("outputs.{}.external_features", o.variable),
+            "features of the calling program read traces, not spike trains",
+        ));
+    }
+    let si: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.iter().map(|v| v * o.unit.scale).collect())
+        .collect();
+    let si: Vec<&[f64]> = si.iter().map(Vec::as_slice).collect();
+    values_of(o, &si, dt)
 }

@@ -418,21 +418,7 @@ impl Problem {
                     format!("{} traces, the stimuli have {}", rows.len(), self.n_traces),
                 ));
             }
-            let si: Vec<Vec<f64>> = match obs {
-                Observed::Traces(_) if !o.external.is_empty() => rows
-                    .iter()
-                    .map(|r| r.iter().map(|v| v * o.unit.scale).collect())
-                    .collect(),
-                _ => Vec::new(),
-            };
-            let si: Vec<&[f64]> = si.iter().map(Vec::as_slice).collect();
-            if matches!(obs, Observed::Spikes(_)) && !o.external.is_empty() {
-                return Err(Error::invalid(
-                    format!("outputs.{}.external_features", o.variable),
-                    "features of the calling program read traces, not spike trains",
-                ));
-            }
-            let ext = external::values_of(o, &si, self.dt)?;
+            let ext = external::values_of_observed(o, obs, rows, self.dt)?;
             let k = o.external.len();
             for (t, r) in rows.iter().enumerate() {
                 let rec = match obs {
