@@ -157,11 +157,15 @@ class Inferencer:
     ``model``: equations (string or ``brian2.Equations``). ``input``: ``{name: (n_traces,
     n_steps)}``; ``output``: ``{variable: (n_traces, n_steps)}`` traces, or ``{"spikes":
     [spike times per trace]}`` (seconds unless ``units`` says otherwise). Plain numbers need
-    their unit in ``units``. ``features``: ``{output: [catalogue names]}`` (see
-    ``neurosbi.features()``). Constants come from ``namespace``, else, as in Brian, from
-    the caller's variables. ``param_init``: initial values (expressions or quantities).
-    ``synthetic``: ground-truth parameter values whose simulation is the observation (give
-    the outputs as ``{"v": None}``); ``window``: the stimulus window of windowed features.
+    their unit in ``units``; a recording's sweeps are ``rec.output(...)`` /
+    ``rec.stimulus(...)`` (``neurosbi.read_recording``). ``features``: ``{output: [catalogue
+    names (see ``neurosbi.features()``) or callables f(trace in SI) -> float]}``. Constants
+    come from ``namespace``, else, as in Brian, from the caller's variables. ``param_init``:
+    initial values (expressions or quantities). ``model`` may also be a model file (path) or
+    its tables as a dict (a circuit). ``synthetic``: ground-truth parameter values whose
+    simulation is the observation (give the outputs as ``{"v": None}``); ``window``: the
+    stimulus window of windowed features; ``duration``: the run's length when no input gives
+    it.
     """
 
     def __init__(self, dt, model, input=None, output=None, features=None, method=None,
