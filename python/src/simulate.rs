@@ -98,8 +98,12 @@ pub(crate) fn simulate_model<'py>(
     let refs: Vec<&str> = record.iter().map(String::as_str).collect();
     let cfg = RunConfig::new(dt, n_steps).record(&refs).seed(seed);
     let res = py
-        .detach(|| model.simulate(&values, 1, &[], &cfg))
-        .map_err(err)?;
+        .detach(|| {
+            model
+                .simulate(&values, 1, &[], &cfg)
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| PyValueError::new_err(format!("model: {e}")))?;
     let out = PyDict::new(py);
     for name in &record {
         let tr = res.trace(name, 0).unwrap_or(&[]);
