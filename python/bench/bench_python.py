@@ -73,7 +73,11 @@ def bench_two_moons():
     except ImportError:
         print("  sbi/torch not importable: the sbi side is skipped")
         return
+    import sbi
+
     torch.manual_seed(0)
+    print(f"  sbi {sbi.__version__}, torch {torch.__version__}, {torch.get_num_threads()} "
+          "torch threads")
 
     def sbi_side():
         p = SbiBox(low=-torch.ones(2), high=torch.ones(2))

@@ -16,17 +16,39 @@ from __future__ import annotations
 
 import difflib
 
-from ._neurosbi import METHOD_NAMES, BoxUniform, Error, Posterior, load_posterior
+from ._neurosbi import (
+    METHOD_NAMES,
+    BoxUniform,
+    Error,
+    LogNormal,
+    LogUniform,
+    MultipleIndependent,
+    MultivariateNormal,
+    Normal,
+    Posterior,
+    Prior,
+    load_posterior,
+)
 from ._neurosbi import Trainer as _RustTrainer
 from ._neurosbi import feature_catalogue as _feature_catalogue
 
 __all__ = [
     "BoxUniform",
     "Error",
+    "LogNormal",
+    "LogUniform",
+    "MultipleIndependent",
+    "MultivariateNormal",
+    "Normal",
+    "Prior",
     "Figure",
     "Inferencer",
     "SimulatorError",
     "features",
+    "inspect",
+    "read_recording",
+    "Recording",
+    "simulate",
     "simulate_for_sbi",
     "METHOD_NAMES",
     "NLE",
@@ -74,7 +96,7 @@ class Trainer:
     methods, the classifier (``"resnet"``, ``"mlp"``); None takes sbi's default.
     """
 
-    def __init__(self, method: str, prior: BoxUniform, estimator: str | None = None):
+    def __init__(self, method: str, prior: Prior, estimator: str | None = None):
         self._rust = _RustTrainer(method, prior, estimator)
         self.prior = prior
 
@@ -116,25 +138,26 @@ class Trainer:
 class NPE(Trainer):
     """Neural posterior estimation (sbi's ``NPE``)."""
 
-    def __init__(self, prior: BoxUniform, density_estimator: str = "maf"):
+    def __init__(self, prior: Prior, density_estimator: str = "maf"):
         super().__init__("npe", prior, density_estimator)
 
 
 class NLE(Trainer):
     """Neural likelihood estimation (sbi's ``NLE``); its posterior samples with MCMC."""
 
-    def __init__(self, prior: BoxUniform, density_estimator: str = "maf"):
+    def __init__(self, prior: Prior, density_estimator: str = "maf"):
         super().__init__("nle", prior, density_estimator)
 
 
 class NRE(Trainer):
     """Neural ratio estimation (sbi's ``NRE``, i.e. NRE-A); its posterior samples with MCMC."""
 
-    def __init__(self, prior: BoxUniform, classifier: str = "resnet"):
+    def __init__(self, prior: Prior, classifier: str = "resnet"):
         super().__init__("nre", prior, classifier)
 
 
 # Imported last: they use the trainers above.
 from .figure import Figure  # noqa: E402
 from .inferencer import Inferencer  # noqa: E402
-from .simulate import SimulatorError, simulate_for_sbi  # noqa: E402
+from .recording import Recording, inspect, read_recording  # noqa: E402
+from .simulate import SimulatorError, simulate, simulate_for_sbi  # noqa: E402

@@ -21,7 +21,9 @@ import numpy as np
 
 from . import _neurosbi
 from ._progress import progress_bar
+from ._callables import _callable_name, _provenance
 from .figure import Figure
+from .recording import RecordingSelection
 
 # sbi's training keyword names -> the fit file's [inference] keys.
 _TRAIN_KEYS = {
@@ -110,6 +112,38 @@ def _rows(arr, what):
     return _neurosbi.as_matrix(arr, what).tolist()
 
 
+def _model_file(model):
+    """The model as a model-file source: a path (``os.PathLike``, or text ending in
+    ``.toml``) to a model file, or a dict with a model file's tables (a circuit's
+    ``groups`` and ``synapses``, ``constants``, ...); None for equations."""
+    if isinstance(model, dict):
+        return model
+    if isinstance(model, os.PathLike) or (isinstance(model, str)
+                                          and model.strip().endswith(".toml")):
+        path = os.path.abspath(os.fspath(model))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"model: {path}: no such model file")
+        return path
+    return None
+
+
+# infer()'s settings and their defaults (a continuing call keeps the first call's).
+_INFER_DEFAULTS = dict(inference_method="SNPE", density_estimator_model="maf",
+                       inference_kwargs=None, train_kwargs=None, posterior_kwargs=None,
+                       sbi_device="cpu", seed=0)
+
+# sbi's build_posterior keywords that a neurosbi run takes.
+_POSTERIOR_KEYS = ("sample_with",)
+
+
+def _check_keywords_of(what, given, allowed):
+    """TypeError for a key of the dict argument ``what`` that is not in ``allowed``."""
+    for key in given or {}:
+        if key not in allowed:
+            raise TypeError(f"{what}: unknown keyword '{key}'{_suggest(key, allowed)} "
+                            f"(it takes {', '.join(allowed)})")
+
+
 def _suggest(name, allowed):
     close = difflib.get_close_matches(name, list(allowed), n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
@@ -123,16 +157,21 @@ class Inferencer:
     ``model``: equations (string or ``brian2.Equations``). ``input``: ``{name: (n_traces,
     n_steps)}``; ``output``: ``{variable: (n_traces, n_steps)}`` traces, or ``{"spikes":
     [spike times per trace]}`` (seconds unless ``units`` says otherwise). Plain numbers need
-    their unit in ``units``. ``features``: ``{output: [catalogue names]}`` (see
-    ``neurosbi.features()``). Constants come from ``namespace``, else, as in Brian, from
-    the caller's variables. ``param_init``: initial values (expressions or quantities).
-    ``synthetic``: ground-truth parameter values whose simulation is the observation (give
-    the outputs as ``{"v": None}``); ``window``: the stimulus window of windowed features.
+    their unit in ``units``; a recording's sweeps are ``rec.output(...)`` /
+    ``rec.stimulus(...)`` (``neurosbi.read_recording``). ``features``: ``{output: [catalogue
+    names (see ``neurosbi.features()``) or callables f(trace in SI) -> float]}``. Constants
+    come from ``namespace``, else, as in Brian, from the caller's variables. ``param_init``:
+    initial values (expressions or quantities). ``model`` may also be a model file (path) or
+    its tables as a dict (a circuit). ``synthetic``: ground-truth parameter values whose
+    simulation is the observation (give the outputs as ``{"v": None}``); ``window``: the
+    stimulus window of windowed features; ``duration``: the run's length when no input gives
+    it.
     """
 
     def __init__(self, dt, model, input=None, output=None, features=None, method=None,
                  threshold=None, reset=None, refractory=None, param_init=None,
-                 units=None, namespace=None, window=None, synthetic=None, level=0, **unknown):
+                 units=None, namespace=None, window=None, synthetic=None, duration=None,
+                 level=0, **unknown):
         for name in unknown:  # Python names no close match for a mistyped keyword
             allowed = inspect.signature(Inferencer.__init__).parameters
             raise TypeError(f"Inferencer() got an unexpected keyword argument '{name}'"
@@ -141,6 +180,8 @@ class Inferencer:
             raise ValueError("output: give at least one recorded output, e.g. {'v': traces}")
         self._units = dict(units or {})
         self._inputs = dict(input or {})
+        self._callables = []  # (output, name, callable, provenance) of callable features
+        self._recording_seconds = None  # a recording selection's sweep length
         self._outputs = dict(output)
         description = self._description(model, method, threshold, reset, refractory,
                                         param_init)
@@ -149,21 +190,25 @@ class Inferencer:
         for var, data in self._outputs.items():
             outputs[var], steps = self._output(var, data, features)
             n_steps = n_steps or steps
-        # Constants the model names: from `namespace`, else the caller's variables (Brian's
-        # rule), looked up only for names the model uses and does not declare.
-        strings = [str(v) for v in (threshold, reset, refractory) if isinstance(v, str)]
-        strings += [e for _, e in description["initial"]]
-        wanted = [n for n in _neurosbi.external_names(description["equations"], strings)
-                  if n not in stimuli]
-        found = self._namespace(wanted, namespace, level)
-        description["constants"] = [
-            [n, _si_entry(v, self._units.get(n), f"namespace.{n}")] for n, v in found.items()
-        ]
-        self._spec = {"model": {"description": description}, "dt": self._dt(dt),
-                      "stimuli": stimuli, "outputs": outputs}
+        model_source = _model_file(model)
+        if model_source is None:
+            self._constants(description, stimuli, (threshold, reset, refractory), namespace,
+                            level)
+            model_source = {"description": description}
+        self._spec = {"model": model_source, "dt": self._dt(dt), "stimuli": stimuli,
+                      "outputs": outputs}
         dt_si = self._dt_seconds(self._spec["dt"])
-        if n_steps is not None and dt_si is not None:
-            self._spec["duration"] = {"value": n_steps * dt_si,
+        seconds = None
+        if isinstance(duration, str):
+            self._spec["duration"] = duration
+        elif duration is not None:
+            seconds = _si_entry(duration, self._units.get("duration"), "duration")["value"]
+        elif n_steps is not None and dt_si is not None:
+            seconds = n_steps * dt_si
+        elif self._recording_seconds is not None:
+            seconds = self._recording_seconds  # a recording's (first selected) sweep
+        if seconds is not None:
+            self._spec["duration"] = {"value": seconds,
                                       "dim": {"exponents": [0, 0, 1, 0, 0, 0, 0]}}
         if synthetic is not None:
             self._spec["synthetic"] = {
@@ -172,11 +217,26 @@ class Inferencer:
             self._spec["features"] = {"window": [_text(w, self._units.get("window"), "window")
                                                  for w in window]}
         self._rust = None
+        self._spec_run = None
+        self._settings = {}
+        self._simulated = False  # the posterior comes from infer()'s own simulations
         self._store = None
         self._given = None
         self._seed = 0
         self.posterior = None
         self._samples = None
+
+    def _constants(self, description, stimuli, strings, namespace, level):
+        """Constants the model names: from `namespace`, else the caller's variables (Brian's
+        rule), looked up only for names the model uses and does not declare."""
+        strings = [str(v) for v in strings if isinstance(v, str)]
+        strings += [e for _, e in description["initial"]]
+        wanted = [n for n in _neurosbi.external_names(description["equations"], strings)
+                  if n not in stimuli]
+        found = self._namespace(wanted, namespace, level + 1)
+        description["constants"] = [
+            [n, _si_entry(v, self._units.get(n), f"namespace.{n}")] for n, v in found.items()
+        ]
 
     def _description(self, model, method, threshold, reset, refractory, param_init):
         """The model's description (``neurosbi_sim::ModelDescription``), without constants."""
@@ -199,6 +259,16 @@ class Inferencer:
         description; and the number of steps (None without inputs)."""
         stimuli, n_steps, inputs = {}, None, []
         for name, values in self._inputs.items():
+            if isinstance(values, RecordingSelection):
+                # Read by the engine from the file's epoch table, in the command's units.
+                stimuli[name] = values.description()
+                dac = values.command or 0
+                unit = values.recording.commands[dac][1] if values.recording.commands else ""
+                exps = list(_neurosbi.unit(unit)[1]) if unit else [0.0] * 7
+                inputs.append([name, {"exponents": exps}])
+                self._recording_seconds = (
+                    self._recording_seconds or values.n_samples() * values.recording.dt)
+                continue
             if _dims(values) is None and name not in self._units:
                 raise ValueError(
                     f"input {name}: plain numbers need a unit: units={{'{name}': 'nA'}} "
@@ -230,12 +300,23 @@ class Inferencer:
         if names is None:
             names = ["train_count", "train_latency"] if var == "spikes" else [
                 "mean", "std", "max", "min", "skew", "kurtosis"]
-        if callable(names) or any(callable(f) for f in names):
-            raise ValueError(
-                f"features.{var}: Python callables are not supported by neurosbi.Inferencer; "
-                "name features of the catalogue (neurosbi.features()), or simulate with "
-                "neurosbi.simulate_for_sbi and train neurosbi.NPE on your own features")
-        out = {"features": [str(f) for f in names]}
+        if callable(names) or isinstance(names, str):
+            names = [names]
+        out = {"features": [str(f) for f in names if not callable(f)]}
+        taken = set(out["features"])
+        for f in (f for f in names if callable(f)):
+            if var == "spikes":
+                raise ValueError("features.spikes: Python callables read traces; spike-train "
+                                 "features are catalogue names (neurosbi.features())")
+            name = _callable_name(f, taken)
+            out.setdefault("external_features", []).append(name)
+            self._callables.append((var, name, f, _provenance(f)))
+        if isinstance(data, RecordingSelection):  # read by the engine from the file
+            out.update(data.description())
+            out["unit"] = self._units.get(var) or data.recording.units(data.channel or 0)
+            self._recording_seconds = (
+                self._recording_seconds or data.n_samples() * data.recording.dt)
+            return out, None
         if data is None:  # observation simulated from `synthetic`
             if var != "spikes" and var in self._units:
                 out["unit"] = self._units[var]
@@ -345,11 +426,21 @@ class Inferencer:
         ``neurosbi.METHOD_NAMES``) with ``density_estimator_model`` (maf, nsf, mdn), and
         returns the posterior given the observation. ``theta``/``x`` (e.g. from
         ``load_summary_statistics``) train on those simulations instead. ``train_kwargs``
-        takes sbi's names (max_num_epochs, training_batch_size, ...); ``seed`` fixes
-        everything; ``progress`` (default: when n_samples >= 2000) shows a progress bar."""
-        if posterior_kwargs:
-            raise TypeError("infer(): posterior_kwargs is not supported; choose the sampler "
-                            "with inference_kwargs={'posterior': 'rejection'|'mcmc'|...}")
+        takes sbi's names (max_num_epochs, training_batch_size, ...); ``posterior_kwargs``
+        sbi's ``build_posterior`` keyword ``sample_with``; ``seed`` fixes everything;
+        ``progress`` (default: when n_samples >= 2000) shows a progress bar.
+
+        As in brian2modelfitting, a second call with ``restart=False`` (the default)
+        continues the previous run: ``n_rounds`` more rounds of ``n_samples`` (default: the
+        last round's) drawn from the posterior, with the same priors and settings; the
+        result is the same as one run with all the rounds. ``restart=True`` starts again."""
+        _check_keywords_of("posterior_kwargs", posterior_kwargs, _POSTERIOR_KEYS)
+        if not restart and self.posterior is not None:
+            return self._continue(n_samples, theta, x, n_rounds, dict(
+                inference_method=inference_method, density_estimator_model=density_estimator_model,
+                inference_kwargs=inference_kwargs, train_kwargs=train_kwargs,
+                posterior_kwargs=posterior_kwargs, sbi_device=sbi_device, seed=seed),
+                params, progress)
         priors = self._priors(params)
         if (theta is None) != (x is None):
             raise ValueError("theta and x: give both (pre-computed simulations) or neither")
@@ -357,29 +448,65 @@ class Inferencer:
             n_samples = len(np.asarray(theta))
         if n_samples is None:
             raise ValueError("n_samples: give the number of simulations per round")
-        spec = dict(self._spec, seed=int(seed), priors=priors,
-                    inference=self._inference_table(
-                        n_samples, n_rounds, inference_method, density_estimator_model,
-                        inference_kwargs, train_kwargs, sbi_device))
-        self._rust = _neurosbi.ProblemInferencer(json.dumps(spec))
+        table = self._inference_table(n_samples, n_rounds, inference_method,
+                                      density_estimator_model, inference_kwargs, train_kwargs,
+                                      sbi_device)
+        if posterior_kwargs and "sample_with" in posterior_kwargs:
+            table["posterior"] = str(posterior_kwargs["sample_with"])
+        spec = dict(self._spec, seed=int(seed), priors=priors, inference=table)
+        self._rust = _neurosbi.ProblemInferencer(json.dumps(spec), self._callables)
         self._spec_run, self._seed = spec, int(seed)
+        self._settings = dict(
+            inference_method=inference_method, density_estimator_model=density_estimator_model,
+            inference_kwargs=inference_kwargs, train_kwargs=train_kwargs,
+            posterior_kwargs=posterior_kwargs, sbi_device=sbi_device, seed=seed)
         self._new_store()
         self._given = None
         if theta is not None:
             self._given = (np.asarray(theta), np.asarray(x))
             self._train_on(theta, x, spec["inference"])
         else:
-            show = progress if progress is not None else n_samples * n_rounds >= 2000
-            with progress_bar(show) as bar:
-                self._rust.infer(store=self._store, progress=bar)
+            self._run(progress, n_samples * n_rounds)
+        self.posterior = self._rust.posterior()
+        self._simulated = theta is None
+        return self.posterior
+
+    def _run(self, progress, n_simulations):
+        show = progress if progress is not None else n_simulations >= 2000
+        with progress_bar(show) as bar:
+            self._rust.infer(store=self._store, progress=bar)
+
+    def _continue(self, n_samples, theta, x, n_rounds, settings, params, progress):
+        """More rounds of the previous run (``restart=False``): the same problem with the
+        rounds appended; the store keeps the simulations made so far, so only the new
+        rounds simulate (earlier rounds retrain, with the same seeds, to the same networks)."""
+        why = "restart=False continues the previous run (pass restart=True to start again)"
+        if theta is not None or x is not None or not self._simulated:
+            raise ValueError(f"restart: {why}, which needs a posterior trained by infer() on "
+                             "its own simulations, not a loaded one or given theta and x")
+        if params and self._priors(params) != self._spec_run["priors"]:
+            raise ValueError(f"priors: {why}; it keeps the priors of the first call")
+        for key, value in settings.items():
+            # Left at its default: the first call's; given: it must be the first call's.
+            if value != _INFER_DEFAULTS[key] and value != self._settings.get(key):
+                raise ValueError(f"{key}: {why}; it keeps the settings of the first call "
+                                 f"({key}={self._settings.get(key)!r}, not {value!r})")
+        table = dict(self._spec_run["inference"])
+        done = table["simulations"]
+        done = done if isinstance(done, list) else [done] * int(table.get("rounds", 1))
+        n = int(n_samples) if n_samples is not None else done[-1]
+        table.update(simulations=done + [n] * int(n_rounds), rounds=len(done) + int(n_rounds))
+        spec = dict(self._spec_run, inference=table)
+        self._rust = _neurosbi.ProblemInferencer(json.dumps(spec), self._callables)
+        self._spec_run = spec
+        self._run(progress, n * int(n_rounds))
         self.posterior = self._rust.posterior()
         return self.posterior
 
     def _train_on(self, theta, x, table):
         """Single-round training on given simulations with the same settings."""
-        from . import BoxUniform, Trainer  # the sbi-style trainer (API 2)
-        low, high = zip(*self._rust.prior_bounds())
-        trainer = Trainer(table["method"], BoxUniform(low, high), table["estimator"])
+        from . import Trainer  # the sbi-style trainer (API 2)
+        trainer = Trainer(table["method"], self._rust.prior(), table["estimator"])
         trainer.append_simulations(theta, x)
         kw = {k: table[v] for k, v in _TRAIN_KEYS.items() if v in table}
         trainer.train(seed=self._seed, **kw)
@@ -545,13 +672,15 @@ class Inferencer:
                                   "set_priors(name=[low, high], ...) or infer() first")
         self._rust.load(os.fspath(f))
         self.posterior = self._rust.posterior()
+        self._simulated = False
         return self.posterior
 
     def set_priors(self, seed=0, **params):
         """Declares the priors without training (e.g. before ``load_posterior``)."""
         spec = dict(self._spec, seed=int(seed), priors=self._priors(params))
-        self._rust = _neurosbi.ProblemInferencer(json.dumps(spec))
+        self._rust = _neurosbi.ProblemInferencer(json.dumps(spec), self._callables)
         self._spec_run, self._seed = spec, int(seed)
+        self.posterior, self._simulated = None, False
 
     def to_fit_file(self, path, samples=10_000, output=None):
         """Writes the problem of the last ``infer`` as a fit file (its arrays in files beside
@@ -559,6 +688,10 @@ class Inferencer:
         ``samples`` posterior samples, the same as ``sample((samples,))``."""
         if self._rust is None:
             raise _neurosbi.Error("to_fit_file: call infer() or set_priors() first")
+        if self._callables:
+            names = ", ".join(f"features.{v}: {n}" for v, n, _, _ in self._callables)
+            raise ValueError(f"to_fit_file: a fit file cannot carry Python feature callables "
+                             f"({names}); name catalogue features instead")
         spec = dict(self._spec_run)
         spec["inference"] = dict(spec.get("inference", {}), samples=int(samples))
         if output is not None:

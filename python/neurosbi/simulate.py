@@ -87,3 +87,50 @@ def simulate_for_sbi(simulator, proposal, num_simulations, num_workers=1,
         raise ValueError(f"simulator: returned rows of different lengths {sorted(widths)}; "
                          "expected the same dim x for every batch")
     return theta, np.concatenate(xs)
+
+
+def _seconds(value, what):
+    """Seconds from a Brian quantity, quantity text or a number (seconds)."""
+    if isinstance(value, str):
+        scale, exps = _neurosbi.unit(value) if "*" not in value else (None, None)
+        if scale is None:
+            number, unit = value.split("*", 1)
+            scale, exps = _neurosbi.unit(unit.strip())
+            scale *= float(number)
+        if list(exps) != [0, 0, 1, 0, 0, 0, 0]:
+            raise ValueError(f"{what}: {value!r} is not a time")
+        return float(scale)
+    dim = getattr(getattr(value, "dim", None), "_dims", None)
+    if dim is not None and [float(d) for d in dim] != [0, 0, 1, 0, 0, 0, 0]:
+        raise ValueError(f"{what}: {value!r} is not a time")
+    return float(np.asarray(value, dtype=float))
+
+
+def simulate(model, dt, duration, params=None, record=None, seed=0):
+    """One run of a model file for one parameter set: ``model`` is a model file's path or
+    its tables as a dict (a circuit's ``groups`` and ``synapses``, ``constants``,
+    ``parameters``, ...: docs/model-language.md); ``dt``, ``duration``: Brian quantities,
+    quantity text or seconds. ``params``: ``{name: value}`` (SI numbers, quantity text or
+    Brian quantities) over the model file's ``[parameters]``; a circuit's names carry their
+    object (``g_syn``, ``I_ext_pre``). Returns ``{variable: trace}`` in SI (volts, ...), one
+    value per step, for ``record`` (default: every recordable variable), with ``"spikes"``
+    (times in s) when the model has a threshold."""
+    import json
+    import os
+
+    if isinstance(model, dict):
+        text, origin = json.dumps(model), "neurosbi.simulate model"
+    else:
+        origin = os.fspath(model)
+        with open(origin, encoding="utf-8") as f:
+            text = f.read()
+    dt_s = _seconds(dt, "dt")
+    n_steps = int(round(_seconds(duration, "duration") / dt_s))
+    values = []
+    for name, v in (params or {}).items():
+        if isinstance(v, str):
+            values.append((name, v))
+        else:
+            values.append((name, float(np.asarray(v, dtype=float))))
+    return _neurosbi.simulate_model(text, origin, dt_s, n_steps, values,
+                                    None if record is None else list(record), int(seed))

@@ -20,7 +20,9 @@ use numpy::{PyArray1, PyArray2};
 use pyo3::exceptions::{PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 
+use crate::external::{ErrorSlot, PyFeature};
 use crate::{Error, PyPosterior, matrix, to_numpy, to_py};
+use neurosbi::external::BatchFeature;
 
 /// Name errors of a Python-built description are reported under (`neurosbi.Inferencer:
 /// `priors.gl`: ...`).
@@ -49,10 +51,15 @@ struct Callback {
     cb: Option<Py<PyAny>>,
     error: Option<PyErr>,
     total_epochs: usize,
+    /// A feature callable's failure: stops the simulations after the current chunk.
+    features: ErrorSlot,
 }
 
 impl Callback {
     fn call(&mut self, stage: &str, done: u64, total: u64) -> ControlFlow<()> {
+        if self.features.lock().map_or(true, |e| e.is_some()) {
+            return ControlFlow::Break(());
+        }
         let Some(cb) = &self.cb else {
             return ControlFlow::Continue(());
         };
@@ -85,11 +92,22 @@ impl neurosbi_flows::TrainObserver for Callback {
     }
 }
 
+/// Raises the first failure of a feature callable, if any (and clears it, so a later call
+/// can run again).
+fn take_feature_error(slot: &ErrorSlot) -> PyResult<()> {
+    match slot.lock().ok().and_then(|mut e| e.take()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Posterior inference for a neuron model from a problem description (JSON of
 /// `ProblemSpec`); see python/neurosbi/inferencer.py for the user-facing class.
 #[pyclass(module = "neurosbi._neurosbi", name = "ProblemInferencer")]
 pub(crate) struct ProblemInferencer {
     inner: neurosbi::Inferencer,
+    /// The first failure of a feature callable (see crate::external).
+    feature_error: ErrorSlot,
 }
 
 impl ProblemInferencer {
@@ -133,14 +151,50 @@ fn svg_of(
 impl ProblemInferencer {
     /// Validates the description (JSON of `ProblemSpec`) and computes the observation's
     /// features.
+    /// `features`: the feature callables of the description's `external_features`, as
+    /// (output, name, callable, provenance).
     #[new]
-    fn new(py: Python<'_>, spec_json: &str) -> PyResult<Self> {
+    #[pyo3(signature = (spec_json, features=Vec::new()))]
+    fn new(
+        py: Python<'_>,
+        spec_json: &str,
+        features: Vec<(String, String, Py<PyAny>, String)>,
+    ) -> PyResult<Self> {
         let spec: ProblemSpec = serde_json::from_str(spec_json)
             .map_err(|e| PyValueError::new_err(format!("{ORIGIN}: problem description: {e}")))?;
-        let inner = py
-            .detach(|| neurosbi::Inferencer::from_spec(&spec, Path::new(ORIGIN)))
-            .map_err(facade_err)?;
-        Ok(Self { inner })
+        let feature_error = ErrorSlot::default();
+        let functions = features
+            .into_iter()
+            .map(|(output, name, func, provenance)| {
+                let f: Arc<dyn BatchFeature> = Arc::new(PyFeature {
+                    output: output.clone(),
+                    name: name.clone(),
+                    func,
+                    provenance,
+                    error: feature_error.clone(),
+                });
+                (output, name, f)
+            })
+            .collect();
+        let res =
+            py.detach(|| neurosbi::Inferencer::from_spec_with(&spec, Path::new(ORIGIN), functions));
+        take_feature_error(&feature_error)?;
+        let inner = res.map_err(facade_err)?;
+        Ok(Self {
+            inner,
+            feature_error,
+        })
+    }
+
+    /// The problem's fingerprint, part by part: (name, SHA-256 hex). A feature callable
+    /// enters the `features` part by its qualified name and code hash.
+    fn fingerprint(&self) -> Vec<(String, String)> {
+        let inner = &self.inner;
+        inner
+            .problem()
+            .fingerprint(inner.observed(), inner.spec().seed)
+            .parts()
+            .to_vec()
     }
 
     /// Simulates, trains and keeps the posterior with the description's `[inference]`
@@ -160,11 +214,13 @@ impl ProblemInferencer {
             cb: progress.as_ref().map(|c| c.clone_ref(py)),
             error: None,
             total_epochs,
+            features: self.feature_error.clone(),
         };
         let mut train = Callback {
             cb: progress,
             error: None,
             total_epochs,
+            features: ErrorSlot::default(),
         };
         let inner = &mut self.inner;
         let res = py.detach(|| {
@@ -172,6 +228,7 @@ impl ProblemInferencer {
                 .infer_with(&cfg, store.as_deref(), &mut sims, &mut train)
                 .map(drop)
         });
+        take_feature_error(&self.feature_error)?;
         if let Some(e) = sims.error.or(train.error) {
             return Err(e);
         }
@@ -200,21 +257,11 @@ impl ProblemInferencer {
         })
     }
 
-    /// (low, high) of each free parameter's uniform prior, in its unit (training on given
-    /// simulations takes a box prior).
-    fn prior_bounds(&self) -> PyResult<Vec<(f64, f64)>> {
-        use neurosbi_infer::Marginal;
-        let p = self.inner.problem();
-        p.free
-            .iter()
-            .map(|f| match f.prior {
-                Marginal::Uniform { low, high } => Ok((low, high)),
-                other => Err(PyValueError::new_err(format!(
-                    "priors.{}: training on given theta and x needs uniform priors, got {other:?}",
-                    f.name
-                ))),
-            })
-            .collect()
+    /// The problem's prior (each free parameter's marginal, in its unit), for training on
+    /// given simulations.
+    fn prior(&self, py: Python<'_>) -> PyResult<Py<crate::prior::PyPrior>> {
+        let m = self.inner.problem().free.iter().map(|f| f.prior).collect();
+        crate::prior::from_marginals(py, m)
     }
 
     /// Features of the observation, shape (dim x,).

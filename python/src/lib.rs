@@ -13,16 +13,20 @@ use std::sync::Arc;
 use neurosbi_flows::{ClassifierConfig, EstimatorConfig, FlowError, NoObserver, TrainConfig};
 use neurosbi_infer::methods::estimator_for;
 use neurosbi_infer::{
-    IndependentPrior, InferError, Method, MethodOptions, Posterior, PosteriorKind, Prior,
-    train_nle, train_npe, train_nre,
+    InferError, Method, MethodOptions, Posterior, PosteriorKind, Prior, train_nle, train_npe,
+    train_nre,
 };
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyValueError};
 use pyo3::prelude::*;
 
+mod external;
 mod fitfile;
 mod inferencer;
+mod prior;
+mod recording;
+mod simulate;
 
 create_exception!(
     _neurosbi,
@@ -49,7 +53,7 @@ pub(crate) fn to_py(e: InferError) -> PyErr {
     }
 }
 
-fn value_error(what: &str, why: impl std::fmt::Display) -> PyErr {
+pub(crate) fn value_error(what: &str, why: impl std::fmt::Display) -> PyErr {
     PyValueError::new_err(format!("{what}: {why}"))
 }
 
@@ -132,7 +136,7 @@ pub(crate) fn matrix(
 }
 
 /// Reads a vector of bounds (any numeric sequence).
-fn vector(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64>> {
+pub(crate) fn vector(py: Python<'_>, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<f64>> {
     let np = py.import("numpy")?;
     let arr = np
         .call_method1("asarray", (obj, "float64"))
@@ -162,7 +166,7 @@ pub(crate) fn to_numpy<'py>(
 }
 
 /// The number of draws of sbi's `sample_shape`: `(n,)`, `n`, or None (one draw).
-fn sample_count(shape: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+pub(crate) fn sample_count(shape: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
     match shape {
         None => Ok(1),
         Some(s) => match (s.extract::<usize>(), s.extract::<(usize,)>()) {
@@ -172,79 +176,6 @@ fn sample_count(shape: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
                 format!("expected (n,) or n with n >= 0, got {s}"),
             )),
         },
-    }
-}
-
-/// A box-uniform prior, `BoxUniform(low, high)` (sbi's `BoxUniform`).
-#[pyclass(module = "neurosbi._neurosbi", frozen)]
-struct BoxUniform {
-    prior: Arc<IndependentPrior>,
-    low: Vec<f64>,
-    high: Vec<f64>,
-}
-
-#[pymethods]
-impl BoxUniform {
-    #[new]
-    fn new(py: Python<'_>, low: &Bound<'_, PyAny>, high: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let low = vector(py, low, "low")?;
-        let high = vector(py, high, "high")?;
-        if low.is_empty() {
-            return Err(value_error("low", "has no bounds"));
-        }
-        let prior = IndependentPrior::uniform(&low, &high).map_err(to_py)?;
-        Ok(Self {
-            prior: Arc::new(prior),
-            low,
-            high,
-        })
-    }
-
-    /// Dimension of theta.
-    #[getter]
-    fn dim(&self) -> usize {
-        self.prior.dim()
-    }
-
-    #[getter]
-    fn low(&self) -> Vec<f64> {
-        self.low.clone()
-    }
-
-    #[getter]
-    fn high(&self) -> Vec<f64> {
-        self.high.clone()
-    }
-
-    /// Draws, shape (n, dim); `sample_shape` is sbi's `(n,)` or `n`.
-    #[pyo3(signature = (sample_shape=None, seed=None))]
-    fn sample<'py>(
-        &self,
-        py: Python<'py>,
-        sample_shape: Option<&Bound<'py, PyAny>>,
-        seed: Option<u64>,
-    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let n = sample_count(sample_shape)?;
-        let seed = seed.unwrap_or_else(fresh_seed);
-        let prior = self.prior.clone();
-        let v = py.detach(move || neurosbi_infer::sample_prior(prior.as_ref(), n, seed));
-        to_numpy(py, v, n, self.prior.dim())
-    }
-
-    /// Log density of each row of `theta`, shape (n,).
-    fn log_prob<'py>(
-        &self,
-        py: Python<'py>,
-        theta: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyArray1<f64>>> {
-        let d = self.prior.dim();
-        let m = matrix(py, theta, "theta", Some(d), true)?;
-        let v: Vec<f64> = m.data.chunks(d).map(|r| self.prior.log_prob(r)).collect();
-        Ok(PyArray1::from_vec(py, v))
-    }
-
-    fn __repr__(&self) -> String {
-        format!("BoxUniform(low={:?}, high={:?})", self.low, self.high)
     }
 }
 
@@ -259,7 +190,7 @@ enum Net {
 #[pyclass(module = "neurosbi._neurosbi")]
 struct Trainer {
     method: Method,
-    prior: Arc<IndependentPrior>,
+    prior: Arc<dyn Prior>,
     net: Net,
     theta: Vec<f64>,
     x: Vec<f64>,
@@ -296,7 +227,8 @@ impl Trainer {
     /// (maf, nsf, mdn) or, for NRE methods, the classifier (resnet, mlp); None: sbi's default.
     #[new]
     #[pyo3(signature = (method, prior, estimator=None))]
-    fn new(method: &str, prior: &BoxUniform, estimator: Option<&str>) -> PyResult<Self> {
+    fn new(method: &str, prior: &Bound<'_, PyAny>, estimator: Option<&str>) -> PyResult<Self> {
+        let prior = prior::prior_of(prior, "prior")?;
         let m = Method::from_name(method, &MethodOptions::new()).map_err(to_py)?;
         let net = match m {
             Method::NreA | Method::NreB { .. } | Method::NreC { .. } | Method::Bnre { .. } => {
@@ -323,7 +255,7 @@ impl Trainer {
         };
         Ok(Self {
             method: m,
-            prior: prior.prior.clone(),
+            prior,
             net,
             theta: Vec::new(),
             x: Vec::new(),
@@ -414,7 +346,6 @@ impl Trainer {
         let (net, prior) = (&self.net, self.prior.clone());
         let (posterior, rep) = py
             .detach(move || {
-                let prior: Arc<dyn Prior> = prior;
                 let mut obs = NoObserver;
                 match net {
                     Net::Classifier(c) => {
@@ -658,7 +589,10 @@ fn _neurosbi(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .collect();
     names.dedup();
     m.add("METHOD_NAMES", names)?;
-    m.add_class::<BoxUniform>()?;
+    prior::register(m)?;
+    m.add_class::<recording::PyRecording>()?;
+    m.add_function(wrap_pyfunction!(recording::read_recording, m)?)?;
+    m.add_function(wrap_pyfunction!(simulate::simulate_model, m)?)?;
     m.add_class::<Trainer>()?;
     m.add_class::<PyPosterior>()?;
     m.add_function(wrap_pyfunction!(load_posterior, m)?)?;

@@ -319,7 +319,7 @@ fn install_command(hdf5: Option<&Hdf5>, extra: &[String]) -> Command {
 /// in a Jupyter kernel). Skipped, with the reason printed, when python3 or its venv module
 /// is missing (`NEUROSBI_PYTHON` picks another interpreter).
 fn python_test() -> Result<()> {
-    let Some(bin) = python_venv()? else {
+    let Some(bin) = python_venv(TEST_TOOLS)? else {
         return Ok(());
     };
     let root = workspace_root();
@@ -355,7 +355,8 @@ fn python_test() -> Result<()> {
 /// package, the `train_npe` example and the `neurosbi` program (sbi's side runs when sbi
 /// and torch are importable in the virtual environment).
 fn python_bench() -> Result<()> {
-    let Some(bin) = python_venv()? else {
+    // Only what builds the wheel: an environment with sbi keeps its own packages.
+    let Some(bin) = python_venv(&["maturin>=1.9,<2", "numpy"])? else {
         return Ok(());
     };
     let target = target_dir()?;
@@ -383,11 +384,12 @@ fn python_bench() -> Result<()> {
     run(bench)
 }
 
-/// The virtual environment `<target>/python-venv` (created once) with maturin, pytest,
-/// numpy and what runs the example notebook; its `bin` folder, or None with the reason
-/// printed when python3 or its venv module is missing (`NEUROSBI_PYTHON` picks another
-/// interpreter).
-fn python_venv() -> Result<Option<std::path::PathBuf>> {
+/// The virtual environment `<target>/python-venv` (created once) with `tools` installed
+/// (pip requirements); its `bin` folder, or None with the reason printed when python3 or its
+/// venv module is missing. `NEUROSBI_PYTHON` picks
+/// another interpreter; one that runs inside a virtual environment (`/work/venv-sbi/bin/
+/// python`) has `tools` installed into that environment, which is then used as it is.
+fn python_venv(tools: &[&str]) -> Result<Option<std::path::PathBuf>> {
     let python = std::env::var("NEUROSBI_PYTHON").unwrap_or_else(|_| "python3".into());
     let probe = Command::new(&python)
         .args(["-c", "import venv, ensurepip"])
@@ -404,7 +406,21 @@ fn python_venv() -> Result<Option<std::path::PathBuf>> {
         eprintln!("xtask: SKIPPED the Python tests: {reason}");
         return Ok(None);
     }
-    let venv = target_dir()?.join("python-venv");
+    // An interpreter of a virtual environment (e.g. one with sbi and torch for the bench's
+    // peer) is used with its environment: a venv made from it would not see its packages.
+    let own_venv = Command::new(&python)
+        .args(["-c", "import sys; print(sys.prefix != sys.base_prefix)"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "True");
+    let venv = if own_venv {
+        let o = Command::new(&python)
+            .args(["-c", "import sys; print(sys.prefix)"])
+            .output()
+            .context("asking the interpreter for its environment")?;
+        std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+    } else {
+        target_dir()?.join("python-venv")
+    };
     let bin = venv.join("bin");
     if !bin.join("python").exists() {
         let mut cmd = Command::new(&python);
@@ -412,22 +428,26 @@ fn python_venv() -> Result<Option<std::path::PathBuf>> {
         run(cmd)?;
     }
     let mut pip = Command::new(bin.join("python"));
-    pip.args([
-        "-m",
-        "pip",
-        "install",
-        "-q",
-        "maturin>=1.9,<2",
-        "pytest",
-        "numpy",
-        // The example notebook runs in a real Jupyter kernel (python/tests/test_examples.py).
-        "nbclient",
-        "nbformat",
-        "ipykernel",
-    ]);
+    pip.args(["-m", "pip", "install", "-q"]).args(tools);
     run(pip)?;
     Ok(Some(bin))
 }
+
+/// What the Python tests need in their environment.
+const TEST_TOOLS: &[&str] = &[
+    "maturin>=1.9,<2",
+    "pytest",
+    "numpy",
+    // The example notebook runs in a real Jupyter kernel (python/tests/test_examples.py).
+    "nbclient",
+    "nbformat",
+    "ipykernel",
+    // Real Brian2 objects and the tqdm progress path are tested (python/tests/).
+    "brian2",
+    "tqdm",
+    // Brian2 2.9, the newest for Python < 3.12, uses np.ndarray.ptp (gone in numpy 2.4).
+    "numpy<2.4; python_version < '3.12'",
+];
 
 /// Builds the package's wheel with cargo profile `profile` and installs it into the venv.
 fn install_wheel(bin: &std::path::Path, profile: &str) -> Result<()> {

@@ -3,6 +3,7 @@
 
 use crate::config::InferenceSettings;
 use crate::error::{Error, Result};
+use crate::external::BatchFeature;
 use crate::plot::{self, PairData};
 use crate::problem::{NeuronSimulator, Observed, Problem, SPIKES};
 use crate::spec::{BUILDER_ORIGIN, DataSpec, Entries, FeaturesSpec, ModelSource, OutputSpec};
@@ -246,7 +247,19 @@ impl Inferencer {
     /// errors and anchors its relative paths) and builds the inferencer for its observation:
     /// its data, or the simulation of its synthetic ground truth.
     pub fn from_spec(spec: &ProblemSpec, file: &Path) -> Result<Inferencer> {
-        let cfg = spec.validate(file)?;
+        Self::from_spec_with(spec, file, Vec::new())
+    }
+
+    /// [`Inferencer::from_spec`] with the functions of the description's external features
+    /// (`outputs.VAR.external_features`), as `(output, name, function)`: each name needs
+    /// exactly one function.
+    pub fn from_spec_with(
+        spec: &ProblemSpec,
+        file: &Path,
+        functions: Vec<(String, String, Arc<dyn BatchFeature>)>,
+    ) -> Result<Inferencer> {
+        let mut cfg = spec.validate(file)?;
+        attach(&mut cfg.problem, functions)?;
         let observed = cfg.observation()?;
         let x_o = cfg.problem.observed_features(&observed)?;
         Ok(Inferencer {
@@ -553,4 +566,28 @@ impl Inferencer {
         self.posterior = Some(p);
         Ok(())
     }
+}
+
+/// Attaches the functions of external features to the problem's outputs.
+fn attach(
+    problem: &mut Problem,
+    functions: Vec<(String, String, Arc<dyn BatchFeature>)>,
+) -> Result<()> {
+    for (output, name, f) in functions {
+        let key = format!("outputs.{output}.external_features");
+        let o = problem
+            .outputs
+            .iter_mut()
+            .find(|o| o.variable == output)
+            .ok_or_else(|| Error::invalid(&key, format!("`{output}` is not an output")))?;
+        let e = o
+            .external
+            .iter_mut()
+            .find(|e| e.name == name)
+            .ok_or_else(|| Error::invalid(&key, format!("`{name}` is not listed there")))?;
+        if e.function.replace(f).is_some() {
+            return Err(Error::invalid(&key, format!("`{name}` has two functions")));
+        }
+    }
+    Ok(())
 }

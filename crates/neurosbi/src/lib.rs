@@ -59,6 +59,7 @@ pub use neurosbi_sim as sim;
 
 pub mod config;
 pub mod error;
+pub mod external;
 pub mod fit;
 pub mod inferencer;
 #[cfg(feature = "mpi")]

@@ -3,6 +3,7 @@
 //! turns parameter rows into feature vectors for the inference engine.
 
 use crate::error::{Error, Result};
+use crate::external::{self, ExternalFeature};
 use crate::quantity::Unit;
 use neurosbi_features::{FeatureSet, Recording};
 use neurosbi_infer::{Fingerprint, IndependentPrior, Marginal, SimRng, SimulationError, Simulator};
@@ -37,6 +38,23 @@ pub struct Output {
     pub features: FeatureSet,
     /// Other recorded variables the features read alongside (a circuit's neurons).
     pub with: Vec<String>,
+    /// Features the calling program computes (see [`crate::external`]), after the
+    /// catalogue's in each trace's columns.
+    pub external: Vec<ExternalFeature>,
+}
+
+impl Output {
+    /// Feature values per trace: the catalogue's, then the external ones.
+    pub fn columns_per_trace(&self) -> usize {
+        self.features.n_outputs() + self.external.len()
+    }
+
+    /// Names of a trace's feature values, in column order.
+    pub fn output_names(&self) -> Vec<String> {
+        let mut names = self.features.output_names();
+        names.extend(self.external.iter().map(|e| e.name.clone()));
+        names
+    }
 }
 
 impl std::fmt::Debug for Output {
@@ -44,6 +62,7 @@ impl std::fmt::Debug for Output {
         f.debug_struct("Output")
             .field("variable", &self.variable)
             .field("features", &self.feature_names)
+            .field("external", &self.external)
             .finish()
     }
 }
@@ -97,7 +116,7 @@ impl Problem {
     pub fn dim_x(&self) -> usize {
         self.outputs
             .iter()
-            .map(|o| o.features.n_outputs() * self.n_traces)
+            .map(|o| o.columns_per_trace() * self.n_traces)
             .sum()
     }
 
@@ -105,10 +124,10 @@ impl Problem {
     pub fn feature_names(&self) -> Vec<String> {
         let mut v = Vec::new();
         for o in &self.outputs {
-            v.extend(
-                o.features
-                    .column_names(&[o.variable.as_str()], self.n_traces),
-            );
+            let names = o.output_names();
+            for t in 0..self.n_traces {
+                v.extend(names.iter().map(|n| format!("{}/{t}/{n}", o.variable)));
+            }
         }
         v
     }
@@ -160,10 +179,19 @@ impl Problem {
             .outputs
             .iter()
             .map(|o| {
-                format!(
+                // External features by their provenance (name, code hash): the engine cannot
+                // see their code, so this is all that tells two functions apart.
+                // Appended only when present, so the stores of problems without them keep
+                // their fingerprints.
+                let mut text = format!(
                     "{} [{} = {:e}] {:?}",
                     o.variable, o.unit.name, o.unit.scale, o.feature_names
-                )
+                );
+                if !o.external.is_empty() {
+                    let external: Vec<String> = o.external.iter().map(|e| e.provenance()).collect();
+                    text.push_str(&format!(" external {external:?}"));
+                }
+                text
             })
             .collect();
         // Spike-train features compare with the observed trains, so those are inputs too.
@@ -255,11 +283,30 @@ impl Problem {
     }
 
     /// Feature vectors (row per parameter set) of a simulation result; NaN for undefined
-    /// features and for whole rows whose simulation failed.
+    /// features and for whole rows whose simulation failed. An external feature that fails
+    /// makes every row NaN here; [`Problem::features_checked`] returns its error.
     pub fn features_of(&self, res: &SimResult, observed: Option<&[Observed]>) -> Vec<f64> {
+        let n = res.n_neurons / self.n_traces * self.dim_x();
+        self.features_checked(res, observed)
+            .unwrap_or_else(|_| vec![f64::NAN; n])
+    }
+
+    /// [`Problem::features_of`], with the error of an external feature (a function of the
+    /// calling program that raised or returned a non-number) instead of NaN rows.
+    pub fn features_checked(
+        &self,
+        res: &SimResult,
+        observed: Option<&[Observed]>,
+    ) -> Result<Vec<f64>> {
         let n_sets = res.n_neurons / self.n_traces;
         let dx = self.dim_x();
         let mut x = vec![f64::NAN; n_sets * dx];
+        let failed = |s: usize| (0..self.n_traces).any(|k| res.is_failed(s * self.n_traces + k));
+        let external: Vec<Vec<f64>> = self
+            .outputs
+            .iter()
+            .map(|o| external::values_of_result(o, res, self.n_traces, self.dt, failed))
+            .collect::<Result<_>>()?;
         let dt_ms = self.dt * 1e3;
         let zeros = vec![0.0; self.n_steps];
         let spikes_ms: Vec<Vec<f64>> = res
@@ -268,7 +315,7 @@ impl Problem {
             .map(|s| s.iter().map(|t| t * 1e3).collect())
             .collect();
         for (s, row) in x.chunks_mut(dx.max(1)).enumerate() {
-            if (0..self.n_traces).any(|k| res.is_failed(s * self.n_traces + k)) {
+            if failed(s) {
                 continue;
             }
             let mut col = 0;
@@ -311,10 +358,13 @@ impl Problem {
                         }
                     }
                     col += m;
+                    let k = o.external.len();
+                    row[col..col + k].copy_from_slice(&external[oi][neuron * k..(neuron + 1) * k]);
+                    col += k;
                 }
             }
         }
-        x
+        Ok(x)
     }
 
     /// Features of observed data (one row).
@@ -347,6 +397,7 @@ impl Problem {
             let rows = match obs {
                 Observed::Traces(r) | Observed::Spikes(r) => r,
                 Observed::Features(v) => {
+                    let m = o.columns_per_trace();
                     if v.len() != m * self.n_traces {
                         return Err(Error::invalid(
                             format!("observed output `{}`", o.variable),
@@ -367,7 +418,9 @@ impl Problem {
                     format!("{} traces, the stimuli have {}", rows.len(), self.n_traces),
                 ));
             }
-            for r in rows {
+            let ext = external::values_of_observed(o, obs, rows, self.dt)?;
+            let k = o.external.len();
+            for (t, r) in rows.iter().enumerate() {
                 let rec = match obs {
                     Observed::Traces(_) | Observed::Features(_) => Recording::new(r, dt_ms),
                     Observed::Spikes(_) => Recording::new(&zeros, dt_ms)
@@ -380,6 +433,7 @@ impl Problem {
                     Error::invalid(format!("observed output `{}`", o.variable), e.to_string())
                 })?;
                 x.extend(cells.iter().map(|c| c.unwrap_or(f64::NAN)));
+                x.extend(&ext[t * k..(t + 1) * k]);
             }
         }
         Ok(x)
@@ -400,10 +454,10 @@ impl Problem {
         let mut observed = self.observed_from(&res, 0);
         // Features that read other variables alongside are observed as their values: the
         // trace of the output alone would not give them.
-        let x = self.features_of(&res, None);
+        let x = self.features_checked(&res, None)?;
         let mut col = 0;
         for (o, obs) in self.outputs.iter().zip(observed.iter_mut()) {
-            let m = o.features.n_outputs() * self.n_traces;
+            let m = o.columns_per_trace() * self.n_traces;
             if !o.with.is_empty() {
                 *obs = Observed::Features(x[col..col + m].to_vec());
             }
@@ -453,6 +507,11 @@ pub struct NeuronSimulator {
 impl NeuronSimulator {
     /// Compiles the model for the problem's time step and recordings.
     pub fn new(problem: Problem, observed: Option<Vec<Observed>>) -> Result<Self> {
+        for o in &problem.outputs {
+            for e in &o.external {
+                e.function(&o.variable)?;
+            }
+        }
         let record = problem.recorded();
         let kernel = CompiledKernel::new(&problem.model, problem.dt, &record)?;
         let inputs = problem
@@ -488,7 +547,7 @@ impl NeuronSimulator {
             &self.inputs,
             &cfg,
         )?;
-        Ok(p.features_of(&res, self.observed.as_deref()))
+        p.features_checked(&res, self.observed.as_deref())
     }
 }
 

@@ -190,6 +190,11 @@ pub struct OutputSpec {
     /// trace, `nan` where undefined) instead of `data`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub statistics: Option<Vec<f64>>,
+    /// Names of features the calling program computes (the Python package's callables; see
+    /// [`crate::external`]), after `features` in each trace's columns. Only a program that
+    /// attaches their functions ([`crate::Inferencer::from_spec_with`]) can simulate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_features: Vec<String>,
 }
 
 /// A channel of a recording, by index (from 0) or by its name in the file.

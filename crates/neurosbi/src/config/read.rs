@@ -246,6 +246,7 @@ fn read_outputs(ctx: &Ctx, outs: &toml::Table) -> Result<Entries<OutputSpec>> {
                 interpolate,
                 with,
                 statistics,
+                external_features: Vec::new(),
             },
         );
     }

@@ -381,7 +381,7 @@ impl ProblemSpec {
                 return Err(ctx.err(&key, "spike trains need a threshold in the model"));
             }
             let unit = output_unit(ctx, &key, var, o, model)?;
-            if o.features.is_empty() {
+            if o.features.is_empty() && o.external_features.is_empty() {
                 return Err(ctx.err(
                     &format!("{key}.features"),
                     "empty: give at least one feature",
@@ -412,14 +412,17 @@ impl ProblemSpec {
                         "give the observation as `data` (traces) or as `statistics`, not both",
                     ));
                 }
-                Some(v) if v.len() != features.n_outputs() * n_traces => {
+                Some(v)
+                    if v.len() != (features.n_outputs() + o.external_features.len()) * n_traces =>
+                {
+                    let mut names = features.output_names();
+                    names.extend(o.external_features.iter().cloned());
                     return Err(ctx.err(
                         &format!("{key}.statistics"),
                         format!(
-                            "{} values; the features {:?} give {} per trace, x {n_traces} trace(s)",
+                            "{} values; the features {names:?} give {} per trace, x {n_traces} trace(s)",
                             v.len(),
-                            features.output_names(),
-                            features.n_outputs()
+                            names.len()
                         ),
                     ));
                 }
@@ -441,6 +444,7 @@ impl ProblemSpec {
                 feature_names: o.features.clone(),
                 features,
                 with: o.with.clone(),
+                external: external_features(ctx, &key, var, o)?,
             });
         }
         Ok((outputs, observed))
@@ -673,4 +677,34 @@ fn observed_data(
     }
     checks::voltage_data(ctx, &dkey, unit, &rows)?;
     Ok(Some(Observed::Traces(rows)))
+}
+
+/// The external features an output names (their functions are attached later): distinct
+/// names, on traces only.
+fn external_features(
+    ctx: &Ctx,
+    key: &str,
+    var: &str,
+    o: &crate::spec::OutputSpec,
+) -> Result<Vec<crate::external::ExternalFeature>> {
+    let names = &o.external_features;
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = format!("{key}.external_features");
+    if var == SPIKES {
+        return Err(ctx.err(
+            &key,
+            "features of the calling program read traces, not spike trains",
+        ));
+    }
+    for (i, n) in names.iter().enumerate() {
+        if n.trim().is_empty() || names[..i].contains(n) || o.features.contains(n) {
+            return Err(ctx.err(&key, format!("`{n}`: names must be distinct and not empty")));
+        }
+    }
+    Ok(names
+        .iter()
+        .map(|n| crate::external::ExternalFeature::named(n))
+        .collect())
 }
