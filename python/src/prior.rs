@@ -76,6 +76,21 @@ impl PyPrior {
 }
 
 /// Two equally long vectors of per-dimension parameters (a scalar is broadcast).
+/// A prior of independent marginals from two per-dimension arrays (`low`/`high`,
+/// `loc`/`scale`; one value is broadcast), its repr naming the class and the arrays.
+fn per_dimension(
+    py: Python<'_>,
+    (a, b): (&Bound<'_, PyAny>, &Bound<'_, PyAny>),
+    names: (&str, &str),
+    class: &str,
+    marginal: impl Fn(f64, f64) -> Marginal,
+) -> PyResult<PyPrior> {
+    let (a, b) = pair(py, a, b, names)?;
+    let m = a.iter().zip(&b).map(|(&x, &y)| marginal(x, y)).collect();
+    let repr = format!("{class}({}={a:?}, {}={b:?})", names.0, names.1);
+    PyPrior::independent(m, repr)
+}
+
 fn pair(
     py: Python<'_>,
     a: &Bound<'_, PyAny>,
@@ -156,13 +171,13 @@ impl LogUniform {
         low: &Bound<'_, PyAny>,
         high: &Bound<'_, PyAny>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let (low, high) = pair(py, low, high, ("low", "high"))?;
-        let m = low
-            .iter()
-            .zip(&high)
-            .map(|(&low, &high)| Marginal::LogUniform { low, high })
-            .collect();
-        let base = PyPrior::independent(m, format!("LogUniform(low={low:?}, high={high:?})"))?;
+        let base = per_dimension(
+            py,
+            (low, high),
+            ("low", "high"),
+            "LogUniform",
+            |low, high| Marginal::LogUniform { low, high },
+        )?;
         Ok(PyClassInitializer::from(base).add_subclass(Self))
     }
 }
@@ -180,13 +195,9 @@ impl Normal {
         loc: &Bound<'_, PyAny>,
         scale: &Bound<'_, PyAny>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let (loc, scale) = pair(py, loc, scale, ("loc", "scale"))?;
-        let m = loc
-            .iter()
-            .zip(&scale)
-            .map(|(&mean, &std)| Marginal::Normal { mean, std })
-            .collect();
-        let base = PyPrior::independent(m, format!("Normal(loc={loc:?}, scale={scale:?})"))?;
+        let base = per_dimension(py, (loc, scale), ("loc", "scale"), "Normal", |mean, std| {
+            Marginal::Normal { mean, std }
+        })?;
         Ok(PyClassInitializer::from(base).add_subclass(Self))
     }
 }
@@ -204,13 +215,13 @@ impl LogNormal {
         loc: &Bound<'_, PyAny>,
         scale: &Bound<'_, PyAny>,
     ) -> PyResult<PyClassInitializer<Self>> {
-        let (loc, scale) = pair(py, loc, scale, ("loc", "scale"))?;
-        let m = loc
-            .iter()
-            .zip(&scale)
-            .map(|(&mu, &sigma)| Marginal::LogNormal { mu, sigma })
-            .collect();
-        let base = PyPrior::independent(m, format!("LogNormal(loc={loc:?}, scale={scale:?})"))?;
+        let base = per_dimension(
+            py,
+            (loc, scale),
+            ("loc", "scale"),
+            "LogNormal",
+            |mu, sigma| Marginal::LogNormal { mu, sigma },
+        )?;
         Ok(PyClassInitializer::from(base).add_subclass(Self))
     }
 }

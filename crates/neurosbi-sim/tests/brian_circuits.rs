@@ -10,20 +10,9 @@
 
 use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
 use neurosbi_sim::{Model, RunConfig, parse_quantity};
+mod common;
+use common::{fixture, text};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/brian_circuits")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap().to_string()
-}
 
 /// The circuit as Brian ran it, and the values of its parameters by flat name.
 fn circuit(f: &Value) -> (CircuitDescription, Vec<(String, f64)>) {

@@ -7,20 +7,9 @@
 
 use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
 use neurosbi_sim::{Model, RunConfig, parse_quantity};
+mod common;
+use common::{fixture, text};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures/brian_circuits")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap().to_string()
-}
 
 fn floats(v: &Value) -> Vec<f64> {
     v.as_array()
