@@ -114,7 +114,8 @@ def simulate(model, dt, duration, params=None, record=None, seed=0):
     Brian quantities) over the model file's ``[parameters]``; a circuit's names carry their
     object (``g_syn``, ``I_ext_pre``). Returns ``{variable: trace}`` in SI (volts, ...), one
     value per step, for ``record`` (default: every recordable variable), with ``"spikes"``
-    (times in s) when the model has a threshold."""
+    (times in s) when the model has a threshold, and ``"spikes_NAME"`` for each spiking
+    neuron of a circuit (``spikes_cells_3``: neuron 3 of group ``cells``)."""
     import json
     import os
 

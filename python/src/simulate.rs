@@ -63,7 +63,7 @@ fn parameter_values(
 /// Simulates the model file text `model_toml` (`origin` names it in errors) for `n_steps`
 /// steps of `dt` seconds with one parameter set, recording `record` (None: every recordable
 /// variable). Returns `{name: trace (SI)}`, with `"spikes"` (times in s) when the model
-/// has a threshold.
+/// has a threshold and `"spikes_NAME"` for each spiking neuron of a circuit.
 #[pyfunction]
 #[pyo3(signature = (model_toml, origin, dt, n_steps, params, record=None, seed=0))]
 #[allow(clippy::too_many_arguments)] // the run's settings, each a keyword in Python
@@ -111,6 +111,10 @@ pub(crate) fn simulate_model<'py>(
     }
     if model.description().threshold.is_some() {
         out.set_item("spikes", PyArray1::from_slice(py, &res.spikes[0]))?;
+    }
+    // A circuit's spiking neurons: `spikes_cells_3` (its flat name, as in the model).
+    for (name, trains) in &res.events {
+        out.set_item(format!("spikes_{name}"), PyArray1::from_slice(py, &trains[0]))?;
     }
     if let Some(f) = res.failed.first() {
         return Err(crate::Error::new_err(format!(

@@ -95,3 +95,37 @@ def test_a_circuit_fit_agrees_with_the_cli(tmp_path):
     inf.to_fit_file(tmp_path / "pair.toml", samples=50, output=tmp_path / "out")
     subprocess.run([CLI, "fit", str(tmp_path / "pair.toml"), "--quiet"], check=True)
     assert np.array_equal(np.load(tmp_path / "out" / "samples.npy"), inf.sample((50,)))
+
+
+def test_a_spiking_circuit_gives_brian2s_spikes_per_neuron():
+    """Brian2's `delays` fixture (10 LIF neurons, 90 synapses with per-synapse delays,
+    on_pre into an (unless refractory) variable, STDP with event-driven traces) from a
+    dict: every neuron's spike steps equal Brian's, as in
+    crates/neurosbi-sim/tests/brian_spiking.rs."""
+    f = json.loads((ROOT / "tests/fixtures/brian_circuits/delays.json").read_text())
+    g, s = f["objects"]
+    n = g["N"]
+    assigned = {v: e for v, e, _ in g["initial_assignments"]}
+    drive = assigned["drive"]
+    w = s["initial_assignments"][0][1]
+    quantity = lambda expr, i, j=0: expr.replace("i", f"({i})").replace("j", f"({j})")
+    params = {f"drive_cells_{k}": quantity(drive, k) for k in range(n)}
+    params.update({f"w_rec_{m}": quantity(w, i, j)
+                   for m, (i, j) in enumerate(zip(s["i"], s["j"]))})
+    model = {
+        "constants": {name: q["expr"] for name, q in f["namespace"].items()},
+        "groups": {"cells": {"n": n, "equations": g["model"], "threshold": g["threshold"],
+                             "reset": g["reset"], "refractory": g["refractory"],
+                             "method": g["method"], "initial": {"v": assigned["v"]}}},
+        "synapses": {"rec": {"source": "cells", "target": "cells", "equations": s["model"],
+                             "on_pre": s["on_pre"], "on_post": s["on_post"],
+                             "delay": s["delay"], "connect": s["connect"]["condition"]}},
+    }
+    out = neurosbi.simulate(model, dt=f["dt"], duration=f["duration"], params=params,
+                            record=[])
+    sp = f["records"]["spikes_cells"]
+    for k in range(n):
+        want = [st for i, st in zip(sp["i"], sp["step"]) if i == k]
+        ours = np.round(out[f"spikes_cells_{k}"] / f["dt"]).astype(int).tolist()
+        assert ours == want, k
+    assert sum(len(out[f"spikes_cells_{k}"]) for k in range(n)) == 377
