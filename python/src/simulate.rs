@@ -114,7 +114,10 @@ pub(crate) fn simulate_model<'py>(
     }
     // A circuit's spiking neurons: `spikes_cells_3` (its flat name, as in the model).
     for (name, trains) in &res.events {
-        out.set_item(format!("spikes_{name}"), PyArray1::from_slice(py, &trains[0]))?;
+        out.set_item(
+            format!("spikes_{name}"),
+            PyArray1::from_slice(py, &trains[0]),
+        )?;
     }
     if let Some(f) = res.failed.first() {
         return Err(crate::Error::new_err(format!(
