@@ -110,3 +110,83 @@ g_syn = "3*mS/cm**2"
         "{e}"
     );
 }
+
+/// A spiking circuit's neurons are spike-train outputs by name (`spikes_cells_1`): the
+/// synthetic observation is that neuron's train, its features count those spikes, and a
+/// name that is not a spiking neuron is refused with the ones that are.
+#[test]
+fn a_spiking_circuits_neurons_are_spike_train_outputs() {
+    let dir = std::env::temp_dir().join(format!("neurosbi-spiking-circuit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("net.toml"),
+        r#"
+method = "euler"
+[constants]
+tau = "10*ms"
+[groups.cells]
+n = 2
+equations = """
+dv/dt = (drive - v)/tau : volt
+drive : volt (constant)
+"""
+threshold = "v > 10*mV"
+reset = "v = 0*mV"
+[synapses.rec]
+source = "cells"
+target = "cells"
+equations = "w : volt"
+on_pre = "v_post += w"
+connect = "i != j"
+[parameters]
+drive_cells_0 = "15*mV"
+drive_cells_1 = "9*mV"
+w_rec_1 = "0*mV"
+"#,
+    )
+    .unwrap();
+    let fit = |output: &str| {
+        format!(
+            r#"
+model = "net.toml"
+dt = "0.1*ms"
+duration = "200*ms"
+seed = 1
+[outputs.{output}]
+features = ["train_count"]
+[priors]
+w_rec_0 = ["0*mV", "3*mV"]
+[synthetic]
+w_rec_0 = "2*mV"
+[inference]
+simulations = 20
+"#
+        )
+    };
+    let file = dir.join("fit.toml");
+    let cfg = FitConfig::parse(&file, &fit("spikes_cells_1")).unwrap();
+    let obs = cfg.observation().unwrap();
+    let Observed::Spikes(trains) = &obs[0] else {
+        panic!("expected spike trains, got {:?}", obs[0]);
+    };
+    assert!(!trains[0].is_empty(), "the driven neuron fires");
+    let x = cfg.problem.observed_features(&obs).unwrap();
+    assert_eq!(x, [trains[0].len() as f64]);
+    // Without the synapse neuron 1 (drive 9 mV, threshold 10 mV) stays silent.
+    let res = cfg
+        .problem
+        .simulate(&[0.0, 3.0], cfg.problem.noise_seed)
+        .unwrap();
+    let xs = cfg.problem.features_of(&res, None);
+    assert_eq!(xs[0], 0.0);
+    assert!(xs[1] > 0.0, "{xs:?}");
+
+    let e = FitConfig::parse(&file, &fit("spikes_cells_7"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("outputs.spikes_cells_7") && e.contains("spikes_cells_0, spikes_cells_1"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

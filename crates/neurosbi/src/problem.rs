@@ -14,6 +14,20 @@ use std::sync::Arc;
 /// Name of the pseudo-variable for spike trains in outputs.
 pub const SPIKES: &str = "spikes";
 
+/// Whether output `var` is a spike train: `spikes` (the model's own threshold) or
+/// `spikes_NAME` (spiking neuron NAME of a circuit, e.g. `spikes_cells_3`).
+pub fn is_spike_train(var: &str) -> bool {
+    var == SPIKES || var.starts_with("spikes_")
+}
+
+/// Spike times (s) of spike-train output `var` in simulation `n`.
+fn spike_times<'a>(res: &'a SimResult, var: &str, n: usize) -> &'a [f64] {
+    match var.strip_prefix("spikes_") {
+        Some(name) => res.event_spikes(name, n).unwrap_or(&[]),
+        None => res.spikes.get(n).map_or(&[], Vec::as_slice),
+    }
+}
+
 /// A parameter fitted by inference.
 #[derive(Clone, Debug)]
 pub struct FreeParameter {
@@ -197,7 +211,7 @@ impl Problem {
         // Spike-train features compare with the observed trains, so those are inputs too.
         let mut spikes = Vec::new();
         for (o, obs) in self.outputs.iter().zip(observed) {
-            if let (true, Observed::Spikes(trains)) = (o.variable == SPIKES, obs) {
+            if let (true, Observed::Spikes(trains)) = (is_spike_train(&o.variable), obs) {
                 for t in trains {
                     spikes.extend(bits(&mut t.iter()));
                     spikes.push(b';');
@@ -259,7 +273,7 @@ impl Problem {
         let mut r: Vec<String> = Vec::new();
         for o in &self.outputs {
             for v in std::iter::once(&o.variable).chain(&o.with) {
-                if v != SPIKES && !r.contains(v) {
+                if !is_spike_train(v) && !r.contains(v) {
                     r.push(v.clone());
                 }
             }
@@ -325,7 +339,7 @@ impl Problem {
                 for k in 0..self.n_traces {
                     let neuron = s * self.n_traces + k;
                     let scaled: Vec<f64>;
-                    let values: &[f64] = if o.variable == SPIKES {
+                    let values: &[f64] = if is_spike_train(&o.variable) {
                         &zeros
                     } else {
                         let tr = res.trace(&o.variable, neuron).unwrap_or(&[]);
@@ -344,7 +358,18 @@ impl Problem {
                     let mut rec = Recording::new(values, dt_ms)
                         .with_stimulus(self.window.0, self.window.1)
                         .with_others(&others);
-                    if let Some(sp) = spikes_ms.get(neuron) {
+                    // A circuit neuron's train is its own; otherwise the model's threshold's.
+                    let own_ms: Vec<f64>;
+                    let sp = if o.variable.starts_with("spikes_") {
+                        own_ms = spike_times(res, &o.variable, neuron)
+                            .iter()
+                            .map(|t| t * 1e3)
+                            .collect();
+                        Some(&own_ms)
+                    } else {
+                        spikes_ms.get(neuron)
+                    };
+                    if let Some(sp) = sp {
                         rec = rec.with_spikes(sp);
                     }
                     if let Some(Observed::Spikes(obs)) = observed.and_then(|o| o.get(oi))
@@ -473,8 +498,11 @@ impl Problem {
             .map(|o| {
                 let rows = (0..self.n_traces).map(|k| {
                     let n = s * self.n_traces + k;
-                    if o.variable == SPIKES {
-                        res.spikes[n].iter().map(|t| t * 1e3).collect()
+                    if is_spike_train(&o.variable) {
+                        spike_times(res, &o.variable, n)
+                            .iter()
+                            .map(|t| t * 1e3)
+                            .collect()
                     } else {
                         res.trace(&o.variable, n)
                             .unwrap_or(&[])
@@ -483,7 +511,7 @@ impl Problem {
                             .collect()
                     }
                 });
-                if o.variable == SPIKES {
+                if is_spike_train(&o.variable) {
                     Observed::Spikes(rows.collect())
                 } else {
                     Observed::Traces(rows.collect())

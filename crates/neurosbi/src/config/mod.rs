@@ -3,7 +3,7 @@
 //! `docs/model-file.md`. Everything is checked here, before any simulation runs.
 
 use crate::error::{Error, Result};
-use crate::problem::{FreeParameter, Observed, Output, Problem, SPIKES};
+use crate::problem::{FreeParameter, Observed, Output, Problem, SPIKES, is_spike_train};
 use crate::quantity::{Unit, parse_quantity};
 use crate::spec::{ProblemSpec, QuantitySpec};
 use neurosbi_flows::{EstimatorConfig, TrainConfig};

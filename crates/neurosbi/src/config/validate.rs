@@ -368,17 +368,49 @@ impl ProblemSpec {
         let mut observed = Vec::new();
         for (var, o) in outs.iter() {
             let key = format!("outputs.{var}");
-            if var != SPIKES && !recordable.contains(var) {
+            let sources: Vec<String> = model
+                .description()
+                .events
+                .iter()
+                .map(|e| format!("spikes_{}", e.name))
+                .collect();
+            if !is_spike_train(var) && !recordable.contains(var) {
                 return Err(ctx.err(
                     &key,
                     format!(
                         "`{var}` cannot be recorded (recordable: spikes, {})",
-                        recordable.join(", ")
+                        sources
+                            .iter()
+                            .chain(&recordable)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
             if var == SPIKES && model.description().threshold.is_none() {
-                return Err(ctx.err(&key, "spike trains need a threshold in the model"));
+                let hint = if sources.is_empty() {
+                    String::new()
+                } else {
+                    format!("; a circuit's neurons: {}", sources.join(", "))
+                };
+                return Err(ctx.err(
+                    &key,
+                    format!("spike trains need a threshold in the model{hint}"),
+                ));
+            }
+            if var != SPIKES && is_spike_train(var) && !sources.contains(var) {
+                return Err(ctx.err(
+                    &key,
+                    format!(
+                        "`{var}` is not a spiking neuron of the circuit (spike trains: {})",
+                        if sources.is_empty() {
+                            "none".to_string()
+                        } else {
+                            sources.join(", ")
+                        }
+                    ),
+                ));
             }
             let unit = output_unit(ctx, &key, var, o, model)?;
             if o.features.is_empty() && o.external_features.is_empty() {
@@ -569,12 +601,12 @@ fn marginal_prior(
 /// The unit of an output, checked against the variable's dimension.
 fn output_unit(ctx: &Ctx, key: &str, var: &str, o: &OutputSpec, model: &Model) -> Result<Unit> {
     let unit = match &o.unit {
-        None if var == SPIKES => Unit::named("ms").expect("ms"),
+        None if is_spike_train(var) => Unit::named("ms").expect("ms"),
         None => Unit::named("1").expect("1"),
         Some(name) => Unit::named(name)
             .ok_or_else(|| ctx.err(&format!("{key}.unit"), format!("unknown unit `{name}`")))?,
     };
-    if var != SPIKES
+    if !is_spike_train(var)
         && let Some(d) = model
             .state_vars()
             .iter()
@@ -617,7 +649,7 @@ fn observed_data(
     let (rows, origin) = match &o.data {
         None => return Ok(None),
         Some(DataSpec::File(p)) if from_recording => {
-            let (Some(dim), false) = (dim, var == SPIKES) else {
+            let (Some(dim), false) = (dim, is_spike_train(var)) else {
                 return Err(ctx.err(
                     &dkey,
                     "a recording gives traces of a state variable, not spike times",
@@ -645,12 +677,12 @@ fn observed_data(
         }
         Some(DataSpec::File(p)) => {
             let path = ctx.dir.join(p);
-            let rows = read_matrix(ctx, &dkey, &path, var == SPIKES)?;
+            let rows = read_matrix(ctx, &dkey, &path, is_spike_train(var))?;
             (rows, format!("{}: ", path.display()))
         }
         Some(DataSpec::Rows(r)) => (r.clone(), String::new()),
     };
-    if var == SPIKES {
+    if is_spike_train(var) {
         let tu = match &o.time_unit {
             None => 1.0,
             Some(u) => {
@@ -692,7 +724,7 @@ fn external_features(
         return Ok(Vec::new());
     }
     let key = format!("{key}.external_features");
-    if var == SPIKES {
+    if is_spike_train(var) {
         return Err(ctx.err(
             &key,
             "features of the calling program read traces, not spike trains",
