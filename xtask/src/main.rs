@@ -858,6 +858,13 @@ fn sbibm_table() -> Result<()> {
     Ok(())
 }
 
+/// `cargo run --release -p KRATE --example EXAMPLE`.
+fn release_example(krate: &str, example: &str) -> Result<()> {
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", krate, "--example", example]);
+    run(cmd)
+}
+
 fn bench(args: &[String]) -> Result<()> {
     let which = args.first().map(String::as_str).unwrap_or("all");
     // `sbibm` is not part of `all`: the full table (10 observations, sbibm's C2ST protocol)
@@ -892,44 +899,17 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if which == "pyloric" || which == "all" {
         // The pyloric network next to the `pyloric` package (scripts/pyloric/README.md).
-        let mut cmd = cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "neurosbi-sim",
-            "--example",
-            "pyloric_throughput",
-        ]);
-        run(cmd)?;
+        release_example("neurosbi-sim", "pyloric_throughput")?;
     }
     if which == "coba" || which == "all" {
         // Brian's COBA network next to Brian2 C++ standalone (one thread each).
-        let mut cmd = cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "neurosbi-sim",
-            "--example",
-            "coba_throughput",
-        ]);
-        run(cmd)?;
+        release_example("neurosbi-sim", "coba_throughput")?;
     }
     if which == "sim" || which == "all" {
         let mut cmd = cargo();
         cmd.args(["bench", "-p", "neurosbi-sim", "--bench", "sim"]);
         run(cmd)?;
-        let mut ratio = cargo();
-        ratio.args([
-            "run",
-            "--release",
-            "-p",
-            "neurosbi-sim",
-            "--example",
-            "sim_throughput",
-        ]);
-        run(ratio)?;
+        release_example("neurosbi-sim", "sim_throughput")?;
     }
     for (name, krate, bench, in_all) in [
         ("features", "neurosbi-features", "features", true),
@@ -946,28 +926,10 @@ fn bench(args: &[String]) -> Result<()> {
     }
     if which == "store" || which == "all" {
         // Disk overhead per simulation beyond the raw payload, write and merge throughput.
-        let mut cmd = cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "neurosbi",
-            "--example",
-            "store_bench",
-        ]);
-        run(cmd)?;
+        release_example("neurosbi", "store_bench")?;
     }
     if which == "e2e" || which == "all" {
-        let mut cmd = cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "neurosbi",
-            "--example",
-            "e2e_bench",
-        ]);
-        run(cmd)?;
+        release_example("neurosbi", "e2e_bench")?;
     }
     Ok(())
 }

@@ -11,7 +11,7 @@
 use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
 use neurosbi_sim::{Model, RunConfig, parse_quantity};
 mod common;
-use common::{fixture, text};
+use common::{fixture, params_by_name, text};
 use serde_json::Value;
 
 /// The circuit as Brian ran it, and the values of its parameters by flat name.
@@ -80,17 +80,7 @@ fn check(name: &str, rmse_v: f64) {
     let f = fixture(name);
     let (c, values) = circuit(&f);
     let model = Model::new(&c.flatten().unwrap()).unwrap();
-    let params: Vec<f64> = model
-        .parameters()
-        .iter()
-        .map(|p| {
-            values
-                .iter()
-                .find(|(n, _)| *n == p.name)
-                .unwrap_or_else(|| panic!("no value for {}", p.name))
-                .1
-        })
-        .collect();
+    let params: Vec<f64> = params_by_name(&model, &values);
     let dt = f["dt"].as_f64().unwrap();
     let n_steps = f["n_steps"].as_u64().unwrap() as usize;
     let records = f["records"].as_object().unwrap();

@@ -8,7 +8,7 @@
 use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
 use neurosbi_sim::{Model, RunConfig, parse_quantity};
 mod common;
-use common::{fixture, text};
+use common::{fixture, params_by_name, text};
 use serde_json::Value;
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -85,17 +85,7 @@ fn build(f: &Value) -> Built {
     }
     c.synapses.push(syn);
     let model = Model::new(&c.flatten().unwrap()).unwrap();
-    let params = model
-        .parameters()
-        .iter()
-        .map(|p| {
-            values
-                .iter()
-                .find(|(n, _)| *n == p.name)
-                .unwrap_or_else(|| panic!("no value for {}", p.name))
-                .1
-        })
-        .collect();
+    let params = params_by_name(&model, &values);
     Built {
         model,
         params,

@@ -1,6 +1,7 @@
 //! Reading the Brian2 circuit fixtures (`tests/fixtures/brian_circuits`), shared by the
 //! circuit test binaries.
 
+use neurosbi_sim::Model;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -16,4 +17,19 @@ pub fn fixture(name: &str) -> Value {
 /// A JSON string.
 pub fn text(v: &Value) -> String {
     v.as_str().unwrap().to_string()
+}
+
+/// The model's parameter row from values given by name (every parameter needs one).
+pub fn params_by_name(model: &Model, values: &[(String, f64)]) -> Vec<f64> {
+    model
+        .parameters()
+        .iter()
+        .map(|p| {
+            values
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .unwrap_or_else(|| panic!("no value for {}", p.name))
+                .1
+        })
+        .collect()
 }
