@@ -29,6 +29,7 @@
 pub mod canonical;
 pub mod check;
 pub mod circuit;
+mod divide;
 pub mod equations;
 pub mod error;
 mod events;

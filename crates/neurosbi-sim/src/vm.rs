@@ -8,6 +8,7 @@
 //! loop over [`LANES`] neurons, which LLVM vectorises; interpretation costs one dispatch
 //! per instruction per 64 neurons.
 
+use crate::divide;
 use crate::fastmath;
 use crate::ir::{Cmp, Ex, Func, Slot, clip};
 use std::collections::HashMap;
@@ -419,8 +420,7 @@ enum Ins {
     ExpEuler(R, R, R, R, f64),
     /// `d = exp(a*k[0] + k[1])*k[2] + k[3]`
     ExpAff(R, R, [f64; 4]),
-    /// `d = k[4] / (exp(a*k[0] + k[1])*k[2] + k[3])`: sigmoid-shaped rates. One loop, so
-    /// the divisions overlap the exponentials' multiply-adds.
+    /// `d = k[4] / (exp(a*k[0] + k[1])*k[2] + k[3])`: sigmoid-shaped rates.
     ExpAffRecip(R, R, [f64; 5]),
     /// `d = efun(a*k1 + k2)`
     EfunAff(R, R, f64, f64),
@@ -1004,7 +1004,7 @@ fn bin_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
         Bin::Add => lanes!(W, d, l, a[l] + b[l]),
         Bin::Sub => lanes!(W, d, l, a[l] - b[l]),
         Bin::Mul => lanes!(W, d, l, a[l] * b[l]),
-        Bin::Div => lanes!(W, d, l, a[l] / b[l]),
+        Bin::Div => divide::div_lanes::<W>(d, a, b),
         Bin::Pow => lanes!(W, d, l, a[l].powf(b[l])),
         Bin::Cmp(c) => bool_lanes::<W>(d, a, b, |x, y| c.eval(x, y)),
         Bin::And => bool_lanes::<W>(d, a, b, |x, y| x != 0.0 && y != 0.0),
@@ -1021,7 +1021,7 @@ fn bin_k_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_firs
         (Bin::Sub, false) => lanes!(W, d, l, a[l] - k),
         (Bin::Sub, true) => lanes!(W, d, l, k - a[l]),
         (Bin::Div, false) => lanes!(W, d, l, a[l] / k),
-        (Bin::Div, true) => lanes!(W, d, l, k / a[l]),
+        (Bin::Div, true) => divide::kdiv_lanes::<W>(d, k, a),
         (Bin::Pow, false) => lanes!(W, d, l, a[l].powf(k)),
         (Bin::Pow, true) => lanes!(W, d, l, k.powf(a[l])),
         _ => {
@@ -1035,6 +1035,30 @@ fn bin_k_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_firs
     }
 }
 
+/// `fastmath::efun` over lanes, its division through [`divide`].
+#[inline(always)]
+fn efun_lanes<const W: usize>(d: &mut Lanes, z: &Lanes) {
+    let mut em = [0.0; LANES];
+    lanes!(W, em, l, fastmath::expm1(z[l]));
+    divide::div_lanes::<W>(d, z, &em);
+    lanes!(W, d, l, if z[l] == 0.0 { 1.0 } else { d[l] });
+}
+
+/// [`exp_euler_scalar`] over lanes, the same operations in the same order, its division
+/// through [`divide`].
+#[inline(always)]
+fn exp_euler_lanes<const W: usize>(d: &mut Lanes, x: &Lanes, a: &Lanes, b: &Lanes, dt: f64) {
+    let (mut e, mut em, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    lanes!(W, e, l, fastmath::exp(a[l] * dt));
+    lanes!(W, em, l, e[l] - 1.0);
+    divide::div_lanes::<W>(&mut q, &em, a);
+    lanes!(W, d, l, {
+        let exact = x[l] * e[l] + b[l] * q[l];
+        let euler = x[l] + b[l] * dt;
+        if a[l] == 0.0 { euler } else { exact }
+    });
+}
+
 #[inline(always)]
 fn un_lanes<const W: usize>(op: Un, d: &mut Lanes, a: &Lanes) {
     match op {
@@ -1046,10 +1070,15 @@ fn un_lanes<const W: usize>(op: Un, d: &mut Lanes, a: &Lanes) {
             s * s
         }),
         Un::PowI(n) => lanes!(W, d, l, powi(a[l], n)),
-        Un::Efun => lanes!(W, d, l, fastmath::efun(a[l])),
+        Un::Efun => efun_lanes::<W>(d, a),
         Un::Fun(f) => match f {
             Func::Exp => lanes!(W, d, l, fastmath::exp(a[l])),
-            Func::Exprel => lanes!(W, d, l, fastmath::exprel(a[l])),
+            Func::Exprel => {
+                let mut em = [0.0; LANES];
+                lanes!(W, em, l, fastmath::expm1(a[l]));
+                divide::div_lanes::<W>(d, &em, a);
+                lanes!(W, d, l, if a[l] == 0.0 { 1.0 } else { d[l] });
+            }
             Func::Abs => lanes!(W, d, l, a[l].abs()),
             Func::Sqrt => lanes!(W, d, l, a[l].sqrt()),
             Func::Floor => lanes!(W, d, l, a[l].floor()),
@@ -1136,7 +1165,7 @@ impl Program {
                     }
                     Ins::ExpEuler(d, x, a, b, dt) => {
                         let (d, [x, a, b]) = regs(base, d, [x, a, b]);
-                        lanes!(W, d, l, exp_euler_scalar(x[l], a[l], b[l], dt));
+                        exp_euler_lanes::<W>(d, x, a, b, dt);
                     }
                     Ins::ExpAff(d, a, k) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
@@ -1144,16 +1173,15 @@ impl Program {
                     }
                     Ins::ExpAffRecip(d, a, k) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        lanes!(
-                            W,
-                            d,
-                            l,
-                            k[4] / (fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3])
-                        );
+                        let mut den = [0.0; LANES];
+                        lanes!(W, den, l, fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3]);
+                        divide::kdiv_lanes::<W>(d, k[4], &den);
                     }
                     Ins::EfunAff(d, a, k1, k2) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        lanes!(W, d, l, fastmath::efun(a[l] * k1 + k2));
+                        let mut z = [0.0; LANES];
+                        lanes!(W, z, l, a[l] * k1 + k2);
+                        efun_lanes::<W>(d, &z);
                     }
                     Ins::Splat(d, k) => {
                         let d = &mut *base.add(d as usize);
