@@ -109,28 +109,33 @@ fn any_split_gives_the_same_store_and_posterior() {
 fn rounds_after_the_first_shard_through_the_merged_proposal() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/small_hh_two_rounds.toml");
     let text = std::fs::read_to_string(&file).expect("example file");
-    let cfg = FitConfig::parse(&file, &text).expect("two-round file");
-    let one = out_dir("rounds-one");
-    let want = fit(&cfg, &opts(&one)).expect("one-process fit");
+    // Each method draws its later rounds from its own proposal: the posterior (SNPE), the
+    // prior truncated to the posterior's support (TSNPE), a Gaussian fitted to it (SNPE-A).
+    for method in ["snpe", "tsnpe", "snpe_a"] {
+        let text = text.replace("method = \"snpe\"", &format!("method = \"{method}\""));
+        let cfg = FitConfig::parse(&file, &text).expect("two-round file");
+        let one = out_dir(&format!("rounds-one-{method}"));
+        let want = fit(&cfg, &opts(&one)).expect("one-process fit");
 
-    let out = out_dir("rounds-sharded");
-    let o = opts(&out);
-    let job = ShardJob::new(&cfg, &o).unwrap();
-    // Round 1 cannot run before round 0's proposal exists.
-    let err = job
-        .run(1, ShardSpec::new(0, 2).unwrap(), false, &mut |_| {})
-        .unwrap_err();
-    assert!(matches!(err, ScaleError::Round { round: 1, .. }), "{err}");
-    run_shards(&cfg, &o, 0, 3);
-    merge(&out, Some(&job.run)).unwrap();
-    train_proposal(&job, 0).expect("proposal");
-    run_shards(&cfg, &o, 1, 2);
-    let merged = merge(&out, Some(&job.run)).unwrap();
-    assert!(merged[0].already && !merged[1].already);
-    let got = fit(&cfg, &o).expect("fit on merged rounds");
-    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&got.samples), bits(&want.samples));
-    assert_eq!(got.simulations, want.simulations);
+        let out = out_dir(&format!("rounds-sharded-{method}"));
+        let o = opts(&out);
+        let job = ShardJob::new(&cfg, &o).unwrap();
+        // Round 1 cannot run before round 0's proposal exists.
+        let err = job
+            .run(1, ShardSpec::new(0, 2).unwrap(), false, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, ScaleError::Round { round: 1, .. }), "{err}");
+        run_shards(&cfg, &o, 0, 3);
+        merge(&out, Some(&job.run)).unwrap();
+        train_proposal(&job, 0).expect("proposal");
+        run_shards(&cfg, &o, 1, 2);
+        let merged = merge(&out, Some(&job.run)).unwrap();
+        assert!(merged[0].already && !merged[1].already);
+        let got = fit(&cfg, &o).expect("fit on merged rounds");
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got.samples), bits(&want.samples), "{method}");
+        assert_eq!(got.simulations, want.simulations, "{method}");
+    }
 }
 
 /// Shards of the 4-way split (file name, bytes), a 3-way split's shard 1, and shard 0 of a

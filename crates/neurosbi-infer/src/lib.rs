@@ -59,7 +59,8 @@ pub use error::{InferError, Result};
 pub use invalid::{InvalidReasons, InvalidReport};
 pub use kde::KdeBandwidth;
 pub use methods::{
-    InferenceConfig, InferenceReport, Method, infer, train_nle, train_npe, train_nre,
+    InferenceConfig, InferenceReport, Method, infer, round_proposal_rows, train_nle, train_npe,
+    train_nre,
 };
 pub use posterior::{
     Draws, Estimator, POSTERIOR_FORMAT_VERSION, Posterior, PosteriorKind, PosteriorSettings,

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 mod rounds;
 use rounds::Rounds;
+pub use rounds::round_proposal_rows;
 
 /// Inference method. Build one by name with [`Method::from_name`].
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -18,7 +18,7 @@ use crate::vm::Lanes;
 #[inline(always)]
 pub fn div_lanes<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes) {
     #[cfg(target_arch = "x86_64")]
-    if W % 8 == 0 && std::arch::is_x86_feature_detected!("avx512f") {
+    if W.is_multiple_of(8) && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F (checked above) and W <= LANES lanes are read.
         unsafe { avx512::div::<W>(d, a, b) };
         return;
@@ -68,7 +68,8 @@ mod avx512 {
             let q0 = _mm512_mul_pd(a, y);
             let r = _mm512_fnmadd_pd(b, q0, a);
             let q = _mm512_fmadd_pd(r, y, q0);
-            let off = |x: __m512d| _mm512_sub_epi64(_mm512_slli_epi64::<1>(_mm512_castpd_si512(x)), lo2);
+            let off =
+                |x: __m512d| _mm512_sub_epi64(_mm512_slli_epi64::<1>(_mm512_castpd_si512(x)), lo2);
             worst = _mm512_max_epu64(worst, _mm512_max_epu64(off(a), off(b)));
             // SAFETY: as for the loads.
             unsafe { _mm512_storeu_pd(d.as_mut_ptr().add(c * 8), q) };
@@ -106,7 +107,10 @@ mod tests {
             let t = a[l] / b[l];
             let same = d[l].to_bits() == t.to_bits() || (d[l].is_nan() && t.is_nan());
             if !same {
-                return Err(format!("{:e} / {:e}: {:e}, `/` gives {:e}", a[l], b[l], d[l], t));
+                return Err(format!(
+                    "{:e} / {:e}: {:e}, `/` gives {:e}",
+                    a[l], b[l], d[l], t
+                ));
             }
         }
         Ok(())
@@ -126,7 +130,11 @@ mod tests {
                     2 => mb &= 0xff,                           // near a power of two
                     _ => {}
                 }
-                let ma = if it % 8 == 3 { mb ^ (rnd() & 3) } else { rnd() & ((1 << 52) - 1) };
+                let ma = if it % 8 == 3 {
+                    mb ^ (rnd() & 3)
+                } else {
+                    rnd() & ((1 << 52) - 1)
+                };
                 a[l] = f64::from_bits((ea << 52) | ma | ((rnd() & 1) << 63));
                 b[l] = f64::from_bits((eb << 52) | mb | ((rnd() & 1) << 63));
             }

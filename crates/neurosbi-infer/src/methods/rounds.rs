@@ -319,6 +319,20 @@ impl<'a> Rounds<'a> {
     }
 }
 
+/// The parameters of round `round > 0`'s `n` simulations for the observation `x`, drawn from
+/// `method`'s proposal built on `post` (the posterior after the rounds before) exactly as
+/// [`super::infer`] draws them with the run's `seed`: what a shard of that round simulates.
+pub fn round_proposal_rows(
+    post: &Posterior,
+    x: &[f64],
+    prior: &dyn Prior,
+    method: Method,
+    (n, round, seed): (usize, usize, u64),
+) -> Result<Vec<f64>> {
+    let seed = derive_seed(seed, 1000 + round as u64);
+    Ok(proposal_draws(post, x, prior, method, n, seed)?.0)
+}
+
 /// A later round's `n` parameters, drawn with `seed` from the method's proposal for `x`: the
 /// truncated prior (TSNPE), a Gaussian fitted to `post` truncated to the prior support (SNPE-A,
 /// returned too with its log mass inside the support) or `post` itself.

@@ -25,7 +25,7 @@ use crate::error::Error;
 use crate::fit::{FitOptions, inference_config};
 use crate::problem::NeuronSimulator;
 use neurosbi_infer::{
-    Fingerprint, FromPrior, FromRows, Method, Posterior, Prior, Progress, Store, ThetaSource,
+    Fingerprint, FromPrior, FromRows, Posterior, Prior, Progress, Store, ThetaSource,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -334,15 +334,11 @@ impl<'a> ShardJob<'a> {
         })
     }
 
-    /// The parameters of every simulation of round `round > 0`: draws from the proposal
-    /// saved by [`merge`] after round `round - 1`, exactly as a one-process fit draws them.
+    /// The parameters of every simulation of round `round > 0`: draws from the method's
+    /// proposal (the posterior, its truncated prior for TSNPE, its Gaussian for SNPE-A) on
+    /// the posterior saved by [`merge`] after round `round - 1`, exactly as a one-process fit
+    /// draws them.
     fn proposal_rows(&self, round: usize, n: u64) -> Result<Vec<f64>> {
-        if let Method::Tsnpe { .. } = self.cfg.inference.method {
-            return Err(ScaleError::Round {
-                round,
-                message: "tsnpe rounds after the first cannot be sharded yet; run them with `neurosbi train`".into(),
-            });
-        }
         let dir = proposal_dir(&self.out, round);
         if !dir.exists() {
             return Err(ScaleError::Round {
@@ -355,13 +351,15 @@ impl<'a> ShardJob<'a> {
             });
         }
         let post = Posterior::load(&dir)?;
-        let x_o = self
-            .cfg
-            .problem
-            .observed_features(&self.cfg.observation()?)?;
-        Ok(post
-            .sample(n as usize, &x_o, round_seed(self.run.seed, round))?
-            .theta)
+        let p = &self.cfg.problem;
+        let x_o = p.observed_features(&self.cfg.observation()?)?;
+        Ok(neurosbi_infer::round_proposal_rows(
+            &post,
+            &x_o,
+            &p.prior()?,
+            self.cfg.inference.method,
+            (n as usize, round, self.run.seed),
+        )?)
     }
 
     /// Simulates shard `spec` of round `round` into `simulations/shards/`, streaming chunks
