@@ -318,11 +318,14 @@ fn traces_draw<DB: DrawingBackend>(
             ))
             .map_err(|x| e(&x))?;
         }
+        // Gaps (NaN) in the observed trace are left out, as in the predicted ones; a panel
+        // without a recorded trace passes only NaN.
         ch.draw_series(LineSeries::new(
             p.observed
                 .iter()
                 .enumerate()
                 .step_by(step)
+                .filter(|(_, v)| v.is_finite())
                 .map(|(i, v)| (i as f64 * p.dt_ms, *v)),
             BLACK.stroke_width(1),
         ))
