@@ -3,6 +3,10 @@
 //! and, in the same run, for the `pyloric` package of Gonçalves et al. (2020)
 //! (`scripts/pyloric/bench.py`), with their ratio.
 //!
+//! Third, where `PYLORIC_JAX_PYTHON` (default `/work/venv-jax/bin/python`) imports it, the
+//! JAX `pyloric-network-simulator` package (`scripts/pyloric/bench_jax.py`: another model
+//! variant with an adaptive RK45 solver, so only the cost per simulated second compares).
+//!
 //! Parameter sets: the 24 fixture cases (`scripts/pyloric/generate.py`), repeated to fill
 //! the lanes. neurosbi runs one block of 64 circuits on one thread (pinned to one CPU), so
 //! seconds per simulation are per core. The package runs where `PYLORIC_PYTHON` (default
@@ -68,31 +72,64 @@ fn rows(model: &neurosbi_sim::Model, n: usize) -> Vec<f64> {
     out
 }
 
-/// The package's seconds per simulation, or why it could not run.
+/// Runs a timing script with `python` and returns its `seconds_per_simulation`, or why it
+/// could not run (`hint`: the environment variable and README that say how to set it up).
+fn python_timing(
+    python: &str,
+    args: &[String],
+    envs: &[(&str, String)],
+    hint: &str,
+) -> Result<f64, String> {
+    let mut cmd = Command::new(python);
+    cmd.args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e} ({hint})"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("");
+        return Err(format!("it did not run ({last}); {hint}"));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+    v["seconds_per_simulation"]
+        .as_f64()
+        .ok_or_else(|| "no timing in its output".into())
+}
+
+/// The `pyloric` package's seconds per simulation, or why it could not run.
 fn package(n: usize) -> Result<f64, String> {
     let python =
         std::env::var("PYLORIC_PYTHON").unwrap_or_else(|_| "/work/venv-pyloric/bin/python".into());
     let src =
         std::env::var("PYLORIC_SRC").unwrap_or_else(|_| "/work/venv-pyloric/src/pyloric".into());
-    let out = Command::new(&python)
-        .arg(root().join("scripts/pyloric/bench.py"))
-        .args([n.to_string(), T_MAX_MS.to_string()])
-        .env("PYTHONPATH", &src)
-        .output()
-        .map_err(|e| {
-            format!("cannot run {python}: {e} (set PYLORIC_PYTHON, see scripts/pyloric/README.md)")
-        })?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().last().unwrap_or("");
-        return Err(format!(
-            "the package did not run ({last}); see scripts/pyloric/README.md"
-        ));
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-    v["seconds_per_simulation"]
-        .as_f64()
-        .ok_or_else(|| "no timing in the package's output".into())
+    let script = root().join("scripts/pyloric/bench.py");
+    python_timing(
+        &python,
+        &[
+            script.display().to_string(),
+            n.to_string(),
+            T_MAX_MS.to_string(),
+        ],
+        &[("PYTHONPATH", src)],
+        "set PYLORIC_PYTHON, see scripts/pyloric/README.md",
+    )
+}
+
+/// The JAX `pyloric-network-simulator` package's seconds per simulation (another model
+/// variant and an adaptive solver: see `scripts/pyloric/bench_jax.py`), or why not.
+fn jax_package() -> Result<f64, String> {
+    let python =
+        std::env::var("PYLORIC_JAX_PYTHON").unwrap_or_else(|_| "/work/venv-jax/bin/python".into());
+    let script = root().join("scripts/pyloric/bench_jax.py");
+    python_timing(
+        &python,
+        &[script.display().to_string(), T_MAX_MS.to_string()],
+        &[],
+        "set PYLORIC_JAX_PYTHON, see scripts/pyloric/README.md",
+    )
 }
 
 fn main() {
@@ -138,5 +175,12 @@ fn main() {
             theirs / ours
         ),
         Err(why) => println!("pyloric package: skipped: {why}"),
+    }
+    match jax_package() {
+        Ok(theirs) => println!(
+            "JAX pyloric-network-simulator (RK45, its own model variant): {theirs:.4} s per simulation\nratio: neurosbi is {:.0}x faster per core",
+            theirs / ours
+        ),
+        Err(why) => println!("JAX pyloric-network-simulator: skipped: {why}"),
     }
 }

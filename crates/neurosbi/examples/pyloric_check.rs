@@ -20,22 +20,33 @@
 //! `traces.svg`/`.png`: the three neurons' voltage, 1-4 s, for four pyloric posterior samples.
 
 use neurosbi::config::FitConfig;
-use neurosbi::plot::{TracePanel, traces};
-use neurosbi::problem::NeuronSimulator;
 use neurosbi::infer::Posterior;
 use neurosbi::infer::{FromRows, Quiet, RunConfig, Store};
+use neurosbi::plot::{TracePanel, traces};
+use neurosbi::problem::NeuronSimulator;
 use std::path::{Path, PathBuf};
 
 /// Published values (docs/pyloric.md gives where each is read).
 const PAPERS: [(&str, f64, f64); 2] = [
     // (fit, fraction of posterior-predictive simulations pyloric, mean median sq. z-error)
-    ("Deistler et al. 2022 (PNAS), NPE on 9e6 simulations", 0.8506, 0.00195),
-    ("Goncalves et al. 2020 (eLife), as re-simulated in the PNAS code", 0.792, 0.00228),
+    (
+        "Deistler et al. 2022 (PNAS), NPE on 9e6 simulations",
+        0.8506,
+        0.00195,
+    ),
+    (
+        "Goncalves et al. 2020 (eLife), as re-simulated in the PNAS code",
+        0.792,
+        0.00228,
+    ),
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let out = PathBuf::from(args.first().ok_or("usage: pyloric_check OUT [N] [FIT_FILE]")?);
+    let out = PathBuf::from(
+        args.first()
+            .ok_or("usage: pyloric_check OUT [N] [FIT_FILE]")?,
+    );
     let n: usize = args.get(1).map_or(Ok(1000), |s| s.parse())?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let file = args
@@ -82,19 +93,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map(|s| ((s - x_o[j]) / sd[j]).powi(2))
                 .collect();
             v.sort_by(f64::total_cmp);
-            if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                v[v.len() / 2]
+            }
         })
         .collect();
     let close = set
         .x
         .chunks(dx)
-        .filter(|s| {
-            (0..dx).all(|j| (s[j] - x_o[j]).abs() < if j < 4 { 0.02 } else { 0.2 } * sd[j])
-        })
+        .filter(|s| (0..dx).all(|j| (s[j] - x_o[j]).abs() < if j < 4 { 0.02 } else { 0.2 } * sd[j]))
         .count();
 
     let mut csv = String::from("quantity,statistic,value\n");
-    csv += &format!("prior_valid_fraction,,{}\n", prior_valid as f64 / n_prior as f64);
+    csv += &format!(
+        "prior_valid_fraction,,{}\n",
+        prior_valid as f64 / n_prior as f64
+    );
     csv += &format!("predictive_valid_fraction,,{}\n", valid as f64 / n as f64);
     csv += &format!("predictive_close_fraction,,{}\n", close as f64 / n as f64);
     println!("fit file {}, output {}", file.display(), out.display());
@@ -108,9 +124,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         100.0 * valid as f64 / n as f64,
         100.0 * close as f64 / n as f64
     );
-    println!("{:<34} {:>12} {:>12} {:>14}", "statistic", "observed", "prior sd", "median z^2");
+    println!(
+        "{:<34} {:>12} {:>12} {:>14}",
+        "statistic", "observed", "prior sd", "median z^2"
+    );
     for j in 0..dx {
-        println!("{:<34} {:>12.5} {:>12.5} {:>14.5}", names[j], x_o[j], sd[j], z2[j]);
+        println!(
+            "{:<34} {:>12.5} {:>12.5} {:>14.5}",
+            names[j], x_o[j], sd[j], z2[j]
+        );
         csv += &format!("median_sq_z,{},{}\n", names[j], z2[j]);
     }
     let mean = z2.iter().sum::<f64>() / dx as f64;
@@ -138,7 +160,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// The three neurons' voltage, 1-4 s, for the first four pyloric posterior samples.
-fn plot_traces(cfg: &FitConfig, dir: &Path, theta: &[f64]) -> Result<(), Box<dyn std::error::Error>> {
+fn plot_traces(
+    cfg: &FitConfig,
+    dir: &Path,
+    theta: &[f64],
+) -> Result<(), Box<dyn std::error::Error>> {
     let p = &cfg.problem;
     let k = (theta.len() / p.dim_theta()).min(4);
     if k == 0 {
@@ -153,7 +179,12 @@ fn plot_traces(cfg: &FitConfig, dir: &Path, theta: &[f64]) -> Result<(), Box<dyn
             return Err(format!("{name} is not recorded").into());
         };
         let predicted: Vec<Vec<f64>> = (0..k)
-            .map(|i| v[i * res.n_samples + a..i * res.n_samples + b].iter().map(|x| x * 1e3).collect())
+            .map(|i| {
+                v[i * res.n_samples + a..i * res.n_samples + b]
+                    .iter()
+                    .map(|x| x * 1e3)
+                    .collect()
+            })
             .collect();
         panels.push(TracePanel {
             title: format!("{} (posterior-predictive, 1-4 s)", &name[2..]),
