@@ -1,8 +1,9 @@
 //! Circuit model files through the fit-file door: a graded pair fitted from a synthetic
-//! observation, features that read several neurons (`with`), and observations given as
-//! statistics measured elsewhere (`statistics`).
+//! observation, features that read several neurons (`with`), observations given as
+//! statistics measured elsewhere (`statistics`), and a spiking circuit's spike trains as
+//! outputs, up to a whole fit that recovers a synaptic weight and a drive.
 
-use neurosbi::prelude::{FitConfig, Observed};
+use neurosbi::prelude::{FitConfig, FitOptions, Observed};
 use std::path::{Path, PathBuf};
 
 fn path() -> PathBuf {
@@ -114,13 +115,9 @@ g_syn = "3*mS/cm**2"
 /// A spiking circuit's neurons are spike-train outputs by name (`spikes_cells_1`): the
 /// synthetic observation is that neuron's train, its features count those spikes, and a
 /// name that is not a spiking neuron is refused with the ones that are.
-#[test]
-fn a_spiking_circuits_neurons_are_spike_train_outputs() {
-    let dir = std::env::temp_dir().join(format!("neurosbi-spiking-circuit-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("net.toml"),
-        r#"
+/// Two LIF neurons coupled both ways by delta synapses (`v_post += w`); neuron 1 stays
+/// below threshold without input from neuron 0.
+const SPIKING_NET: &str = r#"
 method = "euler"
 [constants]
 tau = "10*ms"
@@ -142,9 +139,18 @@ connect = "i != j"
 drive_cells_0 = "15*mV"
 drive_cells_1 = "9*mV"
 w_rec_1 = "0*mV"
-"#,
-    )
-    .unwrap();
+"#;
+
+fn spiking_net_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("neurosbi-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("net.toml"), SPIKING_NET).unwrap();
+    dir
+}
+
+#[test]
+fn a_spiking_circuits_neurons_are_spike_train_outputs() {
+    let dir = spiking_net_dir("spiking-circuit");
     let fit = |output: &str| {
         format!(
             r#"
@@ -188,5 +194,72 @@ simulations = 20
         e.contains("outputs.spikes_cells_7") && e.contains("spikes_cells_0, spikes_cells_1"),
         "{e}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A whole fit of a spiking circuit from its spike trains: the drive of neuron 0 and the
+/// weight of its synapse onto neuron 1 (silent without it) from both neurons' spike counts,
+/// latencies and intervals. The posterior must hold the true values inside its 90 % interval
+/// and be much narrower than the prior.
+#[test]
+fn a_spiking_circuit_fit_recovers_drive_and_weight() {
+    let dir = spiking_net_dir("spiking-circuit-fit");
+    let text = r#"
+model = "net.toml"
+dt = "0.1*ms"
+duration = "200*ms"
+seed = 5
+[outputs.spikes_cells_0]
+features = ["train_count", "train_latency"]
+[outputs.spikes_cells_1]
+features = ["train_count", "train_latency", "train_isi_mean"]
+[priors]
+drive_cells_0 = ["11*mV", "25*mV"]
+w_rec_0 = ["0*mV", "3*mV"]
+[synthetic]
+drive_cells_0 = "17*mV"
+w_rec_0 = "1.6*mV"
+[inference]
+method = "npe"
+simulations = 2000
+samples = 4000
+max_epochs = 60
+predictive = 2
+"#;
+    let file = dir.join("fit.toml");
+    std::fs::write(&file, text).unwrap();
+    let cfg = FitConfig::from_file(&file).unwrap();
+    let out = dir.join("out");
+    let opts = FitOptions {
+        quiet: true,
+        out: Some(out),
+        ..FitOptions::default()
+    };
+    let f = neurosbi::prelude::fit(&cfg, &opts).expect("the spiking circuit fits");
+    let truth = [17.0, 1.6];
+    let prior_width = [14.0, 3.0];
+    for (k, name) in ["drive_cells_0", "w_rec_0"].iter().enumerate() {
+        let mut col: Vec<f64> = f.samples.iter().skip(k).step_by(2).copied().collect();
+        col.sort_by(f64::total_cmp);
+        let q = |p: f64| col[((col.len() - 1) as f64 * p) as usize];
+        let (lo, hi) = (q(0.05), q(0.95));
+        println!(
+            "{name}: true {}, 90 % interval [{lo:.3}, {hi:.3}]",
+            truth[k]
+        );
+        assert!(
+            lo <= truth[k] && truth[k] <= hi,
+            "{name}: 90 % interval [{lo}, {hi}]"
+        );
+        assert!(
+            hi - lo < 0.3 * prior_width[k],
+            "{name}: 90 % interval [{lo}, {hi}] is wide"
+        );
+    }
+    // Draws too weak to make neuron 1 fire have no latency: left out and counted, the rest
+    // train the estimator.
+    let (valid, invalid) = f.simulations[0];
+    assert_eq!(valid as u64 + invalid, 2000);
+    assert!(valid > 1000, "{:?}", f.simulations);
     std::fs::remove_dir_all(&dir).ok();
 }
