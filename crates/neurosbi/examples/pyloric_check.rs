@@ -1,10 +1,11 @@
 //! Posterior-predictive check of the pyloric fit (`examples/pyloric.toml`), next to the
 //! figures of the papers that fitted the same network to the same recording.
 //!
-//! `cargo run --release -p neurosbi --example pyloric_check -- OUT [N] [FIT_FILE]`
+//! `cargo run --release -p neurosbi --example pyloric_check -- OUT [N] [FIT_FILE] [POSTERIOR]`
 //!
-//! Reads the fit's output folder `OUT` (`posterior/`, `simulations/`), draws `N` (default
-//! 1000) posterior samples for the 845_082_0044 observation, simulates them with the fit
+//! Reads the fit's output folder `OUT` (`posterior/`, `simulations/`; or the posterior folder
+//! `POSTERIOR`, e.g. `OUT/simulations/proposal_r0002`, the posterior after rounds 0 and 1
+//! that `neurosbi merge` saves), draws `N` (default 1000) posterior samples for the 845_082_0044 observation, simulates them with the fit
 //! file's model and noise, and prints
 //! - the fraction of prior simulations (round 0 of the store) with all 15 statistics defined,
 //! - the fraction of posterior-predictive simulations with all 15 defined (pyloric activity),
@@ -73,7 +74,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
 
     // Posterior-predictive simulations.
-    let post = Posterior::load(&out.join("posterior"))?;
+    let post_dir = args
+        .get(3)
+        .map_or_else(|| out.join("posterior"), PathBuf::from);
+    let post = Posterior::load(&post_dir)?;
+    println!("posterior {}", post_dir.display());
     let draws = post.sample(n, &x_o, cfg.seed ^ 0x9c)?;
     let sim = NeuronSimulator::new(problem.clone(), Some(observed))?;
     let rows = FromRows::new(&draws.theta, problem.dim_theta())?;
