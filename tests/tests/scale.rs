@@ -138,6 +138,47 @@ fn rounds_after_the_first_shard_through_the_merged_proposal() {
     }
 }
 
+/// Shards whose chunks hold invalid simulations (no spike: no latency) merge into store
+/// chunks that keep every invalid simulation's parameters and reason, read back, and train
+/// the same posterior as a one-process fit.
+#[test]
+fn invalid_simulations_survive_the_merge() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/small_hh_two_rounds.toml");
+    let text = std::fs::read_to_string(&file)
+        .expect("example file")
+        .replace(
+            "features = [\"sbi_hh_tutorial\"]",
+            "features = [\"time_to_first_spike\"]",
+        )
+        .replace("gNa = [\"0.5*mS/cm**2\"", "gNa = [\"0.01*mS/cm**2\"")
+        .replace(
+            "simulations = [600, 300]\nrounds = 2",
+            "simulations = 1300\nrounds = 1",
+        );
+    let cfg = FitConfig::parse(&file, &text).expect("one-round file");
+    let want = fit(&cfg, &opts(&out_dir("invalid-one"))).expect("one-process fit");
+    assert!(
+        want.simulations[0].1 > 0,
+        "some draws must not spike: {:?}",
+        want.simulations
+    );
+    let out = out_dir("invalid-sharded");
+    let o = opts(&out);
+    let job = ShardJob::new(&cfg, &o).unwrap();
+    run_shards(&cfg, &o, 0, 2);
+    merge(&out, Some(&job.run)).unwrap();
+    let store = neurosbi::infer::Store::open(out.join("simulations")).unwrap();
+    let set = store.load_round(0).expect("the merged round reads back");
+    assert_eq!(set.n_invalid as u64, want.simulations[0].1);
+    assert_eq!(
+        set.invalid_theta.len(),
+        set.n_invalid as usize * cfg.problem.dim_theta()
+    );
+    let got = fit(&cfg, &o).expect("fit on the merged round");
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&got.samples), bits(&want.samples));
+}
+
 /// Shards of the 4-way split (file name, bytes), a 3-way split's shard 1, and shard 0 of a
 /// run with another seed.
 struct Fixture {

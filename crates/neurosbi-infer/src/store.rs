@@ -391,16 +391,21 @@ impl Store {
             ));
         }
         let valid = chunk.n as usize - chunk.invalid.len();
-        if chunk.theta.len() != valid * self.dim_theta() || chunk.x.len() != valid * self.dim_x() {
+        if chunk.theta.len() != valid * self.dim_theta()
+            || chunk.x.len() != valid * self.dim_x()
+            || chunk.invalid_theta.len() != chunk.invalid.len() * self.dim_theta()
+        {
             return Err(invalid_arg(
                 "store chunk",
                 format!(
-                    "chunk from index {} has {} valid rows but {} theta and {} x values \
-                     (dimensions {} and {})",
+                    "chunk from index {} has {} valid and {} invalid rows but {} theta, {} x and \
+                     {} invalid-theta values (dimensions {} and {})",
                     chunk.start,
                     valid,
+                    chunk.invalid.len(),
                     chunk.theta.len(),
                     chunk.x.len(),
+                    chunk.invalid_theta.len(),
                     self.dim_theta(),
                     self.dim_x()
                 ),

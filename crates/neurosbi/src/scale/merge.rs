@@ -481,6 +481,8 @@ fn write_round(
                     }
                     p.theta.extend_from_slice(&c.theta);
                     p.x.extend_from_slice(&c.x);
+                    p.invalid_theta.extend_from_slice(&c.invalid_theta);
+                    p.reasons.merge(&c.reasons);
                     Some(p)
                 }
                 Some(p) => {
