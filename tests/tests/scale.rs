@@ -169,7 +169,7 @@ fn invalid_simulations_survive_the_merge() {
     merge(&out, Some(&job.run)).unwrap();
     let store = neurosbi::infer::Store::open(out.join("simulations")).unwrap();
     let set = store.load_round(0).expect("the merged round reads back");
-    assert_eq!(set.n_invalid as u64, want.simulations[0].1);
+    assert_eq!(set.n_invalid, want.simulations[0].1);
     assert_eq!(
         set.invalid_theta.len(),
         set.n_invalid as usize * cfg.problem.dim_theta()
