@@ -18,7 +18,7 @@
 //!
 //! with the published values alongside (sources in `docs/pyloric.md`). Writes, in
 //! `OUT/pyloric_check/` (the fit's own files are left alone), `check.csv` and
-//! `traces.svg`/`.png`: the three neurons' voltage, 1-4 s, for four pyloric posterior samples.
+//! `traces.svg`/`.png`: the three neurons' voltage, 1-4 s, of a pyloric posterior sample.
 
 use neurosbi::config::FitConfig;
 use neurosbi::infer::Posterior;
@@ -144,13 +144,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     csv += &format!("mean_median_sq_z,,{mean}\n");
     println!("mean over the 15 statistics: {mean:.5}\n");
     println!("{:<66} {:>10} {:>14}", "fit", "pyloric", "mean med. z^2");
+    // A saved proposal `proposal_rR` is the posterior after rounds 0..R.
+    let rounds_behind = post_dir
+        .file_name()
+        .and_then(|n| n.to_str()?.strip_prefix("proposal_r")?.parse::<usize>().ok())
+        .unwrap_or(cfg.inference.rounds.len());
+    let sims: usize = cfg.inference.rounds.iter().take(rounds_behind).sum();
     println!(
         "{:<66} {:>9.1}% {:>14.5}",
-        format!(
-            "neurosbi, {} ({} simulations)",
-            cfg.inference.method_name,
-            cfg.inference.rounds.iter().sum::<usize>()
-        ),
+        format!("neurosbi, {} ({sims} simulations)", cfg.inference.method_name),
         100.0 * valid as f64 / n as f64,
         mean
     );
@@ -164,43 +166,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The three neurons' voltage, 1-4 s, for the first four pyloric posterior samples.
-fn plot_traces(
-    cfg: &FitConfig,
-    dir: &Path,
-    theta: &[f64],
-) -> Result<(), Box<dyn std::error::Error>> {
+/// The three neurons' voltage, 1-4 s, of one posterior sample: the first of the pyloric
+/// ones whose simulation with the figure's noise seed is pyloric too (noise can tip a
+/// sample near the edge of the pyloric region either way).
+fn plot_traces(cfg: &FitConfig, dir: &Path, theta: &[f64]) -> Result<(), Box<dyn std::error::Error>> {
     let p = &cfg.problem;
-    let k = (theta.len() / p.dim_theta()).min(4);
-    if k == 0 {
+    let d = p.dim_theta();
+    for (k, row) in theta.chunks(d).take(20).enumerate() {
+        let res = p.simulate(row, cfg.seed ^ 0x9e)?;
+        if p.features_of(&res, None).iter().any(|x| !x.is_finite()) {
+            continue;
+        }
+        let dt_ms = res_dt_ms(cfg);
+        let (a, b) = ((1000.0 / dt_ms) as usize, (4000.0 / dt_ms) as usize);
+        let mut panels = Vec::new();
+        for name in ["v_ABPD", "v_LP", "v_PY"] {
+            let Some((_, v)) = res.recordings.iter().find(|(n, _)| n == name) else {
+                return Err(format!("{name} is not recorded").into());
+            };
+            panels.push(TracePanel {
+                title: format!("{}, posterior sample {k} (time from 1 s)", &name[2..]),
+                dt_ms,
+                observed: vec![f64::NAN; b - a],
+                predicted: vec![v[a..b].iter().map(|x| x * 1e3).collect()],
+                unit: "mV".into(),
+                spikes: false,
+            });
+        }
+        traces(dir, &panels)?;
         return Ok(());
     }
-    let res = p.simulate(&theta[..k * p.dim_theta()], cfg.seed ^ 0x9e)?;
-    let dt_ms = res_dt_ms(cfg);
-    let (a, b) = ((1000.0 / dt_ms) as usize, (4000.0 / dt_ms) as usize);
-    let mut panels = Vec::new();
-    for name in ["v_ABPD", "v_LP", "v_PY"] {
-        let Some((_, v)) = res.recordings.iter().find(|(n, _)| n == name) else {
-            return Err(format!("{name} is not recorded").into());
-        };
-        let predicted: Vec<Vec<f64>> = (0..k)
-            .map(|i| {
-                v[i * res.n_samples + a..i * res.n_samples + b]
-                    .iter()
-                    .map(|x| x * 1e3)
-                    .collect()
-            })
-            .collect();
-        panels.push(TracePanel {
-            title: format!("{} (posterior-predictive, 1-4 s)", &name[2..]),
-            dt_ms,
-            observed: vec![f64::NAN; b - a],
-            predicted,
-            unit: "mV".into(),
-            spikes: false,
-        });
-    }
-    traces(dir, &panels)?;
+    println!("no posterior sample of the first 20 was pyloric again with the figure's noise");
     Ok(())
 }
 
