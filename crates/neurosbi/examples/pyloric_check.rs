@@ -18,12 +18,13 @@
 //!
 //! with the published values alongside (sources in `docs/pyloric.md`). Writes, in
 //! `OUT/pyloric_check/` (the fit's own files are left alone), `check.csv` and
-//! `traces.svg`/`.png`: the three neurons' voltage, 1-4 s, of a pyloric posterior sample.
+//! `traces.svg`/`.png`: the three neurons' voltage, 1-4 s, of a pyloric posterior sample;
+//! `marginals.svg`/`.png`: the posterior's 31 marginals over the prior's support.
 
 use neurosbi::config::FitConfig;
-use neurosbi::infer::Posterior;
 use neurosbi::infer::{FromRows, Quiet, RunConfig, Store};
-use neurosbi::plot::{TracePanel, traces};
+use neurosbi::infer::{Marginal, Posterior};
+use neurosbi::plot::{MarginalData, TracePanel, marginals, traces};
 use neurosbi::problem::NeuronSimulator;
 use std::path::{Path, PathBuf};
 
@@ -147,12 +148,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A saved proposal `proposal_rR` is the posterior after rounds 0..R.
     let rounds_behind = post_dir
         .file_name()
-        .and_then(|n| n.to_str()?.strip_prefix("proposal_r")?.parse::<usize>().ok())
+        .and_then(|n| {
+            n.to_str()?
+                .strip_prefix("proposal_r")?
+                .parse::<usize>()
+                .ok()
+        })
         .unwrap_or(cfg.inference.rounds.len());
     let sims: usize = cfg.inference.rounds.iter().take(rounds_behind).sum();
     println!(
         "{:<66} {:>9.1}% {:>14.5}",
-        format!("neurosbi, {} ({sims} simulations)", cfg.inference.method_name),
+        format!(
+            "neurosbi, {} ({sims} simulations)",
+            cfg.inference.method_name
+        ),
         100.0 * valid as f64 / n as f64,
         mean
     );
@@ -163,13 +172,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("check.csv"), csv)?;
     plot_traces(&cfg, &dir, &set.theta)?;
+    plot_marginals(&cfg, &dir, &draws.theta)?;
     Ok(())
 }
 
 /// The three neurons' voltage, 1-4 s, of one posterior sample: the first of the pyloric
 /// ones whose simulation with the figure's noise seed is pyloric too (noise can tip a
 /// sample near the edge of the pyloric region either way).
-fn plot_traces(cfg: &FitConfig, dir: &Path, theta: &[f64]) -> Result<(), Box<dyn std::error::Error>> {
+fn plot_traces(
+    cfg: &FitConfig,
+    dir: &Path,
+    theta: &[f64],
+) -> Result<(), Box<dyn std::error::Error>> {
     let p = &cfg.problem;
     let d = p.dim_theta();
     for (k, row) in theta.chunks(d).take(20).enumerate() {
@@ -197,6 +211,53 @@ fn plot_traces(cfg: &FitConfig, dir: &Path, theta: &[f64]) -> Result<(), Box<dyn
         return Ok(());
     }
     println!("no posterior sample of the first 20 was pyloric again with the figure's noise");
+    Ok(())
+}
+
+/// The posterior's marginals over the prior's support (log axis for log-uniform priors).
+fn plot_marginals(
+    cfg: &FitConfig,
+    dir: &Path,
+    theta: &[f64],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let p = &cfg.problem;
+    let d = p.dim_theta();
+    let mut labels = Vec::new();
+    let mut ranges = Vec::new();
+    let mut log = vec![false; d];
+    for (j, f) in p.free.iter().enumerate() {
+        let (lo, hi, is_log) = match f.prior {
+            Marginal::Uniform { low, high } => (low, high, false),
+            Marginal::LogUniform { low, high } => (low, high, true),
+            _ => return Err(format!("{}: the pyloric prior has no such marginal", f.name).into()),
+        };
+        log[j] = is_log;
+        if log[j] {
+            labels.push(format!("log10 {} ({})", f.name, f.unit.name));
+            ranges.push((lo.log10(), hi.log10()));
+        } else {
+            labels.push(format!("{} ({})", f.name, f.unit.name));
+            ranges.push((lo, hi));
+        }
+    }
+    let samples: Vec<f64> = theta
+        .chunks(d)
+        .flat_map(|r| {
+            r.iter()
+                .zip(&log)
+                .map(|(v, l)| if *l { v.log10() } else { *v })
+        })
+        .collect();
+    marginals(
+        dir,
+        "marginals",
+        &MarginalData {
+            samples: &samples,
+            labels: &labels,
+            ranges: &ranges,
+            columns: 6,
+        },
+    )?;
     Ok(())
 }
 

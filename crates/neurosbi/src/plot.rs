@@ -219,6 +219,66 @@ pub fn pairplot(dir: &Path, stem: &str, p: &PairData<'_>) -> Result<String> {
     render(dir, stem, size, &|a| pair_draw(a, p), &|a| pair_draw(a, p))
 }
 
+/// Marginal histograms of many parameters on a grid, each over a given axis range (e.g. the
+/// prior's support): what a pairplot of 31 parameters cannot show legibly.
+pub struct MarginalData<'a> {
+    /// Samples (row-major `n x d`).
+    pub samples: &'a [f64],
+    /// Axis labels (one per parameter).
+    pub labels: &'a [String],
+    /// Axis range per parameter.
+    pub ranges: &'a [(f64, f64)],
+    /// Panels per row.
+    pub columns: usize,
+}
+
+fn marginals_draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    m: &MarginalData<'_>,
+) -> std::result::Result<(), String> {
+    let d = m.labels.len();
+    let cols = m.columns.max(1);
+    let areas = root.split_evenly((d.div_ceil(cols), cols));
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let bins = 30;
+    for (j, area) in areas.iter().enumerate().take(d) {
+        let (lo, hi) = m.ranges[j];
+        let col: Vec<f64> = m.samples.iter().skip(j).step_by(d).copied().collect();
+        let h = hist(&col, lo, hi, bins);
+        let hmax = h.iter().cloned().fold(1.0, f64::max);
+        let mut ch = ChartBuilder::on(area)
+            .margin(6)
+            .x_label_area_size(30)
+            .y_label_area_size(6)
+            .build_cartesian_2d(lo..hi, 0.0..hmax * 1.05)
+            .map_err(|x| e(&x))?;
+        ch.configure_mesh()
+            .disable_mesh()
+            .y_labels(0)
+            .x_labels(3)
+            .x_desc(m.labels[j].as_str())
+            .draw()
+            .map_err(|x| e(&x))?;
+        let w = (hi - lo) / bins as f64;
+        ch.draw_series(h.iter().enumerate().map(|(b, v)| {
+            let x0 = lo + b as f64 * w;
+            Rectangle::new([(x0, 0.0), (x0 + w, *v)], RGBColor(70, 110, 180).filled())
+        }))
+        .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}
+
+/// Writes `stem.svg`/`.png`: one marginal histogram per parameter (see [`MarginalData`]).
+/// Returns the SVG text.
+pub fn marginals(dir: &Path, stem: &str, m: &MarginalData<'_>) -> Result<String> {
+    let rows = m.labels.len().div_ceil(m.columns.max(1)) as u32;
+    let size = (180 * m.columns.max(1) as u32, 130 * rows.max(1));
+    render(dir, stem, size, &|a| marginals_draw(a, m), &|a| {
+        marginals_draw(a, m)
+    })
+}
+
 /// Traces to overlay: observed (black) and predictive (blue), per output and input trace.
 pub struct TracePanel {
     /// Title, e.g. `v, trace 0`.
