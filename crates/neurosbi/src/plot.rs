@@ -126,35 +126,8 @@ fn pair_draw<DB: DrawingBackend>(
         let (xlo, xhi) = ranges[c];
         let xl = if r == d - 1 { p.labels[c].as_str() } else { "" };
         if r == c {
-            let h = hist(&cols[c], xlo, xhi, bins);
-            let hmax = h.iter().cloned().fold(1.0, f64::max);
-            let mut ch = ChartBuilder::on(area)
-                .margin(6)
-                .x_label_area_size(30)
-                .y_label_area_size(10)
-                .build_cartesian_2d(xlo..xhi, 0.0..hmax * 1.05)
-                .map_err(|x| e(&x))?;
-            ch.configure_mesh()
-                .disable_y_mesh()
-                .disable_x_mesh()
-                .y_labels(0)
-                .x_labels(4)
-                .x_desc(xl)
-                .draw()
-                .map_err(|x| e(&x))?;
-            let w = (xhi - xlo) / bins as f64;
-            ch.draw_series(h.iter().enumerate().map(|(b, v)| {
-                let x0 = xlo + b as f64 * w;
-                Rectangle::new([(x0, 0.0), (x0 + w, *v)], RGBColor(70, 110, 180).filled())
-            }))
-            .map_err(|x| e(&x))?;
-            if let Some(t) = p.truth {
-                ch.draw_series(LineSeries::new(
-                    [(t[c], 0.0), (t[c], hmax * 1.05)],
-                    RED.stroke_width(2),
-                ))
-                .map_err(|x| e(&x))?;
-            }
+            let truth = p.truth.map(|t| t[c]);
+            histogram_panel(area, &cols[c], (xlo, xhi), bins, (xl, 4, 10), truth)?;
         } else {
             let (ylo, yhi) = ranges[r];
             let yl = if c == 0 { p.labels[r].as_str() } else { "" };
@@ -239,31 +212,59 @@ fn marginals_draw<DB: DrawingBackend>(
     let d = m.labels.len();
     let cols = m.columns.max(1);
     let areas = root.split_evenly((d.div_ceil(cols), cols));
-    let e = |e: &dyn std::fmt::Display| e.to_string();
     let bins = 30;
     for (j, area) in areas.iter().enumerate().take(d) {
         let (lo, hi) = m.ranges[j];
         let col: Vec<f64> = m.samples.iter().skip(j).step_by(d).copied().collect();
-        let h = hist(&col, lo, hi, bins);
-        let hmax = h.iter().cloned().fold(1.0, f64::max);
-        let mut ch = ChartBuilder::on(area)
-            .margin(6)
-            .x_label_area_size(30)
-            .y_label_area_size(6)
-            .build_cartesian_2d(lo..hi, 0.0..hmax * 1.05)
-            .map_err(|x| e(&x))?;
-        ch.configure_mesh()
-            .disable_mesh()
-            .y_labels(0)
-            .x_labels(3)
-            .x_desc(m.labels[j].as_str())
-            .draw()
-            .map_err(|x| e(&x))?;
-        let w = (hi - lo) / bins as f64;
-        ch.draw_series(h.iter().enumerate().map(|(b, v)| {
-            let x0 = lo + b as f64 * w;
-            Rectangle::new([(x0, 0.0), (x0 + w, *v)], RGBColor(70, 110, 180).filled())
-        }))
+        histogram_panel(
+            area,
+            &col,
+            (lo, hi),
+            bins,
+            (m.labels[j].as_str(), 3, 6),
+            None,
+        )?;
+    }
+    Ok(())
+}
+
+/// One histogram panel of `v` over `(lo, hi)` with its x label, number of x ticks and y
+/// label area (`label`), and a red line at `truth`: a pairplot's diagonal, a marginal.
+fn histogram_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    v: &[f64],
+    (lo, hi): (f64, f64),
+    bins: usize,
+    (label, x_ticks, y_area): (&str, usize, u32),
+    truth: Option<f64>,
+) -> std::result::Result<(), String> {
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let h = hist(v, lo, hi, bins);
+    let hmax = h.iter().cloned().fold(1.0, f64::max);
+    let mut ch = ChartBuilder::on(area)
+        .margin(6)
+        .x_label_area_size(30)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(lo..hi, 0.0..hmax * 1.05)
+        .map_err(|x| e(&x))?;
+    ch.configure_mesh()
+        .disable_mesh()
+        .y_labels(0)
+        .x_labels(x_ticks)
+        .x_desc(label)
+        .draw()
+        .map_err(|x| e(&x))?;
+    let w = (hi - lo) / bins as f64;
+    ch.draw_series(h.iter().enumerate().map(|(b, v)| {
+        let x0 = lo + b as f64 * w;
+        Rectangle::new([(x0, 0.0), (x0 + w, *v)], RGBColor(70, 110, 180).filled())
+    }))
+    .map_err(|x| e(&x))?;
+    if let Some(t) = truth {
+        ch.draw_series(LineSeries::new(
+            [(t, 0.0), (t, hmax * 1.05)],
+            RED.stroke_width(2),
+        ))
         .map_err(|x| e(&x))?;
     }
     Ok(())
