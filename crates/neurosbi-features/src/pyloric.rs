@@ -126,7 +126,8 @@ pub fn detect_spikes(v: &[f64], dt: f64) -> Vec<f64> {
         window += 1;
     }
     // scipy refuses a window shorter than the cubic needs; the package's dt never asks.
-    let s = savgol::smooth(v, window.max(5));
+    // Only samples that can be above the threshold (and their neighbours) are smoothed.
+    let s = savgol::smooth_above(v, window.max(5), SPIKE_THRESHOLD);
     s.windows(3)
         .enumerate()
         .filter(|(_, w)| w[1] > SPIKE_THRESHOLD && w[1] - w[0] >= 0.0 && w[2] - w[1] <= 0.0)

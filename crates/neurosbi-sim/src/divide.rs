@@ -51,6 +51,8 @@ mod avx512 {
     pub(super) unsafe fn div<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes) {
         let one = _mm512_set1_pd(1.0);
         let lo2 = _mm512_set1_epi64(LO2 as i64);
+        let off =
+            |x: __m512d| _mm512_sub_epi64(_mm512_slli_epi64::<1>(_mm512_castpd_si512(x)), lo2);
         // The largest offset exponent seen, over all chunks: checking once per call keeps
         // mask operations (one port) out of the loop.
         let mut worst = _mm512_setzero_si512();
@@ -68,18 +70,28 @@ mod avx512 {
             let q0 = _mm512_mul_pd(a, y);
             let r = _mm512_fnmadd_pd(b, q0, a);
             let q = _mm512_fmadd_pd(r, y, q0);
-            let off =
-                |x: __m512d| _mm512_sub_epi64(_mm512_slli_epi64::<1>(_mm512_castpd_si512(x)), lo2);
             worst = _mm512_max_epu64(worst, _mm512_max_epu64(off(a), off(b)));
             // SAFETY: as for the loads.
             unsafe { _mm512_storeu_pd(d.as_mut_ptr().add(c * 8), q) };
         }
-        let out = _mm512_cmpgt_epu64_mask(worst, _mm512_set1_epi64(SPAN2 as i64));
-        if out != 0 {
+        let span2 = _mm512_set1_epi64(SPAN2 as i64);
+        if _mm512_cmpgt_epu64_mask(worst, span2) != 0 {
             // Some lane is outside the proven range (zero, subnormal, huge, infinite, NaN):
-            // the whole call is redone exactly; rare in models written in SI units.
-            for l in 0..W {
-                d[l] = a[l] / b[l];
+            // only those lanes are redone with `vdivpd` (IEEE division, as `/`). A model
+            // with a zero operand in a few lanes of a block (a silent synapse, a gate at
+            // rest) pays for those lanes, not for a whole second division of the block.
+            for c in 0..W / 8 {
+                // SAFETY: c*8 + 8 <= W <= LANES, inside every array.
+                unsafe {
+                    let (pa, pb) = (a.as_ptr().add(c * 8), b.as_ptr().add(c * 8));
+                    let (a, b) = (_mm512_loadu_pd(pa), _mm512_loadu_pd(pb));
+                    let bad = _mm512_cmpgt_epu64_mask(_mm512_max_epu64(off(a), off(b)), span2);
+                    if bad != 0 {
+                        let pd = d.as_mut_ptr().add(c * 8);
+                        let q = _mm512_mask_div_pd(_mm512_loadu_pd(pd), bad, a, b);
+                        _mm512_storeu_pd(pd, q);
+                    }
+                }
             }
         }
     }
