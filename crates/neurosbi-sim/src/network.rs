@@ -9,7 +9,8 @@
 //! the resets. Synapses here act through `on_pre` statements `X_post += expr` /
 //! `X_post -= expr` on state variables of the target group, with `expr` fixed per synapse
 //! (constants, `i`, `j`, the synapse's parameters); as in Brian, an `(unless refractory)`
-//! target is not changed while its neuron is refractory.
+//! target is not changed while its neuron is refractory. Groups may have white noise,
+//! `rand()` / `randn()` and inputs ([`NetworkRun::seed`], [`NetworkRun::inputs`]).
 //!
 //! ```
 //! use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
@@ -35,6 +36,7 @@ use crate::error::{Result, SimError};
 use crate::events::{NEVER, not_refractory_now};
 use crate::kernel::{CompiledKernel, Kernel, RefractoryKind, timestep};
 use crate::model::{Model, ModelDescription};
+use crate::noise::{LaneDraws, LaneNormals, RAND_SALT, neuron_stream};
 use crate::syntax::{Source, parse_expr};
 use crate::vm::{LANES, Lanes};
 
@@ -85,6 +87,14 @@ pub struct NetworkRun {
     /// Initial values given per neuron (group, state variable, one value per neuron, SI),
     /// replacing the group's `initial`.
     pub initial: Vec<(String, String, Vec<f64>)>,
+    /// Values of each group input (group, input, one value per step, SI), the same for
+    /// every neuron of the group (a Brian `TimedArray` of one dimension).
+    pub inputs: Vec<(String, String, Vec<f64>)>,
+    /// Seed of the white noise and of `rand()` / `randn()`: the `k`-th neuron of the
+    /// network (groups in order) draws from stream `k`, as neuron `k` of
+    /// [`crate::run::simulate`] with the same seed, so an unconnected group gives the same
+    /// numbers through both doors.
+    pub seed: u64,
 }
 
 impl NetworkRun {
@@ -96,6 +106,8 @@ impl NetworkRun {
             record: Vec::new(),
             record_every: 1,
             initial: Vec::new(),
+            inputs: Vec::new(),
+            seed: 0,
         }
     }
 }
@@ -140,12 +152,8 @@ impl Network {
             desc.method = g.method.clone().or(c.method.clone());
             desc.constants = c.constants.iter().chain(&g.constants).cloned().collect();
             desc.initial = g.initial.clone();
+            desc.inputs = g.inputs.clone();
             let model = Model::new(&desc).map_err(|e| at(e.to_string()))?;
-            if !g.inputs.is_empty() || !model.noise.is_empty() || !model.rand.is_empty() {
-                return Err(at("the network layout does not support inputs, noise or \
-                     rand()/randn() yet"
-                    .into()));
-            }
             let params = model
                 .parameters()
                 .iter()
@@ -355,6 +363,61 @@ fn increments(
     Ok(out)
 }
 
+/// Each group's input values per step, in its model's input order: every input given once,
+/// with one finite value per step, and nothing given that no group reads.
+fn group_inputs(net: &Network, run: &NetworkRun) -> Result<Vec<Vec<Vec<f64>>>> {
+    let fail = |m: String| SimError::Config(format!("network run: {m}"));
+    for (g, name, values) in &run.inputs {
+        let Some(group) = net.groups.iter().find(|x| x.name == *g) else {
+            return Err(fail(format!(
+                "input `{name}` is given for `{g}`: no such group"
+            )));
+        };
+        if !group.model.inputs().iter().any(|v| v.name == *name) {
+            return Err(fail(format!("`{g}` has no input `{name}`")));
+        }
+        if run
+            .inputs
+            .iter()
+            .filter(|(h, n, _)| h == g && n == name)
+            .count()
+            > 1
+        {
+            return Err(fail(format!("input `{name}` of `{g}` is given twice")));
+        }
+        if values.len() != run.n_steps || values.iter().any(|v| !v.is_finite()) {
+            return Err(fail(format!(
+                "input `{name}` of `{g}`: {} finite values needed (one per step), got {}",
+                run.n_steps,
+                values.len()
+            )));
+        }
+    }
+    net.groups
+        .iter()
+        .map(|group| {
+            group
+                .model
+                .inputs()
+                .iter()
+                .map(|v| {
+                    match run
+                        .inputs
+                        .iter()
+                        .find(|(g, n, _)| *g == group.name && *n == v.name)
+                    {
+                        Some((_, _, values)) => Ok(values.clone()),
+                        None => Err(fail(format!(
+                            "no values for input `{}` of `{}`",
+                            v.name, group.name
+                        ))),
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Block `bi`'s threshold on its new state, where not refractory: its spikes recorded,
 /// its neurons made refractory (at once, as Brian's thresholder does).
 #[inline(always)]
@@ -414,6 +477,9 @@ struct Block {
     not_ref: Lanes,
     mask: Lanes,
     fired: bool,
+    /// White noise and `rand()` / `randn()` streams of the block's neurons.
+    normals: Option<LaneNormals>,
+    draws: Option<LaneDraws>,
 }
 
 /// A delayed increment: target group, neuron, state variable, value, and whether it is
@@ -431,13 +497,17 @@ struct Runner {
     delay_steps: Vec<Vec<u32>>,
     traces: Vec<Vec<f64>>,
     failed: Option<(String, usize, usize)>,
+    /// Per group, each model input's values per step (in the model's input order).
+    inputs: Vec<Vec<Vec<f64>>>,
 }
 
 impl Runner {
     fn new(net: &Network, run: &NetworkRun) -> Result<Self> {
+        let inputs = group_inputs(net, run)?;
         let mut kernels = Vec::new();
         let mut blocks = Vec::new();
-        for g in &net.groups {
+        let mut first = 0;
+        for (g, inputs) in net.groups.iter().zip(&inputs) {
             let names: Vec<String> = run
                 .record
                 .iter()
@@ -454,6 +524,29 @@ impl Runner {
                 }
                 for (l, i) in frame[layout.index()].iter_mut().enumerate() {
                     *i = (b * LANES + l).min(g.n - 1) as f64;
+                }
+                let valid = LANES.min(g.n - b * LANES);
+                let streams = |salt: u64| -> Vec<_> {
+                    let at = (first + b * LANES) as u64;
+                    (0..valid as u64)
+                        .map(|l| neuron_stream(run.seed, salt, at + l))
+                        .collect()
+                };
+                let normals = (layout.n_noise > 0).then(|| LaneNormals::new(streams(0)));
+                let rand_normal = k.rand_normal();
+                let mut draws = (!rand_normal.is_empty())
+                    .then(|| LaneDraws::new(streams(RAND_SALT), rand_normal));
+                if let Some(d) = draws.as_mut() {
+                    d.fill(
+                        &mut frame[layout.rand(0)..layout.rand(layout.n_rand)],
+                        LANES,
+                    );
+                }
+                // Initial values may read inputs: sample 0, as a Brian TimedArray at t = 0.
+                for (i, values) in inputs.iter().enumerate() {
+                    if let Some(v) = values.first() {
+                        frame[layout.input(i, false)] = [*v; LANES];
+                    }
                 }
                 k.init(&mut frame);
                 let mut ref_steps = [0i64; LANES];
@@ -474,10 +567,13 @@ impl Runner {
                     not_ref: [1.0; LANES],
                     mask: [0.0; LANES],
                     fired: false,
+                    normals,
+                    draws,
                 });
             }
             kernels.push(k);
             blocks.push(bs);
+            first += g.n;
         }
         let mut me = Runner {
             spikes: net.groups.iter().map(|g| vec![Vec::new(); g.n]).collect(),
@@ -487,6 +583,7 @@ impl Runner {
             delay_steps: Vec::new(),
             traces: Vec::new(),
             failed: None,
+            inputs,
         };
         me.set_initial(net, run)?;
         me.delay_steps = net
@@ -562,6 +659,7 @@ impl Runner {
     #[inline(always)]
     fn run_generic(&mut self, net: &Network, run: &NetworkRun) {
         let dt = run.dt;
+        let sqrt_dt = dt.sqrt();
         for step in 0..run.n_steps {
             let t = step as f64 * dt;
             if step % run.record_every == 0 {
@@ -573,8 +671,21 @@ impl Runner {
                 let layout = k.layout();
                 let kind = k.refractory();
                 let n = net.groups[g].n;
+                let inputs = &self.inputs[g];
+                let nxt = (step + 1).min(run.n_steps - 1);
                 for (bi, b) in self.blocks[g].iter_mut().enumerate() {
                     b.frame[layout.time()] = [t; LANES];
+                    for (i, values) in inputs.iter().enumerate() {
+                        b.frame[layout.input(i, false)] = [values[step]; LANES];
+                        b.frame[layout.input(i, true)] = [values[nxt]; LANES];
+                    }
+                    // This step's draws, before the refractory program, which may read them.
+                    if let Some(d) = b.draws.as_mut() {
+                        d.fill(
+                            &mut b.frame[layout.rand(0)..layout.rand(layout.n_rand)],
+                            LANES,
+                        );
+                    }
                     let mut tmp = [0.0; LANES];
                     match kind {
                         RefractoryKind::DurationEachStep => {
@@ -588,6 +699,11 @@ impl Runner {
                     let (last, steps, nr) = (&b.last, &mut b.ref_steps, &mut b.not_ref);
                     not_refractory_now(kind, step, dt, last, steps, &tmp, nr, LANES);
                     b.frame[layout.not_refractory()] = b.not_ref;
+                    if let Some(g) = b.normals.as_mut() {
+                        for kk in 0..layout.n_noise {
+                            g.fill(sqrt_dt, &mut b.frame[layout.noise(kk)], LANES);
+                        }
+                    }
                     k.step_width(&mut b.frame, LANES);
                     threshold(k, b, bi, n, &mut self.spikes[g], step, t);
                 }

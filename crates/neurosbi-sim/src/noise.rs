@@ -17,6 +17,20 @@ use rand_chacha::ChaCha8Rng;
 /// 2^-32
 const INV_2_32: f64 = 1.0 / 4_294_967_296.0;
 
+/// Mixed into the seed of the streams of `rand()` and `randn()`, which are kept apart from
+/// those of the white noise.
+pub(crate) const RAND_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The random stream of one neuron: stream `stream` of `seed ^ salt` (salt 0 for white
+/// noise, [`RAND_SALT`] for `rand()`/`randn()`). Every runner derives its neurons' streams
+/// here, so a neuron's noise is the same through every door.
+pub(crate) fn neuron_stream(seed: u64, salt: u64, stream: u64) -> ChaCha8Rng {
+    use rand::SeedableRng;
+    let mut r = ChaCha8Rng::seed_from_u64(seed ^ salt);
+    r.set_stream(stream);
+    r
+}
+
 /// Two independent standard normal variates from 64 random bits (Box-Muller).
 #[inline(always)]
 pub fn box_muller(bits: u64) -> (f64, f64) {

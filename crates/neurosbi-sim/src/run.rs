@@ -8,9 +8,8 @@
 use crate::error::{Result, SimError};
 use crate::events::Events;
 use crate::kernel::{Kernel, RefractoryKind};
-use crate::noise::{LaneDraws, LaneNormals};
+use crate::noise::{LaneDraws, LaneNormals, RAND_SALT, neuron_stream};
 use crate::vm::{LANES, Lanes};
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -154,10 +153,6 @@ impl SimResult {
         self.failed.iter().any(|f| f.neuron == neuron)
     }
 }
-
-/// Mixed into the seed of the streams of `rand()` and `randn()`, which are kept apart from
-/// those of the white noise.
-const RAND_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Steps between checks for non-finite states (a blown-up neuron stays non-finite).
 const CHECK_EVERY: usize = 32;
@@ -442,9 +437,7 @@ impl<K: Kernel> BlockCtx<'_, K> {
                     } else {
                         (cfg.set_seeds[g / self.n_traces], g % self.n_traces)
                     };
-                    let mut r = ChaCha8Rng::seed_from_u64(seed ^ salt);
-                    r.set_stream(stream as u64);
-                    r
+                    neuron_stream(seed, salt, stream as u64)
                 })
                 .collect()
         };
