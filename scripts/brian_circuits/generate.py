@@ -14,8 +14,10 @@ Usage (from the repository root; Brian2 2.11.0 needs Python >= 3.13):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 
@@ -106,6 +108,21 @@ def q(s: str) -> str:
     return repr(s)
 
 
+class MethodChoices(logging.Handler):
+    """Collects Brian's "No numerical integration method specified for group 'X', using
+    method 'M'" messages as {X: M}."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.methods: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        m = re.match(r"No numerical integration method specified for group '([^']+)', "
+                     r"using method '([^']+)'", record.getMessage())
+        if m:
+            self.methods[m.group(1)] = m.group(2)
+
+
 def render(spec: dict) -> tuple[str, str]:
     lines = [
         "from brian2 import *",
@@ -126,7 +143,9 @@ def render(spec: dict) -> tuple[str, str]:
             for key in ("threshold", "reset", "refractory"):
                 if obj.get(key) is not None:
                     args.append(f"{key}={q(obj[key])}")
-            args += [f"method={obj['method']!r}", f"name={name!r}", "namespace=namespace"]
+            if obj.get("method") is not None:
+                args.append(f"method={obj['method']!r}")
+            args += [f"name={name!r}", "namespace=namespace"]
             lines.append(f"{name} = NeuronGroup(" + ", ".join(args) + ")")
         elif kind == "SpikeGeneratorGroup":
             lines.append(
@@ -302,7 +321,13 @@ def run_model(spec: dict) -> dict:
             entry["steps_values"] = writer.array("inputs_step", arrays[obj_spec["steps"]], 0)
         objects_out.append(entry)
 
-    exec(compile(run, f"<{spec['name']} run>", "exec"), scope)  # noqa: S102
+    # Brian logs the method it picks for an object that names none; keep those choices.
+    chosen = MethodChoices()
+    logging.getLogger("brian2").addHandler(chosen)
+    try:
+        exec(compile(run, f"<{spec['name']} run>", "exec"), scope)  # noqa: S102
+    finally:
+        logging.getLogger("brian2").removeHandler(chosen)
 
     schedule = [[o.when, int(o.order), o.name, type(o).__name__] for o in net.sorted_objects]
     summary = str(net.scheduling_summary())
@@ -396,6 +421,9 @@ def run_model(spec: dict) -> dict:
         "brian_code": setup + run,
         "files": [],
     }
+    if chosen.methods:
+        # Only where an object names no method, so the older fixtures regenerate unchanged.
+        fixture["methods_chosen_by_brian"] = chosen.methods
     extra = analyse(spec, fixture, scope, dt, duration, writer)
     fixture.update(extra)
     fixture["files"] = [p.name for p in writer.files]

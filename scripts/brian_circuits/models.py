@@ -311,6 +311,60 @@ def delays() -> dict:
     }
 
 
+def default_methods() -> dict:
+    """No object names a method, so Brian picks one per object: `euler` for the nonlinear
+    Morris-Lecar `pre`, `exact` for the synapse (linear in `s`; `v_pre` is held while it is
+    integrated) and for the two-compartment passive `post` (a 2x2 linear system)."""
+    pre_eqs = (
+        "dv/dt = (-g_L*(v - V_L) - g_Ca*m_inf*(v - V_Ca) - g_K*n*(v - V_K) + I_app)/C : volt\n"
+        + ML_GATING
+    )
+    post_eqs = (
+        "dv/dt = (g_L*(V_L - v) + g_c*(vd - v) + I_syn)/C : volt\n"
+        "dvd/dt = (g_L*(V_L - vd) + g_c*(v - vd))/C_d : volt\n"
+        "I_syn : amp\n"
+    )
+    return {
+        "name": "default_methods",
+        "description": (
+            "A Morris-Lecar `pre` (constant drive) -> graded synapse `pre_post` -> passive "
+            "two-compartment `post`; no object names a method, so Brian picks one per object "
+            "(recorded in `methods_chosen_by_brian`): euler, exact, exact."
+        ),
+        "dt": "0.025*ms",
+        "duration": "300*ms",
+        "namespace": ML_NAMESPACE
+        + [
+            ("I_app", "100*uA"),
+            ("g_c", "1*mS"),
+            ("C_d", "40*uF"),
+            ("tau_s", "10*ms"),
+            ("V_th", "-10*mV"),
+            ("Delta", "5*mV"),
+            ("E_syn", "0*mV"),
+        ],
+        "objects": [
+            {"kind": "NeuronGroup", "name": "pre", "N": 1, "model": pre_eqs, **SPIKE,
+             "method": None, "initial": [("v", "V_L"), ("n", "n_inf")]},
+            {"kind": "NeuronGroup", "name": "post", "N": 1, "model": post_eqs,
+             "method": None, "initial": [("v", "V_L"), ("vd", "V_L + 5*mV")]},
+            {"kind": "Synapses", "name": "pre_post", "source": "pre", "target": "post",
+             "model": GRADED_SYNAPSE.format(target="I_syn"), "on_pre": None, "on_post": None,
+             "method": None, "connect": {"i": [0], "j": [0]}, "delay": None,
+             "initial": [("g", "2*mS"), ("s", "0")]},
+        ],
+        "monitors": [
+            {"kind": "StateMonitor", "name": "state_pre", "source": "pre", "variables": ["v"],
+             "record": [0], "record_every": 8},
+            {"kind": "StateMonitor", "name": "state_post", "source": "post",
+             "variables": ["v", "vd", "I_syn"], "record": [0], "record_every": 8},
+            {"kind": "StateMonitor", "name": "state_pre_post", "source": "pre_post",
+             "variables": ["s"], "record": [0], "record_every": 8},
+            {"kind": "SpikeMonitor", "name": "spikes_pre", "source": "pre"},
+        ],
+    }
+
+
 def all_models() -> list[dict]:
     return [graded_pair("euler"), graded_pair("exponential_euler"), graded_pair("rk4"),
-            three_cell(), coba(), stdp(), delays()]
+            three_cell(), coba(), stdp(), delays(), default_methods()]

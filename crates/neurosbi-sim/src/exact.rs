@@ -32,20 +32,37 @@ const DOUBLINGS: i32 = 30;
 /// Degree of the Taylor series.
 const DEGREE: usize = 5;
 
-/// Whether `e` reads something that changes within a step or a state variable.
-fn varies(e: &Ex) -> Option<Slot> {
+/// Whether `e` reads something that changes within a step: a state variable integrated
+/// with it (`solved`), the time or noise. The states of a circuit's other objects are held
+/// while one object is integrated, so they count as constants there.
+fn varies(e: &Ex, solved: &[usize]) -> Option<Slot> {
     let mut found = None;
-    e.visit(&mut |n| {
-        if let Ex::Slot(s @ (Slot::State(_) | Slot::Time | Slot::Noise(_))) = n {
+    e.visit(&mut |n| match n {
+        Ex::Slot(s @ Slot::State(k)) if solved.contains(k) => {
             found.get_or_insert(*s);
         }
+        Ex::Slot(s @ (Slot::Time | Slot::Noise(_))) => {
+            found.get_or_insert(*s);
+        }
+        _ => {}
     });
     found
 }
 
 /// The linear system of `drift`, or why Brian's `exact` cannot integrate it.
 pub fn linear_system(drift: &[Ex], states: &[Var]) -> Result<LinearSystem, String> {
-    let n = drift.len();
+    let all: Vec<usize> = (0..drift.len()).collect();
+    linear_system_of(drift, states, &all)
+}
+
+/// The linear system of the states `solved` (one object of a circuit, integrated while the
+/// others are held), in their order, or why Brian's `exact` cannot integrate it.
+pub fn linear_system_of(
+    drift: &[Ex],
+    states: &[Var],
+    solved: &[usize],
+) -> Result<LinearSystem, String> {
+    let n = solved.len();
     let name = |s: Slot| match s {
         Slot::State(k) => format!("`{}`", states[k].name),
         Slot::Time => "the time `t`".to_string(),
@@ -53,15 +70,16 @@ pub fn linear_system(drift: &[Ex], states: &[Var]) -> Result<LinearSystem, Strin
     };
     let mut m = Vec::with_capacity(n);
     let mut c = Vec::with_capacity(n);
-    for (j, f) in drift.iter().enumerate() {
+    for &j in solved {
         let var = &states[j].name;
-        let mut rest = f.clone();
+        let mut rest = drift[j].clone();
         let mut row = Vec::with_capacity(n);
-        for (k, state) in states.iter().enumerate().take(n) {
+        for &k in solved {
+            let state = &states[k];
             let (a, b) = rest
                 .linear_in(Slot::State(k))
                 .map_err(|why| format!("d{var}/dt is not linear in `{}`: {why}", state.name))?;
-            if let Some(s) = varies(&a) {
+            if let Some(s) = varies(&a, solved) {
                 return Err(format!(
                     "in d{var}/dt the factor of `{}` depends on {} (a product of variables is not linear)",
                     state.name,
@@ -71,7 +89,7 @@ pub fn linear_system(drift: &[Ex], states: &[Var]) -> Result<LinearSystem, Strin
             row.push(a);
             rest = b;
         }
-        if let Some(s) = varies(&rest) {
+        if let Some(s) = varies(&rest, solved) {
             return Err(match s {
                 Slot::State(_) => format!(
                     "in d{var}/dt, {} occurs inside a function, a denominator or a power",

@@ -389,10 +389,16 @@ impl StepAlgebra for Symbolic<'_> {
     fn linear_system(&mut self) -> (Vec<Vec<NodeId>>, Vec<NodeId>) {
         let model = self.model;
         let x = self.current();
-        let sys = model
-            .exact
-            .as_ref()
-            .expect("exact is only selected for linear systems");
+        // A circuit's object: its own states, the others held at their latest values (`x`).
+        let own;
+        let sys = match &self.phase {
+            Some((p, _)) => {
+                own = crate::exact::linear_system_of(&model.drift, &model.states, p);
+                own.as_ref()
+            }
+            None => model.exact.as_ref(),
+        }
+        .expect("exact is only selected for linear systems");
         let m = sys
             .m
             .iter()

@@ -394,6 +394,20 @@ impl Model {
     pub fn method(&self) -> Method {
         self.method
     }
+    /// A circuit's objects in the order they are integrated: the state variables of each
+    /// and its method (named, else Brian's choice for that object's equations alone, as
+    /// Brian logs it); empty for a single group, which uses [`Model::method`].
+    pub fn phase_methods(&self) -> Vec<(Vec<&str>, Method)> {
+        self.phases
+            .iter()
+            .map(|(idx, m)| {
+                (
+                    idx.iter().map(|&j| self.states[j].name.as_str()).collect(),
+                    *m,
+                )
+            })
+            .collect()
+    }
     /// The parsed equations.
     pub fn equations(&self) -> &EquationSet {
         &self.equations
@@ -440,16 +454,16 @@ impl Model {
         {
             return Err(e.clone());
         }
-        if method == Method::Exact && self.phases.len() > 1 {
-            return Err(SimError::Model(
-                "the `exact` method integrates one linear system, not a circuit's objects in turn"
-                    .into(),
-            ));
-        }
-        for (_, m) in &mut self.phases {
+        for (idx, m) in &mut self.phases {
+            if method == Method::Exact
+                && let Err(why) = crate::exact::linear_system_of(&self.drift, &self.states, idx)
+            {
+                return Err(exact_refused(&why));
+            }
             *m = method;
         }
         if method == Method::Exact
+            && self.phases.is_empty()
             && let Err(why) = &self.exact
         {
             return Err(exact_refused(why));

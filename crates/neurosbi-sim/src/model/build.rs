@@ -39,7 +39,7 @@ impl Model {
         let initial = lower_initial(desc, &states, &mut scope)?;
         let subexprs = lowered_subexprs(&scope);
         let method = choose_method(desc, &diffusion, &scope.noise, &linear, &exact)?;
-        let phases = schedule(desc, &states, &pre_step, method, &linear, &diffusion)?;
+        let phases = schedule(desc, &states, &pre_step, &drift, &linear, &diffusion)?;
         let model = Model {
             states,
             params,
@@ -262,13 +262,14 @@ fn refuse_synapse_flags(desc: &ModelDescription, eqs: &EquationSet) -> Result<()
 }
 
 /// The integration phases: one per object of a circuit, in Brian's order (the
-/// description's `schedule`), each with its method (its own, else the model's), or none
-/// for a single group (all states at once with the model's method).
+/// description's `schedule`), each with its method (its own, else the circuit's, else the
+/// one Brian picks for that object's equations alone), or none for a single group (all
+/// states at once with the model's method).
 fn schedule(
     desc: &ModelDescription,
     states: &[Var],
     pre_step: &[(usize, Ex)],
-    method: Method,
+    drift: &[Ex],
     linear: &[Result<(Ex, Ex)>],
     diffusion: &[Vec<Ex>],
 ) -> Result<Vec<(Vec<usize>, Method)>> {
@@ -293,22 +294,8 @@ fn schedule(
             }
             idx.push(j);
         }
-        let m = phase_method(
-            phase.method.as_deref(),
-            method,
-            &idx,
-            states,
-            linear,
-            diffusion,
-        )?;
-        if m == Method::Exact && desc.schedule.len() > 1 {
-            return Err(SimError::Model(
-                "the `exact` method integrates one linear system; a circuit's objects are \
-                 integrated in turn and need a step method (euler, exponential_euler, rk2, \
-                 rk4, heun, ...)"
-                    .into(),
-            ));
-        }
+        let named = phase.method.as_deref().or(desc.method.as_deref());
+        let m = phase_method(named, &idx, states, drift, linear, diffusion)?;
         phases.push((idx, m));
     }
     if let Some(j) = seen.iter().position(|s| !s) {
@@ -320,16 +307,32 @@ fn schedule(
     Ok(phases)
 }
 
-/// The method of one phase, checked against its states' noise and linearity.
+/// The method of one phase (named, else Brian's default for its equations alone), checked
+/// against its states' noise and linearity.
 fn phase_method(
     named: Option<&str>,
-    model: Method,
     idx: &[usize],
     states: &[Var],
+    drift: &[Ex],
     linear: &[Result<(Ex, Ex)>],
     diffusion: &[Vec<Ex>],
 ) -> Result<Method> {
-    let mut m = named.map(Method::parse).transpose()?.unwrap_or(model);
+    let exact = || crate::exact::linear_system_of(drift, states, idx);
+    let mut m = match named {
+        Some(name) => Method::parse(name)?,
+        None => {
+            let own: Vec<Vec<Ex>> = idx.iter().map(|&j| diffusion[j].clone()).collect();
+            default_method(&own, &exact())
+        }
+    };
+    if m == Method::Exact
+        && let Err(why) = exact()
+    {
+        return Err(super::exact_refused(&format!(
+            "{why} (the object integrating `{}`)",
+            states[idx[0]].name
+        )));
+    }
     let noisy = idx.iter().any(|&j| !diffusion[j].is_empty());
     if noisy && !m.supports_noise() {
         return Err(SimError::Model(format!(
@@ -844,7 +847,9 @@ fn choose_method(
     {
         return Err(e.clone());
     }
+    // A circuit's objects are integrated in turn, each as its own system (`schedule`).
     if method == Method::Exact
+        && desc.schedule.is_empty()
         && let Err(why) = exact
     {
         return Err(super::exact_refused(why));
