@@ -229,9 +229,24 @@ fn bad_circuits_are_named_errors() {
         "{e}"
     );
 
+    // `exact` on one object of a circuit: that object's equations alone must be linear
+    // (the others' variables are held while it is integrated).
     let mut c = pair();
     c.groups[1].method = Some("exact".into());
-    assert!(err(&c).contains("`exact`"), "{}", err(&c));
+    let model = Model::new(&c.flatten().unwrap()).unwrap();
+    let methods = model.phase_methods();
+    assert!(
+        methods
+            .iter()
+            .any(|(s, m)| *s == ["v_post"] && m.to_string() == "exact"),
+        "{methods:?}"
+    );
+    c.groups[1].equations = LEAKY.replace("-v + I_in", "-v**3/mV**2 + I_in");
+    let e = err(&c);
+    assert!(
+        e.contains("groups.post") && e.contains("`exact`") && e.contains("not linear in `v`"),
+        "{e}"
+    );
 
     let mut c = pair();
     c.synapses[0].on_pre = Some("w += 1*mV".into());
