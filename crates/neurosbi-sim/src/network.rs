@@ -87,6 +87,10 @@ pub struct NetworkRun {
     /// Initial values given per neuron (group, state variable, one value per neuron, SI),
     /// replacing the group's `initial`.
     pub initial: Vec<(String, String, Vec<f64>)>,
+    /// Parameter values given per neuron (group, parameter, one value per neuron, SI),
+    /// replacing the value given to [`Network::new`] for that group: heterogeneous
+    /// neurons, as Brian's `G.tau = ...` with an array or an expression of `i`.
+    pub parameters: Vec<(String, String, Vec<f64>)>,
     /// Values of each group input (group, input, one value per step, SI), the same for
     /// every neuron of the group (a Brian `TimedArray` of one dimension).
     pub inputs: Vec<(String, String, Vec<f64>)>,
@@ -106,6 +110,7 @@ impl NetworkRun {
             record: Vec::new(),
             record_every: 1,
             initial: Vec::new(),
+            parameters: Vec::new(),
             inputs: Vec::new(),
             seed: 0,
         }
@@ -363,6 +368,46 @@ fn increments(
     Ok(out)
 }
 
+/// Per group and parameter, the per-neuron values given in the run, if any: each for a
+/// parameter of an existing group, once, with one finite value per neuron.
+fn neuron_parameters<'a>(
+    net: &Network,
+    run: &'a NetworkRun,
+) -> Result<Vec<Vec<Option<&'a [f64]>>>> {
+    let fail = |m: String| SimError::Config(format!("network run: parameters: {m}"));
+    let mut out: Vec<Vec<Option<&[f64]>>> = net
+        .groups
+        .iter()
+        .map(|g| vec![None; g.params.len()])
+        .collect();
+    for (g, name, values) in &run.parameters {
+        let Some(gi) = net.groups.iter().position(|x| x.name == *g) else {
+            return Err(fail(format!("`{name}` is given for `{g}`: no such group")));
+        };
+        let group = &net.groups[gi];
+        let Some(p) = group
+            .model
+            .parameters()
+            .iter()
+            .position(|v| v.name == *name)
+        else {
+            return Err(fail(format!("`{g}` has no parameter `{name}`")));
+        };
+        if out[gi][p].is_some() {
+            return Err(fail(format!("`{name}` of `{g}` is given twice")));
+        }
+        if values.len() != group.n || values.iter().any(|v| !v.is_finite()) {
+            return Err(fail(format!(
+                "`{name}` of `{g}`: {} finite values needed (one per neuron), got {}",
+                group.n,
+                values.len()
+            )));
+        }
+        out[gi][p] = Some(values);
+    }
+    Ok(out)
+}
+
 /// Each group's input values per step, in its model's input order: every input given once,
 /// with one finite value per step, and nothing given that no group reads.
 fn group_inputs(net: &Network, run: &NetworkRun) -> Result<Vec<Vec<Vec<f64>>>> {
@@ -504,10 +549,11 @@ struct Runner {
 impl Runner {
     fn new(net: &Network, run: &NetworkRun) -> Result<Self> {
         let inputs = group_inputs(net, run)?;
+        let per_neuron = neuron_parameters(net, run)?;
         let mut kernels = Vec::new();
         let mut blocks = Vec::new();
         let mut first = 0;
-        for (g, inputs) in net.groups.iter().zip(&inputs) {
+        for ((g, inputs), per_neuron) in net.groups.iter().zip(&inputs).zip(&per_neuron) {
             let names: Vec<String> = run
                 .record
                 .iter()
@@ -520,7 +566,11 @@ impl Runner {
             for b in 0..g.n.div_ceil(LANES) {
                 let mut frame = vec![[0.0; LANES]; k.n_regs()];
                 for (p, v) in g.params.iter().enumerate() {
-                    frame[layout.param(p)] = [*v; LANES];
+                    frame[layout.param(p)] = match per_neuron[p] {
+                        // Lanes past the group repeat its last neuron.
+                        Some(vals) => std::array::from_fn(|l| vals[(b * LANES + l).min(g.n - 1)]),
+                        None => [*v; LANES],
+                    };
                 }
                 for (l, i) in frame[layout.index()].iter_mut().enumerate() {
                     *i = (b * LANES + l).min(g.n - 1) as f64;

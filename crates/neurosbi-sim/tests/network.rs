@@ -51,6 +51,16 @@ fn drive() -> Vec<f64> {
 
 /// The same neurons through `run::simulate`: `n` parameter sets of one trace each.
 fn batch(n: usize, seed: u64, record: &[usize]) -> neurosbi_sim::SimResult {
+    batch_with(n, seed, record, &|_, _, v| v)
+}
+
+/// As [`batch`], neuron `k`'s parameter `p` set to `f(k, p, value)`.
+fn batch_with(
+    n: usize,
+    seed: u64,
+    record: &[usize],
+    f: &dyn Fn(usize, &str, f64) -> f64,
+) -> neurosbi_sim::SimResult {
     let g = group("x", n);
     let mut desc = ModelDescription::new(LIF);
     desc.threshold = g.threshold.clone();
@@ -62,17 +72,13 @@ fn batch(n: usize, seed: u64, record: &[usize]) -> neurosbi_sim::SimResult {
     let model = Model::new(&desc).unwrap();
     let kernel = CompiledKernel::new(&model, DT, &["v".to_string()]).unwrap();
     let vals = values("x");
-    let row: Vec<f64> = model
-        .parameters()
-        .iter()
-        .map(|p| {
-            vals.iter()
-                .find(|(k, _)| *k == format!("{}_x", p.name))
-                .unwrap()
-                .1
-        })
-        .collect();
-    let params: Vec<f64> = (0..n).flat_map(|_| row.clone()).collect();
+    let value = |p: &str| vals.iter().find(|(k, _)| *k == format!("{p}_x")).unwrap().1;
+    let mut params = Vec::new();
+    for k in 0..n {
+        for p in model.parameters() {
+            params.push(f(k, &p.name, value(&p.name)));
+        }
+    }
     let mut cfg = RunConfig::new(DT, STEPS);
     cfg.seed = seed;
     cfg.record = vec!["v".into()];
@@ -174,6 +180,51 @@ fn a_connected_noisy_network_is_reproducible_by_seed() {
     // Coupling changes the dynamics: the same seed without synapses fires differently.
     let alone = batch(200, 1, &[0]).spikes;
     assert_ne!(a, alone);
+}
+
+#[test]
+fn per_neuron_parameters_are_the_batch_runners_parameter_sets() {
+    // Heterogeneous drive and membrane time constants, as Brian's `G.mu = '...*i'`.
+    let n = 100;
+    let het = |k: usize, p: &str, v: f64| match p {
+        "mu" => v * (0.5 + k as f64 / n as f64),
+        "tau" => v * (1.0 + (k % 7) as f64 / 10.0),
+        _ => v,
+    };
+    let c = CircuitDescription::new(vec![group("x", n)], Vec::new());
+    let net = Network::new(&c, &values("x")).unwrap();
+    let mut run = network_run(&[("x", n)], 3, &[0]);
+    for (p, v) in [("mu", 8e-3), ("tau", 1e-2)] {
+        run.parameters
+            .push(("x".into(), p.into(), (0..n).map(|k| het(k, p, v)).collect()));
+    }
+    let out = net.simulate(&run).unwrap();
+    let reference = batch_with(n, 3, &[0], &het);
+    let spikes = out.spikes("x").unwrap();
+    for k in 0..n {
+        assert_eq!(spikes[k], reference.spikes[k], "spikes of neuron {k}");
+    }
+    assert!(
+        spikes[n - 1].len() > spikes[0].len(),
+        "a stronger drive fires more"
+    );
+    let bad = |f: &dyn Fn(&mut NetworkRun)| {
+        let mut r = run.clone();
+        f(&mut r);
+        net.simulate(&r).unwrap_err().to_string()
+    };
+    let e = bad(&|r| r.parameters[0].2.truncate(10));
+    assert!(
+        e.contains("`mu` of `x`") && e.contains("100 finite values"),
+        "{e}"
+    );
+    let e = bad(&|r| {
+        r.parameters
+            .push(("x".into(), "gain".into(), vec![0.0; 100]))
+    });
+    assert!(e.contains("`x` has no parameter `gain`"), "{e}");
+    let e = bad(&|r| r.parameters.push(r.parameters[1].clone()));
+    assert!(e.contains("`tau` of `x` is given twice"), "{e}");
 }
 
 #[test]
