@@ -6,6 +6,10 @@
 //!   next to eFEL's and antropy's own time per trace measured in the same run when
 //!   `python3` (or `$NEUROSBI_PYTHON`) can import them; skipped otherwise.
 //!
+//! * The 15 pyloric statistics of one 11-s simulation (three traces of 440 000 samples at
+//!   0.025 ms; the package's own full-resolution fixtures): time per simulation, the cost
+//!   a pyloric fit adds to each simulation.
+//!
 //! Traces are simulated here (sbi tutorial Hodgkin-Huxley, exponential Euler, dt 0.01 ms,
 //! 120 ms, step current 10-110 ms, varied amplitude and noise). The 10 000 recordings of
 //! the first benchmark are views of 100 distinct traces (10 MB), so the data still come
@@ -295,6 +299,40 @@ fn bench_antropy(c: &mut Criterion) {
     g.finish();
 }
 
+/// The pyloric fixture's full-resolution traces of one simulation (quantised to 0.01 mV,
+/// as the package saw them).
+fn pyloric_traces(file: &str) -> [Vec<f64>; 3] {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pyloric/");
+    let bytes = std::fs::read(format!("{path}{file}")).expect("the pyloric fixtures");
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    let n = npy.shape()[1] as usize;
+    let q: Vec<i16> = npy.into_vec().unwrap();
+    [0, 1, 2].map(|i| {
+        q[i * n..(i + 1) * n]
+            .iter()
+            .map(|&x| f64::from(x) / 100.0)
+            .collect()
+    })
+}
+
+fn bench_pyloric(c: &mut Criterion) {
+    use neurosbi_features::pyloric::{PyloricSettings, pyloric_stats};
+    let settings = PyloricSettings {
+        dt: 0.025,
+        burn_in: 1000.0,
+    };
+    let mut g = c.benchmark_group("pyloric_stats");
+    g.throughput(Throughput::Elements(1));
+    // A pyloric rhythm and a non-pyloric one (prior draws 13 and 20 of the fixtures).
+    for file in ["full_prior-13.npy", "full_prior-20.npy"] {
+        let v = pyloric_traces(file);
+        g.bench_function(format!("one 11-s simulation ({file})"), |b| {
+            b.iter(|| pyloric_stats([&v[0], &v[1], &v[2]], &settings).unwrap())
+        });
+    }
+    g.finish();
+}
+
 fn main() {
     let mut c = Criterion::default()
         .sample_size(10)
@@ -304,5 +342,6 @@ fn main() {
     bench_sbi(&mut c);
     bench_efel(&mut c);
     bench_antropy(&mut c);
+    bench_pyloric(&mut c);
     c.final_summary();
 }
