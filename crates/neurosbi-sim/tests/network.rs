@@ -1,6 +1,7 @@
 //! The network layout's noise, `rand()` and inputs: an unconnected group is the batch
 //! runner's neurons, number for number, with the same seed; groups take consecutive
 //! streams; connected noisy networks are reproducible; bad inputs are named.
+#![allow(clippy::needless_range_loop)] // neuron loops index both sides' trains
 
 use neurosbi_sim::circuit::{CircuitDescription, Connect, GroupDescription, SynapseDescription};
 use neurosbi_sim::network::{Network, NetworkRun};

@@ -38,8 +38,8 @@ pub fn smooth(v: &[f64], window: usize) -> Vec<f64> {
     let half = window / 2;
     let c = coefficients(half);
     let mut out = vec![0.0; n];
-    for i in half..n - half {
-        out[i] = interior(v, &c, i);
+    for (i, o) in out.iter_mut().enumerate().take(n - half).skip(half) {
+        *o = interior(v, &c, i);
     }
     fit_edge(&v[..window], &mut out[..half], 0);
     fit_edge(&v[n - window..], &mut out[n - half..], window - half);
@@ -76,8 +76,8 @@ pub fn smooth_above(v: &[f64], window: usize, floor: f64) -> Vec<f64> {
         let (lo, hi) = (a.saturating_sub(1).max(half), (b + 1).min(n - half));
         let reach = &v[lo - half..hi + half];
         if reach.iter().copied().fold(f64::NEG_INFINITY, f64::max) > cut {
-            for i in lo..hi {
-                out[i] = interior(v, &c, i);
+            for (i, o) in out.iter_mut().enumerate().take(hi).skip(lo) {
+                *o = interior(v, &c, i);
             }
         }
         a = b;
