@@ -9,16 +9,20 @@
 //! Lanes where the sequence is not proven to be exact (operands or quotient near the ends
 //! of the exponent range, zeros, infinities, NaN) are recomputed with `/`, so results are
 //! the same as plain division on every CPU: a model gives the same numbers with or without
-//! AVX-512. Written by hand because it must inline into the simulator's lane loops and
+//! AVX-512. The sequence runs on the FMA ports instead of the divider, so it pays only in
+//! programs where divisions dominate: each compiled program decides (`vm::divides_much`).
+//! Written by hand because it must inline into the simulator's lane loops and
 //! agree bit for bit with `/`; no crate offers that.
 
 use crate::vm::Lanes;
 
-/// `d[l] = a[l] / b[l]` for the first `W` lanes, exactly as `/` rounds.
+/// `d[l] = a[l] / b[l]` for the first `W` lanes, exactly as `/` rounds; through the
+/// reciprocal sequence where `fast` (the caller's program divides a lot) and the CPU has
+/// AVX-512, else with `/`.
 #[inline(always)]
-pub fn div_lanes<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes) {
+pub fn div_lanes<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes, fast: bool) {
     #[cfg(target_arch = "x86_64")]
-    if W.is_multiple_of(8) && std::arch::is_x86_feature_detected!("avx512f") {
+    if fast && W.is_multiple_of(8) && std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F (checked above) and W <= LANES lanes are read.
         unsafe { avx512::div::<W>(d, a, b) };
         return;
@@ -28,10 +32,10 @@ pub fn div_lanes<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes) {
     }
 }
 
-/// `d[l] = k / b[l]` for the first `W` lanes, exactly as `/` rounds.
+/// `d[l] = k / b[l]` for the first `W` lanes, exactly as `/` rounds (see [`div_lanes`]).
 #[inline(always)]
-pub fn kdiv_lanes<const W: usize>(d: &mut Lanes, k: f64, b: &Lanes) {
-    div_lanes::<W>(d, &[k; crate::vm::LANES], b)
+pub fn kdiv_lanes<const W: usize>(d: &mut Lanes, k: f64, b: &Lanes, fast: bool) {
+    div_lanes::<W>(d, &[k; crate::vm::LANES], b, fast)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -114,7 +118,7 @@ mod tests {
 
     fn check(a: &Lanes, b: &Lanes) -> Result<(), String> {
         let mut d = [0.0; LANES];
-        div_lanes::<LANES>(&mut d, a, b);
+        div_lanes::<LANES>(&mut d, a, b, true);
         for l in 0..LANES {
             let t = a[l] / b[l];
             let same = d[l].to_bits() == t.to_bits() || (d[l].is_nan() && t.is_nan());
@@ -196,12 +200,12 @@ mod tests {
         let mut rnd = stream(7);
         let b: Lanes = std::array::from_fn(|_| (rnd() % 10_000) as f64 / 77.0 - 60.0);
         let mut d = [f64::NAN; LANES];
-        kdiv_lanes::<8>(&mut d, -2.5, &b);
+        kdiv_lanes::<8>(&mut d, -2.5, &b, true);
         for l in 0..8 {
             assert_eq!(d[l].to_bits(), (-2.5 / b[l]).to_bits());
         }
         assert!(d[8].is_nan(), "lanes past W are untouched");
-        div_lanes::<4>(&mut d, &b, &b);
+        div_lanes::<4>(&mut d, &b, &b, true);
         assert!(d[..4].iter().zip(&b).all(|(q, x)| *q == x / x));
     }
 }

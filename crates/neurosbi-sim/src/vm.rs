@@ -433,6 +433,32 @@ pub struct Program {
     ins: Vec<Ins>,
     /// Registers holding the program's results, in the order requested.
     pub outputs: Vec<u32>,
+    /// Divisions through the reciprocal sequence of [`divide`] (see [`divides_much`]).
+    fast_div: bool,
+}
+
+/// Whether at least a quarter of a program's instructions divide: then the divider unit is
+/// its bottleneck and [`divide`]'s reciprocal sequence (FMA ports) pays; with fewer, the
+/// divider works beside the FMA-heavy exponentials for free, and the sequence only adds FMA
+/// work. Measured: the pyloric step (185 of 459) 0.140 -> 0.100 s per simulation with it;
+/// Hodgkin-Huxley model C (about one in ten) 10 % slower with it. Either way the quotients
+/// are those of `/`.
+fn divides_much(ins: &[Ins]) -> bool {
+    let dividing = ins
+        .iter()
+        .filter(|i| {
+            matches!(
+                i,
+                Ins::Bin(Bin::Div, ..)
+                    | Ins::KBin(Bin::Div, ..)
+                    | Ins::ExpEuler(..)
+                    | Ins::ExpAffRecip(..)
+                    | Ins::EfunAff(..)
+                    | Ins::Un(Un::Efun | Un::Fun(Func::Exprel), ..)
+            )
+        })
+        .count();
+    4 * dividing >= ins.len() && dividing > 0
 }
 
 /// The compiled set of programs of a model, sharing one register layout.
@@ -595,12 +621,14 @@ impl Builder {
                 .collect();
             n_regs = n_regs.max(top as usize);
             programs.push(Program {
+                fast_div: divides_much(&ins),
                 ins,
                 outputs: out_regs,
             });
         }
         Compiled {
             prologue: Program {
+                fast_div: divides_much(&prologue),
                 ins: prologue,
                 outputs: vec![],
             },
@@ -999,12 +1027,12 @@ fn bool_lanes<const W: usize>(d: &mut Lanes, a: &Lanes, b: &Lanes, f: impl Fn(f6
 }
 
 #[inline(always)]
-fn bin_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
+fn bin_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes, fd: bool) {
     match op {
         Bin::Add => lanes!(W, d, l, a[l] + b[l]),
         Bin::Sub => lanes!(W, d, l, a[l] - b[l]),
         Bin::Mul => lanes!(W, d, l, a[l] * b[l]),
-        Bin::Div => divide::div_lanes::<W>(d, a, b),
+        Bin::Div => divide::div_lanes::<W>(d, a, b, fd),
         Bin::Pow => lanes!(W, d, l, a[l].powf(b[l])),
         Bin::Cmp(c) => bool_lanes::<W>(d, a, b, |x, y| c.eval(x, y)),
         Bin::And => bool_lanes::<W>(d, a, b, |x, y| x != 0.0 && y != 0.0),
@@ -1014,22 +1042,22 @@ fn bin_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, b: &Lanes) {
 }
 
 #[inline(always)]
-fn bin_k_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool) {
+fn bin_k_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_first: bool, fd: bool) {
     match (op, k_first) {
         (Bin::Add, _) => lanes!(W, d, l, a[l] + k),
         (Bin::Mul, _) => lanes!(W, d, l, a[l] * k),
         (Bin::Sub, false) => lanes!(W, d, l, a[l] - k),
         (Bin::Sub, true) => lanes!(W, d, l, k - a[l]),
         (Bin::Div, false) => lanes!(W, d, l, a[l] / k),
-        (Bin::Div, true) => divide::kdiv_lanes::<W>(d, k, a),
+        (Bin::Div, true) => divide::kdiv_lanes::<W>(d, k, a, fd),
         (Bin::Pow, false) => lanes!(W, d, l, a[l].powf(k)),
         (Bin::Pow, true) => lanes!(W, d, l, k.powf(a[l])),
         _ => {
             let kb = [k; LANES];
             if k_first {
-                bin_lanes::<W>(op, d, &kb, a)
+                bin_lanes::<W>(op, d, &kb, a, fd)
             } else {
-                bin_lanes::<W>(op, d, a, &kb)
+                bin_lanes::<W>(op, d, a, &kb, fd)
             }
         }
     }
@@ -1037,21 +1065,28 @@ fn bin_k_lanes<const W: usize>(op: Bin, d: &mut Lanes, a: &Lanes, k: f64, k_firs
 
 /// `fastmath::efun` over lanes, its division through [`divide`].
 #[inline(always)]
-fn efun_lanes<const W: usize>(d: &mut Lanes, z: &Lanes) {
+fn efun_lanes<const W: usize>(d: &mut Lanes, z: &Lanes, fd: bool) {
     let mut em = [0.0; LANES];
     lanes!(W, em, l, fastmath::expm1(z[l]));
-    divide::div_lanes::<W>(d, z, &em);
+    divide::div_lanes::<W>(d, z, &em, fd);
     lanes!(W, d, l, if z[l] == 0.0 { 1.0 } else { d[l] });
 }
 
 /// [`exp_euler_scalar`] over lanes, the same operations in the same order, its division
 /// through [`divide`].
 #[inline(always)]
-fn exp_euler_lanes<const W: usize>(d: &mut Lanes, x: &Lanes, a: &Lanes, b: &Lanes, dt: f64) {
+fn exp_euler_lanes<const W: usize>(
+    d: &mut Lanes,
+    x: &Lanes,
+    a: &Lanes,
+    b: &Lanes,
+    dt: f64,
+    fd: bool,
+) {
     let (mut e, mut em, mut q) = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
     lanes!(W, e, l, fastmath::exp(a[l] * dt));
     lanes!(W, em, l, e[l] - 1.0);
-    divide::div_lanes::<W>(&mut q, &em, a);
+    divide::div_lanes::<W>(&mut q, &em, a, fd);
     lanes!(W, d, l, {
         let exact = x[l] * e[l] + b[l] * q[l];
         let euler = x[l] + b[l] * dt;
@@ -1060,7 +1095,7 @@ fn exp_euler_lanes<const W: usize>(d: &mut Lanes, x: &Lanes, a: &Lanes, b: &Lane
 }
 
 #[inline(always)]
-fn un_lanes<const W: usize>(op: Un, d: &mut Lanes, a: &Lanes) {
+fn un_lanes<const W: usize>(op: Un, d: &mut Lanes, a: &Lanes, fd: bool) {
     match op {
         Un::Not => lanes!(W, d, l, if a[l] == 0.0 { 1.0 } else { 0.0 }),
         Un::PowI(2) => lanes!(W, d, l, a[l] * a[l]),
@@ -1070,13 +1105,13 @@ fn un_lanes<const W: usize>(op: Un, d: &mut Lanes, a: &Lanes) {
             s * s
         }),
         Un::PowI(n) => lanes!(W, d, l, powi(a[l], n)),
-        Un::Efun => efun_lanes::<W>(d, a),
+        Un::Efun => efun_lanes::<W>(d, a, fd),
         Un::Fun(f) => match f {
             Func::Exp => lanes!(W, d, l, fastmath::exp(a[l])),
             Func::Exprel => {
                 let mut em = [0.0; LANES];
                 lanes!(W, em, l, fastmath::expm1(a[l]));
-                divide::div_lanes::<W>(d, &em, a);
+                divide::div_lanes::<W>(d, &em, a, fd);
                 lanes!(W, d, l, if a[l] == 0.0 { 1.0 } else { d[l] });
             }
             Func::Abs => lanes!(W, d, l, a[l].abs()),
@@ -1117,6 +1152,7 @@ impl Program {
             "register file smaller than the program needs"
         );
         let base = file.as_mut_ptr();
+        let fd = self.fast_div;
         for ins in &self.ins {
             // SAFETY: every register index is below `n_regs` (compile-time invariant of
             // `Builder::compile`, with `file.len() >= n_regs` checked above) and each
@@ -1125,15 +1161,15 @@ impl Program {
                 match *ins {
                     Ins::Bin(op, d, a, b) => {
                         let (d, [a, b, _]) = regs(base, d, [a, b, b]);
-                        bin_lanes::<W>(op, d, a, b);
+                        bin_lanes::<W>(op, d, a, b, fd);
                     }
                     Ins::BinK(op, d, a, k) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        bin_k_lanes::<W>(op, d, a, k, false);
+                        bin_k_lanes::<W>(op, d, a, k, false, fd);
                     }
                     Ins::KBin(op, d, k, a) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        bin_k_lanes::<W>(op, d, a, k, true);
+                        bin_k_lanes::<W>(op, d, a, k, true, fd);
                     }
                     Ins::MulAdd(d, a, b, c) => {
                         let (d, [a, b, c]) = regs(base, d, [a, b, c]);
@@ -1153,7 +1189,7 @@ impl Program {
                     }
                     Ins::Un(op, d, a) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
-                        un_lanes::<W>(op, d, a);
+                        un_lanes::<W>(op, d, a, fd);
                     }
                     Ins::Clip(d, a, lo, hi) => {
                         let (d, [a, lo, hi]) = regs(base, d, [a, lo, hi]);
@@ -1165,7 +1201,7 @@ impl Program {
                     }
                     Ins::ExpEuler(d, x, a, b, dt) => {
                         let (d, [x, a, b]) = regs(base, d, [x, a, b]);
-                        exp_euler_lanes::<W>(d, x, a, b, dt);
+                        exp_euler_lanes::<W>(d, x, a, b, dt, fd);
                     }
                     Ins::ExpAff(d, a, k) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
@@ -1175,13 +1211,13 @@ impl Program {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
                         let mut den = [0.0; LANES];
                         lanes!(W, den, l, fastmath::exp(a[l] * k[0] + k[1]) * k[2] + k[3]);
-                        divide::kdiv_lanes::<W>(d, k[4], &den);
+                        divide::kdiv_lanes::<W>(d, k[4], &den, fd);
                     }
                     Ins::EfunAff(d, a, k1, k2) => {
                         let (d, [a, _, _]) = regs(base, d, [a, a, a]);
                         let mut z = [0.0; LANES];
                         lanes!(W, z, l, a[l] * k1 + k2);
-                        efun_lanes::<W>(d, &z);
+                        efun_lanes::<W>(d, &z, fd);
                     }
                     Ins::Splat(d, k) => {
                         let d = &mut *base.add(d as usize);
@@ -1197,6 +1233,7 @@ impl Program {
         Program {
             ins: vec![self.ins[i]],
             outputs: Vec::new(),
+            fast_div: self.fast_div,
         }
     }
 
